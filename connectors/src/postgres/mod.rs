@@ -1,0 +1,721 @@
+//! PostgreSQL source and sink.
+//!
+//! Reads use the extended protocol with binary results (values bound as
+//! parameters, rows streamed as they arrive). Writes stream binary COPY into a
+//! temporary staging table, then merge with `INSERT … ON CONFLICT … DO UPDATE
+//! … WHERE … IS DISTINCT FROM …` and write the checkpoint in the same
+//! transaction.
+
+pub mod codec;
+
+use std::collections::HashSet;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use planner::datastores::Datastore;
+use planner::model::{quote_ident, MappedColumn, TableRef};
+use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
+use planner::types::{arrow_schema, ColumnSpec};
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
+use tokio_postgres::{Client, CopyInSink, NoTls};
+
+use crate::conform::{check_fits, value_error};
+use crate::sql;
+use crate::traits::{BatchStream, RunIdentity, Sink, Source, WriteStats};
+use crate::{ConnectorError, Result};
+use codec::{BatchEncoder, ColumnDecoder};
+
+/// Micros between the Unix epoch and PostgreSQL's 2000-01-01 epoch.
+const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Opens a connection; the error names host:port and never the password.
+pub async fn connect(ds: &Datastore) -> Result<Client> {
+    let Datastore::Postgres {
+        name,
+        host,
+        port,
+        user,
+        password,
+        dbname,
+        ..
+    } = ds
+    else {
+        return Err(ConnectorError::Other(format!(
+            "datastore \"{}\" is not postgres",
+            ds.name()
+        )));
+    };
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(host)
+        .port(*port)
+        .user(user)
+        .dbname(dbname)
+        .application_name("synchub")
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(p) = password {
+        cfg.password(p.expose());
+    }
+    let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
+        ConnectorError::Unreachable(format!(
+            "cannot connect to PostgreSQL at {host}:{port} (datastore \"{name}\", database \"{dbname}\", user \"{user}\"): {}",
+            describe_connect_error(&e)
+        ))
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+fn describe_connect_error(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// Any value in binary format, as raw bytes.
+struct RawValue<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for RawValue<'a> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(Some(raw)))
+    }
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(None))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// A partition bound bound as whatever type the server inferred for it.
+#[derive(Debug)]
+struct BoundParam {
+    value: PartitionValue,
+}
+
+impl ToSql for BoundParam {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let v = self.value.as_i64();
+        match *ty {
+            Type::INT2 => out.extend_from_slice(&(v.clamp(i16::MIN as i64, i16::MAX as i64) as i16).to_be_bytes()),
+            Type::INT4 => out.extend_from_slice(&(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes()),
+            Type::INT8 => out.extend_from_slice(&v.to_be_bytes()),
+            Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                out.extend_from_slice(&v.saturating_sub(PG_EPOCH_OFFSET_MICROS).to_be_bytes())
+            }
+            Type::DATE => {
+                // Rounded up: for date values, `d >= ceil(bound)` equals `d >= bound`.
+                let days = (v - PG_EPOCH_OFFSET_MICROS).div_euclid(MICROS_PER_DAY)
+                    + i64::from((v - PG_EPOCH_OFFSET_MICROS).rem_euclid(MICROS_PER_DAY) != 0);
+                out.extend_from_slice(&(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes())
+            }
+            _ => return Err(format!("cannot bind a partition bound as {ty}").into()),
+        }
+        Ok(IsNull::No)
+    }
+    fn accepts(ty: &Type) -> bool {
+        matches!(
+            *ty,
+            Type::INT2 | Type::INT4 | Type::INT8 | Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::DATE
+        )
+    }
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// A min/max result as a partition value.
+struct BoundValue(Option<PartitionValue>);
+
+impl<'a> FromSql<'a> for BoundValue {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let be = |n: usize| -> std::result::Result<i64, Box<dyn std::error::Error + Sync + Send>> {
+            if raw.len() != n {
+                return Err("bad length".into());
+            }
+            let mut b = [0u8; 8];
+            b[8 - n..].copy_from_slice(raw);
+            // Sign-extend narrower integers.
+            let v = i64::from_be_bytes(b);
+            Ok((v << (64 - 8 * n as u32)) >> (64 - 8 * n as u32))
+        };
+        let v = match *ty {
+            Type::INT2 => PartitionValue::Int(be(2)?),
+            Type::INT4 => PartitionValue::Int(be(4)?),
+            Type::INT8 => PartitionValue::Int(be(8)?),
+            Type::TIMESTAMP | Type::TIMESTAMPTZ => {
+                PartitionValue::Micros(be(8)?.saturating_add(PG_EPOCH_OFFSET_MICROS))
+            }
+            Type::DATE => PartitionValue::Micros(be(4)? * MICROS_PER_DAY + PG_EPOCH_OFFSET_MICROS),
+            _ => return Err(format!("cannot partition by a column of type {ty}").into()),
+        };
+        Ok(BoundValue(Some(v)))
+    }
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(BoundValue(None))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+pub struct PostgresSource {
+    client: Client,
+    table: TableRef,
+    columns: Vec<MappedColumn>,
+    specs: Vec<ColumnSpec>,
+    schema: SchemaRef,
+    /// The source's own type of each mapped column, learned by `check`.
+    source_types: Vec<Type>,
+}
+
+impl PostgresSource {
+    pub async fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<PostgresSource> {
+        let client = connect(&table.datastore).await?;
+        let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
+        Ok(PostgresSource {
+            client,
+            table: table.clone(),
+            columns: columns.to_vec(),
+            schema: arrow_schema(&specs),
+            specs,
+            source_types: Vec::new(),
+        })
+    }
+
+    fn missing_column_error(&self, message: &str) -> ConnectorError {
+        // PostgreSQL says: column "x" does not exist / column o.x does not exist.
+        let missing = message
+            .split("column ")
+            .nth(1)
+            .and_then(|r| r.split(" does not exist").next())
+            .map(|s| s.trim_matches('"').to_string());
+        let mapped = missing.as_ref().and_then(|m| {
+            self.columns.iter().position(|c| {
+                c.source == *m || c.source.rsplit('.').next() == m.rsplit('.').next()
+            })
+        });
+        match (missing, mapped) {
+            (Some(m), Some(i)) => ConnectorError::Schema(format!(
+                "source column \"{}\" (column {} of the mapping, dest \"{}\") does not exist in {}: {}",
+                self.columns[i].source,
+                i,
+                self.columns[i].dest,
+                self.table.display_name(),
+                hint_fix(&m)
+            )),
+            _ => ConnectorError::Schema(format!(
+                "cannot read source {}: {message}",
+                self.table.display_name()
+            )),
+        }
+    }
+}
+
+fn hint_fix(_missing: &str) -> String {
+    "fix the column name in the pipeline or add the column to the source".to_string()
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn check(&mut self) -> Result<()> {
+        let probe = sql::probe_sql(&self.table, &self.columns);
+        let stmt = match self.client.prepare(&probe).await {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = ConnectorError::from(e).to_string();
+                let msg = msg.trim_start_matches("PostgreSQL error: ").to_string();
+                if msg.contains("does not exist") && msg.starts_with("column") {
+                    return Err(self.missing_column_error(&msg));
+                }
+                return Err(ConnectorError::Schema(format!(
+                    "cannot read source {}: {msg}",
+                    self.table.display_name()
+                )));
+            }
+        };
+        self.source_types = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        for (c, ty) in self.columns.iter().zip(&self.source_types) {
+            ColumnDecoder::new(&c.dest, ty, &c.spec.data_type)?;
+        }
+        Ok(())
+    }
+
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+        if dims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = sql::bounds_sql(&self.table, dims, sql::pg_placeholder);
+        let row = self.client.query_one(&q, &[]).await?;
+        let mut out = Vec::with_capacity(dims.len());
+        for i in 0..dims.len() {
+            let min: BoundValue = row.try_get(3 * i)?;
+            let max: BoundValue = row.try_get(3 * i + 1)?;
+            let nulls: i64 = row.try_get(3 * i + 2)?;
+            out.push(ColumnBounds {
+                min_max: min.0.zip(max.0),
+                has_nulls: nulls > 0,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        if self.source_types.is_empty() {
+            self.check().await?;
+        }
+        let (q, params) = sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
+        let params: Vec<BoundParam> = params.into_iter().map(|value| BoundParam { value }).collect();
+        let rows = self
+            .client
+            .query_raw(&q, params.iter().map(|p| p as &dyn ToSql))
+            .await?;
+        // Decoders live in the stream state so their buffers are reused.
+        let decoders = self
+            .columns
+            .iter()
+            .zip(&self.source_types)
+            .map(|(c, ty)| ColumnDecoder::new(&c.dest, ty, &c.spec.data_type))
+            .collect::<Result<Vec<_>>>()?;
+        let state = ReadState {
+            rows: Box::pin(rows),
+            decoders,
+            schema: self.schema.clone(),
+            specs: self.specs.clone(),
+            types: self.source_types.clone(),
+            page_rows: page_rows.max(1),
+            done: false,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            match st.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+            }
+        })))
+    }
+}
+
+struct ReadState {
+    rows: std::pin::Pin<Box<tokio_postgres::RowStream>>,
+    decoders: Vec<ColumnDecoder>,
+    schema: SchemaRef,
+    specs: Vec<ColumnSpec>,
+    types: Vec<Type>,
+    page_rows: usize,
+    done: bool,
+}
+
+impl ReadState {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let mut n = 0;
+        while n < self.page_rows {
+            let Some(row) = self.rows.next().await else {
+                break;
+            };
+            let row = row?;
+            for (i, dec) in self.decoders.iter_mut().enumerate() {
+                let raw: RawValue = row.try_get(i)?;
+                if let Err(e) = dec.push(raw.0) {
+                    return Err(self.row_error(&row, i, &e));
+                }
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let arrays: Vec<ArrayRef> = self.decoders.iter_mut().map(|d| d.finish()).collect();
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        check_fits(&batch, &self.specs)?;
+        Ok(Some(batch))
+    }
+
+    /// Names the row by its key, read straight from the raw row.
+    fn row_error(&self, row: &tokio_postgres::Row, column: usize, e: &ConnectorError) -> ConnectorError {
+        let key = self
+            .specs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.unique)
+            .map(|(i, c)| {
+                let raw: Option<RawValue> = row.try_get(i).ok();
+                format!(
+                    "{}={}",
+                    c.name,
+                    codec::display_value(&self.types[i], raw.and_then(|r| r.0))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        ConnectorError::Value(format!(
+            "row {key}, column \"{}\": {e}",
+            self.specs[column].name
+        ))
+    }
+}
+
+/// Name of the table holding committed partitions, beside the destination.
+pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
+const STAGE_TABLE: &str = "_synchub_stage";
+
+pub struct PostgresSink {
+    client: Client,
+    table: TableRef,
+    specs: Vec<ColumnSpec>,
+    /// Actual destination types, in `specs` order; known after `prepare`.
+    dest_types: Vec<Type>,
+    encoder: Option<BatchEncoder>,
+    copy: Option<std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>>,
+    buf: BytesMut,
+    merge_sql: String,
+}
+
+impl PostgresSink {
+    pub async fn open(table: &TableRef, columns: &[ColumnSpec]) -> Result<PostgresSink> {
+        let client = connect(&table.datastore).await?;
+        Ok(PostgresSink {
+            client,
+            table: table.clone(),
+            specs: columns.to_vec(),
+            dest_types: Vec::new(),
+            encoder: None,
+            copy: None,
+            buf: BytesMut::with_capacity(1 << 20),
+            merge_sql: String::new(),
+        })
+    }
+
+    fn qualified(&self) -> String {
+        sql::table_sql(self.table.schema.as_deref(), &self.table.table, None)
+    }
+
+    fn checkpoint_table(&self) -> String {
+        sql::table_sql(self.table.schema.as_deref(), CHECKPOINT_TABLE, None)
+    }
+
+    /// Existing columns of the destination (name, type), empty when the table is missing.
+    async fn existing_columns(&self) -> Result<Vec<(String, Type)>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text, a.atttypid FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&self.qualified()],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let oid: u32 = r.get(1);
+                (
+                    r.get::<_, String>(0),
+                    Type::from_oid(oid).unwrap_or(Type::UNKNOWN),
+                )
+            })
+            .collect())
+    }
+
+    async fn create_table(&self) -> Result<()> {
+        let cols = self
+            .specs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    quote_ident(&c.name),
+                    codec::pg_type_ddl(&c.data_type),
+                    if c.unique { " NOT NULL" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let keys = self.key_list();
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} ({cols}, PRIMARY KEY ({keys}))",
+            self.qualified()
+        );
+        tracing::info!(table = %self.qualified(), "creating destination table");
+        self.client.batch_execute(&ddl).await?;
+        Ok(())
+    }
+
+    fn key_list(&self) -> String {
+        self.specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether some unique index covers exactly the key columns.
+    async fn has_unique_index_on_keys(&self) -> Result<bool> {
+        let keys: Vec<String> = self
+            .specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.name.clone())
+            .collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i \
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
+                 GROUP BY i.indexrelid",
+                &[&self.qualified()],
+            )
+            .await?;
+        let mut want = keys;
+        want.sort();
+        Ok(rows.iter().any(|r| r.get::<_, Vec<String>>(0) == want))
+    }
+
+    fn build_merge_sql(&self) -> String {
+        let cols: Vec<String> = self.specs.iter().map(|c| quote_ident(&c.name)).collect();
+        let col_list = cols.join(", ");
+        let non_keys: Vec<(String, &Type)> = self
+            .specs
+            .iter()
+            .zip(&self.dest_types)
+            .filter(|(c, _)| !c.unique)
+            .map(|(c, t)| (quote_ident(&c.name), t))
+            .collect();
+        let conflict = if non_keys.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            let set = non_keys
+                .iter()
+                .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // json has no equality operator; compare it as jsonb.
+            let cmp = |prefix: &str, c: &str, t: &Type| {
+                if *t == Type::JSON {
+                    format!("{prefix}.{c}::jsonb")
+                } else {
+                    format!("{prefix}.{c}")
+                }
+            };
+            let old = non_keys.iter().map(|(c, t)| cmp("t", c, t)).collect::<Vec<_>>().join(", ");
+            let new = non_keys
+                .iter()
+                .map(|(c, t)| cmp("EXCLUDED", c, t))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // ROW() keeps a single column a row value too.
+            format!("DO UPDATE SET {set} WHERE ROW({old}) IS DISTINCT FROM ROW({new})")
+        };
+        format!(
+            "WITH upserted AS (INSERT INTO {} AS t ({col_list}) SELECT {col_list} FROM {STAGE_TABLE} \
+             ON CONFLICT ({}) {conflict} RETURNING (xmax = 0) AS inserted) \
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted",
+            self.qualified(),
+            self.key_list()
+        )
+    }
+}
+
+#[async_trait]
+impl Sink for PostgresSink {
+    async fn prepare(&mut self) -> Result<()> {
+        if let Some(schema) = &self.table.schema {
+            self.client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
+                .await?;
+        }
+        let mut existing = self.existing_columns().await?;
+        if existing.is_empty() {
+            self.create_table().await?;
+            existing = self.existing_columns().await?;
+        } else {
+            let mut problems = Vec::new();
+            for c in &self.specs {
+                match existing.iter().find(|(n, _)| *n == c.name) {
+                    None => problems.push(format!(
+                        "has no column \"{}\"; add it (ALTER TABLE {} ADD COLUMN {} {}) or drop the table so SyncHub creates it",
+                        c.name,
+                        self.qualified(),
+                        quote_ident(&c.name),
+                        codec::pg_type_ddl(&c.data_type)
+                    )),
+                    Some((_, t)) if !codec::pg_type_compatible(&c.data_type, t) => problems.push(format!(
+                        "column \"{}\" is {}, but the pipeline maps it as {}; alter the column or change data_type",
+                        c.name, t, c.data_type
+                    )),
+                    _ => {}
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ConnectorError::Schema(format!(
+                    "destination table {} {}",
+                    self.qualified(),
+                    problems.join("; ")
+                )));
+            }
+            if !self.has_unique_index_on_keys().await? {
+                return Err(ConnectorError::Schema(format!(
+                    "destination table {} has no unique index on ({}); upserts need one: CREATE UNIQUE INDEX ON {} ({})",
+                    self.qualified(),
+                    self.key_list(),
+                    self.qualified(),
+                    self.key_list()
+                )));
+            }
+        }
+        self.dest_types = self
+            .specs
+            .iter()
+            .map(|c| {
+                existing
+                    .iter()
+                    .find(|(n, _)| *n == c.name)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        let targets: Vec<(String, Type)> = self
+            .specs
+            .iter()
+            .zip(&self.dest_types)
+            .map(|(c, t)| (c.name.clone(), t.clone()))
+            .collect();
+        let arrow_types: Vec<_> = self.specs.iter().map(|c| c.data_type.arrow_type()).collect();
+        self.encoder = Some(BatchEncoder::new(&targets, &arrow_types)?);
+        self.merge_sql = self.build_merge_sql();
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, strategy text NOT NULL, \
+                 run_id text NOT NULL, partition_id text NOT NULL, rows bigint NOT NULL, \
+                 committed_at timestamptz NOT NULL DEFAULT now(), \
+                 PRIMARY KEY (pipeline, strategy, run_id, partition_id))",
+                self.checkpoint_table()
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT partition_id FROM {} WHERE pipeline = $1 AND strategy = $2 AND run_id = $3",
+                    self.checkpoint_table()
+                ),
+                &[&run.pipeline, &run.strategy, &run.run_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
+        self.client
+            .batch_execute(&format!(
+                "BEGIN; CREATE TEMP TABLE {STAGE_TABLE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                self.qualified()
+            ))
+            .await?;
+        let cols = self
+            .specs
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&format!("COPY {STAGE_TABLE} ({cols}) FROM STDIN (FORMAT binary)"))
+            .await?;
+        let mut sink = Box::pin(sink);
+        self.buf.clear();
+        codec::write_copy_header(&mut self.buf);
+        sink.send(self.buf.split().freeze()).await?;
+        self.copy = Some(sink);
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let encoder = self
+            .encoder
+            .as_ref()
+            .ok_or_else(|| ConnectorError::Other("sink not prepared".into()))?;
+        if let Err(e) = encoder.encode_located(batch, &mut self.buf) {
+            return Err(match e.error {
+                ConnectorError::Value(msg) => {
+                    value_error(batch, &self.specs, e.row, &self.specs[e.column].name, &msg)
+                }
+                other => other,
+            });
+        }
+        let copy = self
+            .copy
+            .as_mut()
+            .ok_or_else(|| ConnectorError::Other("no partition open".into()))?;
+        copy.send(self.buf.split().freeze()).await?;
+        Ok(())
+    }
+
+    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition) -> Result<WriteStats> {
+        let mut copy = self
+            .copy
+            .take()
+            .ok_or_else(|| ConnectorError::Other("no partition open".into()))?;
+        codec::write_copy_trailer(&mut self.buf);
+        copy.send(self.buf.split().freeze()).await?;
+        let staged = copy.as_mut().finish().await?;
+        let row = self.client.query_one(&self.merge_sql, &[]).await?;
+        let inserted = row.get::<_, i64>(0) as u64;
+        let updated = row.get::<_, i64>(1) as u64;
+        self.client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (pipeline, strategy, run_id, partition_id, rows) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = EXCLUDED.rows, committed_at = now()",
+                    self.checkpoint_table()
+                ),
+                &[&run.pipeline, &run.strategy, &run.run_id, &partition.id, &(staged as i64)],
+            )
+            .await?;
+        self.client.batch_execute("COMMIT").await?;
+        Ok(WriteStats {
+            inserted,
+            updated,
+            unchanged: staged.saturating_sub(inserted + updated),
+        })
+    }
+}
+

@@ -1,0 +1,131 @@
+//! SQL text shared by the ANSI-quoting dialects (PostgreSQL, SQLite).
+//! Identifiers are always quoted; values are always bound as parameters.
+
+use planner::model::{quote_ident, MappedColumn, TableRef};
+use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+
+/// How a dialect writes the n-th (1-based) bind parameter.
+pub type Placeholder = fn(usize) -> String;
+
+pub fn pg_placeholder(n: usize) -> String {
+    format!("${n}")
+}
+
+pub fn sqlite_placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+/// `"schema"."table" AS "alias"`.
+pub fn table_sql(schema: Option<&str>, table: &str, alias: Option<&str>) -> String {
+    let mut s = match schema {
+        Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+        None => quote_ident(table),
+    };
+    if let Some(a) = alias {
+        s.push_str(" AS ");
+        s.push_str(&quote_ident(a));
+    }
+    s
+}
+
+/// `FROM ... JOIN ...` of a source.
+pub fn from_sql(source: &TableRef) -> String {
+    let mut s = format!(
+        "FROM {}",
+        table_sql(source.schema.as_deref(), &source.table, source.alias.as_deref())
+    );
+    for j in &source.joins {
+        let schema = j.schema.as_deref().or(source.schema.as_deref());
+        s.push_str(&format!(
+            " {} JOIN {} ON {}",
+            j.kind,
+            table_sql(schema, &j.table, j.alias.as_deref()),
+            j.on
+        ));
+    }
+    s
+}
+
+/// The source's filters plus the partition's ranges, with their bind values.
+pub fn where_sql(
+    source: &TableRef,
+    partition: Option<&Partition>,
+    placeholder: Placeholder,
+    params: &mut Vec<PartitionValue>,
+) -> String {
+    let mut conds: Vec<String> = source.filters.iter().map(|f| format!("({f})")).collect();
+    if let Some(p) = partition {
+        for (dim, range) in &p.ranges {
+            match range {
+                DimRange::Range { start, end } => {
+                    params.push(*start);
+                    let a = placeholder(params.len());
+                    params.push(*end);
+                    let b = placeholder(params.len());
+                    conds.push(format!(
+                        "{e} >= {a} AND {e} < {b}",
+                        e = dim.source_expr
+                    ));
+                }
+                DimRange::Null => conds.push(format!("{} IS NULL", dim.source_expr)),
+                DimRange::All => {}
+            }
+        }
+    }
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// `SELECT <mapped columns> FROM ... WHERE ...` for one partition.
+pub fn select_partition_sql(
+    source: &TableRef,
+    columns: &[MappedColumn],
+    partition: &Partition,
+    placeholder: Placeholder,
+) -> (String, Vec<PartitionValue>) {
+    let mut params = Vec::new();
+    let cols = columns
+        .iter()
+        .map(|c| c.source_sql.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {cols} {}{}",
+        from_sql(source),
+        where_sql(source, Some(partition), placeholder, &mut params)
+    );
+    (sql, params)
+}
+
+/// One query returning min, max and NULL count of every dimension.
+pub fn bounds_sql(source: &TableRef, dims: &[PartitionDimension], placeholder: Placeholder) -> String {
+    let mut params = Vec::new();
+    let cols = dims
+        .iter()
+        .map(|d| {
+            format!(
+                "min({e}), max({e}), count(*) - count({e})",
+                e = d.source_expr
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {cols} {}{}",
+        from_sql(source),
+        where_sql(source, None, placeholder, &mut params)
+    )
+}
+
+/// `SELECT <mapped columns> ... WHERE false`: checks every column resolves.
+pub fn probe_sql(source: &TableRef, columns: &[MappedColumn]) -> String {
+    let cols = columns
+        .iter()
+        .map(|c| c.source_sql.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {cols} {} LIMIT 0", from_sql(source))
+}

@@ -1,0 +1,562 @@
+//! SQLite source and sink: the embedded default that needs no server.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool and the
+//! connection moves in and out of it.
+
+pub mod codec;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
+use async_trait::async_trait;
+use planner::datastores::Datastore;
+use planner::model::{quote_ident, MappedColumn, TableRef};
+use planner::partition::{
+    format_micros, ColumnBounds, Partition, PartitionDimension, PartitionValue,
+};
+use planner::types::{arrow_schema, ColumnSpec, ColumnType, PartitionKind};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::conform::{check_fits, value_error};
+use crate::sql;
+use crate::traits::{BatchStream, RunIdentity, Sink, Source, WriteStats};
+use crate::{ConnectorError, Result};
+use codec::{ColumnDecoder, ColumnEncoder};
+
+pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
+const STAGE_TABLE: &str = "_synchub_stage";
+
+fn datastore_path(ds: &Datastore) -> Result<PathBuf> {
+    match ds {
+        Datastore::Sqlite { path, .. } => Ok(path.clone()),
+        other => Err(ConnectorError::Other(format!(
+            "datastore \"{}\" is not sqlite",
+            other.name()
+        ))),
+    }
+}
+
+/// Opens a SQLite file. Sources must exist; sinks may create it.
+pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    if create {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ConnectorError::Unreachable(format!(
+                    "cannot create folder {} for SQLite database: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    } else if !path.exists() {
+        return Err(ConnectorError::Unreachable(format!(
+            "SQLite database {} does not exist",
+            path.display()
+        )));
+    }
+    let flags = if create {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        ConnectorError::Unreachable(format!("cannot open SQLite database {}: {e}", path.display()))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    if create {
+        // WAL lets readers (and `synchub` checks) run beside a writer.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    Ok(conn)
+}
+
+/// Runs `f` with the connection on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    conn: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let conn = conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = conn
+            .lock()
+            .map_err(|_| ConnectorError::Other("SQLite connection poisoned by an earlier panic".into()))?;
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| ConnectorError::Other(format!("SQLite task failed: {e}")))?
+}
+
+/// A partition bound as SQLite compares it: integers as such, datetimes as
+/// the canonical text SyncHub stores (so text order is time order).
+fn bound_value(v: PartitionValue, date_only: bool) -> Value {
+    match v {
+        PartitionValue::Int(i) => Value::Integer(i),
+        PartitionValue::Micros(m) => {
+            let text = format_micros(m);
+            if date_only {
+                // Whole days, rounded up: for dates `d >= ceil(b)` equals `d >= b`.
+                let day = 86_400_000_000i64;
+                let up = m.div_euclid(day) * day + if m.rem_euclid(day) != 0 { day } else { 0 };
+                Value::Text(format_micros(up)[..10].to_string())
+            } else {
+                // format_micros gives 2024-01-15T12:00:00[.ffffff]; stored form uses a space and 6 digits.
+                let (date, time) = text.split_once('T').unwrap_or((&text, "00:00:00"));
+                let time = if time.len() == 8 { format!("{time}.000000") } else { time.to_string() };
+                Value::Text(format!("{date} {time}"))
+            }
+        }
+    }
+}
+
+fn bound_params(partition: &Partition, params: &[PartitionValue]) -> Vec<Value> {
+    // where_sql pushes two values per Range dimension, in dimension order.
+    let mut out = Vec::with_capacity(params.len());
+    let mut it = params.iter();
+    for (dim, range) in &partition.ranges {
+        if matches!(range, planner::partition::DimRange::Range { .. }) {
+            for _ in 0..2 {
+                if let Some(v) = it.next() {
+                    out.push(bound_value(*v, dim.date_only));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub struct SqliteSource {
+    conn: Arc<Mutex<Connection>>,
+    table: TableRef,
+    columns: Vec<MappedColumn>,
+    specs: Vec<ColumnSpec>,
+    schema: SchemaRef,
+}
+
+impl SqliteSource {
+    pub async fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<SqliteSource> {
+        let path = datastore_path(&table.datastore)?;
+        let conn = tokio::task::spawn_blocking(move || open_connection(&path, false))
+            .await
+            .map_err(|e| ConnectorError::Other(e.to_string()))??;
+        let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
+        Ok(SqliteSource {
+            conn: Arc::new(Mutex::new(conn)),
+            table: table.clone(),
+            columns: columns.to_vec(),
+            schema: arrow_schema(&specs),
+            specs,
+        })
+    }
+}
+
+#[async_trait]
+impl Source for SqliteSource {
+    async fn check(&mut self) -> Result<()> {
+        let probe = sql::probe_sql(&self.table, &self.columns);
+        let table = self.table.display_name();
+        let columns = self.columns.clone();
+        blocking(&self.conn, move |conn| match conn.prepare(&probe) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let msg = e.to_string();
+                if let Some(missing) = msg.strip_prefix("no such column: ") {
+                    if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| {
+                        c.source == missing || c.source.rsplit('.').next() == missing.rsplit('.').next()
+                    }) {
+                        return Err(ConnectorError::Schema(format!(
+                            "source column \"{}\" (column {i} of the mapping, dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
+                            c.source, c.dest
+                        )));
+                    }
+                }
+                Err(ConnectorError::Schema(format!("cannot read source {table}: {msg}")))
+            }
+        })
+        .await
+    }
+
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+        if dims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = sql::bounds_sql(&self.table, dims, sql::sqlite_placeholder);
+        let dims = dims.to_vec();
+        blocking(&self.conn, move |conn| {
+            let mut stmt = conn.prepare(&q)?;
+            let mut rows = stmt.query([])?;
+            let row = rows
+                .next()?
+                .ok_or_else(|| ConnectorError::Other("bounds query returned no row".into()))?;
+            let mut out = Vec::with_capacity(dims.len());
+            for (i, d) in dims.iter().enumerate() {
+                let min = bound_from_sqlite(d, row.get_ref(3 * i)?)?;
+                let max = bound_from_sqlite(d, row.get_ref(3 * i + 1)?)?;
+                let nulls: i64 = row.get(3 * i + 2)?;
+                out.push(ColumnBounds {
+                    min_max: min.zip(max),
+                    has_nulls: nulls > 0,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read<'a>(&'a mut self, partition: &Partition, page_rows: usize) -> Result<BatchStream<'a>> {
+        let (q, params) = sql::select_partition_sql(&self.table, &self.columns, partition, sql::sqlite_placeholder);
+        let params = bound_params(partition, &params);
+        let conn = self.conn.clone();
+        let specs = self.specs.clone();
+        let schema = self.schema.clone();
+        let page_rows = page_rows.max(1);
+        // Two batches in flight: the reader stays one page ahead of the consumer.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::task::spawn_blocking(move || {
+            let result = (|| -> Result<()> {
+                let conn = conn
+                    .lock()
+                    .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
+                let mut stmt = conn.prepare(&q)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                let mut decoders: Vec<ColumnDecoder> =
+                    specs.iter().map(|c| ColumnDecoder::new(&c.data_type)).collect();
+                let mut n = 0usize;
+                while let Some(row) = rows.next()? {
+                    for (i, dec) in decoders.iter_mut().enumerate() {
+                        if let Err(e) = dec.push(row.get_ref(i)?) {
+                            return Err(ConnectorError::Value(format!(
+                                "row {}, column \"{}\": {e}",
+                                sqlite_row_key(row, &specs),
+                                specs[i].name
+                            )));
+                        }
+                    }
+                    n += 1;
+                    if n == page_rows {
+                        let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                        if tx.blocking_send(Ok(batch)).is_err() {
+                            return Ok(()); // consumer gone: the run was cancelled
+                        }
+                        n = 0;
+                    }
+                }
+                if n > 0 {
+                    let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Box::pin(async_stream_from(rx)))
+    }
+}
+
+fn async_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> impl futures_util::Stream<Item = Result<RecordBatch>> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+}
+
+fn finish_batch(schema: &SchemaRef, specs: &[ColumnSpec], decoders: &mut [ColumnDecoder]) -> Result<RecordBatch> {
+    let arrays: Vec<ArrayRef> = decoders.iter_mut().map(|d| d.finish()).collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    check_fits(&batch, specs)?;
+    Ok(batch)
+}
+
+fn sqlite_row_key(row: &rusqlite::Row<'_>, specs: &[ColumnSpec]) -> String {
+    specs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.unique)
+        .map(|(i, c)| {
+            let v = match row.get_ref(i) {
+                Ok(ValueRef::Null) => "NULL".to_string(),
+                Ok(ValueRef::Integer(n)) => n.to_string(),
+                Ok(ValueRef::Real(f)) => f.to_string(),
+                Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                Ok(ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                Err(_) => "?".to_string(),
+            };
+            format!("{}={v}", c.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bound_from_sqlite(dim: &PartitionDimension, v: ValueRef<'_>) -> Result<Option<PartitionValue>> {
+    if v == ValueRef::Null {
+        return Ok(None);
+    }
+    match dim.kind {
+        PartitionKind::Integer => match v {
+            ValueRef::Integer(i) => Ok(Some(PartitionValue::Int(i))),
+            other => Err(ConnectorError::Schema(format!(
+                "partition column {} holds {:?}, not an integer",
+                dim.source_expr,
+                other.data_type()
+            ))),
+        },
+        PartitionKind::Datetime => {
+            let ty = if dim.date_only { ColumnType::Date } else { ColumnType::Timestamp };
+            let mut dec = ColumnDecoder::new(&ty);
+            dec.push(v).map_err(|e| {
+                ConnectorError::Schema(format!("partition column {}: {e}", dim.source_expr))
+            })?;
+            let array = dec.finish();
+            let micros = if dim.date_only {
+                array.as_primitive::<arrow::datatypes::Date32Type>().value(0) as i64 * 86_400_000_000
+            } else {
+                array.as_primitive::<TimestampMicrosecondType>().value(0)
+            };
+            Ok(Some(PartitionValue::Micros(micros)))
+        }
+    }
+}
+
+pub struct SqliteSink {
+    conn: Arc<Mutex<Connection>>,
+    table: String,
+    specs: Vec<ColumnSpec>,
+}
+
+impl SqliteSink {
+    pub async fn open(table: &TableRef, columns: &[ColumnSpec]) -> Result<SqliteSink> {
+        let path = datastore_path(&table.datastore)?;
+        let conn = tokio::task::spawn_blocking(move || open_connection(&path, true))
+            .await
+            .map_err(|e| ConnectorError::Other(e.to_string()))??;
+        Ok(SqliteSink {
+            conn: Arc::new(Mutex::new(conn)),
+            table: table.table.clone(),
+            specs: columns.to_vec(),
+        })
+    }
+}
+
+fn key_list(specs: &[ColumnSpec]) -> String {
+    specs
+        .iter()
+        .filter(|c| c.unique)
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result<()> {
+    let qt = quote_ident(table);
+    let existing: Vec<(String, String, i64)> = conn
+        .prepare(&format!("PRAGMA table_info({qt})"))?
+        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(5)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if existing.is_empty() {
+        let cols = specs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    quote_ident(&c.name),
+                    codec::sqlite_type_ddl(&c.data_type),
+                    if c.unique { " NOT NULL" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {qt} ({cols}, PRIMARY KEY ({}))",
+            key_list(specs)
+        ))?;
+    } else {
+        let mut problems = Vec::new();
+        for c in specs {
+            match existing.iter().find(|(n, _, _)| *n == c.name) {
+                None => problems.push(format!(
+                    "has no column \"{}\"; add it (ALTER TABLE {qt} ADD COLUMN {} {}) or drop the table so SyncHub creates it",
+                    c.name,
+                    quote_ident(&c.name),
+                    codec::sqlite_type_ddl(&c.data_type)
+                )),
+                Some((_, declared, _)) if !codec::sqlite_type_compatible(&c.data_type, declared) => problems.push(format!(
+                    "column \"{}\" is {declared}, but the pipeline maps it as {}; alter the column or change data_type",
+                    c.name, c.data_type
+                )),
+                _ => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConnectorError::Schema(format!(
+                "destination table {qt} {}",
+                problems.join("; ")
+            )));
+        }
+        let mut keys: Vec<&str> = specs.iter().filter(|c| c.unique).map(|c| c.name.as_str()).collect();
+        keys.sort();
+        let mut pk: Vec<&str> = existing.iter().filter(|(_, _, p)| *p > 0).map(|(n, _, _)| n.as_str()).collect();
+        pk.sort();
+        let mut covered = pk == keys;
+        if !covered {
+            let indexes: Vec<(String, bool)> = conn
+                .prepare(&format!("PRAGMA index_list({qt})"))?
+                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (name, unique) in indexes.into_iter().filter(|(_, u)| *u) {
+                let _ = unique;
+                let mut cols: Vec<String> = conn
+                    .prepare(&format!("PRAGMA index_info({})", quote_ident(&name)))?
+                    .query_map([], |r| r.get::<_, String>(2))?
+                    .collect::<rusqlite::Result<_>>()?;
+                cols.sort();
+                if cols == keys {
+                    covered = true;
+                }
+            }
+        }
+        if !covered {
+            return Err(ConnectorError::Schema(format!(
+                "destination table {qt} has no unique index on ({}); upserts need one: CREATE UNIQUE INDEX \"{table}_key\" ON {qt} ({})",
+                key_list(specs),
+                key_list(specs)
+            )));
+        }
+    }
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (pipeline TEXT NOT NULL, strategy TEXT NOT NULL, \
+         run_id TEXT NOT NULL, partition_id TEXT NOT NULL, rows INTEGER NOT NULL, committed_at TEXT NOT NULL, \
+         PRIMARY KEY (pipeline, strategy, run_id, partition_id))"
+    ))?;
+    Ok(())
+}
+
+#[async_trait]
+impl Sink for SqliteSink {
+    async fn prepare(&mut self) -> Result<()> {
+        let table = self.table.clone();
+        let specs = self.specs.clone();
+        blocking(&self.conn, move |conn| prepare_table(conn, &table, &specs)).await
+    }
+
+    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
+        let run = run.clone();
+        blocking(&self.conn, move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT partition_id FROM {CHECKPOINT_TABLE} WHERE pipeline = ?1 AND strategy = ?2 AND run_id = ?3"
+            ))?;
+            let ids = stmt
+                .query_map([&run.pipeline, &run.strategy, &run.run_id], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<HashSet<_>>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
+        let specs = self.specs.clone();
+        blocking(&self.conn, move |conn| {
+            let cols = specs
+                .iter()
+                .map(|c| format!("{} {}", quote_ident(&c.name), codec::sqlite_type_ddl(&c.data_type)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({cols}); DELETE FROM temp.{STAGE_TABLE};"
+            ))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let specs = self.specs.clone();
+        let batch = batch.clone();
+        blocking(&self.conn, move |conn| {
+            let placeholders = (1..=specs.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let mut stmt = conn.prepare_cached(&format!("INSERT INTO temp.{STAGE_TABLE} VALUES ({placeholders})"))?;
+            let encoders = specs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ColumnEncoder::new(batch.column(i), &c.data_type))
+                .collect::<Result<Vec<_>>>()?;
+            let mut values: Vec<ToSqlOutput<'_>> = Vec::with_capacity(specs.len());
+            for row in 0..batch.num_rows() {
+                values.clear();
+                for (i, enc) in encoders.iter().enumerate() {
+                    match enc.value(row) {
+                        Ok(v) => values.push(v),
+                        Err(e) => {
+                            return Err(value_error(&batch, &specs, row, &specs[i].name, &e.to_string()))
+                        }
+                    }
+                }
+                stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition) -> Result<WriteStats> {
+        let specs = self.specs.clone();
+        let table = quote_ident(&self.table);
+        let run = run.clone();
+        let partition_id = partition.id.clone();
+        blocking(&self.conn, move |conn| {
+            let keys: Vec<String> = specs.iter().filter(|c| c.unique).map(|c| quote_ident(&c.name)).collect();
+            let cols: Vec<String> = specs.iter().map(|c| quote_ident(&c.name)).collect();
+            let col_list = cols.join(", ");
+            let staged: i64 = conn.query_row(&format!("SELECT count(*) FROM temp.{STAGE_TABLE}"), [], |r| r.get(0))?;
+            let key_match = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect::<Vec<_>>().join(" AND ");
+            let inserted: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM temp.{STAGE_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})"),
+                [],
+                |r| r.get(0),
+            )?;
+            let non_keys: Vec<&String> = specs.iter().zip(&cols).filter(|(c, _)| !c.unique).map(|(_, q)| q).collect();
+            let conflict = if non_keys.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                let set = non_keys.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", ");
+                let old = non_keys.iter().map(|c| format!("{table}.{c}")).collect::<Vec<_>>().join(", ");
+                let new = non_keys.iter().map(|c| format!("excluded.{c}")).collect::<Vec<_>>().join(", ");
+                format!("DO UPDATE SET {set} WHERE ({old}) IS NOT ({new})")
+            };
+            // `WHERE true` resolves SQLite's parse ambiguity between a join's ON and ON CONFLICT.
+            let changed = conn.execute(
+                &format!(
+                    "INSERT INTO {table} ({col_list}) SELECT {col_list} FROM temp.{STAGE_TABLE} WHERE true ON CONFLICT ({}) {conflict}",
+                    keys.join(", ")
+                ),
+                [],
+            )? as i64;
+            conn.execute(
+                &format!(
+                    "INSERT INTO {CHECKPOINT_TABLE} (pipeline, strategy, run_id, partition_id, rows, committed_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%d %H:%M:%f', 'now')) \
+                     ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = excluded.rows"
+                ),
+                rusqlite::params![run.pipeline, run.strategy, run.run_id, partition_id, staged],
+            )?;
+            conn.execute_batch(&format!("DELETE FROM temp.{STAGE_TABLE}; COMMIT"))?;
+            let updated = (changed - inserted).max(0);
+            Ok(WriteStats {
+                inserted: inserted as u64,
+                updated: updated as u64,
+                unchanged: (staged - inserted - updated).max(0) as u64,
+            })
+        })
+        .await
+    }
+}
+
+/// Whether the connection has an open transaction (for tests of failure paths).
+pub fn in_transaction(conn: &Connection) -> bool {
+    !conn.is_autocommit()
+}
+

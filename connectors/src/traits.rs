@@ -1,0 +1,74 @@
+//! The two traits every connector implements.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use futures_util::Stream;
+use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+
+use crate::Result;
+
+/// Batches of one partition, in source order.
+pub type BatchStream<'a> = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send + 'a>>;
+
+/// Reads a table (or join) as Arrow batches in the destination's schema.
+#[async_trait]
+pub trait Source: Send {
+    /// Checks that every mapped column can be read, naming any that cannot.
+    async fn check(&mut self) -> Result<()>;
+
+    /// Min, max and presence of NULLs for each partition dimension.
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>>;
+
+    /// Streams the rows of `partition`, at most `page_rows` per batch.
+    async fn read<'a>(&'a mut self, partition: &Partition, page_rows: usize)
+        -> Result<BatchStream<'a>>;
+}
+
+/// Identifies the run a checkpoint belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIdentity {
+    pub pipeline: String,
+    pub strategy: String,
+    pub run_id: String,
+}
+
+/// What committing one partition did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl WriteStats {
+    pub fn add(&mut self, other: WriteStats) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Writes batches into a destination table, one transaction per partition.
+#[async_trait]
+pub trait Sink: Send {
+    /// Creates the table when missing, checks its columns when present, and
+    /// creates the checkpoint table.
+    async fn prepare(&mut self) -> Result<()>;
+
+    /// Partitions of `run` already committed here.
+    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>>;
+
+    /// Opens the partition's transaction.
+    async fn begin_partition(&mut self, partition: &Partition) -> Result<()>;
+
+    /// Stages a batch inside the open partition.
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// Merges the staged rows into the table and records the checkpoint, in
+    /// one transaction: after a crash either both are there or neither.
+    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition)
+        -> Result<WriteStats>;
+}

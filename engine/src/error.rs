@@ -1,0 +1,37 @@
+use connectors::{ConnectorError, ErrorDomain};
+use operators::OperatorError;
+use planner::PlannerError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Planner(#[from] PlannerError),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    /// An operator failed; the first failure of a run is the one reported.
+    #[error("{operator}: {source}")]
+    Operator {
+        operator: String,
+        #[source]
+        source: OperatorError,
+    },
+    #[error("operator {operator} panicked: {message}")]
+    Panicked { operator: String, message: String },
+    #[error("state store {path}: {message}")]
+    State { path: String, message: String },
+}
+
+impl EngineError {
+    /// True when the input (config, schema) is at fault rather than the run:
+    /// the CLI exits 2 for these and 1 for failed runs.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            EngineError::Planner(_) => true,
+            EngineError::Connector(e) => {
+                e.domain() == ErrorDomain::User && !matches!(e, ConnectorError::Value(_))
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Runs a plan: one actor per operator on row-bounded channels, first error
+//! wins, partitions checkpointed, run state kept in a state store.
+
+pub mod error;
+pub mod run;
+pub mod runtime;
+pub mod state;
+
+pub use error::EngineError;
+pub use run::{plan_pipeline, run_pipeline, RunOptions, RunOutcome, RunSummary};
+pub use state::StateStore;

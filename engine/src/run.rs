@@ -1,0 +1,196 @@
+//! One run of a pipeline: load, plan, connect, skip what is committed, run
+//! the operator chain, record the outcome.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use connectors::{open_sink, open_source, RunIdentity};
+use operators::batcher::Batcher;
+use operators::fetch::Fetch;
+use operators::partition_source::PartitionSource;
+use operators::populate::Populate;
+use operators::{Operator, OperatorError, RunProgress};
+use planner::partition::{plan_partitions, Partition};
+use planner::plan::OperatorSpec;
+use planner::{Datastores, Pipeline, Plan};
+use serde::Serialize;
+
+use crate::error::EngineError;
+use crate::runtime::{run_chain, OperatorStats};
+use crate::state::{new_run_id, StateStore};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub pipeline_file: PathBuf,
+    pub strategy: Option<String>,
+    pub datastores: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
+/// What a run did; printed by `synchub run --output json`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub pipeline: String,
+    pub strategy: String,
+    pub run_id: String,
+    pub status: String,
+    pub rows_read: u64,
+    pub rows_inserted: u64,
+    pub rows_updated: u64,
+    pub rows_deleted: u64,
+    pub rows_unchanged: u64,
+    pub partitions_total: u64,
+    pub partitions_done: u64,
+    pub partitions_skipped: u64,
+    pub duration_seconds: f64,
+    pub operators: Vec<OperatorStats>,
+}
+
+/// A finished run: its summary, and the error when it failed.
+pub struct RunOutcome {
+    pub summary: RunSummary,
+    pub error: Option<EngineError>,
+}
+
+/// Loads and plans a pipeline without touching any database.
+pub fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
+    let ds_file = Datastores::locate(&opts.pipeline_file, opts.datastores.as_deref())?;
+    let datastores = Datastores::load(&ds_file)?;
+    let pipeline = Pipeline::load(&opts.pipeline_file, &datastores)?;
+    let plan = Plan::compile(&pipeline, opts.strategy.as_deref())?;
+    Ok((pipeline, plan))
+}
+
+/// The plan and, from the source's current bounds, the partitions it would run.
+pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), EngineError> {
+    let (pipeline, plan) = load(opts)?;
+    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    source.check().await?;
+    let bounds = source.bounds(&plan.dimensions).await?;
+    Ok((plan.clone(), plan_partitions(&plan.dimensions, &bounds)))
+}
+
+/// Runs a pipeline to the end. Errors before the run starts (bad config,
+/// unreachable database, schema conflicts) are returned as `Err`; a run that
+/// starts and then fails returns its summary with `error` set.
+pub async fn run_pipeline(
+    opts: &RunOptions,
+    progress: Arc<RunProgress>,
+) -> Result<RunOutcome, EngineError> {
+    let started = Instant::now();
+    let (pipeline, plan) = load(opts)?;
+    let state = StateStore::open(&opts.state_dir)?;
+
+    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    source.check().await?;
+    let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+    sink.prepare().await?;
+
+    let run_id = state
+        .resumable_run(&pipeline.name, &plan.strategy)?
+        .unwrap_or_else(new_run_id);
+    let run = RunIdentity {
+        pipeline: pipeline.name.clone(),
+        strategy: plan.strategy.clone(),
+        run_id: run_id.clone(),
+    };
+    let mut committed = state.completed_partitions(&run_id)?;
+    committed.extend(sink.completed_partitions(&run).await?);
+    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
+
+    let bounds = source.bounds(&plan.dimensions).await?;
+    let partitions = plan_partitions(&plan.dimensions, &bounds);
+    let total = partitions.len() as u64;
+    let todo: Vec<Partition> = partitions
+        .into_iter()
+        .filter(|p| !committed.contains(&p.id))
+        .collect();
+    let skipped = total - todo.len() as u64;
+    progress
+        .partitions_total
+        .store(total, std::sync::atomic::Ordering::Relaxed);
+    progress
+        .partitions_skipped
+        .store(skipped, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        pipeline = %pipeline.name,
+        strategy = %plan.strategy,
+        run_id = %run_id,
+        partitions = total,
+        skipped,
+        "starting run"
+    );
+
+    let state = Arc::new(Mutex::new(state));
+    let hook_state = state.clone();
+    let hook_run_id = run_id.clone();
+    let on_commit = Box::new(move |p: &Partition, s: connectors::WriteStats| {
+        tracing::info!(partition = %p.id, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
+        let st = hook_state
+            .lock()
+            .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
+        st.record_partition(&hook_run_id, &p.id, s.inserted, s.updated, s.unchanged)
+            .map_err(|e| OperatorError::Other(e.to_string()))
+    });
+
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    let mut source = Some(source);
+    let mut sink = Some(sink);
+    let mut on_commit = Some(on_commit);
+    let mut todo = Some(todo);
+    for spec in &plan.operators {
+        ops.push(match spec {
+            OperatorSpec::PartitionSource => Box::new(PartitionSource::new(todo.take().unwrap_or_default())),
+            OperatorSpec::Fetch { page_rows } => Box::new(Fetch::new(
+                source.take().expect("one fetch per plan"),
+                *page_rows,
+                progress.clone(),
+            )),
+            OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
+            OperatorSpec::Populate => Box::new(Populate::new(
+                sink.take().expect("one populate per plan"),
+                run.clone(),
+                progress.clone(),
+                on_commit.take().expect("one populate per plan"),
+            )),
+        });
+    }
+
+    let result = run_chain(ops, plan.channel_rows).await;
+    let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
+    let (status, operators, error) = match result {
+        Ok(stats) => ("completed", stats, None),
+        Err(e) => ("failed", Vec::new(), Some(e)),
+    };
+    let summary = RunSummary {
+        pipeline: pipeline.name.clone(),
+        strategy: plan.strategy.clone(),
+        run_id: run_id.clone(),
+        status: status.to_string(),
+        rows_read: get(&progress.rows_read),
+        rows_inserted: get(&progress.rows_inserted),
+        rows_updated: get(&progress.rows_updated),
+        rows_deleted: 0,
+        rows_unchanged: get(&progress.rows_unchanged),
+        partitions_total: total,
+        partitions_done: get(&progress.partitions_done),
+        partitions_skipped: skipped,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        operators,
+    };
+    let st = state
+        .lock()
+        .map_err(|_| EngineError::State {
+            path: opts.state_dir.display().to_string(),
+            message: "state store lock poisoned".into(),
+        })?;
+    st.finish_run(
+        &run_id,
+        status,
+        error.as_ref().map(|e| e.to_string()).as_deref(),
+        &serde_json::to_value(&summary).unwrap_or_default(),
+    )?;
+    tracing::info!(run_id = %run_id, status, rows = summary.rows_read, "run finished");
+    Ok(RunOutcome { summary, error })
+}

@@ -1,0 +1,203 @@
+//! The actor runtime: each operator is a tokio task that owns its state; the
+//! engine owns the loop that feeds it messages.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use operators::{row_channel, ChannelStats, Message, Operator, OperatorError, Output, RowReceiver};
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::error::EngineError;
+
+/// What one operator did in a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OperatorStats {
+    pub operator: String,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    /// Time spent waiting for room in the output channel (downstream slower).
+    pub blocked_on_output_seconds: f64,
+    pub busy_seconds: f64,
+}
+
+async fn drive(
+    mut op: Box<dyn Operator>,
+    input: Option<RowReceiver>,
+    mut out: Output,
+    out_stats: Option<Arc<ChannelStats>>,
+) -> Result<OperatorStats, OperatorError> {
+    let start = Instant::now();
+    let mut rows_in = 0u64;
+    op.on_start(&mut out).await?;
+    if let Some(mut input) = input {
+        while let Some(msg) = input.recv().await {
+            match msg {
+                Message::PartitionStart(p) => op.on_partition_start(p, &mut out).await?,
+                Message::Batch(b) => {
+                    rows_in += b.num_rows() as u64;
+                    op.process_batch(b, &mut out).await?
+                }
+                Message::PartitionEnd(p) => op.on_partition_end(p, &mut out).await?,
+            }
+        }
+    }
+    op.on_finish(&mut out).await?;
+    let blocked = out_stats
+        .map(|s| Duration::from_micros(s.blocked_micros.load(Ordering::Relaxed)))
+        .unwrap_or_default();
+    Ok(OperatorStats {
+        operator: op.name().to_string(),
+        rows_in,
+        rows_out: out.rows_out,
+        blocked_on_output_seconds: blocked.as_secs_f64(),
+        busy_seconds: start.elapsed().saturating_sub(blocked).as_secs_f64(),
+    })
+}
+
+/// Runs `ops` as a chain, each connected to the next by a channel holding at
+/// most `channel_rows` rows. The first operator error wins: the others are
+/// cancelled (dropping closes their channels) and the error names its operator.
+pub async fn run_chain(
+    ops: Vec<Box<dyn Operator>>,
+    channel_rows: usize,
+) -> Result<Vec<OperatorStats>, EngineError> {
+    let n = ops.len();
+    let names: Vec<&'static str> = ops.iter().map(|o| o.name()).collect();
+    let mut senders = Vec::with_capacity(n);
+    let mut receivers: Vec<Option<RowReceiver>> = vec![None];
+    for _ in 1..n {
+        let (tx, rx, stats) = row_channel(channel_rows);
+        senders.push(Some((tx, stats)));
+        receivers.push(Some(rx));
+    }
+    senders.push(None);
+
+    let mut tasks = JoinSet::new();
+    for (i, (op, (input, output))) in ops
+        .into_iter()
+        .zip(receivers.into_iter().zip(senders))
+        .enumerate()
+    {
+        let (sender, stats) = match output {
+            Some((tx, stats)) => (Some(tx), Some(stats)),
+            None => (None, None),
+        };
+        tasks.spawn(async move { (i, drive(op, input, Output::new(sender), stats).await) });
+    }
+
+    let mut results: Vec<Option<OperatorStats>> = vec![None; n];
+    let mut downstream_closed: Option<usize> = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, Ok(stats))) => results[i] = Some(stats),
+            // Secondary: the operator it fed has failed and will report why.
+            Ok((i, Err(OperatorError::DownstreamClosed))) => {
+                downstream_closed.get_or_insert(i);
+            }
+            Ok((i, Err(e))) => {
+                tasks.abort_all();
+                return Err(EngineError::Operator {
+                    operator: names[i].to_string(),
+                    source: e,
+                });
+            }
+            Err(e) if e.is_panic() => {
+                tasks.abort_all();
+                let panic = e.into_panic();
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".to_string());
+                return Err(EngineError::Panicked {
+                    operator: "an operator".to_string(),
+                    message,
+                });
+            }
+            Err(_) => {}
+        }
+    }
+    if let Some(i) = downstream_closed {
+        return Err(EngineError::Operator {
+            operator: names[i].to_string(),
+            source: OperatorError::DownstreamClosed,
+        });
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use async_trait::async_trait;
+    use operators::operator::Result as OpResult;
+
+    struct Numbers(usize);
+    #[async_trait]
+    impl Operator for Numbers {
+        fn name(&self) -> &'static str {
+            "numbers"
+        }
+        async fn on_start(&mut self, out: &mut Output) -> OpResult<()> {
+            let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+            for i in 0..self.0 {
+                let b = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from_iter_values(0..i as i64 + 1))],
+                )
+                .unwrap();
+                out.send(Message::Batch(b)).await?;
+            }
+            Ok(())
+        }
+    }
+
+    struct FailAfter(u64);
+    #[async_trait]
+    impl Operator for FailAfter {
+        fn name(&self) -> &'static str {
+            "fail_after"
+        }
+        async fn process_batch(&mut self, b: RecordBatch, _out: &mut Output) -> OpResult<()> {
+            self.0 = self.0.saturating_sub(b.num_rows() as u64);
+            if self.0 == 0 {
+                return Err(OperatorError::Other("boom".into()));
+            }
+            Ok(())
+        }
+    }
+
+    struct Sink;
+    #[async_trait]
+    impl Operator for Sink {
+        fn name(&self) -> &'static str {
+            "sink"
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_rows_through_the_chain() {
+        let stats = run_chain(vec![Box::new(Numbers(10)), Box::new(Sink)], 8)
+            .await
+            .unwrap();
+        assert_eq!(stats[0].rows_out, 55);
+        assert_eq!(stats[1].rows_in, 55);
+    }
+
+    #[tokio::test]
+    async fn first_error_wins_and_names_the_operator() {
+        // The producer would block forever on a tiny channel if the failing
+        // consumer did not cancel it.
+        let err = run_chain(
+            vec![Box::new(Numbers(10_000)), Box::new(FailAfter(20))],
+            4,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.to_string(), "fail_after: boom");
+    }
+}

@@ -1,0 +1,16 @@
+//! The operators of a sync DAG, the one `Operator` trait they implement, and
+//! the in-band messages and row-bounded channels that connect them.
+
+pub mod batcher;
+pub mod channel;
+pub mod fetch;
+pub mod message;
+pub mod operator;
+pub mod partition_source;
+pub mod populate;
+pub mod progress;
+
+pub use channel::{row_channel, ChannelStats, RowReceiver, RowSender};
+pub use message::Message;
+pub use operator::{Operator, OperatorError, Output};
+pub use progress::RunProgress;

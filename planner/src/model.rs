@@ -1,0 +1,905 @@
+//! The one internal model both config forms normalise into.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{
+    BackendColumn, BackendConfig, ColumnMapEntry, DataBackend, JoinConfig, PartitionConfig,
+    PipelineFile, StrategyConfig,
+};
+use crate::datastores::{Datastore, Datastores};
+use crate::error::{PlannerError, Problem, Result};
+use crate::partition::{PartitionDimension, Step};
+use crate::types::{ColumnSpec, ColumnType, PartitionKind, DATA_TYPE_NAMES};
+use crate::yaml;
+
+/// A table (possibly joined with others) in a datastore.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRef {
+    pub datastore: Datastore,
+    pub schema: Option<String>,
+    pub table: String,
+    pub alias: Option<String>,
+    pub joins: Vec<Join>,
+    /// SQL conditions, ANDed. Written by the pipeline's author, so trusted.
+    pub filters: Vec<String>,
+}
+
+impl TableRef {
+    /// `"schema"."table"` for messages.
+    pub fn display_name(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.table)),
+            None => quote_ident(&self.table),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Join {
+    pub schema: Option<String>,
+    pub table: String,
+    pub alias: Option<String>,
+    pub on: String,
+    /// `INNER`, `LEFT`, `RIGHT` or `FULL`.
+    pub kind: String,
+}
+
+/// One destination column and where its value comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappedColumn {
+    #[serde(skip)]
+    pub spec: ColumnSpec,
+    pub dest: String,
+    /// The source reference as written (`o.id`).
+    pub source: String,
+    /// The SQL that reads it, identifiers quoted (`"o"."id"`).
+    pub source_sql: String,
+    pub data_type: String,
+    pub unique: bool,
+    pub hash_column: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    Full,
+    Delta,
+    Hash,
+}
+
+impl StrategyKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StrategyKind::Full => "full",
+            StrategyKind::Delta => "delta",
+            StrategyKind::Hash => "hash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Strategy {
+    pub name: String,
+    pub kind: StrategyKind,
+    pub enabled: bool,
+    pub cron: Option<String>,
+    /// Rows per read from the source.
+    pub page_size: usize,
+    #[serde(skip)]
+    pub primary: Vec<PartitionDimension>,
+    /// Position in `strategies`, for error paths.
+    pub index: usize,
+    #[serde(skip)]
+    pub(crate) raw: StrategyConfig,
+}
+
+/// A pipeline, normalised and validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub source: TableRef,
+    pub destination: TableRef,
+    pub columns: Vec<MappedColumn>,
+    pub strategies: Vec<Strategy>,
+    pub max_concurrent_partitions: usize,
+    /// Rows per batch handed to the destination.
+    pub batch_rows: usize,
+    /// From `partition_column` + `partition_step`: used by strategies that
+    /// declare no `primary_partitions`.
+    #[serde(skip)]
+    pub default_partitioning: Vec<PartitionDimension>,
+    #[serde(skip)]
+    pub raw: PipelineFile,
+}
+
+impl Pipeline {
+    pub fn dest_columns(&self) -> Vec<ColumnSpec> {
+        self.columns.iter().map(|c| c.spec.clone()).collect()
+    }
+    pub fn unique_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.dest.as_str())
+            .collect()
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: usize = 50_000;
+pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+
+/// ANSI identifier quoting, understood by PostgreSQL and SQLite.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Collects problems so validation can report them all at once.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        && !s.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// `o.id` → `"o"."id"`; `None` when `s` is not a plain (qualified) column name.
+pub fn column_ref_sql(s: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 2 || !parts.iter().all(|p| is_identifier(p)) {
+        return None;
+    }
+    Some(
+        parts
+            .iter()
+            .map(|p| quote_ident(p))
+            .collect::<Vec<_>>()
+            .join("."),
+    )
+}
+
+fn is_valid_pipeline_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_type(
+    problems: &mut Problems,
+    path: &str,
+    name: &str,
+    precision: Option<u8>,
+    scale: Option<i8>,
+    length: Option<u32>,
+) -> ColumnType {
+    match ColumnType::parse(name, precision, scale, length) {
+        Some(ColumnType::Decimal { precision, scale })
+            if precision == 0 || precision > 38 || scale < 0 || scale as u8 > precision =>
+        {
+            problems.push(
+                format!("{path}.precision"),
+                format!(
+                    "decimal({precision},{scale}) is out of range: precision must be 1..=38 and scale 0..=precision"
+                ),
+            );
+            ColumnType::Text
+        }
+        Some(t) => t,
+        None => {
+            let hint = match yaml::closest(name, DATA_TYPE_NAMES) {
+                Some(c) => format!("did you mean \"{c}\"?"),
+                None => format!("valid types: {}", DATA_TYPE_NAMES.join(", ")),
+            };
+            problems.push(
+                format!("{path}.data_type"),
+                format!("unknown data_type \"{name}\"; {hint}"),
+            );
+            ColumnType::Text
+        }
+    }
+}
+
+impl Pipeline {
+    /// Reads, parses and validates a pipeline file against its datastores.
+    pub fn load(file: &Path, datastores: &Datastores) -> Result<Pipeline> {
+        let raw = PipelineFile::read(file)?;
+        Pipeline::from_file(file, raw, datastores)
+    }
+
+    pub fn from_file(file: &Path, raw: PipelineFile, datastores: &Datastores) -> Result<Pipeline> {
+        let mut problems = Problems(Vec::new());
+        if !is_valid_pipeline_name(&raw.name) {
+            problems.push(
+                "name",
+                format!(
+                    "\"{}\" is not a valid pipeline name: use letters, digits, '_' and '-' only",
+                    raw.name
+                ),
+            );
+        }
+        let simple = raw.source_provider.is_some() || raw.destination_provider.is_some();
+        let staged = !raw.backends.is_empty();
+        let normalized = if simple && staged {
+            problems.push(
+                "backends",
+                "use either source_provider/destination_provider/column_map or backends/stages, not both",
+            );
+            None
+        } else if simple {
+            normalize_simple(file, &raw, datastores, &mut problems)
+        } else if staged {
+            normalize_staged(file, &raw, datastores, &mut problems)
+        } else {
+            problems.push(
+                "source_provider",
+                "the pipeline names no source: add source_provider and destination_provider (or backends)",
+            );
+            None
+        };
+
+        let mut strategies = Vec::new();
+        let mut default_partitioning = Vec::new();
+        if let Some((_, _, columns)) = &normalized {
+            default_partitioning = simple_partitioning(&raw, columns, &mut problems);
+            for (i, s) in raw.strategies.iter().enumerate() {
+                if let Some(st) =
+                    normalize_strategy(&default_partitioning, i, s, columns, &mut problems)
+                {
+                    strategies.push(st);
+                }
+            }
+            let mut names = HashSet::new();
+            for (i, s) in raw.strategies.iter().enumerate() {
+                if !names.insert(s.name.as_str()) {
+                    problems.push(
+                        format!("strategies[{i}].name"),
+                        format!("strategy name \"{}\" is used twice", s.name),
+                    );
+                }
+            }
+        }
+
+        if !problems.0.is_empty() {
+            return Err(PlannerError::Invalid {
+                file: file.to_path_buf(),
+                problems: problems.0,
+            });
+        }
+        let (source, destination, columns) = normalized.expect("no problems means normalized");
+        let batch_rows = raw
+            .stages
+            .iter()
+            .filter(|s| s.kind == "batcher" && s.enabled)
+            .find_map(|s| s.config.as_ref().and_then(|c| c.target_batch_size))
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_BATCH_ROWS)
+            .max(1);
+        Ok(Pipeline {
+            file: file.to_path_buf(),
+            name: raw.name.clone(),
+            description: raw.description.clone(),
+            enabled: raw.enabled,
+            source,
+            destination,
+            columns,
+            strategies,
+            max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1).max(1) as usize,
+            batch_rows,
+            default_partitioning,
+            raw,
+        })
+    }
+}
+
+impl PipelineFile {
+    pub fn read(file: &Path) -> Result<PipelineFile> {
+        let text = std::fs::read_to_string(file).map_err(|e| PlannerError::Io {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        yaml::parse(file, &text)
+    }
+}
+
+type Normalized = (TableRef, TableRef, Vec<MappedColumn>);
+
+fn table_ref(
+    file: &Path,
+    path: &str,
+    backend: &DataBackend,
+    datastores: &Datastores,
+    problems: &mut Problems,
+) -> Option<TableRef> {
+    let ds = match datastores.get(file, &format!("{path}.datastore_name"), &backend.datastore_name) {
+        Ok(ds) => ds.clone(),
+        Err(p) => {
+            problems.0.push(p);
+            return None;
+        }
+    };
+    if !backend.kind.eq_ignore_ascii_case(ds.kind())
+        && !(backend.kind.eq_ignore_ascii_case("postgresql") && ds.kind() == "postgres")
+    {
+        problems.push(
+            format!("{path}.type"),
+            format!(
+                "type is \"{}\" but datastore \"{}\" is {}",
+                backend.kind,
+                ds.name(),
+                ds.kind()
+            ),
+        );
+    }
+    if backend.supports_update == Some(false) {
+        problems.push(
+            format!("{path}.supports_update"),
+            "not supported yet: supports_update: false (insert-only destinations)",
+        );
+    }
+    let joins = backend
+        .join
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| join(path, i, j, problems))
+        .collect();
+    Some(TableRef {
+        schema: backend
+            .schema
+            .clone()
+            .or_else(|| ds.default_schema().map(str::to_string)),
+        datastore: ds,
+        table: backend.table.clone(),
+        alias: backend.alias.clone(),
+        joins,
+        filters: backend.filters.clone(),
+    })
+}
+
+fn join(path: &str, i: usize, j: &JoinConfig, problems: &mut Problems) -> Option<Join> {
+    let kind = match j.kind.as_deref().unwrap_or("inner").to_ascii_lowercase().as_str() {
+        "inner" => "INNER",
+        "left" => "LEFT",
+        "right" => "RIGHT",
+        "full" => "FULL",
+        other => {
+            problems.push(
+                format!("{path}.join[{i}].type"),
+                format!("unknown join type \"{other}\"; use inner, left, right or full"),
+            );
+            return None;
+        }
+    };
+    Some(Join {
+        schema: j.schema.clone(),
+        table: j.table.clone(),
+        alias: j.alias.clone(),
+        on: j.on.clone(),
+        kind: kind.to_string(),
+    })
+}
+
+fn normalize_simple(
+    file: &Path,
+    raw: &PipelineFile,
+    datastores: &Datastores,
+    problems: &mut Problems,
+) -> Option<Normalized> {
+    let source = match &raw.source_provider {
+        Some(p) => table_ref(file, "source_provider.data_backend", &p.data_backend, datastores, problems),
+        None => {
+            problems.push("source_provider", "missing: the pipeline needs a source_provider");
+            None
+        }
+    };
+    let destination = match &raw.destination_provider {
+        Some(p) => table_ref(
+            file,
+            "destination_provider.data_backend",
+            &p.data_backend,
+            datastores,
+            problems,
+        ),
+        None => {
+            problems.push(
+                "destination_provider",
+                "missing: the pipeline needs a destination_provider",
+            );
+            None
+        }
+    };
+    if raw.column_map.is_empty() {
+        problems.push("column_map", "missing: list the columns to sync in column_map");
+    }
+    let mut columns = Vec::new();
+    for (i, c) in raw.column_map.iter().enumerate() {
+        if let Some(col) = simple_column(i, c, problems) {
+            columns.push(col);
+        }
+    }
+    if let Some(e) = &raw.enrichment {
+        if e.enabled {
+            problems.push("enrichment", "not supported yet: enrichment");
+        }
+    }
+    check_columns(&columns, "column_map", problems);
+    Some((source?, destination?, columns))
+}
+
+fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Option<MappedColumn> {
+    let path = format!("column_map[{i}]");
+    let ty = parse_type(problems, &path, &c.data_type, c.precision, c.scale, c.length);
+    let mut unique = false;
+    for (r, role) in c.roles.iter().enumerate() {
+        match role.as_str() {
+            "unique_column" => unique = true,
+            "partition_column" => {}
+            other => {
+                let hint = yaml::closest(other, &["unique_column", "partition_column"])
+                    .map(|s| format!("did you mean \"{s}\"?"))
+                    .unwrap_or_else(|| "valid roles: unique_column, partition_column".to_string());
+                problems.push(
+                    format!("{path}.roles[{r}]"),
+                    format!("unknown role \"{other}\"; {hint}"),
+                );
+            }
+        }
+    }
+    if let Some(t) = &c.transform {
+        problems.push(format!("{path}.transform"), transform_message(t));
+    }
+    let Some(source_sql) = column_ref_sql(&c.source) else {
+        problems.push(
+            format!("{path}.source"),
+            format!(
+                "\"{}\" is not a column name; write a column (id) or a qualified column (o.id)",
+                c.source
+            ),
+        );
+        return None;
+    };
+    Some(MappedColumn {
+        spec: ColumnSpec {
+            name: c.dest.clone(),
+            data_type: ty,
+            unique,
+            nullable: !unique,
+        },
+        dest: c.dest.clone(),
+        source: c.source.clone(),
+        source_sql,
+        data_type: ty.to_string(),
+        unique,
+        hash_column: c.hash_column.unwrap_or(true),
+    })
+}
+
+fn transform_message(t: &str) -> String {
+    if t.trim_start().starts_with("lambda") {
+        "Python lambda transforms are not supported: write a SQL expression instead, e.g. transform: \"round(total_amount * 1.1, 2)\"".to_string()
+    } else {
+        "not supported yet: transform".to_string()
+    }
+}
+
+fn check_columns(columns: &[MappedColumn], path: &str, problems: &mut Problems) {
+    let mut seen = HashSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        if !seen.insert(c.dest.as_str()) {
+            problems.push(
+                format!("{path}[{i}].dest"),
+                format!(
+                    "destination column \"{}\" is mapped twice; give each column a distinct dest",
+                    c.dest
+                ),
+            );
+        }
+    }
+    if !columns.is_empty() && !columns.iter().any(|c| c.unique) {
+        problems.push(
+            path,
+            "no unique column: upserts need a key; add roles: [\"unique_column\"] (or unique_column: true) to the key column",
+        );
+    }
+}
+
+fn normalize_staged(
+    file: &Path,
+    raw: &PipelineFile,
+    datastores: &Datastores,
+    problems: &mut Problems,
+) -> Option<Normalized> {
+    match raw.sync_type.as_deref() {
+        None | Some("row-level") | Some("row_level") => {}
+        Some("aggregate") => {
+            problems.push("sync_type", "not supported yet: sync_type: aggregate");
+            return None;
+        }
+        Some(other) => {
+            problems.push(
+                "sync_type",
+                format!("unknown sync_type \"{other}\"; use row-level or aggregate"),
+            );
+            return None;
+        }
+    }
+    let find_stage = |kind: &str| raw.stages.iter().enumerate().find(|(_, s)| s.kind == kind && s.enabled);
+    for (i, s) in raw.stages.iter().enumerate() {
+        match s.kind.as_str() {
+            "partition" | "change_detection" | "data_fetch" | "batcher" | "populate" => {}
+            "dedup" | "transform" | "enrich" if s.enabled => {
+                problems.push(format!("stages[{i}]"), format!("not supported yet: stage type {}", s.kind));
+            }
+            "dedup" | "transform" | "enrich" => {}
+            other => problems.push(
+                format!("stages[{i}].type"),
+                format!("unknown stage type \"{other}\"; valid: partition, change_detection, data_fetch, transform, enrich, dedup, batcher, populate"),
+            ),
+        }
+    }
+    let backend_named = |name: &str, path: &str, problems: &mut Problems| -> Option<(usize, &BackendConfig)> {
+        let found = raw.backends.iter().enumerate().find(|(_, b)| b.name == name);
+        if found.is_none() {
+            let names: Vec<&str> = raw.backends.iter().map(|b| b.name.as_str()).collect();
+            problems.push(path, format!("no backend named \"{name}\"; defined: {}", names.join(", ")));
+        }
+        found
+    };
+    // The data_fetch (else populate, else first stage naming them) stage says which backend is which.
+    let endpoints = find_stage("data_fetch")
+        .or_else(|| find_stage("populate"))
+        .or_else(|| raw.stages.iter().enumerate().find(|(_, s)| s.source.is_some()));
+    let (src_name, dst_name, fetch_columns) = match endpoints {
+        Some((i, s)) => {
+            let src = s.source.as_ref().map(|e| e.name.clone());
+            let dst = s.destination.as_ref().map(|e| e.name.clone());
+            if s.source.as_ref().is_some_and(|e| !e.group_by.is_empty()) {
+                problems.push(format!("stages[{i}].source.group_by"), "not supported yet: group_by (aggregate syncs)");
+            }
+            (src, dst, s.source.as_ref().map(|e| e.columns.clone()).unwrap_or_default())
+        }
+        None => (None, None, Vec::new()),
+    };
+    let src_name = src_name.or_else(|| raw.backends.first().map(|b| b.name.clone()));
+    let dst_name = dst_name.or_else(|| raw.backends.get(1).map(|b| b.name.clone()));
+    let (Some(src_name), Some(dst_name)) = (src_name, dst_name) else {
+        problems.push("backends", "need a source and a destination backend");
+        return None;
+    };
+    let (si, src) = backend_named(&src_name, "stages", problems)?;
+    let (di, dst) = backend_named(&dst_name, "stages", problems)?;
+    let as_backend = |b: &BackendConfig| DataBackend {
+        kind: b.kind.clone(),
+        datastore_name: b.datastore_name.clone(),
+        table: b.table.clone(),
+        schema: b.schema.clone(),
+        alias: b.alias.clone(),
+        join: b.join.clone(),
+        filters: b.filters.clone(),
+        supports_update: b.supports_update,
+    };
+    let source = table_ref(file, &format!("backends[{si}]"), &as_backend(src), datastores, problems);
+    let destination = table_ref(file, &format!("backends[{di}]"), &as_backend(dst), datastores, problems);
+    let mut columns = Vec::new();
+    for (ci, dc) in dst.columns.iter().enumerate() {
+        let path = format!("backends[{di}].columns[{ci}]");
+        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, problems) {
+            columns.push(col);
+        }
+    }
+    for (ci, sc) in src.columns.iter().enumerate() {
+        if sc.is_virtual == Some(true) || sc.hash_key == Some(true) {
+            problems.push(format!("backends[{si}].columns[{ci}]"), "not supported yet: virtual/hash_key columns");
+        }
+    }
+    check_columns(&columns, &format!("backends[{di}].columns"), problems);
+    Some((source?, destination?, columns))
+}
+
+fn staged_column(
+    path: &str,
+    dc: &BackendColumn,
+    src: &BackendConfig,
+    fetch_columns: &[crate::config::StageColumn],
+    problems: &mut Problems,
+) -> Option<MappedColumn> {
+    if dc.is_virtual == Some(true) || dc.hash_key == Some(true) {
+        problems.push(path, "not supported yet: virtual/hash_key columns");
+        return None;
+    }
+    let ty = parse_type(problems, path, &dc.data_type, dc.precision, dc.scale, dc.length);
+    // Source of the value: a data_fetch column of that name, else the source
+    // backend column of that name.
+    let (source, source_sql) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
+        match &fc.expr {
+            Some(expr) => {
+                problems.push(format!("{path}"), format!("not supported yet: expr for column \"{}\"", dc.name));
+                (expr.clone(), expr.clone())
+            }
+            None => (dc.name.clone(), quote_ident(&dc.name)),
+        }
+    } else if let Some(sc) = src.columns.iter().find(|c| c.name == dc.name) {
+        if let Some(expr) = &sc.expr {
+            problems.push(path.to_string(), format!("not supported yet: expr for column \"{}\"", sc.name));
+            (expr.clone(), expr.clone())
+        } else {
+            (sc.name.clone(), quote_ident(&sc.name))
+        }
+    } else {
+        let names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
+        let hint = yaml::closest(&dc.name, &names)
+            .map(|c| format!("; did you mean \"{c}\"?"))
+            .unwrap_or_default();
+        problems.push(
+            format!("{path}.name"),
+            format!("destination column \"{}\" has no source column of that name in backend \"{}\"{hint}", dc.name, src.name),
+        );
+        return None;
+    };
+    let unique = dc.unique_column.unwrap_or(false);
+    Some(MappedColumn {
+        spec: ColumnSpec {
+            name: dc.name.clone(),
+            data_type: ty,
+            unique,
+            nullable: !unique,
+        },
+        dest: dc.name.clone(),
+        source,
+        source_sql,
+        data_type: ty.to_string(),
+        unique,
+        hash_column: dc.hash_column.unwrap_or(true),
+    })
+}
+
+/// A `step_unit` as microseconds, or months.
+fn step_for(
+    kind: PartitionKind,
+    step: i64,
+    unit: Option<&str>,
+    path: &str,
+    problems: &mut Problems,
+) -> Step {
+    if step <= 0 {
+        problems.push(
+            format!("{path}.step"),
+            format!("step must be positive, got {step} (step: -1 is only for type: value delta partitions)"),
+        );
+        return Step::Int(1);
+    }
+    match kind {
+        PartitionKind::Integer => {
+            if let Some(u) = unit {
+                problems.push(
+                    format!("{path}.step_unit"),
+                    format!("step_unit \"{u}\" only applies to datetime partitions"),
+                );
+            }
+            Step::Int(step)
+        }
+        PartitionKind::Datetime => {
+            const SEC: i64 = 1_000_000;
+            let per = match unit.unwrap_or("second") {
+                "second" | "seconds" => SEC,
+                "minute" | "minutes" => 60 * SEC,
+                "hour" | "hours" => 3600 * SEC,
+                "day" | "days" => 86_400 * SEC,
+                "week" | "weeks" => 7 * 86_400 * SEC,
+                "month" | "months" => return Step::Months(step as u32),
+                "year" | "years" => return Step::Months(step as u32 * 12),
+                other => {
+                    problems.push(
+                        format!("{path}.step_unit"),
+                        format!("unknown step_unit \"{other}\"; use second, minute, hour, day, week, month or year"),
+                    );
+                    SEC
+                }
+            };
+            Step::Micros(step.saturating_mul(per))
+        }
+    }
+}
+
+/// Resolves a partition column name (source or dest name) to its SQL and type.
+fn partition_dimension(
+    name: &str,
+    declared_type: Option<&str>,
+    step: i64,
+    unit: Option<&str>,
+    path: &str,
+    columns: &[MappedColumn],
+    problems: &mut Problems,
+) -> Option<PartitionDimension> {
+    let mapped = columns.iter().find(|c| {
+        c.source == name
+            || c.dest == name
+            || c.source.rsplit('.').next() == Some(name)
+    });
+    let (dim_name, sql, ty) = match mapped {
+        Some(c) => (c.dest.clone(), c.source_sql.clone(), Some(c.spec.data_type)),
+        None => {
+            let Some(sql) = column_ref_sql(name) else {
+                problems.push(format!("{path}.column"), format!("\"{name}\" is not a column name"));
+                return None;
+            };
+            (name.replace('.', "_"), sql, None)
+        }
+    };
+    let date_only = match declared_type {
+        Some(t) => t.eq_ignore_ascii_case("date"),
+        None => ty == Some(ColumnType::Date),
+    };
+    let kind = match declared_type.map(|t| t.to_ascii_lowercase()) {
+        Some(t) if ["int", "integer", "bigint", "smallint"].contains(&t.as_str()) => PartitionKind::Integer,
+        Some(t) if ["datetime", "timestamp", "timestamptz", "date"].contains(&t.as_str()) => PartitionKind::Datetime,
+        Some(t) => {
+            problems.push(
+                format!("{path}.data_type"),
+                format!("cannot partition by a {t} column; use integer or datetime"),
+            );
+            return None;
+        }
+        None => match ty.and_then(|t| t.partitionable()) {
+            Some(k) => k,
+            None => {
+                problems.push(
+                    format!("{path}"),
+                    format!("partition column \"{name}\" must be an integer or date/time column"),
+                );
+                return None;
+            }
+        },
+    };
+    let step = step_for(kind, step, unit, path, problems);
+    Some(PartitionDimension {
+        name: dim_name,
+        source_expr: sql,
+        kind,
+        date_only,
+        step,
+    })
+}
+
+fn normalize_strategy(
+    default_partitioning: &[PartitionDimension],
+    i: usize,
+    s: &StrategyConfig,
+    columns: &[MappedColumn],
+    problems: &mut Problems,
+) -> Option<Strategy> {
+    let path = format!("strategies[{i}]");
+    let kind = match s.kind.as_str() {
+        "full" => StrategyKind::Full,
+        "delta" => StrategyKind::Delta,
+        "hash" => StrategyKind::Hash,
+        other => {
+            problems.push(
+                format!("{path}.type"),
+                format!("unknown strategy type \"{other}\"; use full, delta or hash"),
+            );
+            return None;
+        }
+    };
+    let mut primary = Vec::new();
+    if !s.primary_partitions.is_empty() {
+        for (pi, p) in s.primary_partitions.iter().enumerate() {
+            let ppath = format!("{path}.primary_partitions[{pi}]");
+            if let Some(d) = partition_config(p, &ppath, columns, problems) {
+                primary.push(d);
+            }
+        }
+    } else {
+        primary = default_partitioning.to_vec();
+    }
+    let page_size = s
+        .page_size
+        .or(s.data_fetch.as_ref().and_then(|d| d.page_size))
+        .map(|n| n as usize)
+        .unwrap_or(DEFAULT_PAGE_SIZE)
+        .max(1);
+    Some(Strategy {
+        name: s.name.clone(),
+        kind,
+        enabled: s.enabled,
+        cron: s.cron.clone(),
+        page_size,
+        primary,
+        index: i,
+        raw: s.clone(),
+    })
+}
+
+fn simple_partitioning(
+    raw: &PipelineFile,
+    columns: &[MappedColumn],
+    problems: &mut Problems,
+) -> Vec<PartitionDimension> {
+    let Some(step) = raw.partition_step else {
+        if raw.partition_column.is_some() {
+            problems.push("partition_column", "partition_column needs a partition_step");
+        }
+        return Vec::new();
+    };
+    let col = raw.partition_column.clone().or_else(|| {
+        raw.column_map
+            .iter()
+            .find(|c| c.roles.iter().any(|r| r == "partition_column"))
+            .map(|c| c.source.clone())
+    });
+    match col {
+        Some(col) => partition_dimension(&col, None, step, None, "partition_column", columns, problems)
+            .into_iter()
+            .collect(),
+        None => {
+            problems.push(
+                "partition_step",
+                "partition_step needs a partition_column (or a column with role partition_column)",
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn partition_config(
+    p: &PartitionConfig,
+    path: &str,
+    columns: &[MappedColumn],
+    problems: &mut Problems,
+) -> Option<PartitionDimension> {
+    if let Some(k) = &p.kind {
+        if k != "range" {
+            problems.push(format!("{path}.type"), format!("not supported yet: partition type {k}"));
+            return None;
+        }
+    }
+    partition_dimension(
+        &p.column,
+        Some(&p.data_type),
+        p.step,
+        p.step_unit.as_deref(),
+        path,
+        columns,
+        problems,
+    )
+}
+
+impl Strategy {
+    /// Fields that parse but that this strategy cannot honour yet, by path.
+    pub(crate) fn unsupported_fields(&self) -> Vec<String> {
+        let path = format!("strategies[{}]", self.index);
+        let mut out = Vec::new();
+        if self.kind != StrategyKind::Full {
+            out.push(format!("{path}.type: {}", self.kind.as_str()));
+        }
+        let r = &self.raw;
+        if !r.secondary_partitions.is_empty() {
+            out.push(format!("{path}.secondary_partitions"));
+        }
+        if !r.delta_partitions.is_empty() {
+            out.push(format!("{path}.delta_partitions"));
+        }
+        if r.use_sub_partition == Some(true) || r.sub_partition_step.is_some() {
+            out.push(format!("{path}.use_sub_partition"));
+        }
+        if r.primary_partitions.iter().any(|p| p.bounded == Some(true)) {
+            out.push(format!("{path}.primary_partitions.bounded"));
+        }
+        out
+    }
+}

@@ -1,0 +1,317 @@
+//! Partitions: half-open ranges over one or more source columns, aligned to a
+//! fixed origin so the same row lands in the same partition on every run.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
+
+use crate::types::PartitionKind;
+
+/// A bound of a partition range. Datetimes are microseconds since the Unix
+/// epoch (UTC for timestamptz, wall clock for timestamp and date).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PartitionValue {
+    Int(i64),
+    Micros(i64),
+}
+
+impl PartitionValue {
+    pub fn as_i64(&self) -> i64 {
+        match self {
+            PartitionValue::Int(v) | PartitionValue::Micros(v) => *v,
+        }
+    }
+}
+
+impl fmt::Display for PartitionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionValue::Int(v) => write!(f, "{v}"),
+            PartitionValue::Micros(v) => write!(f, "{}", format_micros(*v)),
+        }
+    }
+}
+
+/// `2024-01-15T12:00:00` (fractional seconds only when present).
+pub fn format_micros(micros: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(dt) if micros % 1_000_000 == 0 => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%.6f").to_string(),
+        None => format!("{micros}us"),
+    }
+}
+
+/// How one column is split into ranges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionDimension {
+    /// Destination-facing name used in partition ids.
+    pub name: String,
+    /// The source SQL expression the range applies to (already quoted).
+    pub source_expr: String,
+    pub kind: PartitionKind,
+    /// A `date` column: bounds are compared as whole days.
+    pub date_only: bool,
+    pub step: Step,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A count of integer key values.
+    Int(i64),
+    /// A fixed duration in microseconds (seconds, minutes, hours, days, weeks).
+    Micros(i64),
+    /// Calendar months (a year is 12).
+    Months(u32),
+}
+
+/// The range of one dimension inside a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DimRange {
+    /// `start <= column < end`.
+    Range {
+        start: PartitionValue,
+        end: PartitionValue,
+    },
+    /// `column IS NULL`: rows no range can hold.
+    Null,
+    /// No restriction on this column.
+    All,
+}
+
+/// One unit of work: a conjunction of ranges, one per dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Partition {
+    /// Stable across runs: made from the dimension names and bounds.
+    pub id: String,
+    pub ranges: Vec<(PartitionDimensionRef, DimRange)>,
+}
+
+/// The part of a dimension a connector needs to filter on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionDimensionRef {
+    pub name: String,
+    pub source_expr: String,
+    pub kind: PartitionKind,
+    pub date_only: bool,
+}
+
+impl Partition {
+    /// The partition that holds every row.
+    pub fn whole() -> Partition {
+        Partition {
+            id: "all".to_string(),
+            ranges: Vec::new(),
+        }
+    }
+}
+
+/// Observed extent of a column in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnBounds {
+    /// `None` when every value is NULL (or the table is empty).
+    pub min_max: Option<(PartitionValue, PartitionValue)>,
+    pub has_nulls: bool,
+}
+
+/// Splits each dimension by its step and takes the cartesian product.
+/// A table with no rows still gets no partitions; a dimension whose column has
+/// NULLs gets an extra `IS NULL` range so those rows are never skipped.
+pub fn plan_partitions(dims: &[PartitionDimension], bounds: &[ColumnBounds]) -> Vec<Partition> {
+    if dims.is_empty() {
+        return vec![Partition::whole()];
+    }
+    let mut per_dim: Vec<Vec<DimRange>> = Vec::with_capacity(dims.len());
+    for (dim, b) in dims.iter().zip(bounds) {
+        let mut ranges = match b.min_max {
+            Some((min, max)) => split(dim.step, min, max),
+            None => Vec::new(),
+        };
+        if b.has_nulls {
+            ranges.push(DimRange::Null);
+        }
+        per_dim.push(ranges);
+    }
+    let mut out: Vec<Vec<DimRange>> = vec![Vec::new()];
+    for ranges in &per_dim {
+        let mut next = Vec::with_capacity(out.len() * ranges.len());
+        for prefix in &out {
+            for r in ranges {
+                let mut p = prefix.clone();
+                p.push(r.clone());
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    out.into_iter()
+        .map(|ranges| {
+            let id = partition_id(dims, &ranges);
+            Partition {
+                id,
+                ranges: dims
+                    .iter()
+                    .map(|d| PartitionDimensionRef {
+                        name: d.name.clone(),
+                        source_expr: d.source_expr.clone(),
+                        kind: d.kind,
+                        date_only: d.date_only,
+                    })
+                    .zip(ranges)
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
+    dims.iter()
+        .zip(ranges)
+        .map(|(d, r)| match r {
+            DimRange::Range { start, end } => format!("{}_{}_{}", d.name, start, end),
+            DimRange::Null => format!("{}_null", d.name),
+            DimRange::All => format!("{}_all", d.name),
+        })
+        .collect::<Vec<_>>()
+        .join("__")
+}
+
+/// Aligned half-open ranges covering `[min, max]`.
+fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> {
+    let mut out = Vec::new();
+    match step {
+        Step::Int(n) | Step::Micros(n) => {
+            let wrap = |v: i64| match min {
+                PartitionValue::Int(_) => PartitionValue::Int(v),
+                PartitionValue::Micros(_) => PartitionValue::Micros(v),
+            };
+            let n = n.max(1);
+            let mut start = min.as_i64().div_euclid(n) * n;
+            let max = max.as_i64();
+            while start <= max {
+                let end = start.saturating_add(n);
+                out.push(DimRange::Range {
+                    start: wrap(start),
+                    end: wrap(end),
+                });
+                if end == i64::MAX {
+                    break;
+                }
+                start = end;
+            }
+        }
+        Step::Months(n) => {
+            let n = n.max(1) as i64;
+            let month_index = |micros: i64| {
+                let dt = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
+                (dt.year() as i64 - 1970) * 12 + dt.month0() as i64
+            };
+            let month_start = |idx: i64| {
+                let base = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+                let date = if idx >= 0 {
+                    base.checked_add_months(Months::new(idx as u32))
+                } else {
+                    base.checked_sub_months(Months::new((-idx) as u32))
+                }
+                .unwrap_or(base);
+                Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+                    .timestamp_micros()
+            };
+            let mut idx = month_index(min.as_i64()).div_euclid(n) * n;
+            let max = max.as_i64();
+            loop {
+                let start = month_start(idx);
+                if start > max {
+                    break;
+                }
+                let end = month_start(idx + n);
+                out.push(DimRange::Range {
+                    start: PartitionValue::Micros(start),
+                    end: PartitionValue::Micros(end),
+                });
+                idx += n;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dim(step: Step, kind: PartitionKind) -> PartitionDimension {
+        PartitionDimension {
+            name: "id".into(),
+            source_expr: "\"id\"".into(),
+            kind,
+            date_only: false,
+            step,
+        }
+    }
+
+    #[test]
+    fn integer_ranges_are_aligned_and_cover_bounds() {
+        let parts = plan_partitions(
+            &[dim(Step::Int(10), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Int(7), PartitionValue::Int(20))),
+                has_nulls: true,
+            }],
+        );
+        let ids: Vec<_> = parts.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["id_0_10", "id_10_20", "id_20_30", "id_null"]);
+    }
+
+    #[test]
+    fn negative_integers_align_downwards() {
+        let parts = plan_partitions(
+            &[dim(Step::Int(10), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Int(-3), PartitionValue::Int(-1))),
+                has_nulls: false,
+            }],
+        );
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].id, "id_-10_0");
+    }
+
+    #[test]
+    fn month_steps_follow_the_calendar() {
+        let jan15 = Utc
+            .with_ymd_and_hms(2024, 1, 15, 10, 0, 0)
+            .unwrap()
+            .timestamp_micros();
+        let mar2 = Utc
+            .with_ymd_and_hms(2024, 3, 2, 0, 0, 0)
+            .unwrap()
+            .timestamp_micros();
+        let parts = plan_partitions(
+            &[dim(Step::Months(1), PartitionKind::Datetime)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Micros(jan15), PartitionValue::Micros(mar2))),
+                has_nulls: false,
+            }],
+        );
+        let ids: Vec<_> = parts.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "id_2024-01-01T00:00:00_2024-02-01T00:00:00",
+                "id_2024-02-01T00:00:00_2024-03-01T00:00:00",
+                "id_2024-03-01T00:00:00_2024-04-01T00:00:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_table_has_no_partitions() {
+        let parts = plan_partitions(
+            &[dim(Step::Int(10), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: None,
+                has_nulls: false,
+            }],
+        );
+        assert!(parts.is_empty());
+    }
+}

@@ -1,0 +1,196 @@
+//! A pipeline plus a strategy compiled into a DAG of operator specs.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::{PlannerError, Result};
+use crate::model::{Pipeline, Strategy, StrategyKind};
+use crate::partition::{Partition, PartitionDimension, Step};
+
+/// What each operator of the DAG is told to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OperatorSpec {
+    /// Emits the partitions still to do, in order.
+    PartitionSource,
+    /// Reads each partition from the source as Arrow batches of `page_rows`.
+    Fetch { page_rows: usize },
+    /// Re-cuts batches to `target_rows` so the sink writes in efficient sizes.
+    Batcher { target_rows: usize },
+    /// Upserts into the destination and commits each partition with its checkpoint.
+    Populate,
+}
+
+impl OperatorSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OperatorSpec::PartitionSource => "partition_source",
+            OperatorSpec::Fetch { .. } => "fetch",
+            OperatorSpec::Batcher { .. } => "batcher",
+            OperatorSpec::Populate => "populate",
+        }
+    }
+}
+
+/// Rows a channel between two operators may hold. With the batch size this
+/// bounds a run's memory whatever the table size.
+pub const DEFAULT_CHANNEL_ROWS: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub pipeline: String,
+    pub strategy: String,
+    pub kind: StrategyKind,
+    /// A linear chain today; fan-out (enrich, dedup) will make it a DAG.
+    pub operators: Vec<OperatorSpec>,
+    #[serde(skip)]
+    pub dimensions: Vec<PartitionDimension>,
+    pub channel_rows: usize,
+}
+
+impl Plan {
+    /// Compiles `pipeline` for `strategy` (by name, or the default).
+    pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
+        let st = select_strategy(pipeline, strategy)?;
+        if let Some(path) = st.unsupported_fields().into_iter().next() {
+            return Err(PlannerError::NotSupported {
+                file: pipeline.file.clone(),
+                path,
+            });
+        }
+        let page_rows = st.page_size;
+        let target_rows = pipeline.batch_rows;
+        Ok(Plan {
+            pipeline: pipeline.name.clone(),
+            strategy: st.name.clone(),
+            kind: st.kind,
+            operators: vec![
+                OperatorSpec::PartitionSource,
+                OperatorSpec::Fetch { page_rows },
+                OperatorSpec::Batcher { target_rows },
+                OperatorSpec::Populate,
+            ],
+            dimensions: st.primary.clone(),
+            channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
+        })
+    }
+
+    /// The DAG and the partitions it would run, for `synchub plan`.
+    pub fn describe(&self, partitions: Option<&[Partition]>) -> String {
+        let mut s = format!(
+            "pipeline: {}\nstrategy: {} ({})\ndag: {}\n",
+            self.pipeline,
+            self.strategy,
+            self.kind.as_str(),
+            self.operators
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        );
+        if self.dimensions.is_empty() {
+            s.push_str("partitioning: none (one partition)\n");
+        } else {
+            for d in &self.dimensions {
+                s.push_str(&format!(
+                    "partitioning: {} ({}) step {}\n",
+                    d.name,
+                    d.source_expr,
+                    step_text(d.step)
+                ));
+            }
+        }
+        if let Some(parts) = partitions {
+            s.push_str(&format!("partitions: {}\n", parts.len()));
+            for p in parts {
+                s.push_str(&format!("  {}\n", p.id));
+            }
+        }
+        s
+    }
+}
+
+fn step_text(step: Step) -> String {
+    match step {
+        Step::Int(n) => n.to_string(),
+        Step::Micros(m) if m % 3_600_000_000 == 0 => format!("{}h", m / 3_600_000_000),
+        Step::Micros(m) => format!("{}s", m as f64 / 1e6),
+        Step::Months(n) => format!("{n} month(s)"),
+    }
+}
+
+impl fmt::Display for OperatorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OperatorSpec::Fetch { page_rows } => write!(f, "fetch(page={page_rows})"),
+            OperatorSpec::Batcher { target_rows } => write!(f, "batcher(rows={target_rows})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// The named strategy, else the first enabled one, else an implicit full sync.
+pub fn select_strategy<'a>(pipeline: &'a Pipeline, name: Option<&str>) -> Result<std::borrow::Cow<'a, Strategy>> {
+    use std::borrow::Cow;
+    match name {
+        Some(n) => pipeline
+            .strategies
+            .iter()
+            .find(|s| s.name == n)
+            .map(Cow::Borrowed)
+            .or_else(|| {
+                // `--strategy full` works on a pipeline that lists no full strategy.
+                (n == "full").then(|| Cow::Owned(implicit_full(pipeline)))
+            })
+            .ok_or_else(|| {
+                let names: Vec<&str> = pipeline.strategies.iter().map(|s| s.name.as_str()).collect();
+                PlannerError::invalid(
+                    &pipeline.file,
+                    "strategies",
+                    format!(
+                        "no strategy named \"{n}\"; defined: {}",
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    ),
+                )
+            }),
+        None => Ok(pipeline
+            .strategies
+            .iter()
+            .find(|s| s.enabled)
+            .map(Cow::Borrowed)
+            .unwrap_or_else(|| Cow::Owned(implicit_full(pipeline)))),
+    }
+}
+
+/// A full strategy using the pipeline's own partitioning, for pipelines that
+/// list none.
+fn implicit_full(pipeline: &Pipeline) -> Strategy {
+    let primary = pipeline.default_partitioning.clone();
+    Strategy {
+        name: "full".to_string(),
+        kind: StrategyKind::Full,
+        enabled: true,
+        cron: None,
+        page_size: crate::model::DEFAULT_PAGE_SIZE,
+        primary,
+        index: pipeline.strategies.len(),
+        raw: crate::config::StrategyConfig {
+            name: "full".to_string(),
+            kind: "full".to_string(),
+            column: None,
+            enabled: true,
+            cron: None,
+            page_size: None,
+            use_sub_partition: None,
+            sub_partition_step: None,
+            prevent_update_unless_changed: None,
+            use_pagination: None,
+            primary_partitions: Vec::new(),
+            secondary_partitions: Vec::new(),
+            delta_partitions: Vec::new(),
+            pipeline_config: None,
+            data_fetch: None,
+        },
+    }
+}
