@@ -40,9 +40,9 @@ impl ConnectorError {
             ConnectorError::Sqlite(_) | ConnectorError::Other(_) | ConnectorError::Arrow(_) => {
                 ErrorDomain::System
             }
-            ConnectorError::Schema(_) | ConnectorError::Value(_) | ConnectorError::Unsupported(_) => {
-                ErrorDomain::User
-            }
+            ConnectorError::Schema(_)
+            | ConnectorError::Value(_)
+            | ConnectorError::Unsupported(_) => ErrorDomain::User,
         }
     }
 

@@ -17,7 +17,9 @@ use planner::Datastore;
 /// Opens the source connector for the table's datastore type.
 pub async fn open_source(table: &TableRef, columns: &[MappedColumn]) -> Result<Box<dyn Source>> {
     Ok(match &table.datastore {
-        Datastore::Postgres { .. } => Box::new(postgres::PostgresSource::open(table, columns).await?),
+        Datastore::Postgres { .. } => {
+            Box::new(postgres::PostgresSource::open(table, columns).await?)
+        }
         Datastore::Sqlite { .. } => Box::new(sqlite::SqliteSource::open(table, columns).await?),
     })
 }

@@ -32,7 +32,11 @@ pub fn table_sql(schema: Option<&str>, table: &str, alias: Option<&str>) -> Stri
 pub fn from_sql(source: &TableRef) -> String {
     let mut s = format!(
         "FROM {}",
-        table_sql(source.schema.as_deref(), &source.table, source.alias.as_deref())
+        table_sql(
+            source.schema.as_deref(),
+            &source.table,
+            source.alias.as_deref()
+        )
     );
     for j in &source.joins {
         let schema = j.schema.as_deref().or(source.schema.as_deref());
@@ -62,10 +66,7 @@ pub fn where_sql(
                     let a = placeholder(params.len());
                     params.push(*end);
                     let b = placeholder(params.len());
-                    conds.push(format!(
-                        "{e} >= {a} AND {e} < {b}",
-                        e = dim.source_expr
-                    ));
+                    conds.push(format!("{e} >= {a} AND {e} < {b}", e = dim.source_expr));
                 }
                 DimRange::Null => conds.push(format!("{} IS NULL", dim.source_expr)),
                 DimRange::All => {}
@@ -101,7 +102,11 @@ pub fn select_partition_sql(
 }
 
 /// One query returning min, max and NULL count of every dimension.
-pub fn bounds_sql(source: &TableRef, dims: &[PartitionDimension], placeholder: Placeholder) -> String {
+pub fn bounds_sql(
+    source: &TableRef,
+    dims: &[PartitionDimension],
+    placeholder: Placeholder,
+) -> String {
     let mut params = Vec::new();
     let cols = dims
         .iter()

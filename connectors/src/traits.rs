@@ -23,8 +23,11 @@ pub trait Source: Send {
     async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>>;
 
     /// Streams the rows of `partition`, at most `page_rows` per batch.
-    async fn read<'a>(&'a mut self, partition: &Partition, page_rows: usize)
-        -> Result<BatchStream<'a>>;
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>>;
 }
 
 /// Identifies the run a checkpoint belongs to.
@@ -69,6 +72,9 @@ pub trait Sink: Send {
 
     /// Merges the staged rows into the table and records the checkpoint, in
     /// one transaction: after a crash either both are there or neither.
-    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition)
-        -> Result<WriteStats>;
+    async fn commit_partition(
+        &mut self,
+        run: &RunIdentity,
+        partition: &Partition,
+    ) -> Result<WriteStats>;
 }

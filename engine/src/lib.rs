@@ -1,10 +1,12 @@
 //! Runs a plan: one actor per operator on row-bounded channels, first error
 //! wins, partitions checkpointed, run state kept in a state store.
 
+pub mod demo;
 pub mod error;
 pub mod run;
 pub mod runtime;
 pub mod state;
+pub mod verify;
 
 pub use error::EngineError;
 pub use run::{plan_pipeline, run_pipeline, RunOptions, RunOutcome, RunSummary};

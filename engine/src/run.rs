@@ -141,7 +141,9 @@ pub async fn run_pipeline(
     let mut todo = Some(todo);
     for spec in &plan.operators {
         ops.push(match spec {
-            OperatorSpec::PartitionSource => Box::new(PartitionSource::new(todo.take().unwrap_or_default())),
+            OperatorSpec::PartitionSource => {
+                Box::new(PartitionSource::new(todo.take().unwrap_or_default()))
+            }
             OperatorSpec::Fetch { page_rows } => Box::new(Fetch::new(
                 source.take().expect("one fetch per plan"),
                 *page_rows,
@@ -179,12 +181,10 @@ pub async fn run_pipeline(
         duration_seconds: started.elapsed().as_secs_f64(),
         operators,
     };
-    let st = state
-        .lock()
-        .map_err(|_| EngineError::State {
-            path: opts.state_dir.display().to_string(),
-            message: "state store lock poisoned".into(),
-        })?;
+    let st = state.lock().map_err(|_| EngineError::State {
+        path: opts.state_dir.display().to_string(),
+        message: "state store lock poisoned".into(),
+    })?;
     st.finish_run(
         &run_id,
         status,

@@ -192,12 +192,9 @@ mod tests {
     async fn first_error_wins_and_names_the_operator() {
         // The producer would block forever on a tiny channel if the failing
         // consumer did not cancel it.
-        let err = run_chain(
-            vec![Box::new(Numbers(10_000)), Box::new(FailAfter(20))],
-            4,
-        )
-        .await
-        .unwrap_err();
+        let err = run_chain(vec![Box::new(Numbers(10_000)), Box::new(FailAfter(20))], 4)
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "fail_after: boom");
     }
 }

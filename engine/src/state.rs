@@ -60,7 +60,11 @@ impl StateStore {
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.err(format!("not a SyncHub state store ({e}); move it away or pass another --state-dir")))?;
+            .map_err(|e| {
+                self.err(format!(
+                    "not a SyncHub state store ({e}); move it away or pass another --state-dir"
+                ))
+            })?;
         if version > STATE_VERSION {
             return Err(self.err(format!(
                 "written by a newer SyncHub (state version {version}, this build reads {STATE_VERSION}); upgrade synchub or use another --state-dir"
@@ -100,7 +104,11 @@ impl StateStore {
     }
 
     /// The latest run of `pipeline`/`strategy` that did not complete.
-    pub fn resumable_run(&self, pipeline: &str, strategy: &str) -> Result<Option<String>, EngineError> {
+    pub fn resumable_run(
+        &self,
+        pipeline: &str,
+        strategy: &str,
+    ) -> Result<Option<String>, EngineError> {
         self.conn
             .query_row(
                 "SELECT run_id, status FROM runs WHERE pipeline = ?1 AND strategy = ?2 \
@@ -110,10 +118,18 @@ impl StateStore {
             )
             .optional()
             .map_err(|e| self.err(e))
-            .map(|r| r.filter(|(_, status)| status != "completed").map(|(id, _)| id))
+            .map(|r| {
+                r.filter(|(_, status)| status != "completed")
+                    .map(|(id, _)| id)
+            })
     }
 
-    pub fn start_run(&self, run_id: &str, pipeline: &str, strategy: &str) -> Result<(), EngineError> {
+    pub fn start_run(
+        &self,
+        run_id: &str,
+        pipeline: &str,
+        strategy: &str,
+    ) -> Result<(), EngineError> {
         self.conn
             .execute(
                 "INSERT INTO runs (run_id, pipeline, strategy, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4) \
@@ -199,13 +215,19 @@ impl StateStore {
 }
 
 fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 /// `20240101_120000_abc123`: sortable by start time, unique by suffix.
 pub fn new_run_id() -> String {
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}_{}", chrono::Utc::now().format("%Y%m%d_%H%M%S"), &suffix[..6])
+    format!(
+        "{}_{}",
+        chrono::Utc::now().format("%Y%m%d_%H%M%S"),
+        &suffix[..6]
+    )
 }
 
 #[cfg(test)]
@@ -224,7 +246,8 @@ mod tests {
             s.completed_partitions("r1").unwrap(),
             HashSet::from(["id_0_10".to_string()])
         );
-        s.finish_run("r1", "completed", None, &serde_json::json!({})).unwrap();
+        s.finish_run("r1", "completed", None, &serde_json::json!({}))
+            .unwrap();
         assert_eq!(s.resumable_run("p", "full").unwrap(), None);
     }
 

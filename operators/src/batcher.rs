@@ -88,14 +88,22 @@ mod tests {
         let mut b = Batcher::new(100);
         b.process_batch(batch(0..30), &mut out).await.unwrap();
         b.process_batch(batch(30..280), &mut out).await.unwrap();
-        b.on_partition_end(Arc::new(Partition::whole()), &mut out).await.unwrap();
+        b.on_partition_end(Arc::new(Partition::whole()), &mut out)
+            .await
+            .unwrap();
         drop(out);
         let mut sizes = Vec::new();
         let mut values = Vec::new();
         while let Some(m) = rx.recv().await {
             if let Message::Batch(b) = m {
                 sizes.push(b.num_rows());
-                values.extend(b.column(0).as_primitive::<Int64Type>().values().iter().copied());
+                values.extend(
+                    b.column(0)
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .copied(),
+                );
             }
         }
         assert_eq!(sizes, [100, 100, 80]);

@@ -103,7 +103,8 @@ mod tests {
         let (tx, mut rx, _) = row_channel(100);
         tx.send(batch(60)).await.unwrap();
         // 60 + 60 > 100: the second send must wait until the first is received.
-        let blocked = tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(batch(60))).await;
+        let blocked =
+            tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(batch(60))).await;
         assert!(blocked.is_err(), "second batch should wait for room");
         assert!(matches!(rx.recv().await, Some(Message::Batch(b)) if b.num_rows() == 60));
         tx.send(batch(60)).await.unwrap();

@@ -32,13 +32,19 @@ pub struct Output {
 
 impl Output {
     pub fn new(sender: Option<RowSender>) -> Self {
-        Output { sender, rows_out: 0 }
+        Output {
+            sender,
+            rows_out: 0,
+        }
     }
 
     pub async fn send(&mut self, msg: Message) -> Result<()> {
         self.rows_out += msg.rows() as u64;
         match &self.sender {
-            Some(s) => s.send(msg).await.map_err(|_| OperatorError::DownstreamClosed),
+            Some(s) => s
+                .send(msg)
+                .await
+                .map_err(|_| OperatorError::DownstreamClosed),
             // The last operator of a chain has nowhere to send.
             None => Ok(()),
         }

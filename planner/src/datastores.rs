@@ -280,7 +280,7 @@ fn resolve(
     }
 }
 
-/// Replaces `${VAR}` with the environment's value. A missing variable is an
+/// Replaces `${VAR}` (or `${VAR:-default}`) with the environment's value. A missing variable is an
 /// error naming the line, never an empty string that would fail later.
 pub fn substitute_env(
     file: &Path,
@@ -294,16 +294,23 @@ pub fn substitute_env(
             let Some(len) = rest[start + 2..].find('}') else {
                 break;
             };
-            let var = &rest[start + 2..start + 2 + len];
+            let inner = &rest[start + 2..start + 2 + len];
             out.push_str(&rest[..start]);
             if line.trim_start().starts_with('#') {
                 out.push_str(&rest[start..start + 3 + len]);
             } else {
-                let value = lookup(var).ok_or_else(|| PlannerError::MissingEnv {
-                    file: file.to_path_buf(),
-                    line: i + 1,
-                    var: var.to_string(),
-                })?;
+                // `${VAR:-default}` falls back like the shell does.
+                let (var, default) = match inner.split_once(":-") {
+                    Some((v, d)) => (v, Some(d)),
+                    None => (inner, None),
+                };
+                let value = lookup(var)
+                    .or_else(|| default.map(str::to_string))
+                    .ok_or_else(|| PlannerError::MissingEnv {
+                        file: file.to_path_buf(),
+                        line: i + 1,
+                        var: var.to_string(),
+                    })?;
                 out.push_str(&value);
             }
             rest = &rest[start + 3 + len..];
@@ -322,6 +329,8 @@ mod tests {
         let f = Path::new("ds.yaml");
         let ok = substitute_env(f, "a: ${X}\nb: ${X}-${X}\n", |_| Some("v".into())).unwrap();
         assert_eq!(ok, "a: v\nb: v-v\n");
+        let defaulted = substitute_env(f, "a: ${X:-fallback}\n", |_| None).unwrap();
+        assert_eq!(defaulted, "a: fallback\n");
         let err = substitute_env(f, "a: 1\nb: ${NOPE}\n", |_| None).unwrap_err();
         assert_eq!(
             err.to_string(),

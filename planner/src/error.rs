@@ -62,7 +62,11 @@ pub enum PlannerError {
 }
 
 impl PlannerError {
-    pub(crate) fn invalid(file: &Path, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        file: &Path,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         PlannerError::Invalid {
             file: file.to_path_buf(),
             problems: vec![Problem {

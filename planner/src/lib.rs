@@ -1,12 +1,12 @@
 //! Pipeline configuration, validation, partition planning and the plan of operators.
 
-pub mod partition;
-pub mod types;
 pub mod config;
 pub mod datastores;
 pub mod error;
 pub mod model;
+pub mod partition;
 pub mod plan;
+pub mod types;
 pub mod yaml;
 
 pub use datastores::{Datastore, Datastores, Secret};

@@ -326,16 +326,20 @@ fn table_ref(
     datastores: &Datastores,
     problems: &mut Problems,
 ) -> Option<TableRef> {
-    let ds = match datastores.get(file, &format!("{path}.datastore_name"), &backend.datastore_name) {
+    let ds = match datastores.get(
+        file,
+        &format!("{path}.datastore_name"),
+        &backend.datastore_name,
+    ) {
         Ok(ds) => ds.clone(),
         Err(p) => {
             problems.0.push(p);
             return None;
         }
     };
-    if !backend.kind.eq_ignore_ascii_case(ds.kind())
-        && !(backend.kind.eq_ignore_ascii_case("postgresql") && ds.kind() == "postgres")
-    {
+    let same_kind = backend.kind.eq_ignore_ascii_case(ds.kind())
+        || (backend.kind.eq_ignore_ascii_case("postgresql") && ds.kind() == "postgres");
+    if !same_kind {
         problems.push(
             format!("{path}.type"),
             format!(
@@ -372,7 +376,13 @@ fn table_ref(
 }
 
 fn join(path: &str, i: usize, j: &JoinConfig, problems: &mut Problems) -> Option<Join> {
-    let kind = match j.kind.as_deref().unwrap_or("inner").to_ascii_lowercase().as_str() {
+    let kind = match j
+        .kind
+        .as_deref()
+        .unwrap_or("inner")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "inner" => "INNER",
         "left" => "LEFT",
         "right" => "RIGHT",
@@ -401,9 +411,18 @@ fn normalize_simple(
     problems: &mut Problems,
 ) -> Option<Normalized> {
     let source = match &raw.source_provider {
-        Some(p) => table_ref(file, "source_provider.data_backend", &p.data_backend, datastores, problems),
+        Some(p) => table_ref(
+            file,
+            "source_provider.data_backend",
+            &p.data_backend,
+            datastores,
+            problems,
+        ),
         None => {
-            problems.push("source_provider", "missing: the pipeline needs a source_provider");
+            problems.push(
+                "source_provider",
+                "missing: the pipeline needs a source_provider",
+            );
             None
         }
     };
@@ -424,7 +443,10 @@ fn normalize_simple(
         }
     };
     if raw.column_map.is_empty() {
-        problems.push("column_map", "missing: list the columns to sync in column_map");
+        problems.push(
+            "column_map",
+            "missing: list the columns to sync in column_map",
+        );
     }
     let mut columns = Vec::new();
     for (i, c) in raw.column_map.iter().enumerate() {
@@ -443,7 +465,14 @@ fn normalize_simple(
 
 fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Option<MappedColumn> {
     let path = format!("column_map[{i}]");
-    let ty = parse_type(problems, &path, &c.data_type, c.precision, c.scale, c.length);
+    let ty = parse_type(
+        problems,
+        &path,
+        &c.data_type,
+        c.precision,
+        c.scale,
+        c.length,
+    );
     let mut unique = false;
     for (r, role) in c.roles.iter().enumerate() {
         match role.as_str() {
@@ -538,7 +567,12 @@ fn normalize_staged(
             return None;
         }
     }
-    let find_stage = |kind: &str| raw.stages.iter().enumerate().find(|(_, s)| s.kind == kind && s.enabled);
+    let find_stage = |kind: &str| {
+        raw.stages
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.kind == kind && s.enabled)
+    };
     for (i, s) in raw.stages.iter().enumerate() {
         match s.kind.as_str() {
             "partition" | "change_detection" | "data_fetch" | "batcher" | "populate" => {}
@@ -552,26 +586,49 @@ fn normalize_staged(
             ),
         }
     }
-    let backend_named = |name: &str, path: &str, problems: &mut Problems| -> Option<(usize, &BackendConfig)> {
-        let found = raw.backends.iter().enumerate().find(|(_, b)| b.name == name);
-        if found.is_none() {
-            let names: Vec<&str> = raw.backends.iter().map(|b| b.name.as_str()).collect();
-            problems.push(path, format!("no backend named \"{name}\"; defined: {}", names.join(", ")));
-        }
-        found
-    };
+    let backend_named =
+        |name: &str, path: &str, problems: &mut Problems| -> Option<(usize, &BackendConfig)> {
+            let found = raw
+                .backends
+                .iter()
+                .enumerate()
+                .find(|(_, b)| b.name == name);
+            if found.is_none() {
+                let names: Vec<&str> = raw.backends.iter().map(|b| b.name.as_str()).collect();
+                problems.push(
+                    path,
+                    format!("no backend named \"{name}\"; defined: {}", names.join(", ")),
+                );
+            }
+            found
+        };
     // The data_fetch (else populate, else first stage naming them) stage says which backend is which.
     let endpoints = find_stage("data_fetch")
         .or_else(|| find_stage("populate"))
-        .or_else(|| raw.stages.iter().enumerate().find(|(_, s)| s.source.is_some()));
+        .or_else(|| {
+            raw.stages
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.source.is_some())
+        });
     let (src_name, dst_name, fetch_columns) = match endpoints {
         Some((i, s)) => {
             let src = s.source.as_ref().map(|e| e.name.clone());
             let dst = s.destination.as_ref().map(|e| e.name.clone());
             if s.source.as_ref().is_some_and(|e| !e.group_by.is_empty()) {
-                problems.push(format!("stages[{i}].source.group_by"), "not supported yet: group_by (aggregate syncs)");
+                problems.push(
+                    format!("stages[{i}].source.group_by"),
+                    "not supported yet: group_by (aggregate syncs)",
+                );
             }
-            (src, dst, s.source.as_ref().map(|e| e.columns.clone()).unwrap_or_default())
+            (
+                src,
+                dst,
+                s.source
+                    .as_ref()
+                    .map(|e| e.columns.clone())
+                    .unwrap_or_default(),
+            )
         }
         None => (None, None, Vec::new()),
     };
@@ -593,8 +650,20 @@ fn normalize_staged(
         filters: b.filters.clone(),
         supports_update: b.supports_update,
     };
-    let source = table_ref(file, &format!("backends[{si}]"), &as_backend(src), datastores, problems);
-    let destination = table_ref(file, &format!("backends[{di}]"), &as_backend(dst), datastores, problems);
+    let source = table_ref(
+        file,
+        &format!("backends[{si}]"),
+        &as_backend(src),
+        datastores,
+        problems,
+    );
+    let destination = table_ref(
+        file,
+        &format!("backends[{di}]"),
+        &as_backend(dst),
+        datastores,
+        problems,
+    );
     let mut columns = Vec::new();
     for (ci, dc) in dst.columns.iter().enumerate() {
         let path = format!("backends[{di}].columns[{ci}]");
@@ -604,7 +673,10 @@ fn normalize_staged(
     }
     for (ci, sc) in src.columns.iter().enumerate() {
         if sc.is_virtual == Some(true) || sc.hash_key == Some(true) {
-            problems.push(format!("backends[{si}].columns[{ci}]"), "not supported yet: virtual/hash_key columns");
+            problems.push(
+                format!("backends[{si}].columns[{ci}]"),
+                "not supported yet: virtual/hash_key columns",
+            );
         }
     }
     check_columns(&columns, &format!("backends[{di}].columns"), problems);
@@ -622,20 +694,33 @@ fn staged_column(
         problems.push(path, "not supported yet: virtual/hash_key columns");
         return None;
     }
-    let ty = parse_type(problems, path, &dc.data_type, dc.precision, dc.scale, dc.length);
+    let ty = parse_type(
+        problems,
+        path,
+        &dc.data_type,
+        dc.precision,
+        dc.scale,
+        dc.length,
+    );
     // Source of the value: a data_fetch column of that name, else the source
     // backend column of that name.
     let (source, source_sql) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
         match &fc.expr {
             Some(expr) => {
-                problems.push(format!("{path}"), format!("not supported yet: expr for column \"{}\"", dc.name));
+                problems.push(
+                    path.to_string(),
+                    format!("not supported yet: expr for column \"{}\"", dc.name),
+                );
                 (expr.clone(), expr.clone())
             }
             None => (dc.name.clone(), quote_ident(&dc.name)),
         }
     } else if let Some(sc) = src.columns.iter().find(|c| c.name == dc.name) {
         if let Some(expr) = &sc.expr {
-            problems.push(path.to_string(), format!("not supported yet: expr for column \"{}\"", sc.name));
+            problems.push(
+                path.to_string(),
+                format!("not supported yet: expr for column \"{}\"", sc.name),
+            );
             (expr.clone(), expr.clone())
         } else {
             (sc.name.clone(), quote_ident(&sc.name))
@@ -726,28 +811,33 @@ fn partition_dimension(
     columns: &[MappedColumn],
     problems: &mut Problems,
 ) -> Option<PartitionDimension> {
-    let mapped = columns.iter().find(|c| {
-        c.source == name
-            || c.dest == name
-            || c.source.rsplit('.').next() == Some(name)
-    });
+    let mapped = columns
+        .iter()
+        .find(|c| c.source == name || c.dest == name || c.source.rsplit('.').next() == Some(name));
     let (dim_name, sql, ty) = match mapped {
         Some(c) => (c.dest.clone(), c.source_sql.clone(), Some(c.spec.data_type)),
         None => {
             let Some(sql) = column_ref_sql(name) else {
-                problems.push(format!("{path}.column"), format!("\"{name}\" is not a column name"));
+                problems.push(
+                    format!("{path}.column"),
+                    format!("\"{name}\" is not a column name"),
+                );
                 return None;
             };
             (name.replace('.', "_"), sql, None)
         }
     };
-    let date_only = match declared_type {
-        Some(t) => t.eq_ignore_ascii_case("date"),
-        None => ty == Some(ColumnType::Date),
-    };
+    // The column's own type decides how bounds compare; `data_type: datetime`
+    // on a date column still means whole days.
+    let date_only = ty == Some(ColumnType::Date)
+        || (ty.is_none() && declared_type.is_some_and(|t| t.eq_ignore_ascii_case("date")));
     let kind = match declared_type.map(|t| t.to_ascii_lowercase()) {
-        Some(t) if ["int", "integer", "bigint", "smallint"].contains(&t.as_str()) => PartitionKind::Integer,
-        Some(t) if ["datetime", "timestamp", "timestamptz", "date"].contains(&t.as_str()) => PartitionKind::Datetime,
+        Some(t) if ["int", "integer", "bigint", "smallint"].contains(&t.as_str()) => {
+            PartitionKind::Integer
+        }
+        Some(t) if ["datetime", "timestamp", "timestamptz", "date"].contains(&t.as_str()) => {
+            PartitionKind::Datetime
+        }
         Some(t) => {
             problems.push(
                 format!("{path}.data_type"),
@@ -759,7 +849,7 @@ fn partition_dimension(
             Some(k) => k,
             None => {
                 problems.push(
-                    format!("{path}"),
+                    path.to_string(),
                     format!("partition column \"{name}\" must be an integer or date/time column"),
                 );
                 return None;
@@ -832,7 +922,10 @@ fn simple_partitioning(
 ) -> Vec<PartitionDimension> {
     let Some(step) = raw.partition_step else {
         if raw.partition_column.is_some() {
-            problems.push("partition_column", "partition_column needs a partition_step");
+            problems.push(
+                "partition_column",
+                "partition_column needs a partition_step",
+            );
         }
         return Vec::new();
     };
@@ -843,9 +936,17 @@ fn simple_partitioning(
             .map(|c| c.source.clone())
     });
     match col {
-        Some(col) => partition_dimension(&col, None, step, None, "partition_column", columns, problems)
-            .into_iter()
-            .collect(),
+        Some(col) => partition_dimension(
+            &col,
+            None,
+            step,
+            None,
+            "partition_column",
+            columns,
+            problems,
+        )
+        .into_iter()
+        .collect(),
         None => {
             problems.push(
                 "partition_step",
@@ -864,7 +965,10 @@ fn partition_config(
 ) -> Option<PartitionDimension> {
     if let Some(k) = &p.kind {
         if k != "range" {
-            problems.push(format!("{path}.type"), format!("not supported yet: partition type {k}"));
+            problems.push(
+                format!("{path}.type"),
+                format!("not supported yet: partition type {k}"),
+            );
             return None;
         }
     }

@@ -131,7 +131,10 @@ impl fmt::Display for OperatorSpec {
 }
 
 /// The named strategy, else the first enabled one, else an implicit full sync.
-pub fn select_strategy<'a>(pipeline: &'a Pipeline, name: Option<&str>) -> Result<std::borrow::Cow<'a, Strategy>> {
+pub fn select_strategy<'a>(
+    pipeline: &'a Pipeline,
+    name: Option<&str>,
+) -> Result<std::borrow::Cow<'a, Strategy>> {
     use std::borrow::Cow;
     match name {
         Some(n) => pipeline
@@ -144,13 +147,21 @@ pub fn select_strategy<'a>(pipeline: &'a Pipeline, name: Option<&str>) -> Result
                 (n == "full").then(|| Cow::Owned(implicit_full(pipeline)))
             })
             .ok_or_else(|| {
-                let names: Vec<&str> = pipeline.strategies.iter().map(|s| s.name.as_str()).collect();
+                let names: Vec<&str> = pipeline
+                    .strategies
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
                 PlannerError::invalid(
                     &pipeline.file,
                     "strategies",
                     format!(
                         "no strategy named \"{n}\"; defined: {}",
-                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 )
             }),

@@ -21,10 +21,15 @@ pub enum ColumnType {
     Int64,
     Float32,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Bool,
     /// `string`/`varchar`, with an optional maximum length in characters.
-    String { max_len: Option<u32> },
+    String {
+        max_len: Option<u32>,
+    },
     Text,
     Binary,
     Date,

@@ -96,7 +96,9 @@ impl<'a> FromSql<'a> for RawValue<'a> {
     ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(RawValue(Some(raw)))
     }
-    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(RawValue(None))
     }
     fn accepts(_: &Type) -> bool {
@@ -118,8 +120,12 @@ impl ToSql for BoundParam {
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let v = self.value.as_i64();
         match *ty {
-            Type::INT2 => out.extend_from_slice(&(v.clamp(i16::MIN as i64, i16::MAX as i64) as i16).to_be_bytes()),
-            Type::INT4 => out.extend_from_slice(&(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes()),
+            Type::INT2 => out.extend_from_slice(
+                &(v.clamp(i16::MIN as i64, i16::MAX as i64) as i16).to_be_bytes(),
+            ),
+            Type::INT4 => out.extend_from_slice(
+                &(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes(),
+            ),
             Type::INT8 => out.extend_from_slice(&v.to_be_bytes()),
             Type::TIMESTAMP | Type::TIMESTAMPTZ => {
                 out.extend_from_slice(&v.saturating_sub(PG_EPOCH_OFFSET_MICROS).to_be_bytes())
@@ -128,7 +134,9 @@ impl ToSql for BoundParam {
                 // Rounded up: for date values, `d >= ceil(bound)` equals `d >= bound`.
                 let days = (v - PG_EPOCH_OFFSET_MICROS).div_euclid(MICROS_PER_DAY)
                     + i64::from((v - PG_EPOCH_OFFSET_MICROS).rem_euclid(MICROS_PER_DAY) != 0);
-                out.extend_from_slice(&(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes())
+                out.extend_from_slice(
+                    &(days.clamp(i32::MIN as i64, i32::MAX as i64) as i32).to_be_bytes(),
+                )
             }
             _ => return Err(format!("cannot bind a partition bound as {ty}").into()),
         }
@@ -173,7 +181,9 @@ impl<'a> FromSql<'a> for BoundValue {
         };
         Ok(BoundValue(Some(v)))
     }
-    fn from_sql_null(_: &Type) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql_null(
+        _: &Type,
+    ) -> std::result::Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(BoundValue(None))
     }
     fn accepts(_: &Type) -> bool {
@@ -213,9 +223,9 @@ impl PostgresSource {
             .and_then(|r| r.split(" does not exist").next())
             .map(|s| s.trim_matches('"').to_string());
         let mapped = missing.as_ref().and_then(|m| {
-            self.columns.iter().position(|c| {
-                c.source == *m || c.source.rsplit('.').next() == m.rsplit('.').next()
-            })
+            self.columns
+                .iter()
+                .position(|c| c.source == *m || c.source.rsplit('.').next() == m.rsplit('.').next())
         });
         match (missing, mapped) {
             (Some(m), Some(i)) => ConnectorError::Schema(format!(
@@ -290,8 +300,12 @@ impl Source for PostgresSource {
         if self.source_types.is_empty() {
             self.check().await?;
         }
-        let (q, params) = sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
-        let params: Vec<BoundParam> = params.into_iter().map(|value| BoundParam { value }).collect();
+        let (q, params) =
+            sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
+        let params: Vec<BoundParam> = params
+            .into_iter()
+            .map(|value| BoundParam { value })
+            .collect();
         let rows = self
             .client
             .query_raw(&q, params.iter().map(|p| p as &dyn ToSql))
@@ -312,19 +326,22 @@ impl Source for PostgresSource {
             page_rows: page_rows.max(1),
             done: false,
         };
-        Ok(Box::pin(futures_util::stream::unfold(state, |mut st| async move {
-            if st.done {
-                return None;
-            }
-            match st.next_batch().await {
-                Ok(Some(batch)) => Some((Ok(batch), st)),
-                Ok(None) => None,
-                Err(e) => {
-                    st.done = true;
-                    Some((Err(e), st))
+        Ok(Box::pin(futures_util::stream::unfold(
+            state,
+            |mut st| async move {
+                if st.done {
+                    return None;
                 }
-            }
-        })))
+                match st.next_batch().await {
+                    Ok(Some(batch)) => Some((Ok(batch), st)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        st.done = true;
+                        Some((Err(e), st))
+                    }
+                }
+            },
+        )))
     }
 }
 
@@ -364,7 +381,12 @@ impl ReadState {
     }
 
     /// Names the row by its key, read straight from the raw row.
-    fn row_error(&self, row: &tokio_postgres::Row, column: usize, e: &ConnectorError) -> ConnectorError {
+    fn row_error(
+        &self,
+        row: &tokio_postgres::Row,
+        column: usize,
+        e: &ConnectorError,
+    ) -> ConnectorError {
         let key = self
             .specs
             .iter()
@@ -531,7 +553,11 @@ impl PostgresSink {
                     format!("{prefix}.{c}")
                 }
             };
-            let old = non_keys.iter().map(|(c, t)| cmp("t", c, t)).collect::<Vec<_>>().join(", ");
+            let old = non_keys
+                .iter()
+                .map(|(c, t)| cmp("t", c, t))
+                .collect::<Vec<_>>()
+                .join(", ");
             let new = non_keys
                 .iter()
                 .map(|(c, t)| cmp("EXCLUDED", c, t))
@@ -555,7 +581,10 @@ impl Sink for PostgresSink {
     async fn prepare(&mut self) -> Result<()> {
         if let Some(schema) = &self.table.schema {
             self.client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    quote_ident(schema)
+                ))
                 .await?;
         }
         let mut existing = self.existing_columns().await?;
@@ -614,7 +643,11 @@ impl Sink for PostgresSink {
             .zip(&self.dest_types)
             .map(|(c, t)| (c.name.clone(), t.clone()))
             .collect();
-        let arrow_types: Vec<_> = self.specs.iter().map(|c| c.data_type.arrow_type()).collect();
+        let arrow_types: Vec<_> = self
+            .specs
+            .iter()
+            .map(|c| c.data_type.arrow_type())
+            .collect();
         self.encoder = Some(BatchEncoder::new(&targets, &arrow_types)?);
         self.merge_sql = self.build_merge_sql();
         self.client
@@ -658,7 +691,9 @@ impl Sink for PostgresSink {
             .join(", ");
         let sink = self
             .client
-            .copy_in::<_, bytes::Bytes>(&format!("COPY {STAGE_TABLE} ({cols}) FROM STDIN (FORMAT binary)"))
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {STAGE_TABLE} ({cols}) FROM STDIN (FORMAT binary)"
+            ))
             .await?;
         let mut sink = Box::pin(sink);
         self.buf.clear();
@@ -689,7 +724,11 @@ impl Sink for PostgresSink {
         Ok(())
     }
 
-    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition) -> Result<WriteStats> {
+    async fn commit_partition(
+        &mut self,
+        run: &RunIdentity,
+        partition: &Partition,
+    ) -> Result<WriteStats> {
         let mut copy = self
             .copy
             .take()
@@ -718,4 +757,3 @@ impl Sink for PostgresSink {
         })
     }
 }
-

@@ -64,7 +64,10 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| {
-        ConnectorError::Unreachable(format!("cannot open SQLite database {}: {e}", path.display()))
+        ConnectorError::Unreachable(format!(
+            "cannot open SQLite database {}: {e}",
+            path.display()
+        ))
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     if create {
@@ -82,9 +85,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T> {
     let conn = conn.clone();
     tokio::task::spawn_blocking(move || {
-        let mut guard = conn
-            .lock()
-            .map_err(|_| ConnectorError::Other("SQLite connection poisoned by an earlier panic".into()))?;
+        let mut guard = conn.lock().map_err(|_| {
+            ConnectorError::Other("SQLite connection poisoned by an earlier panic".into())
+        })?;
         f(&mut guard)
     })
     .await
@@ -106,7 +109,11 @@ fn bound_value(v: PartitionValue, date_only: bool) -> Value {
             } else {
                 // format_micros gives 2024-01-15T12:00:00[.ffffff]; stored form uses a space and 6 digits.
                 let (date, time) = text.split_once('T').unwrap_or((&text, "00:00:00"));
-                let time = if time.len() == 8 { format!("{time}.000000") } else { time.to_string() };
+                let time = if time.len() == 8 {
+                    format!("{time}.000000")
+                } else {
+                    time.to_string()
+                };
                 Value::Text(format!("{date} {time}"))
             }
         }
@@ -207,8 +214,17 @@ impl Source for SqliteSource {
         .await
     }
 
-    async fn read<'a>(&'a mut self, partition: &Partition, page_rows: usize) -> Result<BatchStream<'a>> {
-        let (q, params) = sql::select_partition_sql(&self.table, &self.columns, partition, sql::sqlite_placeholder);
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let (q, params) = sql::select_partition_sql(
+            &self.table,
+            &self.columns,
+            partition,
+            sql::sqlite_placeholder,
+        );
         let params = bound_params(partition, &params);
         let conn = self.conn.clone();
         let specs = self.specs.clone();
@@ -223,8 +239,10 @@ impl Source for SqliteSource {
                     .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
                 let mut stmt = conn.prepare(&q)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                let mut decoders: Vec<ColumnDecoder> =
-                    specs.iter().map(|c| ColumnDecoder::new(&c.data_type)).collect();
+                let mut decoders: Vec<ColumnDecoder> = specs
+                    .iter()
+                    .map(|c| ColumnDecoder::new(&c.data_type))
+                    .collect();
                 let mut n = 0usize;
                 while let Some(row) = rows.next()? {
                     for (i, dec) in decoders.iter_mut().enumerate() {
@@ -262,10 +280,16 @@ impl Source for SqliteSource {
 fn async_stream_from(
     rx: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
 ) -> impl futures_util::Stream<Item = Result<RecordBatch>> + Send {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
-fn finish_batch(schema: &SchemaRef, specs: &[ColumnSpec], decoders: &mut [ColumnDecoder]) -> Result<RecordBatch> {
+fn finish_batch(
+    schema: &SchemaRef,
+    specs: &[ColumnSpec],
+    decoders: &mut [ColumnDecoder],
+) -> Result<RecordBatch> {
     let arrays: Vec<ArrayRef> = decoders.iter_mut().map(|d| d.finish()).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     check_fits(&batch, specs)?;
@@ -306,14 +330,21 @@ fn bound_from_sqlite(dim: &PartitionDimension, v: ValueRef<'_>) -> Result<Option
             ))),
         },
         PartitionKind::Datetime => {
-            let ty = if dim.date_only { ColumnType::Date } else { ColumnType::Timestamp };
+            let ty = if dim.date_only {
+                ColumnType::Date
+            } else {
+                ColumnType::Timestamp
+            };
             let mut dec = ColumnDecoder::new(&ty);
             dec.push(v).map_err(|e| {
                 ConnectorError::Schema(format!("partition column {}: {e}", dim.source_expr))
             })?;
             let array = dec.finish();
             let micros = if dim.date_only {
-                array.as_primitive::<arrow::datatypes::Date32Type>().value(0) as i64 * 86_400_000_000
+                array
+                    .as_primitive::<arrow::datatypes::Date32Type>()
+                    .value(0) as i64
+                    * 86_400_000_000
             } else {
                 array.as_primitive::<TimestampMicrosecondType>().value(0)
             };
@@ -355,7 +386,13 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
     let qt = quote_ident(table);
     let existing: Vec<(String, String, i64)> = conn
         .prepare(&format!("PRAGMA table_info({qt})"))?
-        .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(5)?)))?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     if existing.is_empty() {
         let cols = specs
@@ -397,15 +434,25 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
                 problems.join("; ")
             )));
         }
-        let mut keys: Vec<&str> = specs.iter().filter(|c| c.unique).map(|c| c.name.as_str()).collect();
+        let mut keys: Vec<&str> = specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.name.as_str())
+            .collect();
         keys.sort();
-        let mut pk: Vec<&str> = existing.iter().filter(|(_, _, p)| *p > 0).map(|(n, _, _)| n.as_str()).collect();
+        let mut pk: Vec<&str> = existing
+            .iter()
+            .filter(|(_, _, p)| *p > 0)
+            .map(|(n, _, _)| n.as_str())
+            .collect();
         pk.sort();
         let mut covered = pk == keys;
         if !covered {
             let indexes: Vec<(String, bool)> = conn
                 .prepare(&format!("PRAGMA index_list({qt})"))?
-                .query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1)))?
+                .query_map([], |r| {
+                    Ok((r.get::<_, String>(1)?, r.get::<_, i64>(2)? == 1))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             for (name, unique) in indexes.into_iter().filter(|(_, u)| *u) {
                 let _ = unique;
@@ -477,8 +524,13 @@ impl Sink for SqliteSink {
         let specs = self.specs.clone();
         let batch = batch.clone();
         blocking(&self.conn, move |conn| {
-            let placeholders = (1..=specs.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-            let mut stmt = conn.prepare_cached(&format!("INSERT INTO temp.{STAGE_TABLE} VALUES ({placeholders})"))?;
+            let placeholders = (1..=specs.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = conn.prepare_cached(&format!(
+                "INSERT INTO temp.{STAGE_TABLE} VALUES ({placeholders})"
+            ))?;
             let encoders = specs
                 .iter()
                 .enumerate()
@@ -491,7 +543,13 @@ impl Sink for SqliteSink {
                     match enc.value(row) {
                         Ok(v) => values.push(v),
                         Err(e) => {
-                            return Err(value_error(&batch, &specs, row, &specs[i].name, &e.to_string()))
+                            return Err(value_error(
+                                &batch,
+                                &specs,
+                                row,
+                                &specs[i].name,
+                                &e.to_string(),
+                            ))
                         }
                     }
                 }
@@ -502,7 +560,11 @@ impl Sink for SqliteSink {
         .await
     }
 
-    async fn commit_partition(&mut self, run: &RunIdentity, partition: &Partition) -> Result<WriteStats> {
+    async fn commit_partition(
+        &mut self,
+        run: &RunIdentity,
+        partition: &Partition,
+    ) -> Result<WriteStats> {
         let specs = self.specs.clone();
         let table = quote_ident(&self.table);
         let run = run.clone();
@@ -559,4 +621,3 @@ impl Sink for SqliteSink {
 pub fn in_transaction(conn: &Connection) -> bool {
     !conn.is_autocommit()
 }
-
