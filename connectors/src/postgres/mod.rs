@@ -67,7 +67,7 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
     })?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "postgres connection closed");
+            tracing::warn!(error = %e, "postgres connection closed");
         }
     });
     Ok(client)
@@ -359,7 +359,9 @@ impl ReadState {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let mut n = 0;
         while n < self.page_rows {
+            // A RowStream polled after its end reports "connection closed".
             let Some(row) = self.rows.next().await else {
+                self.done = true;
                 break;
             };
             let row = row?;
