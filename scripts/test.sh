@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a dev box:
+#   1. makes sure PostgreSQL, MariaDB and Redis answer on loopback, installing
+#      them from Debian packages and starting them when they are absent;
+#   2. runs every test of the workspace (cargo nextest when installed, else cargo test).
+# Extra arguments go to the test runner (e.g. scripts/test.sh -E 'test(demo)').
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/synchub-target}"
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_for() { # name, command...
+  local name=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "error: $name did not come up on loopback" >&2
+  return 1
+}
+
+ensure_postgres() {
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    echo "installing PostgreSQL from Debian packages"
+    apt_install postgresql postgresql-client
+  fi
+  local version
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  local hba="/etc/postgresql/$version/main/pg_hba.conf"
+  # Tests connect as postgres over TCP without a password.
+  if ! grep -q "synchub-tests" "$hba"; then
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust # synchub-tests\nhost all all ::1/128 trust # synchub-tests' "$hba"
+  fi
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_for PostgreSQL pg_isready -h 127.0.0.1 -p 5432
+  if ! psql -h 127.0.0.1 -U postgres -Atc "select 1 from pg_database where datname = 'test'" | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE test"
+  fi
+}
+
+ensure_mariadb() {
+  if mysqladmin -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; then return 0; fi
+  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "installing MariaDB from Debian packages"
+    apt_install mariadb-server mariadb-client
+  fi
+  $SUDO mkdir -p /run/mysqld && $SUDO chown mysql:mysql /run/mysqld 2>/dev/null || true
+  $SUDO start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql --bind-address=127.0.0.1
+  wait_for MariaDB mysqladmin -u root ping
+  # root over TCP with an empty password, as the tests expect.
+  $SUDO mysql -u root -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; CREATE DATABASE IF NOT EXISTS test; FLUSH PRIVILEGES;" || true
+  wait_for "MariaDB (TCP)" mysqladmin -h 127.0.0.1 -P 3306 -u root ping
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
+  if ! command -v redis-server >/dev/null; then
+    echo "installing Redis from Debian packages"
+    apt_install redis-server
+  fi
+  $SUDO mkdir -p /var/lib/redis /var/log/redis
+  $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/synchub-tests.log
+  wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+}
+
+command -v pg_isready >/dev/null || apt_install postgresql-client
+command -v mysqladmin >/dev/null || apt_install mariadb-client
+command -v redis-cli >/dev/null || apt_install redis-tools
+ensure_postgres
+ensure_mariadb
+ensure_redis
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi

@@ -1,0 +1,62 @@
+//! Every pipeline shipped under `pipelines/` parses, validates and plans.
+
+use std::path::{Path, PathBuf};
+
+use planner::{Datastores, Pipeline, Plan};
+
+fn pipeline_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            pipeline_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml")
+            && path.file_stem().is_some_and(|s| s != "datastores")
+        {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_shipped_pipeline_parses_and_plans() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut files = Vec::new();
+    pipeline_files(&root, &mut files);
+    files.sort();
+    assert!(files.len() >= 5, "expected the demo and example pipelines, found {files:?}");
+    for file in &files {
+        let ds_file = Datastores::locate(file, None).unwrap_or_else(|e| panic!("{e}"));
+        let datastores = Datastores::load(&ds_file).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = Pipeline::load(file, &datastores).unwrap_or_else(|e| panic!("{e}"));
+        let default = Plan::compile(&pipeline, None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(default.operators.len(), 4, "{}", file.display());
+        for s in &pipeline.strategies {
+            let plan = Plan::compile(&pipeline, Some(&s.name)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(plan.strategy, s.name);
+            assert!(
+                plan.describe(None).contains(&format!("strategy: {}", s.name)),
+                "{}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_pipelines_partition_as_declared() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo");
+    let datastores = Datastores::load(&root.join("datastores.yaml")).unwrap();
+    let orders = Pipeline::load(&root.join("orders.yaml"), &datastores).unwrap();
+    let plan = Plan::compile(&orders, None).unwrap();
+    assert_eq!(plan.dimensions.len(), 1);
+    assert_eq!(plan.dimensions[0].source_expr, "\"o\".\"id\"");
+    let by_month = Pipeline::load(&root.join("orders_stage_form.yaml"), &datastores).unwrap();
+    let plan = Plan::compile(&by_month, None).unwrap();
+    assert_eq!(plan.dimensions[0].step, planner::partition::Step::Months(1));
+    assert!(plan.dimensions[0].date_only);
+    assert_eq!(
+        by_month.unique_columns(),
+        ["id"],
+        "stage form takes the key from unique_column: true"
+    );
+}
