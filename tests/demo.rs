@@ -30,7 +30,11 @@ fn demo_syncs_and_verifies_identical_tables() {
         .args(["--output", "json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["rows_read"], 5000);

@@ -23,7 +23,10 @@ fn every_shipped_pipeline_parses_and_plans() {
     let mut files = Vec::new();
     pipeline_files(&root, &mut files);
     files.sort();
-    assert!(files.len() >= 5, "expected the demo and example pipelines, found {files:?}");
+    assert!(
+        files.len() >= 5,
+        "expected the demo and example pipelines, found {files:?}"
+    );
     for file in &files {
         let ds_file = Datastores::locate(file, None).unwrap_or_else(|e| panic!("{e}"));
         let datastores = Datastores::load(&ds_file).unwrap_or_else(|e| panic!("{e}"));
@@ -34,7 +37,8 @@ fn every_shipped_pipeline_parses_and_plans() {
             let plan = Plan::compile(&pipeline, Some(&s.name)).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(plan.strategy, s.name);
             assert!(
-                plan.describe(None).contains(&format!("strategy: {}", s.name)),
+                plan.describe(None)
+                    .contains(&format!("strategy: {}", s.name)),
                 "{}",
                 file.display()
             );

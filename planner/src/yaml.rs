@@ -34,9 +34,17 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, PlannerE
 }
 
 /// serde_norway appends " at line L column C"; we print the location ourselves.
+/// What follows it (libyaml's context, e.g. ", while scanning a quoted scalar
+/// at line 4 column 11", which says where the broken construct began) is kept.
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
+        Some(i) => {
+            let rest = &message[i + " at line ".len()..];
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            let rest = rest.strip_prefix(" column ").unwrap_or(rest);
+            let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+            format!("{}{rest}", &message[..i])
+        }
         None => message.to_string(),
     }
 }

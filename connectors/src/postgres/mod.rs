@@ -229,9 +229,8 @@ impl PostgresSource {
         });
         match (missing, mapped) {
             (Some(m), Some(i)) => ConnectorError::Schema(format!(
-                "source column \"{}\" (column {} of the mapping, dest \"{}\") does not exist in {}: {}",
+                "source column \"{}\" (mapped to dest \"{}\") does not exist in {}: {}",
                 self.columns[i].source,
-                i,
                 self.columns[i].dest,
                 self.table.display_name(),
                 hint_fix(&m)
@@ -425,6 +424,11 @@ pub struct PostgresSink {
     copy: Option<std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>>,
     buf: BytesMut,
     merge_sql: String,
+    /// The table was empty when the run began: partitions COPY straight into
+    /// it instead of staging and merging (half the writes for a first load).
+    /// Partitions hold disjoint rows, so this stays safe for the whole run;
+    /// a duplicate key fails loudly instead of being merged away.
+    direct: bool,
 }
 
 impl PostgresSink {
@@ -439,6 +443,7 @@ impl PostgresSink {
             copy: None,
             buf: BytesMut::with_capacity(1 << 20),
             merge_sql: String::new(),
+            direct: false,
         })
     }
 
@@ -652,6 +657,14 @@ impl Sink for PostgresSink {
             .collect();
         self.encoder = Some(BatchEncoder::new(&targets, &arrow_types)?);
         self.merge_sql = self.build_merge_sql();
+        self.direct = !self
+            .client
+            .query_one(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", self.qualified()),
+                &[],
+            )
+            .await?
+            .get::<_, bool>(0);
         self.client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, strategy text NOT NULL, \
@@ -679,12 +692,18 @@ impl Sink for PostgresSink {
     }
 
     async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
-        self.client
-            .batch_execute(&format!(
-                "BEGIN; CREATE TEMP TABLE {STAGE_TABLE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                self.qualified()
-            ))
-            .await?;
+        let target = if self.direct {
+            self.client.batch_execute("BEGIN").await?;
+            self.qualified()
+        } else {
+            self.client
+                .batch_execute(&format!(
+                    "BEGIN; CREATE TEMP TABLE {STAGE_TABLE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                    self.qualified()
+                ))
+                .await?;
+            STAGE_TABLE.to_string()
+        };
         let cols = self
             .specs
             .iter()
@@ -694,7 +713,7 @@ impl Sink for PostgresSink {
         let sink = self
             .client
             .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {STAGE_TABLE} ({cols}) FROM STDIN (FORMAT binary)"
+                "COPY {target} ({cols}) FROM STDIN (FORMAT binary)"
             ))
             .await?;
         let mut sink = Box::pin(sink);
@@ -738,9 +757,12 @@ impl Sink for PostgresSink {
         codec::write_copy_trailer(&mut self.buf);
         copy.send(self.buf.split().freeze()).await?;
         let staged = copy.as_mut().finish().await?;
-        let row = self.client.query_one(&self.merge_sql, &[]).await?;
-        let inserted = row.get::<_, i64>(0) as u64;
-        let updated = row.get::<_, i64>(1) as u64;
+        let (inserted, updated) = if self.direct {
+            (staged, 0)
+        } else {
+            let row = self.client.query_one(&self.merge_sql, &[]).await?;
+            (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
+        };
         self.client
             .execute(
                 &format!(

@@ -172,11 +172,11 @@ impl Source for SqliteSource {
             Err(e) => {
                 let msg = e.to_string();
                 if let Some(missing) = msg.strip_prefix("no such column: ") {
-                    if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| {
+                    if let Some(c) = columns.iter().find(|c| {
                         c.source == missing || c.source.rsplit('.').next() == missing.rsplit('.').next()
                     }) {
                         return Err(ConnectorError::Schema(format!(
-                            "source column \"{}\" (column {i} of the mapping, dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
+                            "source column \"{}\" (mapped to dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
                             c.source, c.dest
                         )));
                     }
