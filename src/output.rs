@@ -76,7 +76,23 @@ impl ProgressBar {
 
 pub fn summary_text(s: &RunSummary) -> String {
     let rate = s.rows_read as f64 / s.duration_seconds.max(0.001);
-    format!(
+    let operators: String = s
+        .operators
+        .iter()
+        .map(|o| {
+            format!(
+                "  {:<17} rows in {:>10}  out {:>10}  busy {:>7.2}s  waiting for input {:>7.2}s  for room in output {:>7.2}s\n",
+                o.operator,
+                o.rows_in,
+                o.rows_out,
+                o.busy_seconds,
+                o.waiting_on_input_seconds,
+                o.blocked_on_output_seconds
+            )
+        })
+        .collect();
+    operators
+        + &format!(
         "{} [{}] {}: {} rows read ({:.0} rows/s), {} inserted, {} updated, {} deleted, {} unchanged; \
          partitions {}/{} done, {} skipped (already committed); {:.2}s, run {}\n",
         s.pipeline,
@@ -111,6 +127,7 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "partitions_skipped": s.partitions_skipped,
         "duration_seconds": s.duration_seconds,
         "run_id": s.run_id,
+        "operators": s.operators,
     });
     if let Some(e) = error {
         v["error"] = json!(e.to_string());

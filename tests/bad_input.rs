@@ -254,15 +254,35 @@ fn summary(out: &Outcome) -> Value {
 fn malformed_yaml_names_file_line_and_column() {
     let fx = Fixture::new();
     fx.sqlite_datastores();
+    // An unterminated quote: libyaml notices at the end of the file and says
+    // where the quoted scalar began.
     let p = fx.write(
-        "broken.yaml",
-        "name: broken\ncolumn_map:\n  - source: id\n    dest: [id\n    data_type: bigint\n",
+        "quote.yaml",
+        "name: broken\ncolumn_map:\n  - source: id\n    dest: \"id\n    data_type: bigint\n",
     );
     let out = fx.run(&p, &[]);
     assert_error(
         &out,
         2,
-        &format!("{}:6:1: invalid YAML: TODO", fx.show("broken.yaml")),
+        &format!(
+            "{}:6:1: invalid YAML: found unexpected end of stream, while scanning a quoted scalar at line 4 column 11",
+            p.display()
+        ),
+    );
+
+    // A list item indented less than its siblings.
+    let p = fx.write(
+        "indent.yaml",
+        "name: broken\nstrategies:\n  - name: full\n    type: full\n  page_size: 10\n",
+    );
+    let out = fx.run(&p, &[]);
+    assert_error(
+        &out,
+        2,
+        &format!(
+            "{}:5:3: invalid YAML: did not find expected '-' indicator, while parsing a block collection at line 3 column 3",
+            p.display()
+        ),
     );
 }
 
@@ -423,7 +443,7 @@ fn unreachable_database_names_host_and_port_but_not_the_password() {
     assert_error(
         &out,
         1,
-        "cannot connect to PostgreSQL at 127.0.0.1:1 (datastore \"pg\", database \"shop\", user \"sync\"): TODO",
+        "cannot connect to PostgreSQL at 127.0.0.1:1 (datastore \"pg\", database \"shop\", user \"sync\"): error connecting to server: Connection refused (os error 111)",
     );
 
     // Nor in the JSON output, nor in the most verbose logs.

@@ -18,6 +18,8 @@ pub enum EngineError {
     },
     #[error("operator {operator} panicked: {message}")]
     Panicked { operator: String, message: String },
+    #[error("cancelled (interrupted); committed partitions are kept and the next run resumes")]
+    Cancelled,
     #[error("state store {path}: {message}")]
     State { path: String, message: String },
 }

@@ -159,7 +159,12 @@ pub async fn run_pipeline(
         });
     }
 
-    let result = run_chain(ops, plan.channel_rows).await;
+    // Ctrl-C drops the chain: its tasks are aborted, open partition
+    // transactions roll back, and the next run resumes from the checkpoints.
+    let result = tokio::select! {
+        r = run_chain(ops, plan.channel_rows) => r,
+        _ = tokio::signal::ctrl_c() => Err(EngineError::Cancelled),
+    };
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
     let (status, operators, error) = match result {
         Ok(stats) => ("completed", stats, None),

@@ -19,6 +19,9 @@ pub struct OperatorStats {
     pub rows_out: u64,
     /// Time spent waiting for room in the output channel (downstream slower).
     pub blocked_on_output_seconds: f64,
+    /// Time spent waiting for input (upstream slower).
+    pub waiting_on_input_seconds: f64,
+    /// The rest: the operator's own work, including its database calls.
     pub busy_seconds: f64,
 }
 
@@ -30,9 +33,15 @@ async fn drive(
 ) -> Result<OperatorStats, OperatorError> {
     let start = Instant::now();
     let mut rows_in = 0u64;
+    let mut waiting = Duration::ZERO;
     op.on_start(&mut out).await?;
     if let Some(mut input) = input {
-        while let Some(msg) = input.recv().await {
+        loop {
+            let wait_start = Instant::now();
+            let Some(msg) = input.recv().await else {
+                break;
+            };
+            waiting += wait_start.elapsed();
             match msg {
                 Message::PartitionStart(p) => op.on_partition_start(p, &mut out).await?,
                 Message::Batch(b) => {
@@ -52,7 +61,12 @@ async fn drive(
         rows_in,
         rows_out: out.rows_out,
         blocked_on_output_seconds: blocked.as_secs_f64(),
-        busy_seconds: start.elapsed().saturating_sub(blocked).as_secs_f64(),
+        waiting_on_input_seconds: waiting.as_secs_f64(),
+        busy_seconds: start
+            .elapsed()
+            .saturating_sub(blocked)
+            .saturating_sub(waiting)
+            .as_secs_f64(),
     })
 }
 
