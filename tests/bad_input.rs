@@ -356,18 +356,42 @@ fn unset_environment_variable_names_file_line_and_variable() {
 fn unknown_source_column_is_named() {
     let fx = Fixture::new();
     fx.sqlite_datastores();
-    // The source table exists but has no `qty`.
-    fx.source()
-        .execute_batch(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, amount TEXT, updated_at TEXT)",
-        )
-        .unwrap();
+    // The source table exists, with rows, but has no `name`.
+    let src = fx.source();
+    src.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, amount TEXT, qty INTEGER, updated_at TEXT);
+         INSERT INTO items VALUES (1, '1.50', 3, '2024-01-15 10:00:00.000000');",
+    )
+    .unwrap();
     let p = fx.write("pipeline.yaml", &items_pipeline(100, &items_columns(50)));
     let out = fx.run(&p, &[]);
     assert_error(
         &out,
         2,
-        "source column \"qty\" (column 3 of the mapping, dest \"qty\") does not exist in \"items\": fix the column name in the pipeline or add the column to the source",
+        "source column \"name\" (mapped to dest \"name\") does not exist in \"items\": fix the column name in the pipeline or add the column to the source",
+    );
+}
+
+#[test]
+fn unknown_qualified_source_column_is_named() {
+    let fx = Fixture::new();
+    fx.sqlite_datastores();
+    fx.source()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, amount TEXT, updated_at TEXT)",
+        )
+        .unwrap();
+    let text = items_pipeline(
+        100,
+        &items_columns(50).replace("source: qty", "source: i.qty"),
+    )
+    .replacen("table: items\n", "table: items\n    alias: i\n", 1);
+    let p = fx.write("pipeline.yaml", &text);
+    let out = fx.run(&p, &[]);
+    assert_error(
+        &out,
+        2,
+        "source column \"i.qty\" (mapped to dest \"qty\") does not exist in \"items\": fix the column name in the pipeline or add the column to the source",
     );
 }
 
@@ -384,6 +408,35 @@ fn duplicate_destination_column_names_the_field_path() {
         &format!(
             "{}: column_map[3].dest: destination column \"amount\" is mapped twice; give each column a distinct dest",
             p.display()
+        ),
+    );
+}
+
+#[test]
+fn duplicate_destination_column_path_counts_every_entry() {
+    let fx = Fixture::new();
+    fx.sqlite_datastores();
+    let columns = "column_map:
+  - source: \"a b\"
+    dest: x
+    data_type: int
+  - source: id
+    dest: id
+    roles: [unique_column]
+    data_type: bigint
+  - source: qty
+    dest: id
+    data_type: bigint
+";
+    let p = fx.write("pipeline.yaml", &items_pipeline(100, columns));
+    let out = fx.run(&p, &[]);
+    let f = p.display();
+    assert_error(
+        &out,
+        2,
+        &format!(
+            "{f}: column_map[0].source: \"a b\" is not a column name; write a column (id) or a qualified column (o.id)\n\
+             {f}: column_map[2].dest: destination column \"id\" is mapped twice; give each column a distinct dest"
         ),
     );
 }

@@ -70,6 +70,9 @@ pub trait Sink: Send {
     /// Stages a batch inside the open partition.
     async fn write(&mut self, batch: &RecordBatch) -> Result<()>;
 
+    /// Rolls back the open partition: its rows and checkpoint are not written.
+    async fn abort_partition(&mut self) -> Result<()>;
+
     /// Merges the staged rows into the table and records the checkpoint, in
     /// one transaction: after a crash either both are there or neither.
     async fn commit_partition(

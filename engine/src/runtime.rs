@@ -89,6 +89,7 @@ pub async fn run_chain(
     senders.push(None);
 
     let mut tasks = JoinSet::new();
+    let mut handles = Vec::with_capacity(n);
     for (i, (op, (input, output))) in ops
         .into_iter()
         .zip(receivers.into_iter().zip(senders))
@@ -98,10 +99,13 @@ pub async fn run_chain(
             Some((tx, stats)) => (Some(tx), Some(stats)),
             None => (None, None),
         };
-        tasks.spawn(async move { (i, drive(op, input, Output::new(sender), stats).await) });
+        handles.push(
+            tasks.spawn(async move { (i, drive(op, input, Output::new(sender), stats).await) }),
+        );
     }
 
     let mut results: Vec<Option<OperatorStats>> = vec![None; n];
+    let mut first_error: Option<EngineError> = None;
     let mut downstream_closed: Option<usize> = None;
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -111,27 +115,40 @@ pub async fn run_chain(
                 downstream_closed.get_or_insert(i);
             }
             Ok((i, Err(e))) => {
-                tasks.abort_all();
-                return Err(EngineError::Operator {
-                    operator: names[i].to_string(),
-                    source: e,
-                });
+                if first_error.is_none() {
+                    // Stop everything upstream; let downstream drain what it
+                    // already holds, so partitions read whole before the
+                    // failure still commit (an open one is rolled back).
+                    for h in &handles[..i] {
+                        h.abort();
+                    }
+                    first_error = Some(EngineError::Operator {
+                        operator: names[i].to_string(),
+                        source: e,
+                    });
+                }
             }
             Err(e) if e.is_panic() => {
-                tasks.abort_all();
                 let panic = e.into_panic();
                 let message = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".to_string());
-                return Err(EngineError::Panicked {
-                    operator: "an operator".to_string(),
-                    message,
-                });
+                if first_error.is_none() {
+                    tasks.abort_all();
+                    first_error = Some(EngineError::Panicked {
+                        operator: "an operator".to_string(),
+                        message,
+                    });
+                }
             }
+            // Aborted by us above.
             Err(_) => {}
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     if let Some(i) = downstream_closed {
         return Err(EngineError::Operator {

@@ -18,6 +18,8 @@ pub struct Populate {
     run: RunIdentity,
     progress: Arc<RunProgress>,
     on_commit: CommitHook,
+    /// The partition whose transaction is open, if any.
+    open: Option<Arc<Partition>>,
 }
 
 impl Populate {
@@ -32,6 +34,7 @@ impl Populate {
             run,
             progress,
             on_commit,
+            open: None,
         }
     }
 }
@@ -44,6 +47,7 @@ impl Operator for Populate {
 
     async fn on_partition_start(&mut self, p: Arc<Partition>, _out: &mut Output) -> Result<()> {
         self.sink.begin_partition(&p).await?;
+        self.open = Some(p);
         Ok(())
     }
 
@@ -59,10 +63,21 @@ impl Operator for Populate {
             .commit_partition(&self.run, &p)
             .await
             .map_err(OperatorError::from)?;
+        self.open = None;
         RunProgress::add(&self.progress.rows_inserted, stats.inserted);
         RunProgress::add(&self.progress.rows_updated, stats.updated);
         RunProgress::add(&self.progress.rows_unchanged, stats.unchanged);
         RunProgress::add(&self.progress.partitions_done, 1);
         (self.on_commit)(&p, stats)
+    }
+
+    /// Input ended inside a partition (upstream failed): that partition is
+    /// incomplete, so it is rolled back rather than committed.
+    async fn on_finish(&mut self, _out: &mut Output) -> Result<()> {
+        if let Some(p) = self.open.take() {
+            tracing::warn!(partition = %p.id, "input ended mid-partition; rolling it back");
+            self.sink.abort_partition().await?;
+        }
+        Ok(())
     }
 }

@@ -459,7 +459,8 @@ fn normalize_simple(
             problems.push("enrichment", "not supported yet: enrichment");
         }
     }
-    check_columns(&columns, "column_map", problems);
+    let names: Vec<&str> = raw.column_map.iter().map(|c| c.dest.as_str()).collect();
+    check_columns(&names, &columns, "column_map", "dest", problems);
     Some((source?, destination?, columns))
 }
 
@@ -526,15 +527,22 @@ fn transform_message(t: &str) -> String {
     }
 }
 
-fn check_columns(columns: &[MappedColumn], path: &str, problems: &mut Problems) {
+/// `names` are the destination names as written, so paths count every entry,
+/// valid or not; `field` is what the entry calls its name (`dest` or `name`).
+fn check_columns(
+    names: &[&str],
+    columns: &[MappedColumn],
+    path: &str,
+    field: &str,
+    problems: &mut Problems,
+) {
     let mut seen = HashSet::new();
-    for (i, c) in columns.iter().enumerate() {
-        if !seen.insert(c.dest.as_str()) {
+    for (i, name) in names.iter().enumerate() {
+        if !seen.insert(*name) {
             problems.push(
-                format!("{path}[{i}].dest"),
+                format!("{path}[{i}].{field}"),
                 format!(
-                    "destination column \"{}\" is mapped twice; give each column a distinct dest",
-                    c.dest
+                    "destination column \"{name}\" is mapped twice; give each column a distinct {field}"
                 ),
             );
         }
@@ -679,7 +687,14 @@ fn normalize_staged(
             );
         }
     }
-    check_columns(&columns, &format!("backends[{di}].columns"), problems);
+    let names: Vec<&str> = dst.columns.iter().map(|c| c.name.as_str()).collect();
+    check_columns(
+        &names,
+        &columns,
+        &format!("backends[{di}].columns"),
+        "name",
+        problems,
+    );
     Some((source?, destination?, columns))
 }
 

@@ -745,6 +745,15 @@ impl Sink for PostgresSink {
         Ok(())
     }
 
+    async fn abort_partition(&mut self) -> Result<()> {
+        // Dropping an unfinished COPY sink aborts the COPY; the transaction
+        // is then failed and ROLLBACK ends it.
+        self.copy = None;
+        self.buf.clear();
+        self.client.batch_execute("ROLLBACK").await?;
+        Ok(())
+    }
+
     async fn commit_partition(
         &mut self,
         run: &RunIdentity,

@@ -70,6 +70,11 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
         ))
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // By default SQLite reads a double-quoted name that matches no column as
+    // a string literal: a misspelt source column would copy its own name into
+    // every row. Quoted identifiers must be identifiers.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
     if create {
         // WAL lets readers (and `synchub` checks) run beside a writer.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -172,6 +177,10 @@ impl Source for SqliteSource {
             Err(e) => {
                 let msg = e.to_string();
                 if let Some(missing) = msg.strip_prefix("no such column: ") {
+                    // rusqlite appends " in <SQL> at offset N".
+                    let missing = missing.split(" in ").next().unwrap_or(missing);
+                    // With double-quoted strings off, SQLite quotes the name and adds a hint.
+                    let missing = missing.split(" - ").next().unwrap_or(missing).trim_matches('"');
                     if let Some(c) = columns.iter().find(|c| {
                         c.source == missing || c.source.rsplit('.').next() == missing.rsplit('.').next()
                     }) {
@@ -554,6 +563,16 @@ impl Sink for SqliteSink {
                     }
                 }
                 stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn abort_partition(&mut self) -> Result<()> {
+        blocking(&self.conn, |conn| {
+            if !conn.is_autocommit() {
+                conn.execute_batch("ROLLBACK")?;
             }
             Ok(())
         })
