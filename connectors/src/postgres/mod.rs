@@ -552,13 +552,14 @@ impl PostgresSink {
                 .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            // json has no equality operator; compare it as jsonb.
-            let cmp = |prefix: &str, c: &str, t: &Type| {
-                if *t == Type::JSON {
-                    format!("{prefix}.{c}::jsonb")
-                } else {
-                    format!("{prefix}.{c}")
-                }
+            // json has no equality operator; compare it as jsonb. Floats
+            // compare by their bits: `=` holds -0 equal to 0, so a sign
+            // change of a zero would never reach the destination.
+            let cmp = |prefix: &str, c: &str, t: &Type| match *t {
+                Type::JSON => format!("{prefix}.{c}::jsonb"),
+                Type::FLOAT4 => format!("float4send({prefix}.{c})"),
+                Type::FLOAT8 => format!("float8send({prefix}.{c})"),
+                _ => format!("{prefix}.{c}"),
             };
             let old = non_keys
                 .iter()
