@@ -28,6 +28,34 @@ pub trait Source: Send {
         partition: &Partition,
         page_rows: usize,
     ) -> Result<BatchStream<'a>>;
+
+    /// Row count and wrapping sum of the row hashes of `partition`, computed
+    /// where the data lives. Equal checksums mean the partition is in sync.
+    async fn checksum(&mut self, _partition: &Partition) -> Result<Checksum> {
+        Err(crate::ConnectorError::Unsupported(
+            "this source cannot compute checksums yet".into(),
+        ))
+    }
+
+    /// Streams the unique key columns (in mapping order) plus a final Int64
+    /// column `_synchub_row_hash` for every row of `partition`.
+    async fn row_hashes<'a>(
+        &'a mut self,
+        _partition: &Partition,
+        _page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        Err(crate::ConnectorError::Unsupported(
+            "this source cannot compute row hashes yet".into(),
+        ))
+    }
+}
+
+/// Order-independent fingerprint of a set of rows: see `crate::rowhash`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checksum {
+    pub rows: u64,
+    /// Sum of the rows' 64-bit hashes, wrapping at 2^64.
+    pub sum: u64,
 }
 
 /// Identifies the run a checkpoint belongs to.
