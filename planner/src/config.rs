@@ -133,6 +133,15 @@ pub struct StrategyConfig {
     pub prevent_update_unless_changed: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_pagination: Option<bool>,
+    /// Delta: re-read this far behind the watermark (in `lookback_unit`,
+    /// default seconds; values for an integer cursor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_unit: Option<String>,
+    /// Delta: `include` (default) or `skip` rows whose cursor is NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub null_cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub primary_partitions: Vec<PartitionConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -84,6 +84,8 @@ impl StrategyKind {
 pub struct Strategy {
     pub name: String,
     pub kind: StrategyKind,
+    #[serde(skip)]
+    pub delta: Option<DeltaSpec>,
     pub enabled: bool,
     pub cron: Option<String>,
     /// Rows per read from the source.
@@ -94,6 +96,19 @@ pub struct Strategy {
     pub index: usize,
     #[serde(skip)]
     pub(crate) raw: StrategyConfig,
+}
+
+/// How a delta strategy finds changed rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSpec {
+    /// The cursor column; its step cuts the window (`Step::Single`: one range).
+    pub cursor: PartitionDimension,
+    /// Re-read this far behind the watermark (cursor units: values or
+    /// microseconds) for rows committed late.
+    pub lookback: i64,
+    /// Read rows whose cursor is NULL on every run (they can never pass a
+    /// watermark), rather than skipping them.
+    pub include_nulls: bool,
 }
 
 /// A pipeline, normalised and validated.
@@ -909,9 +924,17 @@ fn normalize_strategy(
                 primary.push(d);
             }
         }
-    } else {
+    } else if kind != StrategyKind::Delta {
+        // partition_column/partition_step cut whole tables; a delta run is
+        // cut along its cursor instead.
         primary = default_partitioning.to_vec();
     }
+    let delta = if kind == StrategyKind::Delta {
+        let spec = delta_spec(&path, s, columns, &mut primary, problems)?;
+        Some(spec)
+    } else {
+        None
+    };
     let page_size = s
         .page_size
         .or(s.data_fetch.as_ref().and_then(|d| d.page_size))
@@ -925,8 +948,125 @@ fn normalize_strategy(
         cron: s.cron.clone(),
         page_size,
         primary,
+        delta,
         index: i,
         raw: s.clone(),
+    })
+}
+
+/// The delta cursor of a strategy: its column, its step (taken from a
+/// primary partition on the same column, which then leaves `primary`), the
+/// lookback and what to do with NULL cursors.
+fn delta_spec(
+    path: &str,
+    s: &StrategyConfig,
+    columns: &[MappedColumn],
+    primary: &mut Vec<PartitionDimension>,
+    problems: &mut Problems,
+) -> Option<DeltaSpec> {
+    // Without `column`, the spec's examples cut the delta window by a
+    // datetime primary partition: that column is the cursor.
+    let implied = s.primary_partitions.iter().find(|p| {
+        ["datetime", "timestamp", "timestamptz", "date"]
+            .contains(&p.data_type.to_ascii_lowercase().as_str())
+    });
+    let Some(column) = s.column.as_deref().or(implied.map(|p| p.column.as_str())) else {
+        problems.push(
+            format!("{path}.column"),
+            "a delta strategy needs column: the date/time or increasing integer column that marks changed rows",
+        );
+        return None;
+    };
+    let mapped = columns.iter().find(|c| {
+        c.source == column || c.dest == column || c.source.rsplit('.').next() == Some(column)
+    });
+    let declared = s
+        .primary_partitions
+        .iter()
+        .find(|p| p.column == column)
+        .map(|p| p.data_type.clone());
+    if let Some(c) = mapped {
+        if c.spec.data_type.partitionable().is_none() {
+            problems.push(
+                format!("{path}.column"),
+                format!(
+                    "delta column \"{column}\" is {}; a delta cursor must be a date/time column or a monotonically increasing integer",
+                    c.spec.data_type
+                ),
+            );
+            return None;
+        }
+    } else if declared.is_none() {
+        problems.push(
+            format!("{path}.column"),
+            format!("delta column \"{column}\" is not in the column map; map it, or give its data_type in a primary_partitions entry"),
+        );
+        return None;
+    }
+    let mut cursor = match primary.iter().position(|d| {
+        mapped.is_some_and(|c| c.dest == d.name) || d.name == column.replace('.', "_")
+    }) {
+        Some(i) => primary.remove(i),
+        None => partition_dimension(
+            column,
+            declared.as_deref(),
+            1,
+            None,
+            &format!("{path}.column"),
+            columns,
+            problems,
+        )?,
+    };
+    if s.primary_partitions.iter().all(|p| p.column != column) {
+        cursor.step = Step::Single;
+    }
+    let lookback = match s.lookback {
+        None => 0,
+        Some(n) if n < 0 => {
+            problems.push(
+                format!("{path}.lookback"),
+                format!("lookback must be 0 or more, got {n}"),
+            );
+            0
+        }
+        Some(n) => match (
+            cursor.kind,
+            step_for(
+                cursor.kind,
+                n.max(1),
+                s.lookback_unit.as_deref(),
+                path,
+                problems,
+            ),
+        ) {
+            (_, _) if n == 0 => 0,
+            (PartitionKind::Integer, Step::Int(v)) => v,
+            (PartitionKind::Datetime, Step::Micros(v)) => v,
+            (_, Step::Months(_)) => {
+                problems.push(
+                    format!("{path}.lookback_unit"),
+                    "lookback takes second, minute, hour, day or week",
+                );
+                0
+            }
+            _ => 0,
+        },
+    };
+    let include_nulls = match s.null_cursor.as_deref() {
+        None | Some("include") => true,
+        Some("skip") => false,
+        Some(other) => {
+            problems.push(
+                format!("{path}.null_cursor"),
+                format!("unknown null_cursor \"{other}\"; use include (re-read rows whose cursor is NULL on every run) or skip"),
+            );
+            true
+        }
+    };
+    Some(DeltaSpec {
+        cursor,
+        lookback,
+        include_nulls,
     })
 }
 
@@ -1003,7 +1143,7 @@ impl Strategy {
     pub(crate) fn unsupported_fields(&self) -> Vec<String> {
         let path = format!("strategies[{}]", self.index);
         let mut out = Vec::new();
-        if self.kind != StrategyKind::Full {
+        if self.kind == StrategyKind::Hash {
             out.push(format!("{path}.type: {}", self.kind.as_str()));
         }
         let r = &self.raw;
@@ -1016,7 +1156,9 @@ impl Strategy {
         if r.use_sub_partition == Some(true) || r.sub_partition_step.is_some() {
             out.push(format!("{path}.use_sub_partition"));
         }
-        if r.primary_partitions.iter().any(|p| p.bounded == Some(true)) {
+        if self.kind != StrategyKind::Delta
+            && r.primary_partitions.iter().any(|p| p.bounded == Some(true))
+        {
             out.push(format!("{path}.primary_partitions.bounded"));
         }
         out

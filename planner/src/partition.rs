@@ -62,6 +62,9 @@ pub enum Step {
     Micros(i64),
     /// Calendar months (a year is 12).
     Months(u32),
+    /// One range from the lowest to the highest value (a delta window with
+    /// no step of its own).
+    Single,
 }
 
 /// The range of one dimension inside a partition.
@@ -117,19 +120,31 @@ pub struct ColumnBounds {
 /// A table with no rows still gets no partitions; a dimension whose column has
 /// NULLs gets an extra `IS NULL` range so those rows are never skipped.
 pub fn plan_partitions(dims: &[PartitionDimension], bounds: &[ColumnBounds]) -> Vec<Partition> {
+    let per_dim = dims
+        .iter()
+        .zip(bounds)
+        .map(|(dim, b)| dimension_ranges(dim, b))
+        .collect::<Vec<_>>();
+    product(dims, per_dim)
+}
+
+/// The ranges of one dimension over its observed bounds, plus `IS NULL`
+/// when the column has NULLs.
+pub fn dimension_ranges(dim: &PartitionDimension, b: &ColumnBounds) -> Vec<DimRange> {
+    let mut ranges = match b.min_max {
+        Some((min, max)) => split(dim.step, min, max),
+        None => Vec::new(),
+    };
+    if b.has_nulls {
+        ranges.push(DimRange::Null);
+    }
+    ranges
+}
+
+/// Every combination of one range per dimension, as partitions.
+pub fn product(dims: &[PartitionDimension], per_dim: Vec<Vec<DimRange>>) -> Vec<Partition> {
     if dims.is_empty() {
         return vec![Partition::whole()];
-    }
-    let mut per_dim: Vec<Vec<DimRange>> = Vec::with_capacity(dims.len());
-    for (dim, b) in dims.iter().zip(bounds) {
-        let mut ranges = match b.min_max {
-            Some((min, max)) => split(dim.step, min, max),
-            None => Vec::new(),
-        };
-        if b.has_nulls {
-            ranges.push(DimRange::Null);
-        }
-        per_dim.push(ranges);
     }
     let mut out: Vec<Vec<DimRange>> = vec![Vec::new()];
     for ranges in &per_dim {
@@ -163,6 +178,32 @@ pub fn plan_partitions(dims: &[PartitionDimension], bounds: &[ColumnBounds]) -> 
         .collect()
 }
 
+/// The ranges of a delta cursor: from `lower` (the stored watermark minus
+/// the lookback, inclusive; `None` on a first run: the column's minimum) up
+/// to and including the source's current maximum. An empty window (the
+/// watermark is past every row) gives no range.
+pub fn delta_window(
+    cursor: &PartitionDimension,
+    lower: Option<PartitionValue>,
+    bounds: &ColumnBounds,
+) -> Vec<DimRange> {
+    let mut ranges = match bounds.min_max {
+        Some((min, max)) => {
+            let start = lower.map_or(min, |l| l.max(min));
+            if start > max {
+                Vec::new()
+            } else {
+                split(cursor.step, start, max)
+            }
+        }
+        None => Vec::new(),
+    };
+    if bounds.has_nulls {
+        ranges.push(DimRange::Null);
+    }
+    ranges
+}
+
 fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
     dims.iter()
         .zip(ranges)
@@ -178,12 +219,16 @@ fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
 /// Aligned half-open ranges covering `[min, max]`.
 fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> {
     let mut out = Vec::new();
+    let wrap = |v: i64| match min {
+        PartitionValue::Int(_) => PartitionValue::Int(v),
+        PartitionValue::Micros(_) => PartitionValue::Micros(v),
+    };
     match step {
+        Step::Single => out.push(DimRange::Range {
+            start: min,
+            end: wrap(max.as_i64().saturating_add(1)),
+        }),
         Step::Int(n) | Step::Micros(n) => {
-            let wrap = |v: i64| match min {
-                PartitionValue::Int(_) => PartitionValue::Int(v),
-                PartitionValue::Micros(_) => PartitionValue::Micros(v),
-            };
             let n = n.max(1);
             let mut start = min.as_i64().div_euclid(n) * n;
             let max = max.as_i64();
@@ -300,6 +345,48 @@ mod tests {
                 "id_2024-02-01T00:00:00_2024-03-01T00:00:00",
                 "id_2024-03-01T00:00:00_2024-04-01T00:00:00"
             ]
+        );
+    }
+
+    #[test]
+    fn delta_window_starts_at_the_watermark_and_ends_at_the_max() {
+        let cursor = dim(Step::Single, PartitionKind::Integer);
+        let bounds = ColumnBounds {
+            min_max: Some((PartitionValue::Int(1), PartitionValue::Int(500))),
+            has_nulls: true,
+        };
+        assert_eq!(
+            delta_window(&cursor, Some(PartitionValue::Int(300)), &bounds),
+            [
+                DimRange::Range {
+                    start: PartitionValue::Int(300),
+                    end: PartitionValue::Int(501)
+                },
+                DimRange::Null
+            ]
+        );
+        // First run: from the minimum.
+        assert_eq!(
+            delta_window(&cursor, None, &bounds)[0],
+            DimRange::Range {
+                start: PartitionValue::Int(1),
+                end: PartitionValue::Int(501)
+            }
+        );
+        // A watermark past every row: nothing but the NULL rows.
+        assert_eq!(
+            delta_window(&cursor, Some(PartitionValue::Int(900)), &bounds),
+            [DimRange::Null]
+        );
+        // With a step the window is cut into aligned pieces.
+        let stepped = dim(Step::Int(100), PartitionKind::Integer);
+        let no_nulls = ColumnBounds {
+            has_nulls: false,
+            ..bounds
+        };
+        assert_eq!(
+            delta_window(&stepped, Some(PartitionValue::Int(250)), &no_nulls).len(),
+            4 // [200,300) .. [500,600): 500 itself is in the window
         );
     }
 

@@ -46,6 +46,9 @@ pub struct Plan {
     pub operators: Vec<OperatorSpec>,
     #[serde(skip)]
     pub dimensions: Vec<PartitionDimension>,
+    /// For a delta strategy: the cursor that cuts the window.
+    #[serde(skip)]
+    pub delta: Option<crate::model::DeltaSpec>,
     pub channel_rows: usize,
 }
 
@@ -72,6 +75,7 @@ impl Plan {
                 OperatorSpec::Populate,
             ],
             dimensions: st.primary.clone(),
+            delta: st.delta.clone(),
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
         })
     }
@@ -89,7 +93,21 @@ impl Plan {
                 .collect::<Vec<_>>()
                 .join(" -> ")
         );
-        if self.dimensions.is_empty() {
+        if let Some(d) = &self.delta {
+            s.push_str(&format!(
+                "delta cursor: {} ({}) step {}, lookback {}, NULL cursors {}\n",
+                d.cursor.name,
+                d.cursor.source_expr,
+                step_text(d.cursor.step),
+                d.lookback,
+                if d.include_nulls {
+                    "included"
+                } else {
+                    "skipped"
+                }
+            ));
+        }
+        if self.dimensions.is_empty() && self.delta.is_none() {
             s.push_str("partitioning: none (one partition)\n");
         } else {
             for d in &self.dimensions {
@@ -117,6 +135,7 @@ fn step_text(step: Step) -> String {
         Step::Micros(m) if m % 3_600_000_000 == 0 => format!("{}h", m / 3_600_000_000),
         Step::Micros(m) => format!("{}s", m as f64 / 1e6),
         Step::Months(n) => format!("{n} month(s)"),
+        Step::Single => "one range".to_string(),
     }
 }
 
@@ -181,6 +200,7 @@ fn implicit_full(pipeline: &Pipeline) -> Strategy {
     Strategy {
         name: "full".to_string(),
         kind: StrategyKind::Full,
+        delta: None,
         enabled: true,
         cron: None,
         page_size: crate::model::DEFAULT_PAGE_SIZE,
@@ -197,6 +217,9 @@ fn implicit_full(pipeline: &Pipeline) -> Strategy {
             sub_partition_step: None,
             prevent_update_unless_changed: None,
             use_pagination: None,
+            lookback: None,
+            lookback_unit: None,
+            null_cursor: None,
             primary_partitions: Vec::new(),
             secondary_partitions: Vec::new(),
             delta_partitions: Vec::new(),

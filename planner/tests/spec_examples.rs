@@ -30,15 +30,9 @@ fn every_spec_example_parses() {
 
 #[test]
 fn spec_examples_plan_or_name_what_is_missing() {
-    assert_eq!(
-        plan_outcome(1),
-        "not supported yet: strategies[0].type: delta"
-    );
+    assert_eq!(plan_outcome(1), "ok: hourly_delta");
     assert_eq!(plan_outcome(2), "enrichment: not supported yet: enrichment");
-    assert_eq!(
-        plan_outcome(3),
-        "not supported yet: strategies[0].type: delta"
-    );
+    assert_eq!(plan_outcome(3), "ok: delta_sync");
     assert_eq!(
         plan_outcome(4),
         "sync_type: not supported yet: sync_type: aggregate"
