@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod error;
+pub mod partitions;
 pub mod run;
 pub mod runtime;
 pub mod state;

@@ -11,12 +11,13 @@ use operators::fetch::Fetch;
 use operators::partition_source::PartitionSource;
 use operators::populate::Populate;
 use operators::{Operator, OperatorError, RunProgress};
-use planner::partition::{plan_partitions, Partition};
+use planner::partition::Partition;
 use planner::plan::OperatorSpec;
 use planner::{Datastores, Pipeline, Plan};
 use serde::Serialize;
 
 use crate::error::EngineError;
+use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::runtime::{run_chain, OperatorStats};
 use crate::state::{new_run_id, StateStore};
 
@@ -67,8 +68,40 @@ pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), 
     let (pipeline, plan) = load(opts)?;
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
-    let bounds = source.bounds(&plan.dimensions).await?;
-    Ok((plan.clone(), plan_partitions(&plan.dimensions, &bounds)))
+    let watermark = match StateStore::open_existing(&opts.state_dir)? {
+        Some(state) => stored_watermark(&state, &pipeline.name, &plan)?,
+        None => None,
+    };
+    let parts = run_partitions(&plan, source.as_mut(), watermark).await?;
+    Ok((plan, parts.partitions))
+}
+
+/// The delta watermark of the plan's strategy, checked against its cursor.
+fn stored_watermark(
+    state: &StateStore,
+    pipeline: &str,
+    plan: &Plan,
+) -> Result<Option<Watermark>, EngineError> {
+    let Some(delta) = &plan.delta else {
+        return Ok(None);
+    };
+    let Some((kind, value)) = state.watermark(pipeline, &plan.strategy)? else {
+        return Ok(None);
+    };
+    let expected = match delta.cursor.kind {
+        planner::types::PartitionKind::Integer => "int",
+        planner::types::PartitionKind::Datetime => "micros",
+    };
+    match Watermark::from_stored(&kind, value) {
+        Some(w) if kind == expected => Ok(Some(w)),
+        _ => Err(EngineError::State {
+            path: state.path().display().to_string(),
+            message: format!(
+                "the watermark of {pipeline}/{} is a {kind} value but the cursor {} is now {expected};                  run `synchub state reset {pipeline} --strategy {}` to start the delta over",
+                plan.strategy, delta.cursor.name, plan.strategy
+            ),
+        }),
+    }
 }
 
 /// Runs a pipeline to the end. Errors before the run starts (bad config,
@@ -99,8 +132,16 @@ pub async fn run_pipeline(
     committed.extend(sink.completed_partitions(&run).await?);
     state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
 
-    let bounds = source.bounds(&plan.dimensions).await?;
-    let partitions = plan_partitions(&plan.dimensions, &bounds);
+    let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
+    let RunPartitions {
+        partitions,
+        next_watermark,
+        warning,
+    } = run_partitions(&plan, source.as_mut(), watermark).await?;
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
     let total = partitions.len() as u64;
     let todo: Vec<Partition> = partitions
         .into_iter()
@@ -190,6 +231,12 @@ pub async fn run_pipeline(
         path: opts.state_dir.display().to_string(),
         message: "state store lock poisoned".into(),
     })?;
+    // The watermark moves only once every partition of the window is in.
+    if error.is_none() {
+        if let Some(w) = next_watermark {
+            st.set_watermark(&pipeline.name, &plan.strategy, w.kind(), w.0.as_i64())?;
+        }
+    }
     st.finish_run(
         &run_id,
         status,

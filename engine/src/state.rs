@@ -267,3 +267,65 @@ mod tests {
         );
     }
 }
+
+/// Delta watermarks, and opening a store only when it exists.
+impl StateStore {
+    /// The store in `dir` if there is one; `plan` must not create state.
+    pub fn open_existing(dir: &Path) -> Result<Option<StateStore>, EngineError> {
+        if dir.join("state.db").is_file() {
+            StateStore::open(dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn ensure_watermarks(&self) -> Result<(), EngineError> {
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS watermarks (
+                    pipeline TEXT NOT NULL, strategy TEXT NOT NULL, kind TEXT NOT NULL,
+                    value INTEGER NOT NULL, updated_at TEXT NOT NULL,
+                    PRIMARY KEY (pipeline, strategy))",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The stored delta watermark: its kind (`int` or `micros`) and value.
+    pub fn watermark(
+        &self,
+        pipeline: &str,
+        strategy: &str,
+    ) -> Result<Option<(String, i64)>, EngineError> {
+        self.ensure_watermarks()?;
+        self.conn
+            .query_row(
+                "SELECT kind, value FROM watermarks WHERE pipeline = ?1 AND strategy = ?2",
+                params![pipeline, strategy],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_watermark(
+        &self,
+        pipeline: &str,
+        strategy: &str,
+        kind: &str,
+        value: i64,
+    ) -> Result<(), EngineError> {
+        self.ensure_watermarks()?;
+        self.conn
+            .execute(
+                "INSERT INTO watermarks (pipeline, strategy, kind, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (pipeline, strategy) DO UPDATE SET kind = excluded.kind, value = excluded.value, updated_at = excluded.updated_at",
+                params![pipeline, strategy, kind, value, now()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! Shared by the end-to-end tests: a PostgreSQL schema per test, running
+//! the real binary, reading its JSON summary.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio_postgres::{Client, NoTls};
+
+pub const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+pub async fn connect() -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(PG, NoTls)
+        .await
+        .context("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)")?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// `<prefix>_<pid>_src` and `_dst` schemas, dropped (from a thread of its
+/// own, so it works inside a runtime) when this goes out of scope.
+pub struct Schemas {
+    pub src: String,
+    pub dst: String,
+}
+
+impl Schemas {
+    pub async fn create(client: &Client, prefix: &str) -> Result<Schemas> {
+        let base = format!("{prefix}_{}", std::process::id());
+        let s = Schemas {
+            src: format!("{base}_src"),
+            dst: format!("{base}_dst"),
+        };
+        client
+            .batch_execute(&format!("{}; CREATE SCHEMA {}", s.drop_sql(), s.src))
+            .await?;
+        Ok(s)
+    }
+
+    fn drop_sql(&self) -> String {
+        format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+            self.src, self.dst
+        )
+    }
+
+    /// datastores.yaml text with `src` and `dst` pointing at the two schemas.
+    pub fn datastores_yaml(&self) -> String {
+        format!(
+            "datastores:\n  src: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {}}}}}\n  dst: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {}}}}}\n",
+            self.src, self.dst
+        )
+    }
+}
+
+impl Drop for Schemas {
+    fn drop(&mut self) {
+        let sql = self.drop_sql();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| {
+                    rt.block_on(async {
+                        if let Ok(c) = connect().await {
+                            let _ = c.batch_execute(&sql).await;
+                        }
+                    })
+                })
+        })
+        .join();
+    }
+}
+
+pub async fn scalar(client: &Client, sql: &str) -> Result<i64> {
+    let row = client
+        .query_one(sql, &[])
+        .await
+        .with_context(|| sql.to_string())?;
+    Ok(row.get::<_, i64>(0))
+}
+
+/// Rows of `a` missing from `b` plus rows of `b` missing from `a`.
+pub async fn difference(client: &Client, a: &str, b: &str) -> Result<i64> {
+    scalar(
+        client,
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) x) \
+             + (SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) y)"
+        ),
+    )
+    .await
+}
+
+/// The binary's outcome: exit code, parsed JSON summary (if any), stderr.
+pub struct RunResult {
+    pub code: i32,
+    pub json: Value,
+    pub stderr: String,
+}
+
+impl RunResult {
+    pub fn n(&self, key: &str) -> i64 {
+        self.json[key].as_i64().unwrap_or(-1)
+    }
+}
+
+pub fn synchub(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args(args)
+        .env("SYNCHUB_LOG", "warn")
+        .output()
+        .expect("run synchub")
+}
+
+/// `synchub run <pipeline> --strategy S --state-dir <dir> --output json`.
+pub fn run(pipeline: &Path, strategy: &str, state_dir: &Path) -> RunResult {
+    let out = synchub(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--strategy",
+        strategy,
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    RunResult {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
