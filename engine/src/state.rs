@@ -230,44 +230,6 @@ pub fn new_run_id() -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resumes_only_unfinished_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = StateStore::open(dir.path()).unwrap();
-        assert_eq!(s.resumable_run("p", "full").unwrap(), None);
-        s.start_run("r1", "p", "full").unwrap();
-        s.record_partition("r1", "id_0_10", 10, 0, 0).unwrap();
-        assert_eq!(s.resumable_run("p", "full").unwrap().as_deref(), Some("r1"));
-        assert_eq!(
-            s.completed_partitions("r1").unwrap(),
-            HashSet::from(["id_0_10".to_string()])
-        );
-        s.finish_run("r1", "completed", None, &serde_json::json!({}))
-            .unwrap();
-        assert_eq!(s.resumable_run("p", "full").unwrap(), None);
-    }
-
-    #[test]
-    fn refuses_a_newer_state_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("state.db")).unwrap();
-        conn.execute_batch("PRAGMA user_version = 99").unwrap();
-        drop(conn);
-        let err = StateStore::open(dir.path()).err().unwrap();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "state store {}: written by a newer SyncHub (state version 99, this build reads 1); upgrade synchub or use another --state-dir",
-                dir.path().join("state.db").display()
-            )
-        );
-    }
-}
-
 /// Delta watermarks, and opening a store only when it exists.
 impl StateStore {
     /// The store in `dir` if there is one; `plan` must not create state.
@@ -327,5 +289,43 @@ impl StateStore {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumes_only_unfinished_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.resumable_run("p", "full").unwrap(), None);
+        s.start_run("r1", "p", "full").unwrap();
+        s.record_partition("r1", "id_0_10", 10, 0, 0).unwrap();
+        assert_eq!(s.resumable_run("p", "full").unwrap().as_deref(), Some("r1"));
+        assert_eq!(
+            s.completed_partitions("r1").unwrap(),
+            HashSet::from(["id_0_10".to_string()])
+        );
+        s.finish_run("r1", "completed", None, &serde_json::json!({}))
+            .unwrap();
+        assert_eq!(s.resumable_run("p", "full").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_a_newer_state_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        let err = StateStore::open(dir.path()).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "state store {}: written by a newer SyncHub (state version 99, this build reads 1); upgrade synchub or use another --state-dir",
+                dir.path().join("state.db").display()
+            )
+        );
     }
 }
