@@ -8,6 +8,35 @@ use planner::partition::Partition;
 use crate::operator::{Operator, OperatorError, Output, Result};
 use crate::progress::RunProgress;
 
+/// Test-only fault injection, from `SYNCHUB_TEST_CRASH=<point>:<n>`: the
+/// process aborts at the n-th partition of this run, `before_commit` (rows
+/// written, transaction open) or `after_commit` (committed in the
+/// destination, not yet in the state store). Crash tests use it to prove a
+/// killed run resumes with nothing lost and nothing duplicated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CrashPoint {
+    BeforeCommit(u64),
+    AfterCommit(u64),
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<CrashPoint> {
+        let v = std::env::var("SYNCHUB_TEST_CRASH").ok()?;
+        let (point, n) = v.split_once(':')?;
+        let n = n.parse().ok()?;
+        match point {
+            "before_commit" => Some(CrashPoint::BeforeCommit(n)),
+            "after_commit" => Some(CrashPoint::AfterCommit(n)),
+            _ => None,
+        }
+    }
+}
+
+fn crash_now(why: &str) -> ! {
+    eprintln!("SYNCHUB_TEST_CRASH: aborting {why}");
+    std::process::abort()
+}
+
 /// Called after a partition and its checkpoint are committed.
 pub type CommitHook = Box<dyn FnMut(&Partition, WriteStats) -> Result<()> + Send>;
 
@@ -20,6 +49,10 @@ pub struct Populate {
     on_commit: CommitHook,
     /// The partition whose transaction is open, if any.
     open: Option<Arc<Partition>>,
+    crash: Option<CrashPoint>,
+    /// Test-only: pause after each commit, so a test can kill mid-run.
+    slow_commit: Option<std::time::Duration>,
+    partitions_seen: u64,
 }
 
 impl Populate {
@@ -35,6 +68,12 @@ impl Populate {
             progress,
             on_commit,
             open: None,
+            crash: CrashPoint::from_env(),
+            slow_commit: std::env::var("SYNCHUB_TEST_SLOW_COMMIT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis),
+            partitions_seen: 0,
         }
     }
 }
@@ -58,6 +97,10 @@ impl Operator for Populate {
     }
 
     async fn on_partition_end(&mut self, p: Arc<Partition>, _out: &mut Output) -> Result<()> {
+        self.partitions_seen += 1;
+        if self.crash == Some(CrashPoint::BeforeCommit(self.partitions_seen)) {
+            crash_now(&format!("before committing partition {}", p.id));
+        }
         let stats = self
             .sink
             .commit_partition(&self.run, &p)
@@ -68,7 +111,14 @@ impl Operator for Populate {
         RunProgress::add(&self.progress.rows_updated, stats.updated);
         RunProgress::add(&self.progress.rows_unchanged, stats.unchanged);
         RunProgress::add(&self.progress.partitions_done, 1);
-        (self.on_commit)(&p, stats)
+        if self.crash == Some(CrashPoint::AfterCommit(self.partitions_seen)) {
+            crash_now(&format!("after committing partition {}", p.id));
+        }
+        (self.on_commit)(&p, stats)?;
+        if let Some(pause) = self.slow_commit {
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
     }
 
     /// Input ended inside a partition (upstream failed): that partition is
