@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use engine::{EngineError, RunOptions};
+use engine::{EngineError, RunOptions, StateStore};
 use operators::RunProgress;
 use planner::config::PipelineFile;
 use planner::{Datastores, Pipeline};
@@ -71,6 +71,63 @@ enum Command {
         /// Folder for the demo's databases, pipelines and state.
         #[arg(long, default_value = "./data/demo")]
         dir: PathBuf,
+    },
+    /// Show, reset and clean up the run state of pipelines.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// List a pipeline's runs, newest first.
+    History {
+        /// The pipeline's name (its `name:`), or its YAML file.
+        pipeline: String,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only runs of this strategy.
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum StateCommand {
+    /// Each strategy's last run, its progress, and the delta watermark.
+    Show {
+        /// The pipeline's name (its `name:`), or its YAML file.
+        pipeline: String,
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Forget a pipeline's (or one strategy's) runs, committed partitions and
+    /// watermark: the next run starts fresh and syncs every partition again.
+    Reset {
+        /// The pipeline's name (its `name:`), or its YAML file.
+        pipeline: String,
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Remove completed and failed runs older than N days with their metrics
+    /// and logs; the latest run of each pipeline and strategy is kept.
+    Cleanup {
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
@@ -160,6 +217,155 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Demo { rows, dir } => {
             output::init_logging(true);
             demo(rows, &dir).await
+        }
+        Command::State { command } => state(command),
+        Command::History {
+            pipeline,
+            limit,
+            strategy,
+            state_dir,
+            output,
+        } => {
+            let json = output == OutputFormat::Json;
+            output::init_logging(json);
+            let pipeline = match pipeline_name(&pipeline) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let runs = match StateStore::open_existing(&state_dir) {
+                Ok(None) => Vec::new(),
+                Ok(Some(store)) => match store.history(&pipeline, strategy.as_deref(), limit) {
+                    Ok(runs) => runs,
+                    Err(e) => return fail(&e),
+                },
+                Err(e) => return fail(&e),
+            };
+            if json {
+                println!("{}", output::history_json(&pipeline, &runs));
+            } else {
+                print!(
+                    "{}",
+                    output::history_text(&pipeline, strategy.as_deref(), &runs)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The pipeline a state command is about: a name as given, or the `name:`
+/// of a pipeline file. Exits 2 for anything else.
+fn pipeline_name(arg: &str) -> Result<String, ExitCode> {
+    if engine::records::is_safe_name(arg) {
+        return Ok(arg.to_string());
+    }
+    let path = std::path::Path::new(arg);
+    if path.is_file() {
+        return match PipelineFile::read(path) {
+            Ok(p) => Ok(p.name),
+            Err(e) => Err(fail(&EngineError::Planner(e))),
+        };
+    }
+    eprintln!(
+        "error: \"{arg}\" is neither a pipeline name (letters, digits, '_' and '-') nor a pipeline file"
+    );
+    Err(ExitCode::from(2))
+}
+
+fn state(command: StateCommand) -> ExitCode {
+    match command {
+        StateCommand::Show {
+            pipeline,
+            strategy,
+            state_dir,
+            output,
+        } => {
+            let json = output == OutputFormat::Json;
+            output::init_logging(json);
+            let pipeline = match pipeline_name(&pipeline) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let store = match StateStore::open_existing(&state_dir) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            let (strategies, known) = match &store {
+                None => (Vec::new(), Vec::new()),
+                Some(store) => match store
+                    .pipeline_state(&pipeline, strategy.as_deref())
+                    .and_then(|s| Ok((s, store.pipelines()?)))
+                {
+                    Ok(r) => r,
+                    Err(e) => return fail(&e),
+                },
+            };
+            let view = output::StateView {
+                pipeline: &pipeline,
+                strategy: strategy.as_deref(),
+                state_dir: &state_dir,
+                strategies: &strategies,
+                known_pipelines: &known,
+            };
+            if json {
+                println!("{}", output::state_show_json(&view));
+            } else {
+                print!("{}", output::state_show_text(&view));
+            }
+            ExitCode::SUCCESS
+        }
+        StateCommand::Reset {
+            pipeline,
+            strategy,
+            state_dir,
+            output,
+        } => {
+            let json = output == OutputFormat::Json;
+            output::init_logging(json);
+            let pipeline = match pipeline_name(&pipeline) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let report = match StateStore::open_existing(&state_dir) {
+                Ok(None) => engine::state::ResetReport {
+                    pipeline: pipeline.clone(),
+                    strategy: strategy.clone(),
+                    ..Default::default()
+                },
+                Ok(Some(store)) => match store.reset(&pipeline, strategy.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => return fail(&e),
+                },
+                Err(e) => return fail(&e),
+            };
+            if json {
+                println!("{}", output::reset_json(&report));
+            } else {
+                print!("{}", output::reset_text(&report, &state_dir));
+            }
+            ExitCode::SUCCESS
+        }
+        StateCommand::Cleanup {
+            days,
+            state_dir,
+            output,
+        } => {
+            let json = output == OutputFormat::Json;
+            output::init_logging(json);
+            match engine::state::cleanup(&state_dir, days) {
+                Ok(report) => {
+                    for w in &report.warnings {
+                        eprintln!("warning: cannot remove {w}");
+                    }
+                    if json {
+                        println!("{}", output::cleanup_json(&report));
+                    } else {
+                        print!("{}", output::cleanup_text(&report));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! How the CLI shows things: progress, summaries, resolved configs, logs.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::state::{CleanupReport, ResetReport, RunInfo, StrategyState};
 use engine::{EngineError, RunOptions, RunSummary};
 use operators::RunProgress;
 use planner::Pipeline;
@@ -162,4 +164,307 @@ pub fn show_pipeline(p: &Pipeline) -> String {
     });
     // YAML reads best for people; the same serializers mask every Secret.
     serde_norway::to_string(&value).unwrap_or_else(|_| value.to_string())
+}
+
+/// What `synchub state show` reports on.
+pub struct StateView<'a> {
+    pub pipeline: &'a str,
+    pub strategy: Option<&'a str>,
+    pub state_dir: &'a Path,
+    pub strategies: &'a [StrategyState],
+    /// Every pipeline the store knows, for a hint when `pipeline` is not one.
+    pub known_pipelines: &'a [String],
+}
+
+fn store_path(state_dir: &Path) -> String {
+    state_dir.join("state.db").display().to_string()
+}
+
+fn progress_json(r: &RunInfo) -> serde_json::Value {
+    json!({
+        "partitions_done": r.partitions_done,
+        "partitions_total": r.partitions_total,
+    })
+}
+
+fn run_json(r: &RunInfo) -> serde_json::Value {
+    json!({
+        "run_id": r.run_id,
+        "strategy": r.strategy,
+        "status": r.status,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "duration_seconds": r.duration_seconds,
+        "rows": r.rows,
+        "rows_inserted": r.rows_inserted,
+        "rows_updated": r.rows_updated,
+        "rows_unchanged": r.rows_unchanged,
+        "partitions_done": r.partitions_done,
+        "partitions_total": r.partitions_total,
+        "error": r.error,
+    })
+}
+
+/// `synchub state show --output json`: one object, a member per strategy.
+pub fn state_show_json(v: &StateView) -> serde_json::Value {
+    let strategies: Vec<serde_json::Value> = v
+        .strategies
+        .iter()
+        .map(|s| {
+            json!({
+                "strategy": s.strategy,
+                "last_run": s.last_run.as_ref().map(run_json),
+                "progress": s.last_run.as_ref().map(progress_json),
+                "watermark": s.watermark,
+                "runs": s.runs,
+            })
+        })
+        .collect();
+    json!({
+        "pipeline": v.pipeline,
+        "state_store": store_path(v.state_dir),
+        "strategies": strategies,
+    })
+}
+
+fn partitions_text(r: &RunInfo) -> String {
+    match r.partitions_total {
+        Some(total) => format!("{}/{}", r.partitions_done, total),
+        None => format!("{}/?", r.partitions_done),
+    }
+}
+
+/// `synchub state show`: a block per strategy.
+pub fn state_show_text(v: &StateView) -> String {
+    let which = match v.strategy {
+        Some(s) => format!("{} [{s}]", v.pipeline),
+        None => v.pipeline.to_string(),
+    };
+    if v.strategies.is_empty() {
+        let mut out = format!(
+            "{which}: no state recorded in {}\n",
+            store_path(v.state_dir)
+        );
+        let others: Vec<&str> = v
+            .known_pipelines
+            .iter()
+            .map(String::as_str)
+            .filter(|p| *p != v.pipeline)
+            .collect();
+        if !others.is_empty() && !v.known_pipelines.iter().any(|p| p == v.pipeline) {
+            out += &format!("pipelines with state there: {}\n", others.join(", "));
+        }
+        return out;
+    }
+    let mut out = format!("{} (state store {})\n", v.pipeline, store_path(v.state_dir));
+    for s in v.strategies {
+        out += &format!("  strategy {}\n", s.strategy);
+        match &s.last_run {
+            Some(r) => {
+                out += &format!("    last run    {} ({})\n", r.run_id, r.status);
+                out += &format!("    started     {}\n", r.started_at);
+                if let Some(f) = &r.finished_at {
+                    match r.duration_seconds {
+                        Some(d) => out += &format!("    finished    {f} ({d:.2}s)\n"),
+                        None => out += &format!("    finished    {f}\n"),
+                    }
+                }
+                out += &format!(
+                    "    rows        {} committed ({} inserted, {} updated, {} unchanged)\n",
+                    r.rows, r.rows_inserted, r.rows_updated, r.rows_unchanged
+                );
+                out += &format!("    progress    {} partitions\n", partitions_text(r));
+                if let Some(e) = &r.error {
+                    out += &format!("    error       {e}\n");
+                }
+            }
+            None => out += "    last run    none\n",
+        }
+        match &s.watermark {
+            Some(w) => {
+                out += &format!(
+                    "    watermark   {} ({} {}, updated {})\n",
+                    w.display, w.kind, w.value, w.updated_at
+                )
+            }
+            None => out += "    watermark   none\n",
+        }
+        out += &format!("    runs        {} recorded\n", s.runs);
+    }
+    out
+}
+
+/// `synchub history --output json`.
+pub fn history_json(pipeline: &str, runs: &[RunInfo]) -> serde_json::Value {
+    json!({
+        "pipeline": pipeline,
+        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
+    })
+}
+
+/// `synchub history`: a table, newest run first.
+pub fn history_text(pipeline: &str, strategy: Option<&str>, runs: &[RunInfo]) -> String {
+    if runs.is_empty() {
+        return match strategy {
+            Some(s) => format!("no runs of {pipeline} [{s}] recorded\n"),
+            None => format!("no runs of {pipeline} recorded\n"),
+        };
+    }
+    let header = [
+        "RUN ID",
+        "STRATEGY",
+        "STATUS",
+        "STARTED",
+        "FINISHED",
+        "ROWS",
+        "PARTITIONS",
+        "ERROR",
+    ];
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                r.strategy.clone(),
+                r.status.clone(),
+                r.started_at.clone(),
+                r.finished_at.clone().unwrap_or_else(|| "-".into()),
+                r.rows.to_string(),
+                partitions_text(r),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s += c;
+            } else if i == 5 || i == 6 {
+                // Counts right-aligned.
+                s += &format!("{:>w$}  ", c, w = widths[i]);
+            } else {
+                s += &format!("{:<w$}  ", c, w = widths[i]);
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in &rows {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// `synchub state reset --output json`.
+pub fn reset_json(r: &ResetReport) -> serde_json::Value {
+    json!({
+        "pipeline": r.pipeline,
+        "strategy": r.strategy,
+        "runs_removed": r.runs.iter().map(|x| json!({
+            "run_id": x.run_id,
+            "strategy": x.strategy,
+            "status": x.status,
+        })).collect::<Vec<_>>(),
+        "partitions_removed": r.partitions,
+        "watermarks_removed": r.watermarks,
+    })
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `synchub state reset`: what was removed.
+pub fn reset_text(r: &ResetReport, state_dir: &Path) -> String {
+    let which = match &r.strategy {
+        Some(s) => format!("{} [{s}]", r.pipeline),
+        None => r.pipeline.clone(),
+    };
+    if r.is_empty() {
+        return format!(
+            "{which}: nothing to reset (no runs or watermark in {})\n",
+            store_path(state_dir)
+        );
+    }
+    let mut out = format!(
+        "reset {which}: removed {}, {} and {}\n",
+        plural(r.runs.len(), "run", "runs"),
+        plural(
+            r.partitions as usize,
+            "committed partition",
+            "committed partitions"
+        ),
+        plural(r.watermarks.len(), "watermark", "watermarks"),
+    );
+    for run in &r.runs {
+        out += &format!(
+            "  run {} ({}, {}, started {})\n",
+            run.run_id, run.strategy, run.status, run.started_at
+        );
+    }
+    for w in &r.watermarks {
+        out += &format!("  watermark of {w}\n");
+    }
+    out += "The next run starts a new run id and syncs every partition again.\n";
+    if let Some(running) = r.runs.iter().find(|x| x.status == "running") {
+        out += &format!(
+            "note: run {} was marked running; if its process is still going, stop it: what it commits now is not recorded\n",
+            running.run_id
+        );
+    }
+    if !r.runs.is_empty() {
+        out += &format!(
+            "Their metrics and logs stay under {} until `synchub state cleanup`.\n",
+            state_dir.display()
+        );
+    }
+    out
+}
+
+/// `synchub state cleanup --output json`.
+pub fn cleanup_json(r: &CleanupReport) -> serde_json::Value {
+    json!({
+        "days": r.days,
+        "cutoff": r.cutoff,
+        "runs_removed": r.runs.iter().map(|x| json!({
+            "pipeline": x.pipeline,
+            "strategy": x.strategy,
+            "run_id": x.run_id,
+            "status": x.status,
+            "finished_at": x.finished_at,
+        })).collect::<Vec<_>>(),
+        "partitions_removed": r.partitions,
+        "files_removed": r.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "warnings": r.warnings,
+    })
+}
+
+/// `synchub state cleanup`: what was removed.
+pub fn cleanup_text(r: &CleanupReport) -> String {
+    let mut out = format!(
+        "removed {} that finished before {} ({} days), {} and {}; kept the latest run of each pipeline and strategy, and runs still running\n",
+        plural(r.runs.len(), "run", "runs"),
+        r.cutoff,
+        r.days,
+        plural(
+            r.partitions as usize,
+            "committed partition",
+            "committed partitions"
+        ),
+        plural(r.files.len(), "metrics/log file", "metrics/log files"),
+    );
+    for x in &r.runs {
+        out += &format!(
+            "  {} [{}] run {} ({})\n",
+            x.pipeline, x.strategy, x.run_id, x.status
+        );
+    }
+    out
 }

@@ -72,7 +72,11 @@ async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &
         "{context}: tables differ"
     );
     assert_eq!(
-        scalar(client, &format!("SELECT count(*) - count(DISTINCT id) FROM {dst}")).await?,
+        scalar(
+            client,
+            &format!("SELECT count(*) - count(DISTINCT id) FROM {dst}")
+        )
+        .await?,
         0,
         "{context}: duplicated rows"
     );
@@ -102,15 +106,24 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
         if done >= 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "the run never committed 4 partitions");
-        assert!(child.try_wait()?.is_none(), "the run ended before it could be killed");
+        assert!(
+            Instant::now() < deadline,
+            "the run never committed 4 partitions"
+        );
+        assert!(
+            child.try_wait()?.is_none(),
+            "the run ended before it could be killed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     child.kill()?; // SIGKILL
     let status = child.wait()?;
     assert!(!status.success(), "the child should have been killed");
     let committed = scalar(&client, &checkpoints).await?;
-    assert!(committed < ROWS / STEP + 1, "killed too late: {committed} committed");
+    assert!(
+        committed < ROWS / STEP + 1,
+        "killed too late: {committed} committed"
+    );
 
     let resumed = run(&pipeline, "full", &state);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
@@ -169,7 +182,11 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
                 ))
                 .await?;
         }
-        let point = if rng.below(2) == 0 { "before_commit" } else { "after_commit" };
+        let point = if rng.below(2) == 0 {
+            "before_commit"
+        } else {
+            "after_commit"
+        };
         let n = 1 + rng.below(4);
         let crash = Command::new(env!("CARGO_BIN_EXE_synchub"))
             .arg("run")
@@ -180,12 +197,17 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
             .env("SYNCHUB_LOG", "off")
             .env("SYNCHUB_TEST_CRASH", format!("{point}:{n}"))
             .output()?;
-        let context = format!("seed {seed}, round {round}: {strategy} killed {point} of partition {n}");
+        let context =
+            format!("seed {seed}, round {round}: {strategy} killed {point} of partition {n}");
         if !crash.status.success() {
             crashes += 1;
         }
         let resumed = run(&pipeline, strategy, &state);
-        assert_eq!(resumed.code, 0, "{context}: resume failed: {}", resumed.stderr);
+        assert_eq!(
+            resumed.code, 0,
+            "{context}: resume failed: {}",
+            resumed.stderr
+        );
         assert_in_sync(&client, &s, &context).await?;
     }
     // Every run has at least 4 partitions (changes spread over 5 hours of

@@ -3,6 +3,7 @@
 pub mod conform;
 pub mod error;
 pub mod postgres;
+pub mod rowhash;
 pub mod sql;
 pub mod sqlite;
 pub mod traits;

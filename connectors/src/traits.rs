@@ -72,6 +72,7 @@ pub struct WriteStats {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    pub deleted: u64,
 }
 
 impl WriteStats {
@@ -79,6 +80,7 @@ impl WriteStats {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
+        self.deleted += other.deleted;
     }
 }
 
@@ -100,6 +102,10 @@ pub trait Sink: Send {
 
     /// Rolls back the open partition: its rows and checkpoint are not written.
     async fn abort_partition(&mut self) -> Result<()>;
+
+    /// Deletes the rows with these keys (unique columns, destination types)
+    /// as part of the open partition; they are gone once it commits.
+    async fn delete(&mut self, keys: &RecordBatch) -> Result<()>;
 
     /// Merges the staged rows into the table and records the checkpoint, in
     /// one transaction: after a crash either both are there or neither.

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod error;
 pub mod partitions;
+pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod state;

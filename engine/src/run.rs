@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use connectors::{open_sink, open_source, RunIdentity};
 use operators::batcher::Batcher;
-use operators::fetch::Fetch;
+use operators::change_detection::ChangeDetection;
+use operators::fetch::{Fetch, FetchMode};
 use operators::partition_source::PartitionSource;
 use operators::populate::Populate;
 use operators::{Operator, OperatorError, RunProgress};
@@ -131,6 +132,7 @@ pub async fn run_pipeline(
     let mut committed = state.completed_partitions(&run_id)?;
     committed.extend(sink.completed_partitions(&run).await?);
     state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
+    let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
 
     let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
     let RunPartitions {
@@ -148,6 +150,8 @@ pub async fn run_pipeline(
         .filter(|p| !committed.contains(&p.id))
         .collect();
     let skipped = total - todo.len() as u64;
+    state.set_partitions_total(&run_id, total)?; // for `synchub state show` while the run goes
+    recorder.planned(&plan.strategy, total, skipped); // run log
     progress
         .partitions_total
         .store(total, std::sync::atomic::Ordering::Relaxed);
@@ -166,8 +170,10 @@ pub async fn run_pipeline(
     let state = Arc::new(Mutex::new(state));
     let hook_state = state.clone();
     let hook_run_id = run_id.clone();
+    let hook_recorder = recorder.clone(); // run log
     let on_commit = Box::new(move |p: &Partition, s: connectors::WriteStats| {
         tracing::info!(partition = %p.id, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
+        hook_recorder.partition_committed(&p.id, &s); // run log
         let st = hook_state
             .lock()
             .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
@@ -185,10 +191,45 @@ pub async fn run_pipeline(
             OperatorSpec::PartitionSource => {
                 Box::new(PartitionSource::new(todo.take().unwrap_or_default()))
             }
-            OperatorSpec::Fetch { page_rows } => Box::new(Fetch::new(
+            OperatorSpec::ChangeDetection {
+                leaf_rows,
+                delete_missing,
+            } => {
+                // Its own connections: checksums run while fetch reads.
+                let mut hashing = open_source(&pipeline.source, &pipeline.columns).await?;
+                hashing.check().await?;
+                let mut destination = destination_as_source(&pipeline).await?;
+                destination.check().await?;
+                Box::new(ChangeDetection::new(
+                    hashing,
+                    destination,
+                    key_schema(&pipeline),
+                    *leaf_rows,
+                    *delete_missing,
+                    plan_page_rows(&plan),
+                    progress.clone(),
+                ))
+            }
+            OperatorSpec::Fetch {
+                page_rows,
+                only_changes,
+            } => Box::new(Fetch::new(
                 source.take().expect("one fetch per plan"),
                 *page_rows,
                 progress.clone(),
+                if *only_changes {
+                    FetchMode::Changes {
+                        key_columns: pipeline
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| c.unique)
+                            .map(|(i, _)| i)
+                            .collect(),
+                    }
+                } else {
+                    FetchMode::Partitions
+                },
             )),
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
             OperatorSpec::Populate => Box::new(Populate::new(
@@ -219,7 +260,7 @@ pub async fn run_pipeline(
         rows_read: get(&progress.rows_read),
         rows_inserted: get(&progress.rows_inserted),
         rows_updated: get(&progress.rows_updated),
-        rows_deleted: 0,
+        rows_deleted: get(&progress.rows_deleted),
         rows_unchanged: get(&progress.rows_unchanged),
         partitions_total: total,
         partitions_done: get(&progress.partitions_done),
@@ -243,6 +284,49 @@ pub async fn run_pipeline(
         error.as_ref().map(|e| e.to_string()).as_deref(),
         &serde_json::to_value(&summary).unwrap_or_default(),
     )?;
+    recorder.finish(&summary, error.as_ref()); // run log + metrics files
     tracing::info!(run_id = %run_id, status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
+}
+
+/// The destination table read through a source connector: its own columns,
+/// no joins or filters. Used to compare it with the source.
+pub async fn destination_as_source(
+    pipeline: &Pipeline,
+) -> Result<Box<dyn connectors::Source>, EngineError> {
+    let mut table = pipeline.destination.clone();
+    table.joins.clear();
+    table.filters.clear();
+    table.alias = None;
+    let columns: Vec<planner::model::MappedColumn> = pipeline
+        .columns
+        .iter()
+        .map(|c| planner::model::MappedColumn {
+            source: c.dest.clone(),
+            source_sql: planner::model::quote_ident(&c.dest),
+            ..c.clone()
+        })
+        .collect();
+    Ok(open_source(&table, &columns).await?)
+}
+
+/// Arrow schema of the unique key columns, in mapping order.
+fn key_schema(pipeline: &Pipeline) -> arrow::datatypes::SchemaRef {
+    let keys: Vec<_> = pipeline
+        .columns
+        .iter()
+        .filter(|c| c.unique)
+        .map(|c| c.spec.clone())
+        .collect();
+    planner::types::arrow_schema(&keys)
+}
+
+fn plan_page_rows(plan: &Plan) -> usize {
+    plan.operators
+        .iter()
+        .find_map(|o| match o {
+            OperatorSpec::Fetch { page_rows, .. } => Some(*page_rows),
+            _ => None,
+        })
+        .unwrap_or(planner::model::DEFAULT_PAGE_SIZE)
 }

@@ -49,6 +49,8 @@ async fn drive(
                     op.process_batch(b, &mut out).await?
                 }
                 Message::PartitionEnd(p) => op.on_partition_end(p, &mut out).await?,
+                Message::Changes(c) => op.on_changes(c, &mut out).await?,
+                Message::Delete(keys) => op.on_delete(keys, &mut out).await?,
             }
         }
     }

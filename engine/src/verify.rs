@@ -7,7 +7,6 @@ use std::hash::{Hash, Hasher};
 use arrow::row::{RowConverter, SortField};
 use connectors::{open_source, Source};
 use futures_util::StreamExt;
-use planner::model::{quote_ident, MappedColumn};
 use planner::partition::Partition;
 use planner::Pipeline;
 use serde::Serialize;
@@ -78,21 +77,7 @@ pub async fn compare(pipeline: &Pipeline) -> Result<Comparison, EngineError> {
     source.check().await?;
     let src = fingerprint(source.as_mut(), fields.clone()).await?;
 
-    // The destination read as a source: its own columns, no joins or filters.
-    let mut dest_table = pipeline.destination.clone();
-    dest_table.joins.clear();
-    dest_table.filters.clear();
-    dest_table.alias = None;
-    let dest_columns: Vec<MappedColumn> = pipeline
-        .columns
-        .iter()
-        .map(|c| MappedColumn {
-            source: c.dest.clone(),
-            source_sql: quote_ident(&c.dest),
-            ..c.clone()
-        })
-        .collect();
-    let mut dest = open_source(&dest_table, &dest_columns).await?;
+    let mut dest = crate::run::destination_as_source(pipeline).await?;
     dest.check().await?;
     let dst = fingerprint(dest.as_mut(), fields).await?;
     Ok(Comparison {

@@ -1,29 +1,74 @@
 use std::sync::Arc;
 
+use arrow::compute::filter_record_batch;
 use async_trait::async_trait;
 use connectors::Source;
 use futures_util::StreamExt;
 use planner::partition::Partition;
 
-use crate::message::Message;
+use crate::keys::KeySet;
+use crate::message::{ChangeSet, Message};
 use crate::operator::{Operator, Output, Result};
 use crate::progress::RunProgress;
 
-/// Reads each partition from the source, already in the destination's
-/// schema with every value checked to fit.
+/// What starts a read.
+pub enum FetchMode {
+    /// Every row of each partition, read when the partition starts.
+    Partitions,
+    /// Only the rows a hash comparison found changed, read when the
+    /// partition's `Changes` arrive; `key_columns` index the unique columns.
+    Changes { key_columns: Vec<usize> },
+}
+
+/// Reads from the source, already in the destination's schema with every
+/// value checked to fit.
 pub struct Fetch {
     source: Box<dyn Source>,
     page_rows: usize,
     progress: Arc<RunProgress>,
+    mode: FetchMode,
+    current: Option<Arc<Partition>>,
 }
 
 impl Fetch {
-    pub fn new(source: Box<dyn Source>, page_rows: usize, progress: Arc<RunProgress>) -> Self {
+    pub fn new(
+        source: Box<dyn Source>,
+        page_rows: usize,
+        progress: Arc<RunProgress>,
+        mode: FetchMode,
+    ) -> Self {
         Fetch {
             source,
             page_rows,
             progress,
+            mode,
+            current: None,
         }
+    }
+
+    async fn read(
+        &mut self,
+        p: &Partition,
+        keys: Option<(&KeySet, &[usize])>,
+        out: &mut Output,
+    ) -> Result<()> {
+        let mut batches = self.source.read(p, self.page_rows).await?;
+        while let Some(batch) = batches.next().await {
+            let mut batch = batch?;
+            RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
+            if let Some((set, key_columns)) = keys {
+                let columns: Vec<_> = key_columns
+                    .iter()
+                    .map(|&i| batch.column(i).clone())
+                    .collect();
+                batch = filter_record_batch(&batch, &set.mask(&columns)?)?;
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+            }
+            out.send(Message::Batch(batch)).await?;
+        }
+        Ok(())
     }
 }
 
@@ -35,12 +80,35 @@ impl Operator for Fetch {
 
     async fn on_partition_start(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
         out.send(Message::PartitionStart(p.clone())).await?;
-        let mut batches = self.source.read(&p, self.page_rows).await?;
-        while let Some(batch) = batches.next().await {
-            let batch = batch?;
-            RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
-            out.send(Message::Batch(batch)).await?;
+        match self.mode {
+            FetchMode::Partitions => self.read(&p, None, out).await,
+            FetchMode::Changes { .. } => {
+                self.current = Some(p);
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_changes(&mut self, changes: Arc<ChangeSet>, out: &mut Output) -> Result<()> {
+        let FetchMode::Changes { key_columns } = &self.mode else {
+            return Ok(());
+        };
+        let key_columns = key_columns.clone();
+        let Some(p) = self.current.clone() else {
+            return Ok(());
+        };
+        if changes.upserts.num_rows() > 0 {
+            let set = KeySet::new(changes.upserts.columns())?;
+            self.read(&p, Some((&set, &key_columns)), out).await?;
+        }
+        if changes.deletes.num_rows() > 0 {
+            out.send(Message::Delete(changes.deletes.clone())).await?;
         }
         Ok(())
+    }
+
+    async fn on_partition_end(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
+        self.current = None;
+        out.send(Message::PartitionEnd(p)).await
     }
 }

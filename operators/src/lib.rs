@@ -2,8 +2,10 @@
 //! the in-band messages and row-bounded channels that connect them.
 
 pub mod batcher;
+pub mod change_detection;
 pub mod channel;
 pub mod fetch;
+pub mod keys;
 pub mod message;
 pub mod operator;
 pub mod partition_source;
@@ -11,6 +13,6 @@ pub mod populate;
 pub mod progress;
 
 pub use channel::{row_channel, ChannelStats, RowReceiver, RowSender};
-pub use message::Message;
+pub use message::{ChangeSet, Message};
 pub use operator::{Operator, OperatorError, Output};
 pub use progress::RunProgress;

@@ -9,14 +9,29 @@ use planner::partition::Partition;
 pub enum Message {
     PartitionStart(Arc<Partition>),
     Batch(RecordBatch),
+    /// What a hash comparison found in the current partition: fetch only
+    /// these rows, delete those keys.
+    Changes(Arc<ChangeSet>),
+    /// Keys (unique columns, destination types) to delete in the current
+    /// partition.
+    Delete(RecordBatch),
     PartitionEnd(Arc<Partition>),
+}
+
+/// The keys of one partition whose rows differ between source and destination.
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    /// Keys present in the source that are new or changed.
+    pub upserts: RecordBatch,
+    /// Keys present only in the destination.
+    pub deletes: RecordBatch,
 }
 
 impl Message {
     /// Rows this message holds, for channel accounting.
     pub fn rows(&self) -> usize {
         match self {
-            Message::Batch(b) => b.num_rows(),
+            Message::Batch(b) | Message::Delete(b) => b.num_rows(),
             _ => 0,
         }
     }

@@ -7,7 +7,7 @@ use planner::partition::Partition;
 use thiserror::Error;
 
 use crate::channel::RowSender;
-use crate::message::Message;
+use crate::message::{ChangeSet, Message};
 
 #[derive(Debug, Error)]
 pub enum OperatorError {
@@ -73,6 +73,14 @@ pub trait Operator: Send {
 
     async fn on_partition_end(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
         out.send(Message::PartitionEnd(p)).await
+    }
+
+    async fn on_changes(&mut self, changes: Arc<ChangeSet>, out: &mut Output) -> Result<()> {
+        out.send(Message::Changes(changes)).await
+    }
+
+    async fn on_delete(&mut self, keys: RecordBatch, out: &mut Output) -> Result<()> {
+        out.send(Message::Delete(keys)).await
     }
 
     /// Called once all input has ended.

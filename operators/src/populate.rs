@@ -110,6 +110,7 @@ impl Operator for Populate {
         RunProgress::add(&self.progress.rows_inserted, stats.inserted);
         RunProgress::add(&self.progress.rows_updated, stats.updated);
         RunProgress::add(&self.progress.rows_unchanged, stats.unchanged);
+        RunProgress::add(&self.progress.rows_deleted, stats.deleted);
         RunProgress::add(&self.progress.partitions_done, 1);
         if self.crash == Some(CrashPoint::AfterCommit(self.partitions_seen)) {
             crash_now(&format!("after committing partition {}", p.id));
@@ -118,6 +119,11 @@ impl Operator for Populate {
         if let Some(pause) = self.slow_commit {
             tokio::time::sleep(pause).await;
         }
+        Ok(())
+    }
+
+    async fn on_delete(&mut self, keys: RecordBatch, _out: &mut Output) -> Result<()> {
+        self.sink.delete(&keys).await?;
         Ok(())
     }
 

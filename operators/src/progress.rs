@@ -9,6 +9,7 @@ pub struct RunProgress {
     pub rows_inserted: AtomicU64,
     pub rows_updated: AtomicU64,
     pub rows_unchanged: AtomicU64,
+    pub rows_deleted: AtomicU64,
     pub partitions_total: AtomicU64,
     pub partitions_done: AtomicU64,
     pub partitions_skipped: AtomicU64,

@@ -139,6 +139,9 @@ pub struct StrategyConfig {
     pub lookback: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookback_unit: Option<String>,
+    /// Hash: delete destination rows missing from the source (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_missing: Option<bool>,
     /// Delta: `include` (default) or `skip` rows whose cursor is NULL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub null_cursor: Option<String>,

@@ -929,6 +929,27 @@ fn normalize_strategy(
         // cut along its cursor instead.
         primary = default_partitioning.to_vec();
     }
+    if kind == StrategyKind::Hash && primary.is_empty() {
+        primary.extend(key_range_dimension(columns));
+    }
+    if kind == StrategyKind::Hash {
+        // Both sides are cut by the same ranges, so the column must exist in
+        // the destination too.
+        for d in &primary {
+            if !columns
+                .iter()
+                .any(|c| c.dest == d.name && c.source_sql == d.source_expr)
+            {
+                problems.push(
+                    format!("{path}.primary_partitions"),
+                    format!(
+                        "a hash strategy compares both sides range by range, so its partition column must be synced; map {} in the columns",
+                        d.source_expr
+                    ),
+                );
+            }
+        }
+    }
     let delta = if kind == StrategyKind::Delta {
         let spec = delta_spec(&path, s, columns, &mut primary, problems)?;
         Some(spec)
@@ -951,6 +972,23 @@ fn normalize_strategy(
         delta,
         index: i,
         raw: s.clone(),
+    })
+}
+
+/// A hash strategy with no partitioning bisects over its key, when that is
+/// one integer column: one range from the smallest key to the largest.
+fn key_range_dimension(columns: &[MappedColumn]) -> Option<PartitionDimension> {
+    let mut keys = columns.iter().filter(|c| c.unique);
+    let key = keys.next()?;
+    if keys.next().is_some() || key.spec.data_type.partitionable() != Some(PartitionKind::Integer) {
+        return None;
+    }
+    Some(PartitionDimension {
+        name: key.dest.clone(),
+        source_expr: key.source_sql.clone(),
+        kind: PartitionKind::Integer,
+        date_only: false,
+        step: Step::Single,
     })
 }
 
@@ -1140,11 +1178,13 @@ fn partition_config(
 
 impl Strategy {
     /// Fields that parse but that this strategy cannot honour yet, by path.
-    pub(crate) fn unsupported_fields(&self) -> Vec<String> {
+    pub(crate) fn unsupported_fields(&self, hash_algo: Option<&str>) -> Vec<String> {
         let path = format!("strategies[{}]", self.index);
         let mut out = Vec::new();
         if self.kind == StrategyKind::Hash {
-            out.push(format!("{path}.type: {}", self.kind.as_str()));
+            if let Some(algo) = hash_algo.filter(|a| *a != "md5_sum_hash") {
+                out.push(format!("hash_algo: {algo}"));
+            }
         }
         let r = &self.raw;
         if !r.secondary_partitions.is_empty() {

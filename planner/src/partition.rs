@@ -106,6 +106,51 @@ impl Partition {
             ranges: Vec::new(),
         }
     }
+
+    /// Two partitions splitting the first range that is wider than one
+    /// value in half, for bisection; `None` when nothing can be split.
+    pub fn halves(&self) -> Option<(Partition, Partition)> {
+        let i = self.ranges.iter().position(|(_, r)| {
+            matches!(r, DimRange::Range { start, end } if end.as_i64().saturating_sub(start.as_i64()) > 1)
+        })?;
+        let DimRange::Range { start, end } = self.ranges[i].1 else {
+            return None;
+        };
+        let (a, b) = (start.as_i64(), end.as_i64());
+        let mid = a + (b - a) / 2;
+        let with = |s: i64, e: i64| {
+            let wrap = |v: i64| match start {
+                PartitionValue::Int(_) => PartitionValue::Int(v),
+                PartitionValue::Micros(_) => PartitionValue::Micros(v),
+            };
+            let mut ranges = self.ranges.clone();
+            ranges[i].1 = DimRange::Range {
+                start: wrap(s),
+                end: wrap(e),
+            };
+            Partition {
+                id: ranges_id(&ranges),
+                ranges,
+            }
+        };
+        Some((with(a, mid), with(mid, b)))
+    }
+}
+
+fn ranges_id(ranges: &[(PartitionDimensionRef, DimRange)]) -> String {
+    ranges
+        .iter()
+        .map(|(d, r)| range_id(&d.name, r))
+        .collect::<Vec<_>>()
+        .join("__")
+}
+
+fn range_id(name: &str, r: &DimRange) -> String {
+    match r {
+        DimRange::Range { start, end } => format!("{name}_{start}_{end}"),
+        DimRange::Null => format!("{name}_null"),
+        DimRange::All => format!("{name}_all"),
+    }
 }
 
 /// Observed extent of a column in the source.
@@ -207,11 +252,7 @@ pub fn delta_window(
 fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
     dims.iter()
         .zip(ranges)
-        .map(|(d, r)| match r {
-            DimRange::Range { start, end } => format!("{}_{}_{}", d.name, start, end),
-            DimRange::Null => format!("{}_null", d.name),
-            DimRange::All => format!("{}_all", d.name),
-        })
+        .map(|(d, r)| range_id(&d.name, r))
         .collect::<Vec<_>>()
         .join("__")
 }
@@ -388,6 +429,29 @@ mod tests {
             delta_window(&stepped, Some(PartitionValue::Int(250)), &no_nulls).len(),
             4 // [200,300) .. [500,600): 500 itself is in the window
         );
+    }
+
+    #[test]
+    fn halves_split_the_first_wide_range() {
+        let parts = plan_partitions(
+            &[dim(Step::Int(10), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Int(0), PartitionValue::Int(9))),
+                has_nulls: false,
+            }],
+        );
+        let (a, b) = parts[0].halves().unwrap();
+        assert_eq!((a.id.as_str(), b.id.as_str()), ("id_0_5", "id_5_10"));
+        let (c, _) = a.halves().unwrap();
+        assert_eq!(c.id, "id_0_2");
+        let single = plan_partitions(
+            &[dim(Step::Int(1), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Int(3), PartitionValue::Int(3))),
+                has_nulls: false,
+            }],
+        );
+        assert!(single[0].halves().is_none());
     }
 
     #[test]

@@ -14,8 +14,18 @@ use crate::partition::{Partition, PartitionDimension, Step};
 pub enum OperatorSpec {
     /// Emits the partitions still to do, in order.
     PartitionSource,
-    /// Reads each partition from the source as Arrow batches of `page_rows`.
-    Fetch { page_rows: usize },
+    /// Compares checksums per partition, bisects those that differ and
+    /// emits the keys to upsert and delete (hash strategy).
+    ChangeDetection {
+        leaf_rows: u64,
+        delete_missing: bool,
+    },
+    /// Reads each partition from the source as Arrow batches of `page_rows`;
+    /// with `only_changes`, only the rows change detection named.
+    Fetch {
+        page_rows: usize,
+        only_changes: bool,
+    },
     /// Re-cuts batches to `target_rows` so the sink writes in efficient sizes.
     Batcher { target_rows: usize },
     /// Upserts into the destination and commits each partition with its checkpoint.
@@ -26,6 +36,7 @@ impl OperatorSpec {
     pub fn name(&self) -> &'static str {
         match self {
             OperatorSpec::PartitionSource => "partition_source",
+            OperatorSpec::ChangeDetection { .. } => "change_detection",
             OperatorSpec::Fetch { .. } => "fetch",
             OperatorSpec::Batcher { .. } => "batcher",
             OperatorSpec::Populate => "populate",
@@ -36,6 +47,10 @@ impl OperatorSpec {
 /// Rows a channel between two operators may hold. With the batch size this
 /// bounds a run's memory whatever the table size.
 pub const DEFAULT_CHANNEL_ROWS: usize = 100_000;
+
+/// Bisection stops at ranges of at most this many rows; their row hashes
+/// are then compared by key in memory.
+pub const HASH_LEAF_ROWS: u64 = 20_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -56,7 +71,11 @@ impl Plan {
     /// Compiles `pipeline` for `strategy` (by name, or the default).
     pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
         let st = select_strategy(pipeline, strategy)?;
-        if let Some(path) = st.unsupported_fields().into_iter().next() {
+        if let Some(path) = st
+            .unsupported_fields(pipeline.raw.hash_algo.as_deref())
+            .into_iter()
+            .next()
+        {
             return Err(PlannerError::NotSupported {
                 file: pipeline.file.clone(),
                 path,
@@ -68,12 +87,31 @@ impl Plan {
             pipeline: pipeline.name.clone(),
             strategy: st.name.clone(),
             kind: st.kind,
-            operators: vec![
-                OperatorSpec::PartitionSource,
-                OperatorSpec::Fetch { page_rows },
-                OperatorSpec::Batcher { target_rows },
-                OperatorSpec::Populate,
-            ],
+            operators: if st.kind == StrategyKind::Hash {
+                vec![
+                    OperatorSpec::PartitionSource,
+                    OperatorSpec::ChangeDetection {
+                        leaf_rows: HASH_LEAF_ROWS,
+                        delete_missing: st.raw.delete_missing.unwrap_or(true),
+                    },
+                    OperatorSpec::Fetch {
+                        page_rows,
+                        only_changes: true,
+                    },
+                    OperatorSpec::Batcher { target_rows },
+                    OperatorSpec::Populate,
+                ]
+            } else {
+                vec![
+                    OperatorSpec::PartitionSource,
+                    OperatorSpec::Fetch {
+                        page_rows,
+                        only_changes: false,
+                    },
+                    OperatorSpec::Batcher { target_rows },
+                    OperatorSpec::Populate,
+                ]
+            },
             dimensions: st.primary.clone(),
             delta: st.delta.clone(),
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
@@ -142,7 +180,30 @@ fn step_text(step: Step) -> String {
 impl fmt::Display for OperatorSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OperatorSpec::Fetch { page_rows } => write!(f, "fetch(page={page_rows})"),
+            OperatorSpec::Fetch {
+                page_rows,
+                only_changes,
+            } => write!(
+                f,
+                "fetch(page={page_rows}{})",
+                if *only_changes {
+                    ", changed rows only"
+                } else {
+                    ""
+                }
+            ),
+            OperatorSpec::ChangeDetection {
+                leaf_rows,
+                delete_missing,
+            } => write!(
+                f,
+                "change_detection(bisect to {leaf_rows} rows, deletes {})",
+                if *delete_missing {
+                    "applied"
+                } else {
+                    "ignored"
+                }
+            ),
             OperatorSpec::Batcher { target_rows } => write!(f, "batcher(rows={target_rows})"),
             other => f.write_str(other.name()),
         }
@@ -220,6 +281,7 @@ fn implicit_full(pipeline: &Pipeline) -> Strategy {
             lookback: None,
             lookback_unit: None,
             null_cursor: None,
+            delete_missing: None,
             primary_partitions: Vec::new(),
             secondary_partitions: Vec::new(),
             delta_partitions: Vec::new(),

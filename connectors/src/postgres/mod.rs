@@ -342,6 +342,105 @@ impl Source for PostgresSource {
             },
         )))
     }
+
+    async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
+        if self.source_types.is_empty() {
+            self.check().await?;
+        }
+        let (from_where, params) = partition_from_where(&self.table, partition);
+        let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
+            .checksum_sql(&from_where);
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        // count(*) and the exact numeric sum(hash) in one query; the sum is
+        // wrapped to 64 bits here.
+        let row = self.client.query_one(&q, &params).await?;
+        let rows: i64 = row.try_get(0)?;
+        let sum: Option<String> = row.try_get(1)?;
+        let sum = match sum {
+            None => 0,
+            Some(text) => crate::rowhash::wrap_decimal_sum(&text).ok_or_else(|| {
+                ConnectorError::Other(format!("unexpected checksum sum from PostgreSQL: {text}"))
+            })?,
+        };
+        Ok(crate::traits::Checksum {
+            rows: rows as u64,
+            sum,
+        })
+    }
+
+    async fn row_hashes<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        if self.source_types.is_empty() {
+            self.check().await?;
+        }
+        let (from_where, params) = partition_from_where(&self.table, partition);
+        let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
+            .rows_sql(&from_where);
+        let rows = self
+            .client
+            .query_raw(&q, params.iter().map(|p| p as &dyn ToSql))
+            .await?;
+        let mut decoders = Vec::new();
+        let mut types = Vec::new();
+        for (c, ty) in self.columns.iter().zip(&self.source_types) {
+            if c.spec.unique {
+                decoders.push(ColumnDecoder::new(&c.dest, ty, &c.spec.data_type)?);
+                types.push(ty.clone());
+            }
+        }
+        decoders.push(ColumnDecoder::new(
+            crate::rowhash::ROW_HASH_COLUMN,
+            &Type::INT8,
+            &planner::types::ColumnType::Int64,
+        )?);
+        types.push(Type::INT8);
+        let specs = crate::rowhash::row_hash_specs(&self.columns);
+        let state = ReadState {
+            rows: Box::pin(rows),
+            decoders,
+            schema: arrow_schema(&specs),
+            specs,
+            types,
+            page_rows: page_rows.max(1),
+            done: false,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            state,
+            |mut st| async move {
+                if st.done {
+                    return None;
+                }
+                match st.next_batch().await {
+                    Ok(Some(batch)) => Some((Ok(batch), st)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        st.done = true;
+                        Some((Err(e), st))
+                    }
+                }
+            },
+        )))
+    }
+}
+
+/// `FROM ... WHERE ...` of a partition and its bound values: the filter
+/// `read` applies (the same builders, the same parameter binding).
+fn partition_from_where(table: &TableRef, partition: &Partition) -> (String, Vec<BoundParam>) {
+    let mut params = Vec::new();
+    let sql = format!(
+        "{}{}",
+        sql::from_sql(table),
+        sql::where_sql(table, Some(partition), sql::pg_placeholder, &mut params)
+    );
+    let params = params
+        .into_iter()
+        .map(|value| BoundParam { value })
+        .collect();
+    (sql, params)
 }
 
 struct ReadState {
@@ -429,6 +528,9 @@ pub struct PostgresSink {
     /// Partitions hold disjoint rows, so this stays safe for the whole run;
     /// a duplicate key fails loudly instead of being merged away.
     direct: bool,
+    /// Keys to delete in the open partition. The connection is busy with
+    /// the COPY until commit, so they are applied then.
+    pending_deletes: Vec<RecordBatch>,
 }
 
 impl PostgresSink {
@@ -444,6 +546,7 @@ impl PostgresSink {
             buf: BytesMut::with_capacity(1 << 20),
             merge_sql: String::new(),
             direct: false,
+            pending_deletes: Vec::new(),
         })
     }
 
@@ -532,6 +635,71 @@ impl PostgresSink {
         let mut want = keys;
         want.sort();
         Ok(rows.iter().any(|r| r.get::<_, Vec<String>>(0) == want))
+    }
+
+    /// Deletes the buffered keys inside the open transaction: the keys are
+    /// COPYed into a temporary table and removed with one join.
+    async fn apply_deletes(&mut self) -> Result<u64> {
+        if self.pending_deletes.iter().all(|b| b.num_rows() == 0) {
+            self.pending_deletes.clear();
+            return Ok(0);
+        }
+        let keys: Vec<(String, Type)> = self
+            .specs
+            .iter()
+            .zip(&self.dest_types)
+            .filter(|(c, _)| c.unique)
+            .map(|(c, t)| (c.name.clone(), t.clone()))
+            .collect();
+        let key_list = self.key_list();
+        self.client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE _synchub_deletes ON COMMIT DROP AS SELECT {key_list} FROM {} WITH NO DATA",
+                self.qualified()
+            ))
+            .await?;
+        let arrow_types: Vec<_> = self
+            .specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.data_type.arrow_type())
+            .collect();
+        let encoder = BatchEncoder::new(&keys, &arrow_types)?;
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY _synchub_deletes ({key_list}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        let mut sink = Box::pin(sink);
+        let mut buf = BytesMut::new();
+        codec::write_copy_header(&mut buf);
+        for batch in std::mem::take(&mut self.pending_deletes) {
+            encoder.encode(&batch, &mut buf)?;
+            sink.send(buf.split().freeze()).await?;
+        }
+        codec::write_copy_trailer(&mut buf);
+        sink.send(buf.split().freeze()).await?;
+        sink.as_mut().finish().await?;
+        let matches = keys
+            .iter()
+            .map(|(k, _)| format!("t.{q} = d.{q}", q = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let deleted = self
+            .client
+            .execute(
+                &format!(
+                    "DELETE FROM {} t USING _synchub_deletes d WHERE {matches}",
+                    self.qualified()
+                ),
+                &[],
+            )
+            .await?;
+        self.client
+            .batch_execute("DROP TABLE _synchub_deletes")
+            .await?;
+        Ok(deleted)
     }
 
     fn build_merge_sql(&self) -> String {
@@ -746,10 +914,16 @@ impl Sink for PostgresSink {
         Ok(())
     }
 
+    async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
+        self.pending_deletes.push(keys.clone());
+        Ok(())
+    }
+
     async fn abort_partition(&mut self) -> Result<()> {
         // Dropping an unfinished COPY sink aborts the COPY; the transaction
         // is then failed and ROLLBACK ends it.
         self.copy = None;
+        self.pending_deletes.clear();
         self.buf.clear();
         self.client.batch_execute("ROLLBACK").await?;
         Ok(())
@@ -773,6 +947,7 @@ impl Sink for PostgresSink {
             let row = self.client.query_one(&self.merge_sql, &[]).await?;
             (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
         };
+        let deleted = self.apply_deletes().await?;
         self.client
             .execute(
                 &format!(
@@ -788,6 +963,7 @@ impl Sink for PostgresSink {
             inserted,
             updated,
             unchanged: staged.saturating_sub(inserted + updated),
+            deleted,
         })
     }
 }

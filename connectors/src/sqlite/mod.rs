@@ -284,6 +284,117 @@ impl Source for SqliteSource {
         });
         Ok(Box::pin(async_stream_from(rx)))
     }
+
+    async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
+        let (from_where, params) = partition_from_where(&self.table, partition);
+        let q = format!(
+            "SELECT count(*), {}({}) {from_where}",
+            crate::rowhash::SQLITE_HASH_SUM_FN,
+            crate::rowhash::sqlite_row_hash_sql(&self.columns)
+        );
+        let table = self.table.display_name();
+        blocking(&self.conn, move |conn| {
+            crate::rowhash::register_sqlite_functions(conn)?;
+            let (rows, sum): (i64, i64) = conn
+                .query_row(&q, rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(|e| hash_error(&table, e))?;
+            Ok(crate::traits::Checksum {
+                rows: rows as u64,
+                sum: sum as u64,
+            })
+        })
+        .await
+    }
+
+    async fn row_hashes<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let (from_where, params) = partition_from_where(&self.table, partition);
+        let mut cols: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|c| c.spec.unique)
+            .map(|c| c.source_sql.clone())
+            .collect();
+        cols.push(crate::rowhash::sqlite_row_hash_sql(&self.columns));
+        let q = format!("SELECT {} {from_where}", cols.join(", "));
+        let specs = crate::rowhash::row_hash_specs(&self.columns);
+        let schema = arrow_schema(&specs);
+        let conn = self.conn.clone();
+        let table = self.table.display_name();
+        let page_rows = page_rows.max(1);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::task::spawn_blocking(move || {
+            let result = (|| -> Result<()> {
+                let conn = conn
+                    .lock()
+                    .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
+                crate::rowhash::register_sqlite_functions(&conn)?;
+                let mut stmt = conn.prepare(&q)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                let mut decoders: Vec<ColumnDecoder> = specs
+                    .iter()
+                    .map(|c| ColumnDecoder::new(&c.data_type))
+                    .collect();
+                let mut n = 0usize;
+                while let Some(row) = rows.next().map_err(|e| hash_error(&table, e))? {
+                    for (i, dec) in decoders.iter_mut().enumerate() {
+                        if let Err(e) = dec.push(row.get_ref(i)?) {
+                            return Err(ConnectorError::Value(format!(
+                                "row {}, column \"{}\": {e}",
+                                sqlite_row_key(row, &specs),
+                                specs[i].name
+                            )));
+                        }
+                    }
+                    n += 1;
+                    if n == page_rows {
+                        let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                        if tx.blocking_send(Ok(batch)).is_err() {
+                            return Ok(()); // consumer gone
+                        }
+                        n = 0;
+                    }
+                }
+                if n > 0 {
+                    let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(Box::pin(async_stream_from(rx)))
+    }
+}
+
+/// `FROM ... WHERE ...` of a partition and its bound values: the filter
+/// `read` applies (the same builders, the same parameter binding).
+fn partition_from_where(table: &TableRef, partition: &Partition) -> (String, Vec<Value>) {
+    let mut params = Vec::new();
+    let sql = format!(
+        "{}{}",
+        sql::from_sql(table),
+        sql::where_sql(table, Some(partition), sql::sqlite_placeholder, &mut params)
+    );
+    (sql, bound_params(partition, &params))
+}
+
+/// A value the row hash function cannot read is the data's problem, like a
+/// value `read` cannot decode; anything else stays a SQLite error.
+fn hash_error(table: &str, e: rusqlite::Error) -> ConnectorError {
+    let msg = e.to_string();
+    if msg.contains("cannot hash value") {
+        ConnectorError::Value(format!("hashing rows of {table}: {msg}"))
+    } else {
+        ConnectorError::from(e)
+    }
 }
 
 fn async_stream_from(
@@ -366,6 +477,8 @@ pub struct SqliteSink {
     conn: Arc<Mutex<Connection>>,
     table: String,
     specs: Vec<ColumnSpec>,
+    /// Rows deleted in the open partition.
+    deleted: u64,
 }
 
 impl SqliteSink {
@@ -378,6 +491,7 @@ impl SqliteSink {
             conn: Arc::new(Mutex::new(conn)),
             table: table.table.clone(),
             specs: columns.to_vec(),
+            deleted: 0,
         })
     }
 }
@@ -569,7 +683,40 @@ impl Sink for SqliteSink {
         .await
     }
 
+    async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
+        let table = quote_ident(&self.table);
+        let key_specs: Vec<ColumnSpec> = self.specs.iter().filter(|c| c.unique).cloned().collect();
+        let keys = keys.clone();
+        let deleted = blocking(&self.conn, move |conn| {
+            let cond = key_specs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 1))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            let mut stmt = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {cond}"))?;
+            let encoders = key_specs
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ColumnEncoder::new(keys.column(i), &c.data_type))
+                .collect::<Result<Vec<_>>>()?;
+            let mut deleted = 0u64;
+            for row in 0..keys.num_rows() {
+                let values = encoders
+                    .iter()
+                    .map(|e| e.value(row))
+                    .collect::<Result<Vec<_>>>()?;
+                deleted += stmt.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+            }
+            Ok(deleted)
+        })
+        .await?;
+        self.deleted += deleted;
+        Ok(())
+    }
+
     async fn abort_partition(&mut self) -> Result<()> {
+        self.deleted = 0;
         blocking(&self.conn, |conn| {
             if !conn.is_autocommit() {
                 conn.execute_batch("ROLLBACK")?;
@@ -588,7 +735,8 @@ impl Sink for SqliteSink {
         let table = quote_ident(&self.table);
         let run = run.clone();
         let partition_id = partition.id.clone();
-        blocking(&self.conn, move |conn| {
+        let deleted = std::mem::take(&mut self.deleted);
+        let mut stats = blocking(&self.conn, move |conn| {
             let keys: Vec<String> = specs.iter().filter(|c| c.unique).map(|c| quote_ident(&c.name)).collect();
             let cols: Vec<String> = specs.iter().map(|c| quote_ident(&c.name)).collect();
             let col_list = cols.join(", ");
@@ -630,9 +778,12 @@ impl Sink for SqliteSink {
                 inserted: inserted as u64,
                 updated: updated as u64,
                 unchanged: (staged - inserted - updated).max(0) as u64,
+                deleted: 0,
             })
         })
-        .await
+        .await?;
+        stats.deleted = deleted;
+        Ok(stats)
     }
 }
 

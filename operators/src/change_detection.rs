@@ -1,0 +1,193 @@
+//! Hash change detection: compare partition checksums on both sides, bisect
+//! the partitions that differ down to a small range, then compare row hashes
+//! by key to find exactly which rows to insert, update or delete.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use async_trait::async_trait;
+use connectors::{Checksum, Source};
+use futures_util::StreamExt;
+use planner::model::quote_ident;
+use planner::partition::Partition;
+
+use crate::message::{ChangeSet, Message};
+use crate::operator::{Operator, OperatorError, Output, Result};
+use crate::progress::RunProgress;
+
+pub struct ChangeDetection {
+    source: Box<dyn Source>,
+    /// The destination table, read through a source connector.
+    destination: Box<dyn Source>,
+    /// Bisect while a range holds more rows than this.
+    leaf_rows: u64,
+    delete_missing: bool,
+    /// Schema of the key columns (destination types), for change sets.
+    key_schema: SchemaRef,
+    page_rows: usize,
+    progress: Arc<RunProgress>,
+}
+
+impl ChangeDetection {
+    pub fn new(
+        source: Box<dyn Source>,
+        destination: Box<dyn Source>,
+        key_schema: SchemaRef,
+        leaf_rows: u64,
+        delete_missing: bool,
+        page_rows: usize,
+        progress: Arc<RunProgress>,
+    ) -> Self {
+        ChangeDetection {
+            source,
+            destination,
+            leaf_rows: leaf_rows.max(1),
+            delete_missing,
+            key_schema,
+            page_rows,
+            progress,
+        }
+    }
+
+    async fn checksums(&mut self, p: &Partition) -> Result<(Checksum, Checksum)> {
+        // Two connections: both sides scan at the same time.
+        let dp = for_destination(p);
+        let (s, d) = tokio::join!(self.source.checksum(p), self.destination.checksum(&dp));
+        Ok((s?, d?))
+    }
+
+    /// The leaves of `p` whose rows differ, each with its change set.
+    async fn differing_leaves(&mut self, p: &Partition) -> Result<Vec<(Partition, ChangeSet)>> {
+        let mut out = Vec::new();
+        let mut stack = vec![p.clone()];
+        while let Some(part) = stack.pop() {
+            let (s, d) = self.checksums(&part).await?;
+            if s == d {
+                RunProgress::add(&self.progress.rows_unchanged, s.rows);
+                continue;
+            }
+            if s.rows.max(d.rows) > self.leaf_rows {
+                if let Some((a, b)) = part.halves() {
+                    // Depth first, low half first: leaves come out in key order.
+                    stack.push(b);
+                    stack.push(a);
+                    continue;
+                }
+            }
+            let changes = self.compare_rows(&part).await?;
+            if changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0 {
+                out.push((part, changes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Row hashes of one side, by key.
+    async fn hashes(
+        side: &mut dyn Source,
+        p: &Partition,
+        page_rows: usize,
+        converter: &RowConverter,
+        keys: usize,
+    ) -> Result<HashMap<OwnedRow, i64>> {
+        let mut map = HashMap::new();
+        let mut batches = side.row_hashes(p, page_rows).await?;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            let rows = converter.convert_columns(&batch.columns()[..keys])?;
+            let hashes = batch.column(keys).as_primitive::<Int64Type>();
+            for (i, row) in rows.iter().enumerate() {
+                map.insert(row.owned(), hashes.value(i));
+            }
+        }
+        Ok(map)
+    }
+
+    async fn compare_rows(&mut self, p: &Partition) -> Result<ChangeSet> {
+        let keys = self.key_schema.fields().len();
+        let converter = RowConverter::new(
+            self.key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let page_rows = self.page_rows;
+        let dp = for_destination(p);
+        let (src, dst) = tokio::join!(
+            Self::hashes(self.source.as_mut(), p, page_rows, &converter, keys),
+            Self::hashes(self.destination.as_mut(), &dp, page_rows, &converter, keys)
+        );
+        let (src, dst) = (src?, dst?);
+        let mut upserts = Vec::new();
+        let mut unchanged = 0u64;
+        for (key, hash) in &src {
+            match dst.get(key) {
+                Some(h) if h == hash => unchanged += 1,
+                _ => upserts.push(key.row()),
+            }
+        }
+        let deletes: Vec<_> = if self.delete_missing {
+            dst.keys()
+                .filter(|k| !src.contains_key(*k))
+                .map(|k| k.row())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RunProgress::add(&self.progress.rows_unchanged, unchanged);
+        let batch = |rows: Vec<arrow::row::Row<'_>>| -> Result<RecordBatch> {
+            let columns = converter.convert_rows(rows)?;
+            if columns.first().is_some_and(|c| c.is_empty()) || columns.is_empty() {
+                return Ok(RecordBatch::new_empty(self.key_schema.clone()));
+            }
+            RecordBatch::try_new(self.key_schema.clone(), columns).map_err(OperatorError::from)
+        };
+        Ok(ChangeSet {
+            upserts: batch(upserts)?,
+            deletes: batch(deletes)?,
+        })
+    }
+}
+
+/// The same ranges over the destination's own columns: hash partitions are
+/// on mapped columns (the planner checks), named like their destination.
+fn for_destination(p: &Partition) -> Partition {
+    let mut dp = p.clone();
+    for (dim, _) in &mut dp.ranges {
+        dim.source_expr = quote_ident(&dim.name);
+    }
+    dp
+}
+
+#[async_trait]
+impl Operator for ChangeDetection {
+    fn name(&self) -> &'static str {
+        "change_detection"
+    }
+
+    async fn on_partition_start(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
+        let leaves = self.differing_leaves(&p).await?;
+        let mut own_changes = None;
+        for (leaf, changes) in leaves {
+            if leaf.id == p.id {
+                own_changes = Some(changes);
+                continue;
+            }
+            let leaf = Arc::new(leaf);
+            out.send(Message::PartitionStart(leaf.clone())).await?;
+            out.send(Message::Changes(Arc::new(changes))).await?;
+            out.send(Message::PartitionEnd(leaf)).await?;
+        }
+        // The partition itself comes last: its checkpoint says every leaf
+        // inside it is done, so a resumed run can skip it.
+        out.send(Message::PartitionStart(p)).await?;
+        if let Some(changes) = own_changes {
+            out.send(Message::Changes(Arc::new(changes))).await?;
+        }
+        Ok(())
+    }
+}
