@@ -542,7 +542,9 @@ fn pg_piece_sql(e: &str, source: &Type, ty: &ColumnType) -> String {
             format!("CASE ({e}) WHEN true THEN '1:t' WHEN false THEN '1:f' ELSE 'N' END")
         }
         ColumnType::Decimal { scale, .. } => ascii(format!("round(({e})::numeric, {scale})::text")),
-        ColumnType::Float32 => float_sql(&format!("({e})"), "float4send", 8, CANONICAL_NAN32.into()),
+        ColumnType::Float32 => {
+            float_sql(&format!("({e})"), "float4send", 8, CANONICAL_NAN32.into())
+        }
         ColumnType::Float64 => {
             let e = if *base == Type::FLOAT4 {
                 format!("({e})::float8")
@@ -563,7 +565,9 @@ fn pg_piece_sql(e: &str, source: &Type, ty: &ColumnType) -> String {
         }
         ColumnType::Binary => ascii(format!("encode({e}, 'hex')")),
         ColumnType::Date => ascii(format!("(({e}) - DATE '1970-01-01')::text")),
-        ColumnType::Time => ascii(format!("(extract(epoch FROM ({e})) * 1000000)::bigint::text")),
+        ColumnType::Time => ascii(format!(
+            "(extract(epoch FROM ({e})) * 1000000)::bigint::text"
+        )),
         ColumnType::Timestamp | ColumnType::TimestampTz => {
             let e = if *base == Type::DATE {
                 format!("({e})::timestamp")
@@ -1018,6 +1022,43 @@ mod tests {
         let h = hash_rows(&b, &cols);
         let distinct: std::collections::HashSet<i64> = h.values().iter().copied().collect();
         assert_eq!(distinct.len(), 4);
+    }
+
+    #[test]
+    fn row_hashes_batch_has_keys_then_hash() {
+        let cols = vec![
+            mapped("v", ColumnType::Text, false, true),
+            mapped("id", ColumnType::Int32, true, true),
+            mapped("x", ColumnType::Int64, false, false),
+        ];
+        let b = batch(
+            &cols,
+            vec![
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+                Arc::new(Int32Array::from(vec![1, 2])),
+                Arc::new(Int64Array::from(vec![5, 6])),
+            ],
+        );
+        let out = row_hashes_batch(&b, &cols).unwrap();
+        assert_eq!(out.schema(), row_hash_schema(&cols));
+        let names: Vec<&str> = out
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["id", ROW_HASH_COLUMN]);
+        assert_eq!(out.column(0).as_ref(), b.column(1).as_ref());
+        assert_eq!(
+            out.column(1).as_primitive::<Int64Type>(),
+            &hash_rows(&b, &cols)
+        );
+        assert_eq!(canonical_text(&b, &cols, 0).unwrap(), "1:a1:1");
+        assert_eq!(canonical_text(&b, &cols, 1).unwrap(), "N1:2");
+        assert_eq!(
+            checksum_batch(&b, &cols),
+            checksum_hashes(&hash_rows(&b, &cols))
+        );
     }
 
     #[test]
