@@ -199,6 +199,7 @@ fn run_json(r: &RunInfo) -> serde_json::Value {
         "rows_inserted": r.rows_inserted,
         "rows_updated": r.rows_updated,
         "rows_unchanged": r.rows_unchanged,
+        "rows_deleted": r.rows_deleted,
         "partitions_done": r.partitions_done,
         "partitions_total": r.partitions_total,
         "error": r.error,
@@ -261,7 +262,14 @@ pub fn state_show_text(v: &StateView) -> String {
         out += &format!("  strategy {}\n", s.strategy);
         match &s.last_run {
             Some(r) => {
-                out += &format!("    last run    {} ({})\n", r.run_id, r.status);
+                if r.status == "running" {
+                    out += &format!(
+                        "    last run    {} (running, or its process stopped: the next run resumes it)\n",
+                        r.run_id
+                    );
+                } else {
+                    out += &format!("    last run    {} ({})\n", r.run_id, r.status);
+                }
                 out += &format!("    started     {}\n", r.started_at);
                 if let Some(f) = &r.finished_at {
                     match r.duration_seconds {
@@ -270,8 +278,8 @@ pub fn state_show_text(v: &StateView) -> String {
                     }
                 }
                 out += &format!(
-                    "    rows        {} committed ({} inserted, {} updated, {} unchanged)\n",
-                    r.rows, r.rows_inserted, r.rows_updated, r.rows_unchanged
+                    "    rows        {} committed ({} inserted, {} updated, {} unchanged), {} deleted\n",
+                    r.rows, r.rows_inserted, r.rows_updated, r.rows_unchanged, r.rows_deleted
                 );
                 out += &format!("    progress    {} partitions\n", partitions_text(r));
                 if let Some(e) = &r.error {

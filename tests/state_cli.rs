@@ -234,7 +234,8 @@ fn show_and_history_report_completed_runs() {
         "items_copy (state store ".to_string(),
         "  strategy full\n".to_string(),
         format!("    last run    {first} (completed)\n"),
-        "    rows        250 committed (250 inserted, 0 updated, 0 unchanged)\n".to_string(),
+        "    rows        250 committed (250 inserted, 0 updated, 0 unchanged), 0 deleted\n"
+            .to_string(),
         "    progress    3/3 partitions\n".to_string(),
         "    watermark   none\n".to_string(),
         "    runs        1 recorded\n".to_string(),

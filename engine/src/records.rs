@@ -255,8 +255,8 @@ impl RunRecorder {
         self.log(
             "INFO",
             &format!(
-                "partition {partition_id} committed: {rows} rows ({} inserted, {} updated, {} unchanged)",
-                stats.inserted, stats.updated, stats.unchanged
+                "partition {partition_id} committed: {rows} rows ({} inserted, {} updated, {} unchanged), {} deleted",
+                stats.inserted, stats.updated, stats.unchanged, stats.deleted
             ),
             serde_json::json!({
                 "partition": partition_id,
@@ -264,6 +264,7 @@ impl RunRecorder {
                 "inserted": stats.inserted,
                 "updated": stats.updated,
                 "unchanged": stats.unchanged,
+                "deleted": stats.deleted,
             }),
         );
     }
@@ -468,7 +469,7 @@ mod tests {
                 inserted: 5,
                 updated: 2,
                 unchanged: 1,
-                deleted: 0,
+                deleted: 4,
             },
         );
         r.log(
@@ -503,6 +504,7 @@ mod tests {
         }
         assert_eq!(l[1]["partition"], "id_0_100");
         assert_eq!(l[1]["rows"], 8);
+        assert_eq!(l[1]["deleted"], 4);
         assert_eq!(l[2]["level"], "WARN");
         assert_eq!(l[2]["rows"], 3);
         assert_eq!(l[3]["status"], "completed");

@@ -177,7 +177,7 @@ pub async fn run_pipeline(
         let st = hook_state
             .lock()
             .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
-        st.record_partition(&hook_run_id, &p.id, s.inserted, s.updated, s.unchanged)
+        st.record_partition_stats(&hook_run_id, &p.id, &s)
             .map_err(|e| OperatorError::Other(e.to_string()))
     });
 

@@ -43,7 +43,8 @@ const MIGRATIONS: [&str; STATE_VERSION as usize] = [
         rows_unchanged INTEGER NOT NULL,
         PRIMARY KEY (run_id, partition_id)
      );",
-    // 1 → 2: delta watermarks, and a run's partition count known before it ends.
+    // 1 → 2: delta watermarks, a run's partition count known before it ends,
+    // and rows deleted per partition (hash strategy).
     "CREATE TABLE IF NOT EXISTS watermarks (
         pipeline TEXT NOT NULL,
         strategy TEXT NOT NULL,
@@ -52,7 +53,8 @@ const MIGRATIONS: [&str; STATE_VERSION as usize] = [
         updated_at TEXT NOT NULL,
         PRIMARY KEY (pipeline, strategy)
      );
-     ALTER TABLE runs ADD COLUMN partitions_total INTEGER;",
+     ALTER TABLE runs ADD COLUMN partitions_total INTEGER;
+     ALTER TABLE partitions ADD COLUMN rows_deleted INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Tables a store of any version may hold; a version-0 file with any other
@@ -88,11 +90,14 @@ pub struct RunInfo {
     pub started_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,
-    /// Rows in the committed partitions (every attempt of a resumed run).
+    /// Rows in the committed partitions (every attempt of a resumed run):
+    /// inserted + updated + unchanged.
     pub rows: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
     pub rows_unchanged: u64,
+    /// Destination rows deleted because the source no longer has them.
+    pub rows_deleted: u64,
     /// Partitions committed so far.
     pub partitions_done: u64,
     /// Partitions the run covers; unknown until the run has planned them.
@@ -365,11 +370,40 @@ impl StateStore {
         updated: u64,
         unchanged: u64,
     ) -> Result<(), EngineError> {
+        self.record_partition_stats(
+            run_id,
+            partition_id,
+            &connectors::WriteStats {
+                inserted,
+                updated,
+                unchanged,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Records a committed partition with what its write did, deletes
+    /// included.
+    pub fn record_partition_stats(
+        &self,
+        run_id: &str,
+        partition_id: &str,
+        stats: &connectors::WriteStats,
+    ) -> Result<(), EngineError> {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.conn
             .execute(
-                "INSERT INTO partitions (run_id, partition_id, committed_at, rows_inserted, rows_updated, rows_unchanged) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (run_id, partition_id) DO NOTHING",
-                params![run_id, partition_id, now(), inserted as i64, updated as i64, unchanged as i64],
+                "INSERT INTO partitions (run_id, partition_id, committed_at, rows_inserted, rows_updated, rows_unchanged, rows_deleted) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (run_id, partition_id) DO NOTHING",
+                params![
+                    run_id,
+                    partition_id,
+                    now(),
+                    n(stats.inserted),
+                    n(stats.updated),
+                    n(stats.unchanged),
+                    n(stats.deleted)
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -497,7 +531,7 @@ impl StateStore {
                 "SELECT r.run_id, r.pipeline, r.strategy, r.status, r.started_at, r.finished_at, r.error, \
                         r.summary, r.partitions_total, COUNT(p.partition_id), \
                         COALESCE(SUM(p.rows_inserted), 0), COALESCE(SUM(p.rows_updated), 0), \
-                        COALESCE(SUM(p.rows_unchanged), 0) \
+                        COALESCE(SUM(p.rows_unchanged), 0), COALESCE(SUM(p.rows_deleted), 0) \
                  FROM runs r LEFT JOIN partitions p ON p.run_id = r.run_id \
                  WHERE r.pipeline = ?1 AND (?2 IS NULL OR r.strategy = ?2) \
                  GROUP BY r.run_id ORDER BY r.started_at DESC, r.rowid DESC LIMIT ?3",
@@ -516,6 +550,7 @@ impl StateStore {
                     let inserted = r.get::<_, i64>(10)?.max(0) as u64;
                     let updated = r.get::<_, i64>(11)?.max(0) as u64;
                     let unchanged = r.get::<_, i64>(12)?.max(0) as u64;
+                    let deleted = r.get::<_, i64>(13)?.max(0) as u64;
                     // Partitions the sink had checkpointed but this store
                     // missed still count as done once the summary says so.
                     let from_summary = count("partitions_done")
@@ -538,6 +573,7 @@ impl StateStore {
                         rows_inserted: inserted,
                         rows_updated: updated,
                         rows_unchanged: unchanged,
+                        rows_deleted: deleted,
                         partitions_done: committed.max(from_summary),
                         partitions_total: total,
                         duration_seconds: summary
@@ -871,12 +907,45 @@ mod tests {
             s.watermark("p", "full").unwrap(),
             Some(("int".to_string(), 42))
         );
+        s.record_partition_stats(
+            "20240101_120000_aaaaaa",
+            "id_20_30",
+            &connectors::WriteStats {
+                deleted: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let runs = s.history("p", None, 10).unwrap();
+        assert_eq!((runs[0].rows, runs[0].rows_deleted), (19, 3));
         drop(s);
         // Opening again finds version 2 and changes nothing.
         let s = StateStore::open(dir.path()).unwrap();
         assert_eq!(
             s.watermark("p", "full").unwrap(),
             Some(("int".to_string(), 42))
+        );
+    }
+
+    #[test]
+    fn migrates_version_1_with_a_watermarks_table_already_there() {
+        // Builds between the delta strategy and version 2 created the table
+        // on first use without bumping the version.
+        let dir = tempfile::tempdir().unwrap();
+        version_1_store(dir.path());
+        Connection::open(dir.path().join("state.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE watermarks (pipeline TEXT NOT NULL, strategy TEXT NOT NULL, kind TEXT NOT NULL,
+                    value INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (pipeline, strategy));
+                 INSERT INTO watermarks VALUES ('p', 'delta', 'int', 5, '2024-01-01T12:00:00.000000Z');",
+            )
+            .unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        assert_eq!(s.version().unwrap(), STATE_VERSION);
+        assert_eq!(
+            s.watermark("p", "delta").unwrap(),
+            Some(("int".to_string(), 5))
         );
     }
 
