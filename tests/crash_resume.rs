@@ -186,7 +186,9 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
             if strategy == "hash" {
                 let gone = 1 + rng.below(ROWS as u64) as i64;
                 client
-                    .batch_execute(&format!("DELETE FROM {src} WHERE id BETWEEN {gone} AND {gone} + 30"))
+                    .batch_execute(&format!(
+                        "DELETE FROM {src} WHERE id BETWEEN {gone} AND {gone} + 30"
+                    ))
                     .await?;
             }
         }

@@ -113,7 +113,11 @@ fn delta_then_hash_make_sqlite_destination_equal_the_source() {
     assert_eq!(hash.n("rows_deleted"), 50);
     assert_eq!(hash.n("rows_inserted") + hash.n("rows_updated"), 0);
     assert_eq!(difference(dir.path(), "id, name, amount, updated_at"), 0);
-    assert_eq!(difference(dir.path(), all), 2, "row 4242's views differ, on purpose");
+    assert_eq!(
+        difference(dir.path(), all),
+        2,
+        "row 4242's views differ, on purpose"
+    );
 }
 
 #[test]

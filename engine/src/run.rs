@@ -131,9 +131,6 @@ pub async fn run_pipeline(
     };
     let mut committed = state.completed_partitions(&run_id)?;
     committed.extend(sink.completed_partitions(&run).await?);
-    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
-    let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
-
     let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
     let RunPartitions {
         partitions,
@@ -144,6 +141,21 @@ pub async fn run_pipeline(
         tracing::warn!("{w}");
         eprintln!("warning: {w}");
     }
+    // Change detection's own connections (hash), opened before the run is
+    // marked started so a connection error leaves no run behind.
+    let mut comparison = match plan.kind {
+        planner::StrategyKind::Hash => {
+            let mut hashing = open_source(&pipeline.source, &pipeline.columns).await?;
+            hashing.check().await?;
+            let mut destination = destination_as_source(&pipeline).await?;
+            destination.check().await?;
+            Some((hashing, destination))
+        }
+        _ => None,
+    };
+    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
+    let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
+
     let total = partitions.len() as u64;
     let todo: Vec<Partition> = partitions
         .into_iter()
@@ -195,11 +207,9 @@ pub async fn run_pipeline(
                 leaf_rows,
                 delete_missing,
             } => {
-                // Its own connections: checksums run while fetch reads.
-                let mut hashing = open_source(&pipeline.source, &pipeline.columns).await?;
-                hashing.check().await?;
-                let mut destination = destination_as_source(&pipeline).await?;
-                destination.check().await?;
+                let (hashing, destination) = comparison
+                    .take()
+                    .expect("hash plans open their comparison sources");
                 Box::new(ChangeDetection::new(
                     hashing,
                     destination,
