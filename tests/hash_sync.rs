@@ -145,3 +145,69 @@ async fn hash_over_an_unchanged_million_rows_reads_only_checksums() -> Result<()
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
+    const ROWS: i64 = 120_000;
+    let client = connect().await?;
+    let s = Schemas::create(&client, "hash_sec").await?;
+    let src = source_table(&client, &s, ROWS).await?;
+    let dst = format!("{}.items", s.dst);
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    let p = dir.path().join("items.yaml");
+    std::fs::write(
+        &p,
+        pipeline("hash_sec", "").replace(
+            "  - {name: hash, type: hash}",
+            "  - name: hash
+    type: hash
+    delete_missing: false
+    primary_partitions: [{column: id, step: 60000, data_type: integer}]
+    secondary_partitions: [{column: id, step: 25000, data_type: integer}]",
+        ),
+    )?;
+    let state = dir.path().join("state");
+    assert_eq!(run(&p, "full", &state).code, 0);
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET amount = -amount WHERE id IN (10, 59999, 60000, 119999);
+             DELETE FROM {src} WHERE id = 70000;"
+        ))
+        .await?;
+    let hash = run(&p, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("rows_updated"), 4);
+    // The changed row 59999 was found in the secondary piece [50000, 60000).
+    assert_eq!(
+        scalar(
+            &client,
+            &format!(
+                "SELECT count(*) FROM {}._synchub_checkpoints WHERE partition_id = 'id_50000_60000'",
+                s.dst
+            )
+        )
+        .await?,
+        1
+    );
+    // delete_missing: false keeps the row the source lost.
+    assert_eq!(hash.n("rows_deleted"), 0);
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT count(*) FROM {dst} WHERE id = 70000")
+        )
+        .await?,
+        1
+    );
+    assert_eq!(
+        difference(
+            &client,
+            &src,
+            &format!("(SELECT * FROM {dst} WHERE id <> 70000) d")
+        )
+        .await?,
+        0
+    );
+    Ok(())
+}

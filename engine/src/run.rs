@@ -206,19 +206,23 @@ pub async fn run_pipeline(
             OperatorSpec::ChangeDetection {
                 leaf_rows,
                 delete_missing,
+                secondary,
             } => {
                 let (hashing, destination) = comparison
                     .take()
                     .expect("hash plans open their comparison sources");
-                Box::new(ChangeDetection::new(
-                    hashing,
-                    destination,
-                    key_schema(&pipeline),
-                    *leaf_rows,
-                    *delete_missing,
-                    plan_page_rows(&plan),
-                    progress.clone(),
-                ))
+                Box::new(
+                    ChangeDetection::new(
+                        hashing,
+                        destination,
+                        key_schema(&pipeline),
+                        *leaf_rows,
+                        *delete_missing,
+                        plan_page_rows(&plan),
+                        progress.clone(),
+                    )
+                    .with_secondary(secondary.clone()),
+                )
             }
             OperatorSpec::Fetch {
                 page_rows,

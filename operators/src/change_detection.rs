@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use connectors::{Checksum, Source};
 use futures_util::StreamExt;
 use planner::model::quote_ident;
-use planner::partition::Partition;
+use planner::partition::{Partition, PartitionDimension};
 
 use crate::message::{ChangeSet, Message};
 use crate::operator::{Operator, OperatorError, Output, Result};
@@ -29,9 +29,18 @@ pub struct ChangeDetection {
     key_schema: SchemaRef,
     page_rows: usize,
     progress: Arc<RunProgress>,
+    /// Finer cuts tried first when a primary partition differs.
+    secondary: Vec<PartitionDimension>,
 }
 
 impl ChangeDetection {
+    /// Cut a differing primary partition along these finer steps before
+    /// halving (the strategy's `secondary_partitions`).
+    pub fn with_secondary(mut self, secondary: Vec<PartitionDimension>) -> Self {
+        self.secondary = secondary;
+        self
+    }
+
     pub fn new(
         source: Box<dyn Source>,
         destination: Box<dyn Source>,
@@ -49,6 +58,7 @@ impl ChangeDetection {
             key_schema,
             page_rows,
             progress,
+            secondary: Vec::new(),
         }
     }
 
@@ -70,6 +80,14 @@ impl ChangeDetection {
                 continue;
             }
             if s.rows.max(d.rows) > self.leaf_rows {
+                if part.id == p.id && !self.secondary.is_empty() {
+                    let finer = part.split_by(&self.secondary);
+                    if finer.len() > 1 {
+                        // Reversed so the lowest range is compared first.
+                        stack.extend(finer.into_iter().rev());
+                        continue;
+                    }
+                }
                 if let Some((a, b)) = part.halves() {
                     // Depth first, low half first: leaves come out in key order.
                     stack.push(b);

@@ -92,6 +92,9 @@ pub struct Strategy {
     pub page_size: usize,
     #[serde(skip)]
     pub primary: Vec<PartitionDimension>,
+    /// Hash: finer cuts of a primary partition whose checksums differ.
+    #[serde(skip)]
+    pub secondary: Vec<PartitionDimension>,
     /// Position in `strategies`, for error paths.
     pub index: usize,
     #[serde(skip)]
@@ -950,6 +953,25 @@ fn normalize_strategy(
             }
         }
     }
+    // Hash: the finer ranges a differing primary partition is cut into.
+    let mut secondary = Vec::new();
+    if kind == StrategyKind::Hash {
+        for (si, sp) in s.secondary_partitions.iter().enumerate() {
+            let spath = format!("{path}.secondary_partitions[{si}]");
+            if let Some(d) = partition_config(sp, &spath, columns, problems) {
+                if !primary.iter().any(|p| p.name == d.name) {
+                    problems.push(
+                        format!("{spath}.column"),
+                        format!(
+                            "secondary partition column \"{}\" has no primary partition; secondary partitions cut primary ones finer",
+                            sp.column
+                        ),
+                    );
+                }
+                secondary.push(d);
+            }
+        }
+    }
     let delta = if kind == StrategyKind::Delta {
         let spec = delta_spec(&path, s, columns, &mut primary, problems)?;
         Some(spec)
@@ -969,6 +991,7 @@ fn normalize_strategy(
         cron: s.cron.clone(),
         page_size,
         primary,
+        secondary,
         delta,
         index: i,
         raw: s.clone(),
@@ -1187,7 +1210,7 @@ impl Strategy {
             }
         }
         let r = &self.raw;
-        if !r.secondary_partitions.is_empty() {
+        if !r.secondary_partitions.is_empty() && self.kind != StrategyKind::Hash {
             out.push(format!("{path}.secondary_partitions"));
         }
         if !r.delta_partitions.is_empty() {

@@ -107,6 +107,68 @@ impl Partition {
         }
     }
 
+    /// This partition cut finer along the dimensions of `finer` that it has
+    /// a range on (the secondary partitions of a hash strategy). Returns
+    /// just this partition when none applies.
+    pub fn split_by(&self, finer: &[PartitionDimension]) -> Vec<Partition> {
+        let mut per_dim: Vec<Vec<DimRange>> = Vec::with_capacity(self.ranges.len());
+        let mut any = false;
+        for (dim, range) in &self.ranges {
+            let step = finer.iter().find(|f| f.name == dim.name).map(|f| f.step);
+            match (step, range) {
+                (Some(step), DimRange::Range { start, end })
+                    if end.as_i64() - start.as_i64() > 1 =>
+                {
+                    let wrap = |v: i64| match start {
+                        PartitionValue::Int(_) => PartitionValue::Int(v),
+                        PartitionValue::Micros(_) => PartitionValue::Micros(v),
+                    };
+                    let last = wrap(end.as_i64() - 1);
+                    // Aligned pieces, clipped to this partition's range.
+                    let pieces = split(step, *start, last)
+                        .into_iter()
+                        .map(|r| match r {
+                            DimRange::Range { start: s, end: e } => DimRange::Range {
+                                start: s.max(*start),
+                                end: e.min(*end),
+                            },
+                            other => other,
+                        })
+                        .collect::<Vec<_>>();
+                    any |= pieces.len() > 1;
+                    per_dim.push(pieces);
+                }
+                _ => per_dim.push(vec![range.clone()]),
+            }
+        }
+        if !any {
+            return vec![self.clone()];
+        }
+        let refs: Vec<PartitionDimensionRef> = self.ranges.iter().map(|(d, _)| d.clone()).collect();
+        let mut out: Vec<Vec<DimRange>> = vec![Vec::new()];
+        for ranges in &per_dim {
+            out = out
+                .iter()
+                .flat_map(|prefix| {
+                    ranges.iter().map(move |r| {
+                        let mut p = prefix.clone();
+                        p.push(r.clone());
+                        p
+                    })
+                })
+                .collect();
+        }
+        out.into_iter()
+            .map(|ranges| {
+                let ranges: Vec<_> = refs.iter().cloned().zip(ranges).collect();
+                Partition {
+                    id: ranges_id(&ranges),
+                    ranges,
+                }
+            })
+            .collect()
+    }
+
     /// Two partitions splitting the first range that is wider than one
     /// value in half, for bisection; `None` when nothing can be split.
     pub fn halves(&self) -> Option<(Partition, Partition)> {
@@ -452,6 +514,25 @@ mod tests {
             }],
         );
         assert!(single[0].halves().is_none());
+    }
+
+    #[test]
+    fn split_by_cuts_along_finer_steps_within_the_range() {
+        let parts = plan_partitions(
+            &[dim(Step::Int(50), PartitionKind::Integer)],
+            &[ColumnBounds {
+                min_max: Some((PartitionValue::Int(0), PartitionValue::Int(49))),
+                has_nulls: false,
+            }],
+        );
+        let finer = parts[0].split_by(&[dim(Step::Int(20), PartitionKind::Integer)]);
+        let ids: Vec<_> = finer.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["id_0_20", "id_20_40", "id_40_50"]);
+        let other = PartitionDimension {
+            name: "other".into(),
+            ..dim(Step::Int(5), PartitionKind::Integer)
+        };
+        assert_eq!(parts[0].split_by(&[other]), vec![parts[0].clone()]);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum OperatorSpec {
     ChangeDetection {
         leaf_rows: u64,
         delete_missing: bool,
+        #[serde(skip)]
+        secondary: Vec<PartitionDimension>,
     },
     /// Reads each partition from the source as Arrow batches of `page_rows`;
     /// with `only_changes`, only the rows change detection named.
@@ -93,6 +95,7 @@ impl Plan {
                     OperatorSpec::ChangeDetection {
                         leaf_rows: HASH_LEAF_ROWS,
                         delete_missing: st.raw.delete_missing.unwrap_or(true),
+                        secondary: st.secondary.clone(),
                     },
                     OperatorSpec::Fetch {
                         page_rows,
@@ -195,6 +198,7 @@ impl fmt::Display for OperatorSpec {
             OperatorSpec::ChangeDetection {
                 leaf_rows,
                 delete_missing,
+                ..
             } => write!(
                 f,
                 "change_detection(bisect to {leaf_rows} rows, deletes {})",
@@ -266,6 +270,7 @@ fn implicit_full(pipeline: &Pipeline) -> Strategy {
         cron: None,
         page_size: crate::model::DEFAULT_PAGE_SIZE,
         primary,
+        secondary: Vec::new(),
         index: pipeline.strategies.len(),
         raw: crate::config::StrategyConfig {
             name: "full".to_string(),
