@@ -52,7 +52,7 @@ use arrow::datatypes::{
     Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
 use md5::{Digest, Md5};
-use planner::model::MappedColumn;
+use planner::model::{MappedColumn, StoredHash};
 use planner::types::{arrow_schema, ColumnSpec, ColumnType};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
@@ -122,7 +122,24 @@ pub fn hash_rows(batch: &RecordBatch, columns: &[MappedColumn]) -> Int64Array {
 
 /// [`hash_rows`], failing with a `Schema` error when a hashed column is
 /// missing or has an Arrow type its configured type cannot be read from.
+///
+/// A `StoredHash::Read` column (the destination read back) holds the row
+/// hashes already: its values are returned as they are, NULL as 0.
 pub fn try_hash_rows(batch: &RecordBatch, columns: &[MappedColumn]) -> Result<Int64Array> {
+    if let Some(i) = columns
+        .iter()
+        .position(|c| c.stored_hash == StoredHash::Read)
+    {
+        let stored = column_of(batch, i, &columns[i])?;
+        let stored = stored.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+            ConnectorError::Schema(format!(
+                "column \"{}\" holds the row hash but is {}, not Int64",
+                columns[i].dest,
+                stored.data_type()
+            ))
+        })?;
+        return Ok(stored.iter().map(|h| Some(h.unwrap_or(0))).collect());
+    }
     let cols = hashed_columns(batch, columns)?;
     let mut canon = Canon::default();
     let mut out = Int64Builder::with_capacity(batch.num_rows());
@@ -134,6 +151,29 @@ pub fn try_hash_rows(batch: &RecordBatch, columns: &[MappedColumn]) -> Result<In
         out.append_value(row_hash(canon.bytes()));
     }
     Ok(out.finish())
+}
+
+/// Fills the `StoredHash::Compute` columns of a batch read from a source
+/// (selected as [`planner::model::COMPUTED_HASH_SQL`], so NULL) with the
+/// row hashes of its rows: the value written to the destination is the hash
+/// `checksum` and `row_hashes` compute for the same row. Other batches pass
+/// unchanged.
+pub fn fill_computed_hash(batch: RecordBatch, columns: &[MappedColumn]) -> Result<RecordBatch> {
+    if !columns
+        .iter()
+        .any(|c| c.stored_hash == StoredHash::Compute)
+    {
+        return Ok(batch);
+    }
+    let hashes: ArrayRef = Arc::new(try_hash_rows(&batch, columns)?);
+    let mut arrays = batch.columns().to_vec();
+    for (i, c) in columns.iter().enumerate() {
+        if c.stored_hash == StoredHash::Compute {
+            column_of(&batch, i, c)?;
+            arrays[i] = hashes.clone();
+        }
+    }
+    Ok(RecordBatch::try_new(batch.schema(), arrays)?)
 }
 
 /// Row count and wrapping sum of the row hashes of a batch in the
@@ -608,12 +648,23 @@ pub(crate) struct PgHashQuery {
 
 impl PgHashQuery {
     /// `source_types[i]` is the PostgreSQL type of `columns[i]`'s source.
+    /// A `StoredHash::Read` column is summed as stored (NULL as 0) instead
+    /// of hashing the row.
     pub(crate) fn new(columns: &[MappedColumn], source_types: &[Type]) -> Self {
         let keys = columns
             .iter()
             .filter(|c| c.spec.unique)
             .map(|c| c.source_sql.clone())
             .collect();
+        if let Some(c) = columns
+            .iter()
+            .find(|c| c.stored_hash == StoredHash::Read)
+        {
+            return PgHashQuery {
+                keys,
+                hash: format!("coalesce(({})::bigint, 0)", c.source_sql),
+            };
+        }
         let parts: Vec<String> = columns
             .iter()
             .zip(source_types)
@@ -708,7 +759,14 @@ fn parse_sqlite_type_code(code: &str) -> Option<ColumnType> {
 }
 
 /// `synchub_row_hash('<type codes>', <hashed columns' source SQL>...)`.
+/// A `StoredHash::Read` column is used as stored (NULL as 0) instead.
 pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
+    if let Some(c) = columns
+        .iter()
+        .find(|c| c.stored_hash == StoredHash::Read)
+    {
+        return format!("coalesce({}, 0)", c.source_sql);
+    }
     let hashed: Vec<&MappedColumn> = columns.iter().filter(|c| c.hash_column).collect();
     let codes = hashed
         .iter()
@@ -899,6 +957,7 @@ mod tests {
             data_type: ty.to_string(),
             unique,
             hash_column: hash,
+            stored_hash: StoredHash::No,
         }
     }
 

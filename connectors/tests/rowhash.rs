@@ -104,6 +104,7 @@ fn column(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn 
         data_type: ty.to_string(),
         unique,
         hash_column: hash,
+        stored_hash: planner::model::StoredHash::No,
     }
 }
 

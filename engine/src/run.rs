@@ -304,7 +304,9 @@ pub async fn run_pipeline(
 }
 
 /// The destination table read through a source connector: its own columns,
-/// no joins or filters. Used to compare it with the source.
+/// no joins or filters. Used to compare it with the source. A stored row
+/// hash column is read as stored: its checksums and row hashes use it
+/// instead of hashing the destination rows.
 pub async fn destination_as_source(
     pipeline: &Pipeline,
 ) -> Result<Box<dyn connectors::Source>, EngineError> {
@@ -318,6 +320,10 @@ pub async fn destination_as_source(
         .map(|c| planner::model::MappedColumn {
             source: c.dest.clone(),
             source_sql: planner::model::quote_ident(&c.dest),
+            stored_hash: match c.stored_hash {
+                planner::model::StoredHash::No => planner::model::StoredHash::No,
+                _ => planner::model::StoredHash::Read,
+            },
             ..c.clone()
         })
         .collect();

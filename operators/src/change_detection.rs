@@ -31,6 +31,10 @@ pub struct ChangeDetection {
     progress: Arc<RunProgress>,
     /// Finer cuts tried first when a primary partition differs.
     secondary: Vec<PartitionDimension>,
+    /// Full strategy over a populated destination: partitions with equal
+    /// checksums are skipped, the others are rewritten whole (no row-level
+    /// comparison, no deletes).
+    partitions_only: bool,
 }
 
 impl ChangeDetection {
@@ -59,7 +63,14 @@ impl ChangeDetection {
             page_rows,
             progress,
             secondary: Vec::new(),
+            partitions_only: false,
         }
+    }
+
+    /// Skip equal partitions and rewrite the others whole (full strategy).
+    pub fn partitions_only(mut self) -> Self {
+        self.partitions_only = true;
+        self
     }
 
     async fn checksums(&mut self, p: &Partition) -> Result<(Checksum, Checksum)> {
@@ -165,6 +176,7 @@ impl ChangeDetection {
             RecordBatch::try_new(self.key_schema.clone(), columns).map_err(OperatorError::from)
         };
         Ok(ChangeSet {
+            all_rows: false,
             upserts: batch(upserts)?,
             deletes: batch(deletes)?,
         })
@@ -188,6 +200,22 @@ impl Operator for ChangeDetection {
     }
 
     async fn on_partition_start(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
+        if self.partitions_only {
+            let (s, d) = self.checksums(&p).await?;
+            out.send(Message::PartitionStart(p)).await?;
+            if s == d {
+                RunProgress::add(&self.progress.rows_unchanged, s.rows);
+            } else {
+                let empty = RecordBatch::new_empty(self.key_schema.clone());
+                out.send(Message::Changes(Arc::new(ChangeSet {
+                    all_rows: true,
+                    upserts: empty.clone(),
+                    deletes: empty,
+                })))
+                .await?;
+            }
+            return Ok(());
+        }
         let leaves = self.differing_leaves(&p).await?;
         let mut own_changes = None;
         for (leaf, changes) in leaves {

@@ -97,7 +97,9 @@ impl Operator for Fetch {
         let Some(p) = self.current.clone() else {
             return Ok(());
         };
-        if changes.upserts.num_rows() > 0 {
+        if changes.all_rows {
+            self.read(&p, None, out).await?;
+        } else if changes.upserts.num_rows() > 0 {
             let set = KeySet::new(changes.upserts.columns())?;
             self.read(&p, Some((&set, &key_columns)), out).await?;
         }

@@ -21,6 +21,9 @@ pub enum Message {
 /// The keys of one partition whose rows differ between source and destination.
 #[derive(Debug, Clone)]
 pub struct ChangeSet {
+    /// Fetch every row of the partition (its checksums differ and no
+    /// row-level comparison was made); `upserts` and `deletes` are empty.
+    pub all_rows: bool,
     /// Keys present in the source that are new or changed.
     pub upserts: RecordBatch,
     /// Keys present only in the destination.

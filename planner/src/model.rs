@@ -60,7 +60,37 @@ pub struct MappedColumn {
     pub data_type: String,
     pub unique: bool,
     pub hash_column: bool,
+    /// Whether this column holds the row hash (a destination `hash_key: true`
+    /// column), and how a reader gets it. Never itself a hash column.
+    #[serde(skip_serializing_if = "StoredHash::is_no")]
+    pub stored_hash: StoredHash,
 }
+
+/// The role of a column holding the row hash of the row's `hash_column`
+/// columns (`hash_key: true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredHash {
+    /// An ordinary column.
+    #[default]
+    No,
+    /// Read from a source: the value is the row hash computed from the row
+    /// (`rowhash::hash_rows`), not read from the table.
+    Compute,
+    /// Read back from the destination, where it is stored: checksums and row
+    /// hashes use the stored value instead of hashing the row.
+    Read,
+}
+
+impl StoredHash {
+    pub fn is_no(&self) -> bool {
+        *self == StoredHash::No
+    }
+}
+
+/// What a source selects for a `StoredHash::Compute` column: a typed NULL
+/// (valid in PostgreSQL and SQLite), replaced by the row hash once decoded.
+pub const COMPUTED_HASH_SQL: &str = "CAST(NULL AS bigint)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -534,6 +564,7 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
         data_type: ty.to_string(),
         unique,
         hash_column: c.hash_column.unwrap_or(true),
+        stored_hash: StoredHash::No,
     })
 }
 
@@ -697,13 +728,34 @@ fn normalize_staged(
             columns.push(col);
         }
     }
+    // A source `virtual: true` + `hash_key: true` column is the row hash,
+    // computed by SyncHub and never read from the source.
     for (ci, sc) in src.columns.iter().enumerate() {
-        if sc.is_virtual == Some(true) || sc.hash_key == Some(true) {
-            problems.push(
-                format!("backends[{si}].columns[{ci}]"),
-                "not supported yet: virtual/hash_key columns",
-            );
+        let path = format!("backends[{si}].columns[{ci}]");
+        match (sc.is_virtual == Some(true), sc.hash_key == Some(true)) {
+            (true, true) | (false, false) => {}
+            (true, false) => problems.push(
+                path,
+                "not supported yet: virtual columns other than hash_key (only the row hash, hash_key: true, is computed)",
+            ),
+            (false, true) => problems.push(
+                format!("{path}.hash_key"),
+                format!("source column \"{}\" is hash_key but not virtual: SyncHub computes the row hash itself and does not read it from the source; add virtual: true", sc.name),
+            ),
         }
+    }
+    let hash_keys: Vec<usize> = dst
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.hash_key == Some(true))
+        .map(|(ci, _)| ci)
+        .collect();
+    if let [_, second, ..] = hash_keys.as_slice() {
+        problems.push(
+            format!("backends[{di}].columns[{second}].hash_key"),
+            "only one destination column can store the row hash (hash_key: true)",
+        );
     }
     let names: Vec<&str> = dst.columns.iter().map(|c| c.name.as_str()).collect();
     check_columns(
@@ -723,8 +775,14 @@ fn staged_column(
     fetch_columns: &[crate::config::StageColumn],
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
-    if dc.is_virtual == Some(true) || dc.hash_key == Some(true) {
-        problems.push(path, "not supported yet: virtual/hash_key columns");
+    if dc.hash_key == Some(true) {
+        return stored_hash_column(path, dc, problems);
+    }
+    if dc.is_virtual == Some(true) {
+        problems.push(
+            path,
+            "not supported yet: virtual destination columns (other than a source hash_key column)",
+        );
         return None;
     }
     let ty = parse_type(
@@ -749,6 +807,13 @@ fn staged_column(
             None => (dc.name.clone(), quote_ident(&dc.name)),
         }
     } else if let Some(sc) = src.columns.iter().find(|c| c.name == dc.name) {
+        if sc.is_virtual == Some(true) {
+            problems.push(
+                path.to_string(),
+                format!("source column \"{}\" is virtual (the computed row hash): mark the destination column hash_key: true (data_type: bigint) to store it", sc.name),
+            );
+            return None;
+        }
         if let Some(expr) = &sc.expr {
             problems.push(
                 path.to_string(),
@@ -783,6 +848,76 @@ fn staged_column(
         data_type: ty.to_string(),
         unique,
         hash_column: dc.hash_column.unwrap_or(true),
+        stored_hash: StoredHash::No,
+    })
+}
+
+/// A destination `hash_key: true` column: it stores the row hash of the
+/// row's `hash_column` columns, computed when the source is read.
+fn stored_hash_column(
+    path: &str,
+    dc: &BackendColumn,
+    problems: &mut Problems,
+) -> Option<MappedColumn> {
+    let before = problems.0.len();
+    let ty = parse_type(
+        problems,
+        path,
+        &dc.data_type,
+        dc.precision,
+        dc.scale,
+        dc.length,
+    );
+    if ty != ColumnType::Int64 && problems.0.len() == before {
+        problems.push(
+            format!("{path}.data_type"),
+            format!(
+                "hash_key column \"{}\" stores the 64-bit row hash: its data_type must be bigint, not {}",
+                dc.name, dc.data_type
+            ),
+        );
+    }
+    if dc.is_virtual == Some(true) {
+        problems.push(
+            format!("{path}.virtual"),
+            format!("destination hash_key column \"{}\" stores the row hash, so it cannot be virtual; virtual: true belongs on the source backend's hash_key column", dc.name),
+        );
+    }
+    if dc.unique_column == Some(true) {
+        problems.push(
+            format!("{path}.unique_column"),
+            format!("hash_key column \"{}\" cannot be a unique column", dc.name),
+        );
+    }
+    if dc.hash_column == Some(true) {
+        problems.push(
+            format!("{path}.hash_column"),
+            format!("hash_key column \"{}\" holds the hash of the hash columns, so it cannot be one itself", dc.name),
+        );
+    }
+    if dc.expr.is_some() {
+        problems.push(
+            format!("{path}.expr"),
+            format!("hash_key column \"{}\" is computed by SyncHub; remove expr", dc.name),
+        );
+    }
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(MappedColumn {
+        spec: ColumnSpec {
+            name: dc.name.clone(),
+            data_type: ColumnType::Int64,
+            unique: false,
+            nullable: true,
+        },
+        dest: dc.name.clone(),
+        source: dc.name.clone(),
+        source_sql: COMPUTED_HASH_SQL.to_string(),
+        data_type: ColumnType::Int64.to_string(),
+        unique: false,
+        hash_column: false,
+        stored_hash: StoredHash::Compute,
     })
 }
 

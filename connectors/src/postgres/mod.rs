@@ -325,22 +325,24 @@ impl Source for PostgresSource {
             page_rows: page_rows.max(1),
             done: false,
         };
-        Ok(Box::pin(futures_util::stream::unfold(
-            state,
-            |mut st| async move {
-                if st.done {
-                    return None;
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            match st.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    st.done = true;
+                    Some((Err(e), st))
                 }
-                match st.next_batch().await {
-                    Ok(Some(batch)) => Some((Ok(batch), st)),
-                    Ok(None) => None,
-                    Err(e) => {
-                        st.done = true;
-                        Some((Err(e), st))
-                    }
-                }
-            },
-        )))
+            }
+        });
+        // A stored row hash column is computed from the decoded row.
+        let columns = self.columns.clone();
+        Ok(Box::pin(stream.map(move |batch| {
+            batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
+        })))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use async_trait::async_trait;
+use futures_util::StreamExt;
 use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{
@@ -282,7 +283,11 @@ impl Source for SqliteSource {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        Ok(Box::pin(async_stream_from(rx)))
+        // A stored row hash column is computed from the decoded row.
+        let columns = self.columns.clone();
+        Ok(Box::pin(async_stream_from(rx).map(move |batch| {
+            batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
+        })))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {

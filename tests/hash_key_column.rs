@@ -1,0 +1,338 @@
+//! A destination `hash_key: true` column (stage form, with the source's
+//! `virtual: true` + `hash_key: true` column) stores the row hash: full,
+//! delta and hash runs write it, and the hash strategy reads it back from the
+//! destination instead of re-hashing the destination rows.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use common::{connect, run, scalar, Schemas};
+use connectors::rowhash::row_hash;
+
+const ROWS: i64 = 20_000;
+
+/// Rows fetched from the source (new or changed rows only, for a hash run).
+fn fetched(r: &common::RunResult) -> i64 {
+    r.json["operators"]
+        .as_array()
+        .and_then(|ops| ops.iter().find(|o| o["operator"] == "fetch"))
+        .and_then(|o| o["rows_out"].as_i64())
+        .unwrap_or(-1)
+}
+
+/// `N` for NULL, else `<length in characters>:<text>` (see `connectors::rowhash`).
+fn canonical(values: &[Option<String>]) -> String {
+    values
+        .iter()
+        .map(|v| match v {
+            None => "N".to_string(),
+            Some(t) => format!("{}:{t}", t.chars().count()),
+        })
+        .collect()
+}
+
+fn stage_pipeline(name: &str, kind: &str) -> String {
+    format!(
+        "name: {name}
+sync_type: row-level
+backends:
+  - name: source_backend
+    type: {kind}
+    datastore_name: src
+    table: items
+    columns:
+      - {{name: id, data_type: bigint}}
+      - {{name: name, data_type: text}}
+      - {{name: amount, data_type: decimal, precision: 12, scale: 2}}
+      - {{name: updated_at, data_type: timestamptz}}
+      - {{name: views, data_type: int}}
+      - {{name: checksum, data_type: bigint, hash_key: true, virtual: true}}
+  - name: destination_backend
+    type: {kind}
+    datastore_name: dst
+    table: items
+    columns:
+      - {{name: id, data_type: bigint, unique_column: true}}
+      - {{name: name, data_type: text}}
+      - {{name: amount, data_type: decimal, precision: 12, scale: 2}}
+      - {{name: updated_at, data_type: timestamptz}}
+      - {{name: views, data_type: int, hash_column: false}}
+      - {{name: checksum, data_type: bigint, hash_key: true}}
+strategies:
+  - name: full
+    type: full
+    primary_partitions: [{{column: id, step: 5000, data_type: integer}}]
+  - name: delta
+    type: delta
+    column: updated_at
+  - name: hash
+    type: hash
+    primary_partitions: [{{column: id, step: 5000, data_type: integer}}]
+stages:
+  - name: data_fetch
+    type: data_fetch
+    source: {{name: source_backend}}
+    destination: {{name: destination_backend}}
+  - name: populate
+    type: populate
+    destination: {{name: destination_backend}}
+"
+    )
+}
+
+/// Rows whose stored checksum differs from the row hash of the source
+/// values, computed here with `connectors::rowhash::row_hash` over the
+/// canonical text; also fails when a row is missing on either side.
+async fn pg_wrong_checksums(client: &tokio_postgres::Client, s: &Schemas) -> Result<Vec<i64>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT coalesce(s.id, d.id), s.id::text, s.name, s.amount::text,
+                   (extract(epoch FROM s.updated_at) * 1000000)::bigint::text, d.checksum
+                 FROM {}.items s FULL JOIN {}.items d USING (id) ORDER BY 1",
+                s.src, s.dst
+            ),
+            &[],
+        )
+        .await?;
+    let mut wrong = Vec::new();
+    for r in &rows {
+        let texts: Vec<Option<String>> = (1..5).map(|i| r.get(i)).collect();
+        let stored: Option<i64> = r.get(5);
+        let expected = row_hash(canonical(&texts).as_bytes());
+        if texts[0].is_none() || stored != Some(expected) {
+            wrong.push(r.get(0));
+        }
+    }
+    Ok(wrong)
+}
+
+#[tokio::test]
+async fn stored_hash_column_on_postgres() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "hk").await?;
+    let src = format!("{}.items", s.src);
+    let dst = format!("{}.items", s.dst);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, name text, amount numeric(12,2),
+               updated_at timestamptz NOT NULL, views int);
+             INSERT INTO {src} SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'näme ' || g END,
+               g * 0.01, timestamptz '2024-01-01 00:00:00+00' + g * interval '1.25 second', 0
+             FROM generate_series(1, {ROWS}) g;"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    let p = dir.path().join("items.yaml");
+    std::fs::write(&p, stage_pipeline("hk_pg", "postgres"))?;
+    let state = dir.path().join("state");
+
+    // Full: the destination is created with a bigint checksum, filled with
+    // the row hash of each row.
+    let full = run(&p, "full", &state);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert_eq!(full.n("rows_inserted"), ROWS);
+    let ty: String = client
+        .query_one(
+            "SELECT data_type FROM information_schema.columns
+             WHERE table_schema = $1 AND table_name = 'items' AND column_name = 'checksum'",
+            &[&s.dst],
+        )
+        .await?
+        .get(0);
+    assert_eq!(ty, "bigint");
+    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+
+    // Unchanged: checksums match, nothing is read.
+    let same = run(&p, "hash", &state);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert_eq!(same.n("rows_read"), 0);
+    assert_eq!(same.n("rows_unchanged"), ROWS);
+
+    // A few changed rows: exactly those are rewritten, with new checksums.
+    let before: HashMap<i64, i64> = client
+        .query(
+            &format!("SELECT id, checksum FROM {dst} WHERE id IN (10, 4321, 15000, 19999)"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET amount = amount + 1 WHERE id IN (10, 4321);
+             UPDATE {src} SET name = NULL WHERE id = 15000;
+             UPDATE {src} SET name = '' WHERE id = 19999;
+             UPDATE {src} SET views = 5 WHERE id = 123;"
+        ))
+        .await?;
+    let changed = run(&p, "hash", &state);
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    assert_eq!(fetched(&changed), 4, "{:?}", changed.json);
+    assert_eq!(changed.n("rows_updated"), 4);
+    assert_eq!(changed.n("rows_inserted") + changed.n("rows_deleted"), 0);
+    for (id, old) in &before {
+        let new = scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = {id}")).await?;
+        assert_ne!(new, *old, "checksum of row {id} must change");
+    }
+    // `views` is not hashed: its change alone is not synced.
+    assert_eq!(
+        scalar(&client, &format!("SELECT views::bigint FROM {dst} WHERE id = 123")).await?,
+        0
+    );
+    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+
+    // The destination side uses the stored column: a corrupted checksum on
+    // an otherwise identical row is found and rewritten with the right hash.
+    let right = scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = 777")).await?;
+    client
+        .batch_execute(&format!(
+            "UPDATE {dst} SET checksum = checksum + 1 WHERE id = 777;
+             UPDATE {dst} SET checksum = NULL WHERE id = 17777;"
+        ))
+        .await?;
+    let repaired = run(&p, "hash", &state);
+    assert_eq!(repaired.code, 0, "{}", repaired.stderr);
+    assert_eq!(fetched(&repaired), 2, "{:?}", repaired.json);
+    assert_eq!(repaired.n("rows_updated"), 2);
+    assert_eq!(
+        scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = 777")).await?,
+        right
+    );
+    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+
+    // Delta runs write it too.
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET amount = -amount, updated_at = updated_at + interval '1 day'
+             WHERE id % 1000 = 1;
+             INSERT INTO {src} VALUES ({ROWS} + 1, 'new', 3.5, timestamptz '2030-01-01 00:00:00+00', 1);"
+        ))
+        .await?;
+    let delta = run(&p, "delta", &state);
+    assert_eq!(delta.code, 0, "{}", delta.stderr);
+    assert!(delta.n("rows_updated") >= 20, "{:?}", delta.json);
+    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+    let after_delta = run(&p, "hash", &state);
+    assert_eq!(after_delta.code, 0, "{}", after_delta.stderr);
+    assert_eq!(after_delta.n("rows_read"), 0, "{:?}", after_delta.json);
+    Ok(())
+}
+
+#[tokio::test]
+async fn hash_key_must_be_bigint() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
+    )?;
+    let p = dir.path().join("items.yaml");
+    std::fs::write(
+        &p,
+        stage_pipeline("hk_bad", "sqlite").replace(
+            "{name: checksum, data_type: bigint, hash_key: true}",
+            "{name: checksum, data_type: varchar, hash_key: true}",
+        ),
+    )?;
+    let out = run(&p, "full", &dir.path().join("state"));
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("backends[1].columns[5].data_type")
+            && out.stderr.contains("must be bigint"),
+        "{}",
+        out.stderr
+    );
+    Ok(())
+}
+
+fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
+    let c = rusqlite::Connection::open(dir.join("source.db")).unwrap();
+    c.execute_batch(&format!(
+        "ATTACH '{}' AS w",
+        dir.join("warehouse.db").display()
+    ))
+    .unwrap();
+    // Values as the pipeline reads them: decimal(12,2) at its scale and the
+    // timestamps as epoch microseconds, computed here from their stored form.
+    let mut stmt = c
+        .prepare(
+            "SELECT s.id, s.name, printf('%.2f', s.amount),
+               CAST(round((julianday(s.updated_at) - 2440587.5) * 86400.0) AS INTEGER) * 1000000,
+               d.checksum
+             FROM main.items s LEFT JOIN w.items d ON d.id = s.id ORDER BY s.id",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })
+        .unwrap();
+    let mut wrong = Vec::new();
+    for row in rows {
+        let (id, name, amount, micros, stored) = row.unwrap();
+        let texts = [
+            Some(id.to_string()),
+            name,
+            Some(amount),
+            Some(micros.to_string()),
+        ];
+        if stored != Some(row_hash(canonical(&texts).as_bytes())) {
+            wrong.push(id);
+        }
+    }
+    wrong
+}
+
+#[test]
+fn stored_hash_column_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    // Whole seconds, so the expected epoch microseconds are exact.
+    src.execute_batch(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, amount REAL,
+           updated_at TEXT NOT NULL, views INTEGER);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 3000)
+         INSERT INTO items SELECT i, CASE WHEN i % 5 = 0 THEN NULL ELSE 'item ' || i END,
+           i * 0.25, datetime('2024-01-01', '+' || i || ' seconds') || '+00:00', 0 FROM g;",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
+    )
+    .unwrap();
+    let p = dir.path().join("items.yaml");
+    std::fs::write(&p, stage_pipeline("hk_sqlite", "sqlite")).unwrap();
+    let state = dir.path().join("state");
+
+    let full = run(&p, "full", &state);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert_eq!(full.n("rows_inserted"), 3000);
+    assert_eq!(sqlite_wrong_checksums(dir.path()), Vec::<i64>::new());
+
+    let same = run(&p, "hash", &state);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert_eq!(same.n("rows_read"), 0, "{:?}", same.json);
+
+    src.execute_batch("UPDATE items SET name = 'changed' WHERE id IN (3, 2500);")
+        .unwrap();
+    let w = rusqlite::Connection::open(dir.path().join("warehouse.db")).unwrap();
+    w.execute_batch("UPDATE items SET checksum = checksum - 1 WHERE id = 1234;")
+        .unwrap();
+    let changed = run(&p, "hash", &state);
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    assert_eq!(fetched(&changed), 3, "{:?}", changed.json);
+    assert_eq!(changed.n("rows_updated"), 3);
+    assert_eq!(sqlite_wrong_checksums(dir.path()), Vec::<i64>::new());
+}
