@@ -729,5 +729,7 @@ fn json_output_summarises_the_run() {
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
     let s = summary(&out);
     assert_eq!(s["status"], "completed");
-    assert_eq!(counts(&s), [250, 0, 0, 0, 250, 3, 3, 0]);
+    // Into a populated table the partitions' checksums match: nothing is
+    // read again, every row counts as unchanged.
+    assert_eq!(counts(&s), [0, 0, 0, 0, 250, 3, 3, 0]);
 }

@@ -177,19 +177,31 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     assert_eq!(changed.n("rows_updated"), 4);
     assert_eq!(changed.n("rows_inserted") + changed.n("rows_deleted"), 0);
     for (id, old) in &before {
-        let new = scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = {id}")).await?;
+        let new = scalar(
+            &client,
+            &format!("SELECT checksum FROM {dst} WHERE id = {id}"),
+        )
+        .await?;
         assert_ne!(new, *old, "checksum of row {id} must change");
     }
     // `views` is not hashed: its change alone is not synced.
     assert_eq!(
-        scalar(&client, &format!("SELECT views::bigint FROM {dst} WHERE id = 123")).await?,
+        scalar(
+            &client,
+            &format!("SELECT views::bigint FROM {dst} WHERE id = 123")
+        )
+        .await?,
         0
     );
     assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
 
     // The destination side uses the stored column: a corrupted checksum on
     // an otherwise identical row is found and rewritten with the right hash.
-    let right = scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = 777")).await?;
+    let right = scalar(
+        &client,
+        &format!("SELECT checksum FROM {dst} WHERE id = 777"),
+    )
+    .await?;
     client
         .batch_execute(&format!(
             "UPDATE {dst} SET checksum = checksum + 1 WHERE id = 777;
@@ -201,7 +213,11 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     assert_eq!(fetched(&repaired), 2, "{:?}", repaired.json);
     assert_eq!(repaired.n("rows_updated"), 2);
     assert_eq!(
-        scalar(&client, &format!("SELECT checksum FROM {dst} WHERE id = 777")).await?,
+        scalar(
+            &client,
+            &format!("SELECT checksum FROM {dst} WHERE id = 777")
+        )
+        .await?,
         right
     );
     assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());

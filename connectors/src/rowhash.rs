@@ -159,10 +159,7 @@ pub fn try_hash_rows(batch: &RecordBatch, columns: &[MappedColumn]) -> Result<In
 /// `checksum` and `row_hashes` compute for the same row. Other batches pass
 /// unchanged.
 pub fn fill_computed_hash(batch: RecordBatch, columns: &[MappedColumn]) -> Result<RecordBatch> {
-    if !columns
-        .iter()
-        .any(|c| c.stored_hash == StoredHash::Compute)
-    {
+    if !columns.iter().any(|c| c.stored_hash == StoredHash::Compute) {
         return Ok(batch);
     }
     let hashes: ArrayRef = Arc::new(try_hash_rows(&batch, columns)?);
@@ -656,10 +653,7 @@ impl PgHashQuery {
             .filter(|c| c.spec.unique)
             .map(|c| c.source_sql.clone())
             .collect();
-        if let Some(c) = columns
-            .iter()
-            .find(|c| c.stored_hash == StoredHash::Read)
-        {
+        if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
             return PgHashQuery {
                 keys,
                 hash: format!("coalesce(({})::bigint, 0)", c.source_sql),
@@ -761,10 +755,7 @@ fn parse_sqlite_type_code(code: &str) -> Option<ColumnType> {
 /// `synchub_row_hash('<type codes>', <hashed columns' source SQL>...)`.
 /// A `StoredHash::Read` column is used as stored (NULL as 0) instead.
 pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
-    if let Some(c) = columns
-        .iter()
-        .find(|c| c.stored_hash == StoredHash::Read)
-    {
+    if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
         return format!("coalesce({}, 0)", c.source_sql);
     }
     let hashed: Vec<&MappedColumn> = columns.iter().filter(|c| c.hash_column).collect();

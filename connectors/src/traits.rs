@@ -91,6 +91,12 @@ pub trait Sink: Send {
     /// creates the checkpoint table.
     async fn prepare(&mut self) -> Result<()>;
 
+    /// Whether the table held no rows when `prepare` ran: nothing there can
+    /// be unchanged, so comparing checksums first would be wasted work.
+    fn started_empty(&self) -> bool {
+        false
+    }
+
     /// Partitions of `run` already committed here.
     async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>>;
 

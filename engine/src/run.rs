@@ -143,13 +143,24 @@ pub async fn run_pipeline(
     }
     // Change detection's own connections (hash), opened before the run is
     // marked started so a connection error leaves no run behind.
+    // A full run over a populated destination compares partition checksums
+    // of every column first: equal partitions are skipped, the others are
+    // rewritten whole. (Not with a stored row hash: it covers hash columns
+    // only, so whole-row checksums could never match it.)
+    let full_compare = plan.kind == planner::StrategyKind::Full
+        && !sink.started_empty()
+        && pipeline
+            .columns
+            .iter()
+            .all(|c| c.stored_hash == planner::model::StoredHash::No);
     let mut comparison = match plan.kind {
-        planner::StrategyKind::Hash => {
-            let mut hashing = open_source(&pipeline.source, &pipeline.columns).await?;
-            hashing.check().await?;
-            let mut destination = destination_as_source(&pipeline).await?;
-            destination.check().await?;
-            Some((hashing, destination))
+        planner::StrategyKind::Hash => Some(comparison_sources(&pipeline).await?),
+        planner::StrategyKind::Full if full_compare => {
+            let mut whole_rows = pipeline.clone();
+            for c in &mut whole_rows.columns {
+                c.hash_column = true;
+            }
+            Some(comparison_sources(&whole_rows).await?)
         }
         _ => None,
     };
@@ -219,7 +230,6 @@ pub async fn run_pipeline(
                         *leaf_rows,
                         *delete_missing,
                         plan_page_rows(&plan),
-                        progress.clone(),
                     )
                     .with_secondary(secondary.clone()),
                 )
@@ -231,7 +241,7 @@ pub async fn run_pipeline(
                 source.take().expect("one fetch per plan"),
                 *page_rows,
                 progress.clone(),
-                if *only_changes {
+                if *only_changes || full_compare {
                     FetchMode::Changes {
                         key_columns: pipeline
                             .columns
@@ -253,6 +263,24 @@ pub async fn run_pipeline(
                 on_commit.take().expect("one populate per plan"),
             )),
         });
+    }
+
+    if full_compare {
+        let (hashing, destination) = comparison.take().expect("opened above for full_compare");
+        ops.insert(
+            1,
+            Box::new(
+                ChangeDetection::new(
+                    hashing,
+                    destination,
+                    key_schema(&pipeline),
+                    planner::plan::HASH_LEAF_ROWS,
+                    false,
+                    plan_page_rows(&plan),
+                )
+                .partitions_only(),
+            ),
+        );
     }
 
     // Ctrl-C drops the chain: its tasks are aborted, open partition
@@ -328,6 +356,18 @@ pub async fn destination_as_source(
         })
         .collect();
     Ok(open_source(&table, &columns).await?)
+}
+
+/// The two extra connections change detection compares with: the source
+/// and the destination, each read through a source connector.
+async fn comparison_sources(
+    pipeline: &Pipeline,
+) -> Result<(Box<dyn connectors::Source>, Box<dyn connectors::Source>), EngineError> {
+    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    source.check().await?;
+    let mut destination = destination_as_source(pipeline).await?;
+    destination.check().await?;
+    Ok((source, destination))
 }
 
 /// Arrow schema of the unique key columns, in mapping order.

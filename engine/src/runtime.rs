@@ -51,6 +51,7 @@ async fn drive(
                 Message::PartitionEnd(p) => op.on_partition_end(p, &mut out).await?,
                 Message::Changes(c) => op.on_changes(c, &mut out).await?,
                 Message::Delete(keys) => op.on_delete(keys, &mut out).await?,
+                Message::Unchanged(rows) => op.on_unchanged(rows, &mut out).await?,
             }
         }
     }

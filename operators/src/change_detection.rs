@@ -16,7 +16,6 @@ use planner::partition::{Partition, PartitionDimension};
 
 use crate::message::{ChangeSet, Message};
 use crate::operator::{Operator, OperatorError, Output, Result};
-use crate::progress::RunProgress;
 
 pub struct ChangeDetection {
     source: Box<dyn Source>,
@@ -28,7 +27,6 @@ pub struct ChangeDetection {
     /// Schema of the key columns (destination types), for change sets.
     key_schema: SchemaRef,
     page_rows: usize,
-    progress: Arc<RunProgress>,
     /// Finer cuts tried first when a primary partition differs.
     secondary: Vec<PartitionDimension>,
     /// Full strategy over a populated destination: partitions with equal
@@ -52,7 +50,6 @@ impl ChangeDetection {
         leaf_rows: u64,
         delete_missing: bool,
         page_rows: usize,
-        progress: Arc<RunProgress>,
     ) -> Self {
         ChangeDetection {
             source,
@@ -61,7 +58,6 @@ impl ChangeDetection {
             delete_missing,
             key_schema,
             page_rows,
-            progress,
             secondary: Vec::new(),
             partitions_only: false,
         }
@@ -80,14 +76,19 @@ impl ChangeDetection {
         Ok((s?, d?))
     }
 
-    /// The leaves of `p` whose rows differ, each with its change set.
-    async fn differing_leaves(&mut self, p: &Partition) -> Result<Vec<(Partition, ChangeSet)>> {
+    /// The leaves of `p` whose rows differ, each with its change set, and
+    /// the rows of `p` found equal outside those leaves (by checksum).
+    async fn differing_leaves(
+        &mut self,
+        p: &Partition,
+    ) -> Result<(Vec<(Partition, ChangeSet)>, u64)> {
         let mut out = Vec::new();
+        let mut equal_rows = 0;
         let mut stack = vec![p.clone()];
         while let Some(part) = stack.pop() {
             let (s, d) = self.checksums(&part).await?;
             if s == d {
-                RunProgress::add(&self.progress.rows_unchanged, s.rows);
+                equal_rows += s.rows;
                 continue;
             }
             if s.rows.max(d.rows) > self.leaf_rows {
@@ -107,11 +108,9 @@ impl ChangeDetection {
                 }
             }
             let changes = self.compare_rows(&part).await?;
-            if changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0 {
-                out.push((part, changes));
-            }
+            out.push((part, changes));
         }
-        Ok(out)
+        Ok((out, equal_rows))
     }
 
     /// Row hashes of one side, by key.
@@ -167,7 +166,6 @@ impl ChangeDetection {
         } else {
             Vec::new()
         };
-        RunProgress::add(&self.progress.rows_unchanged, unchanged);
         let batch = |rows: Vec<arrow::row::Row<'_>>| -> Result<RecordBatch> {
             let columns = converter.convert_rows(rows)?;
             if columns.first().is_some_and(|c| c.is_empty()) || columns.is_empty() {
@@ -177,6 +175,7 @@ impl ChangeDetection {
         };
         Ok(ChangeSet {
             all_rows: false,
+            unchanged,
             upserts: batch(upserts)?,
             deletes: batch(deletes)?,
         })
@@ -202,25 +201,31 @@ impl Operator for ChangeDetection {
     async fn on_partition_start(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
         if self.partitions_only {
             let (s, d) = self.checksums(&p).await?;
+            let equal = s == d;
+            let empty = RecordBatch::new_empty(self.key_schema.clone());
             out.send(Message::PartitionStart(p)).await?;
-            if s == d {
-                RunProgress::add(&self.progress.rows_unchanged, s.rows);
-            } else {
-                let empty = RecordBatch::new_empty(self.key_schema.clone());
-                out.send(Message::Changes(Arc::new(ChangeSet {
-                    all_rows: true,
-                    upserts: empty.clone(),
-                    deletes: empty,
-                })))
-                .await?;
-            }
+            out.send(Message::Changes(Arc::new(ChangeSet {
+                all_rows: !equal,
+                unchanged: if equal { s.rows } else { 0 },
+                upserts: empty.clone(),
+                deletes: empty,
+            })))
+            .await?;
             return Ok(());
         }
-        let leaves = self.differing_leaves(&p).await?;
-        let mut own_changes = None;
+        let (leaves, equal_rows) = self.differing_leaves(&p).await?;
+        let mut own = ChangeSet {
+            all_rows: false,
+            unchanged: equal_rows,
+            upserts: RecordBatch::new_empty(self.key_schema.clone()),
+            deletes: RecordBatch::new_empty(self.key_schema.clone()),
+        };
         for (leaf, changes) in leaves {
             if leaf.id == p.id {
-                own_changes = Some(changes);
+                own = ChangeSet {
+                    unchanged: own.unchanged + changes.unchanged,
+                    ..changes
+                };
                 continue;
             }
             let leaf = Arc::new(leaf);
@@ -229,11 +234,10 @@ impl Operator for ChangeDetection {
             out.send(Message::PartitionEnd(leaf)).await?;
         }
         // The partition itself comes last: its checkpoint says every leaf
-        // inside it is done, so a resumed run can skip it.
+        // inside it is done, so a resumed run can skip it. Rows found equal
+        // by checksum are counted with it.
         out.send(Message::PartitionStart(p)).await?;
-        if let Some(changes) = own_changes {
-            out.send(Message::Changes(Arc::new(changes))).await?;
-        }
+        out.send(Message::Changes(Arc::new(own))).await?;
         Ok(())
     }
 }

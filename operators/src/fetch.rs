@@ -97,6 +97,9 @@ impl Operator for Fetch {
         let Some(p) = self.current.clone() else {
             return Ok(());
         };
+        if changes.unchanged > 0 {
+            out.send(Message::Unchanged(changes.unchanged)).await?;
+        }
         if changes.all_rows {
             self.read(&p, None, out).await?;
         } else if changes.upserts.num_rows() > 0 {

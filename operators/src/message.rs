@@ -15,6 +15,9 @@ pub enum Message {
     /// Keys (unique columns, destination types) to delete in the current
     /// partition.
     Delete(RecordBatch),
+    /// Rows of the current partition found identical on both sides without
+    /// being fetched; counted with the partition when it commits.
+    Unchanged(u64),
     PartitionEnd(Arc<Partition>),
 }
 
@@ -24,6 +27,8 @@ pub struct ChangeSet {
     /// Fetch every row of the partition (its checksums differ and no
     /// row-level comparison was made); `upserts` and `deletes` are empty.
     pub all_rows: bool,
+    /// Rows compared equal (by checksum or row hash); nothing to write.
+    pub unchanged: u64,
     /// Keys present in the source that are new or changed.
     pub upserts: RecordBatch,
     /// Keys present only in the destination.

@@ -83,6 +83,10 @@ pub trait Operator: Send {
         out.send(Message::Delete(keys)).await
     }
 
+    async fn on_unchanged(&mut self, rows: u64, out: &mut Output) -> Result<()> {
+        out.send(Message::Unchanged(rows)).await
+    }
+
     /// Called once all input has ended.
     async fn on_finish(&mut self, _out: &mut Output) -> Result<()> {
         Ok(())

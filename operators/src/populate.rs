@@ -50,6 +50,8 @@ pub struct Populate {
     /// The partition whose transaction is open, if any.
     open: Option<Arc<Partition>>,
     crash: Option<CrashPoint>,
+    /// Rows of the open partition found identical upstream, unfetched.
+    unchanged_upstream: u64,
     /// Test-only: pause after each commit, so a test can kill mid-run.
     slow_commit: Option<std::time::Duration>,
     partitions_seen: u64,
@@ -69,6 +71,7 @@ impl Populate {
             on_commit,
             open: None,
             crash: CrashPoint::from_env(),
+            unchanged_upstream: 0,
             slow_commit: std::env::var("SYNCHUB_TEST_SLOW_COMMIT_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -101,11 +104,12 @@ impl Operator for Populate {
         if self.crash == Some(CrashPoint::BeforeCommit(self.partitions_seen)) {
             crash_now(&format!("before committing partition {}", p.id));
         }
-        let stats = self
+        let mut stats = self
             .sink
             .commit_partition(&self.run, &p)
             .await
             .map_err(OperatorError::from)?;
+        stats.unchanged += std::mem::take(&mut self.unchanged_upstream);
         self.open = None;
         RunProgress::add(&self.progress.rows_inserted, stats.inserted);
         RunProgress::add(&self.progress.rows_updated, stats.updated);
@@ -122,6 +126,11 @@ impl Operator for Populate {
         Ok(())
     }
 
+    async fn on_unchanged(&mut self, rows: u64, _out: &mut Output) -> Result<()> {
+        self.unchanged_upstream += rows;
+        Ok(())
+    }
+
     async fn on_delete(&mut self, keys: RecordBatch, _out: &mut Output) -> Result<()> {
         self.sink.delete(&keys).await?;
         Ok(())
@@ -130,6 +139,7 @@ impl Operator for Populate {
     /// Input ended inside a partition (upstream failed): that partition is
     /// incomplete, so it is rolled back rather than committed.
     async fn on_finish(&mut self, _out: &mut Output) -> Result<()> {
+        self.unchanged_upstream = 0;
         if let Some(p) = self.open.take() {
             tracing::warn!(partition = %p.id, "input ended mid-partition; rolling it back");
             self.sink.abort_partition().await?;

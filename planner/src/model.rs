@@ -898,7 +898,10 @@ fn stored_hash_column(
     if dc.expr.is_some() {
         problems.push(
             format!("{path}.expr"),
-            format!("hash_key column \"{}\" is computed by SyncHub; remove expr", dc.name),
+            format!(
+                "hash_key column \"{}\" is computed by SyncHub; remove expr",
+                dc.name
+            ),
         );
     }
     if problems.0.len() > before {

@@ -848,6 +848,10 @@ impl Sink for PostgresSink {
         Ok(())
     }
 
+    fn started_empty(&self) -> bool {
+        self.direct
+    }
+
     async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
         let rows = self
             .client

@@ -484,6 +484,8 @@ pub struct SqliteSink {
     specs: Vec<ColumnSpec>,
     /// Rows deleted in the open partition.
     deleted: u64,
+    /// The table held no rows when `prepare` ran.
+    empty_at_start: bool,
 }
 
 impl SqliteSink {
@@ -497,6 +499,7 @@ impl SqliteSink {
             table: table.table.clone(),
             specs: columns.to_vec(),
             deleted: 0,
+            empty_at_start: false,
         })
     }
 }
@@ -615,7 +618,21 @@ impl Sink for SqliteSink {
     async fn prepare(&mut self) -> Result<()> {
         let table = self.table.clone();
         let specs = self.specs.clone();
-        blocking(&self.conn, move |conn| prepare_table(conn, &table, &specs)).await
+        self.empty_at_start = blocking(&self.conn, move |conn| {
+            prepare_table(conn, &table, &specs)?;
+            let any: bool = conn.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {})", quote_ident(&table)),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(!any)
+        })
+        .await?;
+        Ok(())
+    }
+
+    fn started_empty(&self) -> bool {
+        self.empty_at_start
     }
 
     async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
