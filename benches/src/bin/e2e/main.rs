@@ -1,0 +1,647 @@
+//! The end-to-end benchmark of issue 4: synchub against the physical limit,
+//! measured side by side in one run.
+//!
+//! ```text
+//! cargo run --release -p synchub-benches --bin e2e -- --rows 2000000 --rounds 2
+//! ```
+//!
+//! Generates a table in the local PostgreSQL, then for each round times,
+//! alternating baseline and candidate: the raw binary COPY pipe, `synchub
+//! run` full into an empty table, the pipe again, full into the identical
+//! table, the pipe again, delta after 1% of rows changed, the two bare
+//! checksum scans in parallel, hash with nothing changed, the scans again,
+//! hash after 0.1% changed. Writes `bench-report.json` and `bench-report.md`
+//! into `$CARGO_TARGET_DIR` (else the workspace's `target/`) and prints the
+//! table.
+
+mod pg;
+mod report;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::Parser;
+use serde_json::{json, Value};
+use tokio_postgres::Client;
+
+use report::{Measurement, ScaleLine};
+
+const AFTER_HELP: &str = "\
+Peak RSS is the synchub process's own (getrusage of a wrapper process whose only child it is).
+Needs a local PostgreSQL (default 127.0.0.1:5432, user postgres, db test, trust auth or
+PGPASSWORD); uses the schemas bench_src, bench_dst and bench_pipe, dropped at the end.
+
+--peers: TODO (issue 4, part 1, not implemented yet): a script under benches/peers/ will install
+dlt (sql_database source, connectorx backend -> postgres destination) and reladiff into a
+virtualenv from PyPI and time them on the same tables in the same run (targets: >= 3x dlt's rows/s
+on the full sync, >= 2x faster than reladiff on the hash diff with the same differing keys).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "e2e",
+    about = "End-to-end benchmark: synchub full/delta/hash syncs against the raw COPY pipe and bare checksum scans, in one run",
+    after_help = AFTER_HELP
+)]
+struct Args {
+    /// Rows in the generated source table.
+    #[arg(long, default_value_t = 2_000_000)]
+    rows: i64,
+    /// Rounds; each times every case once, after its baseline.
+    #[arg(long, default_value_t = 2)]
+    rounds: u32,
+    /// Instead of the suite: full into empty, full into identical and hash
+    /// with nothing changed at each of these table sizes, to show whether
+    /// synchub's peak RSS grows with rows (`--rss-scale` alone: 1M and 4M).
+    #[arg(long, value_delimiter = ',', num_args = 0.., value_name = "ROWS,ROWS",
+          default_missing_values = ["1000000", "4000000"])]
+    rss_scale: Option<Vec<i64>>,
+    /// partition_step of the benchmark pipeline (ids per partition).
+    #[arg(long, default_value_t = 100_000)]
+    partition_step: i64,
+    /// page_size of the pipeline's strategies (default: synchub's).
+    #[arg(long)]
+    page_size: Option<usize>,
+    #[arg(long, default_value = "127.0.0.1")]
+    pg_host: String,
+    #[arg(long, default_value_t = 5432)]
+    pg_port: u16,
+    #[arg(long, default_value = "postgres")]
+    pg_user: String,
+    #[arg(long, default_value = "test")]
+    pg_db: String,
+    /// The synchub binary to measure (default: the workspace's release
+    /// build, rebuilt first with `cargo build --release -p synchub`).
+    #[arg(long)]
+    synchub: Option<PathBuf>,
+    /// Do not run `cargo build`; use the release binary as it is.
+    #[arg(long)]
+    no_build: bool,
+    /// Where bench-report.{json,md} go (default: $CARGO_TARGET_DIR, else
+    /// the workspace's target/).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Keep the bench_* schemas at the end.
+    #[arg(long)]
+    keep: bool,
+    /// Also time the peers (dlt, reladiff). TODO: not implemented yet, see below.
+    #[arg(long)]
+    peers: bool,
+}
+
+/// The argument that makes this binary the measuring wrapper of one
+/// synchub run: `e2e __measure RSS_FILE PROGRAM ARGS…`.
+const MEASURE: &str = "__measure";
+
+fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == MEASURE) {
+        return measure_child(&argv[2..]);
+    }
+    let args = Args::parse();
+    if args.peers {
+        eprintln!(
+            "e2e: --peers is not implemented yet (TODO, issue 4 part 1: benches/peers/ with dlt and reladiff)"
+        );
+        return ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2e: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs PROGRAM as this process's only child and writes its peak RSS (kB)
+/// to RSS_FILE: `getrusage(RUSAGE_CHILDREN)` covers exactly the waited-for
+/// children, and here that is synchub alone.
+fn measure_child(args: &[OsString]) -> ExitCode {
+    let [rss_file, program, rest @ ..] = args else {
+        eprintln!("usage: e2e {MEASURE} RSS_FILE PROGRAM [ARGS...]");
+        return ExitCode::from(2);
+    };
+    let status = match std::process::Command::new(program).args(rest).status() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("e2e: running {}: {e}", program.to_string_lossy());
+            return ExitCode::from(127);
+        }
+    };
+    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) {
+        // ru_maxrss is in kilobytes on Linux.
+        Ok(u) => {
+            if let Err(e) = std::fs::write(rss_file, u.max_rss().to_string()) {
+                eprintln!("e2e: writing {}: {e}", rss_file.to_string_lossy());
+            }
+        }
+        Err(e) => eprintln!("e2e: getrusage: {e}"),
+    }
+    ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8))
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// The synchub binary to measure, rebuilt unless told otherwise (cargo
+/// does nothing when it is up to date).
+fn synchub_binary(args: &Args) -> Result<PathBuf> {
+    if let Some(bin) = &args.synchub {
+        ensure!(bin.is_file(), "--synchub {} is not a file", bin.display());
+        return Ok(bin.clone());
+    }
+    let bin = target_dir().join("release").join("synchub");
+    if !args.no_build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!("building: cargo build --release -p synchub");
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "-p", "synchub"])
+            .current_dir(workspace_root())
+            .status()
+            .context("running cargo build")?;
+        ensure!(
+            status.success(),
+            "cargo build --release -p synchub failed (use --no-build to measure the binary there is)"
+        );
+    }
+    ensure!(
+        bin.is_file(),
+        "{} does not exist; build it with cargo build --release -p synchub",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// What the table must say about where it was measured.
+async fn machine_facts(admin: &Client, bin: &Path) -> Result<Vec<(String, String)>> {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gb = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("?".into(), |kb| format!("{:.1} GB", kb / 1024.0 / 1024.0));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "?".into());
+    let pg_version = pg::server_version(admin).await?;
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(workspace_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            format!("{c}{}", if dirty { " + uncommitted changes" } else { "" })
+        }
+        None => "?".into(),
+    };
+    Ok(vec![
+        (
+            "date".into(),
+            chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        ),
+        ("nproc".into(), cpus.to_string()),
+        ("memory".into(), mem_gb),
+        ("cpu".into(), cpu),
+        ("PostgreSQL".into(), pg_version),
+        ("synchub".into(), format!("{} ({commit})", bin.display())),
+    ])
+}
+
+struct Bench {
+    pg: pg::PgTarget,
+    /// DDL, changes, checks.
+    admin: Client,
+    /// The pipe's and the bare scans' two sides.
+    a: Client,
+    b: Client,
+    bin: PathBuf,
+    self_exe: PathBuf,
+    work: tempfile::TempDir,
+    pipeline: PathBuf,
+    rows: i64,
+    round: u32,
+}
+
+impl Bench {
+    fn state_dir(&self) -> PathBuf {
+        self.work.path().join("state")
+    }
+
+    fn write_pipeline(&self, args: &Args) -> Result<()> {
+        let page = args
+            .page_size
+            .map_or(String::new(), |p| format!(", page_size: {p}"));
+        let datastores = format!(
+            "datastores:\n{}{}",
+            self.pg.datastore_yaml("src", pg::SRC),
+            self.pg.datastore_yaml("dst", pg::DST)
+        );
+        std::fs::write(self.work.path().join("datastores.yaml"), datastores)?;
+        let pipeline = format!(
+            "name: bench_items
+partition_column: id
+partition_step: {}
+source_provider: {{data_backend: {{type: postgres, datastore_name: src, table: items}}}}
+destination_provider: {{data_backend: {{type: postgres, datastore_name: dst, table: items}}}}
+column_map:
+{}strategies:
+  - {{name: full, type: full{page}}}
+  - {{name: delta, type: delta, column: updated_at{page}}}
+  - {{name: hash, type: hash{page}}}
+",
+            args.partition_step,
+            pg::COLUMN_MAP
+        );
+        std::fs::write(&self.pipeline, pipeline)?;
+        Ok(())
+    }
+
+    fn say(&self, line: String) {
+        eprintln!("  {line}");
+    }
+
+    /// The raw COPY pipe into an empty table.
+    async fn pipe(&mut self) -> Result<Measurement> {
+        pg::reset_pipe_target(&self.admin).await?;
+        pg::checkpoint(&self.admin).await?;
+        let start = Instant::now();
+        let copied = pg::copy_pipe(&self.a, &self.b).await?;
+        let wall = start.elapsed().as_secs_f64();
+        ensure!(
+            copied == self.rows as u64,
+            "the raw pipe copied {copied} rows of {}",
+            self.rows
+        );
+        let m = self.measurement(report::PIPE, wall, None, None);
+        self.say(format!(
+            "raw COPY pipe                 {wall:7.2} s  {:>9.0} rows/s",
+            m.rows_per_second()
+        ));
+        Ok(m)
+    }
+
+    /// The two bare checksum scans, in parallel; returns whether both sides
+    /// had the same checksum.
+    async fn bare_scans(&mut self) -> Result<(Measurement, bool)> {
+        pg::checkpoint(&self.admin).await?;
+        let start = Instant::now();
+        let [src, dst] = pg::bare_checksums(&self.a, &self.b).await?;
+        let wall = start.elapsed().as_secs_f64();
+        let m = self.measurement(report::BARE, wall, None, None);
+        self.say(format!(
+            "bare checksum scans ×2        {wall:7.2} s  {:>9.0} rows/s",
+            m.rows_per_second()
+        ));
+        Ok((m, src == dst))
+    }
+
+    fn measurement(
+        &self,
+        case: &'static str,
+        wall: f64,
+        rss: Option<u64>,
+        summary: Option<Value>,
+    ) -> Measurement {
+        Measurement {
+            case,
+            round: self.round,
+            rows: self.rows,
+            wall_seconds: wall,
+            baseline_seconds: None,
+            full_seconds: None,
+            peak_rss_kb: rss,
+            summary,
+        }
+    }
+
+    /// One `synchub run`, timed, with its peak RSS and JSON summary.
+    async fn synchub(
+        &mut self,
+        case: &'static str,
+        strategy: &str,
+        baseline: Option<&Measurement>,
+    ) -> Result<Measurement> {
+        pg::checkpoint(&self.admin).await?;
+        let rss_file = self.work.path().join("rss");
+        let _ = std::fs::remove_file(&rss_file);
+        let log = self.work.path().join(format!("{case}.log"));
+        let start = Instant::now();
+        let out = tokio::process::Command::new(&self.self_exe)
+            .arg(MEASURE)
+            .arg(&rss_file)
+            .arg(&self.bin)
+            .arg("run")
+            .arg(&self.pipeline)
+            .args(["--strategy", strategy, "--output", "json", "--state-dir"])
+            .arg(self.state_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .output()
+            .await
+            .context("running synchub")?;
+        let wall = start.elapsed().as_secs_f64();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary: Option<Value> = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok());
+        let status = summary
+            .as_ref()
+            .and_then(|s| s.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        if !out.status.success() || status != "completed" {
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(20).collect();
+            bail!(
+                "synchub run --strategy {strategy} ({case}) failed ({}, status {status}):\n{}\n{}",
+                out.status,
+                stdout.trim(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        let rss = std::fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let mut m = self.measurement(case, wall, rss, summary);
+        m.baseline_seconds = baseline.map(|b| b.wall_seconds);
+        let c = |n: &str| m.counter(n).unwrap_or(0);
+        self.say(format!(
+            "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  read {} ins {} upd {} del {} same {}",
+            m.rows_per_second(),
+            rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
+            c("rows_read"),
+            c("rows_inserted"),
+            c("rows_updated"),
+            c("rows_deleted"),
+            c("rows_unchanged"),
+        ));
+        Ok(m)
+    }
+
+    /// An empty destination: no table, no state.
+    async fn reset_destination(&self) -> Result<()> {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", pg::DST))
+            .await?;
+        let state = self.state_dir();
+        if state.exists() {
+            std::fs::remove_dir_all(&state)?;
+        }
+        Ok(())
+    }
+
+    async fn generate(&mut self, rows: i64) -> Result<()> {
+        self.rows = rows;
+        eprintln!("generating {rows} rows in {}.items …", pg::SRC);
+        let start = Instant::now();
+        pg::create_source(&self.admin, rows).await?;
+        eprintln!("  done in {:.1} s", start.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// Checks a run's counters; a mismatch is reported, not fatal: the
+/// timings stand, the note says what to look into.
+fn expect(notes: &mut Vec<String>, m: &Measurement, what: &str, counter: &str, want: u64) {
+    let got = m.counter(counter).unwrap_or(u64::MAX);
+    if got != want {
+        notes.push(format!(
+            "round {}: {what}: {counter} = {got}, expected {want}",
+            m.round
+        ));
+    }
+}
+
+/// The suite: every case, `rounds` times, each after its baseline.
+async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Vec<Measurement>> {
+    let mut ms = Vec::new();
+    let rows = b.rows as u64;
+    for round in 1..=rounds {
+        b.round = round;
+        eprintln!("round {round}/{rounds}");
+
+        let pipe = b.pipe().await?;
+        b.reset_destination().await?;
+        let full = b.synchub(report::FULL_EMPTY, "full", Some(&pipe)).await?;
+        expect(notes, &full, "full into empty", "rows_inserted", rows);
+        ensure!(
+            pg::count(&b.admin, pg::DST).await? == b.rows,
+            "after the full sync the destination does not hold every row"
+        );
+        ms.extend([pipe, full.clone()]);
+
+        let pipe = b.pipe().await?;
+        let same = b
+            .synchub(report::FULL_IDENTICAL, "full", Some(&pipe))
+            .await?;
+        expect(notes, &same, "full into identical", "rows_unchanged", rows);
+        ms.extend([pipe, same]);
+
+        // The first delta run has no watermark and reads every row; it only
+        // sets the watermark the measured one starts from.
+        let first = b.synchub(report::DELTA_SETUP, "delta", None).await?;
+        ms.push(first);
+        let changed = pg::change_for_delta(&b.admin, round).await?;
+        let pipe = b.pipe().await?;
+        let mut delta = b.synchub(report::DELTA, "delta", Some(&pipe)).await?;
+        delta.full_seconds = Some(full.wall_seconds);
+        expect(notes, &delta, "delta, 1% changed", "rows_updated", changed);
+        ms.extend([pipe, delta]);
+
+        let (bare, equal) = b.bare_scans().await?;
+        if !equal {
+            notes.push(format!(
+                "round {round}: before the hash run the bare checksums of source and destination differ"
+            ));
+        }
+        let hash = b.synchub(report::HASH_NONE, "hash", Some(&bare)).await?;
+        expect(
+            notes,
+            &hash,
+            "hash, nothing changed",
+            "rows_unchanged",
+            rows,
+        );
+        expect(notes, &hash, "hash, nothing changed", "rows_read", 0);
+        ms.extend([bare, hash]);
+
+        let changed = pg::change_for_hash(&b.admin, round).await?;
+        let (bare, _) = b.bare_scans().await?;
+        let hash = b.synchub(report::HASH_SOME, "hash", Some(&bare)).await?;
+        expect(notes, &hash, "hash, 0.1% changed", "rows_updated", changed);
+        ms.extend([bare, hash]);
+        let (_, equal) = pg::bare_checksums(&b.a, &b.b)
+            .await
+            .map(|[s, d]| ((), s == d))?;
+        if !equal {
+            notes.push(format!(
+                "round {round}: after the hash run source and destination still differ"
+            ));
+        }
+    }
+    Ok(ms)
+}
+
+/// `--rss-scale`: the memory-heavy cases at each table size.
+async fn rss_scale(b: &mut Bench, sizes: &[i64]) -> Result<Vec<ScaleLine>> {
+    let mut out = Vec::new();
+    for &rows in sizes {
+        b.generate(rows).await?;
+        b.round = 1;
+        let pipe = b.pipe().await?;
+        b.reset_destination().await?;
+        let full = b.synchub(report::FULL_EMPTY, "full", Some(&pipe)).await?;
+        let pipe = b.pipe().await?;
+        let identical = b
+            .synchub(report::FULL_IDENTICAL, "full", Some(&pipe))
+            .await?;
+        let (bare, _) = b.bare_scans().await?;
+        let hash = b.synchub(report::HASH_NONE, "hash", Some(&bare)).await?;
+        out.push(ScaleLine {
+            rows,
+            full,
+            identical,
+            hash,
+        });
+    }
+    Ok(out)
+}
+
+async fn run(args: Args) -> Result<()> {
+    ensure!(args.rows > 0, "--rows must be positive");
+    ensure!(args.rounds > 0, "--rounds must be positive");
+    let bin = synchub_binary(&args)?;
+    let pg = pg::PgTarget {
+        host: args.pg_host.clone(),
+        port: args.pg_port,
+        user: args.pg_user.clone(),
+        dbname: args.pg_db.clone(),
+    };
+    let admin = pg::connect(&pg).await?;
+    pg::lock(&admin).await?;
+    let facts = machine_facts(&admin, &bin).await?;
+    let work = tempfile::Builder::new().prefix("synchub-bench").tempdir()?;
+    let mut bench = Bench {
+        a: pg::connect(&pg).await?,
+        b: pg::connect(&pg).await?,
+        admin,
+        pg,
+        bin,
+        self_exe: std::env::current_exe().context("locating the runner's own binary")?,
+        pipeline: work.path().join("bench_items.yaml"),
+        work,
+        rows: args.rows,
+        round: 0,
+    };
+    bench.write_pipeline(&args)?;
+    let out_dir = args.out_dir.clone().unwrap_or_else(target_dir);
+    std::fs::create_dir_all(&out_dir)?;
+    let config = json!({
+        "rows": args.rows,
+        "rounds": args.rounds,
+        "partition_step": args.partition_step,
+        "page_size": args.page_size,
+        "postgres": format!("{}:{} db {}", args.pg_host, args.pg_port, args.pg_db),
+        "pipeline": std::fs::read_to_string(&bench.pipeline)?,
+    });
+
+    let result = async {
+        if let Some(sizes) = &args.rss_scale {
+            ensure!(
+                !sizes.is_empty() && sizes.iter().all(|n| *n > 0),
+                "--rss-scale takes positive row counts"
+            );
+            let lines = rss_scale(&mut bench, sizes).await?;
+            let md = report::scale_markdown(&facts, &lines);
+            let value = json!({
+                "machine": report::facts_json(&facts),
+                "config": config,
+                "sizes": lines.iter().map(|l| json!({
+                    "rows": l.rows,
+                    "full_empty": l.full.to_json(),
+                    "full_identical": l.identical.to_json(),
+                    "hash_none": l.hash.to_json(),
+                })).collect::<Vec<_>>(),
+            });
+            write_report(&out_dir, "bench-rss-scale", &value, &md)?;
+            println!("{md}");
+        } else {
+            bench.generate(args.rows).await?;
+            let mut notes = Vec::new();
+            let ms = suite(&mut bench, args.rounds, &mut notes).await?;
+            let lines = report::lines(&ms);
+            let title = format!(
+                "PostgreSQL → PostgreSQL, {} rows × 9 columns, {} round{}",
+                args.rows,
+                args.rounds,
+                if args.rounds == 1 { "" } else { "s" }
+            );
+            let md = report::markdown(&title, &facts, &lines, &notes);
+            let value = json!({
+                "title": title,
+                "machine": report::facts_json(&facts),
+                "config": config,
+                "summary": lines.iter().map(report::Line::to_json).collect::<Vec<_>>(),
+                "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
+                "notes": notes,
+            });
+            write_report(&out_dir, "bench-report", &value, &md)?;
+            println!("\n{md}");
+        }
+        Ok(())
+    }
+    .await;
+
+    if args.keep {
+        eprintln!("kept the schemas {}, {}, {}", pg::SRC, pg::DST, pg::PIPE);
+    } else if let Err(e) = pg::drop_all(&bench.admin).await {
+        eprintln!("e2e: dropping the bench_* schemas: {e}");
+    }
+    result
+}
+
+fn write_report(dir: &Path, stem: &str, value: &Value, md: &str) -> Result<()> {
+    let json_path = dir.join(format!("{stem}.json"));
+    let md_path = dir.join(format!("{stem}.md"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(value)? + "\n")?;
+    std::fs::write(&md_path, md)?;
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The runner's side of PostgreSQL: the generated table, the raw COPY pipe
+//! and the bare checksum scans that synchub is measured against.
+
+use anyhow::{ensure, Context, Result};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio_postgres::{Client, NoTls};
+
+/// The schemas the runner owns; all dropped at the end (unless `--keep`).
+pub const SRC: &str = "bench_src";
+/// synchub's destination.
+pub const DST: &str = "bench_dst";
+/// The raw pipe's destination.
+pub const PIPE: &str = "bench_pipe";
+
+/// The columns of the generated table, in order.
+pub const COLUMNS: &str = "id, qty, category, price, title, created_at, updated_at, note, active";
+
+/// Its definition, for the source and for the raw pipe's destination (which
+/// gets the same primary key synchub's destination gets).
+pub const DDL: &str = "(id bigint PRIMARY KEY, qty int NOT NULL, category int NOT NULL, \
+    price numeric(12,2) NOT NULL, title text NOT NULL, created_at timestamptz NOT NULL, \
+    updated_at timestamptz NOT NULL, note text, active boolean NOT NULL)";
+
+/// The column map of the benchmark pipeline (YAML flow mappings).
+pub const COLUMN_MAP: &str = "  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
+  - {source: qty, dest: qty, data_type: int}
+  - {source: category, dest: category, data_type: int}
+  - {source: price, dest: price, data_type: decimal, precision: 12, scale: 2}
+  - {source: title, dest: title, data_type: text}
+  - {source: created_at, dest: created_at, data_type: timestamptz}
+  - {source: updated_at, dest: updated_at, data_type: timestamptz}
+  - {source: note, dest: note, data_type: text}
+  - {source: active, dest: active, data_type: bool}
+";
+
+/// Where the local PostgreSQL is.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+}
+
+impl PgTarget {
+    fn password() -> Option<String> {
+        std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty())
+    }
+
+    pub fn conn_string(&self) -> String {
+        let mut s = format!(
+            "host={} port={} user={} dbname={} application_name=synchub-bench",
+            self.host, self.port, self.user, self.dbname
+        );
+        if let Some(p) = Self::password() {
+            s.push_str(&format!(" password='{}'", p.replace('\'', "\\'")));
+        }
+        s
+    }
+
+    /// A `datastores.yaml` entry for `schema`; the password, if any, is
+    /// passed by reference to the environment, never written down.
+    pub fn datastore_yaml(&self, name: &str, schema: &str) -> String {
+        let password = if Self::password().is_some() {
+            ", password: \"${PGPASSWORD}\""
+        } else {
+            ""
+        };
+        format!(
+            "  {name}: {{type: postgres, connection: {{host: {}, port: {}, user: {}, dbname: {}, schema: {schema}{password}}}}}\n",
+            self.host, self.port, self.user, self.dbname
+        )
+    }
+}
+
+pub async fn connect(pg: &PgTarget) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(&pg.conn_string(), NoTls)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {}:{} (user {}, db {})",
+                pg.host, pg.port, pg.user, pg.dbname
+            )
+        })?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Drops every schema the runner uses.
+pub async fn drop_all(c: &Client) -> Result<()> {
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {SRC} CASCADE; DROP SCHEMA IF EXISTS {DST} CASCADE; \
+         DROP SCHEMA IF EXISTS {PIPE} CASCADE"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// (Re)creates the source table with `rows` rows: a bigint key, two ints,
+/// numeric(12,2), a text of 8 to 97 characters, two timestamptz (the second
+/// one, `updated_at`, is the delta cursor and has an index as a delta source
+/// would), a text that is NULL one row in five, and a bool.
+pub async fn create_source(c: &Client, rows: i64) -> Result<()> {
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {SRC} CASCADE; CREATE SCHEMA {SRC};
+         CREATE TABLE {SRC}.items {DDL};
+         INSERT INTO {SRC}.items ({COLUMNS})
+         SELECT g, (g % 1000)::int, (g % 37)::int, round(((g * 7919) % 10000000) / 100.0, 2),
+                left(repeat(md5(g::text), 3), 8 + ((g * 7919) % 90)::int),
+                timestamptz '2024-01-01 00:00:00+00' + g * interval '1.5 second',
+                timestamptz '2024-01-01 00:00:00+00' + g * interval '1.5 second',
+                CASE WHEN g % 5 = 0 THEN NULL ELSE 'note ' || g END,
+                g % 2 = 0
+         FROM generate_series(1::bigint, {rows}) g;
+         CREATE INDEX ON {SRC}.items (updated_at);"
+    ))
+    .await
+    .context("generating the source table")?;
+    // Not in the block above: VACUUM cannot run in its implicit transaction.
+    c.batch_execute(&format!("VACUUM ANALYZE {SRC}.items"))
+        .await?;
+    checkpoint(c).await
+}
+
+/// Moves 1% of the rows forward: `qty` changes and `updated_at` moves past
+/// every cursor value so far, each row to its own value (so the watermark of
+/// the next delta run ties with one row only). Returns the rows changed.
+pub async fn change_for_delta(c: &Client, round: u32) -> Result<u64> {
+    let n = c
+        .execute(
+            &format!(
+                "UPDATE {SRC}.items SET qty = qty + 1,
+                   updated_at = m.t + interval '1 minute' + (id / 100) * interval '1 millisecond'
+                 FROM (SELECT max(updated_at) AS t FROM {SRC}.items) m
+                 WHERE id % 100 = {}",
+                round % 100
+            ),
+            &[],
+        )
+        .await?;
+    c.batch_execute("CHECKPOINT").await?;
+    Ok(n)
+}
+
+/// Changes 0.1% of the rows, spread over every partition, without touching
+/// the delta cursor (a hash sync has none). Returns the rows changed.
+pub async fn change_for_hash(c: &Client, round: u32) -> Result<u64> {
+    let n = c
+        .execute(
+            &format!(
+                "UPDATE {SRC}.items SET title = title || '~' WHERE id % 1000 = {}",
+                500 + round % 500
+            ),
+            &[],
+        )
+        .await?;
+    c.batch_execute("CHECKPOINT").await?;
+    Ok(n)
+}
+
+/// An empty destination for the raw pipe, defined like the source.
+pub async fn reset_pipe_target(c: &Client) -> Result<()> {
+    c.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {PIPE} CASCADE; CREATE SCHEMA {PIPE}; CREATE TABLE {PIPE}.items {DDL}"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The physical limit of a full sync: `COPY (SELECT …) TO STDOUT (FORMAT
+/// binary)` on one connection streamed as it comes into `COPY … FROM STDIN
+/// (FORMAT binary)` on another. Returns the rows copied.
+pub async fn copy_pipe(from: &Client, to: &Client) -> Result<u64> {
+    let out = from
+        .copy_out(&format!(
+            "COPY (SELECT {COLUMNS} FROM {SRC}.items) TO STDOUT (FORMAT binary)"
+        ))
+        .await?;
+    let sink = to
+        .copy_in::<_, Bytes>(&format!(
+            "COPY {PIPE}.items ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut out = std::pin::pin!(out);
+    let mut sink = std::pin::pin!(sink);
+    sink.send_all(&mut out).await.context("raw COPY pipe")?;
+    Ok(sink.as_mut().finish().await?)
+}
+
+/// The floor of a checksum comparison: one `count(*)` and md5-derived
+/// bigint sum over each side's table, both at once. Returns the two
+/// (count, sum) results.
+pub async fn bare_checksums(a: &Client, b: &Client) -> Result<[(i64, String); 2]> {
+    let sql = |schema: &str| {
+        format!(
+            "SELECT count(*), sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint)::text \
+             FROM {schema}.items t"
+        )
+    };
+    let (src, dst) = (sql(SRC), sql(DST));
+    let (x, y) = tokio::try_join!(a.query_one(&src, &[]), b.query_one(&dst, &[]))?;
+    let get = |r: &tokio_postgres::Row| -> Result<(i64, String)> {
+        Ok((
+            r.try_get(0)?,
+            r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+        ))
+    };
+    Ok([get(&x)?, get(&y)?])
+}
+
+pub async fn checkpoint(c: &Client) -> Result<()> {
+    c.batch_execute("CHECKPOINT").await?;
+    Ok(())
+}
+
+/// Rows of a table, checked after the runs that must leave it complete.
+pub async fn count(c: &Client, schema: &str) -> Result<i64> {
+    let n: i64 = c
+        .query_one(&format!("SELECT count(*) FROM {schema}.items"), &[])
+        .await?
+        .try_get(0)?;
+    Ok(n)
+}
+
+/// Refuses to run beside another runner on the same database: the two
+/// would share the `bench_*` schemas and each other's timings.
+pub async fn lock(c: &Client) -> Result<()> {
+    let got: bool = c
+        .query_one(
+            "SELECT pg_try_advisory_lock(hashtext('synchub-bench'))",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    ensure!(
+        got,
+        "another benchmark runner holds the bench_* schemas of this database"
+    );
+    Ok(())
+}
+
+pub async fn server_version(c: &Client) -> Result<String> {
+    Ok(c.query_one("SHOW server_version", &[]).await?.try_get(0)?)
+}

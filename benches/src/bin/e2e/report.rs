@@ -1,0 +1,559 @@
+//! What the runner measured, as ratios to the baselines, checked against
+//! the targets of issue 4; written as JSON and as a Markdown table.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+/// What a case is compared with, and the target of issue 4 for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// A baseline itself.
+    None,
+    /// rows/s at least this multiple of the raw pipe's (time ratio
+    /// pipe ÷ case).
+    PipeSpeedAtLeast(f64),
+    /// Wall time at most this share of the same round's full sync into an
+    /// empty table.
+    ShareOfFullAtMost(f64),
+    /// Wall time at most this multiple of the two bare checksum scans run in
+    /// parallel.
+    BareTimeAtMost(f64),
+}
+
+pub struct Case {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub target: Target,
+}
+
+pub const FULL_EMPTY: &str = "full_empty";
+pub const FULL_IDENTICAL: &str = "full_identical";
+pub const DELTA: &str = "delta_1pct";
+pub const HASH_NONE: &str = "hash_none";
+pub const HASH_SOME: &str = "hash_0.1pct";
+pub const PIPE: &str = "copy_pipe";
+pub const BARE: &str = "bare_scans";
+/// The delta run that sets the first watermark (reads every row); kept in
+/// the JSON, not in the table.
+pub const DELTA_SETUP: &str = "delta_first_run";
+
+/// Peak RSS a full sync may reach (issue 4).
+pub const RSS_LIMIT_MB: f64 = 256.0;
+
+pub const CASES: &[Case] = &[
+    Case {
+        id: FULL_EMPTY,
+        title: "synchub full → empty table",
+        target: Target::PipeSpeedAtLeast(0.8),
+    },
+    Case {
+        id: FULL_IDENTICAL,
+        title: "synchub full → identical table",
+        target: Target::PipeSpeedAtLeast(1.0),
+    },
+    Case {
+        id: DELTA,
+        title: "synchub delta, 1% changed",
+        target: Target::ShareOfFullAtMost(0.05),
+    },
+    Case {
+        id: HASH_NONE,
+        title: "synchub hash, nothing changed",
+        target: Target::BareTimeAtMost(1.5),
+    },
+    Case {
+        id: HASH_SOME,
+        title: "synchub hash, 0.1% changed",
+        target: Target::BareTimeAtMost(2.0),
+    },
+    Case {
+        id: PIPE,
+        title: "baseline: raw binary COPY pipe",
+        target: Target::None,
+    },
+    Case {
+        id: BARE,
+        title: "baseline: 2 bare checksum scans in parallel",
+        target: Target::None,
+    },
+];
+
+/// One timed step.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub case: &'static str,
+    pub round: u32,
+    /// Rows in the source table.
+    pub rows: i64,
+    pub wall_seconds: f64,
+    /// The baseline measured right before it, in the same round.
+    pub baseline_seconds: Option<f64>,
+    /// For a delta: the same round's full sync into an empty table.
+    pub full_seconds: Option<f64>,
+    /// Peak RSS of the synchub process.
+    pub peak_rss_kb: Option<u64>,
+    /// synchub's `--output json` object.
+    pub summary: Option<Value>,
+}
+
+impl Measurement {
+    pub fn rows_per_second(&self) -> f64 {
+        self.rows as f64 / self.wall_seconds
+    }
+
+    /// The ratio the case's target is about.
+    pub fn ratio(&self, target: Target) -> Option<f64> {
+        match target {
+            Target::None => None,
+            Target::PipeSpeedAtLeast(_) => self.baseline_seconds.map(|b| b / self.wall_seconds),
+            Target::ShareOfFullAtMost(_) => self.full_seconds.map(|f| self.wall_seconds / f),
+            Target::BareTimeAtMost(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
+        }
+    }
+
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        self.summary.as_ref()?.get(name)?.as_u64()
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "case": self.case,
+            "round": self.round,
+            "rows": self.rows,
+            "wall_seconds": self.wall_seconds,
+            "rows_per_second": self.rows_per_second(),
+            "baseline_seconds": self.baseline_seconds,
+            "full_seconds": self.full_seconds,
+            "peak_rss_mb": self.peak_rss_kb.map(|k| k as f64 / 1024.0),
+            "synchub": self.summary,
+        })
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// One line of the table: a case over all rounds.
+pub struct Line {
+    pub case: &'static Case,
+    pub ratios: Vec<f64>,
+    pub ratio: Option<f64>,
+    pub met: Option<bool>,
+    /// By how much a missed target is missed, as a share of the target.
+    pub missed_by: Option<f64>,
+    pub wall: f64,
+    pub baseline: Option<f64>,
+    pub rows_per_second: f64,
+    pub peak_rss_mb: Option<f64>,
+    pub last: Measurement,
+    pub extra_failures: Vec<String>,
+}
+
+pub fn lines(ms: &[Measurement]) -> Vec<Line> {
+    let mut out = Vec::new();
+    for case in CASES {
+        let of: Vec<&Measurement> = ms.iter().filter(|m| m.case == case.id).collect();
+        let Some(last) = of.last() else { continue };
+        let ratios: Vec<f64> = of.iter().filter_map(|m| m.ratio(case.target)).collect();
+        let ratio = median(ratios.clone());
+        let wall = median(of.iter().map(|m| m.wall_seconds).collect()).unwrap_or(f64::NAN);
+        let baseline = median(of.iter().filter_map(|m| m.baseline_seconds).collect());
+        let peak_rss_mb = of
+            .iter()
+            .filter_map(|m| m.peak_rss_kb)
+            .max()
+            .map(|k| k as f64 / 1024.0);
+        let mut extra_failures = Vec::new();
+        if case.id == FULL_EMPTY && peak_rss_mb.is_some_and(|r| r > RSS_LIMIT_MB) {
+            extra_failures.push(format!("peak RSS over {RSS_LIMIT_MB} MB"));
+        }
+        if case.id == FULL_IDENTICAL {
+            let writes: u64 = of
+                .iter()
+                .map(|m| {
+                    ["rows_inserted", "rows_updated", "rows_deleted"]
+                        .iter()
+                        .filter_map(|c| m.counter(c))
+                        .sum::<u64>()
+                })
+                .sum();
+            if writes > 0 {
+                extra_failures.push(format!("wrote {writes} rows"));
+            }
+        }
+        let (met, missed_by) = match (case.target, ratio) {
+            (Target::PipeSpeedAtLeast(t), Some(r)) => (Some(r >= t), Some((t - r) / t)),
+            (Target::ShareOfFullAtMost(t) | Target::BareTimeAtMost(t), Some(r)) => {
+                (Some(r <= t), Some((r - t) / t))
+            }
+            _ => (None, None),
+        };
+        let met = met.map(|m| m && extra_failures.is_empty());
+        out.push(Line {
+            case,
+            ratios,
+            ratio,
+            met,
+            missed_by: missed_by.filter(|m| *m > 0.0),
+            wall,
+            baseline,
+            rows_per_second: last.rows as f64 / wall,
+            peak_rss_mb,
+            last: (*last).clone(),
+            extra_failures,
+        });
+    }
+    out
+}
+
+fn fmt_ratio(target: Target, r: f64) -> String {
+    match target {
+        Target::None => String::new(),
+        Target::PipeSpeedAtLeast(_) => format!("{r:.2}×"),
+        Target::ShareOfFullAtMost(_) => format!("{:.1}%", r * 100.0),
+        Target::BareTimeAtMost(_) => format!("{r:.2}×"),
+    }
+}
+
+impl Line {
+    pub fn ratio_text(&self) -> String {
+        let Some(r) = self.ratio else {
+            return "—".into();
+        };
+        let t = self.case.target;
+        let unit = match t {
+            Target::PipeSpeedAtLeast(_) => " pipe rows/s",
+            Target::ShareOfFullAtMost(_) => " of full's time",
+            Target::BareTimeAtMost(_) => " bare scans' time",
+            Target::None => "",
+        };
+        let mut s = format!("**{}**{unit}", fmt_ratio(t, r));
+        if self.ratios.len() > 1 {
+            let each: Vec<String> = self.ratios.iter().map(|r| fmt_ratio(t, *r)).collect();
+            let _ = write!(s, " ({})", each.join(", "));
+        }
+        s
+    }
+
+    pub fn target_text(&self) -> String {
+        match (self.case.target, self.case.id) {
+            (Target::PipeSpeedAtLeast(t), FULL_EMPTY) => {
+                format!("≥ {t:.1}× pipe, RSS ≤ {RSS_LIMIT_MB:.0} MB")
+            }
+            (Target::PipeSpeedAtLeast(t), _) => format!("≥ {t:.1}× pipe, no writes"),
+            (Target::ShareOfFullAtMost(t), _) => format!("≤ {:.0}% of full", t * 100.0),
+            (Target::BareTimeAtMost(t), _) => format!("≤ {t:.1}× bare scans"),
+            (Target::None, _) => "—".into(),
+        }
+    }
+
+    pub fn met_text(&self) -> String {
+        match self.met {
+            None => "—".into(),
+            Some(true) => "yes".into(),
+            Some(false) => {
+                let mut why: Vec<String> = Vec::new();
+                if let Some(m) = self.missed_by {
+                    why.push(format!("by {:.0}%", m * 100.0));
+                }
+                why.extend(self.extra_failures.iter().cloned());
+                format!("**no** ({})", why.join(", "))
+            }
+        }
+    }
+
+    fn counters_text(&self) -> String {
+        if self.last.summary.is_none() {
+            return "—".into();
+        }
+        let c = |n: &str| {
+            self.last
+                .counter(n)
+                .map_or("?".to_string(), |v| v.to_string())
+        };
+        format!(
+            "{} / {} / {} / {} / {}",
+            c("rows_read"),
+            c("rows_inserted"),
+            c("rows_updated"),
+            c("rows_deleted"),
+            c("rows_unchanged")
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "case": self.case.id,
+            "title": self.case.title,
+            "ratio": self.ratio,
+            "ratios": self.ratios,
+            "ratio_text": self.ratio_text().replace("**", ""),
+            "target": self.target_text(),
+            "met": self.met,
+            "missed_by": self.missed_by,
+            "wall_seconds_median": self.wall,
+            "baseline_seconds_median": self.baseline,
+            "rows_per_second": self.rows_per_second,
+            "peak_rss_mb": self.peak_rss_mb,
+            "counters_last_round": self.last.summary.as_ref().map(|s| json!({
+                "rows_read": s.get("rows_read"),
+                "rows_inserted": s.get("rows_inserted"),
+                "rows_updated": s.get("rows_updated"),
+                "rows_deleted": s.get("rows_deleted"),
+                "rows_unchanged": s.get("rows_unchanged"),
+                "partitions_total": s.get("partitions_total"),
+            })),
+        })
+    }
+}
+
+fn rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2}M", r / 1e6)
+    } else {
+        format!("{:.0}k", r / 1e3)
+    }
+}
+
+/// The Markdown report: machine facts, the ratios table, where synchub's
+/// time went (per operator), and notes.
+pub fn markdown(
+    title: &str,
+    facts: &[(String, String)],
+    lines: &[Line],
+    notes: &[String],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### {title}\n");
+    let _ = writeln!(
+        s,
+        "| case | ratio (median; per round) | target | met | wall s | baseline s | rows/s | peak RSS MB | read / ins / upd / del / unchanged |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|---|");
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
+            l.case.title,
+            l.ratio_text(),
+            l.target_text(),
+            l.met_text(),
+            l.wall,
+            l.baseline.map_or("—".into(), |b| format!("{b:.2}")),
+            rate(l.rows_per_second),
+            l.peak_rss_mb.map_or("—".into(), |r| format!("{r:.0}")),
+            l.counters_text(),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nRatios pair each synchub run with the baseline measured just before it in the same round \
+         (full and delta: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
+         connections; hash: the two bare checksum scans run in parallel); delta is also given as a \
+         share of the same round's full sync into an empty table. rows/s = rows in the table ÷ wall time.\n"
+    );
+
+    let _ = writeln!(s, "**Machine**: {}\n", facts_text(facts));
+
+    let _ = writeln!(
+        s,
+        "**Where synchub's time goes** (last round; seconds per operator: busy = its own work \
+         including its database calls, waiting = for input from upstream, blocked = on a full output channel)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| case | operator | rows in | rows out | busy s | waiting s | blocked s |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    for l in lines {
+        let Some(ops) = l
+            .last
+            .summary
+            .as_ref()
+            .and_then(|s| s.get("operators"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for op in ops {
+            let f = |k: &str| op.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            let n = |k: &str| op.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+                l.case.title,
+                op.get("operator").and_then(Value::as_str).unwrap_or("?"),
+                n("rows_in"),
+                n("rows_out"),
+                f("busy_seconds"),
+                f("waiting_on_input_seconds"),
+                f("blocked_on_output_seconds"),
+            );
+        }
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(s, "\n**Notes**\n");
+        for n in notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
+}
+
+pub fn facts_text(facts: &[(String, String)]) -> String {
+    facts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn facts_json(facts: &[(String, String)]) -> Value {
+    Value::Object(
+        facts
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// One line of the `--rss-scale` table.
+pub struct ScaleLine {
+    pub rows: i64,
+    pub full: Measurement,
+    pub identical: Measurement,
+    pub hash: Measurement,
+}
+
+pub fn scale_markdown(facts: &[(String, String)], lines: &[ScaleLine]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "### synchub peak RSS by table size\n");
+    let _ = writeln!(
+        s,
+        "| rows | full → empty: × pipe rows/s | rows/s | peak RSS MB | full → identical: × pipe | peak RSS MB | hash, nothing changed: × bare scans | peak RSS MB |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mb = |m: &Measurement| {
+        m.peak_rss_kb
+            .map_or("—".into(), |k| format!("{:.0}", k as f64 / 1024.0))
+    };
+    let r = |m: &Measurement, t: Target| m.ratio(t).map_or("—".into(), |r| format!("{r:.2}×"));
+    for l in lines {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            l.rows,
+            r(&l.full, Target::PipeSpeedAtLeast(0.0)),
+            rate(l.full.rows_per_second()),
+            mb(&l.full),
+            r(&l.identical, Target::PipeSpeedAtLeast(0.0)),
+            mb(&l.identical),
+            r(&l.hash, Target::BareTimeAtMost(0.0)),
+            mb(&l.hash),
+        );
+    }
+    let _ = writeln!(s, "\n**Machine**: {}", facts_text(facts));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(case: &'static str, round: u32, wall: f64, baseline: Option<f64>) -> Measurement {
+        Measurement {
+            case,
+            round,
+            rows: 1_000,
+            wall_seconds: wall,
+            baseline_seconds: baseline,
+            full_seconds: None,
+            peak_rss_kb: Some(50 * 1024),
+            summary: Some(
+                json!({"rows_read": 1000, "rows_inserted": 0, "rows_updated": 0,
+                                 "rows_deleted": 0, "rows_unchanged": 1000}),
+            ),
+        }
+    }
+
+    fn line<'a>(lines: &'a [Line], case: &str) -> &'a Line {
+        lines.iter().find(|l| l.case.id == case).unwrap()
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn ratios_point_the_way_each_target_reads() {
+        let mut delta = m(DELTA, 1, 0.5, Some(2.0));
+        delta.full_seconds = Some(10.0);
+        let ms = vec![
+            // Pipe 2 s, synchub 2.5 s: 0.8× the pipe's rows/s, just met.
+            m(FULL_EMPTY, 1, 2.5, Some(2.0)),
+            // Bare scans 2 s, hash 3.2 s: 1.6× their time, over 1.5× by 6.7%.
+            m(HASH_NONE, 1, 3.2, Some(2.0)),
+            delta,
+            m(PIPE, 1, 2.0, None),
+        ];
+        let ls = lines(&ms);
+        let full = line(&ls, FULL_EMPTY);
+        assert!((full.ratio.unwrap() - 0.8).abs() < 1e-9);
+        assert_eq!(full.met, Some(true));
+        let hash = line(&ls, HASH_NONE);
+        assert!((hash.ratio.unwrap() - 1.6).abs() < 1e-9);
+        assert_eq!(hash.met, Some(false));
+        assert!((hash.missed_by.unwrap() - 0.1 / 1.5).abs() < 1e-9);
+        assert!(hash.met_text().contains("by 7%"), "{}", hash.met_text());
+        let delta = line(&ls, DELTA);
+        assert!((delta.ratio.unwrap() - 0.05).abs() < 1e-9);
+        assert_eq!(delta.met, Some(true));
+        assert_eq!(line(&ls, PIPE).met, None);
+    }
+
+    #[test]
+    fn rss_and_writes_can_miss_a_target_the_ratio_meets() {
+        let mut big = m(FULL_EMPTY, 1, 1.0, Some(2.0));
+        big.peak_rss_kb = Some(300 * 1024);
+        let mut wrote = m(FULL_IDENTICAL, 1, 1.0, Some(2.0));
+        wrote.summary = Some(json!({"rows_updated": 3}));
+        let ls = lines(&[big, wrote]);
+        let full = line(&ls, FULL_EMPTY);
+        assert_eq!(full.met, Some(false));
+        assert!(full.met_text().contains("peak RSS"), "{}", full.met_text());
+        let same = line(&ls, FULL_IDENTICAL);
+        assert_eq!(same.met, Some(false));
+        assert!(
+            same.met_text().contains("wrote 3 rows"),
+            "{}",
+            same.met_text()
+        );
+    }
+
+    #[test]
+    fn rounds_give_the_median_ratio_and_each_round_in_the_text() {
+        let ms = vec![
+            m(FULL_EMPTY, 1, 2.0, Some(2.0)),
+            m(FULL_EMPTY, 2, 4.0, Some(2.0)),
+        ];
+        let ls = lines(&ms);
+        let full = line(&ls, FULL_EMPTY);
+        assert!((full.ratio.unwrap() - 0.75).abs() < 1e-9);
+        assert_eq!(full.ratio_text(), "**0.75×** pipe rows/s (1.00×, 0.50×)");
+        assert!(markdown("t", &[], &ls, &[]).contains("| synchub full → empty table |"));
+    }
+}
