@@ -148,7 +148,7 @@ async fn hash_over_an_unchanged_million_rows_reads_only_checksums() -> Result<()
 
 #[tokio::test]
 async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
-    const ROWS: i64 = 120_000;
+    const ROWS: i64 = 300_000;
     let client = connect().await?;
     let s = Schemas::create(&client, "hash_sec").await?;
     let src = source_table(&client, &s, ROWS).await?;
@@ -163,27 +163,27 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
             "  - name: hash
     type: hash
     delete_missing: false
-    primary_partitions: [{column: id, step: 60000, data_type: integer}]
-    secondary_partitions: [{column: id, step: 25000, data_type: integer}]",
+    primary_partitions: [{column: id, step: 150000, data_type: integer}]
+    secondary_partitions: [{column: id, step: 40000, data_type: integer}]",
         ),
     )?;
     let state = dir.path().join("state");
     assert_eq!(run(&p, "full", &state).code, 0);
     client
         .batch_execute(&format!(
-            "UPDATE {src} SET amount = -amount WHERE id IN (10, 59999, 60000, 119999);
-             DELETE FROM {src} WHERE id = 70000;"
+            "UPDATE {src} SET amount = -amount WHERE id IN (10, 119999, 150000, 299999);
+             DELETE FROM {src} WHERE id = 170000;"
         ))
         .await?;
     let hash = run(&p, "hash", &state);
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(hash.n("rows_updated"), 4);
-    // The changed row 59999 was found in the secondary piece [50000, 60000).
+    // The changed row 119999 was found in the secondary piece [80000, 120000).
     assert_eq!(
         scalar(
             &client,
             &format!(
-                "SELECT count(*) FROM {}._synchub_checkpoints WHERE partition_id = 'id_50000_60000'",
+                "SELECT count(*) FROM {}._synchub_checkpoints WHERE partition_id = 'id_80000_120000'",
                 s.dst
             )
         )
@@ -195,7 +195,7 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
     assert_eq!(
         scalar(
             &client,
-            &format!("SELECT count(*) FROM {dst} WHERE id = 70000")
+            &format!("SELECT count(*) FROM {dst} WHERE id = 170000")
         )
         .await?,
         1
@@ -204,7 +204,7 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
         difference(
             &client,
             &src,
-            &format!("(SELECT * FROM {dst} WHERE id <> 70000) d")
+            &format!("(SELECT * FROM {dst} WHERE id <> 170000) d")
         )
         .await?,
         0

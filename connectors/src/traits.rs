@@ -29,6 +29,18 @@ pub trait Source: Send {
         page_rows: usize,
     ) -> Result<BatchStream<'a>>;
 
+    /// Streams only the rows of `partition` with these keys (unique columns,
+    /// destination types). `None` when this source cannot select by key;
+    /// the caller then reads the partition and filters.
+    async fn read_keys<'a>(
+        &'a mut self,
+        _partition: &Partition,
+        _keys: &RecordBatch,
+        _page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        Ok(None)
+    }
+
     /// Row count and wrapping sum of the row hashes of `partition`, computed
     /// where the data lives. Equal checksums mean the partition is in sync.
     async fn checksum(&mut self, _partition: &Partition) -> Result<Checksum> {

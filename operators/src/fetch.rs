@@ -103,8 +103,27 @@ impl Operator for Fetch {
         if changes.all_rows {
             self.read(&p, None, out).await?;
         } else if changes.upserts.num_rows() > 0 {
-            let set = KeySet::new(changes.upserts.columns())?;
-            self.read(&p, Some((&set, &key_columns)), out).await?;
+            // Select the changed rows by key where the source can; else read
+            // the partition and keep them.
+            let keyed = match self
+                .source
+                .read_keys(&p, &changes.upserts, self.page_rows)
+                .await?
+            {
+                Some(mut batches) => {
+                    while let Some(batch) = batches.next().await {
+                        let batch = batch?;
+                        RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
+                        out.send(Message::Batch(batch)).await?;
+                    }
+                    true
+                }
+                None => false,
+            };
+            if !keyed {
+                let set = KeySet::new(changes.upserts.columns())?;
+                self.read(&p, Some((&set, &key_columns)), out).await?;
+            }
         }
         if changes.deletes.num_rows() > 0 {
             out.send(Message::Delete(changes.deletes.clone())).await?;

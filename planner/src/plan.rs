@@ -52,7 +52,7 @@ pub const DEFAULT_CHANNEL_ROWS: usize = 100_000;
 
 /// Bisection stops at ranges of at most this many rows; their row hashes
 /// are then compared by key in memory.
-pub const HASH_LEAF_ROWS: u64 = 20_000;
+pub const HASH_LEAF_ROWS: u64 = 100_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {

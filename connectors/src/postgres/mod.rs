@@ -243,6 +243,55 @@ impl PostgresSource {
     }
 }
 
+impl PostgresSource {
+    /// Streams the rows of a SELECT of the mapped columns as batches.
+    async fn read_query<'a>(
+        &'a mut self,
+        q: &str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let rows = self
+            .client
+            .query_raw(q, params.iter().map(|p| p.as_ref() as &dyn ToSql))
+            .await?;
+        // Decoders live in the stream state so their buffers are reused.
+        let decoders = self
+            .columns
+            .iter()
+            .zip(&self.source_types)
+            .map(|(c, ty)| ColumnDecoder::new(&c.dest, ty, &c.spec.data_type))
+            .collect::<Result<Vec<_>>>()?;
+        let state = ReadState {
+            rows: Box::pin(rows),
+            decoders,
+            schema: self.schema.clone(),
+            specs: self.specs.clone(),
+            types: self.source_types.clone(),
+            page_rows: page_rows.max(1),
+            done: false,
+        };
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            match st.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+            }
+        });
+        // A stored row hash column is computed from the decoded row.
+        let columns = self.columns.clone();
+        Ok(Box::pin(stream.map(move |batch| {
+            batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
+        })))
+    }
+}
+
 fn hint_fix(_missing: &str) -> String {
     "fix the column name in the pipeline or add the column to the source".to_string()
 }
@@ -301,48 +350,59 @@ impl Source for PostgresSource {
         }
         let (q, params) =
             sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
-        let params: Vec<BoundParam> = params
+        let params: Vec<Box<dyn ToSql + Sync + Send>> = params
             .into_iter()
-            .map(|value| BoundParam { value })
+            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
             .collect();
-        let rows = self
-            .client
-            .query_raw(&q, params.iter().map(|p| p as &dyn ToSql))
-            .await?;
-        // Decoders live in the stream state so their buffers are reused.
-        let decoders = self
-            .columns
-            .iter()
-            .zip(&self.source_types)
-            .map(|(c, ty)| ColumnDecoder::new(&c.dest, ty, &c.spec.data_type))
-            .collect::<Result<Vec<_>>>()?;
-        let state = ReadState {
-            rows: Box::pin(rows),
-            decoders,
-            schema: self.schema.clone(),
-            specs: self.specs.clone(),
-            types: self.source_types.clone(),
-            page_rows: page_rows.max(1),
-            done: false,
+        self.read_query(&q, params, page_rows).await
+    }
+
+    async fn read_keys<'a>(
+        &'a mut self,
+        partition: &Partition,
+        keys: &RecordBatch,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        // One integer key: `key = ANY($n)` with the keys bound as an array.
+        let key_columns: Vec<MappedColumn> =
+            self.columns.iter().filter(|c| c.unique).cloned().collect();
+        let [key] = key_columns.as_slice() else {
+            return Ok(None);
         };
-        let stream = futures_util::stream::unfold(state, |mut st| async move {
-            if st.done {
-                return None;
-            }
-            match st.next_batch().await {
-                Ok(Some(batch)) => Some((Ok(batch), st)),
-                Ok(None) => None,
-                Err(e) => {
-                    st.done = true;
-                    Some((Err(e), st))
-                }
-            }
-        });
-        // A stored row hash column is computed from the decoded row.
-        let columns = self.columns.clone();
-        Ok(Box::pin(stream.map(move |batch| {
-            batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
-        })))
+        if key.spec.data_type.partitionable() != Some(planner::types::PartitionKind::Integer)
+            || keys.num_columns() != 1
+        {
+            return Ok(None);
+        }
+        let values = arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Int64)?;
+        let values: Vec<i64> = values
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .map(|a| a.iter().flatten().collect())
+            .unwrap_or_default();
+        if self.source_types.is_empty() {
+            self.check().await?;
+        }
+        let (q, params) =
+            sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
+        let key_param = params.len() + 1;
+        let cond = format!("{} = ANY(${key_param}::bigint[])", key.source_sql);
+        let has_where = !self.table.filters.is_empty()
+            || partition
+                .ranges
+                .iter()
+                .any(|(_, r)| !matches!(r, planner::partition::DimRange::All));
+        let q = if has_where {
+            format!("{q} AND {cond}")
+        } else {
+            format!("{q} WHERE {cond}")
+        };
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
+            .collect();
+        params.push(Box::new(values));
+        Ok(Some(self.read_query(&q, params, page_rows).await?))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
