@@ -140,7 +140,10 @@ impl Plan {
                 d.cursor.name,
                 d.cursor.source_expr,
                 step_text(d.cursor.step),
-                d.lookback,
+                match d.cursor.kind {
+                    crate::types::PartitionKind::Datetime => step_text(Step::Micros(d.lookback)),
+                    crate::types::PartitionKind::Integer => d.lookback.to_string(),
+                },
                 if d.include_nulls {
                     "included"
                 } else {
@@ -173,6 +176,7 @@ impl Plan {
 fn step_text(step: Step) -> String {
     match step {
         Step::Int(n) => n.to_string(),
+        Step::Micros(0) => "0s".to_string(),
         Step::Micros(m) if m % 3_600_000_000 == 0 => format!("{}h", m / 3_600_000_000),
         Step::Micros(m) => format!("{}s", m as f64 / 1e6),
         Step::Months(n) => format!("{n} month(s)"),
