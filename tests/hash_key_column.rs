@@ -24,14 +24,26 @@ fn fetched(r: &common::RunResult) -> i64 {
 }
 
 /// `N` for NULL, else `<length in characters>:<text>` (see `connectors::rowhash`).
+/// The canonical text of (id, name, amount, updated_at): text values as
+/// `<chars>:<text>`, the timestamp as PostgreSQL's binary form in hex (16
+/// digits of microseconds since 2000-01-01), NULL as `N`.
 fn canonical(values: &[Option<String>]) -> String {
-    values
+    let (texts, micros) = values.split_at(values.len() - 1);
+    let mut out: String = texts
         .iter()
         .map(|v| match v {
             None => "N".to_string(),
             Some(t) => format!("{}:{t}", t.chars().count()),
         })
-        .collect()
+        .collect();
+    match micros[0]
+        .as_deref()
+        .map(|m| m.parse::<i64>().expect("micros"))
+    {
+        None => out.push('N'),
+        Some(m) => out.push_str(&format!("{:016x}", (m - 946_684_800_000_000) as u64)),
+    }
+    out
 }
 
 fn stage_pipeline(name: &str, kind: &str) -> String {

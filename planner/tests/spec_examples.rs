@@ -6,9 +6,16 @@ use std::path::PathBuf;
 use planner::config::PipelineFile;
 use planner::{Datastores, Pipeline, Plan};
 
+/// The package folder, read at run time: a test binary built from another
+/// checkout sharing the target directory must still read this one's files.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 fn example(n: u32) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("tests/spec_examples/example_{n:02}.yaml"))
+    manifest_dir().join(format!("tests/spec_examples/example_{n:02}.yaml"))
 }
 
 /// The outcome of validating and planning an example with its default strategy.

@@ -34,10 +34,14 @@ Peak RSS is the synchub process's own (getrusage of a wrapper process whose only
 Needs a local PostgreSQL (default 127.0.0.1:5432, user postgres, db test, trust auth or
 PGPASSWORD); uses the schemas bench_src, bench_dst and bench_pipe, dropped at the end.
 
---peers: TODO (issue 4, part 1, not implemented yet): a script under benches/peers/ will install
-dlt (sql_database source, connectorx backend -> postgres destination) and reladiff into a
-virtualenv from PyPI and time them on the same tables in the same run (targets: >= 3x dlt's rows/s
-on the full sync, >= 2x faster than reladiff on the hash diff with the same differing keys).";
+--peers: benches/peers/setup.sh installs dlt (sql_database source, connectorx backend -> postgres
+destination) and reladiff from PyPI into a virtualenv (--peers-venv; skipped when it already holds
+the pinned versions); each round then also times dlt's full copy of bench_src.items into the fresh
+schema bench_dlt right after synchub's full sync into an empty table, and reladiff's hash diff of
+bench_src.items against bench_dst.items in the 0.1%-changed state right before synchub's hash run,
+with the peak RSS of the Python process. Targets: synchub >= 3x dlt's rows/s, >= 2x faster than
+reladiff; reladiff must find exactly the keys the runner changed, dlt's copy must equal the source.
+The peers talk to 127.0.0.1 only; dlt's telemetry is off (RUNTIME__DLTHUB_TELEMETRY=false).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -86,9 +90,15 @@ struct Args {
     /// Keep the bench_* schemas at the end.
     #[arg(long)]
     keep: bool,
-    /// Also time the peers (dlt, reladiff). TODO: not implemented yet, see below.
+    /// Also time the peers (dlt, reladiff) on the same tables; see below.
     #[arg(long)]
     peers: bool,
+    /// The peers' virtualenv (made by benches/peers/setup.sh).
+    #[arg(long, value_name = "DIR")]
+    peers_venv: Option<PathBuf>,
+    /// reladiff's connections per side (its thread pool).
+    #[arg(long, default_value_t = 2)]
+    reladiff_threads: usize,
 }
 
 /// The argument that makes this binary the measuring wrapper of one
@@ -101,12 +111,6 @@ fn main() -> ExitCode {
         return measure_child(&argv[2..]);
     }
     let args = Args::parse();
-    if args.peers {
-        eprintln!(
-            "e2e: --peers is not implemented yet (TODO, issue 4 part 1: benches/peers/ with dlt and reladiff)"
-        );
-        return ExitCode::from(2);
-    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -254,6 +258,77 @@ struct Bench {
     pipeline: PathBuf,
     rows: i64,
     round: u32,
+    peers: Option<Peers>,
+}
+
+/// The peers' Python and scripts (`--peers`).
+struct Peers {
+    python: PathBuf,
+    dir: PathBuf,
+    /// `postgresql://…` of the local database, passed in the environment.
+    dsn: String,
+    reladiff_threads: usize,
+}
+
+impl Peers {
+    /// Runs benches/peers/setup.sh (which returns at once when the venv
+    /// already holds the pinned versions).
+    fn setup(args: &Args, pg: &pg::PgTarget) -> Result<Self> {
+        let dir = workspace_root().join("benches").join("peers");
+        let venv = match &args.peers_venv {
+            Some(v) => v.clone(),
+            None => {
+                let home = std::env::var_os("HOME").context("HOME is not set")?;
+                PathBuf::from(home)
+                    .join(".cache")
+                    .join("synchub-peers-venv")
+            }
+        };
+        eprintln!("peers: benches/peers/setup.sh {}", venv.display());
+        let status = std::process::Command::new("bash")
+            .arg(dir.join("setup.sh"))
+            .arg(&venv)
+            .env("RUNTIME__DLTHUB_TELEMETRY", "false")
+            .stdin(Stdio::null())
+            // stdout is the report's.
+            .stdout(std::io::stderr())
+            .status()
+            .context("running benches/peers/setup.sh")?;
+        ensure!(status.success(), "benches/peers/setup.sh failed ({status})");
+        // dlt's postgres destination insists on a password; with trust auth
+        // any will do.
+        let password = std::env::var("PGPASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "unused".into());
+        let dsn = format!(
+            "postgresql://{}:{}@{}:{}/{}",
+            url_escape(&pg.user),
+            url_escape(&password),
+            pg.host,
+            pg.port,
+            url_escape(&pg.dbname)
+        );
+        Ok(Self {
+            python: venv.join("bin").join("python"),
+            dir,
+            dsn,
+            reladiff_threads: args.reladiff_threads,
+        })
+    }
+}
+
+/// Percent-encodes what is not unreserved in a URL component.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Bench {
@@ -415,6 +490,172 @@ column_map:
         Ok(m)
     }
 
+    /// One peer script under the measuring wrapper: its wall time, peak RSS
+    /// and the last JSON line it printed.
+    async fn peer(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[String],
+    ) -> Result<(f64, Option<u64>, Value)> {
+        let peers = self.peers.as_ref().context("--peers is not set")?;
+        pg::checkpoint(&self.admin).await?;
+        let rss_file = self.work.path().join("rss");
+        let _ = std::fs::remove_file(&rss_file);
+        let log = self.work.path().join(format!("{name}.log"));
+        let home = self.work.path().join("peer-home");
+        std::fs::create_dir_all(&home)?;
+        let start = Instant::now();
+        let out = tokio::process::Command::new(&self.self_exe)
+            .arg(MEASURE)
+            .arg(&rss_file)
+            .arg(&peers.python)
+            .arg(peers.dir.join(script))
+            .args(args)
+            .current_dir(&home)
+            .env("SYNCHUB_PEERS_DSN", &peers.dsn)
+            .env("RUNTIME__DLTHUB_TELEMETRY", "false")
+            .env("DLT_DATA_DIR", &home)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .output()
+            .await
+            .with_context(|| format!("running {script}"))?;
+        let wall = start.elapsed().as_secs_f64();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let result: Option<Value> = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok());
+        let Some(result) = result.filter(|_| out.status.success()) else {
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = err.lines().rev().take(20).collect();
+            bail!(
+                "{script} failed ({}):\n{}\n{}",
+                out.status,
+                stdout.trim(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        };
+        let rss = std::fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        Ok((wall, rss, result))
+    }
+
+    /// dlt's full copy of the source into the fresh schema bench_dlt,
+    /// checked (untimed) against the source's checksum.
+    async fn dlt(&mut self, synchub_full: &Measurement) -> Result<Measurement> {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", pg::DLT))
+            .await?;
+        let pipelines = self.work.path().join("dlt-pipelines");
+        if pipelines.exists() {
+            std::fs::remove_dir_all(&pipelines)?;
+        }
+        let args = vec![
+            "--src-schema".into(),
+            pg::SRC.into(),
+            "--dest-schema".into(),
+            pg::DLT.into(),
+            "--pipelines-dir".into(),
+            pipelines.display().to_string(),
+        ];
+        let (wall, rss, result) = self.peer("dlt", "dlt_copy.py", &args).await?;
+        let loaded = result.get("rows").and_then(Value::as_i64).unwrap_or(-1);
+        let (src, copy) = tokio::try_join!(
+            pg::checksum(&self.a, pg::SRC),
+            pg::checksum(&self.b, pg::DLT)
+        )?;
+        let equal = src == copy && loaded == self.rows;
+        let version = result.get("dlt").and_then(Value::as_str).unwrap_or("?");
+        let summary = json!({
+            "peer": "dlt",
+            "version": version,
+            "rows_loaded": loaded,
+            "copy_equal": equal,
+            "peer_note": format!(
+                "dlt {version}: loaded {loaded} rows; copy {} the source",
+                if equal { "equals" } else { "**differs from**" }
+            ),
+            "result": result,
+        });
+        let mut m = self.measurement(report::DLT_FULL, wall, rss, Some(summary));
+        m.baseline_seconds = Some(synchub_full.wall_seconds);
+        self.say(format!(
+            "dlt full → empty             {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  copy equal: {equal}",
+            m.rows_per_second(),
+            rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
+        ));
+        Ok(m)
+    }
+
+    /// reladiff's hash diff of source and synchub's destination; its keys
+    /// must be exactly `changed`. synchub's time is filled in later.
+    async fn reladiff(&mut self, changed: &[i64]) -> Result<Measurement> {
+        let threads = self.peers.as_ref().map_or(1, |p| p.reladiff_threads);
+        let args = vec![
+            "--table1".into(),
+            format!("{}.items", pg::SRC),
+            "--table2".into(),
+            format!("{}.items", pg::DST),
+            "--key".into(),
+            "id".into(),
+            "--columns".into(),
+            pg::COLUMNS
+                .split(", ")
+                .filter(|c| *c != "id")
+                .collect::<Vec<_>>()
+                .join(","),
+            "--threads".into(),
+            threads.to_string(),
+        ];
+        let (wall, rss, result) = self.peer("reladiff", "reladiff_diff.py", &args).await?;
+        let mut found: Vec<i64> = result
+            .get("keys")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        found.sort_unstable();
+        let same = found == changed;
+        let missing = changed
+            .iter()
+            .filter(|k| found.binary_search(k).is_err())
+            .count();
+        let extra = found
+            .iter()
+            .filter(|k| changed.binary_search(k).is_err())
+            .count();
+        let summary = json!({
+            "peer": "reladiff",
+            "version": result.get("reladiff"),
+            "threads": threads,
+            "keys_found": found.len(),
+            "keys_changed": changed.len(),
+            "missing": missing,
+            "extra": extra,
+            "same_keys": same,
+            "peer_note": format!(
+                "reladiff: {} differing keys, the runner changed {}: {}",
+                found.len(),
+                changed.len(),
+                if same { "same set".to_string() } else { format!("**{missing} missing, {extra} extra**") }
+            ),
+        });
+        let m = self.measurement(report::RELADIFF_SOME, wall, rss, Some(summary));
+        self.say(format!(
+            "reladiff hashdiff 0.1%       {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  keys {} / changed {} same: {same}",
+            m.rows_per_second(),
+            rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
+            found.len(),
+            changed.len(),
+        ));
+        Ok(m)
+    }
+
     /// An empty destination: no table, no state.
     async fn reset_destination(&self) -> Result<()> {
         self.admin
@@ -466,6 +707,13 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
             "after the full sync the destination does not hold every row"
         );
         ms.extend([pipe, full.clone()]);
+        if b.peers.is_some() {
+            let dlt = b.dlt(&full).await?;
+            if dlt.summary.as_ref().and_then(|s| s.get("copy_equal")) != Some(&json!(true)) {
+                notes.push(format!("round {round}: dlt's copy differs from the source"));
+            }
+            ms.push(dlt);
+        }
 
         let pipe = b.pipe().await?;
         let same = b
@@ -502,10 +750,24 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
         expect(notes, &hash, "hash, nothing changed", "rows_read", 0);
         ms.extend([bare, hash]);
 
-        let changed = pg::change_for_hash(&b.admin, round).await?;
+        let changed_ids = pg::change_for_hash(&b.admin, round).await?;
+        let changed = changed_ids.len() as u64;
+        let reladiff = match b.peers {
+            Some(_) => Some(b.reladiff(&changed_ids).await?),
+            None => None,
+        };
         let (bare, _) = b.bare_scans().await?;
         let hash = b.synchub(report::HASH_SOME, "hash", Some(&bare)).await?;
         expect(notes, &hash, "hash, 0.1% changed", "rows_updated", changed);
+        if let Some(mut r) = reladiff {
+            r.baseline_seconds = Some(hash.wall_seconds);
+            if r.summary.as_ref().and_then(|s| s.get("same_keys")) != Some(&json!(true)) {
+                notes.push(format!(
+                    "round {round}: reladiff's differing keys are not the {changed} the runner changed"
+                ));
+            }
+            ms.push(r);
+        }
         ms.extend([bare, hash]);
         let (_, equal) = pg::bare_checksums(&b.a, &b.b)
             .await
@@ -554,6 +816,15 @@ async fn run(args: Args) -> Result<()> {
         user: args.pg_user.clone(),
         dbname: args.pg_db.clone(),
     };
+    ensure!(
+        !(args.peers && args.rss_scale.is_some()),
+        "--peers runs with the suite, not with --rss-scale"
+    );
+    let peers = if args.peers {
+        Some(Peers::setup(&args, &pg)?)
+    } else {
+        None
+    };
     let admin = pg::connect(&pg).await?;
     pg::lock(&admin).await?;
     let facts = machine_facts(&admin, &bin).await?;
@@ -569,6 +840,7 @@ async fn run(args: Args) -> Result<()> {
         work,
         rows: args.rows,
         round: 0,
+        peers,
     };
     bench.write_pipeline(&args)?;
     let out_dir = args.out_dir.clone().unwrap_or_else(target_dir);
@@ -578,6 +850,10 @@ async fn run(args: Args) -> Result<()> {
         "rounds": args.rounds,
         "partition_step": args.partition_step,
         "page_size": args.page_size,
+        "peers": args.peers.then(|| json!({
+            "dlt": "dlt_copy.py: sql_table(backend=connectorx) -> postgres, csv loader (COPY), replace into fresh schema",
+            "reladiff": format!("reladiff_diff.py: hashdiff, key id, all columns, {} connections per side", args.reladiff_threads),
+        })),
         "postgres": format!("{}:{} db {}", args.pg_host, args.pg_port, args.pg_db),
         "pipeline": std::fs::read_to_string(&bench.pipeline)?,
     });
@@ -630,7 +906,13 @@ async fn run(args: Args) -> Result<()> {
     .await;
 
     if args.keep {
-        eprintln!("kept the schemas {}, {}, {}", pg::SRC, pg::DST, pg::PIPE);
+        eprintln!(
+            "kept the schemas {}, {}, {}, {}",
+            pg::SRC,
+            pg::DST,
+            pg::PIPE,
+            pg::DLT
+        );
     } else if let Err(e) = pg::drop_all(&bench.admin).await {
         eprintln!("e2e: dropping the bench_* schemas: {e}");
     }

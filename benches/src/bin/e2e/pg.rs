@@ -12,6 +12,8 @@ pub const SRC: &str = "bench_src";
 pub const DST: &str = "bench_dst";
 /// The raw pipe's destination.
 pub const PIPE: &str = "bench_pipe";
+/// dlt's destination (`--peers`).
+pub const DLT: &str = "bench_dlt";
 
 /// The columns of the generated table, in order.
 pub const COLUMNS: &str = "id, qty, category, price, title, created_at, updated_at, note, active";
@@ -93,7 +95,7 @@ pub async fn connect(pg: &PgTarget) -> Result<Client> {
 pub async fn drop_all(c: &Client) -> Result<()> {
     c.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {SRC} CASCADE; DROP SCHEMA IF EXISTS {DST} CASCADE; \
-         DROP SCHEMA IF EXISTS {PIPE} CASCADE"
+         DROP SCHEMA IF EXISTS {PIPE} CASCADE; DROP SCHEMA IF EXISTS {DLT} CASCADE"
     ))
     .await?;
     Ok(())
@@ -146,19 +148,25 @@ pub async fn change_for_delta(c: &Client, round: u32) -> Result<u64> {
 }
 
 /// Changes 0.1% of the rows, spread over every partition, without touching
-/// the delta cursor (a hash sync has none). Returns the rows changed.
-pub async fn change_for_hash(c: &Client, round: u32) -> Result<u64> {
-    let n = c
-        .execute(
+/// the delta cursor (a hash sync has none). Returns the keys of the rows
+/// changed, sorted: the set a hash diff must find.
+pub async fn change_for_hash(c: &Client, round: u32) -> Result<Vec<i64>> {
+    let rows = c
+        .query(
             &format!(
-                "UPDATE {SRC}.items SET title = title || '~' WHERE id % 1000 = {}",
+                "UPDATE {SRC}.items SET title = title || '~' WHERE id % 1000 = {} RETURNING id",
                 500 + round % 500
             ),
             &[],
         )
         .await?;
+    let mut ids = rows
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.sort_unstable();
     c.batch_execute("CHECKPOINT").await?;
-    Ok(n)
+    Ok(ids)
 }
 
 /// An empty destination for the raw pipe, defined like the source.
@@ -194,21 +202,26 @@ pub async fn copy_pipe(from: &Client, to: &Client) -> Result<u64> {
 /// bigint sum over each side's table, both at once. Returns the two
 /// (count, sum) results.
 pub async fn bare_checksums(a: &Client, b: &Client) -> Result<[(i64, String); 2]> {
-    let sql = |schema: &str| {
-        format!(
-            "SELECT count(*), sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint)::text \
-             FROM {schema}.items t"
+    let (x, y) = tokio::try_join!(checksum(a, SRC), checksum(b, DST))?;
+    Ok([x, y])
+}
+
+/// One side's bare checksum: `count(*)` and the md5-derived bigint sum of
+/// `{schema}.items` (whose columns must be the source's, in its order).
+pub async fn checksum(c: &Client, schema: &str) -> Result<(i64, String)> {
+    let r = c
+        .query_one(
+            &format!(
+                "SELECT count(*), sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint)::text \
+                 FROM {schema}.items t"
+            ),
+            &[],
         )
-    };
-    let (src, dst) = (sql(SRC), sql(DST));
-    let (x, y) = tokio::try_join!(a.query_one(&src, &[]), b.query_one(&dst, &[]))?;
-    let get = |r: &tokio_postgres::Row| -> Result<(i64, String)> {
-        Ok((
-            r.try_get(0)?,
-            r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
-        ))
-    };
-    Ok([get(&x)?, get(&y)?])
+        .await?;
+    Ok((
+        r.try_get(0)?,
+        r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+    ))
 }
 
 pub async fn checkpoint(c: &Client) -> Result<()> {

@@ -19,6 +19,10 @@ pub enum Target {
     /// Wall time at most this multiple of the two bare checksum scans run in
     /// parallel.
     BareTimeAtMost(f64),
+    /// A peer's run (`--peers`): synchub at least this many times faster
+    /// than it, i.e. the peer's wall time ÷ synchub's on the same case in
+    /// the same round (kept in `baseline_seconds`).
+    PeerTimeAtLeast(f64),
 }
 
 pub struct Case {
@@ -34,6 +38,10 @@ pub const HASH_NONE: &str = "hash_none";
 pub const HASH_SOME: &str = "hash_0.1pct";
 pub const PIPE: &str = "copy_pipe";
 pub const BARE: &str = "bare_scans";
+/// dlt's full copy into a fresh schema, against synchub full → empty.
+pub const DLT_FULL: &str = "peer_dlt_full";
+/// reladiff's hash diff in the 0.1%-changed state, against synchub hash.
+pub const RELADIFF_SOME: &str = "peer_reladiff_0.1pct";
 /// The delta run that sets the first watermark (reads every row); kept in
 /// the JSON, not in the table.
 pub const DELTA_SETUP: &str = "delta_first_run";
@@ -68,6 +76,16 @@ pub const CASES: &[Case] = &[
         target: Target::BareTimeAtMost(2.0),
     },
     Case {
+        id: DLT_FULL,
+        title: "peer: dlt full → empty table (sql_database, connectorx → postgres)",
+        target: Target::PeerTimeAtLeast(3.0),
+    },
+    Case {
+        id: RELADIFF_SOME,
+        title: "peer: reladiff hashdiff, 0.1% changed",
+        target: Target::PeerTimeAtLeast(2.0),
+    },
+    Case {
         id: PIPE,
         title: "baseline: raw binary COPY pipe",
         target: Target::None,
@@ -91,9 +109,10 @@ pub struct Measurement {
     pub baseline_seconds: Option<f64>,
     /// For a delta: the same round's full sync into an empty table.
     pub full_seconds: Option<f64>,
-    /// Peak RSS of the synchub process.
+    /// Peak RSS of the synchub process (of the peer's, for a peer).
     pub peak_rss_kb: Option<u64>,
-    /// synchub's `--output json` object.
+    /// synchub's `--output json` object; for a peer, what the runner
+    /// checked of its run (`peer_note`, `same_keys`, …).
     pub summary: Option<Value>,
 }
 
@@ -109,6 +128,7 @@ impl Measurement {
             Target::PipeSpeedAtLeast(_) => self.baseline_seconds.map(|b| b / self.wall_seconds),
             Target::ShareOfFullAtMost(_) => self.full_seconds.map(|f| self.wall_seconds / f),
             Target::BareTimeAtMost(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
+            Target::PeerTimeAtLeast(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
         }
     }
 
@@ -192,8 +212,25 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
                 extra_failures.push(format!("wrote {writes} rows"));
             }
         }
+        let peer_failed = |key: &str| {
+            of.iter().any(|m| {
+                m.summary
+                    .as_ref()
+                    .and_then(|s| s.get(key))
+                    .and_then(Value::as_bool)
+                    == Some(false)
+            })
+        };
+        if case.id == RELADIFF_SOME && peer_failed("same_keys") {
+            extra_failures.push("differing keys not the changed set".into());
+        }
+        if case.id == DLT_FULL && peer_failed("copy_equal") {
+            extra_failures.push("dlt's copy differs from the source".into());
+        }
         let (met, missed_by) = match (case.target, ratio) {
-            (Target::PipeSpeedAtLeast(t), Some(r)) => (Some(r >= t), Some((t - r) / t)),
+            (Target::PipeSpeedAtLeast(t) | Target::PeerTimeAtLeast(t), Some(r)) => {
+                (Some(r >= t), Some((t - r) / t))
+            }
             (Target::ShareOfFullAtMost(t) | Target::BareTimeAtMost(t), Some(r)) => {
                 (Some(r <= t), Some((r - t) / t))
             }
@@ -223,6 +260,7 @@ fn fmt_ratio(target: Target, r: f64) -> String {
         Target::PipeSpeedAtLeast(_) => format!("{r:.2}×"),
         Target::ShareOfFullAtMost(_) => format!("{:.1}%", r * 100.0),
         Target::BareTimeAtMost(_) => format!("{r:.2}×"),
+        Target::PeerTimeAtLeast(_) => format!("{r:.2}×"),
     }
 }
 
@@ -236,6 +274,7 @@ impl Line {
             Target::PipeSpeedAtLeast(_) => " pipe rows/s",
             Target::ShareOfFullAtMost(_) => " of full's time",
             Target::BareTimeAtMost(_) => " bare scans' time",
+            Target::PeerTimeAtLeast(_) => " synchub's speed over it",
             Target::None => "",
         };
         let mut s = format!("**{}**{unit}", fmt_ratio(t, r));
@@ -254,6 +293,10 @@ impl Line {
             (Target::PipeSpeedAtLeast(t), _) => format!("≥ {t:.1}× pipe, no writes"),
             (Target::ShareOfFullAtMost(t), _) => format!("≤ {:.0}% of full", t * 100.0),
             (Target::BareTimeAtMost(t), _) => format!("≤ {t:.1}× bare scans"),
+            (Target::PeerTimeAtLeast(t), RELADIFF_SOME) => {
+                format!("synchub ≥ {t:.1}× faster, same keys")
+            }
+            (Target::PeerTimeAtLeast(t), _) => format!("synchub ≥ {t:.1}× faster"),
             (Target::None, _) => "—".into(),
         }
     }
@@ -274,8 +317,11 @@ impl Line {
     }
 
     fn counters_text(&self) -> String {
-        if self.last.summary.is_none() {
+        let Some(summary) = &self.last.summary else {
             return "—".into();
+        };
+        if let Some(note) = summary.get("peer_note").and_then(Value::as_str) {
+            return note.to_string();
         }
         let c = |n: &str| {
             self.last
@@ -361,7 +407,10 @@ pub fn markdown(
         "\nRatios pair each synchub run with the baseline measured just before it in the same round \
          (full and delta: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
          connections; hash: the two bare checksum scans run in parallel); delta is also given as a \
-         share of the same round's full sync into an empty table. rows/s = rows in the table ÷ wall time.\n"
+         share of the same round's full sync into an empty table. rows/s = rows in the table ÷ wall time. \
+         A peer's line (`--peers`) gives synchub's speed over the peer on the same case in the same round \
+         (peer's wall time ÷ synchub's, each a whole process from start to exit; baseline s = synchub's \
+         wall time) and the peak RSS of the peer's Python process.\n"
     );
 
     let _ = writeln!(s, "**Machine**: {}\n", facts_text(facts));
@@ -541,6 +590,29 @@ mod tests {
             same.met_text().contains("wrote 3 rows"),
             "{}",
             same.met_text()
+        );
+    }
+
+    #[test]
+    fn peers_are_ratios_of_their_time_to_synchubs_and_need_the_same_keys() {
+        // dlt 9 s, synchub 2 s: synchub 4.5× faster, over 3×.
+        let mut dlt = m(DLT_FULL, 1, 9.0, Some(2.0));
+        dlt.summary = Some(json!({"copy_equal": true, "peer_note": "dlt ok"}));
+        // reladiff 5 s, synchub 2 s: 2.5×, over 2×, but other keys.
+        let mut rd = m(RELADIFF_SOME, 1, 5.0, Some(2.0));
+        rd.summary = Some(json!({"same_keys": false, "peer_note": "reladiff"}));
+        let ls = lines(&[dlt, rd]);
+        let dlt = line(&ls, DLT_FULL);
+        assert!((dlt.ratio.unwrap() - 4.5).abs() < 1e-9);
+        assert_eq!(dlt.met, Some(true));
+        assert_eq!(dlt.counters_text(), "dlt ok");
+        let rd = line(&ls, RELADIFF_SOME);
+        assert!((rd.ratio.unwrap() - 2.5).abs() < 1e-9);
+        assert_eq!(rd.met, Some(false));
+        assert!(
+            rd.met_text().contains("differing keys"),
+            "{}",
+            rd.met_text()
         );
     }
 
