@@ -33,6 +33,34 @@ pub struct ChangeDetection {
     /// checksums are skipped, the others are rewritten whole (no row-level
     /// comparison, no deletes).
     partitions_only: bool,
+    /// What the partitions compared so far looked like, to choose between
+    /// checksum-first and straight-to-row-hashes for the next one.
+    seen: PartitionHistory,
+}
+
+/// Counts of the primary partitions compared so far.
+#[derive(Debug, Default, Clone, Copy)]
+struct PartitionHistory {
+    compared: u64,
+    differing: u64,
+    rows: u64,
+}
+
+impl PartitionHistory {
+    fn record(&mut self, differing: bool, rows: u64) {
+        self.compared += 1;
+        self.differing += u64::from(differing);
+        self.rows += rows;
+    }
+
+    /// When most partitions so far differed, a checksum mostly costs a scan
+    /// that the row-hash comparison repeats anyway: skip it, as long as a
+    /// partition is small enough to compare by key in memory.
+    fn prefer_row_hashes(&self, leaf_rows: u64) -> bool {
+        self.compared >= 2
+            && self.differing * 2 > self.compared
+            && self.rows / self.compared <= leaf_rows
+    }
 }
 
 impl ChangeDetection {
@@ -60,6 +88,7 @@ impl ChangeDetection {
             page_rows,
             secondary: Vec::new(),
             partitions_only: false,
+            seen: PartitionHistory::default(),
         }
     }
 
@@ -95,11 +124,27 @@ impl ChangeDetection {
         &mut self,
         p: &Partition,
     ) -> Result<(Vec<(Partition, ChangeSet)>, u64)> {
+        if self.seen.prefer_row_hashes(self.leaf_rows) {
+            let changes = self.compare_rows(p).await?;
+            let differs = changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0;
+            self.seen.record(
+                differs,
+                changes.unchanged + changes.upserts.num_rows() as u64,
+            );
+            return Ok(if differs {
+                (vec![(p.clone(), changes)], 0)
+            } else {
+                (Vec::new(), changes.unchanged)
+            });
+        }
         let mut out = Vec::new();
         let mut equal_rows = 0;
         let mut stack = vec![p.clone()];
         while let Some(part) = stack.pop() {
             let (s, d) = self.checksums(&part).await?;
+            if part.id == p.id {
+                self.seen.record(s != d, s.rows);
+            }
             if s == d {
                 equal_rows += s.rows;
                 continue;
@@ -282,5 +327,30 @@ impl Operator for ChangeDetection {
         out.send(Message::PartitionStart(p)).await?;
         out.send(Message::Changes(Arc::new(own))).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionHistory;
+
+    #[test]
+    fn row_hashes_first_only_once_most_partitions_differ() {
+        let mut h = PartitionHistory::default();
+        assert!(!h.prefer_row_hashes(100));
+        h.record(true, 50);
+        assert!(!h.prefer_row_hashes(100), "one partition is no evidence");
+        h.record(true, 50);
+        assert!(h.prefer_row_hashes(100));
+        h.record(false, 50);
+        h.record(false, 50);
+        assert!(
+            !h.prefer_row_hashes(100),
+            "half differ: keep checksums first"
+        );
+        let mut big = PartitionHistory::default();
+        big.record(true, 500);
+        big.record(true, 500);
+        assert!(!big.prefer_row_hashes(100), "too big to compare in memory");
     }
 }
