@@ -147,7 +147,6 @@ pub struct SqliteSource {
     table: TableRef,
     columns: Vec<MappedColumn>,
     specs: Vec<ColumnSpec>,
-    schema: SchemaRef,
 }
 
 impl SqliteSource {
@@ -161,7 +160,6 @@ impl SqliteSource {
             conn: Arc::new(Mutex::new(conn)),
             table: table.clone(),
             columns: columns.to_vec(),
-            schema: arrow_schema(&specs),
             specs,
         })
     }
@@ -236,53 +234,14 @@ impl Source for SqliteSource {
             sql::sqlite_placeholder,
         );
         let params = bound_params(partition, &params);
-        let conn = self.conn.clone();
-        let specs = self.specs.clone();
-        let schema = self.schema.clone();
-        let page_rows = page_rows.max(1);
-        // Two batches in flight: the reader stays one page ahead of the consumer.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        tokio::task::spawn_blocking(move || {
-            let result = (|| -> Result<()> {
-                let conn = conn
-                    .lock()
-                    .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
-                let mut stmt = conn.prepare(&q)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                let mut decoders: Vec<ColumnDecoder> = specs
-                    .iter()
-                    .map(|c| ColumnDecoder::new(&c.data_type))
-                    .collect();
-                let mut n = 0usize;
-                while let Some(row) = rows.next()? {
-                    for (i, dec) in decoders.iter_mut().enumerate() {
-                        if let Err(e) = dec.push(row.get_ref(i)?) {
-                            return Err(ConnectorError::Value(format!(
-                                "row {}, column \"{}\": {e}",
-                                sqlite_row_key(row, &specs),
-                                specs[i].name
-                            )));
-                        }
-                    }
-                    n += 1;
-                    if n == page_rows {
-                        let batch = finish_batch(&schema, &specs, &mut decoders)?;
-                        if tx.blocking_send(Ok(batch)).is_err() {
-                            return Ok(()); // consumer gone: the run was cancelled
-                        }
-                        n = 0;
-                    }
-                }
-                if n > 0 {
-                    let batch = finish_batch(&schema, &specs, &mut decoders)?;
-                    let _ = tx.blocking_send(Ok(batch));
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
+        let rx = stream_rows(
+            self.conn.clone(),
+            q,
+            params,
+            self.specs.clone(),
+            page_rows,
+            None,
+        );
         // A stored row hash column is computed from the decoded row.
         let columns = self.columns.clone();
         Ok(Box::pin(async_stream_from(rx).map(move |batch| {
@@ -328,55 +287,78 @@ impl Source for SqliteSource {
         cols.push(crate::rowhash::sqlite_row_hash_sql(&self.columns));
         let q = format!("SELECT {} {from_where}", cols.join(", "));
         let specs = crate::rowhash::row_hash_specs(&self.columns);
-        let schema = arrow_schema(&specs);
-        let conn = self.conn.clone();
         let table = self.table.display_name();
-        let page_rows = page_rows.max(1);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        tokio::task::spawn_blocking(move || {
-            let result = (|| -> Result<()> {
-                let conn = conn
-                    .lock()
-                    .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
-                crate::rowhash::register_sqlite_functions(&conn)?;
-                let mut stmt = conn.prepare(&q)?;
-                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                let mut decoders: Vec<ColumnDecoder> = specs
-                    .iter()
-                    .map(|c| ColumnDecoder::new(&c.data_type))
-                    .collect();
-                let mut n = 0usize;
-                while let Some(row) = rows.next().map_err(|e| hash_error(&table, e))? {
-                    for (i, dec) in decoders.iter_mut().enumerate() {
-                        if let Err(e) = dec.push(row.get_ref(i)?) {
-                            return Err(ConnectorError::Value(format!(
-                                "row {}, column \"{}\": {e}",
-                                sqlite_row_key(row, &specs),
-                                specs[i].name
-                            )));
-                        }
-                    }
-                    n += 1;
-                    if n == page_rows {
-                        let batch = finish_batch(&schema, &specs, &mut decoders)?;
-                        if tx.blocking_send(Ok(batch)).is_err() {
-                            return Ok(()); // consumer gone
-                        }
-                        n = 0;
-                    }
-                }
-                if n > 0 {
-                    let batch = finish_batch(&schema, &specs, &mut decoders)?;
-                    let _ = tx.blocking_send(Ok(batch));
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
+        let rx = stream_rows(self.conn.clone(), q, params, specs, page_rows, Some(table));
         Ok(Box::pin(async_stream_from(rx)))
     }
+}
+
+/// Runs a query on the blocking pool and sends its rows, decoded into
+/// `specs`, as batches of `page_rows` (two in flight: the reader stays one
+/// page ahead). With `row_hash_table`, the row-hash functions are registered
+/// first and their errors are reported against that table.
+fn stream_rows(
+    conn: Arc<Mutex<Connection>>,
+    q: String,
+    params: Vec<Value>,
+    specs: Vec<ColumnSpec>,
+    page_rows: usize,
+    row_hash_table: Option<String>,
+) -> tokio::sync::mpsc::Receiver<Result<RecordBatch>> {
+    let schema = arrow_schema(&specs);
+    let page_rows = page_rows.max(1);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> Result<()> {
+            let conn = conn
+                .lock()
+                .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
+            if row_hash_table.is_some() {
+                crate::rowhash::register_sqlite_functions(&conn)?;
+            }
+            let mut stmt = conn.prepare(&q)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+            let mut decoders: Vec<ColumnDecoder> = specs
+                .iter()
+                .map(|c| ColumnDecoder::new(&c.data_type))
+                .collect();
+            let mut n = 0usize;
+            loop {
+                let row = match (rows.next(), &row_hash_table) {
+                    (Ok(Some(row)), _) => row,
+                    (Ok(None), _) => break,
+                    (Err(e), Some(table)) => return Err(hash_error(table, e)),
+                    (Err(e), None) => return Err(e.into()),
+                };
+                for (i, dec) in decoders.iter_mut().enumerate() {
+                    if let Err(e) = dec.push(row.get_ref(i)?) {
+                        return Err(ConnectorError::Value(format!(
+                            "row {}, column \"{}\": {e}",
+                            sqlite_row_key(row, &specs),
+                            specs[i].name
+                        )));
+                    }
+                }
+                n += 1;
+                if n == page_rows {
+                    let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                    if tx.blocking_send(Ok(batch)).is_err() {
+                        return Ok(()); // consumer gone: the run was cancelled
+                    }
+                    n = 0;
+                }
+            }
+            if n > 0 {
+                let batch = finish_batch(&schema, &specs, &mut decoders)?;
+                let _ = tx.blocking_send(Ok(batch));
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    rx
 }
 
 /// `FROM ... WHERE ...` of a partition and its bound values: the filter
