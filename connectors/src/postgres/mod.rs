@@ -271,19 +271,7 @@ impl PostgresSource {
             page_rows: page_rows.max(1),
             done: false,
         };
-        let stream = futures_util::stream::unfold(state, |mut st| async move {
-            if st.done {
-                return None;
-            }
-            match st.next_batch().await {
-                Ok(Some(batch)) => Some((Ok(batch), st)),
-                Ok(None) => None,
-                Err(e) => {
-                    st.done = true;
-                    Some((Err(e), st))
-                }
-            }
-        });
+        let stream = state.into_stream();
         // A stored row hash column is computed from the decoded row.
         let columns = self.columns.clone();
         Ok(Box::pin(stream.map(move |batch| {
@@ -470,22 +458,7 @@ impl Source for PostgresSource {
             page_rows: page_rows.max(1),
             done: false,
         };
-        Ok(Box::pin(futures_util::stream::unfold(
-            state,
-            |mut st| async move {
-                if st.done {
-                    return None;
-                }
-                match st.next_batch().await {
-                    Ok(Some(batch)) => Some((Ok(batch), st)),
-                    Ok(None) => None,
-                    Err(e) => {
-                        st.done = true;
-                        Some((Err(e), st))
-                    }
-                }
-            },
-        )))
+        Ok(Box::pin(state.into_stream()))
     }
 }
 
@@ -516,6 +489,23 @@ struct ReadState {
 }
 
 impl ReadState {
+    /// The batches, until the rows end or the first error.
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<RecordBatch>> + Send {
+        futures_util::stream::unfold(self, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            match st.next_batch().await {
+                Ok(Some(batch)) => Some((Ok(batch), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+            }
+        })
+    }
+
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let mut n = 0;
         while n < self.page_rows {
