@@ -227,18 +227,16 @@ async fn dispatch(cli: Cli) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            output::init_logging(json);
-            let pipeline = match pipeline_name(&pipeline) {
-                Ok(p) => p,
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+                Ok(found) => found,
                 Err(code) => return code,
             };
-            let runs = match StateStore::open_existing(&state_dir) {
-                Ok(None) => Vec::new(),
-                Ok(Some(store)) => match store.history(&pipeline, strategy.as_deref(), limit) {
+            let runs = match store {
+                None => Vec::new(),
+                Some(store) => match store.history(&pipeline, strategy.as_deref(), limit) {
                     Ok(runs) => runs,
                     Err(e) => return fail(&e),
                 },
-                Err(e) => return fail(&e),
             };
             if json {
                 println!("{}", output::history_json(&pipeline, &runs));
@@ -272,6 +270,19 @@ fn pipeline_name(arg: &str) -> Result<String, ExitCode> {
     Err(ExitCode::from(2))
 }
 
+/// Logging, the pipeline's name from its argument, and the state store if
+/// there is one (state commands never create it).
+fn state_for(
+    pipeline: &str,
+    state_dir: &std::path::Path,
+    json: bool,
+) -> Result<(String, Option<StateStore>), ExitCode> {
+    output::init_logging(json);
+    let name = pipeline_name(pipeline)?;
+    let store = StateStore::open_existing(state_dir).map_err(|e| fail(&e))?;
+    Ok((name, store))
+}
+
 fn state(command: StateCommand) -> ExitCode {
     match command {
         StateCommand::Show {
@@ -281,14 +292,9 @@ fn state(command: StateCommand) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            output::init_logging(json);
-            let pipeline = match pipeline_name(&pipeline) {
-                Ok(p) => p,
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+                Ok(found) => found,
                 Err(code) => return code,
-            };
-            let store = match StateStore::open_existing(&state_dir) {
-                Ok(s) => s,
-                Err(e) => return fail(&e),
             };
             let (strategies, known) = match &store {
                 None => (Vec::new(), Vec::new()),
@@ -321,22 +327,20 @@ fn state(command: StateCommand) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            output::init_logging(json);
-            let pipeline = match pipeline_name(&pipeline) {
-                Ok(p) => p,
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+                Ok(found) => found,
                 Err(code) => return code,
             };
-            let report = match StateStore::open_existing(&state_dir) {
-                Ok(None) => engine::state::ResetReport {
+            let report = match store {
+                None => engine::state::ResetReport {
                     pipeline: pipeline.clone(),
                     strategy: strategy.clone(),
                     ..Default::default()
                 },
-                Ok(Some(store)) => match store.reset(&pipeline, strategy.as_deref()) {
+                Some(store) => match store.reset(&pipeline, strategy.as_deref()) {
                     Ok(r) => r,
                     Err(e) => return fail(&e),
                 },
-                Err(e) => return fail(&e),
             };
             if json {
                 println!("{}", output::reset_json(&report));
