@@ -319,10 +319,10 @@ impl Source for PostgresSource {
         for i in 0..dims.len() {
             let min: BoundValue = row.try_get(3 * i)?;
             let max: BoundValue = row.try_get(3 * i + 1)?;
-            let nulls: i64 = row.try_get(3 * i + 2)?;
+            let has_nulls: bool = row.try_get(3 * i + 2)?;
             out.push(ColumnBounds {
                 min_max: min.0.zip(max.0),
-                has_nulls: nulls > 0,
+                has_nulls,
             });
         }
         Ok(out)

@@ -211,10 +211,10 @@ impl Source for SqliteSource {
             for (i, d) in dims.iter().enumerate() {
                 let min = bound_from_sqlite(d, row.get_ref(3 * i)?)?;
                 let max = bound_from_sqlite(d, row.get_ref(3 * i + 1)?)?;
-                let nulls: i64 = row.get(3 * i + 2)?;
+                let has_nulls: bool = row.get(3 * i + 2)?;
                 out.push(ColumnBounds {
                     min_max: min.zip(max),
-                    has_nulls: nulls > 0,
+                    has_nulls,
                 });
             }
             Ok(out)

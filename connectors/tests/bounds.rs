@@ -1,0 +1,149 @@
+//! A source's bounds: min, max and whether any row has NULL, with the
+//! source's filters applied to all three, on PostgreSQL and SQLite.
+//!
+//! Needs the local PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth,
+//! database `test`); the test works in its own schema `bounds_<pid>`.
+
+use connectors::postgres::PostgresSource;
+use connectors::sqlite::SqliteSource;
+use connectors::Source;
+use planner::datastores::Datastore;
+use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
+use planner::partition::{ColumnBounds, PartitionDimension, PartitionValue, Step};
+use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use tokio_postgres::NoTls;
+
+const ROWS_SQL: &str = "INSERT INTO t (id, score) VALUES (1, 10), (2, NULL), (3, 30), (4, 40)";
+
+fn column(name: &str, unique: bool) -> MappedColumn {
+    MappedColumn {
+        spec: ColumnSpec {
+            name: name.into(),
+            data_type: ColumnType::Int64,
+            unique,
+            nullable: !unique,
+        },
+        dest: name.into(),
+        source: name.into(),
+        source_sql: quote_ident(name),
+        data_type: "bigint".into(),
+        unique,
+        hash_column: true,
+        stored_hash: StoredHash::No,
+    }
+}
+
+fn dim(name: &str) -> PartitionDimension {
+    PartitionDimension {
+        name: name.into(),
+        source_expr: quote_ident(name),
+        kind: PartitionKind::Integer,
+        date_only: false,
+        step: Step::Int(10),
+    }
+}
+
+fn table(datastore: Datastore, schema: Option<&str>, filters: &[&str]) -> TableRef {
+    TableRef {
+        datastore,
+        schema: schema.map(str::to_string),
+        table: "t".into(),
+        alias: None,
+        joins: Vec::new(),
+        filters: filters.iter().map(|f| f.to_string()).collect(),
+    }
+}
+
+fn bounds(min: i64, max: i64, has_nulls: bool) -> ColumnBounds {
+    ColumnBounds {
+        min_max: Some((PartitionValue::Int(min), PartitionValue::Int(max))),
+        has_nulls,
+    }
+}
+
+/// Unfiltered, the NULL score is seen; filtered to `id <> 2` it is not, and
+/// the filter also moves the bounds.
+async fn check(source_for: impl Fn(&[&str]) -> TableRef, open: OpenFn) {
+    let cols = [column("id", true), column("score", false)];
+    let dims = [dim("id"), dim("score")];
+    let mut all = open(source_for(&[]), cols.to_vec()).await;
+    assert_eq!(
+        all.bounds(&dims).await.unwrap(),
+        vec![bounds(1, 4, false), bounds(10, 40, true)]
+    );
+    let mut filtered = open(source_for(&["id <> 2", "id < 4"]), cols.to_vec()).await;
+    assert_eq!(
+        filtered.bounds(&dims).await.unwrap(),
+        vec![bounds(1, 3, false), bounds(10, 30, false)]
+    );
+}
+
+type OpenFn = fn(
+    TableRef,
+    Vec<MappedColumn>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn Source>>>>;
+
+#[tokio::test]
+async fn sqlite_bounds_apply_filters_to_the_null_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("src.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, score INTEGER); {ROWS_SQL}"
+    ))
+    .unwrap();
+    drop(conn);
+    let ds = Datastore::Sqlite {
+        name: "lite".into(),
+        path,
+    };
+    check(
+        |filters| table(ds.clone(), None, filters),
+        |t, cols| {
+            Box::pin(async move {
+                Box::new(SqliteSource::open(&t, &cols).await.unwrap()) as Box<dyn Source>
+            })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_bounds_apply_filters_to_the_null_test() {
+    let schema = format!("bounds_{}", std::process::id());
+    let (client, connection) =
+        tokio_postgres::connect("host=127.0.0.1 port=5432 user=postgres dbname=test", NoTls)
+            .await
+            .expect("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema};
+             CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}"
+        ))
+        .await
+        .unwrap();
+    let ds = Datastore::Postgres {
+        name: "pg".into(),
+        host: "127.0.0.1".into(),
+        port: 5432,
+        user: "postgres".into(),
+        password: None,
+        dbname: "test".into(),
+        schema: Some(schema.clone()),
+    };
+    let s = schema.clone();
+    check(
+        move |filters| table(ds.clone(), Some(&s), filters),
+        |t, cols| {
+            Box::pin(async move {
+                Box::new(PostgresSource::open(&t, &cols).await.unwrap()) as Box<dyn Source>
+            })
+        },
+    )
+    .await;
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
