@@ -99,10 +99,17 @@ async fn delta_applies_changes_past_the_watermark_exactly() -> Result<()> {
     );
 
     // Nothing changed: only the rows on the watermark are read again.
+    let locked = format!("SELECT count(*) FROM {dst} WHERE xmax::text <> '0'");
+    let locked_before = scalar(&client, &locked).await?;
     let third = run(&pipeline, "delta", &state);
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(third.n("rows_read"), 500);
     assert_eq!(third.n("rows_inserted") + third.n("rows_updated"), 0);
+    assert_eq!(third.n("rows_unchanged"), 500);
+    // Rows read again but equal are not even locked (a lock sets xmax and
+    // writes WAL for every page it touches; the rows updated by the second
+    // run keep the xmax of its own lock).
+    assert_eq!(scalar(&client, &locked).await?, locked_before);
     Ok(())
 }
 
