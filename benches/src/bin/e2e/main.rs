@@ -373,18 +373,42 @@ column_map:
     async fn pipe(&mut self) -> Result<Measurement> {
         pg::reset_pipe_target(&self.admin).await?;
         pg::checkpoint(&self.admin).await?;
+        let wal = pg::wal_position(&self.admin).await?;
         let start = Instant::now();
         let copied = pg::copy_pipe(&self.a, &self.b).await?;
         let wall = start.elapsed().as_secs_f64();
+        let wal = pg::wal_position(&self.admin).await? - wal;
         ensure!(
             copied == self.rows as u64,
             "the raw pipe copied {copied} rows of {}",
             self.rows
         );
-        let m = self.measurement(report::PIPE, wall, None, None);
+        let mut m = self.measurement(report::PIPE, wall, None, None);
+        m.wal_bytes = Some(wal);
         self.say(format!(
             "raw COPY pipe                 {wall:7.2} s  {:>9.0} rows/s",
             m.rows_per_second()
+        ));
+        Ok(m)
+    }
+
+    /// The bare SQL delta: the rows at or after `since` (the watermark the
+    /// measured delta run starts from) applied to the raw pipe's copy.
+    async fn delta_floor(&mut self, since: &str, changed: u64) -> Result<Measurement> {
+        pg::checkpoint(&self.admin).await?;
+        let wal = pg::wal_position(&self.admin).await?;
+        let start = Instant::now();
+        let applied = pg::bare_delta(&self.a, &mut self.b, since).await?;
+        let wall = start.elapsed().as_secs_f64();
+        let mut m = self.measurement(report::DELTA_FLOOR, wall, None, None);
+        m.wal_bytes = Some(pg::wal_position(&self.admin).await? - wal);
+        ensure!(
+            applied >= changed,
+            "the bare SQL delta applied {applied} rows, fewer than the {changed} changed"
+        );
+        self.say(format!(
+            "bare SQL delta                {wall:7.2} s  {applied} rows  WAL {:>4} MB",
+            m.wal_bytes.unwrap_or(0) >> 20
         ));
         Ok(m)
     }
@@ -393,10 +417,12 @@ column_map:
     /// had the same checksum.
     async fn bare_scans(&mut self) -> Result<(Measurement, bool)> {
         pg::checkpoint(&self.admin).await?;
+        let wal = pg::wal_position(&self.admin).await?;
         let start = Instant::now();
         let [src, dst] = pg::bare_checksums(&self.a, &self.b).await?;
         let wall = start.elapsed().as_secs_f64();
-        let m = self.measurement(report::BARE, wall, None, None);
+        let mut m = self.measurement(report::BARE, wall, None, None);
+        m.wal_bytes = Some(pg::wal_position(&self.admin).await? - wal);
         self.say(format!(
             "bare checksum scans ×2        {wall:7.2} s  {:>9.0} rows/s",
             m.rows_per_second()
@@ -419,6 +445,7 @@ column_map:
             baseline_seconds: None,
             full_seconds: None,
             peak_rss_kb: rss,
+            wal_bytes: None,
             summary,
         }
     }
@@ -434,6 +461,7 @@ column_map:
         let rss_file = self.work.path().join("rss");
         let _ = std::fs::remove_file(&rss_file);
         let log = self.work.path().join(format!("{case}.log"));
+        let wal = pg::wal_position(&self.admin).await?;
         let start = Instant::now();
         let out = tokio::process::Command::new(&self.self_exe)
             .arg(MEASURE)
@@ -450,6 +478,7 @@ column_map:
             .await
             .context("running synchub")?;
         let wall = start.elapsed().as_secs_f64();
+        let wal = pg::wal_position(&self.admin).await? - wal;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let summary: Option<Value> = stdout
             .lines()
@@ -476,11 +505,13 @@ column_map:
             .and_then(|s| s.trim().parse().ok());
         let mut m = self.measurement(case, wall, rss, summary);
         m.baseline_seconds = baseline.map(|b| b.wall_seconds);
+        m.wal_bytes = Some(wal);
         let c = |n: &str| m.counter(n).unwrap_or(0);
         self.say(format!(
-            "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  read {} ins {} upd {} del {} same {}",
+            "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  WAL {:>4} MB  read {} ins {} upd {} del {} same {}",
             m.rows_per_second(),
             rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
+            wal >> 20,
             c("rows_read"),
             c("rows_inserted"),
             c("rows_updated"),
@@ -724,14 +755,19 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
 
         // The first delta run has no watermark and reads every row; it only
         // sets the watermark the measured one starts from.
+        // The bare SQL delta applies the same changes to the raw pipe's copy
+        // (loaded here, before the change), from the watermark the first run
+        // stored: the newest cursor value then.
         let first = b.synchub(report::DELTA_SETUP, "delta", None).await?;
         ms.push(first);
-        let changed = pg::change_for_delta(&b.admin, round).await?;
         let pipe = b.pipe().await?;
-        let mut delta = b.synchub(report::DELTA, "delta", Some(&pipe)).await?;
+        let watermark = pg::newest_cursor(&b.admin).await?;
+        let changed = pg::change_for_delta(&b.admin, round).await?;
+        let floor = b.delta_floor(&watermark, changed).await?;
+        let mut delta = b.synchub(report::DELTA, "delta", Some(&floor)).await?;
         delta.full_seconds = Some(full.wall_seconds);
         expect(notes, &delta, "delta, 1% changed", "rows_updated", changed);
-        ms.extend([pipe, delta]);
+        ms.extend([pipe, floor, delta]);
 
         let (bare, equal) = b.bare_scans().await?;
         if !equal {

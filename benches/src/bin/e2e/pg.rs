@@ -130,6 +130,9 @@ pub async fn create_source(c: &Client, rows: i64) -> Result<()> {
 /// Moves 1% of the rows forward: `qty` changes and `updated_at` moves past
 /// every cursor value so far, each row to its own value (so the watermark of
 /// the next delta run ties with one row only). Returns the rows changed.
+///
+/// Then VACUUMs the three tables, so that neither the bare SQL delta nor
+/// synchub's pays alone for setting the hint bits of the rows just written.
 pub async fn change_for_delta(c: &Client, round: u32) -> Result<u64> {
     let n = c
         .execute(
@@ -143,8 +146,81 @@ pub async fn change_for_delta(c: &Client, round: u32) -> Result<u64> {
             &[],
         )
         .await?;
+    // One statement per call: VACUUM cannot run in a multi-statement
+    // batch's implicit transaction.
+    c.batch_execute(&format!("VACUUM {SRC}.items, {PIPE}.items, {DST}.items"))
+        .await?;
     c.batch_execute("CHECKPOINT").await?;
     Ok(n)
+}
+
+/// The newest `updated_at` of the source, as PostgreSQL prints it.
+pub async fn newest_cursor(c: &Client) -> Result<String> {
+    Ok(c.query_one(
+        &format!("SELECT max(updated_at)::text FROM {SRC}.items"),
+        &[],
+    )
+    .await?
+    .try_get(0)?)
+}
+
+/// The least SQL that applies a delta to the raw pipe's copy: rows with
+/// `updated_at >= since` copied out of the source (binary) into a staging
+/// table, one `INSERT … ON CONFLICT (id) DO UPDATE` of every column, one
+/// commit. Returns the rows applied.
+pub async fn bare_delta(from: &Client, to: &mut Client, since: &str) -> Result<u64> {
+    // COPY takes no bind parameters; the value comes from PostgreSQL itself.
+    ensure!(!since.contains('\''), "unexpected cursor text {since}");
+    let tx = to.transaction().await?;
+    tx.batch_execute(&format!(
+        "CREATE TEMP TABLE stage (LIKE {PIPE}.items) ON COMMIT DROP"
+    ))
+    .await?;
+    let out = from
+        .copy_out(&format!(
+            "COPY (SELECT {COLUMNS} FROM {SRC}.items WHERE updated_at >= '{since}'::timestamptz) \
+             TO STDOUT (FORMAT binary)"
+        ))
+        .await?;
+    let sink = tx
+        .copy_in::<_, Bytes>(&format!(
+            "COPY stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut out = std::pin::pin!(out);
+    let mut sink = std::pin::pin!(sink);
+    sink.send_all(&mut out).await.context("bare SQL delta")?;
+    sink.as_mut().finish().await?;
+    let set = COLUMNS
+        .split(", ")
+        .filter(|c| *c != "id")
+        .map(|c| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let applied = tx
+        .execute(
+            &format!(
+                "INSERT INTO {PIPE}.items ({COLUMNS}) SELECT {COLUMNS} FROM stage \
+                 ON CONFLICT (id) DO UPDATE SET {set}"
+            ),
+            &[],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// The server's WAL insert position in bytes: the difference of two is the
+/// WAL written between them.
+pub async fn wal_position(c: &Client) -> Result<u64> {
+    let bytes: i64 = c
+        .query_one(
+            "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(bytes as u64)
 }
 
 /// Changes 0.1% of the rows, spread over every partition, without touching

@@ -38,6 +38,11 @@ pub const HASH_NONE: &str = "hash_none";
 pub const HASH_SOME: &str = "hash_0.1pct";
 pub const PIPE: &str = "copy_pipe";
 pub const BARE: &str = "bare_scans";
+/// The least SQL that applies a delta: the changed rows copied out of the
+/// source by the cursor (`COPY (SELECT … WHERE cursor >= watermark) TO
+/// STDOUT`) into a staging table of the raw pipe's copy, then one `INSERT …
+/// ON CONFLICT DO UPDATE` and a commit. The floor of synchub's delta.
+pub const DELTA_FLOOR: &str = "delta_floor";
 /// dlt's full copy into a fresh schema, against synchub full → empty.
 pub const DLT_FULL: &str = "peer_dlt_full";
 /// reladiff's hash diff in the 0.1%-changed state, against synchub hash.
@@ -95,6 +100,12 @@ pub const CASES: &[Case] = &[
         title: "baseline: 2 bare checksum scans in parallel",
         target: Target::None,
     },
+    Case {
+        id: DELTA_FLOOR,
+        title:
+            "baseline: bare SQL delta (changed rows COPY'd into a stage, one INSERT … ON CONFLICT)",
+        target: Target::None,
+    },
 ];
 
 /// One timed step.
@@ -111,6 +122,9 @@ pub struct Measurement {
     pub full_seconds: Option<f64>,
     /// Peak RSS of the synchub process (of the peer's, for a peer).
     pub peak_rss_kb: Option<u64>,
+    /// WAL the server wrote meanwhile (`pg_current_wal_lsn()` before and
+    /// after): what the case cost the database in writes.
+    pub wal_bytes: Option<u64>,
     /// synchub's `--output json` object; for a peer, what the runner
     /// checked of its run (`peer_note`, `same_keys`, …).
     pub summary: Option<Value>,
@@ -146,9 +160,14 @@ impl Measurement {
             "baseline_seconds": self.baseline_seconds,
             "full_seconds": self.full_seconds,
             "peak_rss_mb": self.peak_rss_kb.map(|k| k as f64 / 1024.0),
+            "wal_mb": self.wal_bytes.map(mb),
             "synchub": self.summary,
         })
     }
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -176,6 +195,7 @@ pub struct Line {
     pub baseline: Option<f64>,
     pub rows_per_second: f64,
     pub peak_rss_mb: Option<f64>,
+    pub wal_mb: Option<f64>,
     pub last: Measurement,
     pub extra_failures: Vec<String>,
 }
@@ -194,6 +214,7 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
             .filter_map(|m| m.peak_rss_kb)
             .max()
             .map(|k| k as f64 / 1024.0);
+        let wal_mb = median(of.iter().filter_map(|m| m.wal_bytes.map(mb)).collect());
         let mut extra_failures = Vec::new();
         if case.id == FULL_EMPTY && peak_rss_mb.is_some_and(|r| r > RSS_LIMIT_MB) {
             extra_failures.push(format!("peak RSS over {RSS_LIMIT_MB} MB"));
@@ -247,6 +268,7 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
             baseline,
             rows_per_second: last.rows as f64 / wall,
             peak_rss_mb,
+            wal_mb,
             last: (*last).clone(),
             extra_failures,
         });
@@ -281,6 +303,9 @@ impl Line {
         if self.ratios.len() > 1 {
             let each: Vec<String> = self.ratios.iter().map(|r| fmt_ratio(t, *r)).collect();
             let _ = write!(s, " ({})", each.join(", "));
+        }
+        if let (Target::ShareOfFullAtMost(_), Some(floor)) = (t, self.baseline) {
+            let _ = write!(s, "; {:.2}× the bare SQL delta", self.wall / floor);
         }
         s
     }
@@ -352,6 +377,7 @@ impl Line {
             "baseline_seconds_median": self.baseline,
             "rows_per_second": self.rows_per_second,
             "peak_rss_mb": self.peak_rss_mb,
+            "wal_mb_median": self.wal_mb,
             "counters_last_round": self.last.summary.as_ref().map(|s| json!({
                 "rows_read": s.get("rows_read"),
                 "rows_inserted": s.get("rows_inserted"),
@@ -384,13 +410,13 @@ pub fn markdown(
     let _ = writeln!(s, "### {title}\n");
     let _ = writeln!(
         s,
-        "| case | ratio (median; per round) | target | met | wall s | baseline s | rows/s | peak RSS MB | read / ins / upd / del / unchanged |"
+        "| case | ratio (median; per round) | target | met | wall s | baseline s | rows/s | peak RSS MB | WAL MB | read / ins / upd / del / unchanged |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|---:|---|");
     for l in lines {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
             l.case.title,
             l.ratio_text(),
             l.target_text(),
@@ -399,15 +425,18 @@ pub fn markdown(
             l.baseline.map_or("—".into(), |b| format!("{b:.2}")),
             rate(l.rows_per_second),
             l.peak_rss_mb.map_or("—".into(), |r| format!("{r:.0}")),
+            l.wal_mb.map_or("—".into(), |w| format!("{w:.0}")),
             l.counters_text(),
         );
     }
     let _ = writeln!(
         s,
         "\nRatios pair each synchub run with the baseline measured just before it in the same round \
-         (full and delta: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
-         connections; hash: the two bare checksum scans run in parallel); delta is also given as a \
-         share of the same round's full sync into an empty table. rows/s = rows in the table ÷ wall time. \
+         (full: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
+         connections; hash: the two bare checksum scans run in parallel); delta is given as a \
+         share of the same round's full sync into an empty table, and against the bare SQL delta \
+         (its baseline s): the same changed rows applied to the raw pipe's copy of the table by hand, \
+         right before it. WAL MB = WAL the server wrote during the case. rows/s = rows in the table ÷ wall time. \
          A peer's line (`--peers`) gives synchub's speed over the peer on the same case in the same round \
          (peer's wall time ÷ synchub's, each a whole process from start to exit; baseline s = synchub's \
          wall time) and the peak RSS of the peer's Python process.\n"
@@ -529,6 +558,7 @@ mod tests {
             baseline_seconds: baseline,
             full_seconds: None,
             peak_rss_kb: Some(50 * 1024),
+            wal_bytes: Some(1 << 20),
             summary: Some(
                 json!({"rows_read": 1000, "rows_inserted": 0, "rows_updated": 0,
                                  "rows_deleted": 0, "rows_unchanged": 1000}),
