@@ -97,7 +97,7 @@ pub fn summary_text(s: &RunSummary) -> String {
     operators
         + &format!(
         "{} [{}] {}: {} rows read ({:.0} rows/s), {} inserted, {} updated, {} deleted, {} unchanged; \
-         partitions {}/{} done, {} skipped (already committed); {:.2}s, run {}\n",
+         partitions {}/{} done{}, {} skipped (already committed); {:.2}s, run {}\n",
         s.pipeline,
         s.strategy,
         s.status,
@@ -109,6 +109,11 @@ pub fn summary_text(s: &RunSummary) -> String {
         s.rows_unchanged,
         s.partitions_done,
         s.partitions_total,
+        if s.lanes > 1 {
+            format!(" ({} at a time)", s.lanes)
+        } else {
+            String::new()
+        },
         s.partitions_skipped,
         s.duration_seconds,
         s.run_id
@@ -128,6 +133,7 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "partitions_total": s.partitions_total,
         "partitions_done": s.partitions_done,
         "partitions_skipped": s.partitions_skipped,
+        "lanes": s.lanes,
         "duration_seconds": s.duration_seconds,
         "run_id": s.run_id,
         "operators": s.operators,

@@ -17,11 +17,12 @@ use common::{connect, difference, run, scalar, Schemas};
 const ROWS: i64 = 40_000;
 const STEP: i64 = 2_000; // 20 partitions
 
-fn pipeline_yaml(name: &str) -> String {
+fn pipeline_yaml(name: &str, lanes: u64) -> String {
     format!(
         "name: {name}
 partition_column: id
 partition_step: {STEP}
+max_concurrent_partitions: {lanes}
 source_provider:
   data_backend: {{type: postgres, datastore_name: src, table: items}}
 destination_provider:
@@ -60,7 +61,7 @@ async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, tempfil
         .await?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    std::fs::write(dir.path().join("items.yaml"), pipeline_yaml(prefix))?;
+    std::fs::write(dir.path().join("items.yaml"), pipeline_yaml(prefix, 1))?;
     Ok((client, s, dir))
 }
 
@@ -197,7 +198,16 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
         } else {
             "after_commit"
         };
-        let n = 1 + rng.below(4);
+        // One to three lanes writing at once. A kill point counts the
+        // partitions of one lane; a delta run has 4 or more partitions in
+        // all, so with several lanes it is killed at a lane's first.
+        let lanes = 1 + rng.below(3);
+        std::fs::write(&pipeline, pipeline_yaml("crash_rand", lanes))?;
+        let n = if lanes > 1 && strategy == "delta" {
+            1
+        } else {
+            1 + rng.below(4)
+        };
         let crash = Command::new(env!("CARGO_BIN_EXE_synchub"))
             .arg("run")
             .arg(&pipeline)
@@ -208,7 +218,7 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
             .env("SYNCHUB_TEST_CRASH", format!("{point}:{n}"))
             .output()?;
         let context =
-            format!("seed {seed}, round {round}: {strategy} killed {point} of partition {n}");
+            format!("seed {seed}, round {round}: {strategy} in {lanes} lanes killed {point} of a lane's partition {n}");
         if !crash.status.success() {
             crashes += 1;
         }

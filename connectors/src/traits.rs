@@ -109,6 +109,14 @@ pub trait Sink: Send {
         false
     }
 
+    /// Another writer to the table this one prepared, on a connection of
+    /// its own, for partitions written at the same time as this writer's
+    /// (`max_concurrent_partitions`). `None`: the destination takes one
+    /// writer at a time.
+    async fn another_writer(&mut self) -> Result<Option<Box<dyn Sink>>> {
+        Ok(None)
+    }
+
     /// Partitions of `run` already committed here.
     async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>>;
 

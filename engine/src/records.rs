@@ -250,7 +250,14 @@ impl RunRecorder {
     }
 
     /// Logs a partition the destination committed.
-    pub fn partition_committed(&self, partition_id: &str, stats: &connectors::WriteStats) {
+    /// A partition committed by `lane` (0 when partitions are written one
+    /// at a time).
+    pub fn partition_committed(
+        &self,
+        lane: usize,
+        partition_id: &str,
+        stats: &connectors::WriteStats,
+    ) {
         let rows = stats.inserted + stats.updated + stats.unchanged;
         self.log(
             "INFO",
@@ -260,6 +267,7 @@ impl RunRecorder {
             ),
             serde_json::json!({
                 "partition": partition_id,
+                "lane": lane,
                 "rows": rows,
                 "inserted": stats.inserted,
                 "updated": stats.updated,
@@ -464,6 +472,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let r = RunRecorder::start(tmp.path(), "p", "20240101_120000_abc123");
         r.partition_committed(
+            0,
             "id_0_100",
             &connectors::WriteStats {
                 inserted: 5,

@@ -9,7 +9,7 @@ use connectors::{open_sink, open_source, RunIdentity};
 use operators::batcher::Batcher;
 use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
-use operators::partition_source::PartitionSource;
+use operators::partition_source::{LaneSlots, PartitionQueue, PartitionSource};
 use operators::populate::Populate;
 use operators::{Operator, OperatorError, RunProgress};
 use planner::partition::Partition;
@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub partitions_total: u64,
     pub partitions_done: u64,
     pub partitions_skipped: u64,
+    /// Partitions written at the same time (`max_concurrent_partitions`,
+    /// at most one per partition to do, one for a single-writer destination).
+    pub lanes: u64,
     pub duration_seconds: f64,
     pub operators: Vec<OperatorStats>,
 }
@@ -141,8 +144,6 @@ pub async fn run_pipeline(
         tracing::warn!("{w}");
         eprintln!("warning: {w}");
     }
-    // Change detection's own connections (hash), opened before the run is
-    // marked started so a connection error leaves no run behind.
     // A full run over a populated destination compares partition checksums
     // of every column first: equal partitions are skipped, the others are
     // rewritten whole. (Not with a stored row hash: it covers hash columns
@@ -153,19 +154,17 @@ pub async fn run_pipeline(
             .columns
             .iter()
             .all(|c| c.stored_hash == planner::model::StoredHash::No);
-    let mut comparison = match plan.kind {
-        planner::StrategyKind::Hash => Some(comparison_sources(&pipeline).await?),
+    let compared = match plan.kind {
+        planner::StrategyKind::Hash => Some(pipeline.clone()),
         planner::StrategyKind::Full if full_compare => {
             let mut whole_rows = pipeline.clone();
             for c in &mut whole_rows.columns {
                 c.hash_column = true;
             }
-            Some(comparison_sources(&whole_rows).await?)
+            Some(whole_rows)
         }
         _ => None,
     };
-    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
-    let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
 
     let total = partitions.len() as u64;
     let todo: Vec<Partition> = partitions
@@ -173,6 +172,40 @@ pub async fn run_pipeline(
         .filter(|p| !committed.contains(&p.id))
         .collect();
     let skipped = total - todo.len() as u64;
+
+    // Every lane's connections (a lane: one chain of operators writing one
+    // partition at a time), opened before the run is marked started so a
+    // connection error leaves no run behind.
+    let wanted_lanes = pipeline.max_concurrent_partitions.min(todo.len()).max(1);
+    let mut lanes = vec![LaneConnections {
+        comparison: match &compared {
+            Some(p) => Some(comparison_sources(p).await?),
+            None => None,
+        },
+        source,
+        sink,
+    }];
+    while lanes.len() < wanted_lanes {
+        let Some(sink) = lanes[0].sink.another_writer().await? else {
+            tracing::info!(
+                "the destination takes one writer at a time: partitions are written one after another"
+            );
+            break;
+        };
+        let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+        source.check().await?;
+        lanes.push(LaneConnections {
+            comparison: match &compared {
+                Some(p) => Some(comparison_sources(p).await?),
+                None => None,
+            },
+            source,
+            sink,
+        });
+    }
+
+    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
+    let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
     state.set_partitions_total(&run_id, total)?; // for `synchub state show` while the run goes
     recorder.planned(&plan.strategy, total, skipped); // run log
     progress
@@ -187,106 +220,58 @@ pub async fn run_pipeline(
         run_id = %run_id,
         partitions = total,
         skipped,
+        lanes = lanes.len(),
         "starting run"
     );
 
     let state = Arc::new(Mutex::new(state));
-    let hook_state = state.clone();
-    let hook_run_id = run_id.clone();
-    let hook_recorder = recorder.clone(); // run log
-    let on_commit = Box::new(move |p: &Partition, s: connectors::WriteStats| {
-        tracing::info!(partition = %p.id, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
-        hook_recorder.partition_committed(&p.id, &s); // run log
-        let st = hook_state
-            .lock()
-            .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
-        st.record_partition_stats(&hook_run_id, &p.id, &s)
-            .map_err(|e| OperatorError::Other(e.to_string()))
-    });
-
-    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-    let mut source = Some(source);
-    let mut sink = Some(sink);
-    let mut on_commit = Some(on_commit);
-    let mut todo = Some(todo);
-    for spec in &plan.operators {
-        ops.push(match spec {
-            OperatorSpec::PartitionSource => {
-                Box::new(PartitionSource::new(todo.take().unwrap_or_default()))
-            }
-            OperatorSpec::ChangeDetection {
-                leaf_rows,
-                delete_missing,
-                secondary,
-            } => {
-                let (hashing, destination) = comparison
-                    .take()
-                    .expect("hash plans open their comparison sources");
-                Box::new(
-                    ChangeDetection::new(
-                        hashing,
-                        destination,
-                        key_schema(&pipeline),
-                        *leaf_rows,
-                        *delete_missing,
-                        plan_page_rows(&plan),
-                    )
-                    .with_secondary(secondary.clone()),
-                )
-            }
-            OperatorSpec::Fetch {
-                page_rows,
-                only_changes,
-            } => Box::new(Fetch::new(
-                source.take().expect("one fetch per plan"),
-                *page_rows,
-                progress.clone(),
-                if *only_changes || full_compare {
-                    FetchMode::Changes {
-                        key_columns: pipeline
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, c)| c.unique)
-                            .map(|(i, _)| i)
-                            .collect(),
-                    }
-                } else {
-                    FetchMode::Partitions
+    let queue = PartitionQueue::new(todo);
+    let lane_count = lanes.len() as u64;
+    let several = lane_count > 1;
+    let chains: Vec<Vec<Box<dyn Operator>>> = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(lane, connections)| {
+            // One partition written while the next is read or compared.
+            let slots = several.then(|| LaneSlots::new(2));
+            let partition_source = match &slots {
+                Some(slots) => PartitionSource::lane(queue.clone(), slots.clone()),
+                None => PartitionSource::new(queue.clone()),
+            };
+            let hook_state = state.clone();
+            let hook_run_id = run_id.clone();
+            let hook_recorder = recorder.clone(); // run log
+            let on_commit = Box::new(move |p: &Partition, s: connectors::WriteStats| {
+                tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
+                hook_recorder.partition_committed(lane, &p.id, &s); // run log
+                if let Some(slots) = &slots {
+                    slots.release();
+                }
+                let st = hook_state
+                    .lock()
+                    .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
+                st.record_partition_stats(&hook_run_id, &p.id, &s)
+                    .map_err(|e| OperatorError::Other(e.to_string()))
+            });
+            lane_operators(
+                &pipeline,
+                &plan,
+                connections,
+                partition_source,
+                on_commit,
+                LaneContext {
+                    run: &run,
+                    progress: &progress,
+                    full_compare,
                 },
-            )),
-            OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
-            OperatorSpec::Populate => Box::new(Populate::new(
-                sink.take().expect("one populate per plan"),
-                run.clone(),
-                progress.clone(),
-                on_commit.take().expect("one populate per plan"),
-            )),
-        });
-    }
+            )
+        })
+        .collect();
 
-    if full_compare {
-        let (hashing, destination) = comparison.take().expect("opened above for full_compare");
-        ops.insert(
-            1,
-            Box::new(
-                ChangeDetection::new(
-                    hashing,
-                    destination,
-                    key_schema(&pipeline),
-                    planner::plan::HASH_LEAF_ROWS,
-                    false,
-                    plan_page_rows(&plan),
-                )
-                .partitions_only(),
-            ),
-        );
-    }
-
-    // Ctrl-C drops the chain: its tasks are aborted, open partition
+    // Ctrl-C drops the chains: their tasks are aborted, open partition
     // transactions roll back, and the next run resumes from the checkpoints.
     let result = tokio::select! {
-        r = run_chain(ops, plan.channel_rows) => r,
+        r = run_lanes(chains, plan.channel_rows, &queue) => r,
         _ = tokio::signal::ctrl_c() => Err(EngineError::Cancelled),
     };
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
@@ -307,6 +292,7 @@ pub async fn run_pipeline(
         partitions_total: total,
         partitions_done: get(&progress.partitions_done),
         partitions_skipped: skipped,
+        lanes: lane_count,
         duration_seconds: started.elapsed().as_secs_f64(),
         operators,
     };
@@ -360,6 +346,165 @@ pub async fn destination_as_source(
 
 /// The two extra connections change detection compares with: the source
 /// and the destination, each read through a source connector.
+/// The connections of one lane.
+struct LaneConnections {
+    source: Box<dyn connectors::Source>,
+    sink: Box<dyn connectors::Sink>,
+    /// Source and destination read for checksums (hash, full over a
+    /// populated table).
+    comparison: Option<(Box<dyn connectors::Source>, Box<dyn connectors::Source>)>,
+}
+
+/// What every lane of a run shares.
+struct LaneContext<'a> {
+    run: &'a RunIdentity,
+    progress: &'a Arc<RunProgress>,
+    full_compare: bool,
+}
+
+/// The operators of one lane, in the plan's order.
+fn lane_operators(
+    pipeline: &Pipeline,
+    plan: &Plan,
+    connections: LaneConnections,
+    partition_source: PartitionSource,
+    on_commit: operators::populate::CommitHook,
+    ctx: LaneContext<'_>,
+) -> Vec<Box<dyn Operator>> {
+    let LaneConnections {
+        source,
+        sink,
+        mut comparison,
+    } = connections;
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    let mut source = Some(source);
+    let mut sink = Some(sink);
+    let mut on_commit = Some(on_commit);
+    let mut partition_source = Some(partition_source);
+    for spec in &plan.operators {
+        ops.push(match spec {
+            OperatorSpec::PartitionSource => Box::new(
+                partition_source
+                    .take()
+                    .expect("one partition source per plan"),
+            ),
+            OperatorSpec::ChangeDetection {
+                leaf_rows,
+                delete_missing,
+                secondary,
+            } => {
+                let (hashing, destination) = comparison
+                    .take()
+                    .expect("hash plans open their comparison sources");
+                Box::new(
+                    ChangeDetection::new(
+                        hashing,
+                        destination,
+                        key_schema(pipeline),
+                        *leaf_rows,
+                        *delete_missing,
+                        plan_page_rows(plan),
+                    )
+                    .with_secondary(secondary.clone()),
+                )
+            }
+            OperatorSpec::Fetch {
+                page_rows,
+                only_changes,
+            } => Box::new(Fetch::new(
+                source.take().expect("one fetch per plan"),
+                *page_rows,
+                ctx.progress.clone(),
+                if *only_changes || ctx.full_compare {
+                    FetchMode::Changes {
+                        key_columns: pipeline
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| c.unique)
+                            .map(|(i, _)| i)
+                            .collect(),
+                    }
+                } else {
+                    FetchMode::Partitions
+                },
+            )),
+            OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
+            OperatorSpec::Populate => Box::new(Populate::new(
+                sink.take().expect("one populate per plan"),
+                ctx.run.clone(),
+                ctx.progress.clone(),
+                on_commit.take().expect("one populate per plan"),
+            )),
+        });
+    }
+    if ctx.full_compare {
+        let (hashing, destination) = comparison.take().expect("opened for full_compare");
+        ops.insert(
+            1,
+            Box::new(
+                ChangeDetection::new(
+                    hashing,
+                    destination,
+                    key_schema(pipeline),
+                    planner::plan::HASH_LEAF_ROWS,
+                    false,
+                    plan_page_rows(plan),
+                )
+                .partitions_only(),
+            ),
+        );
+    }
+    ops
+}
+
+/// Runs the lanes side by side. The first error wins; it closes the queue,
+/// so the other lanes finish the partitions they hold and take no more.
+/// Operator figures are summed over the lanes.
+async fn run_lanes(
+    chains: Vec<Vec<Box<dyn Operator>>>,
+    channel_rows: usize,
+    queue: &Arc<PartitionQueue>,
+) -> Result<Vec<OperatorStats>, EngineError> {
+    let mut lanes = tokio::task::JoinSet::new();
+    for ops in chains {
+        let queue = queue.clone();
+        lanes.spawn(async move {
+            let result = run_chain(ops, channel_rows).await;
+            if result.is_err() {
+                queue.close();
+            }
+            result
+        });
+    }
+    let mut first_error = None;
+    let mut totals: Vec<OperatorStats> = Vec::new();
+    while let Some(joined) = lanes.join_next().await {
+        match joined {
+            Ok(Ok(stats)) if totals.is_empty() => totals = stats,
+            Ok(Ok(stats)) => {
+                for (total, lane) in totals.iter_mut().zip(stats) {
+                    total.add(&lane);
+                }
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                queue.close();
+                first_error.get_or_insert(EngineError::Panicked {
+                    operator: "a lane".to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(totals),
+    }
+}
+
 async fn comparison_sources(
     pipeline: &Pipeline,
 ) -> Result<(Box<dyn connectors::Source>, Box<dyn connectors::Source>), EngineError> {

@@ -25,6 +25,17 @@ pub struct OperatorStats {
     pub busy_seconds: f64,
 }
 
+impl OperatorStats {
+    /// Adds another lane's figures for the same operator.
+    pub fn add(&mut self, other: &OperatorStats) {
+        self.rows_in += other.rows_in;
+        self.rows_out += other.rows_out;
+        self.blocked_on_output_seconds += other.blocked_on_output_seconds;
+        self.waiting_on_input_seconds += other.waiting_on_input_seconds;
+        self.busy_seconds += other.busy_seconds;
+    }
+}
+
 async fn drive(
     mut op: Box<dyn Operator>,
     input: Option<RowReceiver>,

@@ -1,20 +1,96 @@
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use planner::partition::Partition;
+use tokio::sync::Semaphore;
 
 use crate::message::Message;
 use crate::operator::{Operator, Output, Result};
 
-/// Emits the partitions still to do, each as a start/end pair the next
+/// The partitions of a run still to be handed out, shared by the lanes that
+/// write them at once (`max_concurrent_partitions`). A lane takes the next
+/// one when it has room for it, so a faster lane takes more. Closing the
+/// queue (a lane failed) leaves the other lanes the partitions they already
+/// hold, and no more.
+#[derive(Debug, Default)]
+pub struct PartitionQueue {
+    todo: Mutex<VecDeque<Partition>>,
+    closed: AtomicBool,
+}
+
+impl PartitionQueue {
+    pub fn new(partitions: Vec<Partition>) -> Arc<PartitionQueue> {
+        Arc::new(PartitionQueue {
+            todo: Mutex::new(partitions.into()),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The next partition, unless the queue is empty or closed.
+    pub fn take(&self) -> Option<Partition> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        // A poisoned lock only means another lane panicked mid-take; the
+        // queue itself is still whole.
+        let mut todo = self.todo.lock().unwrap_or_else(|e| e.into_inner());
+        todo.pop_front()
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Emits partitions from the queue, each as a start/end pair the next
 /// operators fill with rows.
+///
+/// Alone, it hands out every partition at once (control messages take no
+/// room in a channel, so the operators downstream work ahead as far as
+/// they can). As one of several lanes it holds at most `slots` partitions
+/// not yet committed: each commit gives a slot back (see [`LaneSlots`]),
+/// so the partitions are shared out as the lanes finish them.
 pub struct PartitionSource {
-    partitions: Vec<Partition>,
+    queue: Arc<PartitionQueue>,
+    slots: Option<LaneSlots>,
+}
+
+/// The partitions one lane may hold uncommitted; its populate returns one
+/// slot per commit.
+#[derive(Debug, Clone)]
+pub struct LaneSlots(Arc<Semaphore>);
+
+impl LaneSlots {
+    pub fn new(slots: usize) -> LaneSlots {
+        LaneSlots(Arc::new(Semaphore::new(slots.max(1))))
+    }
+
+    /// A partition of this lane was committed.
+    pub fn release(&self) {
+        self.0.add_permits(1);
+    }
+
+    async fn acquire(&self) {
+        if let Ok(permit) = self.0.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 impl PartitionSource {
-    pub fn new(partitions: Vec<Partition>) -> Self {
-        PartitionSource { partitions }
+    /// Every partition of `queue`, at once.
+    pub fn new(queue: Arc<PartitionQueue>) -> Self {
+        PartitionSource { queue, slots: None }
+    }
+
+    /// One lane of several: a partition of `queue` whenever `slots` has room.
+    pub fn lane(queue: Arc<PartitionQueue>, slots: LaneSlots) -> Self {
+        PartitionSource {
+            queue,
+            slots: Some(slots),
+        }
     }
 }
 
@@ -25,11 +101,73 @@ impl Operator for PartitionSource {
     }
 
     async fn on_start(&mut self, out: &mut Output) -> Result<()> {
-        for p in std::mem::take(&mut self.partitions) {
+        loop {
+            if let Some(slots) = &self.slots {
+                slots.acquire().await;
+            }
+            let Some(p) = self.queue.take() else {
+                break;
+            };
             let p = Arc::new(p);
             out.send(Message::PartitionStart(p.clone())).await?;
             out.send(Message::PartitionEnd(p)).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partitions(n: usize) -> Vec<Partition> {
+        (0..n)
+            .map(|i| Partition {
+                id: format!("p{i}"),
+                ranges: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_closed_queue_hands_out_nothing_more() {
+        let q = PartitionQueue::new(partitions(3));
+        assert_eq!(q.take().map(|p| p.id), Some("p0".into()));
+        q.close();
+        assert!(q.take().is_none());
+    }
+
+    async fn next_start(rx: &mut crate::channel::RowReceiver) -> String {
+        loop {
+            match rx.recv().await {
+                Some(Message::PartitionStart(p)) => return p.id.clone(),
+                Some(_) => continue,
+                None => panic!("source ended early"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lane_holds_at_most_its_slots_until_a_commit() {
+        let q = PartitionQueue::new(partitions(5));
+        let slots = LaneSlots::new(2);
+        let (tx, mut rx, _) = crate::channel::row_channel(10);
+        let mut source = PartitionSource::lane(q.clone(), slots.clone());
+        let task = tokio::spawn(async move {
+            let mut out = Output::new(Some(tx));
+            source.on_start(&mut out).await
+        });
+        let mut started = Vec::new();
+        started.push(next_start(&mut rx).await);
+        started.push(next_start(&mut rx).await);
+        // Two taken, none committed: the other three stay for other lanes.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(q.todo.lock().unwrap().len(), 3);
+        slots.release();
+        started.push(next_start(&mut rx).await);
+        assert_eq!(started, ["p0", "p1", "p2"]);
+        q.close();
+        slots.release();
+        task.await.unwrap().unwrap();
     }
 }

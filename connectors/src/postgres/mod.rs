@@ -606,6 +606,22 @@ impl PostgresSink {
         sql::table_sql(self.table.schema.as_deref(), &self.table.table, None)
     }
 
+    /// The COPY encoder for the destination's actual column types.
+    fn new_encoder(&self) -> Result<BatchEncoder> {
+        let targets: Vec<(String, Type)> = self
+            .specs
+            .iter()
+            .zip(&self.dest_types)
+            .map(|(c, t)| (c.name.clone(), t.clone()))
+            .collect();
+        let arrow_types: Vec<_> = self
+            .specs
+            .iter()
+            .map(|c| c.data_type.arrow_type())
+            .collect();
+        BatchEncoder::new(&targets, &arrow_types)
+    }
+
     fn checkpoint_table(&self) -> String {
         sql::table_sql(self.table.schema.as_deref(), CHECKPOINT_TABLE, None)
     }
@@ -834,6 +850,15 @@ impl PostgresSink {
 
 #[async_trait]
 impl Sink for PostgresSink {
+    async fn another_writer(&mut self) -> Result<Option<Box<dyn Sink>>> {
+        let mut writer = PostgresSink::open(&self.table, &self.specs).await?;
+        writer.dest_types = self.dest_types.clone();
+        writer.encoder = Some(writer.new_encoder()?);
+        writer.merge_sql = self.merge_sql.clone();
+        writer.direct = self.direct;
+        Ok(Some(Box::new(writer)))
+    }
+
     async fn prepare(&mut self) -> Result<()> {
         if let Some(schema) = &self.table.schema {
             self.client
@@ -893,18 +918,7 @@ impl Sink for PostgresSink {
                     .unwrap_or(Type::UNKNOWN)
             })
             .collect();
-        let targets: Vec<(String, Type)> = self
-            .specs
-            .iter()
-            .zip(&self.dest_types)
-            .map(|(c, t)| (c.name.clone(), t.clone()))
-            .collect();
-        let arrow_types: Vec<_> = self
-            .specs
-            .iter()
-            .map(|c| c.data_type.arrow_type())
-            .collect();
-        self.encoder = Some(BatchEncoder::new(&targets, &arrow_types)?);
+        self.encoder = Some(self.new_encoder()?);
         self.merge_sql = self.build_merge_sql();
         self.direct = !self
             .client
