@@ -588,6 +588,14 @@ pub struct PostgresSink {
 impl PostgresSink {
     pub async fn open(table: &TableRef, columns: &[ColumnSpec]) -> Result<PostgresSink> {
         let client = connect(&table.datastore).await?;
+        // The upsert's per-row probes price it over jit_above_cost, and
+        // compiling it costs more than it saves (0.3 s of a 0.8 s delta).
+        // current_setting(…, true) is NULL where the server has no JIT.
+        client
+            .batch_execute(
+                "SELECT set_config('jit', 'off', false) WHERE current_setting('jit', true) IS NOT NULL",
+            )
+            .await?;
         Ok(PostgresSink {
             client,
             table: table.clone(),
@@ -820,8 +828,11 @@ impl PostgresSink {
                 .collect::<Vec<_>>()
                 .join(" AND ");
             (
+                // OFFSET 0 keeps the test a per-row probe of the key's index:
+                // as a join PostgreSQL hashes the stage and scans the whole
+                // table (1.5 s instead of 0.45 s for 20,000 changed rows in 2M).
                 format!(
-                    " WHERE NOT EXISTS (SELECT 1 FROM {} d WHERE {keys_match} AND {} IS NOT DISTINCT FROM {})",
+                    " WHERE NOT EXISTS (SELECT 1 FROM {} d WHERE {keys_match} AND {} IS NOT DISTINCT FROM {} OFFSET 0)",
                     self.qualified(),
                     row_of("d"),
                     row_of("s")
