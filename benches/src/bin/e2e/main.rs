@@ -65,6 +65,10 @@ struct Args {
     /// partition_step of the benchmark pipeline (ids per partition).
     #[arg(long, default_value_t = 100_000)]
     partition_step: i64,
+    /// max_concurrent_partitions of the benchmark pipeline: partitions
+    /// written (and compared) by this many lanes at once.
+    #[arg(long, default_value_t = 1)]
+    max_concurrent_partitions: u32,
     /// page_size of the pipeline's strategies (default: synchub's).
     #[arg(long)]
     page_size: Option<usize>,
@@ -350,6 +354,7 @@ impl Bench {
             "name: bench_items
 partition_column: id
 partition_step: {}
+max_concurrent_partitions: {}
 source_provider: {{data_backend: {{type: postgres, datastore_name: src, table: items}}}}
 destination_provider: {{data_backend: {{type: postgres, datastore_name: dst, table: items}}}}
 column_map:
@@ -359,6 +364,7 @@ column_map:
   - {{name: hash, type: hash{page}}}
 ",
             args.partition_step,
+            args.max_concurrent_partitions,
             pg::COLUMN_MAP
         );
         std::fs::write(&self.pipeline, pipeline)?;
@@ -863,7 +869,14 @@ async fn run(args: Args) -> Result<()> {
     };
     let admin = pg::connect(&pg).await?;
     pg::lock(&admin).await?;
-    let facts = machine_facts(&admin, &bin).await?;
+    let mut facts = machine_facts(&admin, &bin).await?;
+    facts.push((
+        "pipeline".into(),
+        format!(
+            "partition_step {}, max_concurrent_partitions {}",
+            args.partition_step, args.max_concurrent_partitions
+        ),
+    ));
     let work = tempfile::Builder::new().prefix("synchub-bench").tempdir()?;
     let mut bench = Bench {
         a: pg::connect(&pg).await?,
