@@ -36,6 +36,16 @@ strategies:
     )
 }
 
+async fn create_items(client: &tokio_postgres::Client, src: &str) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, qty int, title text);
+             INSERT INTO {src} SELECT g, g % 7, 'item ' || g FROM generate_series(1, {ROWS}) g;"
+        ))
+        .await?;
+    Ok(())
+}
+
 /// The lanes that committed partitions, from the run's log.
 fn lanes_in_log(state: &Path, pipeline: &str, run_id: &str) -> BTreeSet<u64> {
     let log = state
@@ -56,12 +66,7 @@ async fn three_lanes_sync_exactly_what_one_would() -> Result<()> {
     let s = Schemas::create(&client, "lanes_pg").await?;
     let src = format!("{}.items", s.src);
     let dst = format!("{}.items", s.dst);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, qty int, title text);
-             INSERT INTO {src} SELECT g, g % 7, 'item ' || g FROM generate_series(1, {ROWS}) g;"
-        ))
-        .await?;
+    create_items(&client, &src).await?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
     let pipeline = dir.path().join("items.yaml");
@@ -124,12 +129,7 @@ async fn a_single_writer_destination_runs_one_lane() -> Result<()> {
     let client = connect().await?;
     let s = Schemas::create(&client, "lanes_lite").await?;
     let src = format!("{}.items", s.src);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, qty int, title text);
-             INSERT INTO {src} SELECT g, g % 7, 'item ' || g FROM generate_series(1, {ROWS}) g;"
-        ))
-        .await?;
+    create_items(&client, &src).await?;
     let dir = tempfile::tempdir()?;
     let lite = dir.path().join("dst.db");
     std::fs::write(

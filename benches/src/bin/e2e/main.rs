@@ -404,7 +404,7 @@ column_map:
         pg::checkpoint(&self.admin).await?;
         let wal = pg::wal_position(&self.admin).await?;
         let start = Instant::now();
-        let applied = pg::bare_delta(&self.a, &mut self.b, since).await?;
+        let applied = pg::bare_delta(&self.a, &self.b, since).await?;
         let wall = start.elapsed().as_secs_f64();
         let mut m = self.measurement(report::DELTA_FLOOR, wall, None, None);
         m.wal_bytes = Some(pg::wal_position(&self.admin).await? - wal);

@@ -168,36 +168,31 @@ pub async fn newest_cursor(c: &Client) -> Result<String> {
 /// `updated_at >= since` copied out of the source (binary) into a staging
 /// table, one `INSERT … ON CONFLICT (id) DO UPDATE` of every column, one
 /// commit. Returns the rows applied.
-pub async fn bare_delta(from: &Client, to: &mut Client, since: &str) -> Result<u64> {
+pub async fn bare_delta(from: &Client, to: &Client, since: &str) -> Result<u64> {
     // COPY takes no bind parameters; the value comes from PostgreSQL itself.
     ensure!(!since.contains('\''), "unexpected cursor text {since}");
-    let tx = to.transaction().await?;
-    tx.batch_execute(&format!(
-        "CREATE TEMP TABLE stage (LIKE {PIPE}.items) ON COMMIT DROP"
+    to.batch_execute(&format!(
+        "BEGIN; CREATE TEMP TABLE stage (LIKE {PIPE}.items) ON COMMIT DROP"
     ))
     .await?;
-    let out = from
-        .copy_out(&format!(
+    stream_copy(
+        from,
+        &format!(
             "COPY (SELECT {COLUMNS} FROM {SRC}.items WHERE updated_at >= '{since}'::timestamptz) \
              TO STDOUT (FORMAT binary)"
-        ))
-        .await?;
-    let sink = tx
-        .copy_in::<_, Bytes>(&format!(
-            "COPY stage ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    let mut out = std::pin::pin!(out);
-    let mut sink = std::pin::pin!(sink);
-    sink.send_all(&mut out).await.context("bare SQL delta")?;
-    sink.as_mut().finish().await?;
+        ),
+        to,
+        &format!("COPY stage ({COLUMNS}) FROM STDIN (FORMAT binary)"),
+    )
+    .await
+    .context("bare SQL delta")?;
     let set = COLUMNS
         .split(", ")
         .filter(|c| *c != "id")
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let applied = tx
+    let applied = to
         .execute(
             &format!(
                 "INSERT INTO {PIPE}.items ({COLUMNS}) SELECT {COLUMNS} FROM stage \
@@ -206,7 +201,7 @@ pub async fn bare_delta(from: &Client, to: &mut Client, since: &str) -> Result<u
             &[],
         )
         .await?;
-    tx.commit().await?;
+    to.batch_execute("COMMIT").await?;
     Ok(applied)
 }
 
@@ -258,19 +253,24 @@ pub async fn reset_pipe_target(c: &Client) -> Result<()> {
 /// binary)` on one connection streamed as it comes into `COPY … FROM STDIN
 /// (FORMAT binary)` on another. Returns the rows copied.
 pub async fn copy_pipe(from: &Client, to: &Client) -> Result<u64> {
-    let out = from
-        .copy_out(&format!(
-            "COPY (SELECT {COLUMNS} FROM {SRC}.items) TO STDOUT (FORMAT binary)"
-        ))
-        .await?;
-    let sink = to
-        .copy_in::<_, Bytes>(&format!(
-            "COPY {PIPE}.items ({COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
+    stream_copy(
+        from,
+        &format!("COPY (SELECT {COLUMNS} FROM {SRC}.items) TO STDOUT (FORMAT binary)"),
+        to,
+        &format!("COPY {PIPE}.items ({COLUMNS}) FROM STDIN (FORMAT binary)"),
+    )
+    .await
+    .context("raw COPY pipe")
+}
+
+/// `copy_out` on one connection streamed as it comes into `copy_in` on
+/// another. Returns the rows copied in.
+async fn stream_copy(from: &Client, copy_out: &str, to: &Client, copy_in: &str) -> Result<u64> {
+    let out = from.copy_out(copy_out).await?;
+    let sink = to.copy_in::<_, Bytes>(copy_in).await?;
     let mut out = std::pin::pin!(out);
     let mut sink = std::pin::pin!(sink);
-    sink.send_all(&mut out).await.context("raw COPY pipe")?;
+    sink.send_all(&mut out).await?;
     Ok(sink.as_mut().finish().await?)
 }
 
