@@ -195,11 +195,11 @@ fn progress_json(r: &RunInfo) -> serde_json::Value {
 
 fn run_json(r: &RunInfo) -> serde_json::Value {
     json!({
-        "run_id": r.run_id,
-        "strategy": r.strategy,
-        "status": r.status,
-        "started_at": r.started_at,
-        "finished_at": r.finished_at,
+        "run_id": r.run.run_id,
+        "strategy": r.run.strategy,
+        "status": r.run.status,
+        "started_at": r.run.started_at,
+        "finished_at": r.run.finished_at,
         "duration_seconds": r.duration_seconds,
         "rows": r.rows,
         "rows_inserted": r.rows_inserted,
@@ -208,7 +208,7 @@ fn run_json(r: &RunInfo) -> serde_json::Value {
         "rows_deleted": r.rows_deleted,
         "partitions_done": r.partitions_done,
         "partitions_total": r.partitions_total,
-        "error": r.error,
+        "error": r.run.error,
     })
 }
 
@@ -268,16 +268,16 @@ pub fn state_show_text(v: &StateView) -> String {
         out += &format!("  strategy {}\n", s.strategy);
         match &s.last_run {
             Some(r) => {
-                if r.status == "running" {
+                if r.run.status == "running" {
                     out += &format!(
                         "    last run    {} (running, or its process stopped: the next run resumes it)\n",
-                        r.run_id
+                        r.run.run_id
                     );
                 } else {
-                    out += &format!("    last run    {} ({})\n", r.run_id, r.status);
+                    out += &format!("    last run    {} ({})\n", r.run.run_id, r.run.status);
                 }
-                out += &format!("    started     {}\n", r.started_at);
-                if let Some(f) = &r.finished_at {
+                out += &format!("    started     {}\n", r.run.started_at);
+                if let Some(f) = &r.run.finished_at {
                     match r.duration_seconds {
                         Some(d) => out += &format!("    finished    {f} ({d:.2}s)\n"),
                         None => out += &format!("    finished    {f}\n"),
@@ -288,7 +288,7 @@ pub fn state_show_text(v: &StateView) -> String {
                     r.rows, r.rows_inserted, r.rows_updated, r.rows_unchanged, r.rows_deleted
                 );
                 out += &format!("    progress    {} partitions\n", partitions_text(r));
-                if let Some(e) = &r.error {
+                if let Some(e) = &r.run.error {
                     out += &format!("    error       {e}\n");
                 }
             }
@@ -338,14 +338,14 @@ pub fn history_text(pipeline: &str, strategy: Option<&str>, runs: &[RunInfo]) ->
         .iter()
         .map(|r| {
             [
-                r.run_id.clone(),
-                r.strategy.clone(),
-                r.status.clone(),
-                r.started_at.clone(),
-                r.finished_at.clone().unwrap_or_else(|| "-".into()),
+                r.run.run_id.clone(),
+                r.run.strategy.clone(),
+                r.run.status.clone(),
+                r.run.started_at.clone(),
+                r.run.finished_at.clone().unwrap_or_else(|| "-".into()),
                 r.rows.to_string(),
                 partitions_text(r),
-                r.error.clone().unwrap_or_default(),
+                r.run.error.clone().unwrap_or_default(),
             ]
         })
         .collect();

@@ -11,85 +11,12 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+mod common;
+use common::{connect, scalar as scalar_i64, Schemas};
+
 const PARTITION_STEP: i64 = 25_000;
-
-async fn connect() -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(PG, NoTls)
-        .await
-        .context("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)")?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-/// A source and a destination schema for one test; both are dropped when
-/// this goes out of scope, also when the test panics.
-struct Schemas {
-    src: String,
-    dst: String,
-}
-
-impl Schemas {
-    /// Creates an empty source schema. The destination schema is left for
-    /// SyncHub to create.
-    async fn create(client: &Client, test: &str) -> Result<Schemas> {
-        let base = format!("fs_{test}_{}", std::process::id());
-        let schemas = Schemas {
-            src: format!("{base}_src"),
-            dst: format!("{base}_dst"),
-        };
-        client
-            .batch_execute(&format!(
-                "{}; CREATE SCHEMA {}",
-                schemas.drop_sql(),
-                schemas.src
-            ))
-            .await?;
-        Ok(schemas)
-    }
-
-    fn drop_sql(&self) -> String {
-        format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
-            self.src, self.dst
-        )
-    }
-}
-
-impl Drop for Schemas {
-    fn drop(&mut self) {
-        let sql = self.drop_sql();
-        // Drop may run inside the test's runtime, which must not block, so
-        // the cleanup gets a thread and a runtime of its own.
-        let done = std::thread::spawn(move || -> Result<()> {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async {
-                    connect().await?.batch_execute(&sql).await?;
-                    Ok(())
-                })
-        })
-        .join();
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: cannot drop test schemas: {e:#}"),
-            Err(_) => eprintln!("warning: cleanup of test schemas panicked"),
-        }
-    }
-}
-
-async fn scalar_i64(client: &Client, sql: &str) -> Result<i64> {
-    let row = client
-        .query_one(sql, &[])
-        .await
-        .with_context(|| sql.to_string())?;
-    Ok(row.get(0))
-}
 
 // ---------------------------------------------------------------------------
 // Pipelines and runs
@@ -106,25 +33,15 @@ struct Pipeline {
 /// e.g. `data_type: decimal, precision: 12, scale: 2`. The first is the key.
 fn write_pipeline(name: &str, s: &Schemas, table: &str, columns: &[(&str, &str)]) -> Pipeline {
     let dir = tempfile::tempdir().expect("temp dir");
-    let datastores = format!(
-        "datastores:\n\
-         \x20 src_db:\n\
-         \x20   type: postgres\n\
-         \x20   connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {src}}}\n\
-         \x20 dst_db:\n\
-         \x20   type: postgres\n\
-         \x20   connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {dst}}}\n",
-        src = s.src,
-        dst = s.dst
-    );
+    let datastores = s.datastores_yaml();
     let mut pipeline = format!(
         "name: {name}\n\
          partition_column: id\n\
          partition_step: {PARTITION_STEP}\n\
          source_provider:\n\
-         \x20 data_backend: {{type: postgres, datastore_name: src_db, table: {table}, schema: {src}}}\n\
+         \x20 data_backend: {{type: postgres, datastore_name: src, table: {table}, schema: {src}}}\n\
          destination_provider:\n\
-         \x20 data_backend: {{type: postgres, datastore_name: dst_db, table: {table}, schema: {dst}}}\n\
+         \x20 data_backend: {{type: postgres, datastore_name: dst, table: {table}, schema: {dst}}}\n\
          strategies:\n\
          \x20 - {{name: full_sync, type: full, page_size: 10000}}\n\
          column_map:\n",
@@ -592,7 +509,7 @@ const ROWS: i64 = 200_000;
 #[tokio::test]
 async fn full_sync_of_every_type_is_exact_and_idempotent() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "types").await?;
+    let s = Schemas::create(&client, "fs_types").await?;
     let src = format!("{}.items", s.src);
     let dst = format!("{}.items", s.dst);
 
@@ -722,7 +639,7 @@ async fn full_sync_of_every_type_is_exact_and_idempotent() -> Result<()> {
 #[tokio::test]
 async fn updates_in_source_are_applied() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "updates").await?;
+    let s = Schemas::create(&client, "fs_updates").await?;
     let src = format!("{}.items", s.src);
     let dst = format!("{}.items", s.dst);
     // Smaller than the other tests: the point here is the change detection.
@@ -856,7 +773,7 @@ const BAD_ID: i64 = 150_000;
 /// partitions the failed run committed.
 async fn check_resume(test: &str, reject_in_destination: bool) -> Result<i64> {
     let client = connect().await?;
-    let s = Schemas::create(&client, test).await?;
+    let s = Schemas::create(&client, &format!("fs_{test}")).await?;
     let src = format!("{}.items", s.src);
     let dst = format!("{}.items", s.dst);
     let name = format!("fs_{test}");

@@ -81,15 +81,10 @@ pub struct RunRecord {
 /// in `synchub state show`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunInfo {
-    pub run_id: String,
-    pub pipeline: String,
-    pub strategy: String,
-    /// `running`, `completed` or `failed`. A run whose process died stays
-    /// `running` until the next run of its strategy resumes it.
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub error: Option<String>,
+    /// Its status is `running`, `completed` or `failed`; a run whose process
+    /// died stays `running` until the next run of its strategy resumes it.
+    #[serde(flatten)]
+    pub run: RunRecord,
     /// Rows in the committed partitions (every attempt of a resumed run):
     /// inserted + updated + unchanged.
     pub rows: u64,
@@ -501,22 +496,6 @@ impl StateStore {
             .map_err(|e| self.err(e))
     }
 
-    pub fn runs(&self, pipeline: &str, limit: usize) -> Result<Vec<RunRecord>, EngineError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT run_id, pipeline, strategy, status, started_at, finished_at, error FROM runs \
-                 WHERE pipeline = ?1 ORDER BY started_at DESC, rowid DESC LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![pipeline, limit as i64], run_record)
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
-    }
-
     /// The runs of `pipeline` (of one strategy, or all), newest first, with
     /// what each committed.
     pub fn history(
@@ -562,13 +541,7 @@ impl StateStore {
                         .map(|t| t.max(0) as u64)
                         .or_else(|| count("partitions_total"));
                     Ok(RunInfo {
-                        run_id: r.get(0)?,
-                        pipeline: r.get(1)?,
-                        strategy: r.get(2)?,
-                        status: r.get(3)?,
-                        started_at: r.get(4)?,
-                        finished_at: r.get(5)?,
-                        error: r.get(6)?,
+                        run: run_record(r)?,
                         rows: inserted + updated + unchanged,
                         rows_inserted: inserted,
                         rows_updated: updated,
@@ -897,7 +870,7 @@ mod tests {
         assert_eq!(s.version().unwrap(), STATE_VERSION);
         let runs = s.history("p", None, 10).unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].status, "completed");
+        assert_eq!(runs[0].run.status, "completed");
         assert_eq!(runs[0].rows, 19);
         assert_eq!(runs[0].partitions_done, 2);
         assert_eq!(runs[0].partitions_total, Some(2));
@@ -1090,7 +1063,7 @@ mod tests {
             .history("p", None, 100)
             .unwrap()
             .into_iter()
-            .map(|r| r.run_id)
+            .map(|r| r.run.run_id)
             .collect();
         assert_eq!(left, ["r6", "r5", "r4", "r3"]);
         // Nothing is older than a day.
