@@ -109,6 +109,13 @@ pub trait Sink: Send {
         false
     }
 
+    /// Whether the rows this writer will be given are known to differ from
+    /// the destination's or to be new (hash fetches only such rows; a delta
+    /// past its watermark, without lookback, nearly only such rows). It may
+    /// then skip testing which are equal before merging them; either way an
+    /// equal row is never counted as updated.
+    fn rows_are_changes(&mut self, _yes: bool) {}
+
     /// Another writer to the table this one prepared, on a connection of
     /// its own, for partitions written at the same time as this writer's
     /// (`max_concurrent_partitions`). `None`: the destination takes one

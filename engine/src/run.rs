@@ -144,6 +144,17 @@ pub async fn run_pipeline(
         tracing::warn!("{w}");
         eprintln!("warning: {w}");
     }
+    // Rows a hash run fetches differ from the destination's; a delta past
+    // a stored watermark, without lookback, reads rows changed since (and
+    // the few sitting on the watermark). The sink need not test those for
+    // equality first.
+    sink.rows_are_changes(match plan.kind {
+        planner::StrategyKind::Hash => true,
+        planner::StrategyKind::Delta => {
+            watermark.is_some() && plan.delta.as_ref().is_some_and(|d| d.lookback == 0)
+        }
+        planner::StrategyKind::Full => false,
+    });
     // A full run over a populated destination compares partition checksums
     // of every column first: equal partitions are skipped, the others are
     // rewritten whole. (Not with a stored row hash: it covers hash columns

@@ -127,21 +127,37 @@ pub async fn create_source(c: &Client, rows: i64) -> Result<()> {
     checkpoint(c).await
 }
 
+/// Which 1% of the rows a delta round changes.
+#[derive(Debug, Clone, Copy)]
+pub enum DeltaChange {
+    /// One row in a hundred (`id % 100 = round`), over the whole table:
+    /// every changed row on a page of its own, the worst case for the
+    /// destination's writes.
+    Spread,
+    /// The newest 1% of the ids, as when recent orders or events change.
+    Newest,
+}
+
 /// Moves 1% of the rows forward: `qty` changes and `updated_at` moves past
 /// every cursor value so far, each row to its own value (so the watermark of
 /// the next delta run ties with one row only). Returns the rows changed.
 ///
 /// Then VACUUMs the three tables, so that neither the bare SQL delta nor
 /// synchub's pays alone for setting the hint bits of the rows just written.
-pub async fn change_for_delta(c: &Client, round: u32) -> Result<u64> {
+pub async fn change_for_delta(c: &Client, round: u32, which: DeltaChange) -> Result<u64> {
+    let rows = match which {
+        DeltaChange::Spread => format!("id % 100 = {}", round % 100),
+        DeltaChange::Newest => {
+            format!("id > (SELECT max(id) - count(*) / 100 FROM {SRC}.items)")
+        }
+    };
     let n = c
         .execute(
             &format!(
                 "UPDATE {SRC}.items SET qty = qty + 1,
-                   updated_at = m.t + interval '1 minute' + (id / 100) * interval '1 millisecond'
+                   updated_at = m.t + interval '1 minute' + id * interval '1 microsecond'
                  FROM (SELECT max(updated_at) AS t FROM {SRC}.items) m
-                 WHERE id % 100 = {}",
-                round % 100
+                 WHERE {rows}"
             ),
             &[],
         )

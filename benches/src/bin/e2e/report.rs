@@ -34,6 +34,8 @@ pub struct Case {
 pub const FULL_EMPTY: &str = "full_empty";
 pub const FULL_IDENTICAL: &str = "full_identical";
 pub const DELTA: &str = "delta_1pct";
+/// Delta after the newest 1% of the rows changed.
+pub const DELTA_NEWEST: &str = "delta_1pct_newest";
 pub const HASH_NONE: &str = "hash_none";
 pub const HASH_SOME: &str = "hash_0.1pct";
 pub const PIPE: &str = "copy_pipe";
@@ -43,6 +45,8 @@ pub const BARE: &str = "bare_scans";
 /// STDOUT`) into a staging table of the raw pipe's copy, then one `INSERT …
 /// ON CONFLICT DO UPDATE` and a commit. The floor of synchub's delta.
 pub const DELTA_FLOOR: &str = "delta_floor";
+/// The same, for the newest 1% of the rows.
+pub const DELTA_NEWEST_FLOOR: &str = "delta_floor_newest";
 /// dlt's full copy into a fresh schema, against synchub full → empty.
 pub const DLT_FULL: &str = "peer_dlt_full";
 /// reladiff's hash diff in the 0.1%-changed state, against synchub hash.
@@ -67,7 +71,12 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: DELTA,
-        title: "synchub delta, 1% changed",
+        title: "synchub delta, 1% changed, spread (one row in 100)",
+        target: Target::ShareOfFullAtMost(0.05),
+    },
+    Case {
+        id: DELTA_NEWEST,
+        title: "synchub delta, 1% changed, the newest rows",
         target: Target::ShareOfFullAtMost(0.05),
     },
     Case {
@@ -102,8 +111,12 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: DELTA_FLOOR,
-        title:
-            "baseline: bare SQL delta (changed rows COPY'd into a stage, one INSERT … ON CONFLICT)",
+        title: "baseline: bare SQL delta, spread (changed rows COPY'd into a stage, one INSERT … ON CONFLICT)",
+        target: Target::None,
+    },
+    Case {
+        id: DELTA_NEWEST_FLOOR,
+        title: "baseline: bare SQL delta, the newest rows",
         target: Target::None,
     },
 ];
