@@ -72,3 +72,19 @@ fn demo_pipelines_partition_as_declared() {
         "stage form takes the key from unique_column: true"
     );
 }
+
+#[test]
+fn concurrent_partitions_show_in_the_plan() {
+    let root = manifest_dir().join("pipelines/examples");
+    let datastores = Datastores::load(&root.join("datastores.yaml")).unwrap();
+    let users = Pipeline::load(&root.join("postgres_postgres.yaml"), &datastores).unwrap();
+    let plan = Plan::compile(&users, None).unwrap();
+    assert_eq!(plan.lanes, 4);
+    assert!(plan.describe(None).contains(
+        "\nlanes: up to 4 (partitions written at once, each lane with its own connections)\n"
+    ));
+    let join = Pipeline::load(&root.join("postgres_postgres_join.yaml"), &datastores).unwrap();
+    let plan = Plan::compile(&join, None).unwrap();
+    assert_eq!(plan.lanes, 1);
+    assert!(!plan.describe(None).contains("lanes:"));
+}

@@ -187,7 +187,7 @@ pub async fn run_pipeline(
     // Every lane's connections (a lane: one chain of operators writing one
     // partition at a time), opened before the run is marked started so a
     // connection error leaves no run behind.
-    let wanted_lanes = pipeline.max_concurrent_partitions.min(todo.len()).max(1);
+    let wanted_lanes = plan.lanes.min(todo.len()).max(1);
     let mut lanes = vec![LaneConnections {
         comparison: match &compared {
             Some(p) => Some(comparison_sources(p).await?),

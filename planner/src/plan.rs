@@ -67,6 +67,10 @@ pub struct Plan {
     #[serde(skip)]
     pub delta: Option<crate::model::DeltaSpec>,
     pub channel_rows: usize,
+    /// Copies of the chain writing partitions at once
+    /// (`max_concurrent_partitions`; fewer when there are fewer partitions
+    /// or the destination takes one writer).
+    pub lanes: usize,
 }
 
 impl Plan {
@@ -118,6 +122,7 @@ impl Plan {
             dimensions: st.primary.clone(),
             delta: st.delta.clone(),
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
+            lanes: pipeline.max_concurrent_partitions.max(1),
         })
     }
 
@@ -134,6 +139,12 @@ impl Plan {
                 .collect::<Vec<_>>()
                 .join(" -> ")
         );
+        if self.lanes > 1 {
+            s.push_str(&format!(
+                "lanes: up to {} (partitions written at once, each lane with its own connections)\n",
+                self.lanes
+            ));
+        }
         if let Some(d) = &self.delta {
             s.push_str(&format!(
                 "delta cursor: {} ({}) step {}, lookback {}, NULL cursors {}\n",
