@@ -184,36 +184,16 @@ pub async fn run_pipeline(
         .collect();
     let skipped = total - todo.len() as u64;
 
-    // Every lane's connections (a lane: one chain of operators writing one
-    // partition at a time), opened before the run is marked started so a
-    // connection error leaves no run behind.
-    let wanted_lanes = plan.lanes.min(todo.len()).max(1);
-    let mut lanes = vec![LaneConnections {
-        comparison: match &compared {
-            Some(p) => Some(comparison_sources(p).await?),
-            None => None,
-        },
+    // Every lane's connections, opened before the run is marked started so
+    // a connection error leaves no run behind.
+    let lanes = open_lanes(
+        &pipeline,
+        compared.as_ref(),
         source,
         sink,
-    }];
-    while lanes.len() < wanted_lanes {
-        let Some(sink) = lanes[0].sink.another_writer().await? else {
-            tracing::info!(
-                "the destination takes one writer at a time: partitions are written one after another"
-            );
-            break;
-        };
-        let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
-        source.check().await?;
-        lanes.push(LaneConnections {
-            comparison: match &compared {
-                Some(p) => Some(comparison_sources(p).await?),
-                None => None,
-            },
-            source,
-            sink,
-        });
-    }
+        plan.lanes.min(todo.len()).max(1),
+    )
+    .await?;
 
     state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
     let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
@@ -249,21 +229,7 @@ pub async fn run_pipeline(
                 Some(slots) => PartitionSource::lane(queue.clone(), slots.clone()),
                 None => PartitionSource::new(queue.clone()),
             };
-            let hook_state = state.clone();
-            let hook_run_id = run_id.clone();
-            let hook_recorder = recorder.clone(); // run log
-            let on_commit = Box::new(move |p: &Partition, s: connectors::WriteStats| {
-                tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
-                hook_recorder.partition_committed(lane, &p.id, &s); // run log
-                if let Some(slots) = &slots {
-                    slots.release();
-                }
-                let st = hook_state
-                    .lock()
-                    .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
-                st.record_partition_stats(&hook_run_id, &p.id, &s)
-                    .map_err(|e| OperatorError::Other(e.to_string()))
-            });
+            let on_commit = commit_hook(lane, slots, state.clone(), &run_id, recorder.clone());
             lane_operators(
                 &pipeline,
                 &plan,
@@ -357,6 +323,76 @@ pub async fn destination_as_source(
 
 /// The two extra connections change detection compares with: the source
 /// and the destination, each read through a source connector.
+/// The connections of `wanted` lanes: the first with `source` and `sink`,
+/// the others with their own (fewer when the destination takes one writer).
+/// `compared`: the pipeline whose checksums change detection compares.
+async fn open_lanes(
+    pipeline: &Pipeline,
+    compared: Option<&Pipeline>,
+    source: Box<dyn connectors::Source>,
+    mut sink: Box<dyn connectors::Sink>,
+    wanted: usize,
+) -> Result<Vec<LaneConnections>, EngineError> {
+    let mut sinks = Vec::with_capacity(wanted);
+    while sinks.len() + 1 < wanted {
+        match sink.another_writer().await? {
+            Some(writer) => sinks.push(writer),
+            None => {
+                tracing::info!(
+                    "the destination takes one writer at a time: partitions are written one after another"
+                );
+                break;
+            }
+        }
+    }
+    sinks.insert(0, sink);
+    let mut lanes = Vec::with_capacity(sinks.len());
+    let mut first_source = Some(source);
+    for sink in sinks {
+        let source = match first_source.take() {
+            Some(source) => source,
+            None => {
+                let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+                source.check().await?;
+                source
+            }
+        };
+        lanes.push(LaneConnections {
+            source,
+            sink,
+            comparison: match compared {
+                Some(p) => Some(comparison_sources(p).await?),
+                None => None,
+            },
+        });
+    }
+    Ok(lanes)
+}
+
+/// Called after each partition a lane commits: logs it, records it in the
+/// state store and gives the lane's slot back.
+fn commit_hook(
+    lane: usize,
+    slots: Option<LaneSlots>,
+    state: Arc<Mutex<StateStore>>,
+    run_id: &str,
+    recorder: crate::records::RunRecorder,
+) -> operators::populate::CommitHook {
+    let run_id = run_id.to_string();
+    Box::new(move |p: &Partition, s: connectors::WriteStats| {
+        tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
+        recorder.partition_committed(lane, &p.id, &s); // run log
+        if let Some(slots) = &slots {
+            slots.release();
+        }
+        let st = state
+            .lock()
+            .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
+        st.record_partition_stats(&run_id, &p.id, &s)
+            .map_err(|e| OperatorError::Other(e.to_string()))
+    })
+}
+
 /// The connections of one lane.
 struct LaneConnections {
     source: Box<dyn connectors::Source>,
