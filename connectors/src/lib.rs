@@ -2,6 +2,7 @@
 
 pub mod conform;
 pub mod error;
+pub mod pghash;
 pub mod postgres;
 pub mod rowhash;
 pub mod sql;

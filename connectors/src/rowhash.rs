@@ -30,8 +30,11 @@
 //! or payload bits; without this a PostgreSQL row holding `-0.0` could never
 //! match its SQLite copy and its partition would be re-synced on every run.
 //!
-//! **Row hash**: the first 8 bytes of md5(canonical text) as a big-endian
-//! `i64`; in PostgreSQL `('x' || left(md5(<text>), 16))::bit(64)::bigint`.
+//! **Row hash**: PostgreSQL's 64-bit `hash_bytes_extended` of the canonical
+//! text (seed 0) as an `i64`; in PostgreSQL
+//! `hashtextextended((<text>) COLLATE "C", 0)` (the collation keeps it a hash
+//! of the bytes), in Rust and SQLite [`crate::pghash`]. It replaced the first
+//! 8 bytes of md5, which PostgreSQL computes 2.6 times slower.
 //!
 //! **Checksum** of a set of rows: the row count and the sum of the row hashes
 //! wrapping at 2^64 ([`Checksum`]); order-independent, so partitions can be
@@ -51,7 +54,6 @@ use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
     Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
 };
-use md5::{Digest, Md5};
 use planner::model::{MappedColumn, StoredHash};
 use planner::types::{arrow_schema, ColumnSpec, ColumnType};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags};
@@ -77,12 +79,9 @@ const CANONICAL_NAN32: u32 = 0x7fc0_0000;
 // Hash and checksum
 // ---------------------------------------------------------------------------
 
-/// The row hash of a canonical text: md5's first 8 bytes, big-endian.
+/// The row hash of a canonical text (see the module's notes).
 pub fn row_hash(canonical: &[u8]) -> i64 {
-    let digest = Md5::digest(canonical);
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(first)
+    crate::pghash::hash_bytes_extended(canonical, 0) as i64
 }
 
 /// Adds one row hash to a checksum.
@@ -687,7 +686,7 @@ impl PgHashQuery {
         };
         PgHashQuery {
             keys,
-            hash: format!("('x' || left(md5({text}), 16))::bit(64)::bigint"),
+            hash: format!("hashtextextended(({text}) COLLATE \"C\", 0)"),
         }
     }
 
@@ -981,10 +980,9 @@ mod tests {
 
     #[test]
     fn hash_matches_postgres_formula() {
-        // SELECT ('x' || left(md5(''), 16))::bit(64)::bigint
-        assert_eq!(row_hash(b""), -3_162_216_497_309_240_828);
-        // d41d8cd98f00b204 → the same bits as an unsigned number.
-        assert_eq!(row_hash(b"") as u64, 0xd41d_8cd9_8f00_b204);
+        // SELECT hashtextextended('' COLLATE "C", 0), hashtextextended('1:5', 0)
+        assert_eq!(row_hash(b""), -6_939_563_903_564_495_251);
+        assert_eq!(row_hash(b"1:5"), 6_932_707_825_182_652_108);
     }
 
     #[test]
@@ -1354,19 +1352,19 @@ mod tests {
         let q = PgHashQuery::new(&cols, &[Type::INT8, Type::FLOAT4, Type::BPCHAR, Type::TEXT]);
         assert_eq!(
             q.rows_sql("FROM \"t\""),
-            "SELECT \"id\", ('x' || left(md5(\
+            "SELECT \"id\", hashtextextended((\
              coalesce(octet_length((\"id\")::text) || ':' || (\"id\")::text, 'N') || \
              coalesce('16:' || CASE WHEN (\"v\")::float8 = 0 THEN '0000000000000000' \
              WHEN (\"v\")::float8 = 'NaN' THEN '7ff8000000000000' \
              ELSE encode(float8send((\"v\")::float8), 'hex') END, 'N') || \
              coalesce(length(CASE WHEN (\"c\") IS NOT NULL THEN concat(\"c\") END) || ':' || \
              CASE WHEN (\"c\") IS NOT NULL THEN concat(\"c\") END, 'N')\
-             ), 16))::bit(64)::bigint FROM \"t\""
+             ) COLLATE \"C\", 0) FROM \"t\""
         );
         let none = PgHashQuery::new(&cols[3..], &[Type::TEXT]);
         assert_eq!(
             none.checksum_sql("FROM \"t\""),
-            "SELECT count(*), sum(('x' || left(md5(''), 16))::bit(64)::bigint)::text FROM \"t\""
+            "SELECT count(*), sum(hashtextextended(('') COLLATE \"C\", 0))::text FROM \"t\""
         );
     }
 }

@@ -290,22 +290,21 @@ async fn stream_copy(from: &Client, copy_out: &str, to: &Client, copy_in: &str) 
     Ok(sink.as_mut().finish().await?)
 }
 
-/// The floor of a checksum comparison: one `count(*)` and md5-derived
-/// bigint sum over each side's table, both at once. Returns the two
-/// (count, sum) results.
+/// The floor of a checksum comparison: one `count(*)` and sum of
+/// `hashtextextended` (the hash synchub's checksums use) over each side's
+/// table, both at once. Returns the two (count, sum) results.
 pub async fn bare_checksums(a: &Client, b: &Client) -> Result<[(i64, String); 2]> {
     let (x, y) = tokio::try_join!(checksum(a, SRC), checksum(b, DST))?;
     Ok([x, y])
 }
 
-/// One side's bare checksum: `count(*)` and the md5-derived bigint sum of
-/// `{schema}.items` (whose columns must be the source's, in its order).
+/// One side's bare checksum: `count(*)` and the sum of `hashtextextended`
+/// over the rows' text of `{schema}.items` (whose columns must be the source's, in its order).
 pub async fn checksum(c: &Client, schema: &str) -> Result<(i64, String)> {
     let r = c
         .query_one(
             &format!(
-                "SELECT count(*), sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint)::text \
-                 FROM {schema}.items t"
+                "SELECT count(*), sum(hashtextextended(t::text, 0))::text FROM {schema}.items t"
             ),
             &[],
         )
