@@ -156,3 +156,71 @@ async fn a_single_writer_destination_runs_one_lane() -> Result<()> {
     assert_eq!((count, sum), (ROWS, expected));
     Ok(())
 }
+
+/// A row that cannot be written fails its lane; the other lanes commit the
+/// partitions they hold and take no more. Every committed partition is
+/// whole, the failing one is not there, and the next run resumes.
+#[tokio::test]
+async fn a_failing_lane_leaves_whole_partitions_and_resumes() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "lanes_fail").await?;
+    let src = format!("{}.items", s.src);
+    let dst = format!("{}.items", s.dst);
+    create_items(&client, &src).await?;
+    // Too long for the destination's varchar(12): fails in partition 30000.
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET title = 'far longer than twelve' WHERE id = 31234"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    let pipeline = dir.path().join("items.yaml");
+    std::fs::write(
+        &pipeline,
+        pipeline_yaml("lanes_fail", "postgres", 3)
+            .replace("data_type: text}", "data_type: varchar, length: 12}"),
+    )?;
+    let state = dir.path().join("state");
+
+    let failed = run(&pipeline, "full", &state);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert_eq!(failed.json["status"], "failed");
+    let error = failed.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("id=31234"), "{error}");
+    // Committed partitions hold every row of their range; nothing else is
+    // in the destination.
+    let ranges: Vec<i64> = client
+        .query(
+            &format!("SELECT partition_id FROM {}._synchub_checkpoints", s.dst),
+            &[],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| {
+            let id: String = r.get(0);
+            id.split('_').nth(1).and_then(|n| n.parse().ok())
+        })
+        .collect();
+    assert!(!ranges.contains(&30_000), "the failing partition committed");
+    let expected: i64 = ranges
+        .iter()
+        .map(|start| (start + STEP).min(ROWS + 1) - start.max(&1))
+        .sum();
+    assert_eq!(
+        scalar(&client, &format!("SELECT count(*) FROM {dst}")).await?,
+        expected,
+        "committed partitions {ranges:?}"
+    );
+
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET title = 'fixed' WHERE id = 31234"
+        ))
+        .await?;
+    let resumed = run(&pipeline, "full", &state);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.n("partitions_skipped"), ranges.len() as i64);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    Ok(())
+}
