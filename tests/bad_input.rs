@@ -413,6 +413,26 @@ fn duplicate_destination_column_names_the_field_path() {
 }
 
 #[test]
+fn zero_concurrent_partitions_is_refused() {
+    let fx = Fixture::new();
+    fx.sqlite_datastores();
+    let pipeline = items_pipeline(100, &items_columns(50)).replace(
+        "partition_step: 100\n",
+        "partition_step: 100\nmax_concurrent_partitions: 0\n",
+    );
+    let p = fx.write("pipeline.yaml", &pipeline);
+    let out = fx.run(&p, &[]);
+    assert_error(
+        &out,
+        2,
+        &format!(
+            "{}: max_concurrent_partitions: 0 partitions at a time would write nothing: use 1 (one after another) or more",
+            p.display()
+        ),
+    );
+}
+
+#[test]
 fn duplicate_destination_column_path_counts_every_entry() {
     let fx = Fixture::new();
     fx.sqlite_datastores();

@@ -281,6 +281,12 @@ impl Pipeline {
                 ),
             );
         }
+        if raw.max_concurrent_partitions == Some(0) {
+            problems.push(
+                "max_concurrent_partitions",
+                "0 partitions at a time would write nothing: use 1 (one after another) or more",
+            );
+        }
         let simple = raw.source_provider.is_some() || raw.destination_provider.is_some();
         let staged = !raw.backends.is_empty();
         let normalized = if simple && staged {
@@ -347,7 +353,7 @@ impl Pipeline {
             destination,
             columns,
             strategies,
-            max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1).max(1) as usize,
+            max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1) as usize,
             batch_rows,
             default_partitioning,
             raw,
