@@ -280,6 +280,16 @@ impl PostgresSource {
     }
 }
 
+impl PostgresSource {
+    /// Probes the source's column types unless `check` already did.
+    async fn ensure_checked(&mut self) -> Result<()> {
+        if self.source_types.is_empty() {
+            self.check().await?;
+        }
+        Ok(())
+    }
+}
+
 fn hint_fix(_missing: &str) -> String {
     "fix the column name in the pipeline or add the column to the source".to_string()
 }
@@ -333,9 +343,7 @@ impl Source for PostgresSource {
         partition: &Partition,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        if self.source_types.is_empty() {
-            self.check().await?;
-        }
+        self.ensure_checked().await?;
         let (q, params) =
             sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
         let params: Vec<Box<dyn ToSql + Sync + Send>> = params
@@ -368,9 +376,7 @@ impl Source for PostgresSource {
             .downcast_ref::<arrow::array::Int64Array>()
             .map(|a| a.iter().flatten().collect())
             .unwrap_or_default();
-        if self.source_types.is_empty() {
-            self.check().await?;
-        }
+        self.ensure_checked().await?;
         let (q, params) =
             sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
         let key_param = params.len() + 1;
@@ -394,9 +400,7 @@ impl Source for PostgresSource {
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
-        if self.source_types.is_empty() {
-            self.check().await?;
-        }
+        self.ensure_checked().await?;
         let (from_where, params) = partition_from_where(&self.table, partition);
         let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
             .checksum_sql(&from_where);
@@ -424,9 +428,7 @@ impl Source for PostgresSource {
         partition: &Partition,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        if self.source_types.is_empty() {
-            self.check().await?;
-        }
+        self.ensure_checked().await?;
         let (from_where, params) = partition_from_where(&self.table, partition);
         let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
             .rows_sql(&from_where);

@@ -491,10 +491,7 @@ column_map:
         let wall = start.elapsed().as_secs_f64();
         let wal = pg::wal_position(&self.admin).await? - wal;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary: Option<Value> = stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok());
+        let summary = last_json_line(&stdout);
         let status = summary
             .as_ref()
             .and_then(|s| s.get("status"))
@@ -502,18 +499,14 @@ column_map:
             .unwrap_or("?")
             .to_string();
         if !out.status.success() || status != "completed" {
-            let err = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = err.lines().rev().take(20).collect();
             bail!(
                 "synchub run --strategy {strategy} ({case}) failed ({}, status {status}):\n{}\n{}",
                 out.status,
                 stdout.trim(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                log_tail(&log)
             );
         }
-        let rss = std::fs::read_to_string(&rss_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let rss = read_rss(&rss_file);
         let mut m = self.measurement(case, wall, rss, summary);
         m.baseline_seconds = baseline.map(|b| b.wall_seconds);
         m.wal_bytes = Some(wal);
@@ -568,23 +561,16 @@ column_map:
             .with_context(|| format!("running {script}"))?;
         let wall = start.elapsed().as_secs_f64();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        let result: Option<Value> = stdout
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok());
+        let result = last_json_line(&stdout);
         let Some(result) = result.filter(|_| out.status.success()) else {
-            let err = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = err.lines().rev().take(20).collect();
             bail!(
                 "{script} failed ({}):\n{}\n{}",
                 out.status,
                 stdout.trim(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                log_tail(&log)
             );
         };
-        let rss = std::fs::read_to_string(&rss_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let rss = read_rss(&rss_file);
         Ok((wall, rss, result))
     }
 
@@ -722,6 +708,28 @@ column_map:
 
 /// Checks a run's counters; a mismatch is reported, not fatal: the
 /// timings stand, the note says what to look into.
+/// The last line of a process's stdout that parses as JSON (its summary).
+fn last_json_line(stdout: &str) -> Option<Value> {
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+}
+
+/// The last 20 lines of a log, for an error message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(20).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Peak RSS in kB as the measuring wrapper wrote it, if it did.
+fn read_rss(file: &Path) -> Option<u64> {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 fn expect(notes: &mut Vec<String>, m: &Measurement, what: &str, counter: &str, want: u64) {
     let got = m.counter(counter).unwrap_or(u64::MAX);
     if got != want {
