@@ -204,6 +204,9 @@ pub struct Line {
     pub met: Option<bool>,
     /// By how much a missed target is missed, as a share of the target.
     pub missed_by: Option<f64>,
+    /// For a delta: its bare SQL delta's own share of the full sync's time
+    /// (median over rounds), the least any tool's delta could reach.
+    pub floor_share: Option<f64>,
     pub wall: f64,
     pub baseline: Option<f64>,
     pub rows_per_second: f64,
@@ -228,6 +231,14 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
             .max()
             .map(|k| k as f64 / 1024.0);
         let wal_mb = median(of.iter().filter_map(|m| m.wal_bytes.map(mb)).collect());
+        let floor_share = match case.target {
+            Target::ShareOfFullAtMost(_) => median(
+                of.iter()
+                    .filter_map(|m| Some(m.baseline_seconds? / m.full_seconds?))
+                    .collect(),
+            ),
+            _ => None,
+        };
         let mut extra_failures = Vec::new();
         if case.id == FULL_EMPTY && peak_rss_mb.is_some_and(|r| r > RSS_LIMIT_MB) {
             extra_failures.push(format!("peak RSS over {RSS_LIMIT_MB} MB"));
@@ -277,6 +288,7 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
             ratio,
             met,
             missed_by: missed_by.filter(|m| *m > 0.0),
+            floor_share,
             wall,
             baseline,
             rows_per_second: last.rows as f64 / wall,
@@ -348,6 +360,16 @@ impl Line {
                 if let Some(m) = self.missed_by {
                     why.push(format!("by {:.0}%", m * 100.0));
                 }
+                if let (Target::ShareOfFullAtMost(t), Some(f)) =
+                    (self.case.target, self.floor_share)
+                {
+                    if f > t {
+                        why.push(format!(
+                            "the bare SQL delta alone takes {:.1}% of full",
+                            f * 100.0
+                        ));
+                    }
+                }
                 why.extend(self.extra_failures.iter().cloned());
                 format!("**no** ({})", why.join(", "))
             }
@@ -386,6 +408,7 @@ impl Line {
             "target": self.target_text(),
             "met": self.met,
             "missed_by": self.missed_by,
+            "floor_share_of_full": self.floor_share,
             "wall_seconds_median": self.wall,
             "baseline_seconds_median": self.baseline,
             "rows_per_second": self.rows_per_second,
@@ -615,6 +638,23 @@ mod tests {
         assert!((delta.ratio.unwrap() - 0.05).abs() < 1e-9);
         assert_eq!(delta.met, Some(true));
         assert_eq!(line(&ls, PIPE).met, None);
+    }
+
+    #[test]
+    fn a_missed_delta_names_its_floor_when_the_floor_misses_too() {
+        // Full 10 s; the bare SQL delta 0.8 s (8%), synchub's 1.0 s (10%).
+        let mut delta = m(DELTA, 1, 1.0, Some(0.8));
+        delta.full_seconds = Some(10.0);
+        // Full 10 s; the floor 0.2 s (2%), synchub's 0.6 s (6%): synchub's own miss.
+        let mut newest = m(DELTA_NEWEST, 1, 0.6, Some(0.2));
+        newest.full_seconds = Some(10.0);
+        let ls = lines(&[delta, newest]);
+        let delta = line(&ls, DELTA);
+        assert_eq!(
+            delta.met_text(),
+            "**no** (by 100%, the bare SQL delta alone takes 8.0% of full)"
+        );
+        assert_eq!(line(&ls, DELTA_NEWEST).met_text(), "**no** (by 20%)");
     }
 
     #[test]
