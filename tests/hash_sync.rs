@@ -211,3 +211,97 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "hash_buckets").await?;
+    let src = format!("{}.items", s.src);
+    let dst = format!("{}.items", s.dst);
+    // Partitions of 300,000 ids: [0, 300000) and [300000, 600000) hold 128
+    // sparse rows each, [600000, 900000) 250,000 dense rows, [900000,
+    // 1200000) 128 sparse rows again.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, name text, amount numeric(12,2),
+               updated_at timestamptz, views int);
+             INSERT INTO {src}
+             SELECT id, 'name ' || id, id * 0.01, timestamptz '2024-01-01 00:00:00+00', 0
+             FROM (SELECT g * 2000 AS id FROM generate_series(1, 128) g
+                   UNION ALL SELECT 300000 + g * 2000 FROM generate_series(1, 128) g
+                   UNION ALL SELECT g FROM generate_series(600001, 850000) g
+                   UNION ALL SELECT 900000 + g * 2000 FROM generate_series(1, 128) g) ids;"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    let p = dir.path().join("items.yaml");
+    std::fs::write(
+        &p,
+        pipeline(
+            "hash_buckets",
+            "partition_column: id\npartition_step: 300000",
+        ),
+    )?;
+    let state = dir.path().join("state");
+    let full = run(&p, "full", &state);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET amount = amount + 1 WHERE id IN (2000, 150000, 256000);
+             DELETE FROM {src} WHERE id = 4000;
+             INSERT INTO {src} VALUES (1001, 'new', 1, now(), 0);
+             UPDATE {src} SET name = 'changed' WHERE id IN (302000, 556000);
+             UPDATE {src} SET amount = -amount WHERE id BETWEEN 600001 AND 850000 AND id % 1000 = 7;
+             DELETE FROM {src} WHERE id BETWEEN 700010 AND 700019;
+             INSERT INTO {src} SELECT g, 'new', 2, now(), 0 FROM generate_series(850001, 850020) g;
+             UPDATE {src} SET name = NULL WHERE id = 1100000;"
+        ))
+        .await?;
+    let hash = run(&p, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("rows_inserted"), 21);
+    // 3 + 2 + 250 (600007, 601007, …, 849007) + 1.
+    assert_eq!(hash.n("rows_updated"), 256);
+    assert_eq!(hash.n("rows_deleted"), 11);
+    assert_eq!(hash.n("rows_unchanged"), 250_384 - 256 - 11);
+    assert_eq!(hash.n("rows_read"), 21 + 256);
+    assert_eq!(
+        difference(
+            &client,
+            &format!("(SELECT id, name, amount, updated_at FROM {src}) s"),
+            &format!("(SELECT id, name, amount, updated_at FROM {dst}) d")
+        )
+        .await?,
+        0
+    );
+    // After two differing partitions the third is compared by buckets
+    // straight away, sized for the 128 rows the others held: two buckets
+    // of 150,000 ids, each too full to compare by key in memory, so each
+    // is compared again in buckets of its own and is one leaf. (Bisection
+    // would have halved twice, into leaves of 75,000 ids.)
+    let leaves = |id: &'static str| {
+        let client = &client;
+        let dst_schema = s.dst.clone();
+        async move {
+            scalar(
+                client,
+                &format!(
+                    "SELECT count(*) FROM {dst_schema}._synchub_checkpoints WHERE partition_id = '{id}'"
+                ),
+            )
+            .await
+        }
+    };
+    assert_eq!(leaves("id_600000_750000").await?, 1);
+    assert_eq!(leaves("id_750000_900000").await?, 1);
+    assert_eq!(leaves("id_600000_675000").await?, 0);
+
+    // Nothing left to do.
+    let again = run(&p, "hash", &state);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.n("rows_read"), 0);
+    assert_eq!(again.n("rows_unchanged"), 250_384 - 11 + 21);
+    Ok(())
+}

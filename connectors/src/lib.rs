@@ -10,7 +10,9 @@ pub mod sqlite;
 pub mod traits;
 
 pub use error::{ConnectorError, ErrorDomain, Result};
-pub use traits::{BatchStream, Checksum, RunIdentity, Sink, Source, WriteStats};
+pub use traits::{
+    BatchStream, BucketChecksum, Buckets, Checksum, RunIdentity, Sink, Source, WriteStats,
+};
 
 use planner::model::{MappedColumn, TableRef};
 use planner::types::ColumnSpec;

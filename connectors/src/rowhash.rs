@@ -697,6 +697,15 @@ impl PgHashQuery {
         format!("SELECT {} {from_where}", cols.join(", "))
     }
 
+    /// `SELECT <bucket>, count(*), sum(<hash>)::text <from_where> GROUP BY
+    /// 1`: a row per non-empty bucket, sums as in `checksum_sql`.
+    pub(crate) fn bucket_checksums_sql(&self, from_where: &str, bucket: &str) -> String {
+        format!(
+            "SELECT {bucket}, count(*), sum({})::text {from_where} GROUP BY 1",
+            self.hash
+        )
+    }
+
     /// `SELECT count(*), sum(<hash>)::text <from_where>`: one row, the sum
     /// exact (numeric), for the caller to wrap to 64 bits.
     pub(crate) fn checksum_sql(&self, from_where: &str) -> String {

@@ -4,6 +4,8 @@
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
 
+use crate::traits::Buckets;
+
 /// How a dialect writes the n-th (1-based) bind parameter.
 pub type Placeholder = fn(usize) -> String;
 
@@ -77,6 +79,22 @@ pub fn where_sql(
         String::new()
     } else {
         format!(" WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// The column expression that `buckets` cuts: one of `partition`'s integer
+/// ranges. `None` for a datetime range, an `IS NULL` range or no range.
+/// When `Some`, `where_sql` of the partition has a `WHERE` to add to.
+pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&str> {
+    match partition.ranges.get(buckets.dim) {
+        Some((
+            dim,
+            DimRange::Range {
+                start: PartitionValue::Int(_),
+                ..
+            },
+        )) if buckets.width >= 1 => Some(&dim.source_expr),
+        _ => None,
     }
 }
 

@@ -16,7 +16,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use connectors::postgres::PostgresSource;
 use connectors::rowhash::{self, ROW_HASH_COLUMN};
 use connectors::sqlite::{SqliteSink, SqliteSource};
-use connectors::{Checksum, RunIdentity, Sink, Source};
+use connectors::{Buckets, Checksum, RunIdentity, Sink, Source};
 use futures_util::StreamExt;
 use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
@@ -462,6 +462,121 @@ async fn postgres_sqlite_and_arrow_agree() {
         .execute("UPDATE t SET note = NULL WHERE id = 3", [])
         .unwrap();
     assert_ne!(lite.checksum(&whole).await.unwrap(), changed);
+}
+
+/// Row hashes `bucket_row_hashes` streams, by key.
+async fn hashes_of_buckets(
+    source: &mut dyn Source,
+    cols: &[MappedColumn],
+    p: &Partition,
+    buckets: Buckets,
+    which: &[i64],
+) -> Hashes {
+    let nkeys = cols.iter().filter(|c| c.spec.unique).count();
+    let keys: Vec<usize> = (0..nkeys).collect();
+    let mut out = Hashes::new();
+    let mut stream = source
+        .bucket_row_hashes(p, buckets, which, 2)
+        .await
+        .unwrap();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.unwrap();
+        assert_eq!(batch.schema(), rowhash::row_hash_schema(cols));
+        let h = batch.column(nkeys).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            assert!(out
+                .insert(key_of(&batch, &keys, row), h.value(row))
+                .is_none());
+        }
+    }
+    out
+}
+
+/// A bucket's checksum is the checksum of the range it covers, on both
+/// engines; empty buckets are left out; `bucket_row_hashes` gives the row
+/// hashes of exactly the buckets asked for.
+#[tokio::test]
+async fn buckets_are_the_checksums_of_their_ranges() {
+    let client = connect().await;
+    let schema = Schema::create(&client, "buckets").await;
+    client
+        .batch_execute(&format!("SET search_path = {}; {CREATE}; {ROWS}", schema.0))
+        .await
+        .unwrap();
+    let cols = columns();
+    let pg_table = table_ref(pg_datastore(&schema.0), Some(&schema.0), "t");
+    let mut pg = PostgresSource::open(&pg_table, &cols).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lite_table = load_sqlite(&mut pg, &cols, &dir.path().join("buckets.db")).await;
+    let mut lite = SqliteSource::open(&lite_table, &cols).await.unwrap();
+
+    // ids 1 to 7 (5 twice) in [1, 20), three ids a bucket from 1:
+    // bucket 0 = [1, 4), 1 = [4, 7) with both 5s, 2 = [7, 10); 3 to 6 are empty.
+    let p = id_range(1, 20);
+    let buckets = Buckets {
+        dim: 0,
+        origin: 1,
+        width: 3,
+    };
+    let mut want = Vec::new();
+    for b in 0..7 {
+        let c = pg.checksum(&id_range(1 + 3 * b, 4 + 3 * b)).await.unwrap();
+        if c.rows > 0 {
+            want.push((b, c));
+        }
+    }
+    assert_eq!(
+        want.iter().map(|(b, c)| (*b, c.rows)).collect::<Vec<_>>(),
+        vec![(0, 3), (1, 4), (2, 1)]
+    );
+    let from_pg = pg.bucket_checksums(&p, buckets).await.unwrap();
+    assert_eq!(from_pg.as_ref(), Some(&want));
+    assert_eq!(lite.bucket_checksums(&p, buckets).await.unwrap(), from_pg);
+
+    for which in [vec![0], vec![0, 2], vec![1, 5], vec![]] {
+        let mut want = Hashes::new();
+        for &b in &which {
+            want.extend(hashes_of_source(&mut pg, &cols, &id_range(1 + 3 * b, 4 + 3 * b)).await);
+        }
+        assert_eq!(
+            hashes_of_buckets(&mut pg, &cols, &p, buckets, &which).await,
+            want,
+            "PostgreSQL, buckets {which:?}"
+        );
+        assert_eq!(
+            hashes_of_buckets(&mut lite, &cols, &p, buckets, &which).await,
+            want,
+            "SQLite, buckets {which:?}"
+        );
+    }
+
+    // The source's filters apply to buckets too.
+    let mut filtered_table = pg_table.clone();
+    filtered_table.filters = vec!["\"region\" = 'eu'".into()];
+    let mut filtered = PostgresSource::open(&filtered_table, &cols).await.unwrap();
+    let eu = filtered
+        .bucket_checksums(&p, buckets)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        eu.iter().map(|(b, c)| (*b, c.rows)).collect::<Vec<_>>(),
+        vec![(0, 3), (1, 2), (2, 1)]
+    );
+
+    // Only an integer range can be cut into buckets.
+    let ts = ts_partition(DimRange::Range {
+        start: PartitionValue::Micros(0),
+        end: PartitionValue::Micros(1_000_000),
+    });
+    assert_eq!(pg.bucket_checksums(&ts, buckets).await.unwrap(), None);
+    assert_eq!(lite.bucket_checksums(&ts, buckets).await.unwrap(), None);
+    assert_eq!(
+        pg.bucket_checksums(&Partition::whole(), buckets)
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 /// Values stored by other tools in SQLite's lenient forms hash like the

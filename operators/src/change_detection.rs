@@ -1,6 +1,9 @@
-//! Hash change detection: compare partition checksums on both sides, bisect
-//! the partitions that differ down to a small range, then compare row hashes
-//! by key to find exactly which rows to insert, update or delete.
+//! Hash change detection: compare partition checksums on both sides; where
+//! a partition differs, compare the checksums of its buckets (a few dozen
+//! rows each, in one grouped scan per side), then the row hashes of the
+//! differing buckets by key, to find exactly which rows to insert, update
+//! or delete. Sources that cannot group by bucket bisect the partition down
+//! to a small range and compare its row hashes instead.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,10 +12,10 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use async_trait::async_trait;
-use connectors::{Checksum, Source};
+use connectors::{BatchStream, Buckets, Checksum, Source};
 use futures_util::StreamExt;
 use planner::model::quote_ident;
-use planner::partition::{Partition, PartitionDimension};
+use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
 
 use crate::message::{ChangeSet, Message};
 use crate::operator::{Operator, OperatorError, Output, Result};
@@ -36,7 +39,14 @@ pub struct ChangeDetection {
     /// What the partitions compared so far looked like, to choose between
     /// checksum-first and straight-to-row-hashes for the next one.
     seen: PartitionHistory,
+    /// Whether both sides group rows by bucket; `None` until asked.
+    bucketing: Option<bool>,
 }
+
+/// Rows a bucket is sized to hold: small enough that a few changed rows
+/// spread over a partition bring back few rows, large enough that the
+/// bucket checksums are a small fraction of the partition's rows.
+const BUCKET_ROWS: u64 = 64;
 
 /// Counts of the primary partitions compared so far.
 #[derive(Debug, Default, Clone, Copy)]
@@ -54,12 +64,18 @@ impl PartitionHistory {
     }
 
     /// When most partitions so far differed, a checksum mostly costs a scan
-    /// that the row-hash comparison repeats anyway: skip it, as long as a
-    /// partition is small enough to compare by key in memory.
-    fn prefer_row_hashes(&self, leaf_rows: u64) -> bool {
+    /// that the finer comparison repeats anyway: skip it, as long as a
+    /// partition can be compared in pieces (`bucketed`) or is small enough
+    /// to compare by key in memory.
+    fn skip_checksum(&self, leaf_rows: u64, bucketed: bool) -> bool {
         self.compared >= 2
             && self.differing * 2 > self.compared
-            && self.rows / self.compared <= leaf_rows
+            && (bucketed || self.rows / self.compared <= leaf_rows)
+    }
+
+    /// The mean rows of a partition so far.
+    fn mean_rows(&self) -> u64 {
+        self.rows.checked_div(self.compared).unwrap_or(0)
     }
 }
 
@@ -89,6 +105,7 @@ impl ChangeDetection {
             secondary: Vec::new(),
             partitions_only: false,
             seen: PartitionHistory::default(),
+            bucketing: None,
         }
     }
 
@@ -124,22 +141,40 @@ impl ChangeDetection {
         &mut self,
         p: &Partition,
     ) -> Result<(Vec<(Partition, ChangeSet)>, u64)> {
-        if self.seen.prefer_row_hashes(self.leaf_rows) {
-            let changes = self.compare_rows(p).await?;
-            let differs = changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0;
-            self.seen.record(
-                differs,
-                changes.unchanged + changes.upserts.num_rows() as u64,
-            );
-            return Ok(if differs {
-                (vec![(p.clone(), changes)], 0)
-            } else {
-                (Vec::new(), changes.unchanged)
-            });
-        }
         let mut out = Vec::new();
         let mut equal_rows = 0;
-        let mut stack = vec![p.clone()];
+        let mut stack = Vec::new();
+        let bucketed = self.bucketing != Some(false) && buckets_for(p, 1).is_some();
+        let found = if self.seen.skip_checksum(self.leaf_rows, bucketed) && bucketed {
+            self.compare_buckets(p, self.seen.mean_rows()).await?
+        } else {
+            None
+        };
+        match found {
+            Some(found) => {
+                self.seen.record(
+                    !found.leaves.is_empty() || !found.too_big.is_empty(),
+                    found.source_rows,
+                );
+                out.extend(found.leaves);
+                equal_rows += found.equal_rows;
+                stack.extend(found.too_big.into_iter().rev());
+            }
+            None if self.seen.skip_checksum(self.leaf_rows, false) => {
+                let changes = self.compare_rows(p).await?;
+                let differs = changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0;
+                self.seen.record(
+                    differs,
+                    changes.unchanged + changes.upserts.num_rows() as u64,
+                );
+                return Ok(if differs {
+                    (vec![(p.clone(), changes)], 0)
+                } else {
+                    (Vec::new(), changes.unchanged)
+                });
+            }
+            None => stack.push(p.clone()),
+        }
         while let Some(part) = stack.pop() {
             let (s, d) = self.checksums(&part).await?;
             if part.id == p.id {
@@ -149,15 +184,25 @@ impl ChangeDetection {
                 equal_rows += s.rows;
                 continue;
             }
-            if s.rows.max(d.rows) > self.leaf_rows {
-                if part.id == p.id && !self.secondary.is_empty() {
-                    let finer = part.split_by(&self.secondary);
-                    if finer.len() > 1 {
-                        // Reversed so the lowest range is compared first.
-                        stack.extend(finer.into_iter().rev());
-                        continue;
-                    }
+            let rows = s.rows.max(d.rows);
+            if rows > self.leaf_rows && part.id == p.id && !self.secondary.is_empty() {
+                let finer = part.split_by(&self.secondary);
+                if finer.len() > 1 {
+                    // Reversed so the lowest range is compared first.
+                    stack.extend(finer.into_iter().rev());
+                    continue;
                 }
+            }
+            if self.bucketing != Some(false) {
+                if let Some(found) = self.compare_buckets(&part, rows).await? {
+                    out.extend(found.leaves);
+                    equal_rows += found.equal_rows;
+                    // Buckets too full to compare by key in memory, finer.
+                    stack.extend(found.too_big.into_iter().rev());
+                    continue;
+                }
+            }
+            if rows > self.leaf_rows {
                 if let Some((a, b)) = part.halves() {
                     // Depth first, low half first: leaves come out in key order.
                     stack.push(b);
@@ -171,16 +216,114 @@ impl ChangeDetection {
         Ok((out, equal_rows))
     }
 
+    /// Compares `part` bucket by bucket (sized for `rows_hint` rows in the
+    /// partition), then the rows of the differing buckets by key, a chunk of
+    /// at most `leaf_rows` rows at a time. `None` when `part` has no integer
+    /// range to cut or a side cannot group by bucket.
+    async fn compare_buckets(
+        &mut self,
+        part: &Partition,
+        rows_hint: u64,
+    ) -> Result<Option<BucketComparison>> {
+        let Some(buckets) = buckets_for(part, rows_hint) else {
+            return Ok(None);
+        };
+        let dp = for_destination(part);
+        let (s, d) = tokio::join!(
+            self.source.bucket_checksums(part, buckets),
+            self.destination.bucket_checksums(&dp, buckets)
+        );
+        let (Some(s), Some(d)) = (s?, d?) else {
+            self.bucketing = Some(false);
+            return Ok(None);
+        };
+        self.bucketing = Some(true);
+        let mut found = BucketComparison {
+            source_rows: s.iter().map(|(_, c)| c.rows).sum(),
+            ..Default::default()
+        };
+        // Both sorted by bucket: walk them together.
+        let mut differing: Vec<(i64, u64)> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        while i < s.len() || j < d.len() {
+            let (bucket, src, dst) = match (s.get(i), d.get(j)) {
+                (Some(a), Some(b)) if a.0 == b.0 => {
+                    i += 1;
+                    j += 1;
+                    (a.0, Some(a.1), Some(b.1))
+                }
+                (Some(a), Some(b)) if a.0 < b.0 => {
+                    i += 1;
+                    (a.0, Some(a.1), None)
+                }
+                (Some(a), None) => {
+                    i += 1;
+                    (a.0, Some(a.1), None)
+                }
+                (_, Some(b)) => {
+                    j += 1;
+                    (b.0, None, Some(b.1))
+                }
+                (None, None) => break,
+            };
+            if src == dst {
+                found.equal_rows += src.map_or(0, |c| c.rows);
+                continue;
+            }
+            let rows = src.map_or(0, |c| c.rows).max(dst.map_or(0, |c| c.rows));
+            differing.push((bucket, rows));
+        }
+        let dim = buckets.dim;
+        let start = |b: i64| {
+            buckets
+                .origin
+                .saturating_add(b.saturating_mul(buckets.width))
+        };
+        let mut chunks: Vec<Vec<i64>> = Vec::new();
+        let mut chunk_rows = 0;
+        for (bucket, rows) in differing {
+            if rows > self.leaf_rows && buckets.width > 1 {
+                match part.with_range(dim, start(bucket), start(bucket + 1)) {
+                    Some(sub) if sub.ranges[dim] != part.ranges[dim] => {
+                        found.too_big.push(sub);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match chunks.last_mut() {
+                Some(chunk) if chunk_rows + rows <= self.leaf_rows => chunk.push(bucket),
+                _ => {
+                    chunks.push(vec![bucket]);
+                    chunk_rows = 0;
+                }
+            }
+            chunk_rows += rows;
+        }
+        let whole = chunks.len() == 1 && found.too_big.is_empty();
+        for which in chunks {
+            // A leaf is checkpointed on its own: a range that holds its
+            // buckets, or the partition itself when one chunk holds them all.
+            let leaf = if whole {
+                part.clone()
+            } else {
+                let (first, last) = (which[0], which[which.len() - 1]);
+                part.with_range(dim, start(first), start(last + 1))
+                    .unwrap_or_else(|| part.clone())
+            };
+            let changes = self.compare_bucket_rows(&leaf, buckets, &which).await?;
+            found.leaves.push((leaf, changes));
+        }
+        Ok(Some(found))
+    }
+
     /// Row hashes of one side, by key.
     async fn hashes(
-        side: &mut dyn Source,
-        p: &Partition,
-        page_rows: usize,
+        mut batches: BatchStream<'_>,
         converter: &RowConverter,
         keys: usize,
     ) -> Result<HashMap<OwnedRow, i64>> {
         let mut map = HashMap::new();
-        let mut batches = side.row_hashes(p, page_rows).await?;
         while let Some(batch) = batches.next().await {
             let batch = batch?;
             let rows = converter.convert_columns(&batch.columns()[..keys])?;
@@ -192,25 +335,80 @@ impl ChangeDetection {
         Ok(map)
     }
 
-    async fn compare_rows(&mut self, p: &Partition) -> Result<ChangeSet> {
-        let keys = self.key_schema.fields().len();
-        let converter = RowConverter::new(
+    fn key_converter(&self) -> Result<RowConverter> {
+        Ok(RowConverter::new(
             self.key_schema
                 .fields()
                 .iter()
                 .map(|f| SortField::new(f.data_type().clone()))
                 .collect(),
-        )?;
+        )?)
+    }
+
+    /// Every row of `p`, by key.
+    async fn compare_rows(&mut self, p: &Partition) -> Result<ChangeSet> {
+        let keys = self.key_schema.fields().len();
+        let converter = self.key_converter()?;
         let page_rows = self.page_rows;
         let dp = for_destination(p);
         let (src, dst) = tokio::join!(
-            Self::hashes(self.source.as_mut(), p, page_rows, &converter, keys),
-            Self::hashes(self.destination.as_mut(), &dp, page_rows, &converter, keys)
+            async {
+                Self::hashes(
+                    self.source.row_hashes(p, page_rows).await?,
+                    &converter,
+                    keys,
+                )
+                .await
+            },
+            async {
+                Self::hashes(
+                    self.destination.row_hashes(&dp, page_rows).await?,
+                    &converter,
+                    keys,
+                )
+                .await
+            }
         );
-        let (src, dst) = (src?, dst?);
+        self.diff(&converter, &src?, &dst?)
+    }
+
+    /// The rows of `p` in the buckets `which`, by key.
+    async fn compare_bucket_rows(
+        &mut self,
+        p: &Partition,
+        buckets: Buckets,
+        which: &[i64],
+    ) -> Result<ChangeSet> {
+        let keys = self.key_schema.fields().len();
+        let converter = self.key_converter()?;
+        let page_rows = self.page_rows;
+        let dp = for_destination(p);
+        let (src, dst) = tokio::join!(
+            async {
+                let rows = self.source.bucket_row_hashes(p, buckets, which, page_rows);
+                Self::hashes(rows.await?, &converter, keys).await
+            },
+            async {
+                let rows = self
+                    .destination
+                    .bucket_row_hashes(&dp, buckets, which, page_rows);
+                Self::hashes(rows.await?, &converter, keys).await
+            }
+        );
+        self.diff(&converter, &src?, &dst?)
+    }
+
+    /// Keys whose hashes differ or that only the source has are upserts;
+    /// keys only the destination has are deletes (when deleting).
+    fn diff(
+        &self,
+        converter: &RowConverter,
+        src: &HashMap<OwnedRow, i64>,
+        dst: &HashMap<OwnedRow, i64>,
+    ) -> Result<ChangeSet> {
         let mut upserts = Vec::new();
         let mut unchanged = 0u64;
-        for (key, hash) in &src {
+        for (key, hash) in src {
             match dst.get(key) {
                 Some(h) if h == hash => unchanged += 1,
                 _ => upserts.push(key.row()),
@@ -238,6 +436,44 @@ impl ChangeDetection {
             deletes: batch(deletes)?,
         })
     }
+}
+
+/// What comparing a partition by buckets found.
+#[derive(Default)]
+struct BucketComparison {
+    /// Ranges holding the differing buckets, each with its change set.
+    leaves: Vec<(Partition, ChangeSet)>,
+    /// Rows of the buckets whose checksums were equal.
+    equal_rows: u64,
+    /// Rows the source's buckets held.
+    source_rows: u64,
+    /// Differing buckets with more rows than a leaf may hold, to compare
+    /// again with finer buckets.
+    too_big: Vec<Partition>,
+}
+
+/// Buckets over the first integer range of `p`, each about `BUCKET_ROWS`
+/// of its `rows_hint` rows wide (at least one value). `None` when `p` has
+/// no integer range.
+fn buckets_for(p: &Partition, rows_hint: u64) -> Option<Buckets> {
+    let (dim, start, end) = p
+        .ranges
+        .iter()
+        .enumerate()
+        .find_map(|(i, (_, r))| match r {
+            DimRange::Range {
+                start: PartitionValue::Int(a),
+                end: PartitionValue::Int(b),
+            } => Some((i, *a, *b)),
+            _ => None,
+        })?;
+    let span = (i128::from(end) - i128::from(start)).max(1) as u128;
+    let width = (span * u128::from(BUCKET_ROWS)).div_ceil(u128::from(rows_hint.max(1)));
+    Some(Buckets {
+        dim,
+        origin: start,
+        width: width.clamp(1, span.min(i64::MAX as u128)) as i64,
+    })
 }
 
 /// Count and wrapping sum of a per-process hash of every row's Arrow row
@@ -332,25 +568,80 @@ impl Operator for ChangeDetection {
 
 #[cfg(test)]
 mod tests {
-    use super::PartitionHistory;
+    use super::{buckets_for, PartitionHistory};
+    use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
+    use planner::types::PartitionKind;
 
     #[test]
-    fn row_hashes_first_only_once_most_partitions_differ() {
+    fn checksums_are_skipped_only_once_most_partitions_differ() {
         let mut h = PartitionHistory::default();
-        assert!(!h.prefer_row_hashes(100));
+        assert!(!h.skip_checksum(100, false));
         h.record(true, 50);
-        assert!(!h.prefer_row_hashes(100), "one partition is no evidence");
+        assert!(!h.skip_checksum(100, false), "one partition is no evidence");
         h.record(true, 50);
-        assert!(h.prefer_row_hashes(100));
+        assert!(h.skip_checksum(100, false));
         h.record(false, 50);
         h.record(false, 50);
         assert!(
-            !h.prefer_row_hashes(100),
+            !h.skip_checksum(100, true),
             "half differ: keep checksums first"
         );
         let mut big = PartitionHistory::default();
         big.record(true, 500);
         big.record(true, 500);
-        assert!(!big.prefer_row_hashes(100), "too big to compare in memory");
+        assert!(
+            !big.skip_checksum(100, false),
+            "too big to compare in memory"
+        );
+        assert!(big.skip_checksum(100, true), "compared bucket by bucket");
+        assert_eq!(big.mean_rows(), 500);
+    }
+
+    fn range(kind: PartitionKind, start: PartitionValue, end: PartitionValue) -> Partition {
+        let dim = PartitionDimensionRef {
+            name: "k".into(),
+            source_expr: "\"k\"".into(),
+            kind,
+            date_only: false,
+        };
+        Partition {
+            id: "k".into(),
+            ranges: vec![(dim, DimRange::Range { start, end })],
+        }
+    }
+
+    #[test]
+    fn buckets_hold_about_64_of_the_expected_rows() {
+        let p = range(
+            PartitionKind::Integer,
+            PartitionValue::Int(1000),
+            PartitionValue::Int(101_000),
+        );
+        // Dense keys: 64 values a bucket.
+        let b = buckets_for(&p, 100_000).unwrap();
+        assert_eq!((b.dim, b.origin, b.width), (0, 1000, 64));
+        // One row in ten values: 640 values a bucket.
+        assert_eq!(buckets_for(&p, 10_000).unwrap().width, 640);
+        // Fewer rows than a bucket holds: one bucket, the whole range.
+        assert_eq!(buckets_for(&p, 10).unwrap().width, 100_000);
+        assert_eq!(buckets_for(&p, 0).unwrap().width, 100_000);
+        // More rows than values (a non-unique partition column): one value.
+        assert_eq!(buckets_for(&p, 10_000_000).unwrap().width, 1);
+        let wide = range(
+            PartitionKind::Integer,
+            PartitionValue::Int(i64::MIN),
+            PartitionValue::Int(i64::MAX),
+        );
+        assert_eq!(buckets_for(&wide, 1).unwrap().width, i64::MAX);
+        let dates = range(
+            PartitionKind::Datetime,
+            PartitionValue::Micros(0),
+            PartitionValue::Micros(1_000_000),
+        );
+        assert_eq!(
+            buckets_for(&dates, 100),
+            None,
+            "datetime ranges are not bucketed"
+        );
     }
 }

@@ -180,22 +180,32 @@ impl Partition {
         };
         let (a, b) = (start.as_i64(), end.as_i64());
         let mid = a + (b - a) / 2;
-        let with = |s: i64, e: i64| {
-            let wrap = |v: i64| match start {
-                PartitionValue::Int(_) => PartitionValue::Int(v),
-                PartitionValue::Micros(_) => PartitionValue::Micros(v),
-            };
-            let mut ranges = self.ranges.clone();
-            ranges[i].1 = DimRange::Range {
-                start: wrap(s),
-                end: wrap(e),
-            };
-            Partition {
-                id: ranges_id(&ranges),
-                ranges,
-            }
+        Some((self.with_range(i, a, mid)?, self.with_range(i, mid, b)?))
+    }
+
+    /// This partition with range `dim` narrowed to `start..end` (clipped to
+    /// its own bounds); `None` when `dim` is not a range or nothing is left.
+    pub fn with_range(&self, dim: usize, start: i64, end: i64) -> Option<Partition> {
+        let DimRange::Range { start: s, end: e } = self.ranges.get(dim)?.1 else {
+            return None;
         };
-        Some((with(a, mid), with(mid, b)))
+        let (start, end) = (start.max(s.as_i64()), end.min(e.as_i64()));
+        if start >= end {
+            return None;
+        }
+        let wrap = |v: i64| match s {
+            PartitionValue::Int(_) => PartitionValue::Int(v),
+            PartitionValue::Micros(_) => PartitionValue::Micros(v),
+        };
+        let mut ranges = self.ranges.clone();
+        ranges[dim].1 = DimRange::Range {
+            start: wrap(start),
+            end: wrap(end),
+        };
+        Some(Partition {
+            id: ranges_id(&ranges),
+            ranges,
+        })
     }
 }
 

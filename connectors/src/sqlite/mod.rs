@@ -24,7 +24,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conform::{check_fits, value_error};
 use crate::sql;
-use crate::traits::{BatchStream, RunIdentity, Sink, Source, WriteStats};
+use crate::traits::{
+    BatchStream, BucketChecksum, Buckets, Checksum, RunIdentity, Sink, Source, WriteStats,
+};
 use crate::{ConnectorError, Result};
 use codec::{ColumnDecoder, ColumnEncoder};
 
@@ -278,6 +280,77 @@ impl Source for SqliteSource {
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         let (from_where, params) = partition_from_where(&self.table, partition);
+        Ok(self.row_hash_stream(&from_where, params, page_rows))
+    }
+
+    async fn bucket_checksums(
+        &mut self,
+        partition: &Partition,
+        buckets: Buckets,
+    ) -> Result<Option<Vec<BucketChecksum>>> {
+        let Some((from_where, bucket, params)) =
+            bucket_from_where(&self.table, partition, buckets, None)
+        else {
+            return Ok(None);
+        };
+        let q = format!(
+            "SELECT {bucket}, count(*), {}({}) {from_where} GROUP BY 1 ORDER BY 1",
+            crate::rowhash::SQLITE_HASH_SUM_FN,
+            crate::rowhash::sqlite_row_hash_sql(&self.columns)
+        );
+        let table = self.table.display_name();
+        let out = blocking(&self.conn, move |conn| {
+            crate::rowhash::register_sqlite_functions(conn)?;
+            let mut stmt = conn.prepare(&q)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(|e| hash_error(&table, e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (bucket, count, sum) = row.map_err(|e| hash_error(&table, e))?;
+                out.push((
+                    bucket,
+                    Checksum {
+                        rows: count as u64,
+                        sum: sum as u64,
+                    },
+                ));
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Some(out))
+    }
+
+    async fn bucket_row_hashes<'a>(
+        &'a mut self,
+        partition: &Partition,
+        buckets: Buckets,
+        which: &[i64],
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let (from_where, _, params) =
+            bucket_from_where(&self.table, partition, buckets, Some(which)).ok_or_else(|| {
+                ConnectorError::Other(format!("no integer range to bucket in {}", partition.id))
+            })?;
+        Ok(self.row_hash_stream(&from_where, params, page_rows))
+    }
+}
+
+impl SqliteSource {
+    /// The unique key columns and the row hash of the rows `from_where` selects.
+    fn row_hash_stream<'a>(
+        &'a self,
+        from_where: &str,
+        params: Vec<Value>,
+        page_rows: usize,
+    ) -> BatchStream<'a> {
         let mut cols: Vec<String> = self
             .columns
             .iter()
@@ -289,8 +362,42 @@ impl Source for SqliteSource {
         let specs = crate::rowhash::row_hash_specs(&self.columns);
         let table = self.table.display_name();
         let rx = stream_rows(self.conn.clone(), q, params, specs, page_rows, Some(table));
-        Ok(Box::pin(async_stream_from(rx)))
+        Box::pin(async_stream_from(rx))
     }
+}
+
+/// `partition_from_where`, the bucket expression of `buckets` and the bound
+/// values; with `which`, only the rows of those buckets (a JSON array bound
+/// as one value). `None` when `buckets` does not cut an integer range.
+fn bucket_from_where(
+    table: &TableRef,
+    partition: &Partition,
+    buckets: Buckets,
+    which: Option<&[i64]>,
+) -> Option<(String, String, Vec<Value>)> {
+    let column = sql::bucket_column(partition, buckets)?;
+    let (from_where, mut params) = partition_from_where(table, partition);
+    let n = params.len();
+    let bucket = Buckets::sql(
+        &format!("CAST({column} AS INTEGER)"),
+        &sql::sqlite_placeholder(n + 1),
+        &sql::sqlite_placeholder(n + 2),
+    );
+    params.push(Value::Integer(buckets.origin));
+    params.push(Value::Integer(buckets.width));
+    let from_where = match which {
+        // The partition's ranges make a WHERE clause (`bucket_column`).
+        Some(which) => {
+            let list = serde_json::to_string(which).unwrap_or_else(|_| "[]".into());
+            params.push(Value::Text(list));
+            format!(
+                "{from_where} AND {bucket} IN (SELECT value FROM json_each({}))",
+                sql::sqlite_placeholder(n + 3)
+            )
+        }
+        None => from_where,
+    };
+    Some((from_where, bucket, params))
 }
 
 /// Runs a query on the blocking pool and sends its rows, decoded into
