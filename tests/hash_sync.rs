@@ -276,11 +276,12 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
         .await?,
         0
     );
-    // After two differing partitions the third is compared by buckets
-    // straight away, sized for the 128 rows the others held: two buckets
-    // of 150,000 ids, each too full to compare by key in memory, so each
-    // is compared again in buckets of its own and is one leaf. (Bisection
-    // would have halved twice, into leaves of 75,000 ids.)
+    // After the first partition (checksum, then buckets) the others are
+    // compared by buckets straight away, sized for the 128 rows a partition
+    // held so far: the third gets two buckets of 150,000 ids, each too full
+    // to compare by key in memory, so each is compared again in buckets of
+    // its own and is one leaf. (Bisection would have halved twice, into
+    // leaves of 75,000 ids.)
     let leaves = |id: &'static str| {
         let client = &client;
         let dst_schema = s.dst.clone();

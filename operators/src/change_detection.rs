@@ -63,14 +63,20 @@ impl PartitionHistory {
         self.rows += rows;
     }
 
-    /// When most partitions so far differed, a checksum mostly costs a scan
-    /// that the finer comparison repeats anyway: skip it, as long as a
-    /// partition can be compared in pieces (`bucketed`) or is small enough
-    /// to compare by key in memory.
+    /// Whether to compare the next partition without its checksum first.
+    /// By buckets (`bucketed`): always once one partition gave its size,
+    /// since the grouped scan costs about what the checksum does and already
+    /// says where the rows differ. By row hashes: when most partitions so
+    /// far differed (a checksum then mostly costs a scan the comparison
+    /// repeats anyway) and a partition is small enough to compare by key in
+    /// memory.
     fn skip_checksum(&self, leaf_rows: u64, bucketed: bool) -> bool {
+        if bucketed {
+            return self.compared >= 1;
+        }
         self.compared >= 2
             && self.differing * 2 > self.compared
-            && (bucketed || self.rows / self.compared <= leaf_rows)
+            && self.rows / self.compared <= leaf_rows
     }
 
     /// The mean rows of a partition so far.
@@ -144,7 +150,11 @@ impl ChangeDetection {
         let mut out = Vec::new();
         let mut equal_rows = 0;
         let mut stack = Vec::new();
-        let bucketed = self.bucketing != Some(false) && buckets_for(p, 1).is_some();
+        // Not with secondary partitions: the configuration asks for their
+        // pieces to be compared first.
+        let bucketed = self.secondary.is_empty()
+            && self.bucketing != Some(false)
+            && buckets_for(p, 1).is_some();
         let found = if self.seen.skip_checksum(self.leaf_rows, bucketed) && bucketed {
             self.compare_buckets(p, self.seen.mean_rows()).await?
         } else {
@@ -583,7 +593,7 @@ mod tests {
         h.record(false, 50);
         h.record(false, 50);
         assert!(
-            !h.skip_checksum(100, true),
+            !h.skip_checksum(100, false),
             "half differ: keep checksums first"
         );
         let mut big = PartitionHistory::default();
@@ -593,8 +603,16 @@ mod tests {
             !big.skip_checksum(100, false),
             "too big to compare in memory"
         );
-        assert!(big.skip_checksum(100, true), "compared bucket by bucket");
         assert_eq!(big.mean_rows(), 500);
+    }
+
+    #[test]
+    fn buckets_come_first_once_a_partition_gave_its_size() {
+        let mut h = PartitionHistory::default();
+        assert!(!h.skip_checksum(100, true), "no size to make buckets for");
+        h.record(false, 500);
+        assert!(h.skip_checksum(100, true));
+        assert_eq!(h.mean_rows(), 500);
     }
 
     fn range(kind: PartitionKind, start: PartitionValue, end: PartitionValue) -> Partition {
