@@ -306,3 +306,73 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
     assert_eq!(again.n("rows_unchanged"), 250_384 - 11 + 21);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_row_moved_to_another_bucket_range_is_kept_whichever_range_is_written_first() -> Result<()>
+{
+    let client = connect().await?;
+    let s = Schemas::create(&client, "hash_moved").await?;
+    let src = format!("{}.items", s.src);
+    let dst = format!("{}.items", s.dst);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, grp int NOT NULL, name text);
+             INSERT INTO {src} SELECT g, g, 'name ' || g FROM generate_series(1, 250000) g;"
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    let p = dir.path().join("items.yaml");
+    // Partitioned on `grp`, which rows can change: one partition.
+    std::fs::write(
+        &p,
+        "name: hash_moved
+partition_column: grp
+partition_step: 300000
+source_provider:
+  data_backend: {type: postgres, datastore_name: src, table: items}
+destination_provider:
+  data_backend: {type: postgres, datastore_name: dst, table: items}
+column_map:
+  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
+  - {source: grp, dest: grp, data_type: int}
+  - {source: name, dest: name, data_type: text}
+strategies:
+  - {name: full, type: full}
+  - {name: hash, type: hash}
+",
+    )?;
+    let state = dir.path().join("state");
+    let full = run(&p, "full", &state);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+
+    // A change in every bucket: the differing rows (all 250,000) are
+    // compared in three ranges of `grp` of at most 100,000 rows, low first.
+    // Row 240000 moves from the last range to the first: the first range
+    // finds it new and writes it, the last finds it gone; its delete must
+    // not take the row the first range just wrote. Row 10 moves the other
+    // way: deleted from the first range, written again by the last.
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET name = name || '!' WHERE id % 50 = 0;
+             UPDATE {src} SET grp = 5 WHERE id = 240000;
+             UPDATE {src} SET grp = 245000 WHERE id = 10;"
+        ))
+        .await?;
+    let hash = run(&p, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    assert_eq!(
+        scalar(
+            &client,
+            &format!("SELECT grp::bigint FROM {dst} WHERE id = 240000")
+        )
+        .await?,
+        5
+    );
+    // 5,000 names (240000 among them); row 10 deleted and inserted again.
+    assert_eq!(hash.n("rows_updated"), 5000);
+    assert_eq!(hash.n("rows_deleted"), 1);
+    assert_eq!(hash.n("rows_inserted"), 1);
+    Ok(())
+}

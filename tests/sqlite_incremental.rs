@@ -142,3 +142,59 @@ fn a_watermark_past_every_row_warns_and_reads_nothing() {
         again.stderr
     );
 }
+
+/// As on PostgreSQL (`tests/hash_sync.rs`): rows whose partition column
+/// changed are deleted from the range they left only if still there.
+#[test]
+fn a_row_moved_to_another_bucket_range_is_kept_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Connection::open(dir.path().join("source.db")).unwrap();
+    src.execute_batch(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, name TEXT);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 250000)
+         INSERT INTO events SELECT i, i, 'event ' || i FROM g;",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
+    )
+    .unwrap();
+    let p = dir.path().join("events.yaml");
+    std::fs::write(
+        &p,
+        "name: sqlite_moved
+partition_column: grp
+partition_step: 300000
+source_provider:
+  data_backend: {type: sqlite, datastore_name: src, table: events}
+destination_provider:
+  data_backend: {type: sqlite, datastore_name: dst, table: events}
+column_map:
+  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
+  - {source: grp, dest: grp, data_type: int}
+  - {source: name, dest: name, data_type: text}
+strategies:
+  - {name: hash, type: hash}
+",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let first = run(&p, "hash", &state);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.n("rows_inserted"), 250_000);
+    // Every bucket changes, so the rows are compared in three ranges of
+    // `grp`; 240000 moves from the last to the first, 10 the other way.
+    src.execute_batch(
+        "UPDATE events SET name = name || '!' WHERE id % 50 = 0;
+         UPDATE events SET grp = 5 WHERE id = 240000;
+         UPDATE events SET grp = 245000 WHERE id = 10;",
+    )
+    .unwrap();
+    let hash = run(&p, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(difference(dir.path(), "id, grp, name"), 0);
+    assert_eq!(hash.n("rows_updated"), 5000);
+    assert_eq!(hash.n("rows_deleted"), 1);
+    assert_eq!(hash.n("rows_inserted"), 1);
+}

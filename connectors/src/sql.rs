@@ -2,7 +2,9 @@
 //! Identifiers are always quoted; values are always bound as parameters.
 
 use planner::model::{quote_ident, MappedColumn, TableRef};
-use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::partition::{
+    DimRange, Partition, PartitionDimension, PartitionDimensionRef, PartitionValue,
+};
 
 use crate::traits::Buckets;
 
@@ -61,25 +63,60 @@ pub fn where_sql(
 ) -> String {
     let mut conds: Vec<String> = source.filters.iter().map(|f| format!("({f})")).collect();
     if let Some(p) = partition {
-        for (dim, range) in &p.ranges {
-            match range {
-                DimRange::Range { start, end } => {
-                    params.push(*start);
-                    let a = placeholder(params.len());
-                    params.push(*end);
-                    let b = placeholder(params.len());
-                    conds.push(format!("{e} >= {a} AND {e} < {b}", e = dim.source_expr));
-                }
-                DimRange::Null => conds.push(format!("{} IS NULL", dim.source_expr)),
-                DimRange::All => {}
-            }
-        }
+        conds.extend(range_conditions(
+            p,
+            |dim| dim.source_expr.clone(),
+            placeholder,
+            params,
+        ));
     }
     if conds.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     }
+}
+
+/// The ranges of `partition` as conditions on the destination table's own
+/// columns (`<alias>."<name>"`: a hash partition's dimensions are mapped
+/// columns, named as in the destination), bounds pushed onto `params` and
+/// written by `placeholder(params.len())`.
+pub fn destination_range_conditions(
+    partition: &Partition,
+    alias: &str,
+    placeholder: impl Fn(usize) -> String,
+    params: &mut Vec<PartitionValue>,
+) -> Vec<String> {
+    range_conditions(
+        partition,
+        |dim| format!("{alias}.{}", quote_ident(&dim.name)),
+        placeholder,
+        params,
+    )
+}
+
+fn range_conditions(
+    partition: &Partition,
+    column: impl Fn(&PartitionDimensionRef) -> String,
+    placeholder: impl Fn(usize) -> String,
+    params: &mut Vec<PartitionValue>,
+) -> Vec<String> {
+    let mut conds = Vec::new();
+    for (dim, range) in &partition.ranges {
+        let e = column(dim);
+        match range {
+            DimRange::Range { start, end } => {
+                params.push(*start);
+                let a = placeholder(params.len());
+                params.push(*end);
+                let b = placeholder(params.len());
+                conds.push(format!("{e} >= {a} AND {e} < {b}"));
+            }
+            DimRange::Null => conds.push(format!("{e} IS NULL")),
+            DimRange::All => {}
+        }
+    }
+    conds
 }
 
 /// The column expression that `buckets` cuts: one of `partition`'s integer

@@ -849,8 +849,11 @@ impl PostgresSink {
     }
 
     /// Deletes the buffered keys inside the open transaction: the keys are
-    /// COPYed into a temporary table and removed with one join.
-    async fn apply_deletes(&mut self) -> Result<u64> {
+    /// COPYed into a temporary table and removed with one join. Only rows
+    /// still inside `partition` go: a row whose partition column changed
+    /// was compared as missing here and as new in its other partition, and
+    /// that other partition may have written it already.
+    async fn apply_deletes(&mut self, partition: &Partition) -> Result<u64> {
         if self.pending_deletes.iter().all(|b| b.num_rows() == 0) {
             self.pending_deletes.clear();
             return Ok(0);
@@ -892,19 +895,32 @@ impl PostgresSink {
         codec::write_copy_trailer(&mut buf);
         sink.send(buf.split().freeze()).await?;
         sink.as_mut().finish().await?;
-        let matches = keys
+        let mut conds: Vec<String> = keys
             .iter()
             .map(|(k, _)| format!("t.{q} = d.{q}", q = quote_ident(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+            .collect();
+        let mut bounds = Vec::new();
+        conds.extend(sql::destination_range_conditions(
+            partition,
+            "t",
+            sql::pg_placeholder,
+            &mut bounds,
+        ));
+        let bounds: Vec<BoundParam> = bounds
+            .into_iter()
+            .map(|value| BoundParam { value })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            bounds.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         let deleted = self
             .client
             .execute(
                 &format!(
-                    "DELETE FROM {} t USING _synchub_deletes d WHERE {matches}",
-                    self.qualified()
+                    "DELETE FROM {} t USING _synchub_deletes d WHERE {}",
+                    self.qualified(),
+                    conds.join(" AND ")
                 ),
-                &[],
+                &params,
             )
             .await?;
         self.client
@@ -1211,7 +1227,7 @@ impl Sink for PostgresSink {
             let row = self.client.query_one(merge, &[]).await?;
             (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
         };
-        let deleted = self.apply_deletes().await?;
+        let deleted = self.apply_deletes(partition).await?;
         self.client
             .execute(
                 &format!(

@@ -573,6 +573,8 @@ pub struct SqliteSink {
     specs: Vec<ColumnSpec>,
     /// Rows deleted in the open partition.
     deleted: u64,
+    /// The open partition: deletes take only rows still inside it.
+    open_partition: Option<Partition>,
     /// The table held no rows when `prepare` ran.
     empty_at_start: bool,
 }
@@ -588,6 +590,7 @@ impl SqliteSink {
             table: table.table.clone(),
             specs: columns.to_vec(),
             deleted: 0,
+            open_partition: None,
             empty_at_start: false,
         })
     }
@@ -738,7 +741,8 @@ impl Sink for SqliteSink {
         .await
     }
 
-    async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
+    async fn begin_partition(&mut self, partition: &Partition) -> Result<()> {
+        self.open_partition = Some(partition.clone());
         let specs = self.specs.clone();
         blocking(&self.conn, move |conn| {
             let cols = specs
@@ -798,11 +802,29 @@ impl Sink for SqliteSink {
         let table = quote_ident(&self.table);
         let key_specs: Vec<ColumnSpec> = self.specs.iter().filter(|c| c.unique).cloned().collect();
         let keys = keys.clone();
+        // Only rows still inside the open partition (see the PostgreSQL sink).
+        let mut bounds = Vec::new();
+        let scope = match &self.open_partition {
+            Some(p) => {
+                let nkeys = key_specs.len();
+                let conds = sql::destination_range_conditions(
+                    p,
+                    &table,
+                    |n| sql::sqlite_placeholder(n + nkeys),
+                    &mut bounds,
+                );
+                let bounds = bound_params(p, &bounds);
+                (conds, bounds)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
         let deleted = blocking(&self.conn, move |conn| {
+            let (scope, bounds) = scope;
             let cond = key_specs
                 .iter()
                 .enumerate()
                 .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 1))
+                .chain(scope)
                 .collect::<Vec<_>>()
                 .join(" AND ");
             let mut stmt = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {cond}"))?;
@@ -813,10 +835,11 @@ impl Sink for SqliteSink {
                 .collect::<Result<Vec<_>>>()?;
             let mut deleted = 0u64;
             for row in 0..keys.num_rows() {
-                let values = encoders
+                let mut values = encoders
                     .iter()
                     .map(|e| e.value(row))
                     .collect::<Result<Vec<_>>>()?;
+                values.extend(bounds.iter().cloned().map(ToSqlOutput::Owned));
                 deleted += stmt.execute(rusqlite::params_from_iter(values.iter()))? as u64;
             }
             Ok(deleted)
