@@ -1,5 +1,5 @@
-//! Hash syncs through the real binary on PostgreSQL: checksums find the
-//! partitions that differ, bisection narrows them, row hashes name the rows;
+//! Hash syncs through the real binary on PostgreSQL: checksums and bucket
+//! checksums find the ranges that differ, row hashes name the rows;
 //! inserts, updates and deletes are applied and nothing else is touched.
 
 mod common;
@@ -276,10 +276,10 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
         .await?,
         0
     );
-    // After the first partition (checksum, then buckets) the others are
-    // compared by buckets straight away, sized for the 128 rows a partition
-    // held so far: the third gets two buckets of 150,000 ids, each too full
-    // to compare by key in memory, so each is compared again in buckets of
+    // The first two partitions differ (checksum, then buckets), so the
+    // third is compared by buckets straight away, sized for the 128 rows a
+    // partition held so far: two buckets of 150,000 ids, each too full to
+    // compare by key in memory, so each is compared again in buckets of
     // its own and is one leaf. (Bisection would have halved twice, into
     // leaves of 75,000 ids.)
     let leaves = |id: &'static str| {

@@ -460,9 +460,12 @@ impl Source for PostgresSource {
         // The planner cannot know that the bucket expression has a few
         // hundred values per partition: it expects one group per row and
         // sorts them, spilling to disk (0.4 s more per million rows). Hash
-        // aggregation over the real groups fits in a few MB.
+        // aggregation over the real groups fits in a few MB; with the same
+        // estimate, partial aggregation in parallel workers looks like it
+        // sends a row per row to the leader unless tuples cost nothing.
         let tx = self.client.transaction().await?;
-        tx.batch_execute("SET LOCAL enable_sort = off").await?;
+        tx.batch_execute("SET LOCAL enable_sort = off; SET LOCAL parallel_tuple_cost = 0")
+            .await?;
         let rows = tx.query(&q, &params).await?;
         tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
