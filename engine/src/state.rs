@@ -193,7 +193,25 @@ impl StateStore {
             .map_err(|e| err(e.to_string()))?;
         let store = StateStore { conn, path };
         store.migrate()?;
+        store.write_ahead()?;
         Ok(store)
+    }
+
+    /// Write-ahead log with `synchronous = NORMAL`: a commit appends to the
+    /// log without waiting for the disk, where the default rollback journal
+    /// waited four times (10-15 ms of a 40 ms empty delta run). A power cut
+    /// can then lose the last commits, never corrupt the file: a lost
+    /// watermark re-reads rows the destination already holds, and partition
+    /// checkpoints live in the destination's own transactions. A file
+    /// system without the shared memory WAL needs keeps the rollback journal.
+    fn write_ahead(&self) -> Result<(), EngineError> {
+        let _mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| self.err(e))
     }
 
     /// The store's file, `<state-dir>/state.db`.
