@@ -48,11 +48,18 @@ async fn drive(
     op.on_start(&mut out).await?;
     if let Some(mut input) = input {
         loop {
-            let wait_start = Instant::now();
-            let Some(msg) = input.recv().await else {
-                break;
+            let msg = match input.try_recv() {
+                Some(msg) => msg,
+                None => {
+                    op.on_idle(&mut out).await?;
+                    let wait_start = Instant::now();
+                    let Some(msg) = input.recv().await else {
+                        break;
+                    };
+                    waiting += wait_start.elapsed();
+                    msg
+                }
             };
-            waiting += wait_start.elapsed();
             match msg {
                 Message::PartitionStart(p) => op.on_partition_start(p, &mut out).await?,
                 Message::Batch(b) => {

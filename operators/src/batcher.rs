@@ -10,7 +10,9 @@ use crate::operator::{Operator, Output, Result};
 
 /// Re-cuts batches to `target_rows` within a partition: small pages are
 /// merged so the sink writes in efficient sizes, big ones are sliced so no
-/// single message outgrows the channel.
+/// single message outgrows the channel. Rows are held only while more are
+/// queued behind them: when the input runs dry they go on, so a small
+/// partition is written while the source still reads, not after.
 pub struct Batcher {
     target_rows: usize,
     pending: Vec<RecordBatch>,
@@ -67,6 +69,10 @@ impl Operator for Batcher {
         self.flush(out).await?;
         out.send(Message::PartitionEnd(p)).await
     }
+
+    async fn on_idle(&mut self, out: &mut Output) -> Result<()> {
+        self.flush(out).await
+    }
 }
 
 #[cfg(test)]
@@ -108,5 +114,19 @@ mod tests {
         }
         assert_eq!(sizes, [100, 100, 80]);
         assert_eq!(values, (0..280).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn passes_on_what_it_holds_when_the_input_runs_dry() {
+        let (tx, mut rx, _) = row_channel(1_000_000);
+        let mut out = Output::new(Some(tx));
+        let mut b = Batcher::new(100);
+        b.process_batch(batch(0..30), &mut out).await.unwrap();
+        b.process_batch(batch(30..50), &mut out).await.unwrap();
+        assert!(rx.try_recv().is_none(), "held while more may come");
+        b.on_idle(&mut out).await.unwrap();
+        assert!(matches!(rx.try_recv(), Some(Message::Batch(m)) if m.num_rows() == 50));
+        b.on_idle(&mut out).await.unwrap();
+        assert!(rx.try_recv().is_none(), "nothing held, nothing sent");
     }
 }

@@ -77,6 +77,13 @@ impl RowReceiver {
         self.permits.add_permits(rows as usize);
         Some(msg)
     }
+
+    /// The next message if one is already queued.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let (msg, rows) = self.rx.try_recv().ok()?;
+        self.permits.add_permits(rows as usize);
+        Some(msg)
+    }
 }
 
 impl Drop for RowReceiver {

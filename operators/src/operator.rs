@@ -87,6 +87,13 @@ pub trait Operator: Send {
         out.send(Message::Unchanged(rows)).await
     }
 
+    /// Called when no input is queued, before waiting for more: upstream
+    /// is slower than this operator, so what it holds back is better passed
+    /// on now than when more arrives.
+    async fn on_idle(&mut self, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once all input has ended.
     async fn on_finish(&mut self, _out: &mut Output) -> Result<()> {
         Ok(())

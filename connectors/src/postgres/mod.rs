@@ -14,7 +14,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
@@ -610,6 +610,9 @@ fn partition_from_where(table: &TableRef, partition: &Partition) -> (String, Vec
     (sql, params)
 }
 
+/// Rows a page holds at least before it may end early (`next_batch`).
+const EARLY_PAGE_ROWS: usize = 4096;
+
 struct ReadState {
     rows: std::pin::Pin<Box<tokio_postgres::RowStream>>,
     decoders: Vec<ColumnDecoder>,
@@ -639,10 +642,21 @@ impl ReadState {
     }
 
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        // Past this many rows, a page ends early when the server has sent
+        // nothing more yet: downstream gets to work while the query runs.
+        let early = EARLY_PAGE_ROWS.min(self.page_rows);
         let mut n = 0;
         while n < self.page_rows {
+            let next = if n >= early {
+                match self.rows.next().now_or_never() {
+                    Some(next) => next,
+                    None => break,
+                }
+            } else {
+                self.rows.next().await
+            };
             // A RowStream polled after its end reports "connection closed".
-            let Some(row) = self.rows.next().await else {
+            let Some(row) = next else {
                 self.done = true;
                 break;
             };
