@@ -169,7 +169,7 @@ impl ChangeDetection {
                 stack.extend(found.too_big.into_iter().rev());
             }
             None if self.seen.skip_checksum(self.leaf_rows, false) => {
-                let changes = self.compare_rows(p).await?;
+                let changes = self.compare_rows(p, None).await?;
                 let differs = changes.upserts.num_rows() > 0 || changes.deletes.num_rows() > 0;
                 self.seen.record(
                     differs,
@@ -218,7 +218,7 @@ impl ChangeDetection {
                     continue;
                 }
             }
-            let changes = self.compare_rows(&part).await?;
+            let changes = self.compare_rows(&part, None).await?;
             out.push((part, changes));
         }
         Ok((out, equal_rows))
@@ -319,7 +319,7 @@ impl ChangeDetection {
                 part.with_range(dim, start(first), start(last + 1))
                     .unwrap_or_else(|| part.clone())
             };
-            let changes = self.compare_bucket_rows(&leaf, buckets, &which).await?;
+            let changes = self.compare_rows(&leaf, Some((buckets, &which))).await?;
             found.leaves.push((leaf, changes));
         }
         Ok(Some(found))
@@ -353,39 +353,12 @@ impl ChangeDetection {
         )?)
     }
 
-    /// Every row of `p`, by key.
-    async fn compare_rows(&mut self, p: &Partition) -> Result<ChangeSet> {
-        let keys = self.key_schema.fields().len();
-        let converter = self.key_converter()?;
-        let page_rows = self.page_rows;
-        let dp = for_destination(p);
-        let (src, dst) = tokio::join!(
-            async {
-                Self::hashes(
-                    self.source.row_hashes(p, page_rows).await?,
-                    &converter,
-                    keys,
-                )
-                .await
-            },
-            async {
-                Self::hashes(
-                    self.destination.row_hashes(&dp, page_rows).await?,
-                    &converter,
-                    keys,
-                )
-                .await
-            }
-        );
-        self.diff(&converter, &src?, &dst?)
-    }
-
-    /// The rows of `p` in the buckets `which`, by key.
-    async fn compare_bucket_rows(
+    /// The rows of `p` by key: every row, or with `only` the rows of those
+    /// buckets.
+    async fn compare_rows(
         &mut self,
         p: &Partition,
-        buckets: Buckets,
-        which: &[i64],
+        only: Option<(Buckets, &[i64])>,
     ) -> Result<ChangeSet> {
         let keys = self.key_schema.fields().len();
         let converter = self.key_converter()?;
@@ -393,14 +366,12 @@ impl ChangeDetection {
         let dp = for_destination(p);
         let (src, dst) = tokio::join!(
             async {
-                let rows = self.source.bucket_row_hashes(p, buckets, which, page_rows);
-                Self::hashes(rows.await?, &converter, keys).await
+                let rows = row_hashes(self.source.as_mut(), p, only, page_rows).await?;
+                Self::hashes(rows, &converter, keys).await
             },
             async {
-                let rows = self
-                    .destination
-                    .bucket_row_hashes(&dp, buckets, which, page_rows);
-                Self::hashes(rows.await?, &converter, keys).await
+                let rows = row_hashes(self.destination.as_mut(), &dp, only, page_rows).await?;
+                Self::hashes(rows, &converter, keys).await
             }
         );
         self.diff(&converter, &src?, &dst?)
@@ -443,6 +414,19 @@ impl ChangeDetection {
             upserts: batch(upserts)?,
             deletes: batch(deletes)?,
         })
+    }
+}
+
+/// One side's (key, hash) stream for `p`, or for its buckets `only`.
+async fn row_hashes<'a>(
+    side: &'a mut dyn Source,
+    p: &Partition,
+    only: Option<(Buckets, &[i64])>,
+    page_rows: usize,
+) -> connectors::Result<BatchStream<'a>> {
+    match only {
+        Some((buckets, which)) => side.bucket_row_hashes(p, buckets, which, page_rows).await,
+        None => side.row_hashes(p, page_rows).await,
     }
 }
 
