@@ -216,15 +216,24 @@ async fn hashes_of_read(source: &mut dyn Source, cols: &[MappedColumn], p: &Part
 
 /// Hashes the database computes, streamed by `row_hashes`.
 async fn hashes_of_source(source: &mut dyn Source, cols: &[MappedColumn], p: &Partition) -> Hashes {
+    collect_hashes(source.row_hashes(p, 3).await.unwrap(), cols, 3).await
+}
+
+/// A `row_hashes`-shaped stream (keys, then the hash; pages of at most
+/// `page_rows`) by key.
+async fn collect_hashes(
+    mut stream: connectors::BatchStream<'_>,
+    cols: &[MappedColumn],
+    page_rows: usize,
+) -> Hashes {
     let nkeys = cols.iter().filter(|c| c.spec.unique).count();
     let keys: Vec<usize> = (0..nkeys).collect();
     let mut out = Hashes::new();
-    let mut stream = source.row_hashes(p, 3).await.unwrap();
     while let Some(batch) = stream.next().await {
         let batch = batch.unwrap();
         assert_eq!(batch.schema(), rowhash::row_hash_schema(cols));
         assert_eq!(batch.schema().field(nkeys).name(), ROW_HASH_COLUMN);
-        assert!(batch.num_rows() <= 3);
+        assert!(batch.num_rows() <= page_rows);
         let h = batch.column(nkeys).as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
             assert!(out
@@ -349,10 +358,22 @@ async fn agree(source: &mut dyn Source, cols: &[MappedColumn], p: &Partition) ->
     from_read
 }
 
-#[tokio::test]
-async fn postgres_sqlite_and_arrow_agree() {
+/// The test rows in a PostgreSQL schema of their own and copied into a
+/// SQLite file, with a source open on each.
+struct Engines {
+    client: Client,
+    schema: Schema,
+    cols: Vec<MappedColumn>,
+    pg_table: TableRef,
+    pg: PostgresSource,
+    lite: SqliteSource,
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn engines(test: &str) -> Engines {
     let client = connect().await;
-    let schema = Schema::create(&client, "agree").await;
+    let schema = Schema::create(&client, test).await;
     client
         .batch_execute(&format!("SET search_path = {}; {CREATE}; {ROWS}", schema.0))
         .await
@@ -360,11 +381,34 @@ async fn postgres_sqlite_and_arrow_agree() {
     let cols = columns();
     let pg_table = table_ref(pg_datastore(&schema.0), Some(&schema.0), "t");
     let mut pg = PostgresSource::open(&pg_table, &cols).await.unwrap();
-
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rowhash.db");
+    let file = dir.path().join(format!("{test}.db"));
     let lite_table = load_sqlite(&mut pg, &cols, &file).await;
-    let mut lite = SqliteSource::open(&lite_table, &cols).await.unwrap();
+    let lite = SqliteSource::open(&lite_table, &cols).await.unwrap();
+    Engines {
+        client,
+        schema,
+        cols,
+        pg_table,
+        pg,
+        lite,
+        file,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn postgres_sqlite_and_arrow_agree() {
+    let Engines {
+        client,
+        schema,
+        cols,
+        pg_table,
+        mut pg,
+        mut lite,
+        file,
+        _dir,
+    } = engines("agree").await;
 
     let whole = Partition::whole();
     let pg_hashes = agree(&mut pg, &cols, &whole).await;
@@ -472,24 +516,11 @@ async fn hashes_of_buckets(
     buckets: Buckets,
     which: &[i64],
 ) -> Hashes {
-    let nkeys = cols.iter().filter(|c| c.spec.unique).count();
-    let keys: Vec<usize> = (0..nkeys).collect();
-    let mut out = Hashes::new();
-    let mut stream = source
+    let stream = source
         .bucket_row_hashes(p, buckets, which, 2)
         .await
         .unwrap();
-    while let Some(batch) = stream.next().await {
-        let batch = batch.unwrap();
-        assert_eq!(batch.schema(), rowhash::row_hash_schema(cols));
-        let h = batch.column(nkeys).as_primitive::<Int64Type>();
-        for row in 0..batch.num_rows() {
-            assert!(out
-                .insert(key_of(&batch, &keys, row), h.value(row))
-                .is_none());
-        }
-    }
-    out
+    collect_hashes(stream, cols, 2).await
 }
 
 /// A bucket's checksum is the checksum of the range it covers, on both
@@ -497,18 +528,17 @@ async fn hashes_of_buckets(
 /// hashes of exactly the buckets asked for.
 #[tokio::test]
 async fn buckets_are_the_checksums_of_their_ranges() {
-    let client = connect().await;
-    let schema = Schema::create(&client, "buckets").await;
-    client
-        .batch_execute(&format!("SET search_path = {}; {CREATE}; {ROWS}", schema.0))
-        .await
-        .unwrap();
-    let cols = columns();
-    let pg_table = table_ref(pg_datastore(&schema.0), Some(&schema.0), "t");
-    let mut pg = PostgresSource::open(&pg_table, &cols).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lite_table = load_sqlite(&mut pg, &cols, &dir.path().join("buckets.db")).await;
-    let mut lite = SqliteSource::open(&lite_table, &cols).await.unwrap();
+    // Every field bound: the schema and the folder live until the end.
+    let Engines {
+        client: _client,
+        schema: _schema,
+        cols,
+        pg_table,
+        mut pg,
+        mut lite,
+        file: _file,
+        _dir,
+    } = engines("buckets").await;
 
     // ids 1 to 7 (5 twice) in [1, 20), three ids a bucket from 1:
     // bucket 0 = [1, 4), 1 = [4, 7) with both 5s, 2 = [7, 10); 3 to 6 are empty.

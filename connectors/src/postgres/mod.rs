@@ -412,13 +412,7 @@ impl Source for PostgresSource {
         // wrapped to 64 bits here.
         let row = self.client.query_one(&q, &params).await?;
         let rows: i64 = row.try_get(0)?;
-        let sum: Option<String> = row.try_get(1)?;
-        let sum = match sum {
-            None => 0,
-            Some(text) => crate::rowhash::wrap_decimal_sum(&text).ok_or_else(|| {
-                ConnectorError::Other(format!("unexpected checksum sum from PostgreSQL: {text}"))
-            })?,
-        };
+        let sum = wrapped_sum(row.try_get(1)?)?;
         Ok(crate::traits::Checksum {
             rows: rows as u64,
             sum,
@@ -472,15 +466,7 @@ impl Source for PostgresSource {
         for row in rows {
             let bucket: i64 = row.try_get(0)?;
             let count: i64 = row.try_get(1)?;
-            let sum: Option<String> = row.try_get(2)?;
-            let sum = match sum {
-                None => 0,
-                Some(text) => crate::rowhash::wrap_decimal_sum(&text).ok_or_else(|| {
-                    ConnectorError::Other(format!(
-                        "unexpected checksum sum from PostgreSQL: {text}"
-                    ))
-                })?,
-            };
+            let sum = wrapped_sum(row.try_get(2)?)?;
             out.push((
                 bucket,
                 Checksum {
@@ -549,6 +535,16 @@ impl PostgresSource {
             done: false,
         };
         Ok(Box::pin(state.into_stream()))
+    }
+}
+
+/// An exact `sum(hash)::text` (NULL over no rows) wrapped to 64 bits.
+fn wrapped_sum(sum: Option<String>) -> Result<u64> {
+    match sum {
+        None => Ok(0),
+        Some(text) => crate::rowhash::wrap_decimal_sum(&text).ok_or_else(|| {
+            ConnectorError::Other(format!("unexpected checksum sum from PostgreSQL: {text}"))
+        }),
     }
 }
 
