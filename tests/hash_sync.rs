@@ -121,7 +121,7 @@ async fn hash_over_an_unchanged_million_rows_reads_only_checksums() -> Result<()
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
     let p = dir.path().join("items.yaml");
-    // No partitioning: the hash strategy bisects over the integer key.
+    // No partitioning: the hash strategy makes one range over the integer key.
     std::fs::write(&p, pipeline("hash_1m", ""))?;
     let state = dir.path().join("state");
     let full = run(&p, "full", &state);
