@@ -715,6 +715,8 @@ pub struct PostgresSink {
     dest_types: Vec<Type>,
     encoder: Option<BatchEncoder>,
     copy: Option<std::pin::Pin<Box<CopyInSink<bytes::Bytes>>>>,
+    /// A partition's transaction is open (its COPY opens at the first row).
+    in_partition: bool,
     buf: BytesMut,
     merge_sql: String,
     /// The same without the test for equal rows, for rows known to be
@@ -749,6 +751,7 @@ impl PostgresSink {
             dest_types: Vec::new(),
             encoder: None,
             copy: None,
+            in_partition: false,
             buf: BytesMut::with_capacity(1 << 20),
             merge_sql: String::new(),
             merge_changes_sql: String::new(),
@@ -859,6 +862,40 @@ impl PostgresSink {
         let mut want = keys;
         want.sort();
         Ok(rows.iter().any(|r| r.get::<_, Vec<String>>(0) == want))
+    }
+
+    /// Opens the partition's COPY: into the table itself when writing
+    /// straight, else into a fresh staging table dropped at commit.
+    async fn open_copy(&mut self) -> Result<()> {
+        let target = if self.direct {
+            self.qualified()
+        } else {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TEMP TABLE {STAGE_TABLE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                    self.qualified()
+                ))
+                .await?;
+            STAGE_TABLE.to_string()
+        };
+        let cols = self
+            .specs
+            .iter()
+            .map(|c| quote_ident(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sink = self
+            .client
+            .copy_in::<_, bytes::Bytes>(&format!(
+                "COPY {target} ({cols}) FROM STDIN (FORMAT binary)"
+            ))
+            .await?;
+        let mut sink = Box::pin(sink);
+        self.buf.clear();
+        codec::write_copy_header(&mut self.buf);
+        sink.send(self.buf.split().freeze()).await?;
+        self.copy = Some(sink);
+        Ok(())
     }
 
     /// Deletes the buffered keys inside the open transaction: the keys are
@@ -1149,39 +1186,21 @@ impl Sink for PostgresSink {
     }
 
     async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
-        let target = if self.direct {
-            self.client.batch_execute("BEGIN").await?;
-            self.qualified()
-        } else {
-            self.client
-                .batch_execute(&format!(
-                    "BEGIN; CREATE TEMP TABLE {STAGE_TABLE} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                    self.qualified()
-                ))
-                .await?;
-            STAGE_TABLE.to_string()
-        };
-        let cols = self
-            .specs
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sink = self
-            .client
-            .copy_in::<_, bytes::Bytes>(&format!(
-                "COPY {target} ({cols}) FROM STDIN (FORMAT binary)"
-            ))
-            .await?;
-        let mut sink = Box::pin(sink);
-        self.buf.clear();
-        codec::write_copy_header(&mut self.buf);
-        sink.send(self.buf.split().freeze()).await?;
-        self.copy = Some(sink);
+        // The stage and its COPY wait for the first row: a partition with
+        // nothing to write (most of a hash run) commits its checkpoint alone,
+        // without creating and dropping a temporary table.
+        self.client.batch_execute("BEGIN").await?;
+        self.in_partition = true;
         Ok(())
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if !self.in_partition {
+            return Err(ConnectorError::Other("no partition open".into()));
+        }
+        if self.copy.is_none() {
+            self.open_copy().await?;
+        }
         let encoder = self
             .encoder
             .as_ref()
@@ -1211,6 +1230,7 @@ impl Sink for PostgresSink {
         // Dropping an unfinished COPY sink aborts the COPY; the transaction
         // is then failed and ROLLBACK ends it.
         self.copy = None;
+        self.in_partition = false;
         self.pending_deletes.clear();
         self.buf.clear();
         self.client.batch_execute("ROLLBACK").await?;
@@ -1222,23 +1242,34 @@ impl Sink for PostgresSink {
         run: &RunIdentity,
         partition: &Partition,
     ) -> Result<WriteStats> {
-        let mut copy = self
-            .copy
-            .take()
-            .ok_or_else(|| ConnectorError::Other("no partition open".into()))?;
-        codec::write_copy_trailer(&mut self.buf);
-        copy.send(self.buf.split().freeze()).await?;
-        let staged = copy.as_mut().finish().await?;
-        let (inserted, updated) = if self.direct {
-            (staged, 0)
-        } else {
-            let merge = if self.rows_are_changes {
-                &self.merge_changes_sql
-            } else {
-                &self.merge_sql
-            };
-            let row = self.client.query_one(merge, &[]).await?;
-            (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
+        if !self.in_partition {
+            return Err(ConnectorError::Other("no partition open".into()));
+        }
+        self.in_partition = false;
+        let staged = match self.copy.take() {
+            Some(mut copy) => {
+                codec::write_copy_trailer(&mut self.buf);
+                copy.send(self.buf.split().freeze()).await?;
+                Some(copy.as_mut().finish().await?)
+            }
+            None => None,
+        };
+        let (staged, inserted, updated) = match staged {
+            None => (0, 0, 0),
+            Some(staged) if self.direct => (staged, staged, 0),
+            Some(staged) => {
+                let merge = if self.rows_are_changes {
+                    &self.merge_changes_sql
+                } else {
+                    &self.merge_sql
+                };
+                let row = self.client.query_one(merge, &[]).await?;
+                (
+                    staged,
+                    row.get::<_, i64>(0) as u64,
+                    row.get::<_, i64>(1) as u64,
+                )
+            }
         };
         let deleted = self.apply_deletes(partition).await?;
         self.client
