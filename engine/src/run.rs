@@ -383,7 +383,7 @@ fn commit_hook(
         tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
         recorder.partition_committed(lane, &p.id, &s); // run log
         if let Some(slots) = &slots {
-            slots.release();
+            slots.release(&p.id);
         }
         let st = state
             .lock()

@@ -55,7 +55,7 @@ impl RowSender {
     pub async fn send(&self, msg: Message) -> Result<(), Closed> {
         // A batch larger than the whole channel takes all permits instead of
         // waiting forever for more than exist.
-        let rows = (msg.rows() as u64).min(self.capacity as u64) as u32;
+        let rows = (msg.room() as u64).min(self.capacity as u64) as u32;
         if rows > 0 {
             let start = Instant::now();
             let permit = self.permits.acquire_many(rows).await.map_err(|_| Closed)?;
@@ -115,6 +115,32 @@ mod tests {
         assert!(blocked.is_err(), "second batch should wait for room");
         assert!(matches!(rx.recv().await, Some(Message::Batch(b)) if b.num_rows() == 60));
         tx.send(batch(60)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn change_sets_take_room_for_their_keys() {
+        let keys = |n: usize| match batch(n) {
+            Message::Batch(b) => b,
+            _ => unreachable!(),
+        };
+        let changes = || {
+            Message::Changes(Arc::new(crate::message::ChangeSet {
+                all_rows: false,
+                unchanged: 0,
+                upserts: keys(40),
+                deletes: keys(20),
+            }))
+        };
+        let (tx, mut rx, _) = row_channel(100);
+        tx.send(changes()).await.unwrap();
+        // 60 keys queued: 60 more must wait until the first set is received.
+        let blocked =
+            tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(changes())).await;
+        assert!(blocked.is_err(), "second change set should wait for room");
+        assert!(matches!(rx.recv().await, Some(Message::Changes(_))));
+        tx.send(changes()).await.unwrap();
+        // Control messages take none.
+        tx.send(Message::Unchanged(5)).await.unwrap();
     }
 
     #[tokio::test]

@@ -43,4 +43,14 @@ impl Message {
             _ => 0,
         }
     }
+
+    /// The room the message takes in a channel bounded by rows: its rows,
+    /// and the keys a change set names, so a comparison cannot run ahead
+    /// of the writes by more than a channel's worth of keys.
+    pub fn room(&self) -> usize {
+        match self {
+            Message::Changes(c) => c.upserts.num_rows() + c.deletes.num_rows(),
+            other => other.rows(),
+        }
+    }
 }

@@ -58,24 +58,50 @@ pub struct PartitionSource {
 }
 
 /// The partitions one lane may hold uncommitted; its populate returns one
-/// slot per commit.
+/// slot per commit of a partition the lane took (not of the finer leaves
+/// a hash comparison commits inside it).
 #[derive(Debug, Clone)]
-pub struct LaneSlots(Arc<Semaphore>);
+pub struct LaneSlots {
+    free: Arc<Semaphore>,
+    taken: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+}
 
 impl LaneSlots {
     pub fn new(slots: usize) -> LaneSlots {
-        LaneSlots(Arc::new(Semaphore::new(slots.max(1))))
+        LaneSlots {
+            free: Arc::new(Semaphore::new(slots.max(1))),
+            taken: Arc::default(),
+        }
     }
 
-    /// A partition of this lane was committed.
-    pub fn release(&self) {
-        self.0.add_permits(1);
+    /// A partition of this lane was committed: its slot is free again when
+    /// it is one the lane took.
+    pub fn release(&self, partition_id: &str) {
+        let was_taken = self
+            .taken
+            .lock()
+            .map(|mut t| t.remove(partition_id))
+            .unwrap_or(false);
+        if was_taken {
+            self.free.add_permits(1);
+        }
     }
 
     async fn acquire(&self) {
-        if let Ok(permit) = self.0.acquire().await {
+        if let Ok(permit) = self.free.acquire().await {
             permit.forget();
         }
+    }
+
+    fn took(&self, partition_id: &str) {
+        if let Ok(mut t) = self.taken.lock() {
+            t.insert(partition_id.to_string());
+        }
+    }
+
+    /// Gives back a slot acquired for a partition the queue did not have.
+    fn unused(&self) {
+        self.free.add_permits(1);
     }
 }
 
@@ -106,8 +132,14 @@ impl Operator for PartitionSource {
                 slots.acquire().await;
             }
             let Some(p) = self.queue.take() else {
+                if let Some(slots) = &self.slots {
+                    slots.unused();
+                }
                 break;
             };
+            if let Some(slots) = &self.slots {
+                slots.took(&p.id);
+            }
             let p = Arc::new(p);
             out.send(Message::PartitionStart(p.clone())).await?;
             out.send(Message::PartitionEnd(p)).await?;
@@ -163,11 +195,15 @@ mod tests {
         // Two taken, none committed: the other three stay for other lanes.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(q.todo.lock().unwrap().len(), 3);
-        slots.release();
+        // A leaf committed inside p0 frees nothing; p0 itself does.
+        slots.release("p0_leaf");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(q.todo.lock().unwrap().len(), 3);
+        slots.release("p0");
         started.push(next_start(&mut rx).await);
         assert_eq!(started, ["p0", "p1", "p2"]);
         q.close();
-        slots.release();
+        slots.release("p1");
         task.await.unwrap().unwrap();
     }
 }
