@@ -198,7 +198,6 @@ pub struct PostgresSource {
     table: TableRef,
     columns: Vec<MappedColumn>,
     specs: Vec<ColumnSpec>,
-    schema: SchemaRef,
     /// The source's own type of each mapped column, learned by `check`.
     source_types: Vec<Type>,
 }
@@ -211,7 +210,6 @@ impl PostgresSource {
             client,
             table: table.clone(),
             columns: columns.to_vec(),
-            schema: arrow_schema(&specs),
             specs,
             source_types: Vec::new(),
         })
@@ -253,10 +251,6 @@ impl PostgresSource {
         params: Vec<Box<dyn ToSql + Sync + Send>>,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        let rows = self
-            .client
-            .query_raw(q, params.iter().map(|p| p.as_ref() as &dyn ToSql))
-            .await?;
         // Decoders live in the stream state so their buffers are reused.
         let decoders = self
             .columns
@@ -264,16 +258,10 @@ impl PostgresSource {
             .zip(&self.source_types)
             .map(|(c, ty)| ColumnDecoder::new(&c.dest, ty, &c.spec.data_type))
             .collect::<Result<Vec<_>>>()?;
-        let state = ReadState {
-            rows: Box::pin(rows),
-            decoders,
-            schema: self.schema.clone(),
-            specs: self.specs.clone(),
-            types: self.source_types.clone(),
-            page_rows: page_rows.max(1),
-            done: false,
-        };
-        let stream = state.into_stream();
+        let columns = (decoders, self.source_types.clone(), self.specs.clone());
+        let stream = ReadState::query(&self.client, q, &params, columns, page_rows)
+            .await?
+            .into_stream();
         // A stored row hash column is computed from the decoded row.
         let columns = self.columns.clone();
         Ok(Box::pin(stream.map(move |batch| {
@@ -506,10 +494,6 @@ impl PostgresSource {
         params: Vec<Box<dyn ToSql + Sync + Send>>,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        let rows = self
-            .client
-            .query_raw(q, params.iter().map(|p| p.as_ref() as &dyn ToSql))
-            .await?;
         let mut decoders = Vec::new();
         let mut types = Vec::new();
         for (c, ty) in self.columns.iter().zip(&self.source_types) {
@@ -524,16 +508,12 @@ impl PostgresSource {
             &planner::types::ColumnType::Int64,
         )?);
         types.push(Type::INT8);
-        let specs = crate::rowhash::row_hash_specs(&self.columns);
-        let state = ReadState {
-            rows: Box::pin(rows),
+        let columns = (
             decoders,
-            schema: arrow_schema(&specs),
-            specs,
             types,
-            page_rows: page_rows.max(1),
-            done: false,
-        };
+            crate::rowhash::row_hash_specs(&self.columns),
+        );
+        let state = ReadState::query(&self.client, q, &params, columns, page_rows).await?;
         Ok(Box::pin(state.into_stream()))
     }
 }
@@ -620,6 +600,31 @@ struct ReadState {
 }
 
 impl ReadState {
+    /// Runs `q` and holds its rows, to be decoded by `columns` (a decoder
+    /// and the server's type per result column, and the specs of the
+    /// batches' columns).
+    async fn query(
+        client: &Client,
+        q: &str,
+        params: &[Box<dyn ToSql + Sync + Send>],
+        columns: (Vec<ColumnDecoder>, Vec<Type>, Vec<ColumnSpec>),
+        page_rows: usize,
+    ) -> Result<ReadState> {
+        let rows = client
+            .query_raw(q, params.iter().map(|p| p.as_ref() as &dyn ToSql))
+            .await?;
+        let (decoders, types, specs) = columns;
+        Ok(ReadState {
+            rows: Box::pin(rows),
+            decoders,
+            schema: arrow_schema(&specs),
+            specs,
+            types,
+            page_rows: page_rows.max(1),
+            done: false,
+        })
+    }
+
     /// The batches, until the rows end or the first error.
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<RecordBatch>> + Send {
         futures_util::stream::unfold(self, |mut st| async move {
