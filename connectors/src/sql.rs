@@ -135,6 +135,19 @@ pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&str> {
     }
 }
 
+/// The SQL expression of a row's bucket, from the dimension's column
+/// expression (cast to the dialect's 64-bit integer) and the placeholders of
+/// `origin` and `width`: integer division of a non-negative difference, so
+/// it is the floor.
+pub fn bucket_expr(column: &str, origin: &str, width: &str) -> String {
+    format!("((({column}) - {origin}) / {width})")
+}
+
+/// Row hashes by bucket asked of a partition `bucket_column` has no range for.
+pub fn not_bucketed(partition: &Partition) -> crate::ConnectorError {
+    crate::ConnectorError::Other(format!("no integer range to bucket in {}", partition.id))
+}
+
 /// `SELECT <mapped columns> FROM ... WHERE ...` for one partition.
 pub fn select_partition_sql(
     source: &TableRef,

@@ -101,15 +101,6 @@ pub struct Buckets {
     pub width: i64,
 }
 
-impl Buckets {
-    /// The SQL expression of a row's bucket, with the dimension's column
-    /// expression and the placeholders of `origin` and `width`: integer
-    /// division of a non-negative difference, so it is the floor.
-    pub fn sql(column: &str, origin: &str, width: &str) -> String {
-        format!("((({column}) - {origin}) / {width})")
-    }
-}
-
 /// Count and sum of the row hashes of one bucket.
 pub type BucketChecksum = (i64, Checksum);
 

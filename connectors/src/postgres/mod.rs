@@ -108,6 +108,9 @@ impl<'a> FromSql<'a> for RawValue<'a> {
     }
 }
 
+/// Bind values a query owns (partition bounds, key arrays, bucket numbers).
+type OwnedParams = Vec<Box<dyn ToSql + Sync + Send>>;
+
 /// A partition bound bound as whatever type the server inferred for it.
 #[derive(Debug)]
 struct BoundParam {
@@ -248,7 +251,7 @@ impl PostgresSource {
     async fn read_query<'a>(
         &'a mut self,
         q: &str,
-        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        params: OwnedParams,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         // Decoders live in the stream state so their buffers are reused.
@@ -336,7 +339,7 @@ impl Source for PostgresSource {
         self.ensure_checked().await?;
         let (q, params) =
             sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
-        let params: Vec<Box<dyn ToSql + Sync + Send>> = params
+        let params: OwnedParams = params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
             .collect();
@@ -381,7 +384,7 @@ impl Source for PostgresSource {
         } else {
             format!("{q} WHERE {cond}")
         };
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = params
+        let mut params: OwnedParams = params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
             .collect();
@@ -416,7 +419,7 @@ impl Source for PostgresSource {
         let (from_where, params) = partition_from_where(&self.table, partition);
         let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
             .rows_sql(&from_where);
-        let params: Vec<Box<dyn ToSql + Sync + Send>> = params
+        let params: OwnedParams = params
             .into_iter()
             .map(|p| Box::new(p) as Box<dyn ToSql + Sync + Send>)
             .collect();
@@ -429,12 +432,13 @@ impl Source for PostgresSource {
         buckets: Buckets,
     ) -> Result<Option<Vec<BucketChecksum>>> {
         self.ensure_checked().await?;
-        let Some((from_where, params)) = bucket_from_where(&self.table, partition, buckets, None)
+        let Some((from_where, bucket, params)) =
+            bucket_from_where(&self.table, partition, buckets, None)
         else {
             return Ok(None);
         };
         let hash = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types);
-        let q = hash.bucket_checksums_sql(&from_where.from_where, &from_where.bucket);
+        let q = hash.bucket_checksums_sql(&from_where, &bucket);
         let params: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
@@ -475,12 +479,11 @@ impl Source for PostgresSource {
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         self.ensure_checked().await?;
-        let (from_where, params) =
-            bucket_from_where(&self.table, partition, buckets, Some(which.to_vec())).ok_or_else(
-                || ConnectorError::Other(format!("no integer range to bucket in {}", partition.id)),
-            )?;
+        let (from_where, _, params) =
+            bucket_from_where(&self.table, partition, buckets, Some(which.to_vec()))
+                .ok_or_else(|| sql::not_bucketed(partition))?;
         let q = crate::rowhash::PgHashQuery::new(&self.columns, &self.source_types)
-            .rows_sql(&from_where.from_where);
+            .rows_sql(&from_where);
         self.row_hash_stream(&q, params, page_rows).await
     }
 }
@@ -491,7 +494,7 @@ impl PostgresSource {
     async fn row_hash_stream<'a>(
         &'a mut self,
         q: &str,
-        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        params: OwnedParams,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         let mut decoders = Vec::new();
@@ -528,32 +531,25 @@ fn wrapped_sum(sum: Option<String>) -> Result<u64> {
     }
 }
 
-/// A partition's `FROM … WHERE …` with its rows' bucket expression.
-struct BucketedFromWhere {
-    /// With `AND <bucket> = ANY($n)` when only some buckets are wanted.
-    from_where: String,
-    bucket: String,
-}
-
-/// `partition_from_where` plus the bucket expression of `buckets` (its
-/// origin and width bound as bigint) and, with `which`, the condition that
-/// keeps the rows of those buckets only. `None` when `buckets` does not
-/// cut an integer range of `partition`.
+/// `partition_from_where` (with `which`, only the rows of those buckets),
+/// the bucket expression of `buckets` (origin and width bound as bigint)
+/// and the bound values. `None` when `buckets` does not cut an integer
+/// range of `partition`.
 fn bucket_from_where(
     table: &TableRef,
     partition: &Partition,
     buckets: Buckets,
     which: Option<Vec<i64>>,
-) -> Option<(BucketedFromWhere, Vec<Box<dyn ToSql + Sync + Send>>)> {
+) -> Option<(String, String, OwnedParams)> {
     let column = sql::bucket_column(partition, buckets)?;
     let (from_where, bounds) = partition_from_where(table, partition);
     let n = bounds.len();
-    let bucket = Buckets::sql(
+    let bucket = sql::bucket_expr(
         &format!("({column})::bigint"),
         &format!("${}::bigint", n + 1),
         &format!("${}::bigint", n + 2),
     );
-    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = bounds
+    let mut params: OwnedParams = bounds
         .into_iter()
         .map(|p| Box::new(p) as Box<dyn ToSql + Sync + Send>)
         .collect();
@@ -567,7 +563,7 @@ fn bucket_from_where(
         }
         None => from_where,
     };
-    Some((BucketedFromWhere { from_where, bucket }, params))
+    Some((from_where, bucket, params))
 }
 
 /// `FROM ... WHERE ...` of a partition and its bound values: the filter

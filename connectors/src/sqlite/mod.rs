@@ -336,9 +336,8 @@ impl Source for SqliteSource {
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         let (from_where, _, params) =
-            bucket_from_where(&self.table, partition, buckets, Some(which)).ok_or_else(|| {
-                ConnectorError::Other(format!("no integer range to bucket in {}", partition.id))
-            })?;
+            bucket_from_where(&self.table, partition, buckets, Some(which))
+                .ok_or_else(|| sql::not_bucketed(partition))?;
         Ok(self.row_hash_stream(&from_where, params, page_rows))
     }
 }
@@ -378,7 +377,7 @@ fn bucket_from_where(
     let column = sql::bucket_column(partition, buckets)?;
     let (from_where, mut params) = partition_from_where(table, partition);
     let n = params.len();
-    let bucket = Buckets::sql(
+    let bucket = sql::bucket_expr(
         &format!("CAST({column} AS INTEGER)"),
         &sql::sqlite_placeholder(n + 1),
         &sql::sqlite_placeholder(n + 2),
