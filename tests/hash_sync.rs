@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas};
+use common::{connect, difference, scalar, Schemas, Workspace};
 
 fn pipeline(name: &str, partitioning: &str) -> String {
     format!(
@@ -49,23 +49,19 @@ async fn hash_applies_inserts_updates_and_deletes_and_ignores_non_hash_columns()
     let s = Schemas::create(&client, "hash_pg").await?;
     let src = source_table(&client, &s, ROWS).await?;
     let dst = format!("{}.items", s.dst);
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let p = dir.path().join("items.yaml");
-    std::fs::write(
-        &p,
-        pipeline("hash_pg", "partition_column: id\npartition_step: 50000"),
+    let ws = Workspace::new(
+        &s,
+        &pipeline("hash_pg", "partition_column: id\npartition_step: 50000"),
     )?;
-    let state = dir.path().join("state");
 
     // Into an empty destination: every row is new.
-    let first = run(&p, "hash", &state);
+    let first = ws.run("hash");
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.n("rows_inserted"), ROWS);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
 
     // Unchanged: only checksums, no row read or written.
-    let same = run(&p, "hash", &state);
+    let same = ws.run("hash");
     assert_eq!(same.code, 0, "{}", same.stderr);
     assert_eq!(same.n("rows_read"), 0);
     assert_eq!(same.n("rows_unchanged"), ROWS);
@@ -84,7 +80,7 @@ async fn hash_applies_inserts_updates_and_deletes_and_ignores_non_hash_columns()
              DELETE FROM {src} WHERE id BETWEEN 150000 AND 150099;"
         ))
         .await?;
-    let changed = run(&p, "hash", &state);
+    let changed = ws.run("hash");
     assert_eq!(changed.code, 0, "{}", changed.stderr);
     assert_eq!(changed.n("rows_inserted"), 500);
     // 1,000 amounts, one name set to NULL, one NULL name set to '' (77 is a
@@ -118,20 +114,16 @@ async fn hash_over_an_unchanged_million_rows_reads_only_checksums() -> Result<()
     let client = connect().await?;
     let s = Schemas::create(&client, "hash_1m").await?;
     let src = source_table(&client, &s, ROWS).await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let p = dir.path().join("items.yaml");
     // No partitioning: the hash strategy makes one range over the integer key.
-    std::fs::write(&p, pipeline("hash_1m", ""))?;
-    let state = dir.path().join("state");
-    let full = run(&p, "full", &state);
+    let ws = Workspace::new(&s, &pipeline("hash_1m", ""))?;
+    let full = ws.run("full");
     assert_eq!(full.code, 0, "{}", full.stderr);
     assert_eq!(
         difference(&client, &src, &format!("{}.items", s.dst)).await?,
         0
     );
 
-    let hash = run(&p, "hash", &state);
+    let hash = ws.run("hash");
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(
         hash.n("rows_read"),
@@ -153,12 +145,9 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
     let s = Schemas::create(&client, "hash_sec").await?;
     let src = source_table(&client, &s, ROWS).await?;
     let dst = format!("{}.items", s.dst);
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let p = dir.path().join("items.yaml");
-    std::fs::write(
-        &p,
-        pipeline("hash_sec", "").replace(
+    let ws = Workspace::new(
+        &s,
+        &pipeline("hash_sec", "").replace(
             "  - {name: hash, type: hash}",
             "  - name: hash
     type: hash
@@ -167,15 +156,14 @@ async fn secondary_partitions_cut_differing_primaries_finer() -> Result<()> {
     secondary_partitions: [{column: id, step: 40000, data_type: integer}]",
         ),
     )?;
-    let state = dir.path().join("state");
-    assert_eq!(run(&p, "full", &state).code, 0);
+    assert_eq!(ws.run("full").code, 0);
     client
         .batch_execute(&format!(
             "UPDATE {src} SET amount = -amount WHERE id IN (10, 119999, 150000, 299999);
              DELETE FROM {src} WHERE id = 170000;"
         ))
         .await?;
-    let hash = run(&p, "hash", &state);
+    let hash = ws.run("hash");
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(hash.n("rows_updated"), 4);
     // The changed row 119999 was found in the secondary piece [80000, 120000).
@@ -233,18 +221,14 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
                    UNION ALL SELECT 900000 + g * 2000 FROM generate_series(1, 128) g) ids;"
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let p = dir.path().join("items.yaml");
-    std::fs::write(
-        &p,
-        pipeline(
+    let ws = Workspace::new(
+        &s,
+        &pipeline(
             "hash_buckets",
             "partition_column: id\npartition_step: 300000",
         ),
     )?;
-    let state = dir.path().join("state");
-    let full = run(&p, "full", &state);
+    let full = ws.run("full");
     assert_eq!(full.code, 0, "{}", full.stderr);
 
     client
@@ -259,7 +243,7 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
              UPDATE {src} SET name = NULL WHERE id = 1100000;"
         ))
         .await?;
-    let hash = run(&p, "hash", &state);
+    let hash = ws.run("hash");
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(hash.n("rows_inserted"), 21);
     // 3 + 2 + 250 (600007, 601007, …, 849007) + 1.
@@ -300,7 +284,7 @@ async fn changes_spread_over_every_partition_are_narrowed_bucket_by_bucket() -> 
     assert_eq!(leaves("id_600000_675000").await?, 0);
 
     // Nothing left to do.
-    let again = run(&p, "hash", &state);
+    let again = ws.run("hash");
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("rows_read"), 0);
     assert_eq!(again.n("rows_unchanged"), 250_384 - 11 + 21);
@@ -320,12 +304,9 @@ async fn a_row_moved_to_another_bucket_range_is_kept_whichever_range_is_written_
              INSERT INTO {src} SELECT g, g, 'name ' || g FROM generate_series(1, 250000) g;"
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let p = dir.path().join("items.yaml");
     // Partitioned on `grp`, which rows can change: one partition.
-    std::fs::write(
-        &p,
+    let ws = Workspace::new(
+        &s,
         "name: hash_moved
 partition_column: grp
 partition_step: 300000
@@ -342,8 +323,7 @@ strategies:
   - {name: hash, type: hash}
 ",
     )?;
-    let state = dir.path().join("state");
-    let full = run(&p, "full", &state);
+    let full = ws.run("full");
     assert_eq!(full.code, 0, "{}", full.stderr);
 
     // A change in every bucket: the differing rows (all 250,000) are
@@ -359,7 +339,7 @@ strategies:
              UPDATE {src} SET grp = 245000 WHERE id = 10;"
         ))
         .await?;
-    let hash = run(&p, "hash", &state);
+    let hash = ws.run("hash");
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     assert_eq!(

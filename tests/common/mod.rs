@@ -2,7 +2,7 @@
 //! the real binary, reading its JSON summary.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use anyhow::{Context, Result};
@@ -115,6 +115,37 @@ pub fn synchub(args: &[&str]) -> Output {
         .env("SYNCHUB_LOG", "warn")
         .output()
         .expect("run synchub")
+}
+
+/// A test's folder: `datastores.yaml` for its schemas, its pipeline
+/// (`items.yaml`) and its state directory.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    pub pipeline: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(schemas: &Schemas, pipeline_yaml: &str) -> Result<Workspace> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("datastores.yaml"),
+            schemas.datastores_yaml(),
+        )?;
+        let pipeline = dir.path().join("items.yaml");
+        std::fs::write(&pipeline, pipeline_yaml)?;
+        let state = dir.path().join("state");
+        Ok(Workspace {
+            dir,
+            pipeline,
+            state,
+        })
+    }
+
+    /// `run` of its pipeline with `strategy`, on its state directory.
+    pub fn run(&self, strategy: &str) -> RunResult {
+        run(&self.pipeline, strategy, &self.state)
+    }
 }
 
 /// `synchub run <pipeline> --strategy S --state-dir <dir> --output json`.
