@@ -12,6 +12,15 @@ use rusqlite::Connection;
 
 const ROWS: i64 = 300_000;
 
+/// `src` is `source.db`, `dst` is `warehouse.db`, both in `dir`.
+fn write_datastores(dir: &Path) {
+    std::fs::write(
+        dir.join("datastores.yaml"),
+        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
+    )
+    .unwrap();
+}
+
 fn setup(dir: &Path) -> std::path::PathBuf {
     let src = Connection::open(dir.join("source.db")).unwrap();
     src.execute_batch(&format!(
@@ -24,11 +33,7 @@ fn setup(dir: &Path) -> std::path::PathBuf {
          FROM g;"
     ))
     .unwrap();
-    std::fs::write(
-        dir.join("datastores.yaml"),
-        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
-    )
-    .unwrap();
+    write_datastores(dir);
     let p = dir.join("events.yaml");
     std::fs::write(
         &p,
@@ -155,11 +160,7 @@ fn a_row_moved_to_another_bucket_range_is_kept_on_sqlite() {
          INSERT INTO events SELECT i, i, 'event ' || i FROM g;",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("datastores.yaml"),
-        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
-    )
-    .unwrap();
+    write_datastores(dir.path());
     let p = dir.path().join("events.yaml");
     std::fs::write(
         &p,

@@ -11,7 +11,9 @@ use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
 use planner::partition::{ColumnBounds, PartitionDimension, PartitionValue, Step};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
-use tokio_postgres::NoTls;
+
+mod common;
+use common::{connect, pg_datastore, Schema};
 
 const ROWS_SQL: &str = "INSERT INTO t (id, score) VALUES (1, 10), (2, NULL), (3, 30), (4, 40)";
 
@@ -110,29 +112,17 @@ async fn sqlite_bounds_apply_filters_to_the_null_test() {
 
 #[tokio::test]
 async fn postgres_bounds_apply_filters_to_the_null_test() {
-    let schema = format!("bounds_{}", std::process::id());
-    let (client, connection) =
-        tokio_postgres::connect("host=127.0.0.1 port=5432 user=postgres dbname=test", NoTls)
-            .await
-            .expect("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)");
-    tokio::spawn(connection);
+    let client = connect().await;
+    let schema = Schema::create(&client, "bounds").await;
     client
         .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema};
-             CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}"
+            "SET search_path = {}; CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}",
+            schema.0
         ))
         .await
         .unwrap();
-    let ds = Datastore::Postgres {
-        name: "pg".into(),
-        host: "127.0.0.1".into(),
-        port: 5432,
-        user: "postgres".into(),
-        password: None,
-        dbname: "test".into(),
-        schema: Some(schema.clone()),
-    };
-    let s = schema.clone();
+    let ds = pg_datastore(&schema.0);
+    let s = schema.0.clone();
     check(
         move |filters| table(ds.clone(), Some(&s), filters),
         |t, cols| {
@@ -142,8 +132,4 @@ async fn postgres_bounds_apply_filters_to_the_null_test() {
         },
     )
     .await;
-    client
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
 }

@@ -22,62 +22,10 @@ use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
-
-async fn connect() -> Client {
-    let (client, connection) = tokio_postgres::connect(PG, NoTls)
-        .await
-        .expect("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-/// A schema of its own, dropped when this goes out of scope (also on panic).
-struct Schema(String);
-
-impl Schema {
-    async fn create(client: &Client, test: &str) -> Schema {
-        let name = format!("rowhash_{}_{test}", std::process::id());
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-            ))
-            .await
-            .unwrap();
-        Schema(name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0);
-        // Drop may run inside the test's runtime, which must not block.
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async { connect().await.batch_execute(&sql).await })
-        })
-        .join();
-    }
-}
-
-fn pg_datastore(schema: &str) -> Datastore {
-    Datastore::Postgres {
-        name: "pg".into(),
-        host: "127.0.0.1".into(),
-        port: 5432,
-        user: "postgres".into(),
-        password: None,
-        dbname: "test".into(),
-        schema: Some(schema.into()),
-    }
-}
+mod common;
+use common::{connect, pg_datastore, Schema};
 
 fn table_ref(datastore: Datastore, schema: Option<&str>, table: &str) -> TableRef {
     TableRef {
@@ -373,7 +321,7 @@ struct Engines {
 
 async fn engines(test: &str) -> Engines {
     let client = connect().await;
-    let schema = Schema::create(&client, test).await;
+    let schema = Schema::create(&client, &format!("rowhash_{test}")).await;
     client
         .batch_execute(&format!("SET search_path = {}; {CREATE}; {ROWS}", schema.0))
         .await
@@ -669,7 +617,7 @@ async fn sqlite_lenient_storage_hashes_like_canonical() {
 #[ignore = "speed check: 1,000,000 rows"]
 async fn checksum_speed() {
     let client = connect().await;
-    let schema = Schema::create(&client, "speed").await;
+    let schema = Schema::create(&client, "rowhash_speed").await;
     client
         .batch_execute(&format!(
             "SET search_path = {s};

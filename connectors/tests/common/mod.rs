@@ -1,0 +1,62 @@
+//! Shared by the connector tests: the local PostgreSQL, a schema per test
+//! dropped even when the test fails, and a datastore pointing at it.
+#![allow(dead_code)]
+
+use planner::datastores::Datastore;
+use tokio_postgres::{Client, NoTls};
+
+pub const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+pub async fn connect() -> Client {
+    let (client, connection) = tokio_postgres::connect(PG, NoTls)
+        .await
+        .expect("local PostgreSQL at 127.0.0.1:5432 (user postgres, db test)");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A schema of its own, dropped when this goes out of scope (also on panic).
+pub struct Schema(pub String);
+
+impl Schema {
+    /// `<label>_<pid>`, created empty.
+    pub async fn create(client: &Client, label: &str) -> Schema {
+        let name = format!("{label}_{}", std::process::id());
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
+            .await
+            .unwrap();
+        Schema(name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0);
+        // Drop may run inside the test's runtime, which must not block.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async { connect().await.batch_execute(&sql).await })
+        })
+        .join();
+    }
+}
+
+pub fn pg_datastore(schema: &str) -> Datastore {
+    Datastore::Postgres {
+        name: "pg".into(),
+        host: "127.0.0.1".into(),
+        port: 5432,
+        user: "postgres".into(),
+        password: None,
+        dbname: "test".into(),
+        schema: Some(schema.into()),
+    }
+}
