@@ -14,6 +14,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use async_trait::async_trait;
 use connectors::{BatchStream, Buckets, Checksum, Source};
 use futures_util::StreamExt;
+use itertools::{EitherOrBoth, Itertools};
 use planner::model::quote_ident;
 use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
 
@@ -252,27 +253,11 @@ impl ChangeDetection {
         };
         // Both sorted by bucket: walk them together.
         let mut differing: Vec<(i64, u64)> = Vec::new();
-        let (mut i, mut j) = (0, 0);
-        while i < s.len() || j < d.len() {
-            let (bucket, src, dst) = match (s.get(i), d.get(j)) {
-                (Some(a), Some(b)) if a.0 == b.0 => {
-                    i += 1;
-                    j += 1;
-                    (a.0, Some(a.1), Some(b.1))
-                }
-                (Some(a), Some(b)) if a.0 < b.0 => {
-                    i += 1;
-                    (a.0, Some(a.1), None)
-                }
-                (Some(a), None) => {
-                    i += 1;
-                    (a.0, Some(a.1), None)
-                }
-                (_, Some(b)) => {
-                    j += 1;
-                    (b.0, None, Some(b.1))
-                }
-                (None, None) => break,
+        for pair in s.iter().merge_join_by(&d, |a, b| a.0.cmp(&b.0)) {
+            let (bucket, src, dst) = match pair {
+                EitherOrBoth::Both(a, b) => (a.0, Some(a.1), Some(b.1)),
+                EitherOrBoth::Left(a) => (a.0, Some(a.1), None),
+                EitherOrBoth::Right(b) => (b.0, None, Some(b.1)),
             };
             if src == dst {
                 found.equal_rows += src.map_or(0, |c| c.rows);
