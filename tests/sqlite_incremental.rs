@@ -199,3 +199,28 @@ strategies:
     assert_eq!(hash.n("rows_deleted"), 1);
     assert_eq!(hash.n("rows_inserted"), 1);
 }
+
+/// A hash run fetches the changed rows by key (the integer key bound as one
+/// JSON array), not whole partitions filtered afterwards.
+#[test]
+fn a_sqlite_hash_run_reads_only_the_rows_it_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = setup(dir.path());
+    let state = dir.path().join("state");
+    let first = run(&p, "delta", &state);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    // One row in 10,000, over all six partitions.
+    let src = Connection::open(dir.path().join("source.db")).unwrap();
+    src.execute_batch("UPDATE events SET name = 'changed' WHERE id % 10000 = 7")
+        .unwrap();
+    let hash = run(&p, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("rows_updated"), 30);
+    assert_eq!(hash.n("rows_read"), 30);
+    assert_eq!(hash.n("rows_unchanged"), ROWS - 30);
+    assert_eq!(
+        difference(dir.path(), "id, name, amount, views, updated_at"),
+        0
+    );
+}

@@ -792,6 +792,36 @@ pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
     format!("{SQLITE_ROW_HASH_FN}({})", args.join(", "))
 }
 
+/// Row count and hash sum of a whole SQLite table over `columns` (name and
+/// type), computed as SyncHub's checksums compute them. The benchmarks'
+/// floor of a SQLite hash comparison: the same scan without partitions.
+pub fn sqlite_table_checksum(
+    conn: &rusqlite::Connection,
+    table: &str,
+    columns: &[(&str, ColumnType)],
+) -> Result<Checksum> {
+    register_sqlite_functions(conn)?;
+    let codes = columns
+        .iter()
+        .map(|(_, t)| sqlite_type_code(t))
+        .collect::<Vec<_>>()
+        .join(",");
+    let values = columns
+        .iter()
+        .map(|(name, _)| planner::model::quote_ident(name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let q = format!(
+        "SELECT count(*), {SQLITE_HASH_SUM_FN}({SQLITE_ROW_HASH_FN}('{codes}', {values})) FROM {}",
+        planner::model::quote_ident(table)
+    );
+    let (rows, sum): (i64, i64) = conn.query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Checksum {
+        rows: rows as u64,
+        sum: sum as u64,
+    })
+}
+
 /// Registers `synchub_row_hash` and `synchub_hash_sum` on a connection
 /// (replacing earlier registrations, so calling it again is harmless).
 ///

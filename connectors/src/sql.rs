@@ -169,11 +169,61 @@ pub fn select_partition_sql(
     (sql, params)
 }
 
+/// The one integer key column of `columns` and the values of `keys` (the
+/// change set's key batch), for a source's `read_keys`; `None` when the key
+/// is composite or not an integer, which sources read and filter instead.
+pub fn integer_key<'c>(
+    columns: &'c [MappedColumn],
+    keys: &arrow::record_batch::RecordBatch,
+) -> crate::Result<Option<(&'c MappedColumn, Vec<i64>)>> {
+    let mut key_columns = columns.iter().filter(|c| c.unique);
+    let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
+        return Ok(None);
+    };
+    if key.spec.data_type.partitionable() != Some(planner::types::PartitionKind::Integer)
+        || keys.num_columns() != 1
+    {
+        return Ok(None);
+    }
+    let values = arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Int64)?;
+    let values = values
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .map(|a| a.iter().flatten().collect())
+        .unwrap_or_default();
+    Ok(Some((key, values)))
+}
+
+/// `select_partition_sql` narrowed by one more condition, written by
+/// `condition` from the number of the next bind parameter.
+pub fn select_partition_where_sql(
+    source: &TableRef,
+    columns: &[MappedColumn],
+    partition: &Partition,
+    placeholder: Placeholder,
+    condition: impl FnOnce(usize) -> String,
+) -> (String, Vec<PartitionValue>) {
+    let (q, params) = select_partition_sql(source, columns, partition, placeholder);
+    let has_where = !source.filters.is_empty()
+        || partition
+            .ranges
+            .iter()
+            .any(|(_, r)| !matches!(r, DimRange::All));
+    let condition = condition(params.len() + 1);
+    let q = if has_where {
+        format!("{q} AND {condition}")
+    } else {
+        format!("{q} WHERE {condition}")
+    };
+    (q, params)
+}
+
 /// One query returning min, max and whether any row has NULL, for every
-/// dimension. The NULL test is an `EXISTS` rather than `count(*) -
-/// count(e)`: a count reads every row, while min, max and `e IS NULL` are
-/// each answered from an index on the column when there is one (PostgreSQL
-/// keeps its min/max-from-index plan beside the sub-queries).
+/// dimension, each its own sub-query: with an index on the column, a lone
+/// `min(e)` or `max(e)` is one index probe in both PostgreSQL and SQLite,
+/// while SQLite answers `min(e), max(e)` together by reading every row (and
+/// the NULL test is an `EXISTS` rather than `count(*) - count(e)` for the
+/// same reason).
 pub fn bounds_sql(
     source: &TableRef,
     dims: &[PartitionDimension],
@@ -182,20 +232,19 @@ pub fn bounds_sql(
     let mut params = Vec::new();
     let from = from_sql(source);
     let filters = where_sql(source, None, placeholder, &mut params);
+    let and = if filters.is_empty() { " WHERE" } else { " AND" };
     let cols = dims
         .iter()
         .map(|d| {
             let e = &d.source_expr;
-            let null_test = if filters.is_empty() {
-                format!(" WHERE {e} IS NULL")
-            } else {
-                format!("{filters} AND {e} IS NULL")
-            };
-            format!("min({e}), max({e}), EXISTS (SELECT 1 {from}{null_test})")
+            format!(
+                "(SELECT min({e}) {from}{filters}), (SELECT max({e}) {from}{filters}), \
+                 EXISTS (SELECT 1 {from}{filters}{and} {e} IS NULL)"
+            )
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!("SELECT {cols} {from}{filters}")
+    format!("SELECT {cols}")
 }
 
 /// `SELECT <mapped columns> ... WHERE false`: checks every column resolves.

@@ -353,37 +353,18 @@ impl Source for PostgresSource {
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
         // One integer key: `key = ANY($n)` with the keys bound as an array.
-        let key_columns: Vec<MappedColumn> =
-            self.columns.iter().filter(|c| c.unique).cloned().collect();
-        let [key] = key_columns.as_slice() else {
+        let Some((key, values)) = sql::integer_key(&self.columns, keys)? else {
             return Ok(None);
         };
-        if key.spec.data_type.partitionable() != Some(planner::types::PartitionKind::Integer)
-            || keys.num_columns() != 1
-        {
-            return Ok(None);
-        }
-        let values = arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Int64)?;
-        let values: Vec<i64> = values
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .map(|a| a.iter().flatten().collect())
-            .unwrap_or_default();
+        let key = key.source_sql.clone();
         self.ensure_checked().await?;
-        let (q, params) =
-            sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
-        let key_param = params.len() + 1;
-        let cond = format!("{} = ANY(${key_param}::bigint[])", key.source_sql);
-        let has_where = !self.table.filters.is_empty()
-            || partition
-                .ranges
-                .iter()
-                .any(|(_, r)| !matches!(r, planner::partition::DimRange::All));
-        let q = if has_where {
-            format!("{q} AND {cond}")
-        } else {
-            format!("{q} WHERE {cond}")
-        };
+        let (q, params) = sql::select_partition_where_sql(
+            &self.table,
+            &self.columns,
+            partition,
+            sql::pg_placeholder,
+            |n| format!("{key} = ANY(${n}::bigint[])"),
+        );
         let mut params: OwnedParams = params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)

@@ -652,37 +652,45 @@ impl ColumnEncoder {
     /// formatted values (decimals, dates, times, timestamps, UUIDs) are owned
     /// Strings. Panics if `row` is out of bounds.
     pub fn value(&self, row: usize) -> Result<ToSqlOutput<'_>> {
-        Ok(match self.cell(row)? {
+        let mut buf = TextBuf::new();
+        Ok(match self.cell(row, &mut buf)? {
             Cell::Null => ToSqlOutput::Owned(Value::Null),
             Cell::Integer(i) => ToSqlOutput::Owned(Value::Integer(i)),
             Cell::Real(r) => ToSqlOutput::Owned(Value::Real(r)),
             Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Cell::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            Cell::Formatted(buf) => ToSqlOutput::Owned(Value::Text(buf.as_str().to_owned())),
+            Cell::Formatted(s) => ToSqlOutput::Owned(Value::Text(s.to_owned())),
         })
     }
 
     /// Binds `row`'s value as parameter `index` (1-based) of `stmt`. Unlike
-    /// [`value`](Self::value) it never allocates: SQLite copies the text out of
-    /// a stack buffer while binding.
-    pub fn bind(&self, stmt: &mut rusqlite::Statement<'_>, index: usize, row: usize) -> Result<()> {
-        let cell = self.cell(row)?;
-        let value = match &cell {
+    /// [`value`](Self::value) it never allocates: a formatted value is
+    /// written into `scratch`, and SQLite copies it from there while binding.
+    pub fn bind(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        index: usize,
+        row: usize,
+        scratch: &mut TextBuf,
+    ) -> Result<()> {
+        let value = match self.cell(row, scratch)? {
             Cell::Null => ValueRef::Null,
-            Cell::Integer(i) => ValueRef::Integer(*i),
-            Cell::Real(r) => ValueRef::Real(*r),
-            Cell::Text(s) => ValueRef::Text(s.as_bytes()),
+            Cell::Integer(i) => ValueRef::Integer(i),
+            Cell::Real(r) => ValueRef::Real(r),
+            Cell::Text(s) | Cell::Formatted(s) => ValueRef::Text(s.as_bytes()),
             Cell::Blob(b) => ValueRef::Blob(b),
-            Cell::Formatted(buf) => ValueRef::Text(buf.bytes()),
         };
         stmt.raw_bind_parameter(index, ToSqlOutput::Borrowed(value))?;
         Ok(())
     }
 
-    fn cell(&self, row: usize) -> Result<Cell<'_>> {
+    /// `row`'s value; a value that must be formatted is written into `buf`
+    /// (cleared first) and borrowed from there.
+    fn cell<'s, 'b>(&'s self, row: usize, buf: &'b mut TextBuf) -> Result<Cell<'s, 'b>> {
         if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
             return Ok(Cell::Null);
         }
+        buf.len = 0;
         Ok(match &self.values {
             Values::Int16(a) => Cell::Integer(a.value(row).into()),
             Values::Int32(a) => Cell::Integer(a.value(row).into()),
@@ -691,15 +699,14 @@ impl ColumnEncoder {
             Values::Float64(a) => float_cell(a.value(row)),
             Values::Decimal(a, precision, scale) => {
                 let v = a.value(row);
-                let mut buf = TextBuf::new();
-                write_decimal(&mut buf, v, *scale);
+                write_decimal(buf, v, *scale);
                 if 10u128
                     .checked_pow(u32::from(*precision))
                     .is_some_and(|limit| v.unsigned_abs() >= limit)
                 {
                     return Err(does_not_fit(Plain(buf.as_str()), &self.target));
                 }
-                Cell::Formatted(buf)
+                Cell::Formatted(buf.as_str())
             }
             Values::Bool(a) => Cell::Integer(a.value(row).into()),
             Values::Utf8(a, max_len) => {
@@ -710,8 +717,7 @@ impl ColumnEncoder {
             Values::Binary(a) => Cell::Blob(a.value(row)),
             Values::Date(a) => {
                 let days = a.value(row);
-                let mut buf = TextBuf::new();
-                if !write_date(&mut buf, i64::from(days)) {
+                if !write_date(buf, i64::from(days)) {
                     return Err(out_of_text_range(
                         "date",
                         NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163))
@@ -719,7 +725,7 @@ impl ColumnEncoder {
                         days,
                     ));
                 }
-                Cell::Formatted(buf)
+                Cell::Formatted(buf.as_str())
             }
             Values::Time(a) => {
                 let micros = a.value(row);
@@ -728,14 +734,12 @@ impl ColumnEncoder {
                         "time value of {micros} microseconds is not within a day"
                     )));
                 }
-                let mut buf = TextBuf::new();
-                write_time(&mut buf, micros);
-                Cell::Formatted(buf)
+                write_time(buf, micros);
+                Cell::Formatted(buf.as_str())
             }
             Values::Timestamp(a, tz) => {
                 let micros = a.value(row);
-                let mut buf = TextBuf::new();
-                if !write_date(&mut buf, micros.div_euclid(MICROS_PER_DAY)) {
+                if !write_date(buf, micros.div_euclid(MICROS_PER_DAY)) {
                     return Err(out_of_text_range(
                         "timestamp",
                         chrono::DateTime::from_timestamp_micros(micros)
@@ -744,32 +748,33 @@ impl ColumnEncoder {
                     ));
                 }
                 buf.push(b' ');
-                write_time(&mut buf, micros.rem_euclid(MICROS_PER_DAY));
+                write_time(buf, micros.rem_euclid(MICROS_PER_DAY));
                 if *tz {
                     buf.push_slice(b"+00:00");
                 }
-                Cell::Formatted(buf)
+                Cell::Formatted(buf.as_str())
             }
             Values::Uuid(a) => {
-                let mut buf = TextBuf::new();
-                write_uuid(&mut buf, a.value(row));
-                Cell::Formatted(buf)
+                write_uuid(buf, a.value(row));
+                Cell::Formatted(buf.as_str())
             }
         })
     }
 }
 
 /// One encoded value before it becomes a parameter.
-enum Cell<'a> {
+enum Cell<'s, 'b> {
     Null,
     Integer(i64),
     Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-    Formatted(TextBuf),
+    /// Borrowed from the column.
+    Text(&'s str),
+    Blob(&'s [u8]),
+    /// Written into the caller's buffer.
+    Formatted(&'b str),
 }
 
-fn float_cell(f: f64) -> Cell<'static> {
+fn float_cell(f: f64) -> Cell<'static, 'static> {
     if f.is_nan() {
         Cell::Text("NaN")
     } else {
@@ -876,13 +881,19 @@ impl fmt::Display for Found<'_> {
 const TEXT_BUF_LEN: usize = 176;
 
 /// A stack buffer for formatted values, so encoding and decoding need no heap.
-struct TextBuf {
+pub struct TextBuf {
     len: usize,
     bytes: [u8; TEXT_BUF_LEN],
 }
 
+impl Default for TextBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TextBuf {
-    fn new() -> Self {
+    pub fn new() -> Self {
         TextBuf {
             len: 0,
             bytes: [0; TEXT_BUF_LEN],
@@ -1607,7 +1618,8 @@ mod tests {
             if use_bind {
                 insert.raw_bind_parameter(1, row as i64).unwrap();
                 for (i, e) in encoders.iter().enumerate() {
-                    e.bind(&mut insert, i + 2, row).unwrap();
+                    e.bind(&mut insert, i + 2, row, &mut TextBuf::new())
+                        .unwrap();
                 }
                 insert.raw_execute().unwrap();
             } else {

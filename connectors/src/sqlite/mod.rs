@@ -236,19 +236,31 @@ impl Source for SqliteSource {
             sql::sqlite_placeholder,
         );
         let params = bound_params(partition, &params);
-        let rx = stream_rows(
-            self.conn.clone(),
-            q,
-            params,
-            self.specs.clone(),
-            page_rows,
-            None,
+        Ok(self.stream(q, params, page_rows))
+    }
+
+    async fn read_keys<'a>(
+        &'a mut self,
+        partition: &Partition,
+        keys: &RecordBatch,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        // One integer key: `key IN` the keys bound as one JSON array.
+        let Some((key, values)) = sql::integer_key(&self.columns, keys)? else {
+            return Ok(None);
+        };
+        let (q, params) = sql::select_partition_where_sql(
+            &self.table,
+            &self.columns,
+            partition,
+            sql::sqlite_placeholder,
+            |n| format!("{} IN (SELECT value FROM json_each(?{n}))", key.source_sql),
         );
-        // A stored row hash column is computed from the decoded row.
-        let columns = self.columns.clone();
-        Ok(Box::pin(async_stream_from(rx).map(move |batch| {
-            batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
-        })))
+        let mut params = bound_params(partition, &params);
+        params.push(Value::Text(
+            serde_json::to_string(&values).map_err(|e| ConnectorError::Other(e.to_string()))?,
+        ));
+        Ok(Some(self.stream(q, params, page_rows)))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
@@ -293,35 +305,31 @@ impl Source for SqliteSource {
         else {
             return Ok(None);
         };
+        // Summed here rather than with GROUP BY: SQLite cannot tell that the
+        // bucket follows the key's order and sorts every row into a temporary
+        // B-tree first (+0.7 s a side on 2M rows), while a partition has only
+        // a few thousand buckets to keep in a map.
         let q = format!(
-            "SELECT {bucket}, count(*), {}({}) {from_where} GROUP BY 1 ORDER BY 1",
-            crate::rowhash::SQLITE_HASH_SUM_FN,
+            "SELECT {bucket}, {} {from_where}",
             crate::rowhash::sqlite_row_hash_sql(&self.columns)
         );
         let table = self.table.display_name();
         let out = blocking(&self.conn, move |conn| {
             crate::rowhash::register_sqlite_functions(conn)?;
             let mut stmt = conn.prepare(&q)?;
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                })
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(params.iter()))
                 .map_err(|e| hash_error(&table, e))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (bucket, count, sum) = row.map_err(|e| hash_error(&table, e))?;
-                out.push((
-                    bucket,
-                    Checksum {
-                        rows: count as u64,
-                        sum: sum as u64,
-                    },
-                ));
+            let mut sums: std::collections::HashMap<i64, Checksum> = Default::default();
+            while let Some(row) = rows.next().map_err(|e| hash_error(&table, e))? {
+                let bucket: i64 = row.get(0)?;
+                let hash: i64 = row.get(1)?;
+                let sum = sums.entry(bucket).or_default();
+                sum.rows += 1;
+                sum.sum = sum.sum.wrapping_add(hash as u64);
             }
+            let mut out: Vec<(i64, Checksum)> = sums.into_iter().collect();
+            out.sort_unstable_by_key(|(bucket, _)| *bucket);
             Ok(out)
         })
         .await?;
@@ -343,6 +351,25 @@ impl Source for SqliteSource {
 }
 
 impl SqliteSource {
+    /// The mapped columns of the rows `q` selects, decoded.
+    fn stream<'a>(&self, q: String, params: Vec<Value>, page_rows: usize) -> BatchStream<'a> {
+        let rx = stream_rows(
+            self.conn.clone(),
+            q,
+            params,
+            self.specs.clone(),
+            page_rows,
+            None,
+        );
+        // A stored row hash column is computed from the decoded row.
+        let columns = self.columns.clone();
+        Box::pin(
+            async_stream_from(rx).map(move |batch| {
+                batch.and_then(|b| crate::rowhash::fill_computed_hash(b, &columns))
+            }),
+        )
+    }
+
     /// The unique key columns and the row hash of the rows `from_where` selects.
     fn row_hash_stream<'a>(
         &'a self,
@@ -574,8 +601,11 @@ pub struct SqliteSink {
     deleted: u64,
     /// The open partition: deletes take only rows still inside it.
     open_partition: Option<Partition>,
-    /// The table held no rows when `prepare` ran.
+    /// The table held no rows when `prepare` ran, so partitions are written
+    /// straight into it: a partition not yet committed holds no rows there.
     empty_at_start: bool,
+    /// Rows written into the open partition.
+    written: u64,
 }
 
 impl SqliteSink {
@@ -591,6 +621,7 @@ impl SqliteSink {
             deleted: 0,
             open_partition: None,
             empty_at_start: false,
+            written: 0,
         })
     }
 }
@@ -742,6 +773,14 @@ impl Sink for SqliteSink {
 
     async fn begin_partition(&mut self, partition: &Partition) -> Result<()> {
         self.open_partition = Some(partition.clone());
+        self.written = 0;
+        if self.empty_at_start {
+            return blocking(
+                &self.conn,
+                |conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?),
+            )
+            .await;
+        }
         let specs = self.specs.clone();
         blocking(&self.conn, move |conn| {
             let cols = specs
@@ -760,37 +799,47 @@ impl Sink for SqliteSink {
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let specs = self.specs.clone();
         let batch = batch.clone();
+        self.written += batch.num_rows() as u64;
+        let target = if self.empty_at_start {
+            let cols = specs
+                .iter()
+                .map(|c| quote_ident(&c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{} ({cols})", quote_ident(&self.table))
+        } else {
+            format!("temp.{STAGE_TABLE}")
+        };
         blocking(&self.conn, move |conn| {
             let placeholders = (1..=specs.len())
                 .map(|i| format!("?{i}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut stmt = conn.prepare_cached(&format!(
-                "INSERT INTO temp.{STAGE_TABLE} VALUES ({placeholders})"
-            ))?;
+            let mut stmt =
+                conn.prepare_cached(&format!("INSERT INTO {target} VALUES ({placeholders})"))?;
             let encoders = specs
                 .iter()
                 .enumerate()
                 .map(|(i, c)| ColumnEncoder::new(batch.column(i), &c.data_type))
                 .collect::<Result<Vec<_>>>()?;
-            let mut values: Vec<ToSqlOutput<'_>> = Vec::with_capacity(specs.len());
+            // Bound in place: formatted values (decimals, dates, timestamps)
+            // are written into one scratch buffer that SQLite copies from.
+            // (Rows in groups of 64 a statement measured 3.5% fewer
+            // instructions, and need a statement journal; not worth it.)
+            let mut scratch = codec::TextBuf::new();
             for row in 0..batch.num_rows() {
-                values.clear();
                 for (i, enc) in encoders.iter().enumerate() {
-                    match enc.value(row) {
-                        Ok(v) => values.push(v),
-                        Err(e) => {
-                            return Err(value_error(
-                                &batch,
-                                &specs,
-                                row,
-                                &specs[i].name,
-                                &e.to_string(),
-                            ))
-                        }
+                    if let Err(e) = enc.bind(&mut stmt, i + 1, row, &mut scratch) {
+                        return Err(value_error(
+                            &batch,
+                            &specs,
+                            row,
+                            &specs[i].name,
+                            &e.to_string(),
+                        ));
                     }
                 }
-                stmt.execute(rusqlite::params_from_iter(values.iter()))?;
+                stmt.raw_execute()?;
             }
             Ok(())
         })
@@ -850,6 +899,7 @@ impl Sink for SqliteSink {
 
     async fn abort_partition(&mut self) -> Result<()> {
         self.deleted = 0;
+        self.written = 0;
         blocking(&self.conn, |conn| {
             if !conn.is_autocommit() {
                 conn.execute_batch("ROLLBACK")?;
@@ -869,7 +919,28 @@ impl Sink for SqliteSink {
         let run = run.clone();
         let partition_id = partition.id.clone();
         let deleted = std::mem::take(&mut self.deleted);
+        let direct = self
+            .empty_at_start
+            .then_some(std::mem::take(&mut self.written) as i64);
         let mut stats = blocking(&self.conn, move |conn| {
+            let record_checkpoint = |conn: &Connection, rows: i64| {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {CHECKPOINT_TABLE} (pipeline, strategy, run_id, partition_id, rows, committed_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%d %H:%M:%f', 'now')) \
+                         ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = excluded.rows"
+                    ),
+                    rusqlite::params![run.pipeline, run.strategy, run.run_id, partition_id, rows],
+                )
+            };
+            if let Some(written) = direct {
+                record_checkpoint(conn, written)?;
+                conn.execute_batch("COMMIT")?;
+                return Ok(WriteStats {
+                    inserted: written as u64,
+                    ..WriteStats::default()
+                });
+            }
             let keys: Vec<String> = specs.iter().filter(|c| c.unique).map(|c| quote_ident(&c.name)).collect();
             let cols: Vec<String> = specs.iter().map(|c| quote_ident(&c.name)).collect();
             let col_list = cols.join(", ");
@@ -897,14 +968,7 @@ impl Sink for SqliteSink {
                 ),
                 [],
             )? as i64;
-            conn.execute(
-                &format!(
-                    "INSERT INTO {CHECKPOINT_TABLE} (pipeline, strategy, run_id, partition_id, rows, committed_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%d %H:%M:%f', 'now')) \
-                     ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = excluded.rows"
-                ),
-                rusqlite::params![run.pipeline, run.strategy, run.run_id, partition_id, staged],
-            )?;
+            record_checkpoint(conn, staged)?;
             conn.execute_batch(&format!("DELETE FROM temp.{STAGE_TABLE}; COMMIT"))?;
             let updated = (changed - inserted).max(0);
             Ok(WriteStats {

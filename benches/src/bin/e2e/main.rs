@@ -16,6 +16,7 @@
 
 mod pg;
 mod report;
+mod sqlite;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,11 @@ struct Args {
     /// Rows in the generated source table.
     #[arg(long, default_value_t = 2_000_000)]
     rows: i64,
+    /// The suites to run: PostgreSQL → PostgreSQL against the raw COPY
+    /// pipe, SQLite → SQLite (files in a temporary folder) against SQLite's
+    /// own `INSERT INTO … SELECT * FROM` an attached file.
+    #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+    engines: Vec<report::Engine>,
     /// Rounds; each times every case once, after its baseline.
     #[arg(long, default_value_t = 2)]
     rounds: u32,
@@ -103,6 +109,17 @@ struct Args {
     /// reladiff's connections per side (its thread pool).
     #[arg(long, default_value_t = 2)]
     reladiff_threads: usize,
+}
+
+/// Which 1% of the rows a delta round changes.
+#[derive(Debug, Clone, Copy)]
+pub enum DeltaChange {
+    /// One row in a hundred (`id % 100 = round`), over the whole table:
+    /// every changed row on a page of its own, the worst case for the
+    /// destination's writes.
+    Spread,
+    /// The newest 1% of the ids, as when recent orders or events change.
+    Newest,
 }
 
 /// The argument that makes this binary the measuring wrapper of one
@@ -263,6 +280,9 @@ struct Bench {
     rows: i64,
     round: u32,
     peers: Option<Peers>,
+    /// Set for the SQLite suite: source and destinations are these files
+    /// (the PostgreSQL clients then serve only the runner's lock).
+    sqlite: Option<sqlite::Files>,
 }
 
 /// The peers' Python and scripts (`--peers`).
@@ -344,19 +364,25 @@ impl Bench {
         let page = args
             .page_size
             .map_or(String::new(), |p| format!(", page_size: {p}"));
-        let datastores = format!(
-            "datastores:\n{}{}",
-            self.pg.datastore_yaml("src", pg::SRC),
-            self.pg.datastore_yaml("dst", pg::DST)
-        );
+        let (datastores, backend) = match &self.sqlite {
+            Some(files) => (files.datastores_yaml(), "sqlite"),
+            None => (
+                format!(
+                    "datastores:\n{}{}",
+                    self.pg.datastore_yaml("src", pg::SRC),
+                    self.pg.datastore_yaml("dst", pg::DST)
+                ),
+                "postgres",
+            ),
+        };
         std::fs::write(self.work.path().join("datastores.yaml"), datastores)?;
         let pipeline = format!(
             "name: bench_items
 partition_column: id
 partition_step: {}
 max_concurrent_partitions: {}
-source_provider: {{data_backend: {{type: postgres, datastore_name: src, table: items}}}}
-destination_provider: {{data_backend: {{type: postgres, datastore_name: dst, table: items}}}}
+source_provider: {{data_backend: {{type: {backend}, datastore_name: src, table: items}}}}
+destination_provider: {{data_backend: {{type: {backend}, datastore_name: dst, table: items}}}}
 column_map:
 {}strategies:
   - {{name: full, type: full{page}}}
@@ -375,24 +401,64 @@ column_map:
         eprintln!("  {line}");
     }
 
-    /// The raw COPY pipe into an empty table.
+    /// Runs `f` on the SQLite files on the blocking pool.
+    async fn on_files<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&sqlite::Files) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let files = self.sqlite.clone().context("not the SQLite suite")?;
+        tokio::task::spawn_blocking(move || f(&files)).await?
+    }
+
+    /// Before each timed step: PostgreSQL writes its dirty pages out
+    /// (CHECKPOINT), SQLite moves every file's WAL back into it.
+    async fn settle(&self) -> Result<()> {
+        match self.sqlite {
+            Some(_) => self.on_files(sqlite::Files::checkpoint_all).await,
+            None => pg::checkpoint(&self.admin).await,
+        }
+    }
+
+    /// The server's WAL position (PostgreSQL only).
+    async fn wal_position(&self) -> Result<Option<u64>> {
+        match self.sqlite {
+            Some(_) => Ok(None),
+            None => Ok(Some(pg::wal_position(&self.admin).await?)),
+        }
+    }
+
+    /// WAL written since `before`.
+    async fn wal_since(&self, before: Option<u64>) -> Result<Option<u64>> {
+        Ok(match (before, self.wal_position().await?) {
+            (Some(b), Some(a)) => Some(a - b),
+            _ => None,
+        })
+    }
+
+    /// The raw copy into an empty table: the binary COPY pipe between two
+    /// PostgreSQL connections, or SQLite's `INSERT … SELECT *`.
     async fn pipe(&mut self) -> Result<Measurement> {
-        pg::reset_pipe_target(&self.admin).await?;
-        pg::checkpoint(&self.admin).await?;
-        let wal = pg::wal_position(&self.admin).await?;
+        if self.sqlite.is_none() {
+            pg::reset_pipe_target(&self.admin).await?;
+        }
+        self.settle().await?;
+        let wal = self.wal_position().await?;
         let start = Instant::now();
-        let copied = pg::copy_pipe(&self.a, &self.b).await?;
+        let copied = match self.sqlite {
+            Some(_) => self.on_files(sqlite::Files::raw_copy).await?,
+            None => pg::copy_pipe(&self.a, &self.b).await?,
+        };
         let wall = start.elapsed().as_secs_f64();
-        let wal = pg::wal_position(&self.admin).await? - wal;
+        let wal = self.wal_since(wal).await?;
         ensure!(
             copied == self.rows as u64,
             "the raw pipe copied {copied} rows of {}",
             self.rows
         );
         let mut m = self.measurement(report::PIPE, wall, None, None);
-        m.wal_bytes = Some(wal);
+        m.wal_bytes = wal;
         self.say(format!(
-            "raw COPY pipe                 {wall:7.2} s  {:>9.0} rows/s",
+            "raw copy                      {wall:7.2} s  {:>9.0} rows/s",
             m.rows_per_second()
         ));
         Ok(m)
@@ -406,13 +472,19 @@ column_map:
         since: &str,
         changed: u64,
     ) -> Result<Measurement> {
-        pg::checkpoint(&self.admin).await?;
-        let wal = pg::wal_position(&self.admin).await?;
+        self.settle().await?;
+        let wal = self.wal_position().await?;
         let start = Instant::now();
-        let applied = pg::bare_delta(&self.a, &self.b, since).await?;
+        let applied = match self.sqlite {
+            Some(_) => {
+                let since = since.to_string();
+                self.on_files(move |f| f.bare_delta(&since)).await?
+            }
+            None => pg::bare_delta(&self.a, &self.b, since).await?,
+        };
         let wall = start.elapsed().as_secs_f64();
         let mut m = self.measurement(case, wall, None, None);
-        m.wal_bytes = Some(pg::wal_position(&self.admin).await? - wal);
+        m.wal_bytes = self.wal_since(wal).await?;
         ensure!(
             applied >= changed,
             "the bare SQL delta applied {applied} rows, fewer than the {changed} changed"
@@ -424,21 +496,35 @@ column_map:
         Ok(m)
     }
 
+    /// Both sides' bare checksums, at once; whether they are equal.
+    async fn checksums_equal(&self) -> Result<bool> {
+        Ok(match self.sqlite {
+            Some(_) => {
+                let [src, dst] = self.on_files(sqlite::Files::bare_checksums).await?;
+                src == dst
+            }
+            None => {
+                let [src, dst] = pg::bare_checksums(&self.a, &self.b).await?;
+                src == dst
+            }
+        })
+    }
+
     /// The two bare checksum scans, in parallel; returns whether both sides
     /// had the same checksum.
     async fn bare_scans(&mut self) -> Result<(Measurement, bool)> {
-        pg::checkpoint(&self.admin).await?;
-        let wal = pg::wal_position(&self.admin).await?;
+        self.settle().await?;
+        let wal = self.wal_position().await?;
         let start = Instant::now();
-        let [src, dst] = pg::bare_checksums(&self.a, &self.b).await?;
+        let equal = self.checksums_equal().await?;
         let wall = start.elapsed().as_secs_f64();
         let mut m = self.measurement(report::BARE, wall, None, None);
-        m.wal_bytes = Some(pg::wal_position(&self.admin).await? - wal);
+        m.wal_bytes = self.wal_since(wal).await?;
         self.say(format!(
             "bare checksum scans ×2        {wall:7.2} s  {:>9.0} rows/s",
             m.rows_per_second()
         ));
-        Ok((m, src == dst))
+        Ok((m, equal))
     }
 
     fn measurement(
@@ -468,11 +554,11 @@ column_map:
         strategy: &str,
         baseline: Option<&Measurement>,
     ) -> Result<Measurement> {
-        pg::checkpoint(&self.admin).await?;
+        self.settle().await?;
         let rss_file = self.work.path().join("rss");
         let _ = std::fs::remove_file(&rss_file);
         let log = self.work.path().join(format!("{case}.log"));
-        let wal = pg::wal_position(&self.admin).await?;
+        let wal = self.wal_position().await?;
         let start = Instant::now();
         let out = tokio::process::Command::new(&self.self_exe)
             .arg(MEASURE)
@@ -489,7 +575,7 @@ column_map:
             .await
             .context("running synchub")?;
         let wall = start.elapsed().as_secs_f64();
-        let wal = pg::wal_position(&self.admin).await? - wal;
+        let wal = self.wal_since(wal).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let summary = last_json_line(&stdout);
         let status = summary
@@ -509,13 +595,13 @@ column_map:
         let rss = read_rss(&rss_file);
         let mut m = self.measurement(case, wall, rss, summary);
         m.baseline_seconds = baseline.map(|b| b.wall_seconds);
-        m.wal_bytes = Some(wal);
+        m.wal_bytes = wal;
         let c = |n: &str| m.counter(n).unwrap_or(0);
         self.say(format!(
             "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  WAL {:>4} MB  read {} ins {} upd {} del {} same {}",
             m.rows_per_second(),
             rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
-            wal >> 20,
+            wal.map_or("–".into(), |w| (w >> 20).to_string()),
             c("rows_read"),
             c("rows_inserted"),
             c("rows_updated"),
@@ -686,9 +772,14 @@ column_map:
 
     /// An empty destination: no table, no state.
     async fn reset_destination(&self) -> Result<()> {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", pg::DST))
-            .await?;
+        match self.sqlite {
+            Some(_) => self.on_files(sqlite::Files::reset_destination).await?,
+            None => {
+                self.admin
+                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", pg::DST))
+                    .await?
+            }
+        }
         let state = self.state_dir();
         if state.exists() {
             std::fs::remove_dir_all(&state)?;
@@ -698,11 +789,52 @@ column_map:
 
     async fn generate(&mut self, rows: i64) -> Result<()> {
         self.rows = rows;
-        eprintln!("generating {rows} rows in {}.items …", pg::SRC);
         let start = Instant::now();
-        pg::create_source(&self.admin, rows).await?;
+        match &self.sqlite {
+            Some(files) => {
+                eprintln!("generating {rows} rows in {} …", files.source().display());
+                self.on_files(move |f| f.create_source(rows)).await?;
+            }
+            None => {
+                eprintln!("generating {rows} rows in {}.items …", pg::SRC);
+                pg::create_source(&self.admin, rows).await?;
+            }
+        }
         eprintln!("  done in {:.1} s", start.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    async fn destination_rows(&self) -> Result<i64> {
+        match self.sqlite {
+            Some(_) => self.on_files(sqlite::Files::destination_rows).await,
+            None => pg::count(&self.admin, pg::DST).await,
+        }
+    }
+
+    async fn newest_cursor(&self) -> Result<String> {
+        match self.sqlite {
+            Some(_) => self.on_files(sqlite::Files::newest_cursor).await,
+            None => pg::newest_cursor(&self.admin).await,
+        }
+    }
+
+    async fn change_for_delta(&self, which: DeltaChange) -> Result<u64> {
+        let round = self.round;
+        match self.sqlite {
+            Some(_) => {
+                self.on_files(move |f| f.change_for_delta(round, which))
+                    .await
+            }
+            None => pg::change_for_delta(&self.admin, round, which).await,
+        }
+    }
+
+    async fn change_for_hash(&self) -> Result<Vec<i64>> {
+        let round = self.round;
+        match self.sqlite {
+            Some(_) => self.on_files(move |f| f.change_for_hash(round)).await,
+            None => pg::change_for_hash(&self.admin, round).await,
+        }
     }
 }
 
@@ -753,7 +885,7 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
         let full = b.synchub(report::FULL_EMPTY, "full", Some(&pipe)).await?;
         expect(notes, &full, "full into empty", "rows_inserted", rows);
         ensure!(
-            pg::count(&b.admin, pg::DST).await? == b.rows,
+            b.destination_rows().await? == b.rows,
             "after the full sync the destination does not hold every row"
         );
         ms.extend([pipe, full.clone()]);
@@ -786,14 +918,14 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
         // pages all over the table, and the case would measure that instead.
         for (which, case, floor_case) in [
             (
-                pg::DeltaChange::Newest,
+                DeltaChange::Newest,
                 report::DELTA_NEWEST,
                 report::DELTA_NEWEST_FLOOR,
             ),
-            (pg::DeltaChange::Spread, report::DELTA, report::DELTA_FLOOR),
+            (DeltaChange::Spread, report::DELTA, report::DELTA_FLOOR),
         ] {
-            let watermark = pg::newest_cursor(&b.admin).await?;
-            let changed = pg::change_for_delta(&b.admin, round, which).await?;
+            let watermark = b.newest_cursor().await?;
+            let changed = b.change_for_delta(which).await?;
             let floor = b.delta_floor(floor_case, &watermark, changed).await?;
             let mut delta = b.synchub(case, "delta", Some(&floor)).await?;
             delta.full_seconds = Some(full.wall_seconds);
@@ -818,7 +950,7 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
         expect(notes, &hash, "hash, nothing changed", "rows_read", 0);
         ms.extend([bare, hash]);
 
-        let changed_ids = pg::change_for_hash(&b.admin, round).await?;
+        let changed_ids = b.change_for_hash().await?;
         let changed = changed_ids.len() as u64;
         let reladiff = match b.peers {
             Some(_) => Some(b.reladiff(&changed_ids).await?),
@@ -837,10 +969,7 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
             ms.push(r);
         }
         ms.extend([bare, hash]);
-        let (_, equal) = pg::bare_checksums(&b.a, &b.b)
-            .await
-            .map(|[s, d]| ((), s == d))?;
-        if !equal {
+        if !b.checksums_equal().await? {
             notes.push(format!(
                 "round {round}: after the hash run source and destination still differ"
             ));
@@ -903,20 +1032,35 @@ async fn run(args: Args) -> Result<()> {
             args.partition_step, args.max_concurrent_partitions
         ),
     ));
-    let work = tempfile::Builder::new().prefix("synchub-bench").tempdir()?;
-    let mut bench = Bench {
-        a: pg::connect(&pg).await?,
-        b: pg::connect(&pg).await?,
-        admin,
-        pg,
-        bin,
-        self_exe: std::env::current_exe().context("locating the runner's own binary")?,
-        pipeline: work.path().join("bench_items.yaml"),
-        work,
-        rows: args.rows,
-        round: 0,
-        peers,
+    let self_exe = std::env::current_exe().context("locating the runner's own binary")?;
+    // One bench per suite: its own folder, pipeline and state; the
+    // PostgreSQL suite's also holds the lock and drops the schemas at the end.
+    let new_bench = |engine: report::Engine, admin: Client, peers: Option<Peers>| {
+        let pg = pg.clone();
+        let bin = bin.clone();
+        let self_exe = self_exe.clone();
+        async move {
+            let work = tempfile::Builder::new().prefix("synchub-bench").tempdir()?;
+            let sqlite = (engine == report::Engine::Sqlite).then(|| sqlite::Files {
+                dir: work.path().to_path_buf(),
+            });
+            anyhow::Ok(Bench {
+                a: pg::connect(&pg).await?,
+                b: pg::connect(&pg).await?,
+                admin,
+                pg,
+                bin,
+                self_exe,
+                pipeline: work.path().join("bench_items.yaml"),
+                work,
+                rows: args.rows,
+                round: 0,
+                peers,
+                sqlite,
+            })
+        }
     };
+    let mut bench = new_bench(report::Engine::Postgres, admin, peers).await?;
     bench.write_pipeline(&args)?;
     let out_dir = args.out_dir.clone().unwrap_or_else(target_dir);
     std::fs::create_dir_all(&out_dir)?;
@@ -954,24 +1098,50 @@ async fn run(args: Args) -> Result<()> {
             write_report(&out_dir, "bench-rss-scale", &value, &md)?;
             println!("{md}");
         } else {
-            bench.generate(args.rows).await?;
-            let mut notes = Vec::new();
-            let ms = suite(&mut bench, args.rounds, &mut notes).await?;
-            let lines = report::lines(&ms);
-            let title = format!(
-                "PostgreSQL → PostgreSQL, {} rows × 9 columns, {} round{}",
-                args.rows,
-                args.rounds,
-                if args.rounds == 1 { "" } else { "s" }
-            );
-            let md = report::markdown(&title, &facts, &lines, &notes);
+            let mut md = String::new();
+            let mut suites = Vec::new();
+            for &engine in &args.engines {
+                if suites.iter().any(|(e, _)| *e == engine) {
+                    continue;
+                }
+                let mut sqlite_bench;
+                let b = match engine {
+                    report::Engine::Postgres => &mut bench,
+                    report::Engine::Sqlite => {
+                        sqlite_bench =
+                            new_bench(engine, pg::connect(&bench.pg).await?, None).await?;
+                        sqlite_bench.write_pipeline(&args)?;
+                        &mut sqlite_bench
+                    }
+                };
+                eprintln!("{}", engine.suite_name());
+                b.generate(args.rows).await?;
+                let mut notes = Vec::new();
+                let ms = suite(b, args.rounds, &mut notes).await?;
+                let lines = report::lines(&ms, engine);
+                let title = format!(
+                    "{}, {} rows × 9 columns, {} round{}",
+                    engine.suite_name(),
+                    args.rows,
+                    args.rounds,
+                    if args.rounds == 1 { "" } else { "s" }
+                );
+                md.push_str(&report::markdown(&title, engine, &lines, &notes));
+                suites.push((
+                    engine,
+                    json!({
+                        "title": title,
+                        "summary": lines.iter().map(report::Line::to_json).collect::<Vec<_>>(),
+                        "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
+                        "notes": notes,
+                    }),
+                ));
+            }
+            md.push_str(&report::machine_markdown(&facts));
             let value = json!({
-                "title": title,
                 "machine": report::facts_json(&facts),
                 "config": config,
-                "summary": lines.iter().map(report::Line::to_json).collect::<Vec<_>>(),
-                "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
-                "notes": notes,
+                "suites": suites.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
             });
             write_report(&out_dir, "bench-report", &value, &md)?;
             println!("\n{md}");

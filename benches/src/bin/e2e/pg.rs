@@ -6,6 +6,8 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use tokio_postgres::{Client, NoTls};
 
+use crate::DeltaChange;
+
 /// The schemas the runner owns; all dropped at the end (unless `--keep`).
 pub const SRC: &str = "bench_src";
 /// synchub's destination.
@@ -125,17 +127,6 @@ pub async fn create_source(c: &Client, rows: i64) -> Result<()> {
     c.batch_execute(&format!("VACUUM ANALYZE {SRC}.items"))
         .await?;
     checkpoint(c).await
-}
-
-/// Which 1% of the rows a delta round changes.
-#[derive(Debug, Clone, Copy)]
-pub enum DeltaChange {
-    /// One row in a hundred (`id % 100 = round`), over the whole table:
-    /// every changed row on a page of its own, the worst case for the
-    /// destination's writes.
-    Spread,
-    /// The newest 1% of the ids, as when recent orders or events change.
-    Newest,
 }
 
 /// Moves 1% of the rows forward: `qty` changes and `updated_at` moves past

@@ -25,10 +25,60 @@ pub enum Target {
     PeerTimeAtLeast(f64),
 }
 
+/// The databases a suite syncs between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+impl Engine {
+    pub fn suite_name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "PostgreSQL → PostgreSQL",
+            Engine::Sqlite => "SQLite → SQLite",
+        }
+    }
+
+    /// How the suite's baselines were measured, under its table.
+    fn baselines_text(self) -> &'static str {
+        match self {
+            Engine::Postgres => {
+                "full: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
+                 connections; hash: the two bare checksum scans (`count(*)`, sum of \
+                 `hashtextextended(row text)`) run in parallel; delta: the bare SQL delta, the \
+                 same changed rows `COPY`d out by the cursor into a staging table of the raw \
+                 pipe's copy and applied with one `INSERT … ON CONFLICT DO UPDATE`. WAL MB = WAL \
+                 the server wrote during the case."
+            }
+            Engine::Sqlite => {
+                "full: SQLite's own copy, `ATTACH` the source file and `INSERT INTO items SELECT * \
+                 FROM src.items` into an empty table of the same definition (SQLite copies the \
+                 stored records without decoding them); hash: the same count and hash sum \
+                 synchub's checksums compute, over each whole file at once, in two threads; \
+                 delta: the changed rows inserted from the attached source by the cursor with one \
+                 `INSERT … SELECT … ON CONFLICT DO UPDATE`. Both sides in WAL mode with \
+                 synchronous=NORMAL, as synchub opens them."
+            }
+        }
+    }
+}
+
 pub struct Case {
     pub id: &'static str,
     pub title: &'static str,
+    /// The title in the SQLite suite, where it differs.
+    pub sqlite_title: Option<&'static str>,
     pub target: Target,
+}
+
+impl Case {
+    pub fn title(&self, engine: Engine) -> &'static str {
+        match (engine, self.sqlite_title) {
+            (Engine::Sqlite, Some(t)) => t,
+            _ => self.title,
+        }
+    }
 }
 
 pub const FULL_EMPTY: &str = "full_empty";
@@ -62,61 +112,73 @@ pub const CASES: &[Case] = &[
     Case {
         id: FULL_EMPTY,
         title: "synchub full → empty table",
+        sqlite_title: None,
         target: Target::PipeSpeedAtLeast(0.8),
     },
     Case {
         id: FULL_IDENTICAL,
         title: "synchub full → identical table",
+        sqlite_title: None,
         target: Target::PipeSpeedAtLeast(1.0),
     },
     Case {
         id: DELTA,
         title: "synchub delta, 1% changed, spread (one row in 100)",
+        sqlite_title: None,
         target: Target::ShareOfFullAtMost(0.05),
     },
     Case {
         id: DELTA_NEWEST,
         title: "synchub delta, 1% changed, the newest rows",
+        sqlite_title: None,
         target: Target::ShareOfFullAtMost(0.05),
     },
     Case {
         id: HASH_NONE,
         title: "synchub hash, nothing changed",
+        sqlite_title: None,
         target: Target::BareTimeAtMost(1.5),
     },
     Case {
         id: HASH_SOME,
         title: "synchub hash, 0.1% changed",
+        sqlite_title: None,
         target: Target::BareTimeAtMost(2.0),
     },
     Case {
         id: DLT_FULL,
         title: "peer: dlt full → empty table (sql_database, connectorx → postgres)",
+        sqlite_title: None,
         target: Target::PeerTimeAtLeast(3.0),
     },
     Case {
         id: RELADIFF_SOME,
         title: "peer: reladiff hashdiff, 0.1% changed",
+        sqlite_title: None,
         target: Target::PeerTimeAtLeast(2.0),
     },
     Case {
         id: PIPE,
         title: "baseline: raw binary COPY pipe",
+        sqlite_title: Some("baseline: raw copy (INSERT INTO … SELECT * FROM the attached source)"),
         target: Target::None,
     },
     Case {
         id: BARE,
         title: "baseline: 2 bare checksum scans in parallel",
+        sqlite_title: Some("baseline: 2 bare checksum scans in parallel (synchub's row hash, whole table)"),
         target: Target::None,
     },
     Case {
         id: DELTA_FLOOR,
         title: "baseline: bare SQL delta, spread (changed rows COPY'd into a stage, one INSERT … ON CONFLICT)",
+        sqlite_title: Some("baseline: bare SQL delta, spread (one INSERT … SELECT … ON CONFLICT from the attached source)"),
         target: Target::None,
     },
     Case {
         id: DELTA_NEWEST_FLOOR,
         title: "baseline: bare SQL delta, the newest rows",
+        sqlite_title: None,
         target: Target::None,
     },
 ];
@@ -199,6 +261,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// One line of the table: a case over all rounds.
 pub struct Line {
     pub case: &'static Case,
+    pub title: &'static str,
     pub ratios: Vec<f64>,
     pub ratio: Option<f64>,
     pub met: Option<bool>,
@@ -216,7 +279,7 @@ pub struct Line {
     pub extra_failures: Vec<String>,
 }
 
-pub fn lines(ms: &[Measurement]) -> Vec<Line> {
+pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
     let mut out = Vec::new();
     for case in CASES {
         let of: Vec<&Measurement> = ms.iter().filter(|m| m.case == case.id).collect();
@@ -284,6 +347,7 @@ pub fn lines(ms: &[Measurement]) -> Vec<Line> {
         let met = met.map(|m| m && extra_failures.is_empty());
         out.push(Line {
             case,
+            title: case.title(engine),
             ratios,
             ratio,
             met,
@@ -401,7 +465,7 @@ impl Line {
     pub fn to_json(&self) -> Value {
         json!({
             "case": self.case.id,
-            "title": self.case.title,
+            "title": self.title,
             "ratio": self.ratio,
             "ratios": self.ratios,
             "ratio_text": self.ratio_text().replace("**", ""),
@@ -434,14 +498,9 @@ fn rate(r: f64) -> String {
     }
 }
 
-/// The Markdown report: machine facts, the ratios table, where synchub's
-/// time went (per operator), and notes.
-pub fn markdown(
-    title: &str,
-    facts: &[(String, String)],
-    lines: &[Line],
-    notes: &[String],
-) -> String {
+/// One suite's Markdown: the ratios table, how the baselines were
+/// measured, where synchub's time went (per operator), and notes.
+pub fn markdown(title: &str, engine: Engine, lines: &[Line], notes: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "### {title}\n");
     let _ = writeln!(
@@ -453,7 +512,7 @@ pub fn markdown(
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
-            l.case.title,
+            l.title,
             l.ratio_text(),
             l.target_text(),
             l.met_text(),
@@ -467,18 +526,15 @@ pub fn markdown(
     }
     let _ = writeln!(
         s,
-        "\nRatios pair each synchub run with the baseline measured just before it in the same round \
-         (full: the raw `COPY … TO STDOUT | COPY … FROM STDIN` binary pipe between two \
-         connections; hash: the two bare checksum scans run in parallel); delta is given as a \
-         share of the same round's full sync into an empty table, and against the bare SQL delta \
-         (its baseline s): the same changed rows applied to the raw pipe's copy of the table by hand, \
-         right before it. WAL MB = WAL the server wrote during the case. rows/s = rows in the table ÷ wall time. \
+        "\nRatios pair each synchub run with the baseline measured just before it in the same round; \
+         delta is given as a share of the same round's full sync into an empty table, and against \
+         the bare SQL delta (its baseline s), the same changed rows applied to the raw copy of the \
+         table by hand right before it. Baselines: {} rows/s = rows in the table ÷ wall time. \
          A peer's line (`--peers`) gives synchub's speed over the peer on the same case in the same round \
          (peer's wall time ÷ synchub's, each a whole process from start to exit; baseline s = synchub's \
-         wall time) and the peak RSS of the peer's Python process.\n"
+         wall time) and the peak RSS of the peer's Python process.\n",
+        engine.baselines_text()
     );
-
-    let _ = writeln!(s, "**Machine**: {}\n", facts_text(facts));
 
     let _ = writeln!(
         s,
@@ -523,6 +579,11 @@ pub fn markdown(
         }
     }
     s
+}
+
+/// Where the suites ran, after their tables.
+pub fn machine_markdown(facts: &[(String, String)]) -> String {
+    format!("\n**Machine**: {}\n", facts_text(facts))
 }
 
 pub fn facts_text(facts: &[(String, String)]) -> String {
@@ -625,7 +686,7 @@ mod tests {
             delta,
             m(PIPE, 1, 2.0, None),
         ];
-        let ls = lines(&ms);
+        let ls = lines(&ms, Engine::Postgres);
         let full = line(&ls, FULL_EMPTY);
         assert!((full.ratio.unwrap() - 0.8).abs() < 1e-9);
         assert_eq!(full.met, Some(true));
@@ -648,7 +709,7 @@ mod tests {
         // Full 10 s; the floor 0.2 s (2%), synchub's 0.6 s (6%): synchub's own miss.
         let mut newest = m(DELTA_NEWEST, 1, 0.6, Some(0.2));
         newest.full_seconds = Some(10.0);
-        let ls = lines(&[delta, newest]);
+        let ls = lines(&[delta, newest], Engine::Postgres);
         let delta = line(&ls, DELTA);
         assert_eq!(
             delta.met_text(),
@@ -663,7 +724,7 @@ mod tests {
         big.peak_rss_kb = Some(300 * 1024);
         let mut wrote = m(FULL_IDENTICAL, 1, 1.0, Some(2.0));
         wrote.summary = Some(json!({"rows_updated": 3}));
-        let ls = lines(&[big, wrote]);
+        let ls = lines(&[big, wrote], Engine::Postgres);
         let full = line(&ls, FULL_EMPTY);
         assert_eq!(full.met, Some(false));
         assert!(full.met_text().contains("peak RSS"), "{}", full.met_text());
@@ -684,7 +745,7 @@ mod tests {
         // reladiff 5 s, synchub 2 s: 2.5×, over 2×, but other keys.
         let mut rd = m(RELADIFF_SOME, 1, 5.0, Some(2.0));
         rd.summary = Some(json!({"same_keys": false, "peer_note": "reladiff"}));
-        let ls = lines(&[dlt, rd]);
+        let ls = lines(&[dlt, rd], Engine::Postgres);
         let dlt = line(&ls, DLT_FULL);
         assert!((dlt.ratio.unwrap() - 4.5).abs() < 1e-9);
         assert_eq!(dlt.met, Some(true));
@@ -705,10 +766,12 @@ mod tests {
             m(FULL_EMPTY, 1, 2.0, Some(2.0)),
             m(FULL_EMPTY, 2, 4.0, Some(2.0)),
         ];
-        let ls = lines(&ms);
+        let ls = lines(&ms, Engine::Postgres);
         let full = line(&ls, FULL_EMPTY);
         assert!((full.ratio.unwrap() - 0.75).abs() < 1e-9);
         assert_eq!(full.ratio_text(), "**0.75×** pipe rows/s (1.00×, 0.50×)");
-        assert!(markdown("t", &[], &ls, &[]).contains("| synchub full → empty table |"));
+        assert!(
+            markdown("t", Engine::Postgres, &ls, &[]).contains("| synchub full → empty table |")
+        );
     }
 }
