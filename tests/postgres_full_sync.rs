@@ -540,6 +540,17 @@ async fn full_sync_of_every_type_is_exact_and_idempotent() -> Result<()> {
 
     assert_same_rows(&client, &src, &dst, "true").await?;
 
+    // Loaded from empty, the table was analyzed: the planner knows its key.
+    let key_stats = scalar_i64(
+        &client,
+        &format!(
+            "SELECT count(*) FROM pg_stats WHERE schemaname = '{}' AND tablename = 'items' AND attname = 'id'",
+            s.dst
+        ),
+    )
+    .await?;
+    assert_eq!(key_stats, 1, "no statistics on {dst}");
+
     // The created table has exactly the configured types.
     let rows = client
         .query(

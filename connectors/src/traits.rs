@@ -189,4 +189,11 @@ pub trait Sink: Send {
         run: &RunIdentity,
         partition: &Partition,
     ) -> Result<WriteStats>;
+
+    /// Input ended with no partition open: every partition given to this
+    /// writer is committed, unless upstream failed between two. Only for
+    /// work harmless either way, such as refreshing statistics.
+    async fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

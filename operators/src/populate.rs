@@ -137,13 +137,16 @@ impl Operator for Populate {
     }
 
     /// Input ended inside a partition (upstream failed): that partition is
-    /// incomplete, so it is rolled back rather than committed.
+    /// incomplete, so it is rolled back rather than committed. Otherwise
+    /// every partition is in, and the sink hears so.
     async fn on_finish(&mut self, _out: &mut Output) -> Result<()> {
         self.unchanged_upstream = 0;
         if let Some(p) = self.open.take() {
             tracing::warn!(partition = %p.id, "input ended mid-partition; rolling it back");
             self.sink.abort_partition().await?;
+            return Ok(());
         }
+        self.sink.finish().await?;
         Ok(())
     }
 }

@@ -713,6 +713,8 @@ pub struct PostgresSink {
     /// Keys to delete in the open partition. The connection is busy with
     /// the COPY until commit, so they are applied then.
     pending_deletes: Vec<RecordBatch>,
+    /// Rows this writer committed straight into the table.
+    loaded: u64,
 }
 
 impl PostgresSink {
@@ -740,6 +742,7 @@ impl PostgresSink {
             rows_are_changes: false,
             direct: false,
             pending_deletes: Vec::new(),
+            loaded: 0,
         })
     }
 
@@ -1238,7 +1241,10 @@ impl Sink for PostgresSink {
         };
         let (staged, inserted, updated) = match staged {
             None => (0, 0, 0),
-            Some(staged) if self.direct => (staged, staged, 0),
+            Some(staged) if self.direct => {
+                self.loaded += staged;
+                (staged, staged, 0)
+            }
             Some(staged) => {
                 let merge = if self.rows_are_changes {
                     &self.merge_changes_sql
@@ -1271,5 +1277,19 @@ impl Sink for PostgresSink {
             unchanged: staged.saturating_sub(inserted + updated),
             deleted,
         })
+    }
+
+    /// A table loaded from empty has no statistics until autovacuum gets to
+    /// it, and the planner then takes a range of a partition for 0.5% of
+    /// the table: the next hash run's grouped checksums of the destination
+    /// ran without parallel workers, 1.6 times as long as the source's.
+    /// (With lanes each writer analyzes; the last one sees every row.)
+    async fn finish(&mut self) -> Result<()> {
+        if self.direct && self.loaded > 0 {
+            self.client
+                .batch_execute(&format!("ANALYZE {}", self.qualified()))
+                .await?;
+        }
+        Ok(())
     }
 }
