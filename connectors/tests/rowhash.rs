@@ -528,6 +528,22 @@ async fn buckets_are_the_checksums_of_their_ranges() {
         );
     }
 
+    // Buckets too wide to list their keys (sparse keys) are read by bucket.
+    let wide = Buckets {
+        dim: 0,
+        origin: 1,
+        width: 100_000,
+    };
+    let everything = id_range(1, 200_001);
+    let want = hashes_of_source(&mut pg, &cols, &id_range(1, 100_001)).await;
+    assert_eq!(want.len(), 8, "ids 1 to 7, 5 twice");
+    for source in [&mut pg as &mut dyn Source, &mut lite] {
+        assert_eq!(
+            hashes_of_buckets(source, &cols, &everything, wide, &[0]).await,
+            want
+        );
+    }
+
     // The source's filters apply to buckets too.
     let mut filtered_table = pg_table.clone();
     filtered_table.filters = vec!["\"region\" = 'eu'".into()];
