@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::Result;
-use common::{connect, difference, scalar, Schemas, Workspace};
+use common::{connect, difference, move_rows_sql, moved_rows_pipeline, scalar, Schemas, Workspace};
 
 fn pipeline(name: &str, partitioning: &str) -> String {
     format!(
@@ -304,41 +304,10 @@ async fn a_row_moved_to_another_bucket_range_is_kept_whichever_range_is_written_
              INSERT INTO {src} SELECT g, g, 'name ' || g FROM generate_series(1, 250000) g;"
         ))
         .await?;
-    // Partitioned on `grp`, which rows can change: one partition.
-    let ws = Workspace::new(
-        &s,
-        "name: hash_moved
-partition_column: grp
-partition_step: 300000
-source_provider:
-  data_backend: {type: postgres, datastore_name: src, table: items}
-destination_provider:
-  data_backend: {type: postgres, datastore_name: dst, table: items}
-column_map:
-  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
-  - {source: grp, dest: grp, data_type: int}
-  - {source: name, dest: name, data_type: text}
-strategies:
-  - {name: full, type: full}
-  - {name: hash, type: hash}
-",
-    )?;
+    let ws = Workspace::new(&s, &moved_rows_pipeline("hash_moved", "postgres"))?;
     let full = ws.run("full");
     assert_eq!(full.code, 0, "{}", full.stderr);
-
-    // A change in every bucket: the differing rows (all 250,000) are
-    // compared in three ranges of `grp` of at most 100,000 rows, low first.
-    // Row 240000 moves from the last range to the first: the first range
-    // finds it new and writes it, the last finds it gone; its delete must
-    // not take the row the first range just wrote. Row 10 moves the other
-    // way: deleted from the first range, written again by the last.
-    client
-        .batch_execute(&format!(
-            "UPDATE {src} SET name = name || '!' WHERE id % 50 = 0;
-             UPDATE {src} SET grp = 5 WHERE id = 240000;
-             UPDATE {src} SET grp = 245000 WHERE id = 10;"
-        ))
-        .await?;
+    client.batch_execute(&move_rows_sql(&src)).await?;
     let hash = ws.run("hash");
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(difference(&client, &src, &dst).await?, 0);

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::run;
+use common::{move_rows_sql, moved_rows_pipeline, run};
 use rusqlite::Connection;
 
 const ROWS: i64 = 300_000;
@@ -59,8 +59,9 @@ strategies:
     p
 }
 
-/// Rows that differ between source and destination, over the given columns.
-fn difference(dir: &Path, columns: &str) -> i64 {
+/// Rows of `table` that differ between source and destination, over the
+/// given columns.
+fn difference(dir: &Path, table: &str, columns: &str) -> i64 {
     let c = Connection::open(dir.join("source.db")).unwrap();
     c.execute_batch(&format!(
         "ATTACH '{}' AS w",
@@ -69,8 +70,8 @@ fn difference(dir: &Path, columns: &str) -> i64 {
     .unwrap();
     c.query_row(
         &format!(
-            "SELECT (SELECT count(*) FROM (SELECT {columns} FROM main.events EXCEPT SELECT {columns} FROM w.events))
-                  + (SELECT count(*) FROM (SELECT {columns} FROM w.events EXCEPT SELECT {columns} FROM main.events))"
+            "SELECT (SELECT count(*) FROM (SELECT {columns} FROM main.{table} EXCEPT SELECT {columns} FROM w.{table}))
+                  + (SELECT count(*) FROM (SELECT {columns} FROM w.{table} EXCEPT SELECT {columns} FROM main.{table}))"
         ),
         [],
         |r| r.get(0),
@@ -88,7 +89,7 @@ fn delta_then_hash_make_sqlite_destination_equal_the_source() {
     let first = run(&p, "delta", &state);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.n("rows_inserted"), ROWS);
-    assert_eq!(difference(dir.path(), all), 0);
+    assert_eq!(difference(dir.path(), "events", all), 0);
 
     let src = Connection::open(dir.path().join("source.db")).unwrap();
     let watermark: String = src
@@ -117,9 +118,12 @@ fn delta_then_hash_make_sqlite_destination_equal_the_source() {
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(hash.n("rows_deleted"), 50);
     assert_eq!(hash.n("rows_inserted") + hash.n("rows_updated"), 0);
-    assert_eq!(difference(dir.path(), "id, name, amount, updated_at"), 0);
     assert_eq!(
-        difference(dir.path(), all),
+        difference(dir.path(), "events", "id, name, amount, updated_at"),
+        0
+    );
+    assert_eq!(
+        difference(dir.path(), "events", all),
         2,
         "row 4242's views differ, on purpose"
     );
@@ -155,46 +159,22 @@ fn a_row_moved_to_another_bucket_range_is_kept_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let src = Connection::open(dir.path().join("source.db")).unwrap();
     src.execute_batch(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, name TEXT);
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, name TEXT);
          WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 250000)
-         INSERT INTO events SELECT i, i, 'event ' || i FROM g;",
+         INSERT INTO items SELECT i, i, 'name ' || i FROM g;",
     )
     .unwrap();
     write_datastores(dir.path());
-    let p = dir.path().join("events.yaml");
-    std::fs::write(
-        &p,
-        "name: sqlite_moved
-partition_column: grp
-partition_step: 300000
-source_provider:
-  data_backend: {type: sqlite, datastore_name: src, table: events}
-destination_provider:
-  data_backend: {type: sqlite, datastore_name: dst, table: events}
-column_map:
-  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
-  - {source: grp, dest: grp, data_type: int}
-  - {source: name, dest: name, data_type: text}
-strategies:
-  - {name: hash, type: hash}
-",
-    )
-    .unwrap();
+    let p = dir.path().join("items.yaml");
+    std::fs::write(&p, moved_rows_pipeline("sqlite_moved", "sqlite")).unwrap();
     let state = dir.path().join("state");
     let first = run(&p, "hash", &state);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.n("rows_inserted"), 250_000);
-    // Every bucket changes, so the rows are compared in three ranges of
-    // `grp`; 240000 moves from the last to the first, 10 the other way.
-    src.execute_batch(
-        "UPDATE events SET name = name || '!' WHERE id % 50 = 0;
-         UPDATE events SET grp = 5 WHERE id = 240000;
-         UPDATE events SET grp = 245000 WHERE id = 10;",
-    )
-    .unwrap();
+    src.execute_batch(&move_rows_sql("items")).unwrap();
     let hash = run(&p, "hash", &state);
     assert_eq!(hash.code, 0, "{}", hash.stderr);
-    assert_eq!(difference(dir.path(), "id, grp, name"), 0);
+    assert_eq!(difference(dir.path(), "items", "id, grp, name"), 0);
     assert_eq!(hash.n("rows_updated"), 5000);
     assert_eq!(hash.n("rows_deleted"), 1);
     assert_eq!(hash.n("rows_inserted"), 1);
@@ -220,7 +200,7 @@ fn a_sqlite_hash_run_reads_only_the_rows_it_writes() {
     assert_eq!(hash.n("rows_read"), 30);
     assert_eq!(hash.n("rows_unchanged"), ROWS - 30);
     assert_eq!(
-        difference(dir.path(), "id, name, amount, views, updated_at"),
+        difference(dir.path(), "events", "id, name, amount, views, updated_at"),
         0
     );
 }

@@ -166,3 +166,40 @@ pub fn run(pipeline: &Path, strategy: &str, state_dir: &Path) -> RunResult {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The moved-row scenario, on either engine (`tests/hash_sync.rs`,
+/// `tests/sqlite_incremental.rs`): `items` (id, grp, name) of 250,000 rows,
+/// partitioned on `grp`, a column rows can change, in one partition.
+pub fn moved_rows_pipeline(name: &str, backend: &str) -> String {
+    format!(
+        "name: {name}
+partition_column: grp
+partition_step: 300000
+source_provider:
+  data_backend: {{type: {backend}, datastore_name: src, table: items}}
+destination_provider:
+  data_backend: {{type: {backend}, datastore_name: dst, table: items}}
+column_map:
+  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
+  - {{source: grp, dest: grp, data_type: int}}
+  - {{source: name, dest: name, data_type: text}}
+strategies:
+  - {{name: full, type: full}}
+  - {{name: hash, type: hash}}
+"
+    )
+}
+
+/// A change in every bucket, so the differing rows (all 250,000) are
+/// compared in three ranges of `grp` of at most 100,000 rows, low first.
+/// Row 240000 moves from the last range to the first: the first range finds
+/// it new and writes it, the last finds it gone, and its delete must not
+/// take the row the first range just wrote. Row 10 moves the other way:
+/// deleted from the first range, written again by the last.
+pub fn move_rows_sql(table: &str) -> String {
+    format!(
+        "UPDATE {table} SET name = name || '!' WHERE id % 50 = 0;
+         UPDATE {table} SET grp = 5 WHERE id = 240000;
+         UPDATE {table} SET grp = 245000 WHERE id = 10;"
+    )
+}
