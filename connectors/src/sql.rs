@@ -169,13 +169,26 @@ pub fn select_partition_sql(
     (sql, params)
 }
 
-/// The one integer key column of `columns` and the values of `keys` (the
-/// change set's key batch), for a source's `read_keys`; `None` when the key
-/// is composite or not an integer, which sources read and filter instead.
-pub fn integer_key<'c>(
-    columns: &'c [MappedColumn],
+/// A select by key: its SQL, the partition's bound values, and the keys to
+/// bind after them.
+pub struct KeySelect {
+    pub sql: String,
+    pub params: Vec<PartitionValue>,
+    pub keys: Vec<i64>,
+}
+
+/// A source's `read_keys` for one integer key column: the partition's
+/// select narrowed by `key_in(key_sql, n)` (the keys are bound as parameter
+/// `n`; `keys` is the change set's key batch). `None` when the key is composite or not an integer: the
+/// source then reads the partition and the caller filters.
+pub fn select_by_integer_key(
+    source: &TableRef,
+    columns: &[MappedColumn],
+    partition: &Partition,
+    placeholder: Placeholder,
     keys: &arrow::record_batch::RecordBatch,
-) -> crate::Result<Option<(&'c MappedColumn, Vec<i64>)>> {
+    key_in: impl FnOnce(&str, usize) -> String,
+) -> crate::Result<Option<KeySelect>> {
     let mut key_columns = columns.iter().filter(|c| c.unique);
     let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
         return Ok(None);
@@ -191,31 +204,23 @@ pub fn integer_key<'c>(
         .downcast_ref::<arrow::array::Int64Array>()
         .map(|a| a.iter().flatten().collect())
         .unwrap_or_default();
-    Ok(Some((key, values)))
-}
-
-/// `select_partition_sql` narrowed by one more condition, written by
-/// `condition` from the number of the next bind parameter.
-pub fn select_partition_where_sql(
-    source: &TableRef,
-    columns: &[MappedColumn],
-    partition: &Partition,
-    placeholder: Placeholder,
-    condition: impl FnOnce(usize) -> String,
-) -> (String, Vec<PartitionValue>) {
     let (q, params) = select_partition_sql(source, columns, partition, placeholder);
     let has_where = !source.filters.is_empty()
         || partition
             .ranges
             .iter()
             .any(|(_, r)| !matches!(r, DimRange::All));
-    let condition = condition(params.len() + 1);
+    let condition = key_in(&key.source_sql, params.len() + 1);
     let q = if has_where {
         format!("{q} AND {condition}")
     } else {
         format!("{q} WHERE {condition}")
     };
-    (q, params)
+    Ok(Some(KeySelect {
+        sql: q,
+        params,
+        keys: values,
+    }))
 }
 
 /// One query returning min, max and whether any row has NULL, for every

@@ -353,18 +353,22 @@ impl Source for PostgresSource {
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
         // One integer key: `key = ANY($n)` with the keys bound as an array.
-        let Some((key, values)) = sql::integer_key(&self.columns, keys)? else {
-            return Ok(None);
-        };
-        let key = key.source_sql.clone();
-        self.ensure_checked().await?;
-        let (q, params) = sql::select_partition_where_sql(
+        let Some(sql::KeySelect {
+            sql: q,
+            params,
+            keys: values,
+        }) = sql::select_by_integer_key(
             &self.table,
             &self.columns,
             partition,
             sql::pg_placeholder,
-            |n| format!("{key} = ANY(${n}::bigint[])"),
-        );
+            keys,
+            |key, n| format!("{key} = ANY(${n}::bigint[])"),
+        )?
+        else {
+            return Ok(None);
+        };
+        self.ensure_checked().await?;
         let mut params: OwnedParams = params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)

@@ -246,16 +246,21 @@ impl Source for SqliteSource {
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
         // One integer key: `key IN` the keys bound as one JSON array.
-        let Some((key, values)) = sql::integer_key(&self.columns, keys)? else {
-            return Ok(None);
-        };
-        let (q, params) = sql::select_partition_where_sql(
+        let Some(sql::KeySelect {
+            sql: q,
+            params,
+            keys: values,
+        }) = sql::select_by_integer_key(
             &self.table,
             &self.columns,
             partition,
             sql::sqlite_placeholder,
-            |n| format!("{} IN (SELECT value FROM json_each(?{n}))", key.source_sql),
-        );
+            keys,
+            |key, n| format!("{key} IN (SELECT value FROM json_each(?{n}))"),
+        )?
+        else {
+            return Ok(None);
+        };
         let mut params = bound_params(partition, &params);
         params.push(Value::Text(
             serde_json::to_string(&values).map_err(|e| ConnectorError::Other(e.to_string()))?,
