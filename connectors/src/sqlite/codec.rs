@@ -554,7 +554,8 @@ enum Values {
     Int64(Int64Array),
     Float32(Float32Array),
     Float64(Float64Array),
-    Decimal(Decimal128Array, u8, i8),
+    /// The values, 10^precision (the least that does not fit), the scale.
+    Decimal(Decimal128Array, Option<u128>, i8),
     Bool(BooleanArray),
     Utf8(StringArray, Option<u32>),
     Binary(BinaryArray),
@@ -618,7 +619,7 @@ impl ColumnEncoder {
             ColumnType::Float64 => Values::Float64(array.as_primitive::<Float64Type>().clone()),
             ColumnType::Decimal { precision, scale } => Values::Decimal(
                 array.as_primitive::<Decimal128Type>().clone(),
-                precision,
+                10u128.checked_pow(u32::from(precision)),
                 scale,
             ),
             ColumnType::Bool => Values::Bool(array.as_boolean().clone()),
@@ -697,13 +698,10 @@ impl ColumnEncoder {
             Values::Int64(a) => Cell::Integer(a.value(row)),
             Values::Float32(a) => float_cell(a.value(row).into()),
             Values::Float64(a) => float_cell(a.value(row)),
-            Values::Decimal(a, precision, scale) => {
+            Values::Decimal(a, limit, scale) => {
                 let v = a.value(row);
                 write_decimal(buf, v, *scale);
-                if 10u128
-                    .checked_pow(u32::from(*precision))
-                    .is_some_and(|limit| v.unsigned_abs() >= limit)
-                {
+                if limit.is_some_and(|limit| v.unsigned_abs() >= limit) {
                     return Err(does_not_fit(Plain(buf.as_str()), &self.target));
                 }
                 Cell::Formatted(buf.as_str())
@@ -950,6 +948,13 @@ fn write_decimal(buf: &mut TextBuf, v: i128, scale: i8) {
     let mut digits = [0u8; 40];
     let mut n = 0;
     let mut u = v.unsigned_abs();
+    // 128-bit division is a library call: only while the value needs it.
+    while u > u128::from(u64::MAX) {
+        digits[digits.len() - 1 - n] = b'0' + (u % 10) as u8;
+        n += 1;
+        u /= 10;
+    }
+    let mut u = u as u64;
     loop {
         digits[digits.len() - 1 - n] = b'0' + (u % 10) as u8;
         n += 1;
@@ -1085,6 +1090,51 @@ fn parse_decimal(text: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalE
         }
     };
 
+    let value = if exponent == 0
+        && int_part.len() + frac_part.len() <= 18
+        && frac_part.len() as i64 <= i64::from(scale)
+    {
+        short_decimal(int_part, frac_part, precision, scale)?
+    } else {
+        long_decimal(int_part, frac_part, exponent, precision, scale)?
+    };
+    Ok(if negative { -value } else { value })
+}
+
+/// Digits (at most 18, no more fraction digits than `scale`) at `scale`:
+/// every value SyncHub writes, and most others. u64 arithmetic, where
+/// `long_decimal` does a 128-bit power and multiply per digit.
+fn short_decimal(
+    int_part: &[u8],
+    frac_part: &[u8],
+    precision: u8,
+    scale: i8,
+) -> Result<i128, DecimalError> {
+    let digits = int_part
+        .iter()
+        .chain(frac_part)
+        .fold(0u64, |acc, &c| acc * 10 + u64::from(c - b'0'));
+    if digits == 0 {
+        return Ok(0);
+    }
+    let value = pow10(i64::from(scale) - frac_part.len() as i64)
+        .and_then(|p| i128::from(digits).checked_mul(p))
+        .ok_or(DecimalError::OutOfRange)?;
+    if value >= 10i128.pow(u32::from(precision.min(38))) {
+        return Err(DecimalError::OutOfRange);
+    }
+    Ok(value)
+}
+
+/// Digits times 10^`exponent` at `scale`, any length.
+fn long_decimal(
+    int_part: &[u8],
+    frac_part: &[u8],
+    exponent: i64,
+    precision: u8,
+    scale: i8,
+) -> Result<i128, DecimalError> {
+    use DecimalError::*;
     // Zeros are held back until a non-zero digit follows, so leading and
     // trailing zeros (say "1.5000...0" from another tool) cannot overflow.
     let mut digits: i128 = 0;
@@ -1117,7 +1167,7 @@ fn parse_decimal(text: &[u8], precision: u8, scale: i8) -> Result<i128, DecimalE
     if value >= 10i128.pow(u32::from(precision.min(38))) {
         return Err(OutOfRange);
     }
-    Ok(if negative { -value } else { value })
+    Ok(value)
 }
 
 fn number(s: &[u8]) -> Option<u32> {
@@ -2335,6 +2385,37 @@ mod tests {
     }
 
     #[test]
+    fn short_and_long_decimals_agree() {
+        // Every digit string of up to 18 digits built from these pieces, at
+        // every split into integer and fraction, at several scales and
+        // precisions: the fast way gives what the general way gives.
+        let pieces = ["0", "1", "9", "10", "05", "999999999", "123456789012345678"];
+        for a in pieces {
+            for b in pieces {
+                let digits = format!("{a}{b}");
+                if digits.len() > 18 {
+                    continue;
+                }
+                for split in 0..=digits.len() {
+                    let (int_part, frac_part) = digits.as_bytes().split_at(split);
+                    for scale in [0i8, 2, 4, 10, 18, 38] {
+                        if frac_part.len() as i64 > i64::from(scale) {
+                            continue;
+                        }
+                        for precision in [1u8, 5, 12, 18, 38] {
+                            assert_eq!(
+                                short_decimal(int_part, frac_part, precision, scale),
+                                long_decimal(int_part, frac_part, 0, precision, scale),
+                                "{digits} split at {split}, decimal({precision},{scale})"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn decimal_formatting() {
         let fmt = |v: i128, scale: i8| {
             let mut buf = TextBuf::new();
@@ -2354,6 +2435,11 @@ mod tests {
             "-1.70141183460469231731687303715884105728"
         );
         assert_eq!(fmt(-(10i128.pow(38) - 1), -128).len(), 1 + 38 + 128);
+        // Either side of the switch from 128- to 64-bit digits.
+        let max = i128::from(u64::MAX);
+        assert_eq!(fmt(max, 0), "18446744073709551615");
+        assert_eq!(fmt(-(max + 1), 2), "-184467440737095516.16");
+        assert_eq!(fmt(10i128.pow(20), 1), "10000000000000000000.0");
     }
 
     #[test]
