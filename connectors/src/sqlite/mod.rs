@@ -4,10 +4,10 @@
 //! connection moves in and out of it.
 
 pub mod codec;
+mod thread;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
@@ -29,6 +29,7 @@ use crate::traits::{
 };
 use crate::{ConnectorError, Result};
 use codec::{ColumnDecoder, ColumnEncoder};
+use thread::ConnectionThread;
 
 pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
 const STAGE_TABLE: &str = "_synchub_stage";
@@ -86,20 +87,12 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Runs `f` with the connection on the blocking pool.
+/// Runs `f` with the connection on its thread.
 async fn blocking<T: Send + 'static>(
-    conn: &Arc<Mutex<Connection>>,
+    conn: &ConnectionThread,
     f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let conn = conn.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = conn.lock().map_err(|_| {
-            ConnectorError::Other("SQLite connection poisoned by an earlier panic".into())
-        })?;
-        f(&mut guard)
-    })
-    .await
-    .map_err(|e| ConnectorError::Other(format!("SQLite task failed: {e}")))?
+    conn.run(f).await
 }
 
 /// A partition bound as SQLite compares it: integers as such, datetimes as
@@ -145,7 +138,7 @@ fn bound_params(partition: &Partition, params: &[PartitionValue]) -> Vec<Value> 
 }
 
 pub struct SqliteSource {
-    conn: Arc<Mutex<Connection>>,
+    conn: ConnectionThread,
     table: TableRef,
     columns: Vec<MappedColumn>,
     specs: Vec<ColumnSpec>,
@@ -154,12 +147,10 @@ pub struct SqliteSource {
 impl SqliteSource {
     pub async fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<SqliteSource> {
         let path = datastore_path(&table.datastore)?;
-        let conn = tokio::task::spawn_blocking(move || open_connection(&path, false))
-            .await
-            .map_err(|e| ConnectorError::Other(e.to_string()))??;
+        let conn = ConnectionThread::open(&path, false).await?;
         let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
         Ok(SqliteSource {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             table: table.clone(),
             columns: columns.to_vec(),
             specs,
@@ -431,12 +422,12 @@ fn bucket_from_where(
     Some((from_where, bucket, params))
 }
 
-/// Runs a query on the blocking pool and sends its rows, decoded into
+/// Runs a query on the connection's thread and sends its rows, decoded into
 /// `specs`, as batches of `page_rows` (two in flight: the reader stays one
 /// page ahead). With `row_hash_table`, the row-hash functions are registered
 /// first and their errors are reported against that table.
 fn stream_rows(
-    conn: Arc<Mutex<Connection>>,
+    conn: ConnectionThread,
     q: String,
     params: Vec<Value>,
     specs: Vec<ColumnSpec>,
@@ -446,13 +437,11 @@ fn stream_rows(
     let schema = arrow_schema(&specs);
     let page_rows = page_rows.max(1);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-    tokio::task::spawn_blocking(move || {
+    let failed = tx.clone();
+    let queued = conn.spawn(move |conn| {
         let result = (|| -> Result<()> {
-            let conn = conn
-                .lock()
-                .map_err(|_| ConnectorError::Other("SQLite connection poisoned".into()))?;
             if row_hash_table.is_some() {
-                crate::rowhash::register_sqlite_functions(&conn)?;
+                crate::rowhash::register_sqlite_functions(conn)?;
             }
             let mut stmt = conn.prepare(&q)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -496,6 +485,9 @@ fn stream_rows(
             let _ = tx.blocking_send(Err(e));
         }
     });
+    if let Err(e) = queued {
+        let _ = failed.try_send(Err(e));
+    }
     rx
 }
 
@@ -599,7 +591,7 @@ fn bound_from_sqlite(dim: &PartitionDimension, v: ValueRef<'_>) -> Result<Option
 }
 
 pub struct SqliteSink {
-    conn: Arc<Mutex<Connection>>,
+    conn: ConnectionThread,
     table: String,
     specs: Vec<ColumnSpec>,
     /// Rows deleted in the open partition.
@@ -616,11 +608,9 @@ pub struct SqliteSink {
 impl SqliteSink {
     pub async fn open(table: &TableRef, columns: &[ColumnSpec]) -> Result<SqliteSink> {
         let path = datastore_path(&table.datastore)?;
-        let conn = tokio::task::spawn_blocking(move || open_connection(&path, true))
-            .await
-            .map_err(|e| ConnectorError::Other(e.to_string()))??;
+        let conn = ConnectionThread::open(&path, true).await?;
         Ok(SqliteSink {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             table: table.table.clone(),
             specs: columns.to_vec(),
             deleted: 0,

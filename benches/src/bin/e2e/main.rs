@@ -1083,69 +1083,75 @@ async fn run(args: Args) -> Result<()> {
                 !sizes.is_empty() && sizes.iter().all(|n| *n > 0),
                 "--rss-scale takes positive row counts"
             );
-            let lines = rss_scale(&mut bench, sizes).await?;
-            let md = report::scale_markdown(&facts, &lines);
-            let value = json!({
-                "machine": report::facts_json(&facts),
-                "config": config,
-                "sizes": lines.iter().map(|l| json!({
-                    "rows": l.rows,
-                    "full_empty": l.full.to_json(),
-                    "full_identical": l.identical.to_json(),
-                    "hash_none": l.hash.to_json(),
-                })).collect::<Vec<_>>(),
-            });
-            write_report(&out_dir, "bench-rss-scale", &value, &md)?;
-            println!("{md}");
-        } else {
-            let mut md = String::new();
-            let mut suites = Vec::new();
-            for &engine in &args.engines {
-                if suites.iter().any(|(e, _)| *e == engine) {
-                    continue;
+        }
+        let mut md = String::new();
+        let mut suites: Vec<(report::Engine, Value)> = Vec::new();
+        for &engine in &args.engines {
+            if suites.iter().any(|(e, _)| *e == engine) {
+                continue;
+            }
+            let mut sqlite_bench;
+            let b = match engine {
+                report::Engine::Postgres => &mut bench,
+                report::Engine::Sqlite => {
+                    sqlite_bench = new_bench(engine, pg::connect(&bench.pg).await?, None).await?;
+                    sqlite_bench.write_pipeline(&args)?;
+                    &mut sqlite_bench
                 }
-                let mut sqlite_bench;
-                let b = match engine {
-                    report::Engine::Postgres => &mut bench,
-                    report::Engine::Sqlite => {
-                        sqlite_bench =
-                            new_bench(engine, pg::connect(&bench.pg).await?, None).await?;
-                        sqlite_bench.write_pipeline(&args)?;
-                        &mut sqlite_bench
-                    }
-                };
-                eprintln!("{}", engine.suite_name());
-                b.generate(args.rows).await?;
-                let mut notes = Vec::new();
-                let ms = suite(b, args.rounds, &mut notes).await?;
-                let lines = report::lines(&ms, engine);
-                let title = format!(
-                    "{}, {} rows × 9 columns, {} round{}",
-                    engine.suite_name(),
-                    args.rows,
-                    args.rounds,
-                    if args.rounds == 1 { "" } else { "s" }
-                );
-                md.push_str(&report::markdown(&title, engine, &lines, &notes));
+            };
+            eprintln!("{}", engine.suite_name());
+            if let Some(sizes) = &args.rss_scale {
+                let lines = rss_scale(b, sizes).await?;
+                md.push_str(&report::scale_markdown(engine, &lines));
                 suites.push((
                     engine,
                     json!({
-                        "title": title,
-                        "summary": lines.iter().map(report::Line::to_json).collect::<Vec<_>>(),
-                        "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
-                        "notes": notes,
+                        "title": engine.suite_name(),
+                        "sizes": lines.iter().map(|l| json!({
+                            "rows": l.rows,
+                            "full_empty": l.full.to_json(),
+                            "full_identical": l.identical.to_json(),
+                            "hash_none": l.hash.to_json(),
+                        })).collect::<Vec<_>>(),
                     }),
                 ));
+                continue;
             }
-            md.push_str(&report::machine_markdown(&facts));
-            let value = json!({
-                "machine": report::facts_json(&facts),
-                "config": config,
-                "suites": suites.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-            });
-            write_report(&out_dir, "bench-report", &value, &md)?;
-            println!("\n{md}");
+            b.generate(args.rows).await?;
+            let mut notes = Vec::new();
+            let ms = suite(b, args.rounds, &mut notes).await?;
+            let lines = report::lines(&ms, engine);
+            let title = format!(
+                "{}, {} rows × 9 columns, {} round{}",
+                engine.suite_name(),
+                args.rows,
+                args.rounds,
+                if args.rounds == 1 { "" } else { "s" }
+            );
+            md.push_str(&report::markdown(&title, engine, &lines, &notes));
+            suites.push((
+                engine,
+                json!({
+                    "title": title,
+                    "summary": lines.iter().map(report::Line::to_json).collect::<Vec<_>>(),
+                    "measurements": ms.iter().map(Measurement::to_json).collect::<Vec<_>>(),
+                    "notes": notes,
+                }),
+            ));
         }
+        md.push_str(&report::machine_markdown(&facts));
+        let value = json!({
+            "machine": report::facts_json(&facts),
+            "config": config,
+            "suites": suites.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+        });
+        let stem = if args.rss_scale.is_some() {
+            "bench-rss-scale"
+        } else {
+            "bench-report"
+        };
+        write_report(&out_dir, stem, &value, &md)?;
+        println!("\n{md}");
         Ok(())
     }
     .await;

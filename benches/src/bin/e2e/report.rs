@@ -611,9 +611,13 @@ pub struct ScaleLine {
     pub hash: Measurement,
 }
 
-pub fn scale_markdown(facts: &[(String, String)], lines: &[ScaleLine]) -> String {
+pub fn scale_markdown(engine: Engine, lines: &[ScaleLine]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "### synchub peak RSS by table size\n");
+    let _ = writeln!(
+        s,
+        "### {}: synchub peak RSS by table size\n",
+        engine.suite_name()
+    );
     let _ = writeln!(
         s,
         "| rows | full → empty: × pipe rows/s | rows/s | peak RSS MB | full → identical: × pipe | peak RSS MB | hash, nothing changed: × bare scans | peak RSS MB |"
@@ -638,7 +642,7 @@ pub fn scale_markdown(facts: &[(String, String)], lines: &[ScaleLine]) -> String
             mb(&l.hash),
         );
     }
-    let _ = writeln!(s, "\n**Machine**: {}", facts_text(facts));
+    s.push('\n');
     s
 }
 
