@@ -10,9 +10,11 @@
 //! run` full into an empty table, the pipe again, full into the identical
 //! table, the pipe again, delta after 1% of rows changed, the two bare
 //! checksum scans in parallel, hash with nothing changed, the scans again,
-//! hash after 0.1% changed. Writes `bench-report.json` and `bench-report.md`
-//! into `$CARGO_TARGET_DIR` (else the workspace's `target/`) and prints the
-//! table.
+//! hash after 0.1% changed. Then the same suite SQLite → SQLite, on files in
+//! a temporary folder, against SQLite's own copy, delta and checksums
+//! (`--engines` picks the suites). Writes `bench-report.json` and
+//! `bench-report.md` into `$CARGO_TARGET_DIR` (else the workspace's
+//! `target/`) and prints the tables.
 
 mod pg;
 mod report;
@@ -33,7 +35,8 @@ use report::{Measurement, ScaleLine};
 const AFTER_HELP: &str = "\
 Peak RSS is the synchub process's own (getrusage of a wrapper process whose only child it is).
 Needs a local PostgreSQL (default 127.0.0.1:5432, user postgres, db test, trust auth or
-PGPASSWORD); uses the schemas bench_src, bench_dst and bench_pipe, dropped at the end.
+PGPASSWORD), for the SQLite suite too (the runner's lock); uses the schemas bench_src, bench_dst
+and bench_pipe, dropped at the end. The SQLite suite's files live in a temporary folder.
 
 --peers: benches/peers/setup.sh installs dlt (sql_database source, connectorx backend -> postgres
 destination) and reladiff from PyPI into a virtualenv (--peers-venv; skipped when it already holds
