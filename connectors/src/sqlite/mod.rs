@@ -1,7 +1,7 @@
 //! SQLite source and sink: the embedded default that needs no server.
 //!
-//! rusqlite is blocking, so every call runs on tokio's blocking pool and the
-//! connection moves in and out of it.
+//! rusqlite is blocking, so each connection lives on a thread of its own
+//! (`thread.rs`) and every call is sent there.
 
 pub mod codec;
 mod thread;
@@ -87,14 +87,6 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Runs `f` with the connection on its thread.
-async fn blocking<T: Send + 'static>(
-    conn: &ConnectionThread,
-    f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    conn.run(f).await
-}
-
 /// A partition bound as SQLite compares it: integers as such, datetimes as
 /// the canonical text SyncHub stores (so text order is time order).
 fn bound_value(v: PartitionValue, date_only: bool) -> Value {
@@ -164,7 +156,7 @@ impl Source for SqliteSource {
         let probe = sql::probe_sql(&self.table, &self.columns);
         let table = self.table.display_name();
         let columns = self.columns.clone();
-        blocking(&self.conn, move |conn| match conn.prepare(&probe) {
+        self.conn.run(move |conn| match conn.prepare(&probe) {
             Ok(_) => Ok(()),
             Err(e) => {
                 let msg = e.to_string();
@@ -194,25 +186,26 @@ impl Source for SqliteSource {
         }
         let q = sql::bounds_sql(&self.table, dims, sql::sqlite_placeholder);
         let dims = dims.to_vec();
-        blocking(&self.conn, move |conn| {
-            let mut stmt = conn.prepare(&q)?;
-            let mut rows = stmt.query([])?;
-            let row = rows
-                .next()?
-                .ok_or_else(|| ConnectorError::Other("bounds query returned no row".into()))?;
-            let mut out = Vec::with_capacity(dims.len());
-            for (i, d) in dims.iter().enumerate() {
-                let min = bound_from_sqlite(d, row.get_ref(3 * i)?)?;
-                let max = bound_from_sqlite(d, row.get_ref(3 * i + 1)?)?;
-                let has_nulls: bool = row.get(3 * i + 2)?;
-                out.push(ColumnBounds {
-                    min_max: min.zip(max),
-                    has_nulls,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.conn
+            .run(move |conn| {
+                let mut stmt = conn.prepare(&q)?;
+                let mut rows = stmt.query([])?;
+                let row = rows
+                    .next()?
+                    .ok_or_else(|| ConnectorError::Other("bounds query returned no row".into()))?;
+                let mut out = Vec::with_capacity(dims.len());
+                for (i, d) in dims.iter().enumerate() {
+                    let min = bound_from_sqlite(d, row.get_ref(3 * i)?)?;
+                    let max = bound_from_sqlite(d, row.get_ref(3 * i + 1)?)?;
+                    let has_nulls: bool = row.get(3 * i + 2)?;
+                    out.push(ColumnBounds {
+                        min_max: min.zip(max),
+                        has_nulls,
+                    });
+                }
+                Ok(out)
+            })
+            .await
     }
 
     async fn read<'a>(
@@ -267,19 +260,20 @@ impl Source for SqliteSource {
             crate::rowhash::sqlite_row_hash_sql(&self.columns)
         );
         let table = self.table.display_name();
-        blocking(&self.conn, move |conn| {
-            crate::rowhash::register_sqlite_functions(conn)?;
-            let (rows, sum): (i64, i64) = conn
-                .query_row(&q, rusqlite::params_from_iter(params.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+        self.conn
+            .run(move |conn| {
+                crate::rowhash::register_sqlite_functions(conn)?;
+                let (rows, sum): (i64, i64) = conn
+                    .query_row(&q, rusqlite::params_from_iter(params.iter()), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(|e| hash_error(&table, e))?;
+                Ok(crate::traits::Checksum {
+                    rows: rows as u64,
+                    sum: sum as u64,
                 })
-                .map_err(|e| hash_error(&table, e))?;
-            Ok(crate::traits::Checksum {
-                rows: rows as u64,
-                sum: sum as u64,
             })
-        })
-        .await
+            .await
     }
 
     async fn row_hashes<'a>(
@@ -310,25 +304,27 @@ impl Source for SqliteSource {
             crate::rowhash::sqlite_row_hash_sql(&self.columns)
         );
         let table = self.table.display_name();
-        let out = blocking(&self.conn, move |conn| {
-            crate::rowhash::register_sqlite_functions(conn)?;
-            let mut stmt = conn.prepare(&q)?;
-            let mut rows = stmt
-                .query(rusqlite::params_from_iter(params.iter()))
-                .map_err(|e| hash_error(&table, e))?;
-            let mut sums: std::collections::HashMap<i64, Checksum> = Default::default();
-            while let Some(row) = rows.next().map_err(|e| hash_error(&table, e))? {
-                let bucket: i64 = row.get(0)?;
-                let hash: i64 = row.get(1)?;
-                let sum = sums.entry(bucket).or_default();
-                sum.rows += 1;
-                sum.sum = sum.sum.wrapping_add(hash as u64);
-            }
-            let mut out: Vec<(i64, Checksum)> = sums.into_iter().collect();
-            out.sort_unstable_by_key(|(bucket, _)| *bucket);
-            Ok(out)
-        })
-        .await?;
+        let out = self
+            .conn
+            .run(move |conn| {
+                crate::rowhash::register_sqlite_functions(conn)?;
+                let mut stmt = conn.prepare(&q)?;
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(params.iter()))
+                    .map_err(|e| hash_error(&table, e))?;
+                let mut sums: std::collections::HashMap<i64, Checksum> = Default::default();
+                while let Some(row) = rows.next().map_err(|e| hash_error(&table, e))? {
+                    let bucket: i64 = row.get(0)?;
+                    let hash: i64 = row.get(1)?;
+                    let sum = sums.entry(bucket).or_default();
+                    sum.rows += 1;
+                    sum.sum = sum.sum.wrapping_add(hash as u64);
+                }
+                let mut out: Vec<(i64, Checksum)> = sums.into_iter().collect();
+                out.sort_unstable_by_key(|(bucket, _)| *bucket);
+                Ok(out)
+            })
+            .await?;
         Ok(Some(out))
     }
 
@@ -735,16 +731,18 @@ impl Sink for SqliteSink {
     async fn prepare(&mut self) -> Result<()> {
         let table = self.table.clone();
         let specs = self.specs.clone();
-        self.empty_at_start = blocking(&self.conn, move |conn| {
-            prepare_table(conn, &table, &specs)?;
-            let any: bool = conn.query_row(
-                &format!("SELECT EXISTS (SELECT 1 FROM {})", quote_ident(&table)),
-                [],
-                |r| r.get(0),
-            )?;
-            Ok(!any)
-        })
-        .await?;
+        self.empty_at_start = self
+            .conn
+            .run(move |conn| {
+                prepare_table(conn, &table, &specs)?;
+                let any: bool = conn.query_row(
+                    &format!("SELECT EXISTS (SELECT 1 FROM {})", quote_ident(&table)),
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(!any)
+            })
+            .await?;
         Ok(())
     }
 
@@ -754,7 +752,7 @@ impl Sink for SqliteSink {
 
     async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
         let run = run.clone();
-        blocking(&self.conn, move |conn| {
+        self.conn.run(move |conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT partition_id FROM {CHECKPOINT_TABLE} WHERE pipeline = ?1 AND strategy = ?2 AND run_id = ?3"
             ))?;
@@ -770,14 +768,13 @@ impl Sink for SqliteSink {
         self.open_partition = Some(partition.clone());
         self.written = 0;
         if self.empty_at_start {
-            return blocking(
-                &self.conn,
-                |conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?),
-            )
-            .await;
+            return self
+                .conn
+                .run(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE")?))
+                .await;
         }
         let specs = self.specs.clone();
-        blocking(&self.conn, move |conn| {
+        self.conn.run(move |conn| {
             let cols = specs
                 .iter()
                 .map(|c| format!("{} {}", quote_ident(&c.name), codec::sqlite_type_ddl(&c.data_type)))
@@ -805,40 +802,41 @@ impl Sink for SqliteSink {
         } else {
             format!("temp.{STAGE_TABLE}")
         };
-        blocking(&self.conn, move |conn| {
-            let placeholders = (1..=specs.len())
-                .map(|i| format!("?{i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut stmt =
-                conn.prepare_cached(&format!("INSERT INTO {target} VALUES ({placeholders})"))?;
-            let encoders = specs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ColumnEncoder::new(batch.column(i), &c.data_type))
-                .collect::<Result<Vec<_>>>()?;
-            // Bound in place: formatted values (decimals, dates, timestamps)
-            // are written into one scratch buffer that SQLite copies from.
-            // (Rows in groups of 64 a statement measured 3.5% fewer
-            // instructions, and need a statement journal; not worth it.)
-            let mut scratch = codec::TextBuf::new();
-            for row in 0..batch.num_rows() {
-                for (i, enc) in encoders.iter().enumerate() {
-                    if let Err(e) = enc.bind(&mut stmt, i + 1, row, &mut scratch) {
-                        return Err(value_error(
-                            &batch,
-                            &specs,
-                            row,
-                            &specs[i].name,
-                            &e.to_string(),
-                        ));
+        self.conn
+            .run(move |conn| {
+                let placeholders = (1..=specs.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut stmt =
+                    conn.prepare_cached(&format!("INSERT INTO {target} VALUES ({placeholders})"))?;
+                let encoders = specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ColumnEncoder::new(batch.column(i), &c.data_type))
+                    .collect::<Result<Vec<_>>>()?;
+                // Bound in place: formatted values (decimals, dates, timestamps)
+                // are written into one scratch buffer that SQLite copies from.
+                // (Rows in groups of 64 a statement measured 3.5% fewer
+                // instructions, and need a statement journal; not worth it.)
+                let mut scratch = codec::TextBuf::new();
+                for row in 0..batch.num_rows() {
+                    for (i, enc) in encoders.iter().enumerate() {
+                        if let Err(e) = enc.bind(&mut stmt, i + 1, row, &mut scratch) {
+                            return Err(value_error(
+                                &batch,
+                                &specs,
+                                row,
+                                &specs[i].name,
+                                &e.to_string(),
+                            ));
+                        }
                     }
+                    stmt.raw_execute()?;
                 }
-                stmt.raw_execute()?;
-            }
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
@@ -861,33 +859,35 @@ impl Sink for SqliteSink {
             }
             None => (Vec::new(), Vec::new()),
         };
-        let deleted = blocking(&self.conn, move |conn| {
-            let (scope, bounds) = scope;
-            let cond = key_specs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 1))
-                .chain(scope)
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            let mut stmt = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {cond}"))?;
-            let encoders = key_specs
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ColumnEncoder::new(keys.column(i), &c.data_type))
-                .collect::<Result<Vec<_>>>()?;
-            let mut deleted = 0u64;
-            for row in 0..keys.num_rows() {
-                let mut values = encoders
+        let deleted = self
+            .conn
+            .run(move |conn| {
+                let (scope, bounds) = scope;
+                let cond = key_specs
                     .iter()
-                    .map(|e| e.value(row))
+                    .enumerate()
+                    .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 1))
+                    .chain(scope)
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                let mut stmt = conn.prepare_cached(&format!("DELETE FROM {table} WHERE {cond}"))?;
+                let encoders = key_specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ColumnEncoder::new(keys.column(i), &c.data_type))
                     .collect::<Result<Vec<_>>>()?;
-                values.extend(bounds.iter().cloned().map(ToSqlOutput::Owned));
-                deleted += stmt.execute(rusqlite::params_from_iter(values.iter()))? as u64;
-            }
-            Ok(deleted)
-        })
-        .await?;
+                let mut deleted = 0u64;
+                for row in 0..keys.num_rows() {
+                    let mut values = encoders
+                        .iter()
+                        .map(|e| e.value(row))
+                        .collect::<Result<Vec<_>>>()?;
+                    values.extend(bounds.iter().cloned().map(ToSqlOutput::Owned));
+                    deleted += stmt.execute(rusqlite::params_from_iter(values.iter()))? as u64;
+                }
+                Ok(deleted)
+            })
+            .await?;
         self.deleted += deleted;
         Ok(())
     }
@@ -895,13 +895,14 @@ impl Sink for SqliteSink {
     async fn abort_partition(&mut self) -> Result<()> {
         self.deleted = 0;
         self.written = 0;
-        blocking(&self.conn, |conn| {
-            if !conn.is_autocommit() {
-                conn.execute_batch("ROLLBACK")?;
-            }
-            Ok(())
-        })
-        .await
+        self.conn
+            .run(|conn| {
+                if !conn.is_autocommit() {
+                    conn.execute_batch("ROLLBACK")?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn commit_partition(
@@ -917,7 +918,7 @@ impl Sink for SqliteSink {
         let direct = self
             .empty_at_start
             .then_some(std::mem::take(&mut self.written) as i64);
-        let mut stats = blocking(&self.conn, move |conn| {
+        let mut stats = self.conn.run(move |conn| {
             let record_checkpoint = |conn: &Connection, rows: i64| {
                 conn.execute(
                     &format!(
