@@ -75,3 +75,49 @@ impl ConnectionThread {
 fn ended() -> ConnectorError {
     ConnectorError::Other("the SQLite connection's thread ended (an earlier call panicked)".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ConnectionThread;
+
+    #[tokio::test]
+    async fn calls_run_in_order_and_a_panic_ends_the_thread_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = ConnectionThread::open(&dir.path().join("t.db"), true)
+            .await
+            .unwrap();
+        conn.run(|c| Ok(c.execute_batch("CREATE TABLE t (x INTEGER)")?))
+            .await
+            .unwrap();
+        // Queued without waiting, then a call that sees its effect.
+        conn.spawn(|c| {
+            c.execute("INSERT INTO t VALUES (7)", []).unwrap();
+        })
+        .unwrap();
+        let x: i64 = conn
+            .run(|c| Ok(c.query_row("SELECT x FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(x, 7);
+
+        let panicked = conn.run(|_| -> crate::Result<()> { panic!("a bug") }).await;
+        let after = conn.run(|_| Ok(())).await;
+        for result in [panicked, after] {
+            assert_eq!(
+                result.unwrap_err().to_string(),
+                "the SQLite connection's thread ended (an earlier call panicked)"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_source_file_is_reported_by_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let err = ConnectionThread::open(&missing, false).await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("SQLite database {} does not exist", missing.display())
+        );
+    }
+}
