@@ -42,6 +42,16 @@ pub fn value_error(
     ))
 }
 
+/// Two source rows with one key (`rows` says which: "two source rows have
+/// the key id=2"): the destination keeps one row a key, so syncing them
+/// would drop one of the two.
+pub fn duplicate_key(rows: &str) -> ConnectorError {
+    ConnectorError::Value(format!(
+        "{rows}: the unique_column values must identify one row each; \
+         remove the duplicates from the source or map columns that are unique as unique_column"
+    ))
+}
+
 /// Fails on the first value longer than its varchar or wider than its decimal.
 pub fn check_fits(batch: &RecordBatch, columns: &[ColumnSpec]) -> Result<()> {
     for (i, c) in columns.iter().enumerate() {

@@ -516,6 +516,50 @@ fn wrapped_sum(sum: Option<String>) -> Result<u64> {
     }
 }
 
+/// A write that failed on the key means two source rows share it: COPY
+/// into a table loaded from empty reports the key ("Key (id)=(2) already
+/// exists."), the merge only that a row was hit twice. Other failures pass.
+fn key_error(
+    e: tokio_postgres::Error,
+    specs: &[ColumnSpec],
+    partition: Option<&str>,
+) -> ConnectorError {
+    use tokio_postgres::error::SqlState;
+    let Some(db) = e.as_db_error() else {
+        return e.into();
+    };
+    let mut keys: Vec<&str> = specs
+        .iter()
+        .filter(|c| c.unique)
+        .map(|c| c.name.as_str())
+        .collect();
+    keys.sort_unstable();
+    if *db.code() == SqlState::UNIQUE_VIOLATION {
+        let key = db.detail().and_then(|d| {
+            let rest = d.strip_prefix("Key (")?;
+            let (cols, rest) = rest.split_once(")=(")?;
+            let (values, _) = rest.rsplit_once(") already exists")?;
+            let mut named: Vec<&str> = cols.split(", ").map(|c| c.trim_matches('"')).collect();
+            named.sort_unstable();
+            (named == keys).then(|| match cols.split(", ").count() {
+                1 => format!("{}={values}", cols.trim_matches('"')),
+                _ => format!("({cols})=({values})"),
+            })
+        });
+        if let Some(key) = key {
+            return crate::conform::duplicate_key(&format!("two source rows have the key {key}"));
+        }
+    }
+    if *db.code() == SqlState::CARDINALITY_VIOLATION {
+        if let Some(partition) = partition {
+            return crate::conform::duplicate_key(&format!(
+                "two source rows of partition {partition} have the same key"
+            ));
+        }
+    }
+    e.into()
+}
+
 /// Keys a differing-bucket read lists for the index at most (sparse keys
 /// make wide buckets); past it, it filters on the bucket.
 const MAX_LISTED_KEYS: i64 = 65_536;
@@ -1226,7 +1270,9 @@ impl Sink for PostgresSink {
             .copy
             .as_mut()
             .ok_or_else(|| ConnectorError::Other("no partition open".into()))?;
-        copy.send(self.buf.split().freeze()).await?;
+        copy.send(self.buf.split().freeze())
+            .await
+            .map_err(|e| key_error(e, &self.specs, None))?;
         Ok(())
     }
 
@@ -1259,7 +1305,12 @@ impl Sink for PostgresSink {
             Some(mut copy) => {
                 codec::write_copy_trailer(&mut self.buf);
                 copy.send(self.buf.split().freeze()).await?;
-                Some(copy.as_mut().finish().await?)
+                Some(
+                    copy.as_mut()
+                        .finish()
+                        .await
+                        .map_err(|e| key_error(e, &self.specs, Some(&partition.id)))?,
+                )
             }
             None => None,
         };
@@ -1275,7 +1326,11 @@ impl Sink for PostgresSink {
                 } else {
                     &self.merge_sql
                 };
-                let row = self.client.query_one(merge, &[]).await?;
+                let row = self
+                    .client
+                    .query_one(merge, &[])
+                    .await
+                    .map_err(|e| key_error(e, &self.specs, Some(&partition.id)))?;
                 (
                     staged,
                     row.get::<_, i64>(0) as u64,

@@ -617,6 +617,49 @@ impl SqliteSink {
     }
 }
 
+/// A failed insert of `row`: a key that is already there (in the table
+/// loaded from empty, or in the partition's stage) means two source rows
+/// share it.
+fn insert_error(
+    e: rusqlite::Error,
+    batch: &RecordBatch,
+    specs: &[ColumnSpec],
+    row: usize,
+) -> ConnectorError {
+    let on_key = match &e {
+        // "UNIQUE constraint failed: items.id, items.day"
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let mut failed: Vec<&str> = msg
+                .split_once(": ")
+                .map(|(_, cols)| {
+                    cols.split(", ")
+                        .map(|c| c.rsplit('.').next().unwrap_or(c))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut keys: Vec<&str> = specs
+                .iter()
+                .filter(|c| c.unique)
+                .map(|c| c.name.as_str())
+                .collect();
+            failed.sort_unstable();
+            keys.sort_unstable();
+            failed == keys
+        }
+        _ => false,
+    };
+    if on_key {
+        crate::conform::duplicate_key(&format!(
+            "two source rows have the key {}",
+            crate::conform::row_key(batch, specs, row)
+        ))
+    } else {
+        e.into()
+    }
+}
+
 fn key_list(specs: &[ColumnSpec]) -> String {
     specs
         .iter()
@@ -780,8 +823,14 @@ impl Sink for SqliteSink {
                 .map(|c| format!("{} {}", quote_ident(&c.name), codec::sqlite_type_ddl(&c.data_type)))
                 .collect::<Vec<_>>()
                 .join(", ");
+            // Unique on the key: two source rows with one key fail here (and
+            // are reported by key) instead of one silently replacing the
+            // other in the merge. UNIQUE, not PRIMARY KEY: an INTEGER
+            // primary key would be the rowid and turn a NULL key into a new
+            // number.
             conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({cols}); DELETE FROM temp.{STAGE_TABLE};"
+                "BEGIN IMMEDIATE; CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ({cols}, UNIQUE ({})); DELETE FROM temp.{STAGE_TABLE};",
+                key_list(&specs)
             ))?;
             Ok(())
         })
@@ -832,7 +881,9 @@ impl Sink for SqliteSink {
                             ));
                         }
                     }
-                    stmt.raw_execute()?;
+                    if let Err(e) = stmt.raw_execute() {
+                        return Err(insert_error(e, &batch, &specs, row));
+                    }
                 }
                 Ok(())
             })
