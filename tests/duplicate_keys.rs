@@ -6,21 +6,18 @@
 mod common;
 
 use anyhow::Result;
-use common::{connect, run, scalar, Schemas, Workspace};
+use common::{connect, items_providers, run, scalar, Schemas, Workspace};
 
 fn pipeline(backend: &str) -> String {
     format!(
         "name: duplicate_keys
-source_provider:
-  data_backend: {{type: {backend}, datastore_name: src, table: items}}
-destination_provider:
-  data_backend: {{type: {backend}, datastore_name: dst, table: items}}
-column_map:
+{}column_map:
   - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
   - {{source: name, dest: name, data_type: text}}
 strategies:
   - {{name: full, type: full}}
-"
+",
+        items_providers(backend)
     )
 }
 

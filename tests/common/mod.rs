@@ -167,6 +167,18 @@ pub fn run(pipeline: &Path, strategy: &str, state_dir: &Path) -> RunResult {
     }
 }
 
+/// A pipeline's providers: `items` of datastore `src` into `items` of `dst`,
+/// both of type `backend`.
+pub fn items_providers(backend: &str) -> String {
+    format!(
+        "source_provider:
+  data_backend: {{type: {backend}, datastore_name: src, table: items}}
+destination_provider:
+  data_backend: {{type: {backend}, datastore_name: dst, table: items}}
+"
+    )
+}
+
 /// The moved-row scenario, on either engine (`tests/hash_sync.rs`,
 /// `tests/sqlite_incremental.rs`): `items` (id, grp, name) of 250,000 rows,
 /// partitioned on `grp`, a column rows can change, in one partition.
@@ -175,18 +187,15 @@ pub fn moved_rows_pipeline(name: &str, backend: &str) -> String {
         "name: {name}
 partition_column: grp
 partition_step: 300000
-source_provider:
-  data_backend: {{type: {backend}, datastore_name: src, table: items}}
-destination_provider:
-  data_backend: {{type: {backend}, datastore_name: dst, table: items}}
-column_map:
+{providers}column_map:
   - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
   - {{source: grp, dest: grp, data_type: int}}
   - {{source: name, dest: name, data_type: text}}
 strategies:
   - {{name: full, type: full}}
   - {{name: hash, type: hash}}
-"
+",
+        providers = items_providers(backend)
     )
 }
 
