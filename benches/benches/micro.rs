@@ -11,7 +11,11 @@
 //! - `batcher`: `operators::batcher::Batcher` merging small pages and slicing
 //!   big ones to its target size;
 //! - `pg_codec`: Arrow → PostgreSQL binary COPY (`BatchEncoder::encode`) and
-//!   binary values → Arrow (`ColumnDecoder::push` / `finish`).
+//!   binary values → Arrow (`ColumnDecoder::push` / `finish`);
+//! - `sqlite_codec`: Arrow values bound as a prepared INSERT's parameters
+//!   (`ColumnEncoder::bind`, SQLite's copy of each text included, the insert
+//!   itself not), and a stored table's rows stepped through and decoded into
+//!   Arrow (`sqlite::codec::ColumnDecoder`), in memory.
 //!
 //! `cargo bench -p synchub-benches --bench micro` runs them all in a few
 //! minutes on 2 cores; `cargo bench -p synchub-benches --bench micro -- rowhash`
@@ -348,6 +352,73 @@ fn pg_codec(c: &mut Criterion) {
     group.finish();
 }
 
+fn sqlite_codec(c: &mut Criterion) {
+    use connectors::sqlite::codec::{self, ColumnEncoder, TextBuf};
+    let specs: Vec<ColumnSpec> = columns().into_iter().map(|(c, _)| c.spec).collect();
+    let data = batch(0, BATCH_ROWS);
+    let conn = rusqlite::Connection::open_in_memory().expect("in-memory SQLite");
+    let ddl = specs
+        .iter()
+        .map(|c| format!("\"{}\" {}", c.name, codec::sqlite_type_ddl(&c.data_type)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.execute_batch(&format!("CREATE TABLE t ({ddl})"))
+        .expect("table");
+    let placeholders = (1..=specs.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut insert = conn
+        .prepare(&format!("INSERT INTO t VALUES ({placeholders})"))
+        .expect("insert");
+    let encoders: Vec<ColumnEncoder> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ColumnEncoder::new(data.column(i), &c.data_type).expect("encoder"))
+        .collect();
+
+    let mut group = c.benchmark_group("sqlite_codec");
+    group.throughput(Throughput::Elements(BATCH_ROWS as u64));
+    let mut scratch = TextBuf::new();
+    group.bench_function("encode_and_bind", |b| {
+        b.iter(|| {
+            for row in 0..BATCH_ROWS {
+                for (i, enc) in encoders.iter().enumerate() {
+                    enc.bind(&mut insert, i + 1, row, &mut scratch)
+                        .expect("bind");
+                }
+            }
+        })
+    });
+
+    // The table filled once, in the forms the sink stores.
+    for row in 0..BATCH_ROWS {
+        for (i, enc) in encoders.iter().enumerate() {
+            enc.bind(&mut insert, i + 1, row, &mut scratch)
+                .expect("bind");
+        }
+        insert.raw_execute().expect("insert");
+    }
+    let mut select = conn.prepare("SELECT * FROM t").expect("select");
+    let mut decoders: Vec<codec::ColumnDecoder> = specs
+        .iter()
+        .map(|c| codec::ColumnDecoder::new(&c.data_type))
+        .collect();
+    group.bench_function("step_and_decode_to_arrow", |b| {
+        b.iter(|| {
+            let mut rows = select.query([]).expect("query");
+            while let Some(row) = rows.next().expect("step") {
+                for (i, dec) in decoders.iter_mut().enumerate() {
+                    dec.push(row.get_ref(i).expect("value")).expect("decode");
+                }
+            }
+            let arrays: Vec<ArrayRef> = decoders.iter_mut().map(|d| d.finish()).collect();
+            black_box(arrays)
+        })
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -358,6 +429,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = channel, rowhash, keyset, batcher, pg_codec
+    targets = channel, rowhash, keyset, batcher, pg_codec, sqlite_codec
 }
 criterion_main!(micro);
