@@ -24,6 +24,16 @@ strategies:
 const FIX: &str = "the unique_column values must identify one row each; \
     remove the duplicates from the source or map columns that are unique as unique_column";
 
+/// The run failed (exit 1) and its last line is `error: populate: {rows}: {FIX}`.
+#[track_caller]
+fn assert_duplicate_error(out: &common::RunResult, rows: &str) {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.lines().last().unwrap_or_default(),
+        format!("error: populate: {rows}: {FIX}")
+    );
+}
+
 #[test]
 fn sqlite_duplicate_source_keys_fail_the_run_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,11 +60,7 @@ fn sqlite_duplicate_source_keys_fail_the_run_naming_the_key() {
 
     // Empty destination: written straight into the table.
     let empty = run(&p, "full", &state);
-    assert_eq!(empty.code, 1, "{}", empty.stderr);
-    assert_eq!(
-        empty.stderr.lines().last().unwrap(),
-        format!("error: populate: two source rows have the key id=2: {FIX}")
-    );
+    assert_duplicate_error(&empty, "two source rows have the key id=2");
     assert_eq!(dst_rows(), 0, "the failed partition is rolled back");
 
     // Populated destination: staged, then merged.
@@ -63,11 +69,7 @@ fn sqlite_duplicate_source_keys_fail_the_run_naming_the_key() {
         .execute("INSERT INTO items VALUES (9, 'x')", [])
         .unwrap();
     let populated = run(&p, "full", &state);
-    assert_eq!(populated.code, 1, "{}", populated.stderr);
-    assert_eq!(
-        populated.stderr.lines().last().unwrap(),
-        format!("error: populate: two source rows have the key id=2: {FIX}")
-    );
+    assert_duplicate_error(&populated, "two source rows have the key id=2");
     assert_eq!(dst_rows(), 1);
 }
 
@@ -87,11 +89,7 @@ async fn postgres_duplicate_source_keys_fail_the_run_naming_the_key() -> Result<
 
     // Empty destination: COPY into the table, which reports the key.
     let empty = ws.run("full");
-    assert_eq!(empty.code, 1, "{}", empty.stderr);
-    assert_eq!(
-        empty.stderr.lines().last().unwrap(),
-        format!("error: populate: two source rows have the key id=2: {FIX}")
-    );
+    assert_duplicate_error(&empty, "two source rows have the key id=2");
     assert_eq!(
         scalar(&client, &format!("SELECT count(*) FROM {dst}")).await?,
         0
@@ -102,10 +100,9 @@ async fn postgres_duplicate_source_keys_fail_the_run_naming_the_key() -> Result<
         .batch_execute(&format!("INSERT INTO {dst} VALUES (9, 'x')"))
         .await?;
     let populated = ws.run("full");
-    assert_eq!(populated.code, 1, "{}", populated.stderr);
-    assert_eq!(
-        populated.stderr.lines().last().unwrap(),
-        format!("error: populate: two source rows of partition all have the same key: {FIX}")
+    assert_duplicate_error(
+        &populated,
+        "two source rows of partition all have the same key",
     );
     assert_eq!(
         scalar(&client, &format!("SELECT count(*) FROM {dst}")).await?,
