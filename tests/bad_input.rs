@@ -373,6 +373,28 @@ fn unknown_source_column_is_named() {
 }
 
 #[test]
+fn unknown_quoted_source_column_is_named_as_written() {
+    let fx = Fixture::new();
+    fx.sqlite_datastores();
+    fx.source()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, amount TEXT, \"Quantity Sold\" INTEGER, updated_at TEXT)",
+        )
+        .unwrap();
+    let text = items_pipeline(
+        100,
+        &items_columns(50).replace("source: qty", "source: '\"Quantity Sould\"'"),
+    );
+    let p = fx.write("pipeline.yaml", &text);
+    let out = fx.run(&p, &[]);
+    assert_error(
+        &out,
+        2,
+        "source column \"Quantity Sould\" (mapped to dest \"qty\") does not exist in \"items\": fix the column name in the pipeline or add the column to the source",
+    );
+}
+
+#[test]
 fn unknown_qualified_source_column_is_named() {
     let fx = Fixture::new();
     fx.sqlite_datastores();
@@ -455,7 +477,7 @@ fn duplicate_destination_column_path_counts_every_entry() {
         &out,
         2,
         &format!(
-            "{f}: column_map[0].source: \"a b\" is not a column name; write a column (id) or a qualified column (o.id)\n\
+            "{f}: column_map[0].source: \"a b\" is not a column name; write a column (id) or a qualified column (o.id), and put a name with spaces or other characters in double quotes (in YAML inside single ones: '\"a b\"')\n\
              {f}: column_map[2].dest: destination column \"id\" is mapped twice; give each column a distinct dest"
         ),
     );

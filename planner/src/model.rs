@@ -88,6 +88,48 @@ impl StoredHash {
     }
 }
 
+impl MappedColumn {
+    /// The source column's own name, unquoted and without its table: `id`
+    /// for `o.id`, `Order Id` for `o."Order Id"`.
+    pub fn source_column(&self) -> String {
+        column_ref_parts(&self.source)
+            .and_then(|mut parts| parts.pop())
+            .unwrap_or_else(|| self.source.clone())
+    }
+
+    /// Whether `name`, a pipeline's partition or cursor column, means this
+    /// column: its dest name, its source as written, or the source column's
+    /// own name, bare or quoted (`Order Id`, `"Order Id"`).
+    pub fn is_named(&self, name: &str) -> bool {
+        let own = self.source_column();
+        self.dest == name
+            || self.source == name
+            || own == name
+            || column_ref_parts(name).is_some_and(|p| p.len() == 1 && p[0] == own)
+    }
+
+    /// The source as written, for a message: in double quotes, unless it is
+    /// written with its own.
+    pub fn source_for_message(&self) -> String {
+        if self.source.contains('"') {
+            self.source.clone()
+        } else {
+            format!("\"{}\"", self.source)
+        }
+    }
+
+    /// Whether a database's message about a missing column `reported`
+    /// (`x` or `o.x`, unquoted) is about this column's source.
+    pub fn is_source_reported_as(&self, reported: &str) -> bool {
+        let own = self.source_column();
+        self.source == reported
+            || own == reported
+            || reported
+                .strip_suffix(own.as_str())
+                .is_some_and(|q| q.ends_with('.'))
+    }
+}
+
 /// What a source selects for a `StoredHash::Compute` column: a typed NULL
 /// (valid in PostgreSQL and SQLite), replaced by the row hash once decoded.
 pub const COMPUTED_HASH_SQL: &str = "CAST(NULL AS bigint)";
@@ -206,19 +248,80 @@ fn is_identifier(s: &str) -> bool {
         && !s.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
-/// `o.id` → `"o"."id"`; `None` when `s` is not a plain (qualified) column name.
-pub fn column_ref_sql(s: &str) -> Option<String> {
-    let parts: Vec<&str> = s.split('.').collect();
-    if parts.len() > 2 || !parts.iter().all(|p| is_identifier(p)) {
-        return None;
+/// A source column reference split into its parts, unquoted: `id`, `o.id`,
+/// and, between SQL's double quotes, names that are not plain identifiers:
+/// `"Order Id"`, `o."Order Id"` (a `"` inside written `""`). `None` when `s`
+/// is not one or two such parts.
+pub fn column_ref_parts(s: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    loop {
+        let (part, after) = match rest.strip_prefix('"') {
+            Some(quoted) => {
+                let mut name = String::new();
+                let mut chars = quoted.char_indices().peekable();
+                let end = loop {
+                    match chars.next()? {
+                        (_, '"') if chars.peek().is_some_and(|&(_, c)| c == '"') => {
+                            chars.next();
+                            name.push('"');
+                        }
+                        (i, '"') => break i + 1,
+                        (_, c) => name.push(c),
+                    }
+                };
+                (name, &quoted[end..])
+            }
+            None => {
+                let end = rest.find('.').unwrap_or(rest.len());
+                let word = &rest[..end];
+                if !is_identifier(word) {
+                    return None;
+                }
+                (word.to_string(), &rest[end..])
+            }
+        };
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        if after.is_empty() {
+            break;
+        }
+        rest = after.strip_prefix('.')?;
     }
+    (parts.len() <= 2).then_some(parts)
+}
+
+/// `o.id` → `"o"."id"`, `o."Order Id"` → `"o"."Order Id"`; `None` when `s`
+/// is not a (qualified) column name.
+pub fn column_ref_sql(s: &str) -> Option<String> {
     Some(
-        parts
+        column_ref_parts(s)?
             .iter()
             .map(|p| quote_ident(p))
             .collect::<Vec<_>>()
             .join("."),
     )
+}
+
+/// Why `s` is not a column reference, and how to write it as one: a name
+/// that is not an identifier goes in SQL's double quotes, which YAML needs
+/// inside single ones.
+fn not_a_column_name(s: &str) -> String {
+    let quoted = match s.split_once('.') {
+        Some((table, column)) if is_identifier(table) => format!("{table}.{}", quote_ident(column)),
+        _ => quote_ident(s),
+    };
+    format!(
+        "\"{s}\" is not a column name; write a column (id) or a qualified column (o.id), and put a name with spaces or other characters in double quotes (in YAML inside single ones: '{quoted}')"
+    )
+}
+
+/// The label of a partition dimension over a column that is not mapped:
+/// its parts joined by `_` (`o.day` → `o_day`).
+fn unmapped_dimension_name(column: &str) -> String {
+    column_ref_parts(column).map_or_else(|| column.replace('.', "_"), |p| p.join("_"))
 }
 
 fn is_valid_pipeline_name(name: &str) -> bool {
@@ -548,13 +651,7 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
         problems.push(format!("{path}.transform"), transform_message(t));
     }
     let Some(source_sql) = column_ref_sql(&c.source) else {
-        problems.push(
-            format!("{path}.source"),
-            format!(
-                "\"{}\" is not a column name; write a column (id) or a qualified column (o.id)",
-                c.source
-            ),
-        );
+        problems.push(format!("{path}.source"), not_a_column_name(&c.source));
         return None;
     };
     Some(MappedColumn {
@@ -988,20 +1085,15 @@ fn partition_dimension(
     columns: &[MappedColumn],
     problems: &mut Problems,
 ) -> Option<PartitionDimension> {
-    let mapped = columns
-        .iter()
-        .find(|c| c.source == name || c.dest == name || c.source.rsplit('.').next() == Some(name));
+    let mapped = columns.iter().find(|c| c.is_named(name));
     let (dim_name, sql, ty) = match mapped {
         Some(c) => (c.dest.clone(), c.source_sql.clone(), Some(c.spec.data_type)),
         None => {
             let Some(sql) = column_ref_sql(name) else {
-                problems.push(
-                    format!("{path}.column"),
-                    format!("\"{name}\" is not a column name"),
-                );
+                problems.push(format!("{path}.column"), not_a_column_name(name));
                 return None;
             };
-            (name.replace('.', "_"), sql, None)
+            (unmapped_dimension_name(name), sql, None)
         }
     };
     // The column's own type decides how bounds compare; `data_type: datetime`
@@ -1182,9 +1274,7 @@ fn delta_spec(
         );
         return None;
     };
-    let mapped = columns.iter().find(|c| {
-        c.source == column || c.dest == column || c.source.rsplit('.').next() == Some(column)
-    });
+    let mapped = columns.iter().find(|c| c.is_named(column));
     let declared = s
         .primary_partitions
         .iter()
@@ -1209,7 +1299,7 @@ fn delta_spec(
         return None;
     }
     let mut cursor = match primary.iter().position(|d| {
-        mapped.is_some_and(|c| c.dest == d.name) || d.name == column.replace('.', "_")
+        mapped.is_some_and(|c| c.dest == d.name) || d.name == unmapped_dimension_name(column)
     }) {
         Some(i) => primary.remove(i),
         None => partition_dimension(
@@ -1369,5 +1459,62 @@ impl Strategy {
             out.push(format!("{path}.primary_partitions.bounded"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(s: &str) -> Option<Vec<String>> {
+        column_ref_parts(s)
+    }
+
+    #[test]
+    fn column_references_plain_qualified_and_quoted() {
+        let v = |p: &[&str]| Some(p.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(parts("id"), v(&["id"]));
+        assert_eq!(parts("o.id"), v(&["o", "id"]));
+        assert_eq!(parts(r#""Order Id""#), v(&["Order Id"]));
+        assert_eq!(parts(r#"o."Order Id""#), v(&["o", "Order Id"]));
+        assert_eq!(parts(r#""o t"."a.b""#), v(&["o t", "a.b"]));
+        assert_eq!(parts(r#""say ""hi""""#), v(&[r#"say "hi""#]));
+        assert_eq!(
+            column_ref_sql(r#"o."say ""hi""""#).as_deref(),
+            Some(r#""o"."say ""hi""""#)
+        );
+        for bad in [
+            "", "a b", "id + 1", "a.b.c", r#""""#, r#""open"#, r#""a"b"#, r#""a"."#, "1st", ".id",
+            "id.",
+        ] {
+            assert_eq!(parts(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_column_is_named_by_dest_source_or_its_own_name() {
+        let c = MappedColumn {
+            spec: ColumnSpec {
+                name: "order_id".into(),
+                data_type: ColumnType::Int64,
+                unique: true,
+                nullable: false,
+            },
+            dest: "order_id".into(),
+            source: r#"o."Order Id""#.into(),
+            source_sql: r#""o"."Order Id""#.into(),
+            data_type: "bigint".into(),
+            unique: true,
+            hash_column: true,
+            stored_hash: StoredHash::No,
+        };
+        assert_eq!(c.source_column(), "Order Id");
+        for name in ["order_id", r#"o."Order Id""#, "Order Id", r#""Order Id""#] {
+            assert!(c.is_named(name), "{name}");
+        }
+        assert!(!c.is_named("Order"));
+        assert!(c.is_source_reported_as("Order Id"));
+        assert!(c.is_source_reported_as("o.Order Id"));
+        assert!(!c.is_source_reported_as("xOrder Id"));
     }
 }

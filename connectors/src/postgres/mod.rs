@@ -225,15 +225,13 @@ impl PostgresSource {
             .nth(1)
             .and_then(|r| r.split(" does not exist").next())
             .map(|s| s.trim_matches('"').to_string());
-        let mapped = missing.as_ref().and_then(|m| {
-            self.columns
-                .iter()
-                .position(|c| c.source == *m || c.source.rsplit('.').next() == m.rsplit('.').next())
-        });
+        let mapped = missing
+            .as_ref()
+            .and_then(|m| self.columns.iter().position(|c| c.is_source_reported_as(m)));
         match (missing, mapped) {
             (Some(m), Some(i)) => ConnectorError::Schema(format!(
-                "source column \"{}\" (mapped to dest \"{}\") does not exist in {}: {}",
-                self.columns[i].source,
+                "source column {} (mapped to dest \"{}\") does not exist in {}: {}",
+                self.columns[i].source_for_message(),
                 self.columns[i].dest,
                 self.table.display_name(),
                 hint_fix(&m)

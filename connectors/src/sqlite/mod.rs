@@ -165,12 +165,10 @@ impl Source for SqliteSource {
                     let missing = missing.split(" in ").next().unwrap_or(missing);
                     // With double-quoted strings off, SQLite quotes the name and adds a hint.
                     let missing = missing.split(" - ").next().unwrap_or(missing).trim_matches('"');
-                    if let Some(c) = columns.iter().find(|c| {
-                        c.source == missing || c.source.rsplit('.').next() == missing.rsplit('.').next()
-                    }) {
+                    if let Some(c) = columns.iter().find(|c| c.is_source_reported_as(missing)) {
                         return Err(ConnectorError::Schema(format!(
-                            "source column \"{}\" (mapped to dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
-                            c.source, c.dest
+                            "source column {} (mapped to dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
+                            c.source_for_message(), c.dest
                         )));
                     }
                 }
