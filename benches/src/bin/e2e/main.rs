@@ -467,6 +467,29 @@ column_map:
         Ok(m)
     }
 
+    /// SQLite's partitioned copy into an empty table (`None` on
+    /// PostgreSQL, whose pipe already builds every row anew).
+    async fn partitioned_copy(&mut self) -> Result<Option<Measurement>> {
+        if self.sqlite.is_none() {
+            return Ok(None);
+        }
+        self.settle().await?;
+        let start = Instant::now();
+        let copied = self.on_files(sqlite::Files::partitioned_copy).await?;
+        let wall = start.elapsed().as_secs_f64();
+        ensure!(
+            copied == self.rows as u64,
+            "the partitioned copy copied {copied} rows of {}",
+            self.rows
+        );
+        let m = self.measurement(report::PARTITIONED_COPY, wall, None, None);
+        self.say(format!(
+            "partitioned copy              {wall:7.2} s  {:>9.0} rows/s",
+            m.rows_per_second()
+        ));
+        Ok(Some(m))
+    }
+
     /// The bare SQL delta: the rows at or after `since` (the watermark the
     /// measured delta run starts from) applied to the raw pipe's copy.
     async fn delta_floor(
@@ -884,6 +907,7 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
         eprintln!("round {round}/{rounds}");
 
         let pipe = b.pipe().await?;
+        let partitioned = b.partitioned_copy().await?;
         b.reset_destination().await?;
         let full = b.synchub(report::FULL_EMPTY, "full", Some(&pipe)).await?;
         expect(notes, &full, "full into empty", "rows_inserted", rows);
@@ -892,6 +916,14 @@ async fn suite(b: &mut Bench, rounds: u32, notes: &mut Vec<String>) -> Result<Ve
             "after the full sync the destination does not hold every row"
         );
         ms.extend([pipe, full.clone()]);
+        if let Some(reference) = partitioned {
+            ms.push(Measurement {
+                case: report::FULL_EMPTY_VS_PARTITIONED,
+                baseline_seconds: Some(reference.wall_seconds),
+                ..full.clone()
+            });
+            ms.push(reference);
+        }
         if b.peers.is_some() {
             let dlt = b.dlt(&full).await?;
             if dlt.summary.as_ref().and_then(|s| s.get("copy_equal")) != Some(&json!(true)) {
@@ -1046,6 +1078,7 @@ async fn run(args: Args) -> Result<()> {
             let work = tempfile::Builder::new().prefix("synchub-bench").tempdir()?;
             let sqlite = (engine == report::Engine::Sqlite).then(|| sqlite::Files {
                 dir: work.path().to_path_buf(),
+                partition_step: args.partition_step,
             });
             anyhow::Ok(Bench {
                 a: pg::connect(&pg).await?,

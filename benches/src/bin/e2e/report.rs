@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 /// What a case is compared with, and the target of issue 4 for it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Target {
     /// A baseline itself.
     None,
@@ -19,6 +19,9 @@ pub enum Target {
     /// Wall time at most this multiple of the two bare checksum scans run in
     /// parallel.
     BareTimeAtMost(f64),
+    /// rows/s as a multiple of a reference copy's (time ratio reference ÷
+    /// case), reported beside a target line, with no target of its own.
+    ReferenceSpeed,
     /// A peer's run (`--peers`): synchub at least this many times faster
     /// than it, i.e. the peer's wall time ÷ synchub's on the same case in
     /// the same round (kept in `baseline_seconds`).
@@ -104,6 +107,13 @@ pub const RELADIFF_SOME: &str = "peer_reladiff_0.1pct";
 /// The delta run that sets the first watermark (reads every row); kept in
 /// the JSON, not in the table.
 pub const DELTA_SETUP: &str = "delta_first_run";
+/// SQLite's own copy done as a partitioned, resumable copy must do it: one
+/// `INSERT INTO … SELECT * … WHERE id` in the partition's range, a
+/// transaction each. With a `WHERE`, SQLite reads every value and builds
+/// each record anew, as any copy that looks at the values does.
+pub const PARTITIONED_COPY: &str = "partitioned_copy";
+/// synchub full → empty again, against `PARTITIONED_COPY`.
+pub const FULL_EMPTY_VS_PARTITIONED: &str = "full_empty_vs_partitioned";
 
 /// Peak RSS a full sync may reach (issue 4).
 pub const RSS_LIMIT_MB: f64 = 256.0;
@@ -114,6 +124,12 @@ pub const CASES: &[Case] = &[
         title: "synchub full → empty table",
         sqlite_title: None,
         target: Target::PipeSpeedAtLeast(0.8),
+    },
+    Case {
+        id: FULL_EMPTY_VS_PARTITIONED,
+        title: "synchub full → empty table, against the partitioned copy",
+        sqlite_title: None,
+        target: Target::ReferenceSpeed,
     },
     Case {
         id: FULL_IDENTICAL,
@@ -161,6 +177,12 @@ pub const CASES: &[Case] = &[
         id: PIPE,
         title: "baseline: raw binary COPY pipe",
         sqlite_title: Some("baseline: raw copy (INSERT INTO … SELECT * FROM the attached source)"),
+        target: Target::None,
+    },
+    Case {
+        id: PARTITIONED_COPY,
+        title: "baseline: partitioned copy",
+        sqlite_title: Some("reference: SQLite's copy a partition at a time (INSERT INTO … SELECT * … WHERE id in the partition's range, a transaction each)"),
         target: Target::None,
     },
     Case {
@@ -214,7 +236,9 @@ impl Measurement {
     pub fn ratio(&self, target: Target) -> Option<f64> {
         match target {
             Target::None => None,
-            Target::PipeSpeedAtLeast(_) => self.baseline_seconds.map(|b| b / self.wall_seconds),
+            Target::PipeSpeedAtLeast(_) | Target::ReferenceSpeed => {
+                self.baseline_seconds.map(|b| b / self.wall_seconds)
+            }
             Target::ShareOfFullAtMost(_) => self.full_seconds.map(|f| self.wall_seconds / f),
             Target::BareTimeAtMost(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
             Target::PeerTimeAtLeast(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
@@ -368,7 +392,7 @@ pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
 fn fmt_ratio(target: Target, r: f64) -> String {
     match target {
         Target::None => String::new(),
-        Target::PipeSpeedAtLeast(_) => format!("{r:.2}×"),
+        Target::PipeSpeedAtLeast(_) | Target::ReferenceSpeed => format!("{r:.2}×"),
         Target::ShareOfFullAtMost(_) => format!("{:.1}%", r * 100.0),
         Target::BareTimeAtMost(_) => format!("{r:.2}×"),
         Target::PeerTimeAtLeast(_) => format!("{r:.2}×"),
@@ -383,6 +407,7 @@ impl Line {
         let t = self.case.target;
         let unit = match t {
             Target::PipeSpeedAtLeast(_) => " pipe rows/s",
+            Target::ReferenceSpeed => " the reference's rows/s",
             Target::ShareOfFullAtMost(_) => " of full's time",
             Target::BareTimeAtMost(_) => " bare scans' time",
             Target::PeerTimeAtLeast(_) => " synchub's speed over it",
@@ -412,6 +437,7 @@ impl Line {
             }
             (Target::PeerTimeAtLeast(t), _) => format!("synchub ≥ {t:.1}× faster"),
             (Target::None, _) => "—".into(),
+            (Target::ReferenceSpeed, _) => "— (a reference, not the target's baseline)".into(),
         }
     }
 
@@ -546,7 +572,11 @@ pub fn markdown(title: &str, engine: Engine, lines: &[Line], notes: &[String]) -
         "| case | operator | rows in | rows out | busy s | waiting s | blocked s |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
-    for l in lines {
+    // A reference line repeats the run of its target line.
+    for l in lines
+        .iter()
+        .filter(|l| l.case.target != Target::ReferenceSpeed)
+    {
         let Some(ops) = l
             .last
             .summary
@@ -676,6 +706,24 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn a_reference_line_gives_a_ratio_and_no_verdict() {
+        // Reference copy 2 s, synchub 2.5 s: 0.8× its rows/s, neither met nor missed.
+        let ms = vec![m(FULL_EMPTY_VS_PARTITIONED, 1, 2.5, Some(2.0))];
+        let ls = lines(&ms, Engine::Sqlite);
+        let reference = line(&ls, FULL_EMPTY_VS_PARTITIONED);
+        assert!((reference.ratio.unwrap() - 0.8).abs() < 1e-9);
+        assert_eq!(reference.met, None);
+        assert_eq!(reference.met_text(), "—");
+        assert!(
+            reference
+                .ratio_text()
+                .starts_with("**0.80×** the reference's rows/s"),
+            "{}",
+            reference.ratio_text()
+        );
     }
 
     #[test]
