@@ -193,12 +193,60 @@ enum Builder {
     Uuid(FixedSizeBinaryBuilder),
 }
 
+impl Builder {
+    /// An empty builder for `target` with room for `rows` values and, for
+    /// text and binary, `bytes` bytes of them.
+    fn with_capacity(target: &ColumnType, rows: usize, bytes: usize) -> Builder {
+        match *target {
+            ColumnType::Int16 => Builder::Int16(Int16Builder::with_capacity(rows)),
+            ColumnType::Int32 => Builder::Int32(Int32Builder::with_capacity(rows)),
+            ColumnType::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
+            ColumnType::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
+            ColumnType::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
+            // Not `with_precision_and_scale`: an out-of-range precision is the
+            // planner's to reject, and decoding only needs the label.
+            ColumnType::Decimal { precision, scale } => Builder::Decimal(
+                Decimal128Builder::with_capacity(rows).with_data_type(target.arrow_type()),
+                precision,
+                scale,
+            ),
+            ColumnType::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
+            ColumnType::String { max_len } => {
+                Builder::Utf8(StringBuilder::with_capacity(rows, bytes), max_len)
+            }
+            ColumnType::Text => Builder::Utf8(StringBuilder::with_capacity(rows, bytes), None),
+            ColumnType::Json => Builder::Json(StringBuilder::with_capacity(rows, bytes)),
+            ColumnType::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, bytes)),
+            ColumnType::Date => Builder::Date(Date32Builder::with_capacity(rows)),
+            ColumnType::Time => Builder::Time(Time64MicrosecondBuilder::with_capacity(rows)),
+            ColumnType::Timestamp => {
+                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
+            }
+            ColumnType::TimestampTz => Builder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            ),
+            ColumnType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::with_capacity(rows, 16)),
+        }
+    }
+
+    /// Bytes of text or binary values held so far (0 for other types).
+    fn value_bytes(&self) -> usize {
+        match self {
+            Builder::Utf8(b, _) | Builder::Json(b) => b.values_slice().len(),
+            Builder::Binary(b) => b.values_slice().len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Builds one Arrow column from SQLite values of a result column.
 pub struct ColumnDecoder {
     target: ColumnType,
     builder: Builder,
     /// Reused by the JSON validator so checking a value does not allocate.
     json_stack: Vec<u8>,
+    /// Rows and text bytes the builder of the next page is made for.
+    next_capacity: (usize, usize),
 }
 
 impl fmt::Debug for ColumnDecoder {
@@ -211,36 +259,11 @@ impl fmt::Debug for ColumnDecoder {
 
 impl ColumnDecoder {
     pub fn new(target: &ColumnType) -> Self {
-        let builder = match *target {
-            ColumnType::Int16 => Builder::Int16(Int16Builder::new()),
-            ColumnType::Int32 => Builder::Int32(Int32Builder::new()),
-            ColumnType::Int64 => Builder::Int64(Int64Builder::new()),
-            ColumnType::Float32 => Builder::Float32(Float32Builder::new()),
-            ColumnType::Float64 => Builder::Float64(Float64Builder::new()),
-            // Not `with_precision_and_scale`: an out-of-range precision is the
-            // planner's to reject, and decoding only needs the label.
-            ColumnType::Decimal { precision, scale } => Builder::Decimal(
-                Decimal128Builder::new().with_data_type(target.arrow_type()),
-                precision,
-                scale,
-            ),
-            ColumnType::Bool => Builder::Bool(BooleanBuilder::new()),
-            ColumnType::String { max_len } => Builder::Utf8(StringBuilder::new(), max_len),
-            ColumnType::Text => Builder::Utf8(StringBuilder::new(), None),
-            ColumnType::Json => Builder::Json(StringBuilder::new()),
-            ColumnType::Binary => Builder::Binary(BinaryBuilder::new()),
-            ColumnType::Date => Builder::Date(Date32Builder::new()),
-            ColumnType::Time => Builder::Time(Time64MicrosecondBuilder::new()),
-            ColumnType::Timestamp => Builder::Timestamp(TimestampMicrosecondBuilder::new()),
-            ColumnType::TimestampTz => {
-                Builder::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
-            }
-            ColumnType::Uuid => Builder::Uuid(FixedSizeBinaryBuilder::new(16)),
-        };
         ColumnDecoder {
             target: *target,
-            builder,
+            builder: Builder::with_capacity(target, 0, 0),
             json_stack: Vec::new(),
+            next_capacity: (0, 0),
         }
     }
 
@@ -364,7 +387,21 @@ impl ColumnDecoder {
     /// The array of the values pushed so far, of type `target.arrow_type()`;
     /// the decoder starts over empty.
     pub fn finish(&mut self) -> ArrayRef {
-        match &mut self.builder {
+        // The next page is sized like this one (an eighth more room for
+        // text), so its buffers are allocated once instead of doubling from
+        // empty: allocations of one size, again and again, keep glibc's
+        // allocator from fragmenting, and the RSS flat over a long run. An
+        // empty page keeps the previous size.
+        if !self.is_empty() {
+            let bytes = self.builder.value_bytes();
+            self.next_capacity = (self.len(), bytes + bytes / 8);
+        }
+        let (rows, bytes) = self.next_capacity;
+        let mut full = std::mem::replace(
+            &mut self.builder,
+            Builder::with_capacity(&self.target, rows, bytes),
+        );
+        match &mut full {
             Builder::Int16(b) => Arc::new(b.finish()),
             Builder::Int32(b) => Arc::new(b.finish()),
             Builder::Int64(b) => Arc::new(b.finish()),
@@ -2073,6 +2110,64 @@ mod tests {
                 "x".repeat(60)
             )
         );
+    }
+
+    #[test]
+    fn pages_after_the_first_keep_their_type_and_grow_past_the_last_size() {
+        use ColumnType::*;
+        for t in [
+            Int32,
+            DEC10,
+            Text,
+            VARCHAR20,
+            TimestampTz,
+            Timestamp,
+            Binary,
+            Uuid,
+            Bool,
+        ] {
+            let mut d = ColumnDecoder::new(&t);
+            let value = |i: usize| -> Vec<u8> {
+                match t {
+                    Int32 | Bool => (i % 2).to_string().into_bytes(),
+                    DEC10 => format!("{i}.25").into_bytes(),
+                    Timestamp | TimestampTz => {
+                        format!("2024-01-{:02} 10:00:00", i % 28 + 1).into_bytes()
+                    }
+                    Uuid => UUID_TEXT.as_bytes().to_vec(),
+                    _ => "x".repeat(i % 20).into_bytes(),
+                }
+            };
+            // Pages of 3, 10 (more rows and bytes than the first), 0 and 2 rows.
+            let mut pushed = 0;
+            for rows in [3, 10, 0, 2] {
+                for i in pushed..pushed + rows {
+                    let v = value(i);
+                    match t {
+                        Binary => d.push(ValueRef::Blob(&v)),
+                        _ => d.push(ValueRef::Text(&v)),
+                    }
+                    .unwrap();
+                }
+                d.push_null();
+                let page = d.finish();
+                assert_eq!(page.data_type(), &t.arrow_type(), "{t:?}");
+                assert_eq!(page.len(), rows + 1, "{t:?}");
+                assert_eq!(page.null_count(), 1, "{t:?}");
+                let mut again = ColumnDecoder::new(&t);
+                for i in pushed..pushed + rows {
+                    let v = value(i);
+                    match t {
+                        Binary => again.push(ValueRef::Blob(&v)),
+                        _ => again.push(ValueRef::Text(&v)),
+                    }
+                    .unwrap();
+                }
+                again.push_null();
+                assert_eq!(page.as_ref(), again.finish().as_ref(), "{t:?}");
+                pushed += rows;
+            }
+        }
     }
 
     #[test]
