@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas};
+use common::{connect, difference, run, scalar, Schemas, Workspace};
 use serde_json::Value;
 
 const ROWS: i64 = 60_000;
@@ -67,13 +67,10 @@ async fn three_lanes_sync_exactly_what_one_would() -> Result<()> {
     let src = format!("{}.items", s.src);
     let dst = format!("{}.items", s.dst);
     create_items(&client, &src).await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let pipeline = dir.path().join("items.yaml");
-    std::fs::write(&pipeline, pipeline_yaml("lanes_pg", "postgres", 3))?;
-    let state = dir.path().join("state");
+    let ws = Workspace::new(&s, &pipeline_yaml("lanes_pg", "postgres", 3))?;
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
 
-    let full = run(&pipeline, "full", &state);
+    let full = run(pipeline, "full", state);
     assert_eq!(full.code, 0, "{}", full.stderr);
     assert_eq!(full.n("lanes"), 3);
     assert_eq!(full.n("partitions_done"), 13);
@@ -81,7 +78,7 @@ async fn three_lanes_sync_exactly_what_one_would() -> Result<()> {
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     let run_id = full.json["run_id"].as_str().unwrap_or_default().to_string();
     assert_eq!(
-        lanes_in_log(&state, "lanes_pg", &run_id),
+        lanes_in_log(state, "lanes_pg", &run_id),
         BTreeSet::from([0, 1, 2]),
         "every lane commits partitions"
     );
@@ -94,7 +91,7 @@ async fn three_lanes_sync_exactly_what_one_would() -> Result<()> {
              INSERT INTO {src} SELECT g, 1, 'new ' || g FROM generate_series({ROWS} + 1, {ROWS} + 40) g;"
         ))
         .await?;
-    let hash = run(&pipeline, "hash", &state);
+    let hash = run(pipeline, "hash", state);
     assert_eq!(hash.code, 0, "{}", hash.stderr);
     assert_eq!(hash.n("lanes"), 3);
     assert_eq!(hash.n("rows_updated"), 60);
@@ -109,7 +106,7 @@ async fn three_lanes_sync_exactly_what_one_would() -> Result<()> {
             "UPDATE {src} SET title = 'changed' WHERE id IN (12, 31234)"
         ))
         .await?;
-    let again = run(&pipeline, "full", &state);
+    let again = run(pipeline, "full", state);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("rows_updated"), 2);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
@@ -173,17 +170,14 @@ async fn a_failing_lane_leaves_whole_partitions_and_resumes() -> Result<()> {
             "UPDATE {src} SET title = 'far longer than twelve' WHERE id = 31234"
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let pipeline = dir.path().join("items.yaml");
-    std::fs::write(
-        &pipeline,
-        pipeline_yaml("lanes_fail", "postgres", 3)
+    let ws = Workspace::new(
+        &s,
+        &pipeline_yaml("lanes_fail", "postgres", 3)
             .replace("data_type: text}", "data_type: varchar, length: 12}"),
     )?;
-    let state = dir.path().join("state");
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
 
-    let failed = run(&pipeline, "full", &state);
+    let failed = run(pipeline, "full", state);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     assert_eq!(failed.json["status"], "failed");
     let error = failed.json["error"].as_str().unwrap_or_default();
@@ -218,7 +212,7 @@ async fn a_failing_lane_leaves_whole_partitions_and_resumes() -> Result<()> {
             "UPDATE {src} SET title = 'fixed' WHERE id = 31234"
         ))
         .await?;
-    let resumed = run(&pipeline, "full", &state);
+    let resumed = run(pipeline, "full", state);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(resumed.n("partitions_skipped"), ranges.len() as i64);
     assert_eq!(difference(&client, &src, &dst).await?, 0);

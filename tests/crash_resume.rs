@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas};
+use common::{connect, difference, run, scalar, Schemas, Workspace};
 
 const ROWS: i64 = 40_000;
 const STEP: i64 = 2_000; // 20 partitions
@@ -46,7 +46,7 @@ strategies:
     )
 }
 
-async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, tempfile::TempDir)> {
+async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, Workspace)> {
     let client = connect().await?;
     let s = Schemas::create(&client, prefix).await?;
     client
@@ -59,10 +59,8 @@ async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, tempfil
             src = s.src
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    std::fs::write(dir.path().join("items.yaml"), pipeline_yaml(prefix, 1))?;
-    Ok((client, s, dir))
+    let ws = Workspace::new(&s, &pipeline_yaml(prefix, 1))?;
+    Ok((client, s, ws))
 }
 
 async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &str) -> Result<()> {
@@ -87,14 +85,13 @@ async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &
 
 #[tokio::test]
 async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
-    let (client, s, dir) = setup("crash_kill").await?;
-    let pipeline = dir.path().join("items.yaml");
-    let state = dir.path().join("state");
+    let (client, s, ws) = setup("crash_kill").await?;
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
     let mut child = Command::new(env!("CARGO_BIN_EXE_synchub"))
         .arg("run")
-        .arg(&pipeline)
+        .arg(pipeline)
         .args(["--strategy", "full", "--state-dir"])
-        .arg(&state)
+        .arg(state)
         .env("SYNCHUB_LOG", "off")
         .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "100")
         .stdout(Stdio::null())
@@ -127,7 +124,7 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
         "killed too late: {committed} committed"
     );
 
-    let resumed = run(&pipeline, "full", &state);
+    let resumed = run(pipeline, "full", state);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(resumed.n("partitions_skipped"), committed);
     assert_eq!(resumed.n("partitions_total"), ROWS / STEP + 1);
@@ -148,9 +145,8 @@ impl Lcg {
 
 #[tokio::test]
 async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
-    let (client, s, dir) = setup("crash_rand").await?;
-    let pipeline = dir.path().join("items.yaml");
-    let state = dir.path().join("state");
+    let (client, s, ws) = setup("crash_rand").await?;
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
     let seed = std::env::var("SYNCHUB_TEST_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -202,7 +198,7 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
         // partitions of one lane; a delta run has 4 or more partitions in
         // all, so with several lanes it is killed at a lane's first.
         let lanes = 1 + rng.below(3);
-        std::fs::write(&pipeline, pipeline_yaml("crash_rand", lanes))?;
+        std::fs::write(pipeline, pipeline_yaml("crash_rand", lanes))?;
         let n = if lanes > 1 && strategy == "delta" {
             1
         } else {
@@ -210,9 +206,9 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
         };
         let crash = Command::new(env!("CARGO_BIN_EXE_synchub"))
             .arg("run")
-            .arg(&pipeline)
+            .arg(pipeline)
             .args(["--strategy", strategy, "--state-dir"])
-            .arg(&state)
+            .arg(state)
             .args(["--output", "json"])
             .env("SYNCHUB_LOG", "off")
             .env("SYNCHUB_TEST_CRASH", format!("{point}:{n}"))
@@ -222,7 +218,7 @@ async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
         if !crash.status.success() {
             crashes += 1;
         }
-        let resumed = run(&pipeline, strategy, &state);
+        let resumed = run(pipeline, strategy, state);
         assert_eq!(
             resumed.code, 0,
             "{context}: resume failed: {}",

@@ -6,7 +6,7 @@
 mod common;
 
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas};
+use common::{connect, difference, run, scalar, Schemas, Workspace};
 
 const ROWS: i64 = 300_000;
 
@@ -48,14 +48,11 @@ async fn delta_applies_changes_past_the_watermark_exactly() -> Result<()> {
              UPDATE {src} SET updated_at = (SELECT max(updated_at) FROM {src}) WHERE id IN (1, 2);"
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let pipeline = dir.path().join("events.yaml");
-    std::fs::write(&pipeline, delta_pipeline("delta_pg", "    lookback: 0\n"))?;
-    let state = dir.path().join("state");
+    let ws = Workspace::new(&s, &delta_pipeline("delta_pg", "    lookback: 0\n"))?;
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
 
     // First run: no watermark, every row.
-    let first = run(&pipeline, "delta", &state);
+    let first = run(pipeline, "delta", state);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.n("rows_read"), ROWS);
     assert_eq!(first.n("rows_inserted"), ROWS);
@@ -75,7 +72,7 @@ async fn delta_applies_changes_past_the_watermark_exactly() -> Result<()> {
         ))
         .await?;
 
-    let second = run(&pipeline, "delta", &state);
+    let second = run(pipeline, "delta", state);
     assert_eq!(second.code, 0, "{}", second.stderr);
     // Read: the 1,000 updated, 500 new, 7 moved to the watermark and the
     // 3 rows that already sat on it.
@@ -99,7 +96,7 @@ async fn delta_applies_changes_past_the_watermark_exactly() -> Result<()> {
     );
 
     // Nothing changed: only the rows on the watermark are read again.
-    let third = run(&pipeline, "delta", &state);
+    let third = run(pipeline, "delta", state);
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(third.n("rows_read"), 500);
     assert_eq!(third.n("rows_inserted") + third.n("rows_updated"), 0);
@@ -120,7 +117,7 @@ async fn delta_applies_changes_past_the_watermark_exactly() -> Result<()> {
         state.to_str().unwrap_or_default(),
     ]);
     assert!(reset.status.success(), "{reset:?}");
-    let again = run(&pipeline, "delta", &state);
+    let again = run(pipeline, "delta", state);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("rows_unchanged"), ROWS + 500 - 100);
     assert_eq!(scalar(&client, &locked).await?, locked_before);
@@ -142,19 +139,13 @@ async fn lookback_rereads_late_commits_and_stepped_windows_resume() -> Result<()
              FROM generate_series(1, 20000) g;"
         ))
         .await?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
-    let pipeline = dir.path().join("events.yaml");
     // 2-hour windows, 10 minutes of lookback; NULL cursors included by default.
-    std::fs::write(
-        &pipeline,
-        delta_pipeline(
+    let ws = Workspace::new(&s, &delta_pipeline(
             "delta_lb",
             "    lookback: 10\n    lookback_unit: minute\n    primary_partitions:\n      - {column: updated_at, step: 2, step_unit: hour, data_type: datetime}\n",
-        ),
-    )?;
-    let state = dir.path().join("state");
-    let first = run(&pipeline, "delta", &state);
+        ))?;
+    let (pipeline, state) = (&ws.pipeline, &ws.state);
+    let first = run(pipeline, "delta", state);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.n("rows_read"), 20000);
     // 19,980 non-NULL minutes in 2-hour windows, plus the NULL partition.
@@ -168,7 +159,7 @@ async fn lookback_rereads_late_commits_and_stepped_windows_resume() -> Result<()
             "INSERT INTO {src} VALUES (30001, 1, 1, 'late', (SELECT max(updated_at) FROM {src}) - interval '5 minutes')"
         ))
         .await?;
-    let second = run(&pipeline, "delta", &state);
+    let second = run(pipeline, "delta", state);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert_eq!(second.n("rows_inserted"), 1);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
