@@ -173,3 +173,58 @@ async fn an_unknown_quoted_source_column_is_named_as_written() -> anyhow::Result
     );
     Ok(())
 }
+
+/// A joined table's quoted columns (`o."Order Id"`, `c."Full Name"`), and a
+/// change in the joined table found by hash.
+#[tokio::test]
+async fn quoted_columns_of_joined_tables_sync() -> anyhow::Result<()> {
+    let client = connect().await?;
+    let schemas = Schemas::create(&client, "quoted_join").await?;
+    client
+        .batch_execute(&format!(
+            r#"CREATE TABLE {s}."Orders" ("Order Id" int PRIMARY KEY, "Cust Id" int, total numeric(10,2));
+               CREATE TABLE {s}."Customers" ("Cust Id" int PRIMARY KEY, "Full Name" text);
+               INSERT INTO {s}."Customers" SELECT g, 'cust ' || g FROM generate_series(1, 50) g;
+               INSERT INTO {s}."Orders" SELECT g, g % 50 + 1, g * 1.5 FROM generate_series(1, 3000) g;"#,
+            s = schemas.src
+        ))
+        .await?;
+    let yaml = r#"name: quoted_join
+partition_step: 1000
+partition_column: order_id
+source_provider:
+  data_backend:
+    type: postgres
+    datastore_name: src
+    table: Orders
+    alias: o
+    join:
+      - {table: Customers, alias: c, on: 'o."Cust Id" = c."Cust Id"', type: left}
+destination_provider:
+  data_backend: {type: postgres, datastore_name: dst, table: enriched}
+column_map:
+  - {source: 'o."Order Id"', dest: order_id, roles: [unique_column], data_type: int}
+  - {source: 'c."Full Name"', dest: name, data_type: text}
+  - {source: o.total, dest: total, data_type: decimal, precision: 10, scale: 2}
+strategies:
+  - {name: full, type: full}
+  - {name: hash, type: hash}
+"#;
+    let ws = Workspace::new(&schemas, yaml)?;
+    assert_eq!(counts(&ws.run("full")), [3000, 0, 0, 3000]);
+    // Customer 7 has the 60 orders whose id is 6 modulo 50.
+    client
+        .batch_execute(&format!(
+            r#"UPDATE {}."Customers" SET "Full Name" = 'renamed' WHERE "Cust Id" = 7"#,
+            schemas.src
+        ))
+        .await?;
+    assert_eq!(counts(&ws.run("hash")), [0, 60, 0, 60]);
+    let joined = format!(
+        r#"(SELECT o."Order Id", c."Full Name", o.total FROM {s}."Orders" o LEFT JOIN {s}."Customers" c ON o."Cust Id" = c."Cust Id") j"#,
+        s = schemas.src
+    );
+    let dst = format!("{}.enriched", schemas.dst);
+    assert_eq!(difference(&client, &joined, &dst).await?, 0);
+    Ok(())
+}
