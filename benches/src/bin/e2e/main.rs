@@ -1028,11 +1028,15 @@ async fn rss_scale(b: &mut Bench, sizes: &[i64]) -> Result<Vec<ScaleLine>> {
             .await?;
         let (bare, _) = b.bare_scans().await?;
         let hash = b.synchub(report::HASH_NONE, "hash", Some(&bare)).await?;
+        // No watermark yet (the state went with the destination): every
+        // row in one window, the largest partition a run can have.
+        let delta = b.synchub(report::DELTA_SETUP, "delta", None).await?;
         out.push(ScaleLine {
             rows,
             full,
             identical,
             hash,
+            delta,
         });
     }
     Ok(out)
@@ -1148,6 +1152,7 @@ async fn run(args: Args) -> Result<()> {
                             "full_empty": l.full.to_json(),
                             "full_identical": l.identical.to_json(),
                             "hash_none": l.hash.to_json(),
+                            "delta_first_run": l.delta.to_json(),
                         })).collect::<Vec<_>>(),
                     }),
                 ));

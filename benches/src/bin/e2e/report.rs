@@ -639,6 +639,8 @@ pub struct ScaleLine {
     pub full: Measurement,
     pub identical: Measurement,
     pub hash: Measurement,
+    /// The first delta run: every row in one partition.
+    pub delta: Measurement,
 }
 
 pub fn scale_markdown(engine: Engine, lines: &[ScaleLine]) -> String {
@@ -650,9 +652,9 @@ pub fn scale_markdown(engine: Engine, lines: &[ScaleLine]) -> String {
     );
     let _ = writeln!(
         s,
-        "| rows | full → empty: × pipe rows/s | rows/s | peak RSS MB | full → identical: × pipe | peak RSS MB | hash, nothing changed: × bare scans | peak RSS MB |"
+        "| rows | full → empty: × pipe rows/s | rows/s | peak RSS MB | full → identical: × pipe | peak RSS MB | hash, nothing changed: × bare scans | peak RSS MB | first delta (every row, one partition): s | peak RSS MB |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mb = |m: &Measurement| {
         m.peak_rss_kb
             .map_or("—".into(), |k| format!("{:.0}", k as f64 / 1024.0))
@@ -661,7 +663,7 @@ pub fn scale_markdown(engine: Engine, lines: &[ScaleLine]) -> String {
     for l in lines {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             l.rows,
             r(&l.full, Target::PipeSpeedAtLeast(0.0)),
             rate(l.full.rows_per_second()),
@@ -670,6 +672,8 @@ pub fn scale_markdown(engine: Engine, lines: &[ScaleLine]) -> String {
             mb(&l.identical),
             r(&l.hash, Target::BareTimeAtMost(0.0)),
             mb(&l.hash),
+            l.delta.wall_seconds,
+            mb(&l.delta),
         );
     }
     s.push('\n');
