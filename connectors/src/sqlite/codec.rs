@@ -2138,10 +2138,9 @@ mod tests {
                     _ => "x".repeat(i % 20).into_bytes(),
                 }
             };
-            // Pages of 3, 10 (more rows and bytes than the first), 0 and 2 rows.
-            let mut pushed = 0;
-            for rows in [3, 10, 0, 2] {
-                for i in pushed..pushed + rows {
+            // Rows `from..to` and a NULL into `d`.
+            let fill = |d: &mut ColumnDecoder, from: usize, to: usize| {
+                for i in from..to {
                     let v = value(i);
                     match t {
                         Binary => d.push(ValueRef::Blob(&v)),
@@ -2150,20 +2149,17 @@ mod tests {
                     .unwrap();
                 }
                 d.push_null();
+            };
+            // Pages of 3, 10 (more rows and bytes than the first), 0 and 2 rows.
+            let mut pushed = 0;
+            for rows in [3, 10, 0, 2] {
+                fill(&mut d, pushed, pushed + rows);
                 let page = d.finish();
                 assert_eq!(page.data_type(), &t.arrow_type(), "{t:?}");
                 assert_eq!(page.len(), rows + 1, "{t:?}");
                 assert_eq!(page.null_count(), 1, "{t:?}");
                 let mut again = ColumnDecoder::new(&t);
-                for i in pushed..pushed + rows {
-                    let v = value(i);
-                    match t {
-                        Binary => again.push(ValueRef::Blob(&v)),
-                        _ => again.push(ValueRef::Text(&v)),
-                    }
-                    .unwrap();
-                }
-                again.push_null();
+                fill(&mut again, pushed, pushed + rows);
                 assert_eq!(page.as_ref(), again.finish().as_ref(), "{t:?}");
                 pushed += rows;
             }
