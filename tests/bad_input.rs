@@ -667,6 +667,33 @@ fn bigint_too_large_for_int_fails_the_run_naming_key_and_column() {
     );
 }
 
+/// Two ids 10^15 apart with a step of 10 would plan 10^14 partitions: the
+/// run (and `plan`) stops before planning them, saying which step would do,
+/// instead of filling memory with empty ranges.
+#[test]
+fn a_sparse_key_over_a_wide_span_is_refused_before_the_run() {
+    let fx = Fixture::new();
+    fx.sqlite_datastores();
+    let src = fx.source();
+    src.execute_batch(ITEMS_DDL).unwrap();
+    insert_items(&src, [item(1), item(1_000_000_000_000_000)]);
+    let p = fx.write("pipeline.yaml", &items_pipeline(10, &items_columns(50)));
+    let message = "pipeline items_copy: partitioning on \"id\" in steps of 10 from 1 to 1000000000000000 makes 100000000000001 partitions, more than the 1000000 a run can take; raise its step to at least 2000000000 (partition_step, or step in primary_partitions); every range costs its queries, even an empty one";
+    assert_error(&fx.run(&p, &[]), 2, message);
+    let mut plan = synchub();
+    plan.arg("plan").arg(&p).env("SYNCHUB_LOG", "off");
+    assert_error(&exec(plan), 2, message);
+    // With a step as wide as the span, two partitions.
+    let p = fx.write(
+        "pipeline.yaml",
+        &items_pipeline(1_000_000_000_000_000, &items_columns(50))
+            .replace("precision: 12", "precision: 18"),
+    );
+    let out = fx.run(&p, &["--output", "json"]);
+    assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
+    assert_eq!(summary(&out)["partitions_done"], 2);
+}
+
 #[test]
 fn failed_run_keeps_committed_partitions_and_resumes() {
     let fx = Fixture::new();

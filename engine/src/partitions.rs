@@ -3,7 +3,8 @@
 use connectors::Source;
 use planner::model::DeltaSpec;
 use planner::partition::{
-    delta_window, dimension_ranges, plan_partitions, product, DimRange, Partition, PartitionValue,
+    delta_window, dimension_ranges, plan_partitions, product, too_many_partitions, ColumnBounds,
+    DimRange, Partition, PartitionDimension, PartitionValue,
 };
 use planner::types::PartitionKind;
 use planner::Plan;
@@ -54,6 +55,7 @@ pub async fn run_partitions(
 ) -> Result<RunPartitions, EngineError> {
     let Some(delta) = &plan.delta else {
         let bounds = source.bounds(&plan.dimensions).await?;
+        refuse_too_many(plan, &plan.dimensions, &bounds)?;
         return Ok(RunPartitions {
             partitions: plan_partitions(&plan.dimensions, &bounds),
             next_watermark: None,
@@ -65,6 +67,12 @@ pub async fn run_partitions(
     let bounds = source.bounds(&dims).await?;
     let cursor_bounds = bounds[0];
     let lower = watermark.map(|w| lower_bound(delta, w));
+    // The window runs from the lower bound, not the column's minimum.
+    let mut window_bounds = bounds.clone();
+    if let (Some(l), Some((min, max))) = (lower, cursor_bounds.min_max) {
+        window_bounds[0].min_max = Some((l.max(min), max));
+    }
+    refuse_too_many(plan, &dims, &window_bounds)?;
     let mut cursor_ranges = delta_window(&delta.cursor, lower, &cursor_bounds);
     if !delta.include_nulls {
         cursor_ranges.retain(|r| *r != DimRange::Null);
@@ -100,6 +108,21 @@ pub async fn run_partitions(
         next_watermark,
         warning,
     })
+}
+
+fn refuse_too_many(
+    plan: &Plan,
+    dims: &[PartitionDimension],
+    bounds: &[ColumnBounds],
+) -> Result<(), EngineError> {
+    match too_many_partitions(dims, bounds) {
+        Some(message) => Err(planner::PlannerError::TooManyPartitions {
+            pipeline: plan.pipeline.clone(),
+            message,
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Rows at or after this cursor value are read: the watermark itself is

@@ -51,6 +51,10 @@ pub enum PlannerError {
         problems: Vec<Problem>,
     },
 
+    /// The source's bounds make more partitions than a run can take.
+    #[error("pipeline {pipeline}: {message}")]
+    TooManyPartitions { pipeline: String, message: String },
+
     #[error("{}: not supported yet: {path}", file.display())]
     NotSupported { file: PathBuf, path: String },
 

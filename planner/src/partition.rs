@@ -329,6 +329,97 @@ fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
         .join("__")
 }
 
+/// Months since January 1970 of the month holding `micros`.
+fn month_index(micros: i64) -> i64 {
+    let dt = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
+    (dt.year() as i64 - 1970) * 12 + dt.month0() as i64
+}
+
+/// The most partitions one run takes. A sparse key over a wide span (ids
+/// far apart, a fine step over decades) would otherwise plan billions of
+/// mostly empty ranges and spend the run, and its memory, on bookkeeping.
+pub const MAX_PARTITIONS: u128 = 1_000_000;
+
+/// How many ranges [`split`] makes of `[min, max]`, without making them.
+pub fn range_count(step: Step, min: PartitionValue, max: PartitionValue) -> u128 {
+    let (lo, hi) = (i128::from(min.as_i64()), i128::from(max.as_i64()));
+    let aligned = |lo: i128, hi: i128, n: i128| {
+        let start = lo.div_euclid(n) * n;
+        if hi < start {
+            0
+        } else {
+            ((hi - start) / n + 1) as u128
+        }
+    };
+    match step {
+        Step::Single => u128::from(hi >= lo),
+        Step::Int(n) | Step::Micros(n) => aligned(lo, hi, i128::from(n.max(1))),
+        Step::Months(n) => aligned(
+            i128::from(month_index(min.as_i64())),
+            i128::from(month_index(max.as_i64())),
+            i128::from(n.max(1)),
+        ),
+    }
+}
+
+/// Why the partitions of `dims` over `bounds` are too many to run (more
+/// than [`MAX_PARTITIONS`]), naming the dimension with the most ranges and,
+/// for an integer one, the least step that would do; `None` when they fit.
+pub fn too_many_partitions(dims: &[PartitionDimension], bounds: &[ColumnBounds]) -> Option<String> {
+    let counts: Vec<u128> = dims
+        .iter()
+        .zip(bounds)
+        .map(|(d, b)| {
+            b.min_max.map_or(0, |(lo, hi)| range_count(d.step, lo, hi)) + u128::from(b.has_nulls)
+        })
+        .collect();
+    let total = counts.iter().fold(1u128, |acc, c| acc.saturating_mul(*c));
+    if total <= MAX_PARTITIONS {
+        return None;
+    }
+    let (widest, &count) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
+    let (dim, (lo, hi)) = (&dims[widest], bounds[widest].min_max?);
+    let step = match dim.step {
+        Step::Int(n) => n.to_string(),
+        Step::Micros(n) => format!("{} seconds", n / 1_000_000),
+        Step::Months(n) => format!("{n} months"),
+        Step::Single => "one range".to_string(),
+    };
+    let advice = match dim.step {
+        Step::Int(n) => {
+            // Room left for this dimension once the others take theirs.
+            let room = (MAX_PARTITIONS / (total / count).max(1)).max(1);
+            let span = (i128::from(hi.as_i64()) - i128::from(lo.as_i64()) + 1) as u128;
+            let mut least = nice_step(span.div_ceil(room).max(n as u128 + 1));
+            // Ranges are aligned to multiples of the step: one more may be needed.
+            while least < i64::MAX as u128 && range_count(Step::Int(least as i64), lo, hi) > room {
+                least = nice_step(least + 1);
+            }
+            format!(
+                "raise its step to at least {least} (partition_step, or step in primary_partitions); every range costs its queries, even an empty one"
+            )
+        }
+        _ => "use a longer step or step_unit".to_string(),
+    };
+    Some(format!(
+        "partitioning on \"{}\" in steps of {step} from {lo} to {hi} makes {total} partitions, more than the {MAX_PARTITIONS} a run can take; {advice}",
+        dim.name
+    ))
+}
+
+/// The least of 1, 2 or 5 times a power of ten that is at least `n`.
+fn nice_step(n: u128) -> u128 {
+    let mut unit = 1u128;
+    loop {
+        for m in [1, 2, 5] {
+            if unit * m >= n {
+                return unit * m;
+            }
+        }
+        unit *= 10;
+    }
+}
+
 /// Aligned half-open ranges covering `[min, max]`.
 fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> {
     let mut out = Vec::new();
@@ -359,10 +450,6 @@ fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> 
         }
         Step::Months(n) => {
             let n = n.max(1) as i64;
-            let month_index = |micros: i64| {
-                let dt = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
-                (dt.year() as i64 - 1970) * 12 + dt.month0() as i64
-            };
             let month_start = |idx: i64| {
                 let base = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
                 let date = if idx >= 0 {
@@ -543,6 +630,67 @@ mod tests {
             ..dim(Step::Int(5), PartitionKind::Integer)
         };
         assert_eq!(parts[0].split_by(&[other]), vec![parts[0].clone()]);
+    }
+
+    #[test]
+    fn range_count_is_the_number_of_ranges_split_makes() {
+        let cases = [
+            (
+                Step::Int(10),
+                PartitionValue::Int(-25),
+                PartitionValue::Int(31),
+            ),
+            (Step::Int(7), PartitionValue::Int(0), PartitionValue::Int(0)),
+            (Step::Int(1), PartitionValue::Int(5), PartitionValue::Int(9)),
+            (
+                Step::Micros(3_600_000_000),
+                PartitionValue::Micros(-7_200_000_001),
+                PartitionValue::Micros(86_400_000_000),
+            ),
+            (
+                Step::Months(1),
+                PartitionValue::Micros(0),
+                PartitionValue::Micros(40_000_000_000_000),
+            ),
+            (
+                Step::Months(3),
+                PartitionValue::Micros(-40_000_000_000_000),
+                PartitionValue::Micros(1_000),
+            ),
+            (
+                Step::Single,
+                PartitionValue::Int(3),
+                PartitionValue::Int(90),
+            ),
+        ];
+        for (step, lo, hi) in cases {
+            assert_eq!(
+                range_count(step, lo, hi),
+                split(step, lo, hi).len() as u128,
+                "{step:?} {lo} {hi}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sparse_key_over_a_wide_span_is_refused_with_the_step_that_would_do() {
+        let d = dim(Step::Int(10), PartitionKind::Integer);
+        let wide = ColumnBounds {
+            min_max: Some((
+                PartitionValue::Int(1),
+                PartitionValue::Int(1_000_000_000_000_000),
+            )),
+            has_nulls: false,
+        };
+        assert_eq!(
+            too_many_partitions(std::slice::from_ref(&d), &[wide]).as_deref(),
+            Some("partitioning on \"id\" in steps of 10 from 1 to 1000000000000000 makes 100000000000001 partitions, more than the 1000000 a run can take; raise its step to at least 2000000000 (partition_step, or step in primary_partitions); every range costs its queries, even an empty one")
+        );
+        let fits = ColumnBounds {
+            min_max: Some((PartitionValue::Int(0), PartitionValue::Int(9_999_999))),
+            has_nulls: false,
+        };
+        assert_eq!(too_many_partitions(&[d], &[fits]), None);
     }
 
     #[test]
