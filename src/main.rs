@@ -1,5 +1,7 @@
 //! `synchub`: the command line. Parses arguments, calls the library crates,
-//! prints results. Exit codes: 0 success, 1 failed run, 2 invalid input.
+//! prints results. Exit codes: 0 success, 1 failed run (or the pipeline is
+//! already running), 2 invalid input, 130 cancelled by SIGINT (Ctrl-C), 143
+//! cancelled by SIGTERM.
 
 mod output;
 
@@ -48,6 +50,10 @@ enum Command {
         state_dir: PathBuf,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+        /// When the pipeline is already running, wait for it (at most
+        /// SECONDS when given) instead of exiting 1 at once.
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<Option<u64>>,
     },
     /// Show the operator DAG and the partitions a run would do.
     Plan {
@@ -182,6 +188,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             datastores,
             state_dir,
             output,
+            wait,
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
@@ -190,7 +197,14 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 strategy,
                 datastores,
                 state_dir,
+                wait: match wait {
+                    None => engine::Wait::No,
+                    Some(None) => engine::Wait::Forever,
+                    Some(Some(s)) => engine::Wait::Up(std::time::Duration::from_secs(s)),
+                },
+                ..RunOptions::default()
             };
+            cancel_on_signals(&opts.cancel);
             run_one(&opts, json).await
         }
         Command::Plan {
@@ -204,6 +218,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 strategy,
                 datastores,
                 state_dir: PathBuf::from("./data"),
+                ..RunOptions::default()
             };
             match engine::plan_pipeline(&opts).await {
                 Ok((plan, partitions)) => {
@@ -331,6 +346,16 @@ fn state(command: StateCommand) -> ExitCode {
                 Ok(found) => found,
                 Err(code) => return code,
             };
+            // Held while resetting: a running run would fail after
+            // committing data, and a starting one must not resume what is
+            // being forgotten.
+            let _lock = match engine::lock::hold_unless_running(&state_dir, &pipeline) {
+                Ok(lock) => lock,
+                Err(e) => {
+                    eprintln!("error: {e}; try again once it has finished");
+                    return ExitCode::from(1);
+                }
+            };
             let report = match store {
                 None => engine::state::ResetReport {
                     pipeline: pipeline.clone(),
@@ -374,6 +399,40 @@ fn state(command: StateCommand) -> ExitCode {
     }
 }
 
+/// SIGINT (Ctrl-C) and SIGTERM cancel the run: its open partitions roll
+/// back, it is recorded as cancelled, and its summary is printed. A second
+/// signal while it winds down is ignored; SIGKILL is always there.
+fn cancel_on_signals(cancel: &engine::Cancel) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        for (kind, name) in [
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::terminate(), "SIGTERM"),
+        ] {
+            let Ok(mut stream) = signal(kind) else {
+                continue;
+            };
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::warn!("{name} received: cancelling the run");
+                    cancel.cancel(name);
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel("SIGINT");
+            }
+        });
+    }
+}
+
 async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
     let progress = Arc::new(RunProgress::default());
     let bar = (!json && std::io::stderr().is_terminal())
@@ -394,6 +453,13 @@ async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
             }
             match outcome.error {
                 None => ExitCode::SUCCESS,
+                Some(e @ EngineError::Cancelled(_)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(match opts.cancel.reason().as_deref() {
+                        Some("SIGTERM") => 143,
+                        _ => 130,
+                    })
+                }
                 Some(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(1)
@@ -507,9 +573,8 @@ async fn demo(rows: u64, dir: &std::path::Path) -> ExitCode {
     for pipeline in &layout.pipelines {
         let opts = RunOptions {
             pipeline_file: pipeline.clone(),
-            strategy: None,
-            datastores: None,
             state_dir: layout.state_dir.clone(),
+            ..RunOptions::default()
         };
         println!("\nsynchub run {}", pipeline.display());
         let code = run_one(&opts, false).await;

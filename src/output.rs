@@ -21,16 +21,39 @@ pub fn init_logging(json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SYNCHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // https://no-color.org: any non-empty NO_COLOR turns colours off.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(|| BarAwareStderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_target(false);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// The progress bar on screen, if any: log lines are written with it
+/// cleared and drawn again after, instead of through it.
+static ACTIVE_BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Standard error, written around the progress bar.
+struct BarAwareStderr;
+
+impl std::io::Write for BarAwareStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = ACTIVE_BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// A terminal progress bar fed from the run's live counters.
@@ -42,8 +65,11 @@ pub struct ProgressBar {
 impl ProgressBar {
     pub fn start(progress: Arc<RunProgress>) -> Self {
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            *active = Some(bar.clone());
+        }
         let task = tokio::spawn(async move {
-            let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
                     "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} partitions  {msg}",
@@ -71,6 +97,9 @@ impl ProgressBar {
     }
 
     pub fn finish(self) {
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            *active = None;
+        }
         let _ = self.stop.send(());
         // The bar task ends right after the signal; no need to wait on it.
         drop(self.task);

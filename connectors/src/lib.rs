@@ -11,7 +11,8 @@ pub mod traits;
 
 pub use error::{ConnectorError, ErrorDomain, Result};
 pub use traits::{
-    BatchStream, BucketChecksum, Buckets, Checksum, RunIdentity, Sink, Source, WriteStats,
+    BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, LockAttempt, RunIdentity, Sink,
+    Source, WriteStats,
 };
 
 use planner::model::{MappedColumn, TableRef};

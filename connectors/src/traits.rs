@@ -1,6 +1,5 @@
 //! The two traits every connector implements.
 
-use std::collections::HashSet;
 use std::pin::Pin;
 
 use arrow::record_batch::RecordBatch;
@@ -118,6 +117,32 @@ pub struct RunIdentity {
     pub pipeline: String,
     pub strategy: String,
     pub run_id: String,
+    /// The run's sync fingerprint (`planner::SyncFingerprint::run`), written
+    /// with every checkpoint: a run under another config never trusts it.
+    pub fingerprint: String,
+}
+
+/// A committed partition as the destination records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub partition_id: String,
+    /// Rows the partition's write staged.
+    pub rows: u64,
+    /// The fingerprint of the run that wrote it (`None`: written by an older
+    /// SyncHub that did not record one).
+    pub fingerprint: Option<String>,
+    /// `Sink::table_identity` when it was written.
+    pub table_identity: Option<String>,
+}
+
+/// Whether a destination-side pipeline lock was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    Acquired,
+    /// Another session holds it; what the database says of that session.
+    Held {
+        holder: String,
+    },
 }
 
 /// What committing one partition did.
@@ -166,8 +191,26 @@ pub trait Sink: Send {
         Ok(None)
     }
 
-    /// Partitions of `run` already committed here.
-    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>>;
+    /// What identifies the destination table itself, known once `prepare`
+    /// ran. It changes when the table is dropped and created again, and,
+    /// where the database can tell, when it is truncated or rewritten: a
+    /// checkpoint written under another identity describes rows that may no
+    /// longer be there.
+    fn table_identity(&self) -> String;
+
+    /// The checkpoints of `run` recorded here, whatever their fingerprint
+    /// and table identity; the caller decides which it trusts.
+    async fn checkpoints(&mut self, run: &RunIdentity) -> Result<Vec<Checkpoint>>;
+
+    /// Takes a lock on `key` that excludes other SyncHub processes writing
+    /// this pipeline into this destination, even from other machines, and
+    /// holds it until this writer is dropped. `holder` describes this
+    /// process for the message another one gets. Destinations without such
+    /// a lock answer `Acquired`: the state directory's lock file is then
+    /// the only one.
+    async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<LockAttempt> {
+        Ok(LockAttempt::Acquired)
+    }
 
     /// Opens the partition's transaction.
     async fn begin_partition(&mut self, partition: &Partition) -> Result<()>;

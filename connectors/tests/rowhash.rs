@@ -226,6 +226,7 @@ async fn load_sqlite(pg: &mut PostgresSource, cols: &[MappedColumn], file: &Path
         pipeline: "rowhash".into(),
         strategy: "hash".into(),
         run_id: "1".into(),
+        fingerprint: "test".into(),
     };
     sink.commit_partition(&run, &whole).await.unwrap();
     table

@@ -18,8 +18,14 @@ pub enum EngineError {
     },
     #[error("operator {operator} panicked: {message}")]
     Panicked { operator: String, message: String },
-    #[error("cancelled (interrupted); committed partitions are kept and the next run resumes")]
-    Cancelled,
+    #[error("cancelled ({0}); committed partitions are kept and the next run resumes")]
+    Cancelled(String),
+    /// Another process runs the pipeline.
+    #[error("pipeline {pipeline} is already running ({holder})")]
+    AlreadyRunning { pipeline: String, holder: String },
+    /// A delta watermark that no longer describes the destination.
+    #[error("{0}")]
+    StaleWatermark(String),
     #[error("state store {path}: {message}")]
     State { path: String, message: String },
 }
@@ -29,7 +35,7 @@ impl EngineError {
     /// the CLI exits 2 for these and 1 for failed runs.
     pub fn is_invalid_input(&self) -> bool {
         match self {
-            EngineError::Planner(_) => true,
+            EngineError::Planner(_) | EngineError::StaleWatermark(_) => true,
             EngineError::Connector(e) => {
                 e.domain() == ErrorDomain::User && !matches!(e, ConnectorError::Value(_))
             }

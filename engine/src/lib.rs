@@ -3,13 +3,17 @@
 
 pub mod demo;
 pub mod error;
+pub mod files;
+pub mod lock;
 pub mod partitions;
 pub mod records;
+pub mod resume;
 pub mod run;
 pub mod runtime;
 pub mod state;
 pub mod verify;
 
 pub use error::EngineError;
-pub use run::{plan_pipeline, run_pipeline, RunOptions, RunOutcome, RunSummary};
+pub use lock::Wait;
+pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
 pub use state::StateStore;

@@ -189,9 +189,9 @@ impl RunRecorder {
         };
         let file = log_path
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_or(Ok(()), crate::files::create_private_dir)
             .and_then(|()| {
-                std::fs::OpenOptions::new()
+                crate::files::private_options()
                     .create(true)
                     .append(true)
                     .open(&log_path)
@@ -370,12 +370,17 @@ impl Inner {
         let written = self
             .metrics_path
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_or(Ok(()), crate::files::create_private_dir)
             .and_then(|()| {
                 let mut text =
                     serde_json::to_string_pretty(&metrics).map_err(std::io::Error::other)?;
                 text.push('\n');
-                std::fs::write(&tmp, text)
+                let mut file = crate::files::private_options()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
+                std::io::Write::write_all(&mut file, text.as_bytes())
             })
             .and_then(|()| std::fs::rename(&tmp, &self.metrics_path));
         if let Err(e) = written {
@@ -533,7 +538,7 @@ mod tests {
 
         // A resumed attempt appends to the log and counts in the metrics.
         let r = RunRecorder::start(tmp.path(), "p", "20240101_120000_abc123");
-        r.finish(&summary, Some(&EngineError::Cancelled));
+        r.finish(&summary, Some(&EngineError::Cancelled("SIGTERM".into())));
         drop(r);
         assert_eq!(lines(&log).len(), 6);
         let m: Value = serde_json::from_slice(

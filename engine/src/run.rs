@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use connectors::{open_sink, open_source, RunIdentity};
+use connectors::{open_sink, open_source, LockAttempt, RunIdentity};
 use operators::batcher::Batcher;
 use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
@@ -14,20 +14,95 @@ use operators::populate::Populate;
 use operators::{Operator, OperatorError, RunProgress};
 use planner::partition::Partition;
 use planner::plan::OperatorSpec;
-use planner::{Datastores, Pipeline, Plan};
+use planner::{Datastores, Pipeline, Plan, SyncFingerprint};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
+use crate::lock::{PipelineLock, Wait};
 use crate::partitions::{run_partitions, RunPartitions, Watermark};
+use crate::resume::{check_watermark, choose_run, Resume};
 use crate::runtime::{run_chain, OperatorStats};
-use crate::state::{new_run_id, StateStore};
+use crate::state::{StateStore, WatermarkBinding};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub pipeline_file: PathBuf,
     pub strategy: Option<String>,
     pub datastores: Option<PathBuf>,
     pub state_dir: PathBuf,
+    /// Whether to wait for a run of the same pipeline that holds its lock.
+    pub wait: Wait,
+    /// Cancelled by the caller (the CLI on SIGINT or SIGTERM) to stop the
+    /// run: the open partitions roll back, the run ends `cancelled`.
+    pub cancel: Cancel,
+}
+
+/// A run's cancellation: a token plus the reason given with it.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Cancel {
+    pub fn cancel(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.token.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
+/// Resolves once `cancel` is cancelled, with its reason.
+async fn cancelled(cancel: &Cancel) -> String {
+    cancel.token.cancelled().await;
+    cancel.reason().unwrap_or_else(|| "cancelled".to_string())
+}
+
+/// Takes the destination's own pipeline lock (PostgreSQL: an advisory lock,
+/// which also excludes runs on other machines), waiting as `wait` says.
+async fn lock_destination(
+    sink: &mut dyn connectors::Sink,
+    pipeline: &Pipeline,
+    lock: &PipelineLock,
+    wait: Wait,
+) -> Result<(), EngineError> {
+    let key = format!(
+        "synchub:{}:{}",
+        pipeline.name,
+        pipeline.destination.display_name()
+    );
+    let me = lock.holder();
+    let holder = format!("synchub pid {} on {}", me.pid, me.host);
+    let deadline = wait.deadline();
+    loop {
+        match sink.try_lock(&key, &holder).await? {
+            LockAttempt::Acquired => return Ok(()),
+            LockAttempt::Held { holder } => {
+                let keep_waiting = match deadline {
+                    None => false,
+                    Some(None) => true,
+                    Some(Some(at)) => Instant::now() < at,
+                };
+                if !keep_waiting {
+                    return Err(EngineError::AlreadyRunning {
+                        pipeline: pipeline.name.clone(),
+                        holder: format!("{holder}; it holds the destination's lock"),
+                    });
+                }
+                tokio::time::sleep(crate::lock::POLL).await;
+            }
+        }
+    }
 }
 
 /// What a run did; printed by `synchub run --output json`.
@@ -109,32 +184,64 @@ fn stored_watermark(
 }
 
 /// Runs a pipeline to the end. Errors before the run starts (bad config,
-/// unreachable database, schema conflicts) are returned as `Err`; a run that
-/// starts and then fails returns its summary with `error` set.
+/// unreachable database, schema conflicts, a pipeline already running) are
+/// returned as `Err`; a run that starts and then fails or is cancelled
+/// returns its summary with `error` set.
 pub async fn run_pipeline(
     opts: &RunOptions,
     progress: Arc<RunProgress>,
 ) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
     let (pipeline, plan) = load(opts)?;
+    let fingerprint = SyncFingerprint::of(&pipeline, &plan);
     let state = StateStore::open(&opts.state_dir)?;
+    // Before any database is touched: a second process must neither resume
+    // this one's run nor race it creating tables.
+    let state_dir = opts.state_dir.clone();
+    let (name, wait) = (pipeline.name.clone(), opts.wait);
+    let mut lock =
+        tokio::task::spawn_blocking(move || PipelineLock::acquire(&state_dir, &name, wait))
+            .await
+            .map_err(|e| EngineError::Panicked {
+                operator: "pipeline lock".into(),
+                message: e.to_string(),
+            })??;
 
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
     let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+    lock_destination(sink.as_mut(), &pipeline, &lock, opts.wait).await?;
     sink.prepare().await?;
 
-    let run_id = state
-        .resumable_run(&pipeline.name, &plan.strategy)?
-        .unwrap_or_else(new_run_id);
+    let Resume {
+        run_id,
+        committed,
+        starting_over,
+    } = choose_run(&state, sink.as_mut(), &pipeline, &plan, &fingerprint).await?;
+    if let Some(why) = &starting_over {
+        tracing::warn!("{why}");
+        eprintln!("warning: {why}");
+    }
+    lock.set_run_id(&run_id)?;
     let run = RunIdentity {
         pipeline: pipeline.name.clone(),
         strategy: plan.strategy.clone(),
         run_id: run_id.clone(),
+        fingerprint: fingerprint.run.clone(),
     };
-    let mut committed = state.completed_partitions(&run_id)?;
-    committed.extend(sink.completed_partitions(&run).await?);
     let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
+    if watermark.is_some() {
+        let binding = state.watermark_binding(&pipeline.name, &plan.strategy)?;
+        check_watermark(
+            binding.as_ref(),
+            sink.as_ref(),
+            &pipeline,
+            &plan,
+            &fingerprint,
+        )?;
+    }
+    let destination_identity = sink.table_identity();
+    let started_empty = sink.started_empty();
     let RunPartitions {
         partitions,
         next_watermark,
@@ -245,15 +352,17 @@ pub async fn run_pipeline(
         })
         .collect();
 
-    // Ctrl-C drops the chains: their tasks are aborted, open partition
-    // transactions roll back, and the next run resumes from the checkpoints.
+    // Cancelling drops the chains: their tasks are aborted, an open
+    // partition's transaction rolls back (its connection closes), and the
+    // next run resumes from the checkpoints.
     let result = tokio::select! {
         r = run_lanes(chains, plan.channel_rows, &queue) => r,
-        _ = tokio::signal::ctrl_c() => Err(EngineError::Cancelled),
+        reason = cancelled(&opts.cancel) => Err(EngineError::Cancelled(reason)),
     };
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
     let (status, operators, error) = match result {
         Ok(stats) => ("completed", stats, None),
+        Err(e @ EngineError::Cancelled(_)) => ("cancelled", Vec::new(), Some(e)),
         Err(e) => ("failed", Vec::new(), Some(e)),
     };
     let summary = RunSummary {
@@ -279,8 +388,23 @@ pub async fn run_pipeline(
     })?;
     // The watermark moves only once every partition of the window is in.
     if error.is_none() {
+        let binding = WatermarkBinding {
+            rows_fingerprint: fingerprint.rows.clone(),
+            dest_identity: destination_identity,
+            dest_nonempty: !started_empty || summary.rows_inserted > 0,
+            run_id: run_id.clone(),
+        };
         if let Some(w) = next_watermark {
-            st.set_watermark(&pipeline.name, &plan.strategy, w.kind(), w.0.as_i64())?;
+            st.set_watermark(
+                &pipeline.name,
+                &plan.strategy,
+                w.kind(),
+                w.0.as_i64(),
+                Some(&binding),
+            )?;
+        }
+        if plan.kind == planner::StrategyKind::Full {
+            st.rebind_watermarks(&pipeline.name, &binding)?;
         }
     }
     st.finish_run(

@@ -3,7 +3,8 @@
 //!
 //! For transactional destinations the authoritative checkpoint is the row the
 //! sink writes in the same transaction as the data; this store mirrors it for
-//! history and status, and a resumed run takes the union of both.
+//! history and status only. A resumed run skips what the destination itself
+//! records (see `crate::resume`), never what this file alone says.
 //!
 //! Besides what a run needs, this module answers `synchub state show`,
 //! `state reset`, `state cleanup` and `history`.
@@ -17,7 +18,7 @@ use serde::Serialize;
 use crate::error::EngineError;
 
 /// Bumped when the layout changes; a newer file is refused, not rewritten.
-pub const STATE_VERSION: i64 = 2;
+pub const STATE_VERSION: i64 = 3;
 
 /// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; they run in one
 /// transaction, so a store is always at exactly one version.
@@ -55,7 +56,27 @@ const MIGRATIONS: [&str; STATE_VERSION as usize] = [
      );
      ALTER TABLE runs ADD COLUMN partitions_total INTEGER;
      ALTER TABLE partitions ADD COLUMN rows_deleted INTEGER NOT NULL DEFAULT 0;",
+    // 2 → 3: what a watermark was set against (see `WatermarkBinding`).
+    "ALTER TABLE watermarks ADD COLUMN rows_fingerprint TEXT;
+     ALTER TABLE watermarks ADD COLUMN dest_identity TEXT;
+     ALTER TABLE watermarks ADD COLUMN dest_nonempty INTEGER;
+     ALTER TABLE watermarks ADD COLUMN run_id TEXT;",
 ];
+
+/// What a delta watermark was set against. Rows at or below it are in the
+/// destination only while the destination is that same table, not emptied
+/// since, and filled under the same config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatermarkBinding {
+    /// `SyncFingerprint::rows` of the run that set it.
+    pub rows_fingerprint: String,
+    /// `Sink::table_identity` then.
+    pub dest_identity: String,
+    /// Whether the destination held rows then.
+    pub dest_nonempty: bool,
+    /// The run that set it (or last confirmed it).
+    pub run_id: String,
+}
 
 /// Tables a store of any version may hold; a version-0 file with any other
 /// table is somebody else's database.
@@ -159,10 +180,20 @@ impl StateStore {
     /// Opens (creating when missing) `<dir>/state.db`.
     pub fn open(dir: &Path) -> Result<StateStore, EngineError> {
         let path = dir.join("state.db");
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::State {
+        let io_err = |e: std::io::Error| EngineError::State {
             path: path.display().to_string(),
-            message: format!("cannot create folder: {e}"),
-        })?;
+            message: format!("cannot create: {e}"),
+        };
+        crate::files::create_private_dir(dir).map_err(io_err)?;
+        // Created here as 0600 so SQLite's journal and WAL files, which
+        // take the database file's mode, are private too.
+        crate::files::private_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err)?;
+        crate::files::make_private(&path).map_err(io_err)?;
         Self::open_file(path, OpenFlags::SQLITE_OPEN_CREATE)
     }
 
@@ -343,7 +374,7 @@ impl StateStore {
             .optional()
             .map_err(|e| self.err(e))
             .map(|r| {
-                r.filter(|(_, status)| status != "completed")
+                r.filter(|(_, status)| status != "completed" && status != "abandoned")
                     .map(|(id, _)| id)
             })
     }
@@ -435,6 +466,18 @@ impl StateStore {
         Ok(ids)
     }
 
+    /// Ends an unfinished run that will not be resumed, saying why.
+    pub fn abandon_run(&self, run_id: &str, why: &str) -> Result<(), EngineError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET status = 'abandoned', finished_at = ?2, error = ?3 \
+                 WHERE run_id = ?1 AND status <> 'completed'",
+                params![run_id, now(), why],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     pub fn finish_run(
         &self,
         run_id: &str,
@@ -476,15 +519,77 @@ impl StateStore {
         strategy: &str,
         kind: &str,
         value: i64,
+        binding: Option<&WatermarkBinding>,
     ) -> Result<(), EngineError> {
         if kind != "int" && kind != "micros" {
             return Err(self.err(format!("watermark kind \"{kind}\" is not int or micros")));
         }
         self.conn
             .execute(
-                "INSERT INTO watermarks (pipeline, strategy, kind, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (pipeline, strategy) DO UPDATE SET kind = ?3, value = ?4, updated_at = ?5",
-                params![pipeline, strategy, kind, value, now()],
+                "INSERT INTO watermarks (pipeline, strategy, kind, value, updated_at, rows_fingerprint, dest_identity, dest_nonempty, run_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (pipeline, strategy) DO UPDATE SET kind = ?3, value = ?4, updated_at = ?5, \
+                 rows_fingerprint = ?6, dest_identity = ?7, dest_nonempty = ?8, run_id = ?9",
+                params![
+                    pipeline,
+                    strategy,
+                    kind,
+                    value,
+                    now(),
+                    binding.map(|b| &b.rows_fingerprint),
+                    binding.map(|b| &b.dest_identity),
+                    binding.map(|b| b.dest_nonempty),
+                    binding.map(|b| &b.run_id)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// What the watermark of `pipeline`/`strategy` was set against; `None`
+    /// when there is no watermark or an older SyncHub set it.
+    pub fn watermark_binding(
+        &self,
+        pipeline: &str,
+        strategy: &str,
+    ) -> Result<Option<WatermarkBinding>, EngineError> {
+        self.conn
+            .query_row(
+                "SELECT rows_fingerprint, dest_identity, dest_nonempty, run_id FROM watermarks \
+                 WHERE pipeline = ?1 AND strategy = ?2 AND rows_fingerprint IS NOT NULL",
+                params![pipeline, strategy],
+                |r| {
+                    Ok(WatermarkBinding {
+                        rows_fingerprint: r.get(0)?,
+                        dest_identity: r.get(1)?,
+                        dest_nonempty: r.get(2)?,
+                        run_id: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Binds every watermark of `pipeline` to the destination as a complete
+    /// full run left it: it then holds every row the config selects, so rows
+    /// past each watermark are all a delta needs to read.
+    pub fn rebind_watermarks(
+        &self,
+        pipeline: &str,
+        binding: &WatermarkBinding,
+    ) -> Result<(), EngineError> {
+        self.conn
+            .execute(
+                "UPDATE watermarks SET rows_fingerprint = ?2, dest_identity = ?3, dest_nonempty = ?4, run_id = ?5 \
+                 WHERE pipeline = ?1",
+                params![
+                    pipeline,
+                    binding.rows_fingerprint,
+                    binding.dest_identity,
+                    binding.dest_nonempty,
+                    binding.run_id
+                ],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -702,7 +807,7 @@ impl StateStore {
             let runs = {
                 let mut stmt = self.conn.prepare(
                     "SELECT run_id, pipeline, strategy, status, started_at, finished_at, error FROM runs r \
-                     WHERE status IN ('completed', 'failed') \
+                     WHERE status IN ('completed', 'failed', 'cancelled', 'abandoned') \
                        AND COALESCE(finished_at, started_at) < ?1 \
                        AND run_id <> (SELECT l.run_id FROM runs l \
                                       WHERE l.pipeline = r.pipeline AND l.strategy = r.strategy \
@@ -768,6 +873,13 @@ pub fn cleanup(state_dir: &Path, days: u32) -> Result<CleanupReport, EngineError
     let Some(store) = StateStore::open_existing(state_dir)? else {
         return Ok(report);
     };
+    // Held until the end: no run of any pipeline starts while its runs and
+    // files are being removed, and none may be running now.
+    let _locks = store
+        .pipelines()?
+        .iter()
+        .map(|p| crate::lock::PipelineLock::acquire(state_dir, p, crate::lock::Wait::No))
+        .collect::<Result<Vec<_>, _>>()?;
     let (runs, partitions) = store.remove_runs_before(&cutoff)?;
     for r in &runs {
         let removed = crate::records::remove_run_files(state_dir, &r.pipeline, &r.run_id);
@@ -859,7 +971,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "state store {}: written by a newer SyncHub (state version 99, this build reads 2); upgrade synchub or use another --state-dir",
+                "state store {}: written by a newer SyncHub (state version 99, this build reads 3); upgrade synchub or use another --state-dir",
                 dir.path().join("state.db").display()
             )
         );
@@ -893,7 +1005,7 @@ mod tests {
         assert_eq!(runs[0].partitions_done, 2);
         assert_eq!(runs[0].partitions_total, Some(2));
         assert_eq!(s.watermark("p", "full").unwrap(), None);
-        s.set_watermark("p", "full", "int", 42).unwrap();
+        s.set_watermark("p", "full", "int", 42, None).unwrap();
         assert_eq!(
             s.watermark("p", "full").unwrap(),
             Some(("int".to_string(), 42))
@@ -1005,9 +1117,9 @@ mod tests {
     fn watermark_kind_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let s = StateStore::open(dir.path()).unwrap();
-        s.set_watermark("p", "delta", "micros", 1_705_320_000_000_000)
+        s.set_watermark("p", "delta", "micros", 1_705_320_000_000_000, None)
             .unwrap();
-        assert!(s.set_watermark("p", "delta", "float", 1).is_err());
+        assert!(s.set_watermark("p", "delta", "float", 1, None).is_err());
         let state = s.pipeline_state("p", None).unwrap();
         assert_eq!(state.len(), 1);
         assert_eq!(state[0].strategy, "delta");
@@ -1027,8 +1139,8 @@ mod tests {
         }
         s.start_run("q1", "q", "delta").unwrap();
         s.record_partition("q1", "a", 1, 0, 0).unwrap();
-        s.set_watermark("p", "delta", "int", 7).unwrap();
-        s.set_watermark("q", "delta", "int", 8).unwrap();
+        s.set_watermark("p", "delta", "int", 7, None).unwrap();
+        s.set_watermark("q", "delta", "int", 8, None).unwrap();
 
         let r = s.reset("p", Some("delta")).unwrap();
         assert_eq!(

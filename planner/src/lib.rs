@@ -3,6 +3,7 @@
 pub mod config;
 pub mod datastores;
 pub mod error;
+pub mod fingerprint;
 pub mod model;
 pub mod partition;
 pub mod plan;
@@ -11,5 +12,6 @@ pub mod yaml;
 
 pub use datastores::{Datastore, Datastores, Secret};
 pub use error::{PlannerError, Problem};
+pub use fingerprint::SyncFingerprint;
 pub use model::{Pipeline, StrategyKind};
 pub use plan::{OperatorSpec, Plan};

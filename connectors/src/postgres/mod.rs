@@ -8,8 +8,6 @@
 
 pub mod codec;
 
-use std::collections::HashSet;
-
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
@@ -25,7 +23,8 @@ use tokio_postgres::{Client, CopyInSink, NoTls};
 use crate::conform::{check_fits, value_error};
 use crate::sql;
 use crate::traits::{
-    BatchStream, BucketChecksum, Buckets, Checksum, RunIdentity, Sink, Source, WriteStats,
+    BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, LockAttempt, RunIdentity, Sink,
+    Source, WriteStats,
 };
 use crate::{ConnectorError, Result};
 use codec::{BatchEncoder, ColumnDecoder};
@@ -751,6 +750,20 @@ impl ReadState {
     }
 }
 
+/// Runs `CREATE … IF NOT EXISTS`. Two sessions creating the same object at
+/// once can still collide in the catalog (a unique violation on
+/// `pg_type_typname_nsp_index` or `pg_namespace_nspname_index`); the loser
+/// finds it there on a second try.
+async fn create_if_missing(client: &Client, ddl: &str) -> Result<()> {
+    match client.batch_execute(ddl).await {
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            client.batch_execute(ddl).await?;
+            Ok(())
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Name of the table holding committed partitions, beside the destination.
 pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
 const STAGE_TABLE: &str = "_synchub_stage";
@@ -781,6 +794,8 @@ pub struct PostgresSink {
     pending_deletes: Vec<RecordBatch>,
     /// Rows this writer committed straight into the table.
     loaded: u64,
+    /// `Sink::table_identity`, read by `prepare`.
+    identity: String,
 }
 
 impl PostgresSink {
@@ -809,6 +824,7 @@ impl PostgresSink {
             direct: false,
             pending_deletes: Vec::new(),
             loaded: 0,
+            identity: String::new(),
         })
     }
 
@@ -879,8 +895,7 @@ impl PostgresSink {
             self.qualified()
         );
         tracing::info!(table = %self.qualified(), "creating destination table");
-        self.client.batch_execute(&ddl).await?;
-        Ok(())
+        create_if_missing(&self.client, &ddl).await
     }
 
     fn key_list(&self) -> String {
@@ -1133,17 +1148,17 @@ impl Sink for PostgresSink {
         writer.merge_changes_sql = self.merge_changes_sql.clone();
         writer.rows_are_changes = self.rows_are_changes;
         writer.direct = self.direct;
+        writer.identity = self.identity.clone();
         Ok(Some(Box::new(writer)))
     }
 
     async fn prepare(&mut self) -> Result<()> {
         if let Some(schema) = &self.table.schema {
-            self.client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}",
-                    quote_ident(schema)
-                ))
-                .await?;
+            create_if_missing(
+                &self.client,
+                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
+            )
+            .await?;
         }
         let mut existing = self.existing_columns().await?;
         if existing.is_empty() {
@@ -1206,15 +1221,54 @@ impl Sink for PostgresSink {
             )
             .await?
             .get::<_, bool>(0);
-        self.client
-            .batch_execute(&format!(
+        create_if_missing(
+            &self.client,
+            &format!(
                 "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, strategy text NOT NULL, \
                  run_id text NOT NULL, partition_id text NOT NULL, rows bigint NOT NULL, \
                  committed_at timestamptz NOT NULL DEFAULT now(), \
+                 fingerprint text, table_identity text, \
                  PRIMARY KEY (pipeline, strategy, run_id, partition_id))",
                 self.checkpoint_table()
-            ))
+            ),
+        )
+        .await?;
+        // Checkpoint tables of SyncHub before 0.2 lack the two columns; their
+        // rows then match no run, which starts over.
+        let columns: i64 = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                 AND attname IN ('fingerprint', 'table_identity') AND NOT attisdropped",
+                &[&self.checkpoint_table()],
+            )
+            .await?
+            .get(0);
+        if columns < 2 {
+            self.client
+                .batch_execute(&format!(
+                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS fingerprint text, \
+                     ADD COLUMN IF NOT EXISTS table_identity text",
+                    self.checkpoint_table()
+                ))
+                .await?;
+        }
+        // The OID changes when the table is dropped and created again, the
+        // file node when it is truncated (or rewritten by VACUUM FULL,
+        // CLUSTER or a type change: then a resume starts over, which is safe).
+        let row = self
+            .client
+            .query_one(
+                "SELECT c.oid::bigint, pg_relation_filenode(c.oid)::bigint FROM pg_class c \
+                 WHERE c.oid = to_regclass($1)",
+                &[&self.qualified()],
+            )
             .await?;
+        self.identity = format!(
+            "postgres:{}:{}",
+            row.get::<_, i64>(0),
+            row.get::<_, Option<i64>>(1).unwrap_or(0)
+        );
         Ok(())
     }
 
@@ -1222,18 +1276,77 @@ impl Sink for PostgresSink {
         self.direct
     }
 
-    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
+    fn table_identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    async fn checkpoints(&mut self, run: &RunIdentity) -> Result<Vec<Checkpoint>> {
         let rows = self
             .client
             .query(
                 &format!(
-                    "SELECT partition_id FROM {} WHERE pipeline = $1 AND strategy = $2 AND run_id = $3",
+                    "SELECT partition_id, rows, fingerprint, table_identity FROM {} \
+                     WHERE pipeline = $1 AND strategy = $2 AND run_id = $3",
                     self.checkpoint_table()
                 ),
                 &[&run.pipeline, &run.strategy, &run.run_id],
             )
             .await?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| Checkpoint {
+                partition_id: r.get(0),
+                rows: r.get::<_, i64>(1).max(0) as u64,
+                fingerprint: r.get(2),
+                table_identity: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn try_lock(&mut self, key: &str, holder: &str) -> Result<LockAttempt> {
+        // A session-level advisory lock: held while this connection lives,
+        // released by the server when the process dies, whatever machine
+        // it ran on.
+        let taken: bool = self
+            .client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await?
+            .get(0);
+        if taken {
+            self.client
+                .execute(
+                    "SELECT set_config('application_name', $1, false)",
+                    &[&holder],
+                )
+                .await?;
+            return Ok(LockAttempt::Acquired);
+        }
+        let row = self
+            .client
+            .query_opt(
+                "SELECT a.application_name, coalesce(host(a.client_addr), 'local socket'), \
+                 to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') \
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                 AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended($1, 0) LIMIT 1",
+                &[&key],
+            )
+            .await?;
+        Ok(LockAttempt::Held {
+            holder: match row {
+                Some(r) => format!(
+                    "{}, connected from {} since {} UTC",
+                    r.get::<_, String>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2)
+                ),
+                None => "a session that has just let go".to_string(),
+            },
+        })
     }
 
     async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
@@ -1340,11 +1453,21 @@ impl Sink for PostgresSink {
         self.client
             .execute(
                 &format!(
-                    "INSERT INTO {} (pipeline, strategy, run_id, partition_id, rows) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = EXCLUDED.rows, committed_at = now()",
+                    "INSERT INTO {} (pipeline, strategy, run_id, partition_id, rows, fingerprint, table_identity) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = EXCLUDED.rows, \
+                     committed_at = now(), fingerprint = EXCLUDED.fingerprint, table_identity = EXCLUDED.table_identity",
                     self.checkpoint_table()
                 ),
-                &[&run.pipeline, &run.strategy, &run.run_id, &partition.id, &(staged as i64)],
+                &[
+                    &run.pipeline,
+                    &run.strategy,
+                    &run.run_id,
+                    &partition.id,
+                    &(staged as i64),
+                    &run.fingerprint,
+                    &self.identity,
+                ],
             )
             .await?;
         self.client.batch_execute("COMMIT").await?;

@@ -6,7 +6,6 @@
 pub mod codec;
 mod thread;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
@@ -25,7 +24,8 @@ use rusqlite::{Connection, OpenFlags};
 use crate::conform::{check_fits, value_error};
 use crate::sql;
 use crate::traits::{
-    BatchStream, BucketChecksum, Buckets, Checksum, RunIdentity, Sink, Source, WriteStats,
+    BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, RunIdentity, Sink, Source,
+    WriteStats,
 };
 use crate::{ConnectorError, Result};
 use codec::{ColumnDecoder, ColumnEncoder};
@@ -597,6 +597,8 @@ pub struct SqliteSink {
     empty_at_start: bool,
     /// Rows written into the open partition.
     written: u64,
+    /// `Sink::table_identity`, read by `prepare`.
+    identity: String,
 }
 
 impl SqliteSink {
@@ -611,6 +613,7 @@ impl SqliteSink {
             open_partition: None,
             empty_at_start: false,
             written: 0,
+            identity: String::new(),
         })
     }
 }
@@ -762,9 +765,42 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {CHECKPOINT_TABLE} (pipeline TEXT NOT NULL, strategy TEXT NOT NULL, \
          run_id TEXT NOT NULL, partition_id TEXT NOT NULL, rows INTEGER NOT NULL, committed_at TEXT NOT NULL, \
+         fingerprint TEXT, table_identity TEXT, \
          PRIMARY KEY (pipeline, strategy, run_id, partition_id))"
     ))?;
+    // Checkpoint tables of SyncHub before 0.2 lack the two columns; their
+    // rows then match no run, which starts over.
+    let present: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM pragma_table_info('{CHECKPOINT_TABLE}') \
+             WHERE name IN ('fingerprint', 'table_identity')"
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    if present < 2 {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {CHECKPOINT_TABLE} ADD COLUMN fingerprint TEXT; \
+             ALTER TABLE {CHECKPOINT_TABLE} ADD COLUMN table_identity TEXT;"
+        ))?;
+    }
     Ok(())
+}
+
+/// The table's root page and a digest of its `CREATE` statement: a table
+/// dropped and created again (by hand, or with another definition) mostly
+/// gets another of either. SQLite has no TRUNCATE to detect; an emptied
+/// table is caught by the caller seeing it empty.
+fn table_identity(conn: &Connection, table: &str) -> Result<String> {
+    let (root, sql): (i64, String) = conn.query_row(
+        "SELECT rootpage, coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(format!(
+        "sqlite:{root}:{:016x}",
+        crate::rowhash::row_hash(sql.as_bytes())
+    ))
 }
 
 #[async_trait]
@@ -772,7 +808,7 @@ impl Sink for SqliteSink {
     async fn prepare(&mut self) -> Result<()> {
         let table = self.table.clone();
         let specs = self.specs.clone();
-        self.empty_at_start = self
+        (self.empty_at_start, self.identity) = self
             .conn
             .run(move |conn| {
                 prepare_table(conn, &table, &specs)?;
@@ -781,7 +817,7 @@ impl Sink for SqliteSink {
                     [],
                     |r| r.get(0),
                 )?;
-                Ok(!any)
+                Ok((!any, table_identity(conn, &table)?))
             })
             .await?;
         Ok(())
@@ -791,18 +827,31 @@ impl Sink for SqliteSink {
         self.empty_at_start
     }
 
-    async fn completed_partitions(&mut self, run: &RunIdentity) -> Result<HashSet<String>> {
+    fn table_identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    async fn checkpoints(&mut self, run: &RunIdentity) -> Result<Vec<Checkpoint>> {
         let run = run.clone();
-        self.conn.run(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT partition_id FROM {CHECKPOINT_TABLE} WHERE pipeline = ?1 AND strategy = ?2 AND run_id = ?3"
+        self.conn
+            .run(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                "SELECT partition_id, rows, fingerprint, table_identity FROM {CHECKPOINT_TABLE} \
+                 WHERE pipeline = ?1 AND strategy = ?2 AND run_id = ?3"
             ))?;
-            let ids = stmt
-                .query_map([&run.pipeline, &run.strategy, &run.run_id], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<HashSet<_>>>()?;
-            Ok(ids)
-        })
-        .await
+                let checkpoints = stmt
+                    .query_map([&run.pipeline, &run.strategy, &run.run_id], |r| {
+                        Ok(Checkpoint {
+                            partition_id: r.get(0)?,
+                            rows: r.get::<_, i64>(1)?.max(0) as u64,
+                            fingerprint: r.get(2)?,
+                            table_identity: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(checkpoints)
+            })
+            .await
     }
 
     async fn begin_partition(&mut self, partition: &Partition) -> Result<()> {
@@ -962,6 +1011,7 @@ impl Sink for SqliteSink {
         let specs = self.specs.clone();
         let table = quote_ident(&self.table);
         let run = run.clone();
+        let identity = self.identity.clone();
         let partition_id = partition.id.clone();
         let deleted = std::mem::take(&mut self.deleted);
         let direct = self
@@ -971,11 +1021,12 @@ impl Sink for SqliteSink {
             let record_checkpoint = |conn: &Connection, rows: i64| {
                 conn.execute(
                     &format!(
-                        "INSERT INTO {CHECKPOINT_TABLE} (pipeline, strategy, run_id, partition_id, rows, committed_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%d %H:%M:%f', 'now')) \
-                         ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = excluded.rows"
+                        "INSERT INTO {CHECKPOINT_TABLE} (pipeline, strategy, run_id, partition_id, rows, committed_at, fingerprint, table_identity) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, strftime('%Y-%m-%d %H:%M:%f', 'now'), ?6, ?7) \
+                         ON CONFLICT (pipeline, strategy, run_id, partition_id) DO UPDATE SET rows = excluded.rows, \
+                         fingerprint = excluded.fingerprint, table_identity = excluded.table_identity"
                     ),
-                    rusqlite::params![run.pipeline, run.strategy, run.run_id, partition_id, rows],
+                    rusqlite::params![run.pipeline, run.strategy, run.run_id, partition_id, rows, run.fingerprint, identity],
                 )
             };
             if let Some(written) = direct {
