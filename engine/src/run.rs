@@ -213,6 +213,17 @@ pub async fn run_pipeline(
     lock_destination(sink.as_mut(), &pipeline, &lock, opts.wait).await?;
     sink.prepare().await?;
 
+    let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
+    if watermark.is_some() {
+        let binding = state.watermark_binding(&pipeline.name, &plan.strategy)?;
+        check_watermark(
+            binding.as_ref(),
+            sink.as_ref(),
+            &pipeline,
+            &plan,
+            &fingerprint,
+        )?;
+    }
     let Resume {
         run_id,
         committed,
@@ -229,17 +240,6 @@ pub async fn run_pipeline(
         run_id: run_id.clone(),
         fingerprint: fingerprint.run.clone(),
     };
-    let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
-    if watermark.is_some() {
-        let binding = state.watermark_binding(&pipeline.name, &plan.strategy)?;
-        check_watermark(
-            binding.as_ref(),
-            sink.as_ref(),
-            &pipeline,
-            &plan,
-            &fingerprint,
-        )?;
-    }
     let destination_identity = sink.table_identity();
     let started_empty = sink.started_empty();
     let RunPartitions {
