@@ -102,8 +102,10 @@ pub struct RunRecord {
 /// in `synchub state show`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunInfo {
-    /// Its status is `running`, `completed` or `failed`; a run whose process
-    /// died stays `running` until the next run of its strategy resumes it.
+    /// Its status is `running`, `completed`, `failed`, `cancelled` (SIGINT or
+    /// SIGTERM) or `abandoned` (its checkpoints no longer described the
+    /// destination, and a new run started over); a run whose process died
+    /// stays `running` until the next run of its strategy resumes it.
     #[serde(flatten)]
     pub run: RunRecord,
     /// Rows in the committed partitions (every attempt of a resumed run):
