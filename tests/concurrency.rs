@@ -261,7 +261,8 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
         &pg.client,
         "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'synchub pid %'",
     )
-    .await?
+    .await
+    .unwrap()
         == 0
     {
         assert!(Instant::now() < deadline, "the first run never locked");
@@ -292,7 +293,10 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     // With --wait each runs once the other is done.
     let third = start(&pg.pipeline, "full", &one, &["--wait", "120"]);
     let waited = start(&pg.pipeline, "hash", &two, &["--wait", "120"]);
-    for out in [third.wait_with_output()?, waited.wait_with_output()?] {
+    for out in [
+        third.wait_with_output().unwrap(),
+        waited.wait_with_output().unwrap(),
+    ] {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     }
     pg.assert_exact("two state directories").await
@@ -380,7 +384,8 @@ async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
         }
         let killed = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()?;
+            .status()
+            .unwrap();
         assert!(killed.success());
         let out = child.wait_with_output()?;
         assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
@@ -394,7 +399,7 @@ async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
             "{summary}"
         );
         let done = summary["partitions_done"].as_i64().unwrap();
-        assert!(done >= 2 && done < 11, "{summary}");
+        assert!((2..11).contains(&done), "{summary}");
         // Nothing but whole partitions reached the destination.
         let committed = common::scalar(&pg.client, &checkpoints).await? - before;
         assert_eq!(committed, done, "{summary}");
