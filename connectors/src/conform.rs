@@ -1,8 +1,8 @@
 //! Checks that every value of a batch fits its destination column, so a value
 //! is never truncated or rounded silently, and errors name the row's key.
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::Decimal128Type;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Decimal128Type, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use planner::types::{ColumnSpec, ColumnType};
 
@@ -50,6 +50,26 @@ pub fn duplicate_key(rows: &str) -> ConnectorError {
         "{rows}: the unique_column values must identify one row each; \
          remove the duplicates from the source or map columns that are unique as unique_column"
     ))
+}
+
+/// A batch of decoded columns in the destination's schema. A NULL in a
+/// unique column is named (column and row) instead of Arrow's "declared as
+/// non-nullable but contains null values".
+pub fn keyed_batch(
+    schema: SchemaRef,
+    arrays: Vec<ArrayRef>,
+    columns: &[ColumnSpec],
+) -> Result<RecordBatch> {
+    for (c, array) in columns.iter().zip(&arrays) {
+        if c.unique && array.null_count() > 0 {
+            let row = (0..array.len()).find(|&r| array.is_null(r)).unwrap_or(0);
+            return Err(ConnectorError::NullKey {
+                column: c.name.clone(),
+                row,
+            });
+        }
+    }
+    Ok(RecordBatch::try_new(schema, arrays)?)
 }
 
 /// Fails on the first value longer than its varchar or wider than its decimal.

@@ -20,6 +20,10 @@ pub enum ConnectorError {
     /// A value cannot be represented in the destination type.
     #[error("{0}")]
     Value(String),
+    /// A unique (key) column read as NULL, at `row` of its batch; the
+    /// reader that knows the partition names it (see `Fetch`).
+    #[error("unique column \"{column}\" is NULL in row {row} of a page read from the source")]
+    NullKey { column: String, row: usize },
     /// A type the connector cannot read or write yet.
     #[error("{0}")]
     Unsupported(String),
@@ -42,6 +46,7 @@ impl ConnectorError {
             }
             ConnectorError::Schema(_)
             | ConnectorError::Value(_)
+            | ConnectorError::NullKey { .. }
             | ConnectorError::Unsupported(_) => ErrorDomain::User,
         }
     }

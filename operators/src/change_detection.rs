@@ -19,7 +19,7 @@ use planner::model::quote_ident;
 use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
 
 use crate::message::{ChangeSet, Message};
-use crate::operator::{Operator, OperatorError, Output, Result};
+use crate::operator::{name_null_key, Operator, OperatorError, Output, Result};
 
 pub struct ChangeDetection {
     source: Box<dyn Source>,
@@ -502,7 +502,10 @@ impl Operator for ChangeDetection {
 
     async fn on_partition_start(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
         if self.partitions_only {
-            let (s, d) = self.checksums_by_reading(&p).await?;
+            let (s, d) = self
+                .checksums_by_reading(&p)
+                .await
+                .map_err(|e| name_null_key(e, &p.id, None))?;
             let equal = s == d;
             let empty = RecordBatch::new_empty(self.key_schema.clone());
             out.send(Message::PartitionStart(p)).await?;
@@ -515,7 +518,10 @@ impl Operator for ChangeDetection {
             .await?;
             return Ok(());
         }
-        let (leaves, equal_rows) = self.differing_leaves(&p).await?;
+        let (leaves, equal_rows) = self
+            .differing_leaves(&p)
+            .await
+            .map_err(|e| name_null_key(e, &p.id, None))?;
         let mut own = ChangeSet {
             all_rows: false,
             unchanged: equal_rows,

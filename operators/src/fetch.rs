@@ -8,7 +8,7 @@ use planner::partition::Partition;
 
 use crate::keys::KeySet;
 use crate::message::{ChangeSet, Message};
-use crate::operator::{Operator, Output, Result};
+use crate::operator::{name_null_key, Operator, Output, Result};
 use crate::progress::RunProgress;
 
 /// What starts a read.
@@ -53,8 +53,10 @@ impl Fetch {
         out: &mut Output,
     ) -> Result<()> {
         let mut batches = self.source.read(p, self.page_rows).await?;
+        let mut rows_before = 0;
         while let Some(batch) = batches.next().await {
-            let mut batch = batch?;
+            let mut batch = batch.map_err(|e| name_null_key(e.into(), &p.id, Some(rows_before)))?;
+            rows_before += batch.num_rows();
             RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
             if let Some((set, key_columns)) = keys {
                 let columns: Vec<_> = key_columns

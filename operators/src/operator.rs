@@ -24,6 +24,29 @@ pub enum OperatorError {
 
 pub type Result<T, E = OperatorError> = std::result::Result<T, E>;
 
+/// Names the partition (and, when the reader counted them, the row) of a
+/// NULL read in a unique column; other errors pass through.
+pub fn name_null_key(
+    e: OperatorError,
+    partition: &str,
+    rows_before: Option<usize>,
+) -> OperatorError {
+    match e {
+        OperatorError::Connector(ConnectorError::NullKey { column, row }) => {
+            let at = match rows_before {
+                Some(before) => format!("partition {partition}, row {} read", before + row + 1),
+                None => format!("partition {partition}"),
+            };
+            OperatorError::Other(format!(
+                "{at}: unique column \"{column}\" is NULL; a key identifies its row and cannot be \
+                 NULL: leave such rows out with a filter on the source (IS NOT NULL) or map a \
+                 column that is never NULL as unique_column"
+            ))
+        }
+        other => other,
+    }
+}
+
 /// Where an operator sends its messages; counts what it sends.
 pub struct Output {
     sender: Option<RowSender>,

@@ -276,7 +276,8 @@ impl ColumnDecoder {
         let unsupported = || {
             ConnectorError::Unsupported(format!(
                 "source column \"{name}\" has PostgreSQL type {}, which SyncHub cannot read as \
-                 {target}; cast it in the source expression",
+                 {target}; map it with a data_type that can hold it (text holds every type), \
+                 or read it through a view that converts it",
                 source_type.name()
             ))
         };
@@ -1635,7 +1636,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "source column \"x\" has PostgreSQL type int8, which SyncHub cannot read as uuid; \
-             cast it in the source expression"
+             map it with a data_type that can hold it (text holds every type), or read it \
+             through a view that converts it"
         );
         assert!(ColumnDecoder::new("x", &Type::INET, &ColumnType::Text).is_err());
         assert!(ColumnDecoder::new("x", &Type::FLOAT8, &ColumnType::Float32).is_err());

@@ -20,7 +20,7 @@ use planner::types::{arrow_schema, ColumnSpec};
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{Client, CopyInSink, NoTls};
 
-use crate::conform::{check_fits, value_error};
+use crate::conform::{check_fits, keyed_batch, value_error};
 use crate::sql;
 use crate::traits::{
     BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, LockAttempt, RunIdentity, Sink,
@@ -716,7 +716,7 @@ impl ReadState {
             return Ok(None);
         }
         let arrays: Vec<ArrayRef> = self.decoders.iter_mut().map(|d| d.finish()).collect();
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
+        let batch = keyed_batch(self.schema.clone(), arrays, &self.specs)?;
         check_fits(&batch, &self.specs)?;
         Ok(Some(batch))
     }

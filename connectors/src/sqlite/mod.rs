@@ -522,7 +522,7 @@ fn finish_batch(
     decoders: &mut [ColumnDecoder],
 ) -> Result<RecordBatch> {
     let arrays: Vec<ArrayRef> = decoders.iter_mut().map(|d| d.finish()).collect();
-    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    let batch = crate::conform::keyed_batch(schema.clone(), arrays, specs)?;
     check_fits(&batch, specs)?;
     Ok(batch)
 }
