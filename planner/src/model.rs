@@ -673,9 +673,9 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
 
 fn transform_message(t: &str) -> String {
     if t.trim_start().starts_with("lambda") {
-        "Python lambda transforms are not supported: write a SQL expression instead, e.g. transform: \"round(total_amount * 1.1, 2)\"".to_string()
+        "not supported yet: transform (Python lambdas never will be; SQL transforms such as \"round(total_amount * 1.1, 2)\" are planned): remove it and compute the value in a view over the source table".to_string()
     } else {
-        "not supported yet: transform".to_string()
+        "not supported yet: transform: remove it and compute the value in a view over the source table".to_string()
     }
 }
 
