@@ -581,11 +581,19 @@ fn resolve_postgres(
         message,
     };
     let mut problems = Vec::new();
-    let url = match c.url.as_ref().and_then(EnvString::non_empty) {
-        Some(u) => url::parse(u).unwrap_or_else(|message| {
+    let mut url_unreadable = false;
+    let url = match c
+        .url
+        .as_ref()
+        .and_then(EnvString::non_empty)
+        .map(url::parse)
+    {
+        Some(Ok(u)) => u,
+        Some(Err(message)) => {
+            url_unreadable = true;
             problems.push(problem("url", format!("not a PostgreSQL URL: {message}")));
             url::PgUrl::default()
-        }),
+        }
         None => url::PgUrl::default(),
     };
     // Where a setting came from, for a problem with it.
@@ -632,7 +640,8 @@ fn resolve_postgres(
         _ => {}
     }
     let dbname = given(&c.dbname).or(url.dbname);
-    if dbname.is_none() {
+    // A URL that did not parse may well have held the database.
+    if dbname.is_none() && !url_unreadable {
         problems.push(problem(
             "dbname",
             "a postgres datastore needs dbname".to_string(),
@@ -856,7 +865,6 @@ mod tests {
             err.to_string(),
             "/conf/ds.yaml: datastores.lite.connection.sslmode: a sqlite datastore takes no sslmode; it is a file, named by path\n\
              /conf/ds.yaml: datastores.pg.connection.url: not a PostgreSQL URL: the port must be a number from 1 to 65535\n\
-             /conf/ds.yaml: datastores.pg.connection.dbname: a postgres datastore needs dbname\n\
              /conf/ds.yaml: datastores.pg2.connection.url: unknown sslmode \"verify\"; valid: disable, prefer, require, verify-ca, verify-full\n\
              /conf/ds.yaml: datastores.pg2.connection.sslkey: sslcert needs sslkey, the client certificate's private key"
         );
