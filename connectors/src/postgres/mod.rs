@@ -95,10 +95,25 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
             spawn_connection(cfg.connect(connector).await)
         }
     };
-    opened.map_err(|e| match tls::describe_failure(&e, tls, host) {
-        Some(reason) => ConnectorError::Config(fail(reason)),
-        None => ConnectorError::Unreachable(fail(describe_connect_error(&e))),
-    })
+    let e = match opened {
+        Ok(client) => return Ok(client),
+        Err(e) => e,
+    };
+    let Some(reason) = tls::describe_failure(&e, tls, host) else {
+        return Err(ConnectorError::Unreachable(fail(describe_connect_error(
+            &e,
+        ))));
+    };
+    if tls.sslmode != SslMode::Prefer {
+        return Err(ConnectorError::Config(fail(reason)));
+    }
+    // libpq's prefer, too, goes on in plain when the handshake fails (a
+    // server that offers only TLS 1.0, say, which rustls does not speak):
+    // the connections that worked before TLS came in keep working.
+    tracing::warn!(datastore = %name, "{}; connecting without TLS", redact_url_password(&reason));
+    cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    spawn_connection(cfg.connect(NoTls).await)
+        .map_err(|e| ConnectorError::Unreachable(fail(describe_connect_error(&e))))
 }
 
 /// The client, its connection driven by a task of its own.

@@ -3,8 +3,8 @@
 //! `require` has an `sslrootcert`, which makes it verify-ca, as in libpq),
 //! `verify-ca` checks the chain, `verify-full` the chain and the host name.
 //!
-//! `prefer` falls back to plain TCP when the server offers no TLS; unlike
-//! libpq it does not retry in plain after a failed handshake.
+//! `prefer` goes on in plain TCP when the server offers no TLS or the
+//! handshake fails, as libpq's does.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
