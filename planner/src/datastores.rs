@@ -107,7 +107,8 @@ impl Serialize for Masked {
 }
 
 /// `text` with the password of every `scheme://user:password@` in it
-/// replaced by `***`, for printing connection text of any kind.
+/// replaced by `***`, for printing connection text of any kind. The scheme
+/// is not checked: a mistyped one hides a password all the same.
 ///
 /// A URL runs to the next whitespace and its credentials to the last `@` in
 /// it, so a password with an unencoded `/` or `@` is still covered; a query
@@ -121,17 +122,12 @@ pub fn redact_url_password(text: &str) -> Cow<'_, str> {
     let mut changed = false;
     let mut rest = text;
     while let Some(i) = rest.find("://") {
-        let has_scheme = rest[..i]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'));
         out.push_str(&rest[..i + 3]);
         let tail = &rest[i + 3..];
         let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
         let url = &tail[..end];
         let credentials = url
             .rfind('@')
-            .filter(|_| has_scheme)
             .and_then(|at| url[..at].find(':').map(|colon| (colon, at)));
         match credentials {
             Some((colon, at)) => {
@@ -173,7 +169,7 @@ pub struct DatastoreConfig {
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// `postgresql://user:password@host:port/dbname?sslmode=…`. A field
-    /// written beside it wins over the URL's part (see [`resolve_postgres`]).
+    /// written beside it wins over the URL's part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<EnvString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -925,7 +921,7 @@ mod tests {
                 "a https://h/x:y b postgresql://u:s@h",
                 "a https://h/x:y b postgresql://u:***@h",
             ),
-            ("odd ://u:p@h", "odd ://u:p@h"),
+            ("no scheme ://u:p@h", "no scheme ://u:***@h"),
         ];
         for (text, want) in cases {
             assert_eq!(redact_url_password(text), want);
