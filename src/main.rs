@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use engine::{EngineError, RunOptions, StateStore};
 use operators::RunProgress;
 use planner::config::PipelineFile;
+use planner::datastores::redact_url_password;
 use planner::{Datastores, Pipeline};
 
 #[derive(Parser)]
@@ -176,7 +177,7 @@ fn main() -> ExitCode {
 
 /// Prints an error and picks the exit code: 2 for bad input, 1 otherwise.
 fn fail(e: &EngineError) -> ExitCode {
-    eprintln!("error: {e}");
+    eprintln!("error: {}", e.message());
     ExitCode::from(if e.is_invalid_input() { 2 } else { 1 })
 }
 
@@ -461,7 +462,7 @@ async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
                     })
                 }
                 Some(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", e.message());
                     ExitCode::from(1)
                 }
             }
@@ -487,7 +488,7 @@ fn config(command: ConfigCommand) -> ExitCode {
                     Ok(p) => println!("{}: ok ({})", f.display(), p.name),
                     Err(e) => {
                         ok = false;
-                        eprintln!("{e}");
+                        eprintln!("{}", redact_url_password(&e.to_string()));
                     }
                 }
             }

@@ -168,7 +168,7 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "operators": s.operators,
     });
     if let Some(e) = error {
-        v["error"] = json!(e.to_string());
+        v["error"] = json!(e.message());
     }
     v
 }
@@ -179,7 +179,7 @@ pub fn error_json(opts: &RunOptions, e: &EngineError) -> serde_json::Value {
         "pipeline": opts.pipeline_file.display().to_string(),
         "strategy": opts.strategy,
         "status": if e.is_invalid_input() { "invalid" } else { "failed" },
-        "error": e.to_string(),
+        "error": e.message(),
     })
 }
 

@@ -14,6 +14,11 @@ pub enum ConnectorError {
     /// host:port (never a password).
     #[error("{0}")]
     Unreachable(String),
+    /// The connection's settings cannot work (a certificate file that cannot
+    /// be read, a server certificate the sslmode refuses): the datastore
+    /// must change, so retrying does not help.
+    #[error("{0}")]
+    Config(String),
     /// Table or column layout does not match the pipeline.
     #[error("{0}")]
     Schema(String),
@@ -45,6 +50,7 @@ impl ConnectorError {
                 ErrorDomain::System
             }
             ConnectorError::Schema(_)
+            | ConnectorError::Config(_)
             | ConnectorError::Value(_)
             | ConnectorError::NullKey { .. }
             | ConnectorError::Unsupported(_) => ErrorDomain::User,

@@ -31,6 +31,14 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The error as it may be printed anywhere (terminal, JSON, run log,
+    /// metrics file, state store): with any URL password masked. Connectors
+    /// mask their own; this catches connection text that reached an error by
+    /// another road (a datastore field quoted back by a server, say).
+    pub fn message(&self) -> String {
+        planner::datastores::redact_url_password(&self.to_string()).into_owned()
+    }
+
     /// True when the input (config, schema) is at fault rather than the run:
     /// the CLI exits 2 for these and 1 for failed runs.
     pub fn is_invalid_input(&self) -> bool {

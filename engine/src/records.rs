@@ -285,7 +285,7 @@ impl RunRecorder {
         inner
             .finished
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let error = error.map(|e| e.to_string());
+        let error = error.map(EngineError::message);
         let fields = serde_json::json!({
             "status": summary.status,
             "rows": summary.rows_read,
@@ -560,6 +560,29 @@ mod tests {
         assert_eq!(removed.removed.len(), 2);
         assert!(!tmp.path().join("logs/p").exists());
         assert!(!tmp.path().join("metrics/p").exists());
+    }
+
+    /// A failed run's error goes into the log and the metrics file; a URL's
+    /// password in it must not.
+    #[test]
+    fn a_password_in_the_error_is_masked_in_log_and_metrics() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = RunRecorder::start(tmp.path(), "p", "r1");
+        let e = EngineError::Connector(connectors::ConnectorError::Postgres(
+            "relation \"postgresql://u:hunter2@h/db.items\" does not exist".into(),
+        ));
+        r.finish(&RunSummary::default(), Some(&e));
+        drop(r);
+        let log = std::fs::read_to_string(tmp.path().join("logs/p/r1.log")).unwrap();
+        let metrics = std::fs::read_to_string(tmp.path().join("metrics/p/r1.json")).unwrap();
+        for text in [&log, &metrics] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let m: Value = serde_json::from_str(&metrics).unwrap();
+        assert_eq!(
+            m["error"],
+            "PostgreSQL error: relation \"postgresql://u:***@h/db.items\" does not exist"
+        );
     }
 
     #[test]

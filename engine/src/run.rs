@@ -410,7 +410,7 @@ pub async fn run_pipeline(
     st.finish_run(
         &run_id,
         status,
-        error.as_ref().map(|e| e.to_string()).as_deref(),
+        error.as_ref().map(EngineError::message).as_deref(),
         &serde_json::to_value(&summary).unwrap_or_default(),
     )?;
     recorder.finish(&summary, error.as_ref()); // run log + metrics files

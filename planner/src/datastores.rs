@@ -1,19 +1,32 @@
-//! `datastores.yaml`: named connections, with `${ENV_VAR}` substitution so
-//! secrets stay out of files.
+//! `datastores.yaml`: named connections, with `${ENV_VAR}` substitution in
+//! values so secrets stay out of files.
 
+mod env;
+mod url;
+
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{PlannerError, Result};
+use crate::error::{PlannerError, Problem, Result};
 use crate::yaml;
 
+pub use env::{substitute, EnvString};
+
 /// A password or token: never printed, never serialized in clear.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        EnvString::deserialize(d).map(|v| Secret(v.0))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -43,18 +56,111 @@ impl Serialize for Secret {
     }
 }
 
+/// Connection text that is printed (host, user, database) but may hold a
+/// URL pasted whole, password and all: every printed form (Display, Debug,
+/// serialized) goes through [`redact_url_password`]. Deref gives the text as
+/// written, for the driver.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Masked(String);
+
+impl Masked {
+    pub fn new(value: impl Into<String>) -> Self {
+        Masked(value.into())
+    }
+}
+
+impl Deref for Masked {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Masked {
+    fn from(s: &str) -> Self {
+        Masked(s.to_string())
+    }
+}
+
+impl From<String> for Masked {
+    fn from(s: String) -> Self {
+        Masked(s)
+    }
+}
+
+impl fmt::Display for Masked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url_password(&self.0))
+    }
+}
+
+impl fmt::Debug for Masked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&redact_url_password(&self.0), f)
+    }
+}
+
+impl Serialize for Masked {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&redact_url_password(&self.0))
+    }
+}
+
+/// `text` with the password of every `scheme://user:password@` in it
+/// replaced by `***`, for printing connection text of any kind. The scheme
+/// is not checked: a mistyped one hides a password all the same.
+///
+/// A URL runs to the next whitespace and its credentials to the last `@` in
+/// it, so a password with an unencoded `/` or `@` is still covered; a query
+/// holding an `@` makes it mask more than the password, which is the safe
+/// side. A password with unencoded whitespace is beyond what text can tell.
+pub fn redact_url_password(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        let tail = &rest[i + 3..];
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let url = &tail[..end];
+        let credentials = url
+            .rfind('@')
+            .and_then(|at| url[..at].find(':').map(|colon| (colon, at)));
+        match credentials {
+            Some((colon, at)) => {
+                out.push_str(&url[..=colon]);
+                out.push_str("***");
+                out.push_str(&url[at..]);
+                changed = true;
+            }
+            None => out.push_str(url),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct DatastoresFile {
     datastores: BTreeMap<String, DatastoreConfig>,
 }
 
-/// One connection as written in the file.
+/// One connection as written in the file; every string value may hold
+/// `${VAR}`s.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatastoreConfig {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EnvString,
     #[serde(default)]
     pub connection: ConnectionConfig,
 }
@@ -62,21 +168,124 @@ pub struct DatastoreConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
+    /// `postgresql://user:password@host:port/dbname?sslmode=…`. A field
+    /// written beside it wins over the URL's part.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub url: Option<EnvString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<EnvString>,
+    #[serde(
+        default,
+        deserialize_with = "env::deserialize_port",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<EnvString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     #[serde(default, alias = "database", skip_serializing_if = "Option::is_none")]
-    pub dbname: Option<String>,
+    pub dbname: Option<EnvString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
+    pub schema: Option<EnvString>,
     /// File path, for embedded databases; relative to the datastores file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<EnvString>,
+    /// disable | prefer (the default) | require | verify-ca | verify-full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslmode: Option<EnvString>,
+    /// CA certificates (PEM) the server's must chain to; relative to the
+    /// datastores file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslrootcert: Option<EnvString>,
+    /// Client certificate (PEM), with `sslkey` its private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslcert: Option<EnvString>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sslkey: Option<EnvString>,
+}
+
+/// How a PostgreSQL connection uses TLS; the names and meanings are libpq's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, else plain; the certificate is not
+    /// checked.
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked unless
+    /// `sslrootcert` is given, which makes it verify-ca.
+    Require,
+    /// TLS with a certificate that chains to a trusted CA, whatever host
+    /// name it is for.
+    VerifyCa,
+    /// verify-ca, and the certificate must be for the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &'static [&'static str] =
+        &["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(s: &str) -> Option<SslMode> {
+        match s {
+            "disable" => Some(SslMode::Disable),
+            "prefer" => Some(SslMode::Prefer),
+            "require" => Some(SslMode::Require),
+            "verify-ca" => Some(SslMode::VerifyCa),
+            "verify-full" => Some(SslMode::VerifyFull),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A PostgreSQL connection's TLS settings, file paths resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PgTls {
+    pub sslmode: SslMode,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_path"
+    )]
+    pub sslrootcert: Option<PathBuf>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_path"
+    )]
+    pub sslcert: Option<PathBuf>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_path"
+    )]
+    pub sslkey: Option<PathBuf>,
+}
+
+fn serialize_path<S: Serializer>(
+    p: &Option<PathBuf>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => s.serialize_str(&redact_url_password(&p.display().to_string())),
+        None => s.serialize_none(),
+    }
 }
 
 /// A resolved connection the connectors can open.
@@ -85,12 +294,14 @@ pub struct ConnectionConfig {
 pub enum Datastore {
     Postgres {
         name: String,
-        host: String,
+        host: Masked,
         port: u16,
-        user: String,
+        user: Masked,
         password: Option<Secret>,
-        dbname: String,
+        dbname: Masked,
         schema: Option<String>,
+        #[serde(flatten)]
+        tls: PgTls,
     },
     Sqlite {
         name: String,
@@ -141,13 +352,34 @@ const PLANNED_TYPES: &[&str] = &[
 ];
 
 impl Datastores {
+    /// Reads `file`, with `${VAR}`s from the process environment.
     pub fn load(file: &Path) -> Result<Datastores> {
+        Datastores::load_with_env(file, |v| std::env::var(v).ok())
+    }
+
+    /// Reads `file`, looking variables up with `lookup`.
+    pub fn load_with_env(
+        file: &Path,
+        lookup: impl Fn(&str) -> Option<String> + 'static,
+    ) -> Result<Datastores> {
         let text = std::fs::read_to_string(file).map_err(|e| PlannerError::Io {
             file: file.to_path_buf(),
             message: e.to_string(),
         })?;
-        let text = substitute_env(file, &text, |v| std::env::var(v).ok())?;
-        let parsed: DatastoresFile = yaml::parse(file, &text)?;
+        Datastores::parse(file, &text, lookup)
+    }
+
+    /// `text` as the datastores file `file` (which relative paths are
+    /// resolved against).
+    pub fn parse(
+        file: &Path,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String> + 'static,
+    ) -> Result<Datastores> {
+        let parsed: DatastoresFile = {
+            let _scope = env::LookupScope::install(Rc::new(lookup));
+            yaml::parse(file, text).map_err(env_or_redacted)?
+        };
         let base = file.parent().unwrap_or(Path::new("."));
         let mut stores = BTreeMap::new();
         let mut problems = Vec::new();
@@ -156,7 +388,7 @@ impl Datastores {
                 Ok(ds) => {
                     stores.insert(name, ds);
                 }
-                Err(p) => problems.push(p),
+                Err(p) => problems.extend(p),
             }
         }
         if !problems.is_empty() {
@@ -223,119 +455,478 @@ impl Datastores {
     }
 }
 
+/// A parse error as the user should see it: a missing variable names it (at
+/// the value's line); anything else has any URL password in it masked, since
+/// serde quotes a value of the wrong type.
+fn env_or_redacted(e: PlannerError) -> PlannerError {
+    match e {
+        PlannerError::Yaml {
+            file,
+            line,
+            column,
+            message,
+        } => match env::missing_var(&message) {
+            Some(var) => PlannerError::MissingEnv {
+                file,
+                line,
+                var: var.to_string(),
+            },
+            None => PlannerError::Yaml {
+                file,
+                line,
+                column,
+                message: redact_url_password(&message).into_owned(),
+            },
+        },
+        other => other,
+    }
+}
+
+fn given(field: &Option<EnvString>) -> Option<String> {
+    field
+        .as_ref()
+        .and_then(EnvString::non_empty)
+        .map(str::to_string)
+}
+
 fn resolve(
     name: &str,
     cfg: &DatastoreConfig,
     base: &Path,
-) -> std::result::Result<Datastore, crate::error::Problem> {
-    let path = format!("datastores.{name}");
-    let problem = |field: &str, message: String| crate::error::Problem {
-        path: format!("{path}.{field}"),
+) -> std::result::Result<Datastore, Vec<Problem>> {
+    let problem = |field: &str, message: String| Problem {
+        path: format!("datastores.{name}.{field}"),
         message,
     };
     let c = &cfg.connection;
-    match cfg.kind.to_ascii_lowercase().as_str() {
-        "postgres" | "postgresql" => Ok(Datastore::Postgres {
-            name: name.to_string(),
-            host: c.host.clone().unwrap_or_else(|| "127.0.0.1".to_string()),
-            port: c.port.unwrap_or(5432),
-            user: c.user.clone().unwrap_or_else(|| "postgres".to_string()),
-            password: c.password.clone().filter(|p| !p.expose().is_empty()),
-            dbname: c.dbname.clone().ok_or_else(|| {
-                problem(
-                    "connection.dbname",
-                    "a postgres datastore needs dbname".to_string(),
-                )
-            })?,
-            schema: c.schema.clone(),
-        }),
+    match cfg.kind.0.to_ascii_lowercase().as_str() {
+        "postgres" | "postgresql" => resolve_postgres(name, c, base),
         "sqlite" => {
-            let p = c.path.clone().ok_or_else(|| {
+            let mut problems: Vec<Problem> = [
+                ("url", c.url.is_some()),
+                ("sslmode", c.sslmode.is_some()),
+                ("sslrootcert", c.sslrootcert.is_some()),
+                ("sslcert", c.sslcert.is_some()),
+                ("sslkey", c.sslkey.is_some()),
+            ]
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(field, _)| {
                 problem(
+                    &format!("connection.{field}"),
+                    format!("a sqlite datastore takes no {field}; it is a file, named by path"),
+                )
+            })
+            .collect();
+            let path = given(&c.path);
+            if path.is_none() {
+                problems.push(problem(
                     "connection.path",
                     "a sqlite datastore needs path (relative to the datastores file)".to_string(),
-                )
-            })?;
-            let p = PathBuf::from(p);
-            let p = if p.is_absolute() { p } else { base.join(p) };
-            Ok(Datastore::Sqlite {
-                name: name.to_string(),
-                path: p,
-            })
+                ));
+            }
+            match path {
+                Some(p) if problems.is_empty() => Ok(Datastore::Sqlite {
+                    name: name.to_string(),
+                    path: relative_to(base, p),
+                }),
+                _ => Err(problems),
+            }
         }
-        other if PLANNED_TYPES.contains(&other) => Err(problem(
+        other if PLANNED_TYPES.contains(&other) => Err(vec![problem(
             "type",
             format!(
                 "not supported yet: datastore type \"{other}\" (supported: {})",
                 DATASTORE_TYPES.join(", ")
             ),
-        )),
-        other => Err(problem(
+        )]),
+        other => Err(vec![problem(
             "type",
             format!(
-                "unknown datastore type \"{other}\"; supported: {}",
+                "unknown datastore type \"{}\"; supported: {}",
+                redact_url_password(other),
                 DATASTORE_TYPES.join(", ")
             ),
-        )),
+        )]),
     }
 }
 
-/// Replaces `${VAR}` (or `${VAR:-default}`) with the environment's value. A missing variable is an
-/// error naming the line, never an empty string that would fail later.
-pub fn substitute_env(
-    file: &Path,
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        while let Some(start) = rest.find("${") {
-            let Some(len) = rest[start + 2..].find('}') else {
-                break;
-            };
-            let inner = &rest[start + 2..start + 2 + len];
-            out.push_str(&rest[..start]);
-            if line.trim_start().starts_with('#') {
-                out.push_str(&rest[start..start + 3 + len]);
-            } else {
-                // `${VAR:-default}` falls back like the shell does.
-                let (var, default) = match inner.split_once(":-") {
-                    Some((v, d)) => (v, Some(d)),
-                    None => (inner, None),
-                };
-                let value = lookup(var)
-                    .or_else(|| default.map(str::to_string))
-                    .ok_or_else(|| PlannerError::MissingEnv {
-                        file: file.to_path_buf(),
-                        line: i + 1,
-                        var: var.to_string(),
-                    })?;
-                out.push_str(&value);
-            }
-            rest = &rest[start + 3 + len..];
-        }
-        out.push_str(rest);
+fn relative_to(base: &Path, p: String) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
     }
-    Ok(out)
+}
+
+/// A postgres datastore from its fields and its `url`.
+///
+/// `url` and the separate fields combine, field by field: one written beside
+/// the URL wins over the URL's part, so a URL shared through `${DATABASE_URL}`
+/// can be narrowed in the file (say, `sslmode: verify-full`, or another
+/// `dbname`). `schema` has no place in a URL and is only a field. A field
+/// left empty by `${VAR:-}` counts as not written.
+fn resolve_postgres(
+    name: &str,
+    c: &ConnectionConfig,
+    base: &Path,
+) -> std::result::Result<Datastore, Vec<Problem>> {
+    let problem = |field: &str, message: String| Problem {
+        path: format!("datastores.{name}.connection.{field}"),
+        message,
+    };
+    let mut problems = Vec::new();
+    let mut url_unreadable = false;
+    let url = match c
+        .url
+        .as_ref()
+        .and_then(EnvString::non_empty)
+        .map(url::parse)
+    {
+        Some(Ok(u)) => u,
+        Some(Err(message)) => {
+            url_unreadable = true;
+            problems.push(problem("url", format!("not a PostgreSQL URL: {message}")));
+            url::PgUrl::default()
+        }
+        None => url::PgUrl::default(),
+    };
+    // Where a setting came from, for a problem with it.
+    let origin = |field: &'static str, written: bool| if written { field } else { "url" };
+
+    let sslmode = match given(&c.sslmode) {
+        Some(s) => Some((s, origin("sslmode", true))),
+        None => url.sslmode.clone().map(|s| (s, origin("sslmode", false))),
+    };
+    let sslmode = match sslmode {
+        None => SslMode::default(),
+        Some((s, field)) => SslMode::parse(&s).unwrap_or_else(|| {
+            problems.push(problem(
+                field,
+                format!(
+                    "unknown sslmode \"{}\"; valid: {}",
+                    redact_url_password(&s),
+                    SslMode::NAMES.join(", ")
+                ),
+            ));
+            SslMode::default()
+        }),
+    };
+    let file = |written: &Option<EnvString>, from_url: &Option<String>| {
+        given(written)
+            .or_else(|| from_url.clone().filter(|s| !s.is_empty()))
+            .map(|p| relative_to(base, p))
+    };
+    let tls = PgTls {
+        sslmode,
+        sslrootcert: file(&c.sslrootcert, &url.sslrootcert),
+        sslcert: file(&c.sslcert, &url.sslcert),
+        sslkey: file(&c.sslkey, &url.sslkey),
+    };
+    match (&tls.sslcert, &tls.sslkey) {
+        (Some(_), None) => problems.push(problem(
+            "sslkey",
+            "sslcert needs sslkey, the client certificate's private key".to_string(),
+        )),
+        (None, Some(_)) => problems.push(problem(
+            "sslcert",
+            "sslkey needs sslcert, the client certificate it is the key of".to_string(),
+        )),
+        _ => {}
+    }
+    let dbname = given(&c.dbname).or(url.dbname);
+    // A URL that did not parse may well have held the database.
+    if dbname.is_none() && !url_unreadable {
+        problems.push(problem(
+            "dbname",
+            "a postgres datastore needs dbname".to_string(),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let password = c
+        .password
+        .clone()
+        .filter(|p| !p.expose().is_empty())
+        .or(url.password.map(Secret));
+    Ok(Datastore::Postgres {
+        name: name.to_string(),
+        host: Masked(
+            given(&c.host)
+                .or(url.host)
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+        ),
+        port: c.port.or(url.port).unwrap_or(5432),
+        user: Masked(
+            given(&c.user)
+                .or(url.user)
+                .unwrap_or_else(|| "postgres".to_string()),
+        ),
+        password,
+        dbname: Masked(dbname.unwrap_or_default()),
+        schema: given(&c.schema),
+        tls,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Datastores> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Datastores::parse(Path::new("/conf/ds.yaml"), text, move |v| {
+            vars.get(v).cloned()
+        })
+    }
+
+    fn store(text: &str, vars: &[(&str, &str)]) -> Datastore {
+        let ds = parse_with(text, vars).unwrap();
+        ds.stores.into_values().next().unwrap()
+    }
 
     #[test]
     fn substitutes_and_reports_missing_vars() {
-        let f = Path::new("ds.yaml");
-        let ok = substitute_env(f, "a: ${X}\nb: ${X}-${X}\n", |_| Some("v".into())).unwrap();
-        assert_eq!(ok, "a: v\nb: v-v\n");
-        let defaulted = substitute_env(f, "a: ${X:-fallback}\n", |_| None).unwrap();
-        assert_eq!(defaulted, "a: fallback\n");
-        let err = substitute_env(f, "a: 1\nb: ${NOPE}\n", |_| None).unwrap_err();
+        let ds = store(
+            "datastores:\n  pg:\n    type: postgres\n    connection:\n      host: ${H}\n      port: ${P}\n      dbname: ${H}-${H}\n      user: ${U:-fallback}\n      # a comment: ${NEVER_LOOKED_UP}\n      schema: ${S:-}\n",
+            &[("H", "v"), ("P", "6543")],
+        );
+        let Datastore::Postgres {
+            host,
+            port,
+            dbname,
+            user,
+            schema,
+            ..
+        } = ds
+        else {
+            panic!("postgres")
+        };
+        assert_eq!(
+            (&*host, port, &*dbname, &*user),
+            ("v", 6543, "v-v", "fallback")
+        );
+        assert_eq!(schema, None);
+
+        let err = parse_with(
+            "datastores:\n  pg:\n    type: postgres\n    connection:\n      dbname: test\n      password: ${NOPE}\n",
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "ds.yaml:2: environment variable NOPE is not set; export it or edit the file"
+            "/conf/ds.yaml:6: environment variable NOPE is not set; export it or edit the file"
         );
+        let err = parse_with(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {dbname: test, port: \"${NOPE}\"}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/conf/ds.yaml:4: environment variable NOPE is not set; export it or edit the file"
+        );
+    }
+
+    /// Whatever bytes a variable holds arrive as they are: nothing in them is
+    /// read as YAML.
+    #[test]
+    fn values_arrive_verbatim_and_inject_nothing() {
+        let nasty = [
+            "pa\"ss",
+            "back\\slash",
+            "\\x50",
+            "line\nbreak",
+            "x\", schema: \"evil",
+            "x', schema: 'evil",
+            "a: b # c",
+            "{[,]} & *alias !tag %",
+            "${OTHER}",
+            " lead and trail ",
+        ];
+        for value in nasty {
+            for quoting in ["${V}", "\"${V}\"", "'${V}'"] {
+                let text = format!(
+                    "datastores:\n  pg:\n    type: postgres\n    connection:\n      dbname: {quoting}\n      password: {quoting}\n      host: {quoting}\n"
+                );
+                let ds = store(&text, &[("V", value), ("OTHER", "no")]);
+                let Datastore::Postgres {
+                    dbname,
+                    password,
+                    host,
+                    schema,
+                    ..
+                } = ds
+                else {
+                    panic!("postgres")
+                };
+                assert_eq!(&*dbname, value, "{quoting}");
+                assert_eq!(&*host, value, "{quoting}");
+                assert_eq!(password.unwrap().expose(), value, "{quoting}");
+                assert_eq!(schema, None, "{value} injected a schema");
+            }
+        }
+    }
+
+    #[test]
+    fn url_combines_with_fields_the_fields_winning() {
+        let ds = store(
+            "datastores:\n  pg:\n    type: postgres\n    connection:\n      url: ${DATABASE_URL}\n      dbname: other\n      schema: s\n",
+            &[(
+                "DATABASE_URL",
+                "postgresql://app:p%40ss@db.example:6543/shop?sslmode=verify-ca&sslrootcert=ca.pem",
+            )],
+        );
+        assert_eq!(
+            ds,
+            Datastore::Postgres {
+                name: "pg".into(),
+                host: "db.example".into(),
+                port: 6543,
+                user: "app".into(),
+                password: Some(Secret::new("p@ss")),
+                dbname: "other".into(),
+                schema: Some("s".into()),
+                tls: PgTls {
+                    sslmode: SslMode::VerifyCa,
+                    sslrootcert: Some(PathBuf::from("/conf/ca.pem")),
+                    sslcert: None,
+                    sslkey: None,
+                },
+            }
+        );
+        let ds = store(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {url: 'postgres://u:pw@h/db?sslmode=require', host: h2, port: 1, user: u2, password: pw2, sslmode: disable}\n",
+            &[],
+        );
+        let Datastore::Postgres {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            tls,
+            ..
+        } = ds
+        else {
+            panic!("postgres")
+        };
+        assert_eq!((&*host, port, &*user, &*dbname), ("h2", 1, "u2", "db"));
+        assert_eq!(password.unwrap().expose(), "pw2");
+        assert_eq!(tls.sslmode, SslMode::Disable);
+    }
+
+    #[test]
+    fn tls_fields_resolve_against_the_file() {
+        let ds = store(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {dbname: d, sslmode: verify-full, sslrootcert: certs/ca.pem, sslcert: /abs/c.pem, sslkey: k.pem}\n",
+            &[],
+        );
+        let Datastore::Postgres { tls, .. } = ds else {
+            panic!("postgres")
+        };
+        assert_eq!(
+            tls,
+            PgTls {
+                sslmode: SslMode::VerifyFull,
+                sslrootcert: Some("/conf/certs/ca.pem".into()),
+                sslcert: Some("/abs/c.pem".into()),
+                sslkey: Some("/conf/k.pem".into()),
+            }
+        );
+        let Datastore::Postgres { tls, .. } = store(
+            "datastores:\n  pg: {type: postgres, connection: {dbname: d}}\n",
+            &[],
+        ) else {
+            panic!("postgres")
+        };
+        assert_eq!(tls, PgTls::default());
+        assert_eq!(tls.sslmode, SslMode::Prefer);
+    }
+
+    #[test]
+    fn bad_connections_name_datastore_and_field_never_the_password() {
+        let err = parse_with(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {url: 'postgresql://u:hunter2@h:5x/db?sslmode=verify'}\n  pg2:\n    type: postgres\n    connection: {url: 'postgresql://h/db?sslmode=verify', sslcert: c.pem}\n  lite:\n    type: sqlite\n    connection: {path: a.db, sslmode: require}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/conf/ds.yaml: datastores.lite.connection.sslmode: a sqlite datastore takes no sslmode; it is a file, named by path\n\
+             /conf/ds.yaml: datastores.pg.connection.url: not a PostgreSQL URL: the port must be a number from 1 to 65535\n\
+             /conf/ds.yaml: datastores.pg2.connection.url: unknown sslmode \"verify\"; valid: disable, prefer, require, verify-ca, verify-full\n\
+             /conf/ds.yaml: datastores.pg2.connection.sslkey: sslcert needs sslkey, the client certificate's private key"
+        );
+        // serde quotes a value of the wrong type; a URL in it is masked.
+        let err = parse_with(
+            "datastores:\n  pg:\n    type: postgres\n    connection: postgresql://u:hunter2@h/db\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("postgresql://u:***@h/db"), "{err}");
+        let err = parse_with(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {dbname: d, port: hunter2}\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/conf/ds.yaml:4:35: invalid YAML: datastores.pg.connection.port: port must be a number from 1 to 65535"
+        );
+    }
+
+    #[test]
+    fn every_printed_form_masks_passwords() {
+        let ds = store(
+            "datastores:\n  pg:\n    type: postgres\n    connection: {host: 'postgresql://u:hunter2@h/db', dbname: 'postgres://x:hunter3@h', user: 'u', password: hunter4}\n",
+            &[],
+        );
+        let debug = format!("{ds:?}");
+        let json = serde_json::to_string(&ds).unwrap();
+        for text in [&debug, &json] {
+            for secret in ["hunter2", "hunter3", "hunter4"] {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+        assert_eq!(
+            json,
+            r#"{"type":"postgres","name":"pg","host":"postgresql://u:***@h/db","port":5432,"user":"u","password":"***","dbname":"postgres://x:***@h","schema":null,"sslmode":"prefer"}"#
+        );
+        let Datastore::Postgres { host, .. } = &ds else {
+            panic!("postgres")
+        };
+        assert_eq!(host.to_string(), "postgresql://u:***@h/db");
+        assert_eq!(&**host, "postgresql://u:hunter2@h/db");
+    }
+
+    #[test]
+    fn redacts_url_passwords_in_any_text() {
+        let cases = [
+            ("plain host:5432", "plain host:5432"),
+            (
+                "at postgresql://u:pw@h:1/db now",
+                "at postgresql://u:***@h:1/db now",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("x=\"mysql://u:p/w@d@h\", y", "x=\"mysql://u:***@h\", y"),
+            (
+                "a https://h/x:y b postgresql://u:s@h",
+                "a https://h/x:y b postgresql://u:***@h",
+            ),
+            ("no scheme ://u:p@h", "no scheme ://u:***@h"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact_url_password(text), want);
+        }
+        assert!(matches!(redact_url_password("no url"), Cow::Borrowed(_)));
     }
 
     #[test]

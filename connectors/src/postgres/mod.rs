@@ -7,13 +7,14 @@
 //! transaction.
 
 pub mod codec;
+mod tls;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use planner::datastores::Datastore;
+use planner::datastores::{redact_url_password, Datastore, SslMode};
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
 use planner::types::{arrow_schema, ColumnSpec};
@@ -33,7 +34,9 @@ use codec::{BatchEncoder, ColumnDecoder};
 const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
-/// Opens a connection; the error names host:port and never the password.
+/// Opens a connection, with TLS as the datastore's sslmode says. The error
+/// names the datastore, host:port and why, and never the password (nor one
+/// inside a URL pasted into host or dbname).
 pub async fn connect(ds: &Datastore) -> Result<Client> {
     let Datastore::Postgres {
         name,
@@ -42,6 +45,7 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
         user,
         password,
         dbname,
+        tls,
         ..
     } = ds
     else {
@@ -50,22 +54,76 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
             ds.name()
         )));
     };
+    // host, dbname and user print masked (`Masked`); the whole text is masked
+    // again, and the password blotted out, in case the driver quoted it.
+    let fail = |reason: String| {
+        let text = format!(
+            "cannot connect to PostgreSQL at {host}:{port} (datastore \"{name}\", database \"{dbname}\", user \"{user}\"): {reason}"
+        );
+        let mut text = redact_url_password(&text).into_owned();
+        if let Some(p) = password
+            .as_ref()
+            .map(|p| p.expose())
+            .filter(|p| p.len() > 2)
+        {
+            text = text.replace(p, "***");
+        }
+        text
+    };
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(host)
+    cfg.host(&**host)
         .port(*port)
-        .user(user)
-        .dbname(dbname)
+        .user(&**user)
+        .dbname(&**dbname)
         .application_name("synchub")
         .connect_timeout(std::time::Duration::from_secs(10));
     if let Some(p) = password {
         cfg.password(p.expose());
     }
-    let (client, connection) = cfg.connect(NoTls).await.map_err(|e| {
-        ConnectorError::Unreachable(format!(
-            "cannot connect to PostgreSQL at {host}:{port} (datastore \"{name}\", database \"{dbname}\", user \"{user}\"): {}",
-            describe_connect_error(&e)
-        ))
-    })?;
+    let connector = tls::connector(tls).map_err(|e| ConnectorError::Config(fail(e)))?;
+    let opened = match connector {
+        None => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            spawn_connection(cfg.connect(NoTls).await)
+        }
+        Some(connector) => {
+            cfg.ssl_mode(match tls.sslmode {
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+            spawn_connection(cfg.connect(connector).await)
+        }
+    };
+    let e = match opened {
+        Ok(client) => return Ok(client),
+        Err(e) => e,
+    };
+    let Some(reason) = tls::describe_failure(&e, tls, host) else {
+        return Err(ConnectorError::Unreachable(fail(describe_connect_error(
+            &e,
+        ))));
+    };
+    if tls.sslmode != SslMode::Prefer {
+        return Err(ConnectorError::Config(fail(reason)));
+    }
+    // libpq's prefer, too, goes on in plain when the handshake fails (a
+    // server that offers only TLS 1.0, say, which rustls does not speak):
+    // the connections that worked before TLS came in keep working.
+    tracing::warn!(datastore = %name, "{}; connecting without TLS", redact_url_password(&reason));
+    cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+    spawn_connection(cfg.connect(NoTls).await)
+        .map_err(|e| ConnectorError::Unreachable(fail(describe_connect_error(&e))))
+}
+
+/// The client, its connection driven by a task of its own.
+fn spawn_connection<S, T>(
+    opened: std::result::Result<(Client, tokio_postgres::Connection<S, T>), tokio_postgres::Error>,
+) -> std::result::Result<Client, tokio_postgres::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, connection) = opened?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "postgres connection closed");

@@ -58,5 +58,6 @@ pub fn pg_datastore(schema: &str) -> Datastore {
         password: None,
         dbname: "test".into(),
         schema: Some(schema.into()),
+        tls: Default::default(),
     }
 }
