@@ -64,7 +64,9 @@ impl PgTarget {
     }
 
     /// A `datastores.yaml` entry for `schema`; the password, if any, is
-    /// passed by reference to the environment, never written down.
+    /// passed by reference to the environment, never written down. Plain
+    /// TCP, as the baselines' connections are: the ratios compare the same
+    /// transport (SyncHub's default `sslmode: prefer` would encrypt).
     pub fn datastore_yaml(&self, name: &str, schema: &str) -> String {
         let password = if Self::password().is_some() {
             ", password: \"${PGPASSWORD}\""
@@ -72,7 +74,7 @@ impl PgTarget {
             ""
         };
         format!(
-            "  {name}: {{type: postgres, connection: {{host: {}, port: {}, user: {}, dbname: {}, schema: {schema}{password}}}}}\n",
+            "  {name}: {{type: postgres, connection: {{host: {}, port: {}, user: {}, dbname: {}, schema: {schema}, sslmode: disable{password}}}}}\n",
             self.host, self.port, self.user, self.dbname
         )
     }
