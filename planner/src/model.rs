@@ -466,10 +466,7 @@ impl Pipeline {
 
 impl PipelineFile {
     pub fn read(file: &Path) -> Result<PipelineFile> {
-        let text = std::fs::read_to_string(file).map_err(|e| PlannerError::Io {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = yaml::read_file(file)?;
         yaml::parse(file, &text)
     }
 }
