@@ -6,6 +6,7 @@ pub mod error;
 pub mod model;
 pub mod partition;
 pub mod plan;
+pub mod sql_expr;
 pub mod types;
 pub mod yaml;
 
@@ -13,3 +14,4 @@ pub use datastores::{Datastore, Datastores, Secret};
 pub use error::{PlannerError, Problem};
 pub use model::{Pipeline, StrategyKind};
 pub use plan::{OperatorSpec, Plan};
+pub use sql_expr::{SqlDialect, SqlExpr};
