@@ -1151,8 +1151,29 @@ fn step_for(
                 "hour" | "hours" => 3600 * SEC,
                 "day" | "days" => 86_400 * SEC,
                 "week" | "weeks" => 7 * 86_400 * SEC,
-                "month" | "months" => return Step::Months(step as u32),
-                "year" | "years" => return Step::Months(step as u32 * 12),
+                "month" | "months" | "year" | "years" => {
+                    let per_unit = if unit.is_some_and(|u| u.starts_with('y')) {
+                        12
+                    } else {
+                        1
+                    };
+                    return match u32::try_from(step)
+                        .ok()
+                        .and_then(|s| s.checked_mul(per_unit))
+                    {
+                        Some(months) => Step::Months(months),
+                        None => {
+                            problems.push(
+                                format!("{path}.step"),
+                                format!(
+                                    "step {step} {} is too long to partition by",
+                                    unit.unwrap_or_default()
+                                ),
+                            );
+                            Step::Months(1)
+                        }
+                    };
+                }
                 other => {
                     problems.push(
                         format!("{path}.step_unit"),
