@@ -143,9 +143,8 @@ fn an_alias_bomb_is_refused_before_it_is_expanded() {
 fn an_alias_bomb_in_the_datastores_file_is_refused() {
     let fx = Fixture::new();
     // Nested: nine levels of ten, 10^9 strings from a few hundred bytes.
-    // Level l6 (line 10) names l5, of 211,111 values, ten times; the
-    // levels before hold some 235,000, so its fourth alias (column 27)
-    // passes 1,000,000.
+    // The levels up to l5 hold some 235,000 values; l6 (line 10) names
+    // l5, of 211,111, so its first alias (column 12) passes 250,000.
     let mut levels = String::from("  l0: &l0 [x]\n");
     for i in 1..10 {
         levels.push_str(&format!(
@@ -161,7 +160,7 @@ fn an_alias_bomb_in_the_datastores_file_is_refused() {
     fx.assert_refused(
         &p,
         &format!(
-            "{}:10:27: this alias expands the document to more than 1,000,000 values; write the values out or use fewer aliases",
+            "{}:10:12: this alias expands the document to more than 250,000 values; write the values out or use fewer aliases",
             ds.display()
         ),
     );
