@@ -1,5 +1,7 @@
 //! SQL text shared by the ANSI-quoting dialects (PostgreSQL, SQLite).
 //! Identifiers are always quoted; values are always bound as parameters.
+//! Filters and join conditions are the planner's parsed expressions,
+//! printed here from their parse, never pasted from the pipeline's text.
 
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{
@@ -55,6 +57,8 @@ pub fn from_sql(source: &TableRef) -> String {
 }
 
 /// The source's filters plus the partition's ranges, with their bind values.
+/// Each filter is one parsed expression (no bind parameters), so the
+/// parentheses around it hold all of it.
 pub fn where_sql(
     source: &TableRef,
     partition: Option<&Partition>,

@@ -11,6 +11,7 @@ use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
 use planner::partition::{ColumnBounds, PartitionDimension, PartitionValue, Step};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use planner::{SqlDialect, SqlExpr};
 
 mod common;
 use common::{connect, pg_datastore, Schema};
@@ -46,13 +47,17 @@ fn dim(name: &str) -> PartitionDimension {
 }
 
 fn table(datastore: Datastore, schema: Option<&str>, filters: &[&str]) -> TableRef {
+    let dialect = SqlDialect::of(&datastore);
     TableRef {
         datastore,
         schema: schema.map(str::to_string),
         table: "t".into(),
         alias: None,
         joins: Vec::new(),
-        filters: filters.iter().map(|f| f.to_string()).collect(),
+        filters: filters
+            .iter()
+            .map(|f| SqlExpr::parse(f, dialect).unwrap())
+            .collect(),
     }
 }
 

@@ -22,6 +22,7 @@ use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use planner::{SqlDialect, SqlExpr};
 use tokio_postgres::Client;
 
 mod common;
@@ -408,7 +409,8 @@ async fn postgres_sqlite_and_arrow_agree() {
 
     // Source filters apply too.
     let mut filtered_table = pg_table.clone();
-    filtered_table.filters = vec!["\"region\" = 'eu'".into()];
+    filtered_table.filters =
+        vec![SqlExpr::parse("\"region\" = 'eu'", SqlDialect::Postgres).unwrap()];
     let mut filtered = PostgresSource::open(&filtered_table, &cols).await.unwrap();
     assert_eq!(agree(&mut filtered, &cols, &whole).await.len(), 6);
 
@@ -547,7 +549,8 @@ async fn buckets_are_the_checksums_of_their_ranges() {
 
     // The source's filters apply to buckets too.
     let mut filtered_table = pg_table.clone();
-    filtered_table.filters = vec!["\"region\" = 'eu'".into()];
+    filtered_table.filters =
+        vec![SqlExpr::parse("\"region\" = 'eu'", SqlDialect::Postgres).unwrap()];
     let mut filtered = PostgresSource::open(&filtered_table, &cols).await.unwrap();
     let eu = filtered
         .bucket_checksums(&p, buckets)

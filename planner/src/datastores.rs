@@ -362,10 +362,7 @@ impl Datastores {
         file: &Path,
         lookup: impl Fn(&str) -> Option<String> + 'static,
     ) -> Result<Datastores> {
-        let text = std::fs::read_to_string(file).map_err(|e| PlannerError::Io {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = yaml::read_file(file)?;
         Datastores::parse(file, &text, lookup)
     }
 

@@ -30,6 +30,16 @@ pub enum PlannerError {
         message: String,
     },
 
+    /// A file, or the document its aliases expand to, past a size limit
+    /// (`yaml::MAX_FILE_BYTES` and the others); `at` is the line and column
+    /// where the document went past it.
+    #[error("{}{}: {message}", file.display(), at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    TooLarge {
+        file: PathBuf,
+        at: Option<(usize, usize)>,
+        message: String,
+    },
+
     #[error("{}:{line}:{column}: {message}", file.display())]
     UnknownField {
         file: PathBuf,

@@ -7,6 +7,7 @@ pub mod fingerprint;
 pub mod model;
 pub mod partition;
 pub mod plan;
+pub mod sql_expr;
 pub mod types;
 pub mod yaml;
 
@@ -15,3 +16,4 @@ pub use error::{PlannerError, Problem};
 pub use fingerprint::SyncFingerprint;
 pub use model::{Pipeline, StrategyKind};
 pub use plan::{OperatorSpec, Plan};
+pub use sql_expr::{SqlDialect, SqlExpr};

@@ -12,6 +12,7 @@ use crate::config::{
 use crate::datastores::{Datastore, Datastores};
 use crate::error::{PlannerError, Problem, Result};
 use crate::partition::{PartitionDimension, Step};
+use crate::sql_expr::{SqlDialect, SqlExpr};
 use crate::types::{ColumnSpec, ColumnType, PartitionKind, DATA_TYPE_NAMES};
 use crate::yaml;
 
@@ -23,8 +24,9 @@ pub struct TableRef {
     pub table: String,
     pub alias: Option<String>,
     pub joins: Vec<Join>,
-    /// SQL conditions, ANDed. Written by the pipeline's author, so trusted.
-    pub filters: Vec<String>,
+    /// Conditions, ANDed; each parsed as one expression, so none can reach
+    /// outside the parentheses it is rendered in.
+    pub filters: Vec<SqlExpr>,
 }
 
 impl TableRef {
@@ -42,7 +44,7 @@ pub struct Join {
     pub schema: Option<String>,
     pub table: String,
     pub alias: Option<String>,
-    pub on: String,
+    pub on: SqlExpr,
     /// `INNER`, `LEFT`, `RIGHT` or `FULL`.
     pub kind: String,
 }
@@ -374,6 +376,7 @@ impl Pipeline {
     }
 
     pub fn from_file(file: &Path, raw: PipelineFile, datastores: &Datastores) -> Result<Pipeline> {
+        check_condition_bytes(file, &raw)?;
         let mut problems = Problems(Vec::new());
         if !is_valid_pipeline_name(&raw.name) {
             problems.push(
@@ -466,10 +469,7 @@ impl Pipeline {
 
 impl PipelineFile {
     pub fn read(file: &Path) -> Result<PipelineFile> {
-        let text = std::fs::read_to_string(file).map_err(|e| PlannerError::Io {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = yaml::read_file(file)?;
         yaml::parse(file, &text)
     }
 }
@@ -513,11 +513,18 @@ fn table_ref(
             "not supported yet: supports_update: false (insert-only destinations)",
         );
     }
+    let dialect = SqlDialect::of(&ds);
     let joins = backend
         .join
         .iter()
         .enumerate()
-        .filter_map(|(i, j)| join(path, i, j, problems))
+        .filter_map(|(i, j)| join(path, i, j, dialect, problems))
+        .collect();
+    let filters = backend
+        .filters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| condition(&format!("{path}.filters[{i}]"), f, dialect, problems))
         .collect();
     Some(TableRef {
         schema: backend
@@ -528,11 +535,95 @@ fn table_ref(
         table: backend.table.clone(),
         alias: backend.alias.clone(),
         joins,
-        filters: backend.filters.clone(),
+        filters,
     })
 }
 
-fn join(path: &str, i: usize, j: &JoinConfig, problems: &mut Problems) -> Option<Join> {
+/// SQL text of all of a pipeline's filters and join conditions together.
+/// A parsed expression takes up to ~125 times its text (each `1,` of an
+/// `IN` list is a tree node of a few hundred bytes), so this bounds them at
+/// a few MiB however large the file; 64 KiB is some 10,000 listed values.
+pub const MAX_CONDITION_BYTES: usize = 64 * 1024;
+
+/// Refuses a pipeline whose conditions exceed `MAX_CONDITION_BYTES`, at
+/// the first one past it, before any is parsed.
+fn check_condition_bytes(file: &Path, raw: &PipelineFile) -> Result<()> {
+    let backends = [
+        (
+            "source_provider.data_backend".to_string(),
+            raw.source_provider
+                .as_ref()
+                .map(|p| (&p.data_backend.join, &p.data_backend.filters)),
+        ),
+        (
+            "destination_provider.data_backend".to_string(),
+            raw.destination_provider
+                .as_ref()
+                .map(|p| (&p.data_backend.join, &p.data_backend.filters)),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(path, b)| b.map(|b| (path, b)))
+    .chain(
+        raw.backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (format!("backends[{i}]"), (&b.join, &b.filters))),
+    );
+    let mut total = 0usize;
+    for (path, (joins, filters)) in backends {
+        let conditions = joins
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (format!("{path}.join[{i}].on"), j.on.len()))
+            .chain(
+                filters
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (format!("{path}.filters[{i}]"), f.len())),
+            );
+        for (field, len) in conditions {
+            total = total.saturating_add(len);
+            if total > MAX_CONDITION_BYTES {
+                return Err(PlannerError::invalid(
+                    file,
+                    field,
+                    format!(
+                        "the pipeline's filters and join conditions come to more than {} KiB of SQL; put long value lists in a table and join it",
+                        MAX_CONDITION_BYTES / 1024
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A filter or join condition parsed as one SQL expression, or a problem
+/// naming its field and the parser's reason.
+fn condition(
+    path: &str,
+    text: &str,
+    dialect: SqlDialect,
+    problems: &mut Problems,
+) -> Option<SqlExpr> {
+    match SqlExpr::parse(text, dialect) {
+        Ok(e) => Some(e),
+        Err(reason) => {
+            problems.push(path, format!("not a single SQL condition: {reason}"));
+            None
+        }
+    }
+}
+
+fn join(
+    path: &str,
+    i: usize,
+    j: &JoinConfig,
+    dialect: SqlDialect,
+    problems: &mut Problems,
+) -> Option<Join> {
+    let on = condition(&format!("{path}.join[{i}].on"), &j.on, dialect, problems);
     let kind = match j
         .kind
         .as_deref()
@@ -556,7 +647,7 @@ fn join(path: &str, i: usize, j: &JoinConfig, problems: &mut Problems) -> Option
         schema: j.schema.clone(),
         table: j.table.clone(),
         alias: j.alias.clone(),
-        on: j.on.clone(),
+        on: on?,
         kind: kind.to_string(),
     })
 }
@@ -1060,8 +1151,29 @@ fn step_for(
                 "hour" | "hours" => 3600 * SEC,
                 "day" | "days" => 86_400 * SEC,
                 "week" | "weeks" => 7 * 86_400 * SEC,
-                "month" | "months" => return Step::Months(step as u32),
-                "year" | "years" => return Step::Months(step as u32 * 12),
+                "month" | "months" | "year" | "years" => {
+                    let per_unit = if unit.is_some_and(|u| u.starts_with('y')) {
+                        12
+                    } else {
+                        1
+                    };
+                    return match u32::try_from(step)
+                        .ok()
+                        .and_then(|s| s.checked_mul(per_unit))
+                    {
+                        Some(months) => Step::Months(months),
+                        None => {
+                            problems.push(
+                                format!("{path}.step"),
+                                format!(
+                                    "step {step} {} is too long to partition by",
+                                    unit.unwrap_or_default()
+                                ),
+                            );
+                            Step::Months(1)
+                        }
+                    };
+                }
                 other => {
                     problems.push(
                         format!("{path}.step_unit"),

@@ -331,7 +331,13 @@ fn partition_id(dims: &[PartitionDimension], ranges: &[DimRange]) -> String {
 
 /// Months since January 1970 of the month holding `micros`.
 fn month_index(micros: i64) -> i64 {
-    let dt = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default();
+    // Past chrono's range, the first or last month it can name: not 1970,
+    // which would count (and split) from there.
+    let dt = DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    });
     (dt.year() as i64 - 1970) * 12 + dt.month0() as i64
 }
 
@@ -433,16 +439,20 @@ fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> 
             end: wrap(max.as_i64().saturating_add(1)),
         }),
         Step::Int(n) | Step::Micros(n) => {
-            let n = n.max(1);
-            let mut start = min.as_i64().div_euclid(n) * n;
-            let max = max.as_i64();
+            // In i128: the aligned start below a minimum near i64::MIN, and
+            // the end past a maximum near i64::MAX, do not fit an i64; the
+            // outermost ranges are clamped to it instead.
+            let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            let n = i128::from(n.max(1));
+            let mut start = i128::from(min.as_i64()).div_euclid(n) * n;
+            let max = i128::from(max.as_i64());
             while start <= max {
-                let end = start.saturating_add(n);
+                let end = start + n;
                 out.push(DimRange::Range {
-                    start: wrap(start),
-                    end: wrap(end),
+                    start: wrap(clamp(start)),
+                    end: wrap(clamp(end)),
                 });
-                if end == i64::MAX {
+                if end >= i128::from(i64::MAX) {
                     break;
                 }
                 start = end;
@@ -450,29 +460,35 @@ fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> 
         }
         Step::Months(n) => {
             let n = n.max(1) as i64;
+            // `None` past the dates chrono can name (years ±262,143; a
+            // PostgreSQL timestamp goes to 294,276).
             let month_start = |idx: i64| {
                 let base = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
                 let date = if idx >= 0 {
-                    base.checked_add_months(Months::new(idx as u32))
+                    base.checked_add_months(Months::new(u32::try_from(idx).ok()?))
                 } else {
-                    base.checked_sub_months(Months::new((-idx) as u32))
-                }
-                .unwrap_or(base);
-                Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
-                    .timestamp_micros()
+                    base.checked_sub_months(Months::new(u32::try_from(-idx).ok()?))
+                }?;
+                Some(
+                    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+                        .timestamp_micros(),
+                )
             };
             let mut idx = month_index(min.as_i64()).div_euclid(n) * n;
             let max = max.as_i64();
-            loop {
-                let start = month_start(idx);
+            while let Some(start) = month_start(idx) {
                 if start > max {
                     break;
                 }
-                let end = month_start(idx + n);
+                // The last month chrono can name runs to the end of time.
+                let end = month_start(idx + n).unwrap_or(i64::MAX);
                 out.push(DimRange::Range {
                     start: PartitionValue::Micros(start),
                     end: PartitionValue::Micros(end),
                 });
+                if end == i64::MAX {
+                    break;
+                }
                 idx += n;
             }
         }
@@ -703,5 +719,49 @@ mod tests {
             }],
         );
         assert!(parts.is_empty());
+    }
+
+    /// Found by the config fuzz test: bounds at the ends of i64 overflowed
+    /// the aligned start, and a timestamp past chrono's last date made the
+    /// monthly split loop from 1970 without end.
+    #[test]
+    fn extreme_bounds_split_without_overflow_or_end() {
+        let b = |lo, hi| ColumnBounds {
+            min_max: Some((lo, hi)),
+            has_nulls: false,
+        };
+        let ints = dim(Step::Int(1000), PartitionKind::Integer);
+        let low = b(
+            PartitionValue::Int(i64::MIN),
+            PartitionValue::Int(i64::MIN + 1500),
+        );
+        let parts = plan_partitions(std::slice::from_ref(&ints), &[low]);
+        assert_eq!(
+            parts.len() as u128,
+            range_count(
+                ints.step,
+                PartitionValue::Int(i64::MIN),
+                PartitionValue::Int(i64::MIN + 1500)
+            )
+        );
+        assert!(matches!(
+            parts[0].ranges[0].1,
+            DimRange::Range {
+                start: PartitionValue::Int(i64::MIN),
+                ..
+            }
+        ));
+
+        let months = dim(Step::Months(1), PartitionKind::Datetime);
+        let end_of_time = b(
+            PartitionValue::Micros(i64::MAX - 10),
+            PartitionValue::Micros(i64::MAX),
+        );
+        let parts = plan_partitions(std::slice::from_ref(&months), &[end_of_time]);
+        assert_eq!(parts.len(), 1);
+        // From 1970 to the end of time is too many months, and says so
+        // rather than counting one.
+        let all = b(PartitionValue::Micros(0), PartitionValue::Micros(i64::MAX));
+        assert!(too_many_partitions(std::slice::from_ref(&months), &[all]).is_some());
     }
 }
