@@ -76,6 +76,10 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
         .user(&**user)
         .dbname(&**dbname)
         .application_name("synchub")
+        // Filters are printed back from their parse with strings in the
+        // standard form ('it''s', backslashes literal): a server set to
+        // the old escape form must read them the same way.
+        .options("-c standard_conforming_strings=on")
         .connect_timeout(std::time::Duration::from_secs(10));
     if let Some(p) = password {
         cfg.password(p.expose());
