@@ -1127,9 +1127,14 @@ fn step_for(
     problems: &mut Problems,
 ) -> Step {
     if step <= 0 {
+        // The simple form's step is a field of its own.
+        let step_path = match path {
+            "partition_column" => "partition_step".to_string(),
+            _ => format!("{path}.step"),
+        };
         problems.push(
-            format!("{path}.step"),
-            format!("step must be positive, got {step} (step: -1 is only for type: value delta partitions)"),
+            step_path,
+            format!("step must be at least 1, got {step}: it is how many values (or units of step_unit) one partition spans"),
         );
         return Step::Int(1);
     }
