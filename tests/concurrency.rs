@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use common::{connect, difference, Schemas};
+use common::{connect, difference, Schemas, Workspace};
 use rusqlite::Connection;
 
 const ROWS: i64 = 5_000;
@@ -178,8 +178,7 @@ fn reset_refused_while_running(pipeline: &Path, name: &str, state: &Path) {
 struct Pg {
     client: tokio_postgres::Client,
     schemas: Schemas,
-    dir: tempfile::TempDir,
-    pipeline: PathBuf,
+    ws: Workspace,
 }
 
 impl Pg {
@@ -193,18 +192,11 @@ impl Pg {
                 src = schemas.src
             ))
             .await?;
-        let dir = tempfile::tempdir()?;
-        std::fs::write(
-            dir.path().join("datastores.yaml"),
-            schemas.datastores_yaml(),
-        )?;
-        let pipeline = dir.path().join("items.yaml");
-        std::fs::write(&pipeline, pipeline_yaml(prefix, "postgres"))?;
+        let ws = Workspace::new(&schemas, &pipeline_yaml(prefix, "postgres"))?;
         Ok(Pg {
             client,
             schemas,
-            dir,
-            pipeline,
+            ws,
         })
     }
 
@@ -234,16 +226,16 @@ impl Pg {
 async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
     let name = "conc_pg";
     let pg = Pg::new(name).await?;
-    let state = pg.dir.path().join("state");
+    let state = pg.ws.dir.path().join("state");
     for (round, strategy) in ["full", "delta", "hash"].into_iter().enumerate() {
         pg.change(round as i64).await?;
-        race(&pg.pipeline, name, strategy, &state);
+        race(&pg.ws.pipeline, name, strategy, &state);
         pg.assert_exact(&format!("{strategy} race")).await?;
         pg.change(round as i64 + 3).await?;
-        wait_in_turn(&pg.pipeline, name, strategy, &state);
+        wait_in_turn(&pg.ws.pipeline, name, strategy, &state);
         pg.assert_exact(&format!("{strategy} in turn")).await?;
     }
-    reset_refused_while_running(&pg.pipeline, name, &state);
+    reset_refused_while_running(&pg.ws.pipeline, name, &state);
     pg.assert_exact("after reset refused").await
 }
 
@@ -253,8 +245,8 @@ async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
 async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     let name = "conc_pg_two";
     let pg = Pg::new(name).await?;
-    let (one, two) = (pg.dir.path().join("one"), pg.dir.path().join("two"));
-    let first = start(&pg.pipeline, "full", &one, &[]);
+    let (one, two) = (pg.ws.dir.path().join("one"), pg.ws.dir.path().join("two"));
+    let first = start(&pg.ws.pipeline, "full", &one, &[]);
     // Wait until the first holds the destination's lock.
     let deadline = Instant::now() + Duration::from_secs(30);
     while common::scalar(
@@ -270,7 +262,7 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     }
     let second = synchub(&[
         "run",
-        pg.pipeline.to_str().unwrap(),
+        pg.ws.pipeline.to_str().unwrap(),
         "--strategy",
         "full",
         "--state-dir",
@@ -291,8 +283,8 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     let out = first.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     // With --wait each runs once the other is done.
-    let third = start(&pg.pipeline, "full", &one, &["--wait", "120"]);
-    let waited = start(&pg.pipeline, "hash", &two, &["--wait", "120"]);
+    let third = start(&pg.ws.pipeline, "full", &one, &["--wait", "120"]);
+    let waited = start(&pg.ws.pipeline, "hash", &two, &["--wait", "120"]);
     for out in [
         third.wait_with_output().unwrap(),
         waited.wait_with_output().unwrap(),
@@ -366,7 +358,7 @@ fn sqlite_runs_of_one_pipeline_never_overlap() {
 async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
     let name = "conc_signal";
     let pg = Pg::new(name).await?;
-    let state = pg.dir.path().join("state");
+    let state = pg.ws.dir.path().join("state");
     let checkpoints = format!(
         "SELECT count(*) FROM {}._synchub_checkpoints",
         pg.schemas.dst
@@ -376,7 +368,7 @@ async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
             .batch_execute(&format!("DROP TABLE IF EXISTS {}.items", pg.schemas.dst))
             .await?;
         let before = common::scalar(&pg.client, &checkpoints).await.unwrap_or(0);
-        let child = start(&pg.pipeline, "full", &state, &["--output", "json"]);
+        let child = start(&pg.ws.pipeline, "full", &state, &["--output", "json"]);
         let deadline = Instant::now() + Duration::from_secs(30);
         while common::scalar(&pg.client, &checkpoints).await.unwrap_or(0) < before + 2 {
             assert!(Instant::now() < deadline, "the run never committed");
@@ -418,7 +410,7 @@ async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
         )
         .await?;
         assert_eq!(rows, expected_rows, "{summary}");
-        let resumed = common::run(&pg.pipeline, "full", &state);
+        let resumed = common::run(&pg.ws.pipeline, "full", &state);
         assert_eq!(resumed.code, 0, "{}", resumed.stderr);
         assert_eq!(resumed.json["run_id"], summary["run_id"]);
         assert_eq!(resumed.n("partitions_skipped"), done);

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas, Workspace};
+use common::{connect, difference, run, scalar, Lcg, Schemas, Workspace};
 
 const ROWS: i64 = 40_000;
 const STEP: i64 = 2_000; // 20 partitions
@@ -131,33 +131,12 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
     assert_in_sync(&client, &s, "after SIGKILL").await
 }
 
-/// A tiny deterministic generator, so a failing seed can be replayed.
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 #[tokio::test]
 async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
     let (client, s, ws) = setup("crash_rand").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);
-    let seed = std::env::var("SYNCHUB_TEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("crash test seed: {seed} (SYNCHUB_TEST_SEED={seed} replays it)");
-    let mut rng = Lcg(seed);
+    let mut rng = Lcg::seeded("crash test");
+    let seed = rng.0;
     let src = format!("{}.items", s.src);
 
     let mut crashes = 0;

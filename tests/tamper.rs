@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::{connect, run, scalar, RunResult, Schemas};
+use common::{connect, run, scalar, Lcg, RunResult, Schemas};
 use rusqlite::Connection;
 
 const ROWS: i64 = 6_000;
@@ -119,6 +119,8 @@ trait Engine {
     /// Drops the destination table and creates it again as it was.
     async fn recreate(&self) -> Result<()>;
     fn truncate_sql(&self) -> String;
+    /// SQL counting destination tables named like the destination (0 or 1).
+    fn exists_sql(&self) -> String;
 }
 
 struct Postgres {
@@ -166,6 +168,12 @@ impl Engine for Postgres {
     }
     fn truncate_sql(&self) -> String {
         format!("TRUNCATE {}", self.dst())
+    }
+    fn exists_sql(&self) -> String {
+        format!(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = '{}' AND tablename = 'items'",
+            self.schemas.dst
+        )
     }
 }
 
@@ -232,32 +240,9 @@ impl Engine for Sqlite {
     fn truncate_sql(&self) -> String {
         "DELETE FROM items".to_string()
     }
-}
-
-/// A tiny deterministic generator, so a failing seed can be replayed.
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
+    fn exists_sql(&self) -> String {
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'items'".to_string()
     }
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("SYNCHUB_TEST_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(7)
-        });
-    eprintln!("tamper test seed: {seed} (SYNCHUB_TEST_SEED={seed} replays it)");
-    seed
 }
 
 /// A run killed on purpose: an abort at a partition's commit, or a real
@@ -287,6 +272,26 @@ fn killed_run(pipeline: &Path, strategy: &str, state: &Path, kill: &Kill) -> Res
     }
 }
 
+/// Whether the latest run in `state` completed: a run killed while it
+/// exits has finished its work.
+fn last_run_completed(pipeline: &str, state: &Path) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .args([
+            "history",
+            pipeline,
+            "--limit",
+            "1",
+            "--output",
+            "json",
+            "--state-dir",
+        ])
+        .arg(state)
+        .output()
+        .expect("run synchub history");
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    history["runs"][0]["status"] == "completed"
+}
+
 #[derive(Debug)]
 enum Kill {
     Abort(String),
@@ -310,7 +315,7 @@ async fn rounds<E: Engine>(
     dir: &Path,
     datastores: &str,
 ) -> Result<()> {
-    let mut rng = Lcg(seed());
+    let mut rng = Lcg::seeded("tamper test");
     std::fs::write(dir.join("datastores.yaml"), datastores)?;
     let pipeline = dir.join("items.yaml");
     let mut next_version = ROWS + 1;
@@ -362,11 +367,16 @@ async fn rounds<E: Engine>(
             Kill::Abort(format!("{point}:{}", 1 + rng.below(3)))
         };
         let before = checkpoint_rows(engine, checkpoints).await;
-        let finished = killed_run(&pipeline, strategy, &state, &kill)?;
+        let finished =
+            killed_run(&pipeline, strategy, &state, &kill)? || last_run_completed(name, &state);
         let left = checkpoint_rows(engine, checkpoints).await - before;
 
+        // A run killed early may not have created the table: there is
+        // nothing to truncate or create again then.
+        let exists = engine.destination_count(&engine.exists_sql()).await? == 1;
         match tamper {
             Tamper::Nothing => {}
+            Tamper::Truncate | Tamper::Recreate if !exists => {}
             Tamper::Drop => {
                 engine
                     .destination(&format!("DROP TABLE IF EXISTS {}", engine.dst()))

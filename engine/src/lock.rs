@@ -34,11 +34,26 @@ pub enum Wait {
 }
 
 impl Wait {
-    pub fn deadline(&self) -> Option<Option<Instant>> {
-        match self {
+    /// Starts waiting now: ask the returned deadline whether to go on.
+    pub fn start(&self) -> Deadline {
+        Deadline(match self {
             Wait::No => None,
             Wait::Up(d) => Some(Some(Instant::now() + *d)),
             Wait::Forever => Some(None),
+        })
+    }
+}
+
+/// When a wait that started ends: never waiting, at an instant, or never.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Option<Instant>>);
+
+impl Deadline {
+    pub fn keep_waiting(&self) -> bool {
+        match self.0 {
+            None => false,
+            Some(None) => true,
+            Some(Some(at)) => Instant::now() < at,
         }
     }
 }
@@ -101,17 +116,12 @@ impl PipelineLock {
     /// Takes `pipeline`'s lock in `state_dir`, waiting as `wait` says. A
     /// pipeline that stays locked is `EngineError::AlreadyRunning`.
     pub fn acquire(state_dir: &Path, pipeline: &str, wait: Wait) -> Result<Self, EngineError> {
-        let deadline = wait.deadline();
+        let deadline = wait.start();
         loop {
             match Self::try_acquire(state_dir, pipeline)? {
                 Ok(lock) => return Ok(lock),
                 Err(holder) => {
-                    let keep_waiting = match deadline {
-                        None => false,
-                        Some(None) => true,
-                        Some(Some(at)) => Instant::now() < at,
-                    };
-                    if !keep_waiting {
+                    if !deadline.keep_waiting() {
                         return Err(EngineError::AlreadyRunning {
                             pipeline: pipeline.to_string(),
                             holder: holder.describe(),

@@ -83,17 +83,12 @@ async fn lock_destination(
     );
     let me = lock.holder();
     let holder = format!("synchub pid {} on {}", me.pid, me.host);
-    let deadline = wait.deadline();
+    let deadline = wait.start();
     loop {
         match sink.try_lock(&key, &holder).await? {
             LockAttempt::Acquired => return Ok(()),
             LockAttempt::Held { holder } => {
-                let keep_waiting = match deadline {
-                    None => false,
-                    Some(None) => true,
-                    Some(Some(at)) => Instant::now() < at,
-                };
-                if !keep_waiting {
+                if !deadline.keep_waiting() {
                     return Err(EngineError::AlreadyRunning {
                         pipeline: pipeline.name.clone(),
                         holder: format!("{holder}; it holds the destination's lock"),

@@ -212,3 +212,33 @@ pub fn move_rows_sql(table: &str) -> String {
          UPDATE {table} SET grp = 245000 WHERE id = 10;"
     )
 }
+
+/// A tiny deterministic generator, so a failing seed can be replayed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// A seeded generator: `SYNCHUB_TEST_SEED` when set, else the clock.
+    /// The seed is printed, with how to replay it.
+    pub fn seeded(test: &str) -> Lcg {
+        let seed = std::env::var("SYNCHUB_TEST_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7)
+            });
+        eprintln!("{test} seed: {seed} (SYNCHUB_TEST_SEED={seed} replays it)");
+        Lcg(seed)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
