@@ -116,6 +116,9 @@ trait Engine {
     /// Rows in one of expected-or-destination and not the other, plus
     /// duplicated keys in the destination.
     async fn mismatches(&self, config: Config) -> Result<i64>;
+    /// Up to ten rows on each side that the other lacks, for a failure's
+    /// message.
+    async fn sample_differences(&self, config: Config) -> Result<String>;
     /// Drops the destination table and creates it again as it was.
     async fn recreate(&self) -> Result<()>;
     fn truncate_sql(&self) -> String;
@@ -158,6 +161,34 @@ impl Engine for Postgres {
             ),
         )
         .await
+    }
+    async fn sample_differences(&self, config: Config) -> Result<String> {
+        let (expected, dst) = (config.expected_sql(&self.src()), self.dst());
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "(SELECT 'source only', * FROM (({expected}) EXCEPT ALL SELECT id, qty, title, version FROM {dst}) a ORDER BY id LIMIT 10)
+                     UNION ALL
+                     (SELECT 'destination only', * FROM (SELECT id, qty, title, version FROM {dst} EXCEPT ALL ({expected})) b ORDER BY id LIMIT 10)"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: id={} qty={:?} title={:?} version={}",
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, Option<i32>>(2),
+                    r.get::<_, Option<String>>(3),
+                    r.get::<_, i64>(4)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
     }
     async fn recreate(&self) -> Result<()> {
         self.destination(&format!(
@@ -226,6 +257,32 @@ impl Engine for Sqlite {
             [],
             |r| r.get(0),
         )?)
+    }
+    async fn sample_differences(&self, config: Config) -> Result<String> {
+        let conn = self.open("warehouse.db")?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS src",
+            [self.dir.join("source.db").to_str().unwrap()],
+        )?;
+        let expected = config.expected_sql("src.items");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT * FROM (SELECT 'source only', * FROM ({expected} EXCEPT SELECT id, qty, title, version FROM main.items) LIMIT 10)
+             UNION ALL
+             SELECT * FROM (SELECT 'destination only', * FROM (SELECT id, qty, title, version FROM main.items EXCEPT {expected}) LIMIT 10)"
+        ))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}: id={} qty={:?} title={:?} version={}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, i64>(4)?
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.join("\n"))
     }
     async fn recreate(&self) -> Result<()> {
         let conn = self.open("warehouse.db")?;
@@ -418,10 +475,18 @@ async fn rounds<E: Engine>(
             }
         }
         let mismatches = engine.mismatches(config).await?;
-        assert_eq!(
-            mismatches, 0,
-            "{context}: destination differs from what the config selects"
-        );
+        if mismatches != 0 {
+            let sample = engine.sample_differences(config).await?;
+            let history = Command::new(env!("CARGO_BIN_EXE_synchub"))
+                .args(["history", name, "--state-dir"])
+                .arg(&state)
+                .output()?;
+            panic!(
+                "{context}: destination differs from what the config selects ({mismatches}):\n{sample}\nhistory:\n{}\nlast run: {}",
+                String::from_utf8_lossy(&history.stdout),
+                again.stderr
+            );
+        }
     }
     Ok(())
 }
