@@ -63,6 +63,9 @@ enum Command {
         strategy: Option<String>,
         #[arg(long)]
         datastores: Option<PathBuf>,
+        /// Where run state lives: a delta plans from its stored watermark.
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
     },
     /// Check, show and list pipeline configs.
     Config {
@@ -212,13 +215,14 @@ async fn dispatch(cli: Cli) -> ExitCode {
             pipeline,
             strategy,
             datastores,
+            state_dir,
         } => {
             output::init_logging(false);
             let opts = RunOptions {
                 pipeline_file: pipeline,
                 strategy,
                 datastores,
-                state_dir: PathBuf::from("./data"),
+                state_dir,
                 ..RunOptions::default()
             };
             match engine::plan_pipeline(&opts).await {
@@ -481,6 +485,13 @@ fn config(command: ConfigCommand) -> ExitCode {
         ConfigCommand::Validate { files, datastores } => {
             let mut ok = true;
             for f in &files {
+                // The file's own YAML first: a malformed file is reported
+                // at its line and column whether or not datastores are found.
+                if let Err(e) = PipelineFile::read(f) {
+                    ok = false;
+                    eprintln!("{e}");
+                    continue;
+                }
                 let result = Datastores::locate(f, datastores.as_deref())
                     .and_then(|ds| Datastores::load(&ds))
                     .and_then(|ds| Pipeline::load(f, &ds));

@@ -130,9 +130,12 @@ pub struct RunOutcome {
 
 /// Loads and plans a pipeline without touching any database.
 pub fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
+    // The pipeline's own YAML first: its syntax errors are reported at
+    // their line even where no datastores file is found.
+    let raw = planner::config::PipelineFile::read(&opts.pipeline_file)?;
     let ds_file = Datastores::locate(&opts.pipeline_file, opts.datastores.as_deref())?;
     let datastores = Datastores::load(&ds_file)?;
-    let pipeline = Pipeline::load(&opts.pipeline_file, &datastores)?;
+    let pipeline = Pipeline::from_file(&opts.pipeline_file, raw, &datastores)?;
     let plan = Plan::compile(&pipeline, opts.strategy.as_deref())?;
     Ok((pipeline, plan))
 }

@@ -395,7 +395,9 @@ impl Pipeline {
         }
         let simple = raw.source_provider.is_some() || raw.destination_provider.is_some();
         let staged = !raw.backends.is_empty();
-        let normalized = if simple && staged {
+        let normalized = if !row_level(&raw, &mut problems) {
+            None
+        } else if simple && staged {
             problems.push(
                 "backends",
                 "use either source_provider/destination_provider/column_map or backends/stages, not both",
@@ -798,26 +800,31 @@ fn check_columns(
     }
 }
 
-fn normalize_staged(
-    file: &Path,
-    raw: &PipelineFile,
-    datastores: &Datastores,
-    problems: &mut Problems,
-) -> Option<Normalized> {
+/// Whether the pipeline is a row-level sync, the one kind there is today
+/// (in either config form); anything else is a problem.
+fn row_level(raw: &PipelineFile, problems: &mut Problems) -> bool {
     match raw.sync_type.as_deref() {
-        None | Some("row-level") | Some("row_level") => {}
+        None | Some("row-level") | Some("row_level") => true,
         Some("aggregate") => {
             problems.push("sync_type", "not supported yet: sync_type: aggregate");
-            return None;
+            false
         }
         Some(other) => {
             problems.push(
                 "sync_type",
                 format!("unknown sync_type \"{other}\"; use row-level or aggregate"),
             );
-            return None;
+            false
         }
     }
+}
+
+fn normalize_staged(
+    file: &Path,
+    raw: &PipelineFile,
+    datastores: &Datastores,
+    problems: &mut Problems,
+) -> Option<Normalized> {
     let find_stage = |kind: &str| {
         raw.stages
             .iter()

@@ -67,7 +67,17 @@ fn mib(bytes: u64) -> String {
 /// before serde_norway sees it.
 pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, PlannerError> {
     check_limits(file, text)?;
-    serde_norway::from_str(text).map_err(|e| {
+    // serde reports a value of the wrong type as soon as it meets it, before
+    // the parser reaches a syntax error further on (an unclosed `[` is then
+    // "invalid type: sequence"). Reading the whole document first puts the
+    // syntax error, at its line and column, before any type error.
+    serde_norway::from_str::<serde::de::IgnoredAny>(text).map_err(|e| located(file, e))?;
+    serde_norway::from_str(text).map_err(|e| located(file, e))
+}
+
+/// A serde_norway error as a message at file:line:column.
+fn located(file: &Path, e: serde_norway::Error) -> PlannerError {
+    {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -87,7 +97,7 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, PlannerE
                 message: raw,
             },
         }
-    })
+    }
 }
 
 /// Nodes and scalar bytes of a node with its aliases expanded.
