@@ -55,6 +55,9 @@ enum Command {
         /// SECONDS when given) instead of exiting 1 at once.
         #[arg(long, value_name = "SECONDS")]
         wait: Option<Option<u64>>,
+        /// Run a pipeline or strategy that its config disables.
+        #[arg(long)]
+        force: bool,
     },
     /// Show the operator DAG and the partitions a run would do.
     Plan {
@@ -193,6 +196,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             state_dir,
             output,
             wait,
+            force,
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
@@ -206,6 +210,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     Some(None) => engine::Wait::Forever,
                     Some(Some(s)) => engine::Wait::Up(std::time::Duration::from_secs(s)),
                 },
+                force,
                 ..RunOptions::default()
             };
             cancel_on_signals(&opts.cancel);
@@ -496,7 +501,27 @@ fn config(command: ConfigCommand) -> ExitCode {
                     .and_then(|ds| Datastores::load(&ds))
                     .and_then(|ds| Pipeline::load(f, &ds));
                 match result {
-                    Ok(p) => println!("{}: ok ({})", f.display(), p.name),
+                    // Every strategy compiled, as `run` would: a field that
+                    // parses but is not supported yet is refused here too.
+                    Ok(p) => {
+                        let strategies: Vec<Option<&str>> = if p.strategies.is_empty() {
+                            vec![None]
+                        } else {
+                            p.strategies.iter().map(|s| Some(s.name.as_str())).collect()
+                        };
+                        let refused: Vec<_> = strategies
+                            .into_iter()
+                            .filter_map(|s| planner::Plan::compile(&p, s).err())
+                            .collect();
+                        if refused.is_empty() {
+                            println!("{}: ok ({})", f.display(), p.name);
+                        } else {
+                            ok = false;
+                            for e in refused {
+                                eprintln!("{e}");
+                            }
+                        }
+                    }
                     Err(e) => {
                         ok = false;
                         eprintln!("{}", redact_url_password(&e.to_string()));

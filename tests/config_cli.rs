@@ -142,3 +142,179 @@ fn plan_reads_the_watermark_from_the_state_dir_it_is_given() {
     assert_eq!(partitions("runs"), ["v_1000_1100"]);
     assert_eq!(partitions("elsewhere").len(), 11);
 }
+
+/// `pipeline(extra)` with `extra` (indented lines) added to its strategy.
+fn with_strategy_field(field: &str) -> String {
+    pipeline("").replace(
+        "    type: delta\n",
+        &format!("    type: delta\n    {field}\n"),
+    )
+}
+
+#[test]
+fn keys_that_would_be_ignored_are_refused_by_validate_and_run_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    let cases = [
+        (
+            "prevent_update_unless_changed: false",
+            "p.yaml: not supported yet: strategies[0].prevent_update_unless_changed: false",
+        ),
+        (
+            "use_pagination: false",
+            "p.yaml: not supported yet: strategies[0].use_pagination: false",
+        ),
+        (
+            "data_fetch: {enabled: false}",
+            "p.yaml: not supported yet: strategies[0].data_fetch.enabled: false",
+        ),
+        (
+            "pipeline_config: {max_concurrent_batches: 4}",
+            "p.yaml: not supported yet: strategies[0].pipeline_config.max_concurrent_batches: 4 (use max_concurrent_partitions)",
+        ),
+        (
+            "cron: 'this is not cron'",
+            "p.yaml: strategies[0].cron: \"this is not cron\" is not a cron expression (Invalid pattern: Pattern must have between 5 and 7 fields.); write five fields, minute hour day-of-month month day-of-week, e.g. \"*/15 * * * *\"",
+        ),
+    ];
+    for (field, message) in cases {
+        std::fs::write(dir.path().join("p.yaml"), with_strategy_field(field)).unwrap();
+        let (code, stdout, stderr) = synchub(dir.path(), &["config", "validate", "p.yaml"]);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (2, "", format!("{message}\n").as_str()),
+            "{field}"
+        );
+        let (code, _, stderr) = synchub(dir.path(), &["run", "p.yaml", "--state-dir", "st"]);
+        assert_eq!(
+            (code, stderr.as_str()),
+            (2, format!("error: {message}\n").as_str()),
+            "{field}"
+        );
+        assert!(!dir.path().join("warehouse.db").exists(), "{field}");
+    }
+    // What SyncHub does anyway is accepted; a strategy's batch size is used.
+    for field in [
+        "prevent_update_unless_changed: true",
+        "use_pagination: true",
+        "cron: '*/15 * * * *'",
+        "pipeline_config: {batch_size: 123, max_concurrent_batches: 1}",
+    ] {
+        std::fs::write(dir.path().join("p.yaml"), with_strategy_field(field)).unwrap();
+        let (code, stdout, stderr) = synchub(dir.path(), &["config", "validate", "p.yaml"]);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "p.yaml: ok (items_copy)\n"),
+            "{field}: {stderr}"
+        );
+    }
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        with_strategy_field("pipeline_config: {batch_size: 123}"),
+    )
+    .unwrap();
+    rusqlite::Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch("CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+        .unwrap();
+    let (code, stdout, stderr) = synchub(dir.path(), &["plan", "p.yaml", "--state-dir", "st"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "dag: partition_source -> fetch(page=50000) -> batcher(rows=123) -> populate\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_disabled_pipeline_or_strategy_runs_only_with_force() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    rusqlite::Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             INSERT INTO items VALUES (1, 1), (2, 2);",
+        )
+        .unwrap();
+    let both = pipeline("").replace(
+        "strategies:\n",
+        "strategies:\n  - {name: full, type: full, enabled: false}\n",
+    );
+    let cases = [
+        (
+            pipeline("enabled: false\n"),
+            None,
+            "error: pipeline items_copy is disabled (enabled: false in p.yaml); not running it. Run it anyway with --force, or set enabled: true",
+        ),
+        (
+            with_strategy_field("enabled: false"),
+            None,
+            "error: every strategy of pipeline items_copy is disabled (enabled: false in p.yaml); not running it. Run it anyway with --force, or set enabled: true",
+        ),
+        (
+            both,
+            Some("full"),
+            "error: strategy full of pipeline items_copy is disabled (enabled: false in p.yaml); not running it. Run it anyway with --force, or set enabled: true",
+        ),
+    ];
+    for (yaml, strategy, message) in cases {
+        std::fs::write(dir.path().join("p.yaml"), &yaml).unwrap();
+        let mut args = vec!["run", "p.yaml", "--state-dir", "st"];
+        if let Some(s) = strategy {
+            args.extend(["--strategy", s]);
+        }
+        let (code, _, stderr) = synchub(dir.path(), &args);
+        assert_eq!(
+            (code, stderr.as_str()),
+            (2, format!("{message}\n").as_str())
+        );
+        assert!(!dir.path().join("warehouse.db").exists(), "{message}");
+        args.push("--force");
+        let (code, _, stderr) = synchub(dir.path(), &args);
+        assert_eq!(code, 0, "{stderr}");
+        let rows: i64 = rusqlite::Connection::open(dir.path().join("warehouse.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+        std::fs::remove_file(dir.path().join("warehouse.db")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("st")).unwrap();
+    }
+}
+
+#[test]
+fn stage_form_switches_that_would_be_ignored_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo");
+    std::fs::copy(
+        demo.join("datastores.yaml"),
+        dir.path().join("datastores.yaml"),
+    )
+    .unwrap();
+    let stage_form = std::fs::read_to_string(demo.join("orders_stage_form.yaml")).unwrap();
+    let cases = [
+        (
+            stage_form.replace(
+                "  - name: data_fetch\n    type: data_fetch\n",
+                "  - name: data_fetch\n    type: data_fetch\n    enabled: false\n",
+            ),
+            "stages[1].enabled: not supported yet: stages[1].enabled: false on a data_fetch stage; remove the key to run the stage",
+        ),
+        (
+            stage_form.replace(
+                "  - name: data_fetch\n    type: data_fetch\n",
+                "  - name: data_fetch\n    type: data_fetch\n    applicable_on: hash\n",
+            ),
+            "stages[1].applicable_on: not supported yet: stages[1].applicable_on (every stage applies to every strategy)",
+        ),
+    ];
+    for (yaml, message) in cases {
+        assert_ne!(yaml, stage_form, "the fixture moved: {message}");
+        std::fs::write(dir.path().join("p.yaml"), &yaml).unwrap();
+        let (code, _, stderr) = synchub(dir.path(), &["config", "validate", "p.yaml"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}

@@ -26,6 +26,9 @@ pub enum EngineError {
     /// A delta watermark that no longer describes the destination.
     #[error("{0}")]
     StaleWatermark(String),
+    /// The config switches the pipeline or the strategy off.
+    #[error("{0}")]
+    Disabled(String),
     #[error("state store {path}: {message}")]
     State { path: String, message: String },
 }
@@ -43,7 +46,9 @@ impl EngineError {
     /// the CLI exits 2 for these and 1 for failed runs.
     pub fn is_invalid_input(&self) -> bool {
         match self {
-            EngineError::Planner(_) | EngineError::StaleWatermark(_) => true,
+            EngineError::Planner(_) | EngineError::StaleWatermark(_) | EngineError::Disabled(_) => {
+                true
+            }
             EngineError::Connector(e) => {
                 e.domain() == ErrorDomain::User && !matches!(e, ConnectorError::Value(_))
             }

@@ -36,6 +36,8 @@ pub struct RunOptions {
     /// Cancelled by the caller (the CLI on SIGINT or SIGTERM) to stop the
     /// run: the open partitions roll back, the run ends `cancelled`.
     pub cancel: Cancel,
+    /// Run even a pipeline or strategy its config disables.
+    pub force: bool,
 }
 
 /// A run's cancellation: a token plus the reason given with it.
@@ -66,6 +68,41 @@ impl Cancel {
 async fn cancelled(cancel: &Cancel) -> String {
     cancel.token.cancelled().await;
     cancel.reason().unwrap_or_else(|| "cancelled".to_string())
+}
+
+/// A pipeline or strategy switched off in its config is not run: `enabled:
+/// false` on the pipeline, on the strategy named, or on every strategy when
+/// none is named (which would otherwise fall back to a full sync).
+fn refuse_disabled(pipeline: &Pipeline, plan: &Plan, named: bool) -> Result<(), EngineError> {
+    let file = pipeline.file.display();
+    let why = if !pipeline.enabled {
+        format!(
+            "pipeline {} is disabled (enabled: false in {file})",
+            pipeline.name
+        )
+    } else if let Some(s) = pipeline
+        .strategies
+        .iter()
+        .find(|s| s.name == plan.strategy && !s.enabled)
+    {
+        format!(
+            "strategy {} of pipeline {} is disabled (enabled: false in {file})",
+            s.name, pipeline.name
+        )
+    } else if !named
+        && !pipeline.strategies.is_empty()
+        && pipeline.strategies.iter().all(|s| !s.enabled)
+    {
+        format!(
+            "every strategy of pipeline {} is disabled (enabled: false in {file})",
+            pipeline.name
+        )
+    } else {
+        return Ok(());
+    };
+    Err(EngineError::Disabled(format!(
+        "{why}; not running it. Run it anyway with --force, or set enabled: true"
+    )))
 }
 
 /// Takes the destination's own pipeline lock (PostgreSQL: an advisory lock,
@@ -191,6 +228,9 @@ pub async fn run_pipeline(
 ) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
     let (pipeline, plan) = load(opts)?;
+    if !opts.force {
+        refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
+    }
     let fingerprint = SyncFingerprint::of(&pipeline, &plan);
     let state = StateStore::open(&opts.state_dir)?;
     // Before any database is touched: a second process must neither resume

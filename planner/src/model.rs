@@ -832,7 +832,23 @@ fn normalize_staged(
             .find(|(_, s)| s.kind == kind && s.enabled)
     };
     for (i, s) in raw.stages.iter().enumerate() {
+        if s.applicable_on.is_some() {
+            problems.push(
+                format!("stages[{i}].applicable_on"),
+                format!("not supported yet: stages[{i}].applicable_on (every stage applies to every strategy)"),
+            );
+        }
         match s.kind.as_str() {
+            // Core stages run in every sync: switching one off would need a
+            // pipeline that, say, reads but never writes.
+            "partition" | "change_detection" | "data_fetch" | "batcher" | "populate"
+                if !s.enabled =>
+            {
+                problems.push(
+                    format!("stages[{i}].enabled"),
+                    format!("not supported yet: stages[{i}].enabled: false on a {} stage; remove the key to run the stage", s.kind),
+                );
+            }
             "partition" | "change_detection" | "data_fetch" | "batcher" | "populate" => {}
             "dedup" | "transform" | "enrich" if s.enabled => {
                 problems.push(format!("stages[{i}]"), format!("not supported yet: stage type {}", s.kind));
@@ -1279,6 +1295,14 @@ fn normalize_strategy(
             return None;
         }
     };
+    if let Some(cron) = &s.cron {
+        if let Err(e) = cron.parse::<croner::Cron>() {
+            problems.push(
+                format!("{path}.cron"),
+                format!("\"{cron}\" is not a cron expression ({e}); write five fields, minute hour day-of-month month day-of-week, e.g. \"*/15 * * * *\""),
+            );
+        }
+    }
     let mut primary = Vec::new();
     if !s.primary_partitions.is_empty() {
         for (pi, p) in s.primary_partitions.iter().enumerate() {
@@ -1581,6 +1605,31 @@ impl Strategy {
             && r.primary_partitions.iter().any(|p| p.bounded == Some(true))
         {
             out.push(format!("{path}.primary_partitions.bounded"));
+        }
+        // What SyncHub always does is accepted; its opposite is not there.
+        if r.prevent_update_unless_changed == Some(false) {
+            out.push(format!("{path}.prevent_update_unless_changed: false"));
+        }
+        if r.use_pagination == Some(false) {
+            out.push(format!("{path}.use_pagination: false"));
+        }
+        if let Some(fetch) = &r.data_fetch {
+            if fetch.enabled == Some(false) {
+                out.push(format!("{path}.data_fetch.enabled: false"));
+            }
+            if fetch.use_pagination == Some(false) {
+                out.push(format!("{path}.data_fetch.use_pagination: false"));
+            }
+        }
+        if let Some(n) = r
+            .pipeline_config
+            .as_ref()
+            .and_then(|c| c.max_concurrent_batches)
+            .filter(|n| *n != 1)
+        {
+            out.push(format!(
+                "{path}.pipeline_config.max_concurrent_batches: {n} (use max_concurrent_partitions)"
+            ));
         }
         out
     }

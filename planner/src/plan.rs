@@ -88,7 +88,13 @@ impl Plan {
             });
         }
         let page_rows = st.page_size;
-        let target_rows = pipeline.batch_rows;
+        // A strategy's own batch size wins over the pipeline's batcher.
+        let target_rows = st
+            .raw
+            .pipeline_config
+            .as_ref()
+            .and_then(|c| c.batch_size)
+            .map_or(pipeline.batch_rows, |n| (n as usize).max(1));
         Ok(Plan {
             pipeline: pipeline.name.clone(),
             strategy: st.name.clone(),
