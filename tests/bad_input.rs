@@ -330,7 +330,8 @@ fn unset_environment_variable_names_file_line_and_variable() {
     let ds = fx.write(
         "datastores.yaml",
         &format!(
-            "datastores:\n  src:\n    type: sqlite\n    connection:\n      path: source.db\n  pg:\n    type: postgres\n    connection:\n      host: 127.0.0.1\n      dbname: shop\n      password: ${{{VAR}}}\n"
+            // The pipeline writes to `dst`, so its variable must be set.
+            "datastores:\n  src:\n    type: sqlite\n    connection:\n      path: source.db\n  dst:\n    type: postgres\n    connection:\n      host: 127.0.0.1\n      dbname: shop\n      password: ${{{VAR}}}\n"
         ),
     );
     let p = fx.write("pipeline.yaml", &items_pipeline(100, &items_columns(50)));

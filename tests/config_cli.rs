@@ -318,3 +318,65 @@ fn stage_form_switches_that_would_be_ignored_are_refused() {
         assert!(stderr.contains(message), "{stderr}");
     }
 }
+
+/// One datastores file shared by pipelines of several databases: an entry
+/// of a type to come, or one needing a variable this shell lacks, does not
+/// stop a pipeline that does not use it; validating the file itself still
+/// reports them.
+#[test]
+fn a_pipeline_resolves_only_the_datastores_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    rusqlite::Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             INSERT INTO items VALUES (1, 1), (2, 2);",
+        )
+        .unwrap();
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        format!(
+            "{DATASTORES}  shop_mysql: {{type: mysql, connection: {{host: 127.0.0.1, dbname: shop}}}}\n  \
+             billing: {{type: postgres, connection: {{host: 127.0.0.1, dbname: billing, password: \"${{SYNCHUB_TEST_UNSET_PW}}\"}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.yaml"), pipeline("")).unwrap();
+    let (code, stdout, stderr) = synchub(dir.path(), &["config", "validate", "p.yaml"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "p.yaml: ok (items_copy)\n"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = synchub(dir.path(), &["run", "p.yaml", "--state-dir", "st"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = synchub(dir.path(), &["config", "show", "p.yaml"]);
+    assert_eq!(code, 0);
+    assert!(
+        !stdout.contains("billing") && !stdout.contains("shop_mysql"),
+        "{stdout}"
+    );
+
+    // A pipeline naming a datastore the file lacks hears of all it defines.
+    std::fs::write(
+        dir.path().join("q.yaml"),
+        pipeline("").replace("datastore_name: dst", "datastore_name: dts"),
+    )
+    .unwrap();
+    let (code, _, stderr) = synchub(dir.path(), &["config", "validate", "q.yaml"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            2,
+            "q.yaml: destination_provider.data_backend.datastore_name: datastore \"dts\" is not defined in ./datastores.yaml; defined: billing, dst, shop_mysql, src\n"
+        )
+    );
+
+    // The file itself, validated, reports what is wrong in it.
+    let (code, stdout, stderr) = synchub(dir.path(), &["config", "validate", "datastores.yaml"]);
+    assert_eq!(code, 2, "{stdout}");
+    assert_eq!(
+        stderr,
+        "datastores.yaml:5: environment variable SYNCHUB_TEST_UNSET_PW is not set; export it or edit the file\n"
+    );
+}

@@ -14,7 +14,7 @@ use operators::populate::Populate;
 use operators::{Operator, OperatorError, RunProgress};
 use planner::partition::Partition;
 use planner::plan::OperatorSpec;
-use planner::{Datastores, Pipeline, Plan, SyncFingerprint};
+use planner::{Pipeline, Plan, SyncFingerprint};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -167,12 +167,9 @@ pub struct RunOutcome {
 
 /// Loads and plans a pipeline without touching any database.
 pub fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
-    // The pipeline's own YAML first: its syntax errors are reported at
-    // their line even where no datastores file is found.
-    let raw = planner::config::PipelineFile::read(&opts.pipeline_file)?;
-    let ds_file = Datastores::locate(&opts.pipeline_file, opts.datastores.as_deref())?;
-    let datastores = Datastores::load(&ds_file)?;
-    let pipeline = Pipeline::from_file(&opts.pipeline_file, raw, &datastores)?;
+    // Only the datastores this pipeline names are resolved: others sharing
+    // the file may be of a type to come, or need variables it has no use for.
+    let pipeline = Pipeline::load_resolving(&opts.pipeline_file, opts.datastores.as_deref())?;
     let plan = Plan::compile(&pipeline, opts.strategy.as_deref())?;
     Ok((pipeline, plan))
 }

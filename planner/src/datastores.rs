@@ -5,7 +5,7 @@ mod env;
 mod url;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
@@ -151,7 +151,39 @@ pub fn redact_url_password(text: &str) -> Cow<'_, str> {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct DatastoresFile {
-    datastores: BTreeMap<String, DatastoreConfig>,
+    datastores: Entries,
+}
+
+/// The `datastores:` mapping, read entry by entry so that substitution
+/// knows which datastore a value belongs to (see `env::WantedScope`).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+struct Entries(BTreeMap<String, DatastoreConfig>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of datastore names to datastores")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Entries, A::Error> {
+                let mut entries = BTreeMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    env::reading_entry(Some(&name));
+                    let config = map.next_value::<DatastoreConfig>();
+                    env::reading_entry(None);
+                    entries.insert(name, config?);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(EntriesVisitor)
+    }
 }
 
 /// One connection as written in the file; every string value may hold
@@ -335,6 +367,8 @@ impl Datastore {
 pub struct Datastores {
     pub file: PathBuf,
     pub stores: BTreeMap<String, Datastore>,
+    /// Every datastore the file defines, resolved or not (see `load_only`).
+    pub defined: BTreeSet<String>,
 }
 
 /// The datastore types SyncHub can connect to today.
@@ -366,6 +400,15 @@ impl Datastores {
         Datastores::parse(file, &text, lookup)
     }
 
+    /// The datastores of `file` that `names` lists, resolved; the others
+    /// are only checked to be well-formed YAML of the right fields, so an
+    /// unsupported type or an unset variable elsewhere in a shared file does
+    /// not stop this pipeline.
+    pub fn load_only(file: &Path, names: &BTreeSet<String>) -> Result<Datastores> {
+        let text = yaml::read_file(file)?;
+        Datastores::parse_only(file, &text, |v| std::env::var(v).ok(), Some(names))
+    }
+
     /// `text` as the datastores file `file` (which relative paths are
     /// resolved against).
     pub fn parse(
@@ -373,14 +416,29 @@ impl Datastores {
         text: &str,
         lookup: impl Fn(&str) -> Option<String> + 'static,
     ) -> Result<Datastores> {
+        Datastores::parse_only(file, text, lookup, None)
+    }
+
+    /// `parse`, resolving only the datastores `only` names (all: `None`).
+    pub fn parse_only(
+        file: &Path,
+        text: &str,
+        lookup: impl Fn(&str) -> Option<String> + 'static,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<Datastores> {
         let parsed: DatastoresFile = {
             let _scope = env::LookupScope::install(Rc::new(lookup));
+            let _wanted = env::WantedScope::install(only.cloned());
             yaml::parse(file, text).map_err(env_or_redacted)?
         };
         let base = file.parent().unwrap_or(Path::new("."));
+        let defined: BTreeSet<String> = parsed.datastores.0.keys().cloned().collect();
         let mut stores = BTreeMap::new();
         let mut problems = Vec::new();
-        for (name, cfg) in parsed.datastores {
+        for (name, cfg) in parsed.datastores.0 {
+            if only.is_some_and(|only| !only.contains(&name)) {
+                continue;
+            }
             match resolve(&name, &cfg, base) {
                 Ok(ds) => {
                     stores.insert(name, ds);
@@ -397,6 +455,7 @@ impl Datastores {
         Ok(Datastores {
             file: file.to_path_buf(),
             stores,
+            defined,
         })
     }
 
@@ -435,7 +494,14 @@ impl Datastores {
         name: &str,
     ) -> Result<&Datastore, crate::error::Problem> {
         self.stores.get(name).ok_or_else(|| {
-            let known: Vec<&str> = self.stores.keys().map(String::as_str).collect();
+            let known: Vec<&str> = self
+                .defined
+                .iter()
+                .chain(self.stores.keys())
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             let hint = match yaml::closest(name, &known) {
                 Some(c) => format!("; did you mean \"{c}\"?"),
                 None => format!("; defined: {}", known.join(", ")),

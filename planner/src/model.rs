@@ -375,6 +375,16 @@ impl Pipeline {
         Pipeline::from_file(file, raw, datastores)
     }
 
+    /// Reads the pipeline `file` first (its own YAML errors come before any
+    /// about datastores), then finds its datastores file (`explicit`, else
+    /// beside it or above) and resolves the datastores it names only.
+    pub fn load_resolving(file: &Path, explicit: Option<&Path>) -> Result<Pipeline> {
+        let raw = PipelineFile::read(file)?;
+        let ds_file = Datastores::locate(file, explicit)?;
+        let datastores = Datastores::load_only(&ds_file, &raw.datastore_names())?;
+        Pipeline::from_file(file, raw, &datastores)
+    }
+
     pub fn from_file(file: &Path, raw: PipelineFile, datastores: &Datastores) -> Result<Pipeline> {
         check_condition_bytes(file, &raw)?;
         let mut problems = Problems(Vec::new());
@@ -473,6 +483,22 @@ impl PipelineFile {
     pub fn read(file: &Path) -> Result<PipelineFile> {
         let text = yaml::read_file(file)?;
         yaml::parse(file, &text)
+    }
+
+    /// Every datastore the pipeline names (providers, backends, enrichment
+    /// sources): the ones its datastores file must resolve.
+    pub fn datastore_names(&self) -> std::collections::BTreeSet<String> {
+        let providers = [&self.source_provider, &self.destination_provider]
+            .into_iter()
+            .flatten()
+            .map(|p| p.data_backend.datastore_name.clone());
+        let backends = self.backends.iter().map(|b| b.datastore_name.clone());
+        let dimensions = self
+            .enrichment
+            .iter()
+            .flat_map(|e| &e.dimensions)
+            .map(|d| d.source.config.datastore_name.clone());
+        providers.chain(backends).chain(dimensions).collect()
     }
 }
 

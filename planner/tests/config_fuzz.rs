@@ -145,6 +145,7 @@ fn datastores(sqlite_src: bool) -> Datastores {
     }
     Datastores {
         file: PathBuf::from("datastores.yaml"),
+        defined: stores.keys().cloned().collect(),
         stores,
     }
 }

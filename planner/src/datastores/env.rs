@@ -41,6 +41,45 @@ impl Drop for LookupScope {
     }
 }
 
+thread_local! {
+    // The datastores a parse resolves (`None`: all) and the one whose entry
+    // is being read: values of the others are kept as written, so a
+    // variable only they use need not be set.
+    static WANTED: RefCell<Option<std::collections::BTreeSet<String>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Limits substitution to the entries of `wanted` until dropped.
+pub(crate) struct WantedScope;
+
+impl WantedScope {
+    pub(crate) fn install(wanted: Option<std::collections::BTreeSet<String>>) -> WantedScope {
+        WANTED.with(|w| *w.borrow_mut() = wanted);
+        WantedScope
+    }
+}
+
+impl Drop for WantedScope {
+    fn drop(&mut self) {
+        WANTED.with(|w| *w.borrow_mut() = None);
+        CURRENT.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// Marks the entry being read, for `substituted`.
+pub(crate) fn reading_entry(name: Option<&str>) {
+    CURRENT.with(|c| *c.borrow_mut() = name.map(str::to_string));
+}
+
+/// Whether the entry being read is one the parse resolves.
+pub(crate) fn entry_wanted() -> bool {
+    let current = CURRENT.with(|c| c.borrow().clone());
+    WANTED.with(|w| match (&*w.borrow(), current) {
+        (Some(wanted), Some(name)) => wanted.contains(&name),
+        _ => true,
+    })
+}
+
 fn lookup(var: &str) -> Option<String> {
     let installed = LOOKUP.with(|l| l.borrow().clone());
     match installed {
@@ -95,6 +134,9 @@ pub fn substitute(value: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
 }
 
 fn substituted<E: de::Error>(raw: &str) -> Result<String, E> {
+    if !entry_wanted() {
+        return Ok(raw.to_string());
+    }
     substitute(raw, lookup).map_err(|var| E::custom(format!("{MISSING_ENV_MARK}{var}")))
 }
 
