@@ -380,3 +380,72 @@ fn a_pipeline_resolves_only_the_datastores_it_names() {
         "datastores.yaml:5: environment variable SYNCHUB_TEST_UNSET_PW is not set; export it or edit the file\n"
     );
 }
+
+/// The stage form's `hash_column: false` on a source backend column, where
+/// the spec's column-level example puts it: a change to that column alone
+/// is not a change.
+#[test]
+fn hash_column_false_on_a_source_backend_column_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    source
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, views INTEGER);
+             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300)
+             INSERT INTO items SELECT i, 'item ' || i, 0 FROM g;",
+        )
+        .unwrap();
+    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "name: staged_items
+backends:
+  - name: source_backend
+    type: sqlite
+    datastore_name: src
+    table: items
+    columns:
+      - {name: id, data_type: bigint}
+      - {name: name, data_type: text}
+      - {name: views, data_type: int, hash_column: false}
+  - name: destination_backend
+    type: sqlite
+    datastore_name: dst
+    table: items
+    columns:
+      - {name: id, data_type: bigint, unique_column: true}
+      - {name: name, data_type: text}
+      - {name: views, data_type: int}
+strategies:
+  - {name: hash, type: hash}
+stages:
+  - {name: fetch, type: data_fetch, source: {name: source_backend}, destination: {name: destination_backend}}
+  - {name: populate, type: populate, destination: {name: destination_backend}}
+",
+    )
+    .unwrap();
+    let run = || {
+        let (code, stdout, stderr) = synchub(
+            dir.path(),
+            &["run", "p.yaml", "--state-dir", "st", "--output", "json"],
+        );
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    assert_eq!(run()["rows_inserted"], 300);
+    source
+        .execute_batch(
+            "UPDATE items SET views = views + 1 WHERE id <= 99;
+             UPDATE items SET name = 'renamed' WHERE id = 200;",
+        )
+        .unwrap();
+    let second = run();
+    assert_eq!(
+        (
+            second["rows_updated"].as_i64(),
+            second["rows_inserted"].as_i64()
+        ),
+        (Some(1), Some(0)),
+        "{second}"
+    );
+}

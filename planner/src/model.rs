@@ -1078,6 +1078,17 @@ fn staged_column(
         return None;
     };
     let unique = dc.unique_column.unwrap_or(false);
+    // `hash_column` may be said on either side (the spec's column-level
+    // example puts it on the source column); the destination's word wins.
+    let hash_column = dc
+        .hash_column
+        .or_else(|| {
+            src.columns
+                .iter()
+                .find(|c| c.name == dc.name)
+                .and_then(|c| c.hash_column)
+        })
+        .unwrap_or(true);
     Some(MappedColumn {
         spec: ColumnSpec {
             name: dc.name.clone(),
@@ -1090,7 +1101,7 @@ fn staged_column(
         source_sql,
         data_type: ty.to_string(),
         unique,
-        hash_column: dc.hash_column.unwrap_or(true),
+        hash_column,
         stored_hash: StoredHash::No,
     })
 }
