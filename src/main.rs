@@ -69,6 +69,8 @@ enum Command {
         /// Where run state lives: a delta plans from its stored watermark.
         #[arg(long, default_value = "./data")]
         state_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// Check, show and list pipeline configs.
     Config {
@@ -152,17 +154,23 @@ enum ConfigCommand {
         files: Vec<PathBuf>,
         #[arg(long)]
         datastores: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// Print a pipeline with its datastores resolved (secrets as ***).
     Show {
         file: PathBuf,
         #[arg(long)]
         datastores: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
     /// List the pipelines in a folder.
     List {
         #[arg(long)]
         config_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
@@ -221,8 +229,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
             strategy,
             datastores,
             state_dir,
+            output,
         } => {
-            output::init_logging(false);
+            output::init_logging(output == OutputFormat::Json);
             let opts = RunOptions {
                 pipeline_file: pipeline,
                 strategy,
@@ -232,8 +241,16 @@ async fn dispatch(cli: Cli) -> ExitCode {
             };
             match engine::plan_pipeline(&opts).await {
                 Ok((plan, partitions)) => {
-                    print!("{}", plan.describe(Some(&partitions)));
+                    if output == OutputFormat::Json {
+                        println!("{}", output::plan_json(&plan, &partitions));
+                    } else {
+                        print!("{}", plan.describe(Some(&partitions)));
+                    }
                     ExitCode::SUCCESS
+                }
+                Err(e) if output == OutputFormat::Json => {
+                    println!("{}", output::error_json(&opts, &e));
+                    fail(&e)
                 }
                 Err(e) => fail(&e),
             }
@@ -487,46 +504,35 @@ async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
 
 fn config(command: ConfigCommand) -> ExitCode {
     match command {
-        ConfigCommand::Validate { files, datastores } => {
-            let mut ok = true;
-            for f in &files {
-                // A datastores file is checked whole: every datastore in it.
-                if f.file_stem().is_some_and(|s| s == "datastores") {
-                    match Datastores::load(f) {
-                        Ok(ds) => println!("{}: ok ({} datastores)", f.display(), ds.stores.len()),
-                        Err(e) => {
-                            ok = false;
-                            eprintln!("{}", redact_url_password(&e.to_string()));
-                        }
-                    }
-                    continue;
-                }
-                let result = Pipeline::load_resolving(f, datastores.as_deref());
-                match result {
-                    // Every strategy compiled, as `run` would: a field that
-                    // parses but is not supported yet is refused here too.
-                    Ok(p) => {
-                        let strategies: Vec<Option<&str>> = if p.strategies.is_empty() {
-                            vec![None]
-                        } else {
-                            p.strategies.iter().map(|s| Some(s.name.as_str())).collect()
-                        };
-                        let refused: Vec<_> = strategies
-                            .into_iter()
-                            .filter_map(|s| planner::Plan::compile(&p, s).err())
-                            .collect();
-                        if refused.is_empty() {
-                            println!("{}: ok ({})", f.display(), p.name);
-                        } else {
-                            ok = false;
-                            for e in refused {
+        ConfigCommand::Validate {
+            files,
+            datastores,
+            output,
+        } => {
+            let json = output == OutputFormat::Json;
+            let verdicts: Vec<(PathBuf, Result<String, Vec<String>>)> = files
+                .iter()
+                .map(|f| (f.clone(), validate_file(f, datastores.as_deref())))
+                .collect();
+            let ok = verdicts.iter().all(|(_, v)| v.is_ok());
+            if json {
+                let files: Vec<serde_json::Value> = verdicts
+                    .iter()
+                    .map(|(f, v)| match v {
+                        Ok(what) => serde_json::json!({"file": f.display().to_string(), "ok": true, "what": what}),
+                        Err(errors) => serde_json::json!({"file": f.display().to_string(), "ok": false, "errors": errors}),
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({"ok": ok, "files": files}));
+            } else {
+                for (f, v) in &verdicts {
+                    match v {
+                        Ok(what) => println!("{}: ok ({what})", f.display()),
+                        Err(errors) => {
+                            for e in errors {
                                 eprintln!("{e}");
                             }
                         }
-                    }
-                    Err(e) => {
-                        ok = false;
-                        eprintln!("{}", redact_url_password(&e.to_string()));
                     }
                 }
             }
@@ -536,17 +542,22 @@ fn config(command: ConfigCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         }
-        ConfigCommand::Show { file, datastores } => {
-            let result = Pipeline::load_resolving(&file, datastores.as_deref());
-            match result {
-                Ok(p) => {
-                    print!("{}", output::show_pipeline(&p));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(&EngineError::Planner(e)),
+        ConfigCommand::Show {
+            file,
+            datastores,
+            output,
+        } => match Pipeline::load_resolving(&file, datastores.as_deref()) {
+            Ok(p) if output == OutputFormat::Json => {
+                println!("{}", output::pipeline_json(&p));
+                ExitCode::SUCCESS
             }
-        }
-        ConfigCommand::List { config_dir } => {
+            Ok(p) => {
+                print!("{}", output::show_pipeline(&p));
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&EngineError::Planner(e)),
+        },
+        ConfigCommand::List { config_dir, output } => {
             let mut files: Vec<PathBuf> = match std::fs::read_dir(&config_dir) {
                 Ok(rd) => rd
                     .filter_map(|e| e.ok().map(|e| e.path()))
@@ -562,6 +573,7 @@ fn config(command: ConfigCommand) -> ExitCode {
                 }
             };
             files.sort();
+            let mut listed = Vec::new();
             for f in files {
                 match PipelineFile::read(&f) {
                     Ok(p) => {
@@ -570,6 +582,15 @@ fn config(command: ConfigCommand) -> ExitCode {
                             .iter()
                             .map(|s| format!("{}({})", s.name, s.kind))
                             .collect();
+                        if output == OutputFormat::Json {
+                            listed.push(serde_json::json!({
+                                "name": p.name,
+                                "enabled": p.enabled,
+                                "strategies": p.strategies.iter().map(|s| serde_json::json!({"name": s.name, "type": s.kind, "enabled": s.enabled})).collect::<Vec<_>>(),
+                                "file": f.display().to_string(),
+                            }));
+                            continue;
+                        }
                         println!(
                             "{}\t{}\t{}\t{}",
                             p.name,
@@ -582,11 +603,57 @@ fn config(command: ConfigCommand) -> ExitCode {
                             f.display()
                         );
                     }
+                    Err(e) if output == OutputFormat::Json => listed.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "invalid": e.to_string(),
+                    })),
                     Err(e) => println!("?\tinvalid\t-\t{}\t{e}", f.display()),
                 }
             }
+            if output == OutputFormat::Json {
+                println!("{}", serde_json::json!({"pipelines": listed}));
+            }
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// `config validate` of one file: what it is (the pipeline's name, or how
+/// many datastores), or every problem found.
+fn validate_file(
+    f: &std::path::Path,
+    datastores: Option<&std::path::Path>,
+) -> Result<String, Vec<String>> {
+    // One entry a problem: a config error lists its problems a line each.
+    let masked = |e: &dyn std::fmt::Display| -> Vec<String> {
+        redact_url_password(&e.to_string())
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // A datastores file is checked whole: every datastore in it.
+    if f.file_stem().is_some_and(|s| s == "datastores") {
+        return Datastores::load(f)
+            .map(|ds| format!("{} datastores", ds.stores.len()))
+            .map_err(|e| masked(&e));
+    }
+    let p = Pipeline::load_resolving(f, datastores).map_err(|e| masked(&e))?;
+    // Every strategy compiled, as `run` would: a field that parses but is
+    // not supported yet is refused here too.
+    let strategies: Vec<Option<&str>> = if p.strategies.is_empty() {
+        vec![None]
+    } else {
+        p.strategies.iter().map(|s| Some(s.name.as_str())).collect()
+    };
+    let refused: Vec<String> = strategies
+        .into_iter()
+        .filter_map(|s| planner::Plan::compile(&p, s).err())
+        .flat_map(|e| masked(&e))
+        .collect();
+    if refused.is_empty() {
+        Ok(p.name)
+    } else {
+        Err(refused)
     }
 }
 

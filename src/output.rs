@@ -186,7 +186,31 @@ pub fn error_json(opts: &RunOptions, e: &EngineError) -> serde_json::Value {
 /// The pipeline as the planner understood it, datastores resolved, secrets
 /// masked by their type.
 pub fn show_pipeline(p: &Pipeline) -> String {
-    let value = json!({
+    let value = pipeline_json(p);
+    // YAML reads best for people; the same serializers mask every Secret.
+    serde_norway::to_string(&value).unwrap_or_else(|_| value.to_string())
+}
+
+/// `synchub plan --output json`: the DAG as `plan` prints it, and the
+/// partitions a run would do.
+pub fn plan_json(
+    plan: &planner::Plan,
+    partitions: &[planner::partition::Partition],
+) -> serde_json::Value {
+    json!({
+        "pipeline": plan.pipeline,
+        "strategy": plan.strategy,
+        "kind": plan.kind,
+        "dag": plan.operators.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
+        "lanes": plan.lanes,
+        "partitions_total": partitions.len(),
+        "partitions": partitions.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// The pipeline as `config show` prints it, as JSON.
+pub fn pipeline_json(p: &Pipeline) -> serde_json::Value {
+    json!({
         "name": p.name,
         "description": p.description,
         "enabled": p.enabled,
@@ -196,9 +220,7 @@ pub fn show_pipeline(p: &Pipeline) -> String {
         "strategies": p.strategies,
         "max_concurrent_partitions": p.max_concurrent_partitions,
         "batch_rows": p.batch_rows,
-    });
-    // YAML reads best for people; the same serializers mask every Secret.
-    serde_norway::to_string(&value).unwrap_or_else(|_| value.to_string())
+    })
 }
 
 /// What `synchub state show` reports on.

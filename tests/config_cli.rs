@@ -449,3 +449,84 @@ stages:
         "{second}"
     );
 }
+
+/// `plan` and `config validate|show|list` speak JSON with `--output json`.
+#[test]
+fn plan_and_config_commands_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    rusqlite::Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             INSERT INTO items VALUES (1, 1), (2, 150);",
+        )
+        .unwrap();
+    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    std::fs::write(dir.path().join("p.yaml"), pipeline("")).unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        pipeline("").replacen("data_type: bigint}", "data_type: bigintt}", 1),
+    )
+    .unwrap();
+    let json = |args: &[&str], want_code: i32| {
+        let (code, stdout, stderr) = synchub(dir.path(), args);
+        assert_eq!(code, want_code, "{args:?}: {stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+    };
+    let plan = json(
+        &["plan", "p.yaml", "--state-dir", "st", "--output", "json"],
+        0,
+    );
+    assert_eq!(
+        plan,
+        serde_json::json!({
+            "pipeline": "items_copy",
+            "strategy": "delta",
+            "kind": "delta",
+            "dag": ["partition_source", "fetch(page=50000)", "batcher(rows=50000)", "populate"],
+            "lanes": 1,
+            "partitions_total": 2,
+            "partitions": ["v_0_100", "v_100_200"],
+        })
+    );
+    let validate = json(
+        &[
+            "config",
+            "validate",
+            "p.yaml",
+            "bad.yaml",
+            "datastores.yaml",
+            "--output",
+            "json",
+        ],
+        2,
+    );
+    assert_eq!(
+        validate,
+        serde_json::json!({
+            "ok": false,
+            "files": [
+                {"file": "p.yaml", "ok": true, "what": "items_copy"},
+                {"file": "bad.yaml", "ok": false, "errors": [
+                    "bad.yaml: column_map[0].data_type: unknown data_type \"bigintt\"; did you mean \"bigint\"?"
+                ]},
+                {"file": "datastores.yaml", "ok": true, "what": "2 datastores"},
+            ],
+        })
+    );
+    let show = json(&["config", "show", "p.yaml", "--output", "json"], 0);
+    assert_eq!(show["name"], "items_copy");
+    assert_eq!(show["columns"][0]["dest"], "id");
+    assert_eq!(show["source"]["datastore"]["type"], "sqlite");
+    let list = json(
+        &["config", "list", "--config-dir", ".", "--output", "json"],
+        0,
+    );
+    assert_eq!(list["pipelines"][1]["name"], "items_copy");
+    assert_eq!(
+        list["pipelines"][1]["strategies"],
+        serde_json::json!([{"name": "delta", "type": "delta", "enabled": true}])
+    );
+    assert_eq!(list["pipelines"].as_array().map(Vec::len), Some(2));
+}
