@@ -405,9 +405,10 @@ impl Pipeline {
         }
         let simple = raw.source_provider.is_some() || raw.destination_provider.is_some();
         let staged = !raw.backends.is_empty();
-        let normalized = if !row_level(&raw, &mut problems) {
-            None
-        } else if simple && staged {
+        // Not returning early on a sync_type still to come: every other
+        // problem of the file is reported with it.
+        let row_level = row_level(&raw, &mut problems);
+        let normalized = if simple && staged {
             problems.push(
                 "backends",
                 "use either source_provider/destination_provider/column_map or backends/stages, not both",
@@ -447,7 +448,7 @@ impl Pipeline {
             }
         }
 
-        if !problems.0.is_empty() {
+        if !problems.0.is_empty() || !row_level {
             return Err(PlannerError::Invalid {
                 file: file.to_path_buf(),
                 problems: problems.0,
