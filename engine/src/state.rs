@@ -225,9 +225,21 @@ impl StateStore {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| err(e.to_string()))?;
         let store = StateStore { conn, path };
-        store.migrate()?;
-        store.write_ahead()?;
-        Ok(store)
+        // Runs of several pipelines share a state directory and may open a
+        // new store at the same moment. SQLite answers some of what they
+        // race on (switching the journal to WAL, a read turned write) with
+        // "database is locked" at once instead of waiting out the busy
+        // timeout: try again until the same deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match store.migrate().and_then(|()| store.write_ahead()) {
+                Ok(()) => return Ok(store),
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Write-ahead log with `synchronous = NORMAL`: a commit appends to the
@@ -238,10 +250,18 @@ impl StateStore {
     /// checkpoints live in the destination's own transactions. A file
     /// system without the shared memory WAL needs keeps the rollback journal.
     fn write_ahead(&self) -> Result<(), EngineError> {
-        let _mode: String = self
+        // The mode is kept in the file: only the first opener switches it,
+        // which takes a lock the others' reads would contend for.
+        let mode: String = self
             .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            let _mode: String = self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+        }
         self.conn
             .execute_batch("PRAGMA synchronous = NORMAL")
             .map_err(|e| self.err(e))
@@ -846,6 +866,13 @@ impl StateStore {
     }
 }
 
+/// SQLite's "database is locked" or "database is busy", as an error of
+/// this store reports it.
+fn is_busy(e: &EngineError) -> bool {
+    matches!(e, EngineError::State { message, .. }
+        if message.contains("database is locked") || message.contains("database is busy"))
+}
+
 fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         run_id: r.get(0)?,
@@ -961,6 +988,30 @@ mod tests {
         s.finish_run("r1", "completed", None, &serde_json::json!({}))
             .unwrap();
         assert_eq!(s.resumable_run("p", "full").unwrap(), None);
+    }
+
+    /// Runs of different pipelines share a state directory: opening a new
+    /// store from many processes at once must work for every one of them.
+    #[test]
+    fn a_new_store_opened_by_many_at_once_opens_for_all() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let openers: Vec<_> = (0..6)
+                .map(|_| {
+                    let (dir, barrier) = (dir.path().to_path_buf(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        StateStore::open(&dir)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                assert_eq!(opener.join().unwrap(), Ok(()));
+            }
+        }
     }
 
     #[test]
