@@ -21,6 +21,16 @@ fn synchub(dir: &Path, args: &[&str]) -> (i32, String, String) {
 
 const DATASTORES: &str = "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n";
 
+/// A test folder: `source.db` made by `source_sql`, the SQLite datastores,
+/// and an open connection to the source for later changes.
+fn sqlite_fixture(source_sql: &str) -> (tempfile::TempDir, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    source.execute_batch(source_sql).unwrap();
+    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    (dir, source)
+}
+
 fn pipeline(extra: &str) -> String {
     format!(
         "name: items_copy
@@ -106,16 +116,11 @@ fn the_simple_form_checks_sync_type() {
 
 #[test]
 fn plan_reads_the_watermark_from_the_state_dir_it_is_given() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
-    source
-        .execute_batch(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
-             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 1000)
-             INSERT INTO items SELECT i, i FROM g;",
-        )
-        .unwrap();
-    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    let (dir, source) = sqlite_fixture(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 1000)
+         INSERT INTO items SELECT i, i FROM g;",
+    );
     std::fs::write(dir.path().join("p.yaml"), pipeline("")).unwrap();
     let partitions = |state: &str| {
         let (code, stdout, stderr) = synchub(dir.path(), &["plan", "p.yaml", "--state-dir", state]);
@@ -386,16 +391,11 @@ fn a_pipeline_resolves_only_the_datastores_it_names() {
 /// is not a change.
 #[test]
 fn hash_column_false_on_a_source_backend_column_is_honoured() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
-    source
-        .execute_batch(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, views INTEGER);
-             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300)
-             INSERT INTO items SELECT i, 'item ' || i, 0 FROM g;",
-        )
-        .unwrap();
-    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    let (dir, source) = sqlite_fixture(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, views INTEGER);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300)
+         INSERT INTO items SELECT i, 'item ' || i, 0 FROM g;",
+    );
     std::fs::write(
         dir.path().join("p.yaml"),
         "name: staged_items
@@ -453,15 +453,10 @@ stages:
 /// `plan` and `config validate|show|list` speak JSON with `--output json`.
 #[test]
 fn plan_and_config_commands_print_json() {
-    let dir = tempfile::tempdir().unwrap();
-    rusqlite::Connection::open(dir.path().join("source.db"))
-        .unwrap()
-        .execute_batch(
-            "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
-             INSERT INTO items VALUES (1, 1), (2, 150);",
-        )
-        .unwrap();
-    std::fs::write(dir.path().join("datastores.yaml"), DATASTORES).unwrap();
+    let (dir, _source) = sqlite_fixture(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+         INSERT INTO items VALUES (1, 1), (2, 150);",
+    );
     std::fs::write(dir.path().join("p.yaml"), pipeline("")).unwrap();
     std::fs::write(
         dir.path().join("bad.yaml"),
