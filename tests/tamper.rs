@@ -220,6 +220,19 @@ impl Sqlite {
     }
 }
 
+impl Sqlite {
+    /// The destination with the source attached as `src`, and the SQL of
+    /// the rows `config` selects from it.
+    fn destination_with_source(&self, config: Config) -> Result<(Connection, String)> {
+        let conn = self.open("warehouse.db")?;
+        conn.execute(
+            "ATTACH DATABASE ?1 AS src",
+            [self.dir.join("source.db").to_str().unwrap()],
+        )?;
+        Ok((conn, config.expected_sql("src.items")))
+    }
+}
+
 impl Engine for Sqlite {
     fn backend(&self) -> &'static str {
         "sqlite"
@@ -242,12 +255,7 @@ impl Engine for Sqlite {
         "items".to_string()
     }
     async fn mismatches(&self, config: Config) -> Result<i64> {
-        let conn = self.open("warehouse.db")?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS src",
-            [self.dir.join("source.db").to_str().unwrap()],
-        )?;
-        let expected = config.expected_sql("src.items");
+        let (conn, expected) = self.destination_with_source(config)?;
         Ok(conn.query_row(
             &format!(
                 "SELECT (SELECT count(*) FROM ({expected} EXCEPT SELECT id, qty, title, version FROM main.items))
@@ -259,12 +267,7 @@ impl Engine for Sqlite {
         )?)
     }
     async fn sample_differences(&self, config: Config) -> Result<String> {
-        let conn = self.open("warehouse.db")?;
-        conn.execute(
-            "ATTACH DATABASE ?1 AS src",
-            [self.dir.join("source.db").to_str().unwrap()],
-        )?;
-        let expected = config.expected_sql("src.items");
+        let (conn, expected) = self.destination_with_source(config)?;
         let mut stmt = conn.prepare(&format!(
             "SELECT * FROM (SELECT 'source only', * FROM ({expected} EXCEPT SELECT id, qty, title, version FROM main.items) LIMIT 10)
              UNION ALL
