@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use common::{connect, run, scalar, Schemas};
-use connectors::rowhash::row_hash;
+use connectors::rowhash::{hash_hex, row_hash};
 
 const ROWS: i64 = 20_000;
 
@@ -95,15 +95,47 @@ stages:
     )
 }
 
+/// How a checksum column stores the row hash, as text: a bigint's decimal
+/// digits, or a varchar's 16 hex digits.
+#[derive(Clone, Copy)]
+enum Stored {
+    Bigint,
+    Hex,
+}
+
+impl Stored {
+    fn text(self, hash: i64) -> String {
+        match self {
+            Stored::Bigint => hash.to_string(),
+            Stored::Hex => hash_hex(hash),
+        }
+    }
+
+    /// The pipeline with its checksum columns of this type.
+    fn pipeline(self, name: &str, kind: &str) -> String {
+        match self {
+            Stored::Bigint => stage_pipeline(name, kind),
+            Stored::Hex => stage_pipeline(name, kind).replace(
+                "{name: checksum, data_type: bigint,",
+                "{name: checksum, data_type: varchar, length: 16,",
+            ),
+        }
+    }
+}
+
 /// Rows whose stored checksum differs from the row hash of the source
 /// values, computed here with `connectors::rowhash::row_hash` over the
 /// canonical text; also fails when a row is missing on either side.
-async fn pg_wrong_checksums(client: &tokio_postgres::Client, s: &Schemas) -> Result<Vec<i64>> {
+async fn pg_wrong_checksums(
+    client: &tokio_postgres::Client,
+    s: &Schemas,
+    stored_as: Stored,
+) -> Result<Vec<i64>> {
     let rows = client
         .query(
             &format!(
                 "SELECT coalesce(s.id, d.id), s.id::text, s.name, s.amount::text,
-                   (extract(epoch FROM s.updated_at) * 1000000)::bigint::text, d.checksum
+                   (extract(epoch FROM s.updated_at) * 1000000)::bigint::text, d.checksum::text
                  FROM {}.items s FULL JOIN {}.items d USING (id) ORDER BY 1",
                 s.src, s.dst
             ),
@@ -113,8 +145,8 @@ async fn pg_wrong_checksums(client: &tokio_postgres::Client, s: &Schemas) -> Res
     let mut wrong = Vec::new();
     for r in &rows {
         let texts: Vec<Option<String>> = (1..5).map(|i| r.get(i)).collect();
-        let stored: Option<i64> = r.get(5);
-        let expected = row_hash(canonical(&texts).as_bytes());
+        let stored: Option<String> = r.get(5);
+        let expected = stored_as.text(row_hash(canonical(&texts).as_bytes()));
         if texts[0].is_none() || stored != Some(expected) {
             wrong.push(r.get(0));
         }
@@ -124,6 +156,17 @@ async fn pg_wrong_checksums(client: &tokio_postgres::Client, s: &Schemas) -> Res
 
 #[tokio::test]
 async fn stored_hash_column_on_postgres() -> Result<()> {
+    stored_hash_on_postgres(Stored::Bigint).await
+}
+
+/// The spec's column-level example stores the hash in a varchar column:
+/// 16 hex digits, read back as the same 64 bits.
+#[tokio::test]
+async fn varchar_hash_key_on_postgres() -> Result<()> {
+    stored_hash_on_postgres(Stored::Hex).await
+}
+
+async fn stored_hash_on_postgres(stored_as: Stored) -> Result<()> {
     let client = connect().await?;
     let s = Schemas::create(&client, "hk").await?;
     let src = format!("{}.items", s.src);
@@ -140,7 +183,7 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
     let p = dir.path().join("items.yaml");
-    std::fs::write(&p, stage_pipeline("hk_pg", "postgres"))?;
+    std::fs::write(&p, stored_as.pipeline("hk_pg", "postgres"))?;
     let state = dir.path().join("state");
 
     // Full: the destination is created with a bigint checksum, filled with
@@ -156,8 +199,15 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
         )
         .await?
         .get(0);
-    assert_eq!(ty, "bigint");
-    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+    let expected_ty = match stored_as {
+        Stored::Bigint => "bigint",
+        Stored::Hex => "character varying",
+    };
+    assert_eq!(ty, expected_ty);
+    assert_eq!(
+        pg_wrong_checksums(&client, &s, stored_as).await?,
+        Vec::<i64>::new()
+    );
 
     // Unchanged: checksums match, nothing is read.
     let same = run(&p, "hash", &state);
@@ -166,9 +216,9 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     assert_eq!(same.n("rows_unchanged"), ROWS);
 
     // A few changed rows: exactly those are rewritten, with new checksums.
-    let before: HashMap<i64, i64> = client
+    let before: HashMap<i64, String> = client
         .query(
-            &format!("SELECT id, checksum FROM {dst} WHERE id IN (10, 4321, 15000, 19999)"),
+            &format!("SELECT id, checksum::text FROM {dst} WHERE id IN (10, 4321, 15000, 19999)"),
             &[],
         )
         .await?
@@ -189,11 +239,13 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     assert_eq!(changed.n("rows_updated"), 4);
     assert_eq!(changed.n("rows_inserted") + changed.n("rows_deleted"), 0);
     for (id, old) in &before {
-        let new = scalar(
-            &client,
-            &format!("SELECT checksum FROM {dst} WHERE id = {id}"),
-        )
-        .await?;
+        let new: String = client
+            .query_one(
+                &format!("SELECT checksum::text FROM {dst} WHERE id = {id}"),
+                &[],
+            )
+            .await?
+            .get(0);
         assert_ne!(new, *old, "checksum of row {id} must change");
     }
     // `views` is not hashed: its change alone is not synced.
@@ -205,18 +257,23 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
         .await?,
         0
     );
-    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+    assert_eq!(
+        pg_wrong_checksums(&client, &s, stored_as).await?,
+        Vec::<i64>::new()
+    );
 
     // The destination side uses the stored column: a corrupted checksum on
     // an otherwise identical row is found and rewritten with the right hash.
-    let right = scalar(
-        &client,
-        &format!("SELECT checksum FROM {dst} WHERE id = 777"),
-    )
-    .await?;
+    let checksum_777 = format!("SELECT checksum::text FROM {dst} WHERE id = 777");
+    let right: String = client.query_one(&checksum_777, &[]).await?.get(0);
+    let corrupt = match stored_as {
+        Stored::Bigint => "checksum + 1",
+        // Not 16 lowercase hex digits: read as no hash at all.
+        Stored::Hex => "upper(checksum)",
+    };
     client
         .batch_execute(&format!(
-            "UPDATE {dst} SET checksum = checksum + 1 WHERE id = 777;
+            "UPDATE {dst} SET checksum = {corrupt} WHERE id = 777;
              UPDATE {dst} SET checksum = NULL WHERE id = 17777;"
         ))
         .await?;
@@ -224,15 +281,12 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     assert_eq!(repaired.code, 0, "{}", repaired.stderr);
     assert_eq!(fetched(&repaired), 2, "{:?}", repaired.json);
     assert_eq!(repaired.n("rows_updated"), 2);
+    let repaired_777: String = client.query_one(&checksum_777, &[]).await?.get(0);
+    assert_eq!(repaired_777, right);
     assert_eq!(
-        scalar(
-            &client,
-            &format!("SELECT checksum FROM {dst} WHERE id = 777")
-        )
-        .await?,
-        right
+        pg_wrong_checksums(&client, &s, stored_as).await?,
+        Vec::<i64>::new()
     );
-    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
 
     // Delta runs write it too.
     client
@@ -245,7 +299,10 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
     let delta = run(&p, "delta", &state);
     assert_eq!(delta.code, 0, "{}", delta.stderr);
     assert!(delta.n("rows_updated") >= 20, "{:?}", delta.json);
-    assert_eq!(pg_wrong_checksums(&client, &s).await?, Vec::<i64>::new());
+    assert_eq!(
+        pg_wrong_checksums(&client, &s, stored_as).await?,
+        Vec::<i64>::new()
+    );
     let after_delta = run(&p, "hash", &state);
     assert_eq!(after_delta.code, 0, "{}", after_delta.stderr);
     assert_eq!(after_delta.n("rows_read"), 0, "{:?}", after_delta.json);
@@ -253,7 +310,7 @@ async fn stored_hash_column_on_postgres() -> Result<()> {
 }
 
 #[tokio::test]
-async fn hash_key_must_be_bigint() -> Result<()> {
+async fn hash_key_must_hold_64_bits() -> Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("datastores.yaml"),
@@ -264,21 +321,23 @@ async fn hash_key_must_be_bigint() -> Result<()> {
         &p,
         stage_pipeline("hk_bad", "sqlite").replace(
             "{name: checksum, data_type: bigint, hash_key: true}",
-            "{name: checksum, data_type: varchar, hash_key: true}",
+            "{name: checksum, data_type: varchar, length: 8, hash_key: true}",
         ),
     )?;
     let out = run(&p, "full", &dir.path().join("state"));
     assert_ne!(out.code, 0);
     assert!(
         out.stderr.contains("backends[1].columns[5].data_type")
-            && out.stderr.contains("must be bigint"),
+            && out.stderr.contains(
+                "hash_key column \"checksum\" stores the 64-bit row hash: its data_type must be bigint, or varchar/text to store it as 16 hex digits, not varchar"
+            ),
         "{}",
         out.stderr
     );
     Ok(())
 }
 
-fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
+fn sqlite_wrong_checksums(dir: &Path, stored_as: Stored) -> Vec<i64> {
     let c = rusqlite::Connection::open(dir.join("source.db")).unwrap();
     c.execute_batch(&format!(
         "ATTACH '{}' AS w",
@@ -291,7 +350,7 @@ fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
         .prepare(
             "SELECT s.id, s.name, printf('%.2f', s.amount),
                CAST(round((julianday(s.updated_at) - 2440587.5) * 86400.0) AS INTEGER) * 1000000,
-               d.checksum
+               CAST(d.checksum AS TEXT)
              FROM main.items s LEFT JOIN w.items d ON d.id = s.id ORDER BY s.id",
         )
         .unwrap();
@@ -302,7 +361,7 @@ fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
-                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })
         .unwrap();
@@ -315,7 +374,7 @@ fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
             Some(amount),
             Some(micros.to_string()),
         ];
-        if stored != Some(row_hash(canonical(&texts).as_bytes())) {
+        if stored != Some(stored_as.text(row_hash(canonical(&texts).as_bytes()))) {
             wrong.push(id);
         }
     }
@@ -324,6 +383,15 @@ fn sqlite_wrong_checksums(dir: &Path) -> Vec<i64> {
 
 #[test]
 fn stored_hash_column_on_sqlite() {
+    stored_hash_on_sqlite(Stored::Bigint);
+}
+
+#[test]
+fn varchar_hash_key_on_sqlite() {
+    stored_hash_on_sqlite(Stored::Hex);
+}
+
+fn stored_hash_on_sqlite(stored_as: Stored) {
     let dir = tempfile::tempdir().unwrap();
     let src = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
     // Whole seconds, so the expected epoch microseconds are exact.
@@ -341,13 +409,16 @@ fn stored_hash_column_on_sqlite() {
     )
     .unwrap();
     let p = dir.path().join("items.yaml");
-    std::fs::write(&p, stage_pipeline("hk_sqlite", "sqlite")).unwrap();
+    std::fs::write(&p, stored_as.pipeline("hk_sqlite", "sqlite")).unwrap();
     let state = dir.path().join("state");
 
     let full = run(&p, "full", &state);
     assert_eq!(full.code, 0, "{}", full.stderr);
     assert_eq!(full.n("rows_inserted"), 3000);
-    assert_eq!(sqlite_wrong_checksums(dir.path()), Vec::<i64>::new());
+    assert_eq!(
+        sqlite_wrong_checksums(dir.path(), stored_as),
+        Vec::<i64>::new()
+    );
 
     let same = run(&p, "hash", &state);
     assert_eq!(same.code, 0, "{}", same.stderr);
@@ -356,11 +427,20 @@ fn stored_hash_column_on_sqlite() {
     src.execute_batch("UPDATE items SET name = 'changed' WHERE id IN (3, 2500);")
         .unwrap();
     let w = rusqlite::Connection::open(dir.path().join("warehouse.db")).unwrap();
-    w.execute_batch("UPDATE items SET checksum = checksum - 1 WHERE id = 1234;")
-        .unwrap();
+    let corrupt = match stored_as {
+        Stored::Bigint => "checksum - 1",
+        Stored::Hex => "substr(checksum, 2) || '0'",
+    };
+    w.execute_batch(&format!(
+        "UPDATE items SET checksum = {corrupt} WHERE id = 1234;"
+    ))
+    .unwrap();
     let changed = run(&p, "hash", &state);
     assert_eq!(changed.code, 0, "{}", changed.stderr);
     assert_eq!(fetched(&changed), 3, "{:?}", changed.json);
     assert_eq!(changed.n("rows_updated"), 3);
-    assert_eq!(sqlite_wrong_checksums(dir.path()), Vec::<i64>::new());
+    assert_eq!(
+        sqlite_wrong_checksums(dir.path(), stored_as),
+        Vec::<i64>::new()
+    );
 }

@@ -69,6 +69,10 @@ pub const ROW_HASH_COLUMN: &str = "_synchub_row_hash";
 /// Name of the SQLite scalar function computing a row hash.
 pub const SQLITE_ROW_HASH_FN: &str = "synchub_row_hash";
 
+/// Name of the SQLite scalar function reading a text `hash_key` column's
+/// row hash ([`hash_from_hex`]).
+const SQLITE_HASH_FROM_HEX_FN: &str = "synchub_hash_from_hex";
+
 /// Name of the SQLite aggregate summing row hashes with wrap-around.
 pub const SQLITE_HASH_SUM_FN: &str = "synchub_hash_sum";
 
@@ -130,9 +134,15 @@ pub fn try_hash_rows(batch: &RecordBatch, columns: &[MappedColumn]) -> Result<In
         .position(|c| c.stored_hash == StoredHash::Read)
     {
         let stored = column_of(batch, i, &columns[i])?;
+        if let Some(text) = stored.as_string_opt::<i32>() {
+            return Ok(text
+                .iter()
+                .map(|h| Some(h.and_then(hash_from_hex).unwrap_or(0)))
+                .collect());
+        }
         let stored = stored.as_primitive_opt::<Int64Type>().ok_or_else(|| {
             ConnectorError::Schema(format!(
-                "column \"{}\" holds the row hash but is {}, not Int64",
+                "column \"{}\" holds the row hash but is {}, not Int64 or Utf8",
                 columns[i].dest,
                 stored.data_type()
             ))
@@ -161,15 +171,37 @@ pub fn fill_computed_hash(batch: RecordBatch, columns: &[MappedColumn]) -> Resul
     if !columns.iter().any(|c| c.stored_hash == StoredHash::Compute) {
         return Ok(batch);
     }
-    let hashes: ArrayRef = Arc::new(try_hash_rows(&batch, columns)?);
+    let hashes = try_hash_rows(&batch, columns)?;
     let mut arrays = batch.columns().to_vec();
     for (i, c) in columns.iter().enumerate() {
         if c.stored_hash == StoredHash::Compute {
             column_of(&batch, i, c)?;
-            arrays[i] = hashes.clone();
+            arrays[i] = if c.spec.data_type == ColumnType::Int64 {
+                Arc::new(hashes.clone())
+            } else {
+                let text: StringArray =
+                    hashes.values().iter().map(|h| Some(hash_hex(*h))).collect();
+                Arc::new(text) as ArrayRef
+            };
         }
     }
     Ok(RecordBatch::try_new(batch.schema(), arrays)?)
+}
+
+/// A row hash as a text `hash_key` column stores it: the 64 bits as 16
+/// lowercase hex digits (two's complement, so `-1` is `ffffffffffffffff`).
+pub fn hash_hex(hash: i64) -> String {
+    format!("{:016x}", hash as u64)
+}
+
+/// The row hash a text `hash_key` column holds, or `None` unless it is
+/// exactly 16 lowercase hex digits ([`hash_hex`]'s form): such a value is
+/// read as 0, a hash no row has in practice, so the row is rewritten.
+pub fn hash_from_hex(text: &str) -> Option<i64> {
+    let hex = text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    hex.then(|| u64::from_str_radix(text, 16).ok())
+        .flatten()
+        .map(|h| h as i64)
 }
 
 /// Row count and wrapping sum of the row hashes of a batch in the
@@ -668,10 +700,17 @@ impl PgHashQuery {
             .map(|c| c.source_sql.clone())
             .collect();
         if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
-            return PgHashQuery {
-                keys,
-                hash: format!("coalesce(({})::bigint, 0)", c.source_sql),
+            let stored = &c.source_sql;
+            // A text column holds 16 hex digits ([`hash_hex`]); anything
+            // else counts as 0, as [`hash_from_hex`] reads it.
+            let hash = if c.spec.data_type == ColumnType::Int64 {
+                format!("coalesce(({stored})::bigint, 0)")
+            } else {
+                format!(
+                    "CASE WHEN ({stored}) ~ '^[0-9a-f]{{16}}$' THEN ('x' || ({stored}))::bit(64)::bigint ELSE 0 END"
+                )
             };
+            return PgHashQuery { keys, hash };
         }
         let parts: Vec<String> = columns
             .iter()
@@ -779,7 +818,11 @@ fn parse_sqlite_type_code(code: &str) -> Option<ColumnType> {
 /// A `StoredHash::Read` column is used as stored (NULL as 0) instead.
 pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
     if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
-        return format!("coalesce({}, 0)", c.source_sql);
+        return if c.spec.data_type == ColumnType::Int64 {
+            format!("coalesce({}, 0)", c.source_sql)
+        } else {
+            format!("{SQLITE_HASH_FROM_HEX_FN}({})", c.source_sql)
+        };
     }
     let hashed: Vec<&MappedColumn> = columns.iter().filter(|c| c.hash_column).collect();
     let codes = hashed
@@ -822,7 +865,7 @@ pub fn sqlite_table_checksum(
     })
 }
 
-/// Registers `synchub_row_hash` and `synchub_hash_sum` on a connection
+/// Registers `synchub_row_hash`, `synchub_hash_from_hex` and `synchub_hash_sum` on a connection
 /// (replacing earlier registrations, so calling it again is harmless).
 ///
 /// `synchub_row_hash(codes, v1, ..., vn)` reads each value the way
@@ -841,6 +884,20 @@ pub(crate) fn register_sqlite_functions(conn: &rusqlite::Connection) -> rusqlite
             Ok(mut st) => st.hash(ctx),
             // Not re-entered in practice; a fresh state keeps it correct anyway.
             Err(_) => SqliteHasher::default().hash(ctx),
+        },
+    )?;
+    conn.create_scalar_function(
+        SQLITE_HASH_FROM_HEX_FN,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .ok()
+                    .and_then(hash_from_hex)
+                    .unwrap_or(0),
+                _ => 0,
+            })
         },
     )?;
     conn.create_aggregate_function(

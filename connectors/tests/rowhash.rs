@@ -704,3 +704,25 @@ async fn checksum_speed() {
         ours / bare
     );
 }
+
+/// A text `hash_key` column holds the 64 bits as 16 lowercase hex digits;
+/// anything else reads as no hash (0), so the row is rewritten.
+#[test]
+fn hash_hex_round_trips_and_rejects_other_text() {
+    use connectors::rowhash::{hash_from_hex, hash_hex};
+    for h in [0, 1, -1, i64::MIN, i64::MAX, 0x0123_4567_89ab_cdef] {
+        assert_eq!(hash_from_hex(&hash_hex(h)), Some(h));
+    }
+    assert_eq!(hash_hex(-1), "ffffffffffffffff");
+    assert_eq!(hash_hex(255), "00000000000000ff");
+    for bad in [
+        "",
+        "ff",
+        "FFFFFFFFFFFFFFFF",
+        "0x00000000000000f",
+        "000000000000000g",
+        "00000000000000000",
+    ] {
+        assert_eq!(hash_from_hex(bad), None, "{bad:?}");
+    }
+}

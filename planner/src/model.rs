@@ -132,9 +132,16 @@ impl MappedColumn {
     }
 }
 
-/// What a source selects for a `StoredHash::Compute` column: a typed NULL
-/// (valid in PostgreSQL and SQLite), replaced by the row hash once decoded.
-pub const COMPUTED_HASH_SQL: &str = "CAST(NULL AS bigint)";
+/// What a source selects for a `StoredHash::Compute` column of type `ty`: a
+/// typed NULL (valid in PostgreSQL and SQLite), replaced by the row hash once
+/// decoded (as 16 lowercase hex digits in a text column).
+pub fn computed_hash_sql(ty: ColumnType) -> &'static str {
+    if ty == ColumnType::Int64 {
+        "CAST(NULL AS bigint)"
+    } else {
+        "CAST(NULL AS text)"
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1123,11 +1130,16 @@ fn stored_hash_column(
         dc.scale,
         dc.length,
     );
-    if ty != ColumnType::Int64 && problems.0.len() == before {
+    let hash_type_ok = match ty {
+        ColumnType::Int64 | ColumnType::Text => true,
+        ColumnType::String { max_len } => max_len.is_none_or(|n| n >= 16),
+        _ => false,
+    };
+    if !hash_type_ok && problems.0.len() == before {
         problems.push(
             format!("{path}.data_type"),
             format!(
-                "hash_key column \"{}\" stores the 64-bit row hash: its data_type must be bigint, not {}",
+                "hash_key column \"{}\" stores the 64-bit row hash: its data_type must be bigint, or varchar/text to store it as 16 hex digits, not {}",
                 dc.name, dc.data_type
             ),
         );
@@ -1165,14 +1177,14 @@ fn stored_hash_column(
     Some(MappedColumn {
         spec: ColumnSpec {
             name: dc.name.clone(),
-            data_type: ColumnType::Int64,
+            data_type: ty,
             unique: false,
             nullable: true,
         },
         dest: dc.name.clone(),
         source: dc.name.clone(),
-        source_sql: COMPUTED_HASH_SQL.to_string(),
-        data_type: ColumnType::Int64.to_string(),
+        source_sql: computed_hash_sql(ty).to_string(),
+        data_type: ty.to_string(),
         unique: false,
         hash_column: false,
         stored_hash: StoredHash::Compute,
