@@ -15,7 +15,7 @@ use engine::{EngineError, RunOptions, StateStore};
 use operators::RunProgress;
 use planner::config::PipelineFile;
 use planner::datastores::redact_url_password;
-use planner::{Datastores, Pipeline};
+use planner::Datastores;
 
 #[derive(Parser)]
 #[command(
@@ -255,7 +255,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Config { command } => config(command),
+        Command::Config { command } => config(command).await,
         Command::Demo { rows, dir } => {
             output::init_logging(true);
             demo(rows, &dir).await
@@ -502,7 +502,7 @@ async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
     }
 }
 
-fn config(command: ConfigCommand) -> ExitCode {
+async fn config(command: ConfigCommand) -> ExitCode {
     match command {
         ConfigCommand::Validate {
             files,
@@ -510,10 +510,10 @@ fn config(command: ConfigCommand) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            let verdicts: Vec<(PathBuf, Result<String, Vec<String>>)> = files
-                .iter()
-                .map(|f| (f.clone(), validate_file(f, datastores.as_deref())))
-                .collect();
+            let mut verdicts: Vec<(PathBuf, Result<String, Vec<String>>)> = Vec::new();
+            for f in &files {
+                verdicts.push((f.clone(), validate_file(f, datastores.as_deref()).await));
+            }
             let ok = verdicts.iter().all(|(_, v)| v.is_ok());
             if json {
                 let files: Vec<serde_json::Value> = verdicts
@@ -546,7 +546,7 @@ fn config(command: ConfigCommand) -> ExitCode {
             file,
             datastores,
             output,
-        } => match Pipeline::load_resolving(&file, datastores.as_deref()) {
+        } => match engine::load_pipeline(&file, datastores.as_deref()).await {
             Ok(p) if output == OutputFormat::Json => {
                 println!("{}", output::pipeline_json(&p));
                 ExitCode::SUCCESS
@@ -555,7 +555,7 @@ fn config(command: ConfigCommand) -> ExitCode {
                 print!("{}", output::show_pipeline(&p));
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(&EngineError::Planner(e)),
+            Err(e) => fail(&e),
         },
         ConfigCommand::List { config_dir, output } => {
             let mut files: Vec<PathBuf> = match std::fs::read_dir(&config_dir) {
@@ -620,7 +620,7 @@ fn config(command: ConfigCommand) -> ExitCode {
 
 /// `config validate` of one file: what it is (the pipeline's name, or how
 /// many datastores), or every problem found.
-fn validate_file(
+async fn validate_file(
     f: &std::path::Path,
     datastores: Option<&std::path::Path>,
 ) -> Result<String, Vec<String>> {
@@ -637,7 +637,9 @@ fn validate_file(
             .map(|ds| format!("{} datastores", ds.stores.len()))
             .map_err(|e| masked(&e));
     }
-    let p = Pipeline::load_resolving(f, datastores).map_err(|e| masked(&e))?;
+    let p = engine::load_pipeline(f, datastores)
+        .await
+        .map_err(|e| masked(&e))?;
     // Every strategy compiled, as `run` would: a field that parses but is
     // not supported yet is refused here too.
     let strategies: Vec<Option<&str>> = if p.strategies.is_empty() {
@@ -685,7 +687,7 @@ async fn demo(rows: u64, dir: &std::path::Path) -> ExitCode {
         if code != ExitCode::SUCCESS {
             return code;
         }
-        let loaded = match engine::run::load(&opts) {
+        let loaded = match engine::run::load(&opts).await {
             Ok((p, _)) => p,
             Err(e) => return fail(&e),
         };

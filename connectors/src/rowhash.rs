@@ -1059,6 +1059,7 @@ mod tests {
             unique,
             hash_column: hash,
             stored_hash: StoredHash::No,
+            data_type_from: None,
         }
     }
 

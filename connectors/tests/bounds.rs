@@ -33,6 +33,7 @@ fn column(name: &str, unique: bool) -> MappedColumn {
         unique,
         hash_column: true,
         stored_hash: StoredHash::No,
+        data_type_from: None,
     }
 }
 

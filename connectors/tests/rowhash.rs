@@ -54,6 +54,7 @@ fn column(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn 
         unique,
         hash_column: hash,
         stored_hash: planner::model::StoredHash::No,
+        data_type_from: None,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod error;
 pub mod files;
+pub mod load;
 pub mod lock;
 pub mod partitions;
 pub mod records;
@@ -14,6 +15,7 @@ pub mod state;
 pub mod verify;
 
 pub use error::EngineError;
+pub use load::load_pipeline;
 pub use lock::Wait;
 pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
 pub use state::StateStore;

@@ -165,18 +165,20 @@ pub struct RunOutcome {
     pub error: Option<EngineError>,
 }
 
-/// Loads and plans a pipeline without touching any database.
-pub fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
+/// Loads and plans a pipeline; a database is read only for the types of
+/// columns written without `data_type`.
+pub async fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
     // Only the datastores this pipeline names are resolved: others sharing
     // the file may be of a type to come, or need variables it has no use for.
-    let pipeline = Pipeline::load_resolving(&opts.pipeline_file, opts.datastores.as_deref())?;
+    let pipeline =
+        crate::load::load_pipeline(&opts.pipeline_file, opts.datastores.as_deref()).await?;
     let plan = Plan::compile(&pipeline, opts.strategy.as_deref())?;
     Ok((pipeline, plan))
 }
 
 /// The plan and, from the source's current bounds, the partitions it would run.
 pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), EngineError> {
-    let (pipeline, plan) = load(opts)?;
+    let (pipeline, plan) = load(opts).await?;
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
     let watermark = match StateStore::open_existing(&opts.state_dir)? {
@@ -224,7 +226,7 @@ pub async fn run_pipeline(
     progress: Arc<RunProgress>,
 ) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
-    let (pipeline, plan) = load(opts)?;
+    let (pipeline, plan) = load(opts).await?;
     if !opts.force {
         refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
     }

@@ -285,7 +285,9 @@ pub struct BackendConfig {
 #[serde(deny_unknown_fields)]
 pub struct BackendColumn {
     pub name: String,
-    pub data_type: String,
+    /// Taken from the source table's catalog when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 //! The one internal model both config forms normalise into.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -66,6 +66,26 @@ pub struct MappedColumn {
     /// column), and how a reader gets it. Never itself a hash column.
     #[serde(skip_serializing_if = "StoredHash::is_no")]
     pub stored_hash: StoredHash,
+    /// Where `data_type` came from when the pipeline does not give it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_type_from: Option<DataTypeFrom>,
+}
+
+/// Where a column's type came from, when not from its `data_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTypeFrom {
+    /// The source table's catalog declares it (a backend column written
+    /// without `data_type`, as in the spec's audit-columns example).
+    SourceCatalog,
+}
+
+/// The types a source table's catalog declares, by column name, for the
+/// destination columns written without `data_type`; or why a column's
+/// type cannot be taken from it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceCatalog {
+    pub types: HashMap<String, std::result::Result<ColumnType, String>>,
 }
 
 /// The role of a column holding the row hash of the row's `hash_column`
@@ -386,13 +406,22 @@ impl Pipeline {
     /// about datastores), then finds its datastores file (`explicit`, else
     /// beside it or above) and resolves the datastores it names only.
     pub fn load_resolving(file: &Path, explicit: Option<&Path>) -> Result<Pipeline> {
-        let raw = PipelineFile::read(file)?;
-        let ds_file = Datastores::locate(file, explicit)?;
-        let datastores = Datastores::load_only(&ds_file, &raw.datastore_names())?;
+        let (raw, datastores) = PipelineFile::read_resolving(file, explicit)?;
         Pipeline::from_file(file, raw, &datastores)
     }
 
     pub fn from_file(file: &Path, raw: PipelineFile, datastores: &Datastores) -> Result<Pipeline> {
+        Pipeline::from_file_with_catalog(file, raw, datastores, None)
+    }
+
+    /// [`Pipeline::from_file`], with the types of columns written without
+    /// `data_type` taken from `catalog` (see [`PipelineFile::catalog_request`]).
+    pub fn from_file_with_catalog(
+        file: &Path,
+        raw: PipelineFile,
+        datastores: &Datastores,
+        catalog: Option<&SourceCatalog>,
+    ) -> Result<Pipeline> {
         check_condition_bytes(file, &raw)?;
         let mut problems = Problems(Vec::new());
         if !is_valid_pipeline_name(&raw.name) {
@@ -424,7 +453,7 @@ impl Pipeline {
         } else if simple {
             normalize_simple(file, &raw, datastores, &mut problems)
         } else if staged {
-            normalize_staged(file, &raw, datastores, &mut problems)
+            normalize_staged(file, &raw, datastores, catalog, &mut problems)
         } else {
             problems.push(
                 "source_provider",
@@ -493,6 +522,51 @@ impl PipelineFile {
         yaml::parse(file, &text)
     }
 
+    /// Reads the pipeline `file` first (its own YAML errors come before any
+    /// about datastores), then finds its datastores file (`explicit`, else
+    /// beside it or above) and resolves the datastores it names only.
+    pub fn read_resolving(
+        file: &Path,
+        explicit: Option<&Path>,
+    ) -> Result<(PipelineFile, Datastores)> {
+        let raw = PipelineFile::read(file)?;
+        let ds_file = Datastores::locate(file, explicit)?;
+        let datastores = Datastores::load_only(&ds_file, &raw.datastore_names())?;
+        Ok((raw, datastores))
+    }
+
+    /// What must be read from the source's catalog: the destination columns
+    /// of the stage form written without `data_type` (the spec's
+    /// audit-columns example), with the source's datastore and tables.
+    /// `None` when every column has its type.
+    pub fn catalog_request(&self) -> Option<CatalogRequest> {
+        let (_, stage) = endpoint_stage(self)?;
+        let backend = |e: &Option<crate::config::StageEndpoint>| {
+            let name = &e.as_ref()?.name;
+            self.backends.iter().find(|b| &b.name == name)
+        };
+        let (src, dst) = (backend(&stage.source)?, backend(&stage.destination)?);
+        let columns: Vec<String> = dst
+            .columns
+            .iter()
+            .filter(|c| {
+                c.data_type.is_none() && c.hash_key != Some(true) && c.is_virtual != Some(true)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        if columns.is_empty() {
+            return None;
+        }
+        let tables = std::iter::once((src.schema.clone(), src.table.clone()))
+            .chain(src.join.iter().map(|j| (j.schema.clone(), j.table.clone())))
+            .collect();
+        Some(CatalogRequest {
+            datastore_name: src.datastore_name.clone(),
+            tables,
+            columns,
+        })
+    }
+
     /// Every datastore the pipeline names (providers, backends, enrichment
     /// sources): the ones its datastores file must resolve.
     pub fn datastore_names(&self) -> std::collections::BTreeSet<String> {
@@ -508,6 +582,15 @@ impl PipelineFile {
             .map(|d| d.source.config.datastore_name.clone());
         providers.chain(backends).chain(dimensions).collect()
     }
+}
+
+/// Columns whose types a source's catalog must give, and where to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRequest {
+    pub datastore_name: String,
+    /// (schema, table): the source's main table, then its joined tables.
+    pub tables: Vec<(Option<String>, String)>,
+    pub columns: Vec<String>,
 }
 
 type Normalized = (TableRef, TableRef, Vec<MappedColumn>);
@@ -795,6 +878,7 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
         unique,
         hash_column: c.hash_column.unwrap_or(true),
         stored_hash: StoredHash::No,
+        data_type_from: None,
     })
 }
 
@@ -853,18 +937,32 @@ fn row_level(raw: &PipelineFile, problems: &mut Problems) -> bool {
     }
 }
 
-fn normalize_staged(
-    file: &Path,
-    raw: &PipelineFile,
-    datastores: &Datastores,
-    problems: &mut Problems,
-) -> Option<Normalized> {
+/// The stage saying which backend is the source and which the
+/// destination: data_fetch, else populate, else the first naming a source.
+pub(crate) fn endpoint_stage(raw: &PipelineFile) -> Option<(usize, &crate::config::StageConfig)> {
     let find_stage = |kind: &str| {
         raw.stages
             .iter()
             .enumerate()
             .find(|(_, s)| s.kind == kind && s.enabled)
     };
+    find_stage("data_fetch")
+        .or_else(|| find_stage("populate"))
+        .or_else(|| {
+            raw.stages
+                .iter()
+                .enumerate()
+                .find(|(_, s)| s.source.is_some())
+        })
+}
+
+fn normalize_staged(
+    file: &Path,
+    raw: &PipelineFile,
+    datastores: &Datastores,
+    catalog: Option<&SourceCatalog>,
+    problems: &mut Problems,
+) -> Option<Normalized> {
     for (i, s) in raw.stages.iter().enumerate() {
         if s.applicable_on.is_some() {
             problems.push(
@@ -910,15 +1008,7 @@ fn normalize_staged(
             }
             found
         };
-    // The data_fetch (else populate, else first stage naming them) stage says which backend is which.
-    let endpoints = find_stage("data_fetch")
-        .or_else(|| find_stage("populate"))
-        .or_else(|| {
-            raw.stages
-                .iter()
-                .enumerate()
-                .find(|(_, s)| s.source.is_some())
-        });
+    let endpoints = endpoint_stage(raw);
     let (src_name, dst_name, fetch_columns) = match endpoints {
         Some((i, s)) => {
             let src = s.source.as_ref().map(|e| e.name.clone());
@@ -975,7 +1065,7 @@ fn normalize_staged(
     let mut columns = Vec::new();
     for (ci, dc) in dst.columns.iter().enumerate() {
         let path = format!("backends[{di}].columns[{ci}]");
-        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, problems) {
+        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, catalog, problems) {
             columns.push(col);
         }
     }
@@ -1024,6 +1114,7 @@ fn staged_column(
     dc: &BackendColumn,
     src: &BackendConfig,
     fetch_columns: &[crate::config::StageColumn],
+    catalog: Option<&SourceCatalog>,
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
     if dc.hash_key == Some(true) {
@@ -1036,14 +1127,26 @@ fn staged_column(
         );
         return None;
     }
-    let ty = parse_type(
-        problems,
-        path,
-        &dc.data_type,
-        dc.precision,
-        dc.scale,
-        dc.length,
-    );
+    let (ty, data_type_from) = match &dc.data_type {
+        Some(name) => (
+            parse_type(problems, path, name, dc.precision, dc.scale, dc.length),
+            None,
+        ),
+        None => match catalog.and_then(|c| c.types.get(&dc.name)) {
+            Some(Ok(ty)) => (*ty, Some(DataTypeFrom::SourceCatalog)),
+            Some(Err(why)) => {
+                problems.push(format!("{path}.data_type"), why.clone());
+                return None;
+            }
+            None => {
+                problems.push(
+                    format!("{path}.data_type"),
+                    format!("column \"{}\" has no data_type, and the source's catalog was not read; give data_type", dc.name),
+                );
+                return None;
+            }
+        },
+    };
     // Source of the value: a data_fetch column of that name, else the source
     // backend column of that name.
     let (source, source_sql) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
@@ -1111,6 +1214,7 @@ fn staged_column(
         unique,
         hash_column,
         stored_hash: StoredHash::No,
+        data_type_from,
     })
 }
 
@@ -1122,14 +1226,14 @@ fn stored_hash_column(
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
     let before = problems.0.len();
-    let ty = parse_type(
-        problems,
-        path,
-        &dc.data_type,
-        dc.precision,
-        dc.scale,
-        dc.length,
-    );
+    let Some(data_type) = &dc.data_type else {
+        problems.push(
+            format!("{path}.data_type"),
+            format!("hash_key column \"{}\" needs a data_type: bigint, or varchar to store the row hash as 16 hex digits", dc.name),
+        );
+        return None;
+    };
+    let ty = parse_type(problems, path, data_type, dc.precision, dc.scale, dc.length);
     let hash_type_ok = match ty {
         ColumnType::Int64 | ColumnType::Text => true,
         ColumnType::String { max_len } => max_len.is_none_or(|n| n >= 16),
@@ -1139,8 +1243,8 @@ fn stored_hash_column(
         problems.push(
             format!("{path}.data_type"),
             format!(
-                "hash_key column \"{}\" stores the 64-bit row hash: its data_type must be bigint, or varchar/text to store it as 16 hex digits, not {}",
-                dc.name, dc.data_type
+                "hash_key column \"{}\" stores the 64-bit row hash: its data_type must be bigint, or varchar/text to store it as 16 hex digits, not {data_type}",
+                dc.name
             ),
         );
     }
@@ -1188,6 +1292,7 @@ fn stored_hash_column(
         unique: false,
         hash_column: false,
         stored_hash: StoredHash::Compute,
+        data_type_from: None,
     })
 }
 
@@ -1730,6 +1835,7 @@ mod tests {
             unique: true,
             hash_column: true,
             stored_hash: StoredHash::No,
+            data_type_from: None,
         };
         assert_eq!(c.source_column(), "Order Id");
         for name in ["order_id", r#"o."Order Id""#, "Order Id", r#""Order Id""#] {
