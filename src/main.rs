@@ -631,11 +631,19 @@ async fn validate_file(
             .map(str::to_string)
             .collect()
     };
-    // A datastores file is checked whole: every datastore in it.
-    if f.file_stem().is_some_and(|s| s == "datastores") {
-        return Datastores::load(f)
-            .map(|ds| format!("{} datastores", ds.stores.len()))
-            .map_err(|e| masked(&e));
+    match planner::global::ConfigFileKind::of(f) {
+        // A datastores file is checked whole: every datastore in it.
+        planner::global::ConfigFileKind::Datastores => {
+            return Datastores::load(f)
+                .map(|ds| format!("{} datastores", ds.stores.len()))
+                .map_err(|e| masked(&e));
+        }
+        planner::global::ConfigFileKind::Global => {
+            return planner::global::GlobalConfig::load(f)
+                .map(|_| "global config".to_string())
+                .map_err(|e| masked(&e));
+        }
+        planner::global::ConfigFileKind::Pipeline => {}
     }
     let p = engine::load_pipeline(f, datastores)
         .await

@@ -66,7 +66,15 @@ pub async fn column_types(
         .map(|name| {
             let holders: Vec<&(usize, String, String)> =
                 declared.iter().filter(|(_, col, _)| col == name).collect();
+            let absent: Vec<String> = (0..tables.len())
+                .filter(|i| !declared.iter().any(|(t, _, _)| t == i))
+                .map(|i| tables[i].display_name())
+                .collect();
             let answer = match holders.as_slice() {
+                [] if !absent.is_empty() => Err(format!(
+                    "no data_type given, and the source table {} does not exist to take it from; create it, or give data_type",
+                    absent.join(", ")
+                )),
                 [] => Err(format!(
                     "no data_type given, and the source ({listed}) has no column \"{name}\" to take it from; give data_type"
                 )),

@@ -4,6 +4,7 @@ pub mod config;
 pub mod datastores;
 pub mod error;
 pub mod fingerprint;
+pub mod global;
 pub mod model;
 pub mod partition;
 pub mod plan;
