@@ -1,0 +1,67 @@
+//! Opening a SQLite file: the datastore's path, the connection's flags and
+//! settings.
+
+use std::path::{Path, PathBuf};
+
+use planner::datastores::Datastore;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{ConnectorError, Result};
+
+pub(super) fn datastore_path(ds: &Datastore) -> Result<PathBuf> {
+    match ds {
+        Datastore::Sqlite { path, .. } => Ok(path.clone()),
+        other => Err(ConnectorError::Other(format!(
+            "datastore \"{}\" is not sqlite",
+            other.name()
+        ))),
+    }
+}
+
+/// Opens a SQLite file. Sources must exist; sinks may create it.
+pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
+    if create {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ConnectorError::Unreachable(format!(
+                    "cannot create folder {} for SQLite database: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+    } else if !path.exists() {
+        return Err(ConnectorError::Unreachable(format!(
+            "SQLite database {} does not exist",
+            path.display()
+        )));
+    }
+    let flags = if create {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| {
+        ConnectorError::Unreachable(format!(
+            "cannot open SQLite database {}: {e}",
+            path.display()
+        ))
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // By default SQLite reads a double-quoted name that matches no column as
+    // a string literal: a misspelt source column would copy its own name into
+    // every row. Quoted identifiers must be identifiers.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    if create {
+        // WAL lets readers (and `synchub` checks) run beside a writer.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    }
+    Ok(conn)
+}
+
+/// Whether the connection has an open transaction (for tests of failure paths).
+pub fn in_transaction(conn: &Connection) -> bool {
+    !conn.is_autocommit()
+}
