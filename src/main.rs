@@ -634,7 +634,7 @@ async fn validate_file(
     match planner::global::ConfigFileKind::of(f) {
         // A datastores file is checked whole: every datastore in it.
         planner::global::ConfigFileKind::Datastores => {
-            return Datastores::load(f)
+            return Datastores::load(f, &connectors::registry::types())
                 .map(|ds| format!("{} datastores", ds.stores.len()))
                 .map_err(|e| masked(&e));
         }

@@ -37,7 +37,8 @@ fn every_shipped_pipeline_parses_and_plans() {
     );
     for file in &files {
         let ds_file = Datastores::locate(file, None).unwrap_or_else(|e| panic!("{e}"));
-        let datastores = Datastores::load(&ds_file).unwrap_or_else(|e| panic!("{e}"));
+        let datastores = Datastores::load(&ds_file, &connectors::registry::types())
+            .unwrap_or_else(|e| panic!("{e}"));
         let pipeline = Pipeline::load(file, &datastores).unwrap_or_else(|e| panic!("{e}"));
         let default = Plan::compile(&pipeline, None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(default.operators.len(), 4, "{}", file.display());
@@ -57,7 +58,11 @@ fn every_shipped_pipeline_parses_and_plans() {
 #[test]
 fn demo_pipelines_partition_as_declared() {
     let root = manifest_dir().join("pipelines/demo");
-    let datastores = Datastores::load(&root.join("datastores.yaml")).unwrap();
+    let datastores = Datastores::load(
+        &root.join("datastores.yaml"),
+        &connectors::registry::types(),
+    )
+    .unwrap();
     let orders = Pipeline::load(&root.join("orders.yaml"), &datastores).unwrap();
     let plan = Plan::compile(&orders, None).unwrap();
     assert_eq!(plan.dimensions.len(), 1);
@@ -76,7 +81,11 @@ fn demo_pipelines_partition_as_declared() {
 #[test]
 fn concurrent_partitions_show_in_the_plan() {
     let root = manifest_dir().join("pipelines/examples");
-    let datastores = Datastores::load(&root.join("datastores.yaml")).unwrap();
+    let datastores = Datastores::load(
+        &root.join("datastores.yaml"),
+        &connectors::registry::types(),
+    )
+    .unwrap();
     let users = Pipeline::load(&root.join("postgres_postgres.yaml"), &datastores).unwrap();
     let plan = Plan::compile(&users, None).unwrap();
     assert_eq!(plan.lanes, 4);

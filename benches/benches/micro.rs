@@ -81,7 +81,7 @@ strategies:
 ",
     )
     .expect("pipeline");
-    let datastores = Datastores::load(&ds).expect("datastores");
+    let datastores = Datastores::load(&ds, &connectors::registry::types()).expect("datastores");
     let pipeline = Pipeline::load(&file, &datastores).expect("benchmark pipeline");
     pipeline
         .columns

@@ -10,7 +10,8 @@ use planner::model::quote_ident;
 use planner::types::{ColumnType, DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use planner::Datastore;
 
-use crate::{ConnectorError, Result};
+use crate::registry::DeclaredColumn;
+use crate::Result;
 
 /// One table a source reads from: its main table or a joined one.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct CatalogTable {
 }
 
 impl CatalogTable {
-    fn display_name(&self) -> String {
+    pub fn display_name(&self) -> String {
         match &self.schema {
             Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.table)),
             None => quote_ident(&self.table),
@@ -46,16 +47,9 @@ pub async fn column_types(
         })
         .collect();
     let tables = tables.as_slice();
-    let declared = match ds {
-        Datastore::Postgres { .. } => postgres_columns(ds, tables).await?,
-        Datastore::Sqlite { path, .. } => {
-            let path = path.clone();
-            let tables = tables.to_vec();
-            tokio::task::spawn_blocking(move || sqlite_columns(&path, &tables))
-                .await
-                .map_err(|e| ConnectorError::Other(format!("catalog lookup failed: {e}")))??
-        }
-    };
+    let declared = crate::registry::connector(ds)?
+        .declared_columns(ds, tables)
+        .await?;
     let listed = tables
         .iter()
         .map(CatalogTable::display_name)
@@ -64,10 +58,10 @@ pub async fn column_types(
     Ok(names
         .iter()
         .map(|name| {
-            let holders: Vec<&(usize, String, String)> =
-                declared.iter().filter(|(_, col, _)| col == name).collect();
+            let holders: Vec<&DeclaredColumn> =
+                declared.iter().filter(|c| &c.name == name).collect();
             let absent: Vec<String> = (0..tables.len())
-                .filter(|i| !declared.iter().any(|(t, _, _)| t == i))
+                .filter(|i| !declared.iter().any(|c| c.table == *i))
                 .map(|i| tables[i].display_name())
                 .collect();
             let answer = match holders.as_slice() {
@@ -78,22 +72,16 @@ pub async fn column_types(
                 [] => Err(format!(
                     "no data_type given, and the source ({listed}) has no column \"{name}\" to take it from; give data_type"
                 )),
-                [(_, _, ty)] => {
-                    let parsed = match ds {
-                        Datastore::Postgres { .. } => postgres_type(ty),
-                        Datastore::Sqlite { .. } => sqlite_type(ty),
-                    };
-                    parsed.ok_or_else(|| {
-                        format!(
-                            "no data_type given, and the source's type of \"{name}\" ({}) has no SyncHub data_type to take; give data_type",
-                            if ty.is_empty() { "none declared" } else { ty }
-                        )
-                    })
-                }
-                [(a, _, _), (b, _, _), ..] => Err(format!(
+                [c] => c.data_type.ok_or_else(|| {
+                    format!(
+                        "no data_type given, and the source's type of \"{name}\" ({}) has no SyncHub data_type to take; give data_type",
+                        if c.declared.is_empty() { "none declared" } else { &c.declared }
+                    )
+                }),
+                [a, b, ..] => Err(format!(
                     "no data_type given, and both {} and {} have a column \"{name}\"; give data_type",
-                    tables[*a].display_name(),
-                    tables[*b].display_name()
+                    tables[a.table].display_name(),
+                    tables[b.table].display_name()
                 )),
             };
             (name.clone(), answer)
@@ -101,107 +89,9 @@ pub async fn column_types(
         .collect())
 }
 
-/// (table index, column, `format_type`) of every column of `tables`.
-async fn postgres_columns(
-    ds: &Datastore,
-    tables: &[CatalogTable],
-) -> Result<Vec<(usize, String, String)>> {
-    let client = crate::postgres::connect(ds).await?;
-    let mut out = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let schema = t.schema.as_deref().unwrap_or("public");
-        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(&t.table));
-        let rows = client
-            .query(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
-                 FROM pg_attribute a
-                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
-                 ORDER BY a.attnum",
-                &[&qualified],
-            )
-            .await
-            .map_err(|e| {
-                ConnectorError::Other(format!("cannot read the catalog of {qualified}: {e}"))
-            })?;
-        out.extend(rows.iter().map(|r| (i, r.get(0), r.get(1))));
-    }
-    Ok(out)
-}
-
-/// (table index, column, declared type) of every column of `tables`.
-fn sqlite_columns(
-    path: &std::path::Path,
-    tables: &[CatalogTable],
-) -> Result<Vec<(usize, String, String)>> {
-    let conn = crate::sqlite::open_connection(path, false)?;
-    let mut out = Vec::new();
-    for (i, t) in tables.iter().enumerate() {
-        let schema = t.schema.as_deref().unwrap_or("main");
-        let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_info(?1, ?2)")?;
-        let rows = stmt.query_map([&t.table, schema], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            let (name, ty) = row?;
-            out.push((i, name, ty));
-        }
-    }
-    Ok(out)
-}
-
-/// The SyncHub type of a PostgreSQL `format_type` text.
-pub fn postgres_type(formatted: &str) -> Option<ColumnType> {
-    let (base, args) = split_type_args(formatted);
-    Some(match base.as_str() {
-        "smallint" => ColumnType::Int16,
-        "integer" => ColumnType::Int32,
-        "bigint" => ColumnType::Int64,
-        "real" => ColumnType::Float32,
-        "double precision" => ColumnType::Float64,
-        "numeric" => decimal(&args)?,
-        "boolean" => ColumnType::Bool,
-        "character varying" | "character" => ColumnType::String {
-            max_len: args.first().copied().map(|n| n as u32),
-        },
-        "text" => ColumnType::Text,
-        "bytea" => ColumnType::Binary,
-        "date" => ColumnType::Date,
-        "time without time zone" => ColumnType::Time,
-        "timestamp without time zone" => ColumnType::Timestamp,
-        "timestamp with time zone" => ColumnType::TimestampTz,
-        "uuid" => ColumnType::Uuid,
-        "json" | "jsonb" => ColumnType::Json,
-        _ => return None,
-    })
-}
-
-/// The SyncHub type of a SQLite declared column type, by the names SyncHub
-/// itself declares and their common spellings; a bare affinity keyword
-/// takes the type SQLite stores it as.
-pub fn sqlite_type(declared: &str) -> Option<ColumnType> {
-    let (base, args) = split_type_args(declared);
-    Some(match base.as_str() {
-        "smallint" | "int2" => ColumnType::Int16,
-        "int" | "integer" | "bigint" | "int8" => ColumnType::Int64,
-        "real" | "double" | "double precision" | "float" => ColumnType::Float64,
-        "numeric" | "decimal" => decimal(&args)?,
-        "bool" | "boolean" => ColumnType::Bool,
-        "varchar" | "character varying" | "char" | "character" | "nvarchar" => ColumnType::String {
-            max_len: args.first().copied().map(|n| n as u32),
-        },
-        "text" | "clob" => ColumnType::Text,
-        "blob" => ColumnType::Binary,
-        "date" => ColumnType::Date,
-        "time" => ColumnType::Time,
-        "datetime" | "timestamp" => ColumnType::Timestamp,
-        "timestamptz" => ColumnType::TimestampTz,
-        "uuid" => ColumnType::Uuid,
-        "json" | "jsonb" => ColumnType::Json,
-        _ => return None,
-    })
-}
-
-fn decimal(args: &[i64]) -> Option<ColumnType> {
+/// A `numeric`/`decimal` type's arguments as a decimal type; `None` past
+/// 38 digits.
+pub(crate) fn decimal(args: &[i64]) -> Option<ColumnType> {
     Some(match args {
         [] => ColumnType::Decimal {
             precision: DEFAULT_DECIMAL_PRECISION,
@@ -220,7 +110,7 @@ fn decimal(args: &[i64]) -> Option<ColumnType> {
 }
 
 /// `numeric(12,2)` → (`numeric`, [12, 2]); lower case, spaces collapsed.
-fn split_type_args(text: &str) -> (String, Vec<i64>) {
+pub(crate) fn split_type_args(text: &str) -> (String, Vec<i64>) {
     let lower = text.trim().to_ascii_lowercase();
     let (base, args) = match lower.split_once('(') {
         Some((base, rest)) => {
@@ -241,6 +131,8 @@ fn split_type_args(text: &str) -> (String, Vec<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::postgres_type;
+    use crate::sqlite::sqlite_type;
 
     #[test]
     fn postgres_types_map_to_the_type_that_reads_them() {

@@ -3,8 +3,10 @@
 pub mod catalog;
 pub mod conform;
 pub mod error;
+pub mod memory;
 pub mod pghash;
 pub mod postgres;
+pub mod registry;
 pub mod rowhash;
 pub mod sql;
 pub mod sqlite;
@@ -18,22 +20,17 @@ pub use traits::{
 
 use planner::model::{MappedColumn, TableRef};
 use planner::types::ColumnSpec;
-use planner::Datastore;
 
 /// Opens the source connector for the table's datastore type.
 pub async fn open_source(table: &TableRef, columns: &[MappedColumn]) -> Result<Box<dyn Source>> {
-    Ok(match &table.datastore {
-        Datastore::Postgres { .. } => {
-            Box::new(postgres::PostgresSource::open(table, columns).await?)
-        }
-        Datastore::Sqlite { .. } => Box::new(sqlite::SqliteSource::open(table, columns).await?),
-    })
+    registry::connector(&table.datastore)?
+        .open_source(table, columns)
+        .await
 }
 
 /// Opens the sink connector for the table's datastore type.
 pub async fn open_sink(table: &TableRef, columns: &[ColumnSpec]) -> Result<Box<dyn Sink>> {
-    Ok(match &table.datastore {
-        Datastore::Postgres { .. } => Box::new(postgres::PostgresSink::open(table, columns).await?),
-        Datastore::Sqlite { .. } => Box::new(sqlite::SqliteSink::open(table, columns).await?),
-    })
+    registry::connector(&table.datastore)?
+        .open_sink(table, columns)
+        .await
 }

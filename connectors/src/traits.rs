@@ -5,6 +5,7 @@ use std::pin::Pin;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures_util::Stream;
+use planner::model::MappedColumn;
 use planner::partition::{ColumnBounds, Partition, PartitionDimension};
 
 use crate::Result;
@@ -15,6 +16,9 @@ pub type BatchStream<'a> = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send
 /// Reads a table (or join) as Arrow batches in the destination's schema.
 #[async_trait]
 pub trait Source: Send {
+    /// The columns this source reads, in the destination's order.
+    fn columns(&self) -> &[MappedColumn];
+
     /// Checks that every mapped column can be read, naming any that cannot.
     async fn check(&mut self) -> Result<()>;
 
@@ -40,12 +44,13 @@ pub trait Source: Send {
         Ok(None)
     }
 
-    /// Row count and wrapping sum of the row hashes of `partition`, computed
-    /// where the data lives. Equal checksums mean the partition is in sync.
-    async fn checksum(&mut self, _partition: &Partition) -> Result<Checksum> {
-        Err(crate::ConnectorError::Unsupported(
-            "this source cannot compute checksums yet".into(),
-        ))
+    /// Row count and wrapping sum of the row hashes of `partition`. Equal
+    /// checksums mean the partition is in sync. By default the rows are read
+    /// and hashed here ([`crate::rowhash::checksum_by_reading`]), which gives
+    /// every source the hash strategy; a source that can compute it where
+    /// the data lives does so instead, with the same result.
+    async fn checksum(&mut self, partition: &Partition) -> Result<Checksum> {
+        crate::rowhash::checksum_by_reading(self, partition).await
     }
 
     /// Checksums of each non-empty bucket of `partition`, sorted by bucket.
@@ -74,15 +79,14 @@ pub trait Source: Send {
     }
 
     /// Streams the unique key columns (in mapping order) plus a final Int64
-    /// column `_synchub_row_hash` for every row of `partition`.
+    /// column `_synchub_row_hash` for every row of `partition`. By default
+    /// from the rows read ([`crate::rowhash::row_hashes_by_reading`]).
     async fn row_hashes<'a>(
         &'a mut self,
-        _partition: &Partition,
-        _page_rows: usize,
+        partition: &Partition,
+        page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        Err(crate::ConnectorError::Unsupported(
-            "this source cannot compute row hashes yet".into(),
-        ))
+        crate::rowhash::row_hashes_by_reading(self, partition, page_rows).await
     }
 }
 

@@ -101,10 +101,7 @@ async fn sqlite_bounds_apply_filters_to_the_null_test() {
     ))
     .unwrap();
     drop(conn);
-    let ds = Datastore::Sqlite {
-        name: "lite".into(),
-        path,
-    };
+    let ds = common::sqlite_datastore("lite", &path);
     check(
         |filters| table(ds.clone(), None, filters),
         |t, cols| {

@@ -205,14 +205,7 @@ fn checksum_of(h: &Hashes) -> Checksum {
 /// Copies the PostgreSQL rows into a SQLite table through the SQLite sink,
 /// as a sync would.
 async fn load_sqlite(pg: &mut PostgresSource, cols: &[MappedColumn], file: &Path) -> TableRef {
-    let table = table_ref(
-        Datastore::Sqlite {
-            name: "lite".into(),
-            path: file.to_path_buf(),
-        },
-        None,
-        "t",
-    );
+    let table = table_ref(common::sqlite_datastore("lite", file), None, "t");
     let specs: Vec<ColumnSpec> = cols.iter().map(|c| c.spec.clone()).collect();
     let mut sink = SqliteSink::open(&table, &specs).await.unwrap();
     sink.prepare().await.unwrap();
@@ -615,10 +608,7 @@ async fn sqlite_lenient_storage_hashes_like_canonical() {
         column("f", Float64, false, true),
         column("d", Date, false, true),
     ];
-    let ds = Datastore::Sqlite {
-        name: "lite".into(),
-        path: file.clone(),
-    };
+    let ds = common::sqlite_datastore("lite", &file);
     let mut a = SqliteSource::open(&table_ref(ds.clone(), None, "a"), &cols)
         .await
         .unwrap();

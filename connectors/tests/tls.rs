@@ -103,8 +103,13 @@ fn quoted(names: &[String]) -> String {
 fn datastore(connection: &str) -> Datastore {
     let text =
         format!("datastores:\n  pg:\n    type: postgres\n    connection: {{{connection}}}\n");
-    let ds = Datastores::parse(Path::new("/nowhere/datastores.yaml"), &text, |_| None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let ds = Datastores::parse(
+        Path::new("/nowhere/datastores.yaml"),
+        &text,
+        &connectors::registry::types(),
+        |_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     ds.stores["pg"].clone()
 }
 

@@ -29,7 +29,13 @@ async fn verify_full_refuses_a_self_signed_certificate_the_system_does_not_trust
     );
 
     let text = "datastores:\n  pg: {type: postgres, connection: {host: 127.0.0.1, dbname: test, sslmode: verify-full}}\n";
-    let ds = Datastores::parse(Path::new("datastores.yaml"), text, |_| None).unwrap();
+    let ds = Datastores::parse(
+        Path::new("datastores.yaml"),
+        text,
+        &connectors::registry::types(),
+        |_| None,
+    )
+    .unwrap();
     let e = match connect(&ds.stores["pg"]).await {
         Ok(_) => panic!("connected with a certificate no trusted CA signed"),
         Err(e) => e,

@@ -16,7 +16,8 @@ use crate::EngineError;
 /// (a connection only then); one that cannot is listed with every other
 /// problem of the file.
 pub async fn load_pipeline(file: &Path, explicit: Option<&Path>) -> Result<Pipeline, EngineError> {
-    let (raw, datastores) = PipelineFile::read_resolving(file, explicit)?;
+    let (raw, datastores) =
+        PipelineFile::read_resolving(file, explicit, &connectors::registry::types())?;
     let catalog = match raw.catalog_request() {
         Some(request) => Some(source_catalog(&request, &datastores).await),
         None => None,

@@ -2,7 +2,6 @@
 //! values so secrets stay out of files.
 
 mod env;
-mod url;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,13 +9,15 @@ use std::fmt;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::connection::{Connection, ConnectionSpec, ConnectorType, ConnectorTypes};
 use crate::error::{PlannerError, Problem, Result};
 use crate::yaml;
 
-pub use env::{substitute, EnvString};
+pub use env::{deserialize_port, substitute, EnvString};
 
 /// A password or token: never printed, never serialized in clear.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -148,17 +149,48 @@ pub fn redact_url_password(text: &str) -> Cow<'_, str> {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DatastoresFile {
     datastores: Entries,
 }
 
+thread_local! {
+    // The connector types a parse reads `connection:` mappings with; like
+    // the variable lookup, handed to the entries' Deserialize this way.
+    static TYPES: std::cell::RefCell<Option<ConnectorTypes>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs `types` for the parses on this thread until dropped.
+struct TypesScope;
+
+impl TypesScope {
+    fn install(types: &ConnectorTypes) -> TypesScope {
+        TYPES.with(|t| *t.borrow_mut() = Some(types.clone()));
+        TypesScope
+    }
+}
+
+impl Drop for TypesScope {
+    fn drop(&mut self) {
+        TYPES.with(|t| *t.borrow_mut() = None);
+    }
+}
+
+fn installed_types() -> ConnectorTypes {
+    TYPES.with(|t| t.borrow().clone()).unwrap_or_default()
+}
+
 /// The `datastores:` mapping, read entry by entry so that substitution
 /// knows which datastore a value belongs to (see `env::WantedScope`).
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(transparent)]
-struct Entries(BTreeMap<String, DatastoreConfig>);
+struct Entries(BTreeMap<String, Entry>);
+
+/// One datastore as written: its type, and its connection as that type's
+/// connector read it (`None` for a type no connector has).
+struct Entry {
+    kind: String,
+    connection: Option<Box<dyn ConnectionSpec>>,
+}
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -175,9 +207,9 @@ impl<'de> Deserialize<'de> for Entries {
                 let mut entries = BTreeMap::new();
                 while let Some(name) = map.next_key::<String>()? {
                     env::reading_entry(Some(&name));
-                    let config = map.next_value::<DatastoreConfig>();
+                    let entry = map.next_value::<Entry>();
                     env::reading_entry(None);
-                    entries.insert(name, config?);
+                    entries.insert(name, entry?);
                 }
                 Ok(Entries(entries))
             }
@@ -186,179 +218,144 @@ impl<'de> Deserialize<'de> for Entries {
     }
 }
 
-/// One connection as written in the file; every string value may hold
-/// `${VAR}`s.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatastoreConfig {
-    #[serde(rename = "type")]
-    pub kind: EnvString,
-    #[serde(default)]
-    pub connection: ConnectionConfig,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectionConfig {
-    /// `postgresql://user:password@host:port/dbname?sslmode=…`. A field
-    /// written beside it wins over the URL's part.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<EnvString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<EnvString>,
-    #[serde(
-        default,
-        deserialize_with = "env::deserialize_port",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub port: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<EnvString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<Secret>,
-    #[serde(default, alias = "database", skip_serializing_if = "Option::is_none")]
-    pub dbname: Option<EnvString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<EnvString>,
-    /// File path, for embedded databases; relative to the datastores file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<EnvString>,
-    /// disable | prefer (the default) | require | verify-ca | verify-full.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sslmode: Option<EnvString>,
-    /// CA certificates (PEM) the server's must chain to; relative to the
-    /// datastores file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sslrootcert: Option<EnvString>,
-    /// Client certificate (PEM), with `sslkey` its private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sslcert: Option<EnvString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sslkey: Option<EnvString>,
-}
-
-/// How a PostgreSQL connection uses TLS; the names and meanings are libpq's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// Plain TCP.
-    Disable,
-    /// TLS when the server offers it, else plain; the certificate is not
-    /// checked.
-    #[default]
-    Prefer,
-    /// TLS or no connection; the certificate is not checked unless
-    /// `sslrootcert` is given, which makes it verify-ca.
-    Require,
-    /// TLS with a certificate that chains to a trusted CA, whatever host
-    /// name it is for.
-    VerifyCa,
-    /// verify-ca, and the certificate must be for the host connected to.
-    VerifyFull,
-}
-
-impl SslMode {
-    pub const NAMES: &'static [&'static str] =
-        &["disable", "prefer", "require", "verify-ca", "verify-full"];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        const FIELDS: &[&str] = &["type", "connection"];
+        struct EntryVisitor;
+        impl<'de> serde::de::Visitor<'de> for EntryVisitor {
+            type Value = Entry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a datastore: type and connection")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Entry, A::Error> {
+                let types = installed_types();
+                let mut kind: Option<String> = None;
+                let mut connection = None;
+                // A connection written before its type waits for it.
+                let mut early: Option<serde_norway::Value> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "type" => kind = Some(map.next_value::<EnvString>()?.0),
+                        "connection" => match kind.as_deref().map(|k| types.get(k)) {
+                            Some(Some(connector)) => {
+                                connection = Some(map.next_value_seed(ConnectionSeed(connector))?)
+                            }
+                            // Reported as the type's problem.
+                            Some(None) => {
+                                map.next_value::<serde::de::IgnoredAny>()?;
+                            }
+                            None => early = Some(map.next_value()?),
+                        },
+                        other => return Err(A::Error::unknown_field(other, FIELDS)),
+                    }
+                }
+                let kind = kind.ok_or_else(|| A::Error::missing_field("type"))?;
+                if connection.is_none() {
+                    if let Some(connector) = types.get(&kind) {
+                        let value = early.unwrap_or_else(|| {
+                            serde_norway::Value::Mapping(serde_norway::Mapping::new())
+                        });
+                        let mut erased = <dyn erased_serde::Deserializer>::erase(value);
+                        connection = Some(
+                            connector
+                                .parse_connection(&mut erased)
+                                .map_err(A::Error::custom)?,
+                        );
+                    }
+                }
+                Ok(Entry { kind, connection })
+            }
         }
-    }
-
-    fn parse(s: &str) -> Option<SslMode> {
-        match s {
-            "disable" => Some(SslMode::Disable),
-            "prefer" => Some(SslMode::Prefer),
-            "require" => Some(SslMode::Require),
-            "verify-ca" => Some(SslMode::VerifyCa),
-            "verify-full" => Some(SslMode::VerifyFull),
-            _ => None,
-        }
+        d.deserialize_map(EntryVisitor)
     }
 }
 
-impl fmt::Display for SslMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// Reads a `connection:` mapping with its connector's own config type.
+struct ConnectionSeed<'a>(&'a dyn ConnectorType);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ConnectionSeed<'_> {
+    type Value = Box<dyn ConnectionSpec>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        use serde::de::Error as _;
+        let mut erased = <dyn erased_serde::Deserializer>::erase(d);
+        self.0
+            .parse_connection(&mut erased)
+            .map_err(|e| D::Error::custom(format!("{}{e}", yaml::NESTED_ERROR_MARK)))
     }
 }
 
-/// A PostgreSQL connection's TLS settings, file paths resolved.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PgTls {
-    pub sslmode: SslMode,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_path"
-    )]
-    pub sslrootcert: Option<PathBuf>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_path"
-    )]
-    pub sslcert: Option<PathBuf>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_path"
-    )]
-    pub sslkey: Option<PathBuf>,
-}
-
-fn serialize_path<S: Serializer>(
-    p: &Option<PathBuf>,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    match p {
-        Some(p) => s.serialize_str(&redact_url_password(&p.display().to_string())),
-        None => s.serialize_none(),
+/// A datastore's path relative to the datastores file's folder `base`
+/// (absolute paths as written).
+pub fn relative_to(base: &Path, p: impl Into<PathBuf>) -> PathBuf {
+    let p = p.into();
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
     }
 }
 
-/// A resolved connection the connectors can open.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Datastore {
-    Postgres {
-        name: String,
-        host: Masked,
-        port: u16,
-        user: Masked,
-        password: Option<Secret>,
-        dbname: Masked,
-        schema: Option<String>,
-        #[serde(flatten)]
-        tls: PgTls,
-    },
-    Sqlite {
-        name: String,
-        path: PathBuf,
-    },
+/// A resolved datastore: its name and the connection its connector opens.
+#[derive(Debug, Clone)]
+pub struct Datastore {
+    pub name: String,
+    pub connection: Arc<dyn Connection>,
 }
 
 impl Datastore {
+    pub fn new(name: impl Into<String>, connection: Arc<dyn Connection>) -> Self {
+        Datastore {
+            name: name.into(),
+            connection,
+        }
+    }
+
     pub fn name(&self) -> &str {
-        match self {
-            Datastore::Postgres { name, .. } | Datastore::Sqlite { name, .. } => name,
-        }
+        &self.name
     }
+
+    /// The connector's type name.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Datastore::Postgres { .. } => "postgres",
-            Datastore::Sqlite { .. } => "sqlite",
-        }
+        self.connection.kind()
     }
+
     /// The schema a table without one lives in.
     pub fn default_schema(&self) -> Option<&str> {
-        match self {
-            Datastore::Postgres { schema, .. } => Some(schema.as_deref().unwrap_or("public")),
-            Datastore::Sqlite { .. } => None,
+        self.connection.default_schema()
+    }
+
+    /// The connection as its connector's own type.
+    pub fn connection_as<T: Connection>(&self) -> Option<&T> {
+        self.connection.as_any().downcast_ref::<T>()
+    }
+}
+
+impl PartialEq for Datastore {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.kind() == other.kind()
+            && self.connection.describe() == other.connection.describe()
+    }
+}
+
+impl Eq for Datastore {}
+
+impl Serialize for Datastore {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.connection.describe();
+        let fields = fields.as_object();
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("type", self.kind())?;
+        map.serialize_entry("name", &self.name)?;
+        for (k, v) in fields.into_iter().flatten() {
+            map.serialize_entry(k, v)?;
         }
+        map.end()
     }
 }
 
@@ -371,42 +368,33 @@ pub struct Datastores {
     pub defined: BTreeSet<String>,
 }
 
-/// The datastore types SyncHub can connect to today.
-pub const DATASTORE_TYPES: &[&str] = &["postgres", "sqlite"];
-/// Types named in the spec that are still to come.
-const PLANNED_TYPES: &[&str] = &[
-    "mysql",
-    "mariadb",
-    "starrocks",
-    "clickhouse",
-    "duckdb",
-    "s3",
-    "delta",
-    "parquet",
-];
-
 impl Datastores {
     /// Reads `file`, with `${VAR}`s from the process environment.
-    pub fn load(file: &Path) -> Result<Datastores> {
-        Datastores::load_with_env(file, |v| std::env::var(v).ok())
+    pub fn load(file: &Path, types: &ConnectorTypes) -> Result<Datastores> {
+        Datastores::load_with_env(file, types, |v| std::env::var(v).ok())
     }
 
     /// Reads `file`, looking variables up with `lookup`.
     pub fn load_with_env(
         file: &Path,
+        types: &ConnectorTypes,
         lookup: impl Fn(&str) -> Option<String> + 'static,
     ) -> Result<Datastores> {
         let text = yaml::read_file(file)?;
-        Datastores::parse(file, &text, lookup)
+        Datastores::parse(file, &text, types, lookup)
     }
 
     /// The datastores of `file` that `names` lists, resolved; the others
     /// are only checked to be well-formed YAML of the right fields, so an
     /// unsupported type or an unset variable elsewhere in a shared file does
     /// not stop this pipeline.
-    pub fn load_only(file: &Path, names: &BTreeSet<String>) -> Result<Datastores> {
+    pub fn load_only(
+        file: &Path,
+        types: &ConnectorTypes,
+        names: &BTreeSet<String>,
+    ) -> Result<Datastores> {
         let text = yaml::read_file(file)?;
-        Datastores::parse_only(file, &text, |v| std::env::var(v).ok(), Some(names))
+        Datastores::parse_only(file, &text, types, |v| std::env::var(v).ok(), Some(names))
     }
 
     /// `text` as the datastores file `file` (which relative paths are
@@ -414,34 +402,41 @@ impl Datastores {
     pub fn parse(
         file: &Path,
         text: &str,
+        types: &ConnectorTypes,
         lookup: impl Fn(&str) -> Option<String> + 'static,
     ) -> Result<Datastores> {
-        Datastores::parse_only(file, text, lookup, None)
+        Datastores::parse_only(file, text, types, lookup, None)
     }
 
     /// `parse`, resolving only the datastores `only` names (all: `None`).
     pub fn parse_only(
         file: &Path,
         text: &str,
+        types: &ConnectorTypes,
         lookup: impl Fn(&str) -> Option<String> + 'static,
         only: Option<&BTreeSet<String>>,
     ) -> Result<Datastores> {
         let parsed: DatastoresFile = {
             let _scope = env::LookupScope::install(Rc::new(lookup));
             let _wanted = env::WantedScope::install(only.cloned());
+            let _types = TypesScope::install(types);
             yaml::parse(file, text).map_err(env_or_redacted)?
         };
         let base = file.parent().unwrap_or(Path::new("."));
         let defined: BTreeSet<String> = parsed.datastores.0.keys().cloned().collect();
         let mut stores = BTreeMap::new();
         let mut problems = Vec::new();
-        for (name, cfg) in parsed.datastores.0 {
+        for (name, entry) in parsed.datastores.0 {
             if only.is_some_and(|only| !only.contains(&name)) {
                 continue;
             }
-            match resolve(&name, &cfg, base) {
-                Ok(ds) => {
-                    stores.insert(name, ds);
+            let Some(spec) = entry.connection else {
+                problems.push(unknown_type(&name, &entry.kind, types));
+                continue;
+            };
+            match spec.resolve(&name, base) {
+                Ok(connection) => {
+                    stores.insert(name.clone(), Datastore::new(name, connection));
                 }
                 Err(p) => problems.extend(p),
             }
@@ -518,6 +513,23 @@ impl Datastores {
     }
 }
 
+/// The problem of a datastore whose type no connector has.
+fn unknown_type(name: &str, kind: &str, types: &ConnectorTypes) -> Problem {
+    let supported = types.names().join(", ");
+    let kind = kind.to_ascii_lowercase();
+    Problem {
+        path: format!("datastores.{name}.type"),
+        message: if types.is_planned(&kind) {
+            format!("not supported yet: datastore type \"{kind}\" (supported: {supported})")
+        } else {
+            format!(
+                "unknown datastore type \"{}\"; supported: {supported}",
+                redact_url_password(&kind)
+            )
+        },
+    }
+}
+
 /// A parse error as the user should see it: a missing variable names it (at
 /// the value's line); anything else has any URL password in it masked, since
 /// serde quotes a value of the wrong type.
@@ -544,195 +556,3 @@ fn env_or_redacted(e: PlannerError) -> PlannerError {
         other => other,
     }
 }
-
-fn given(field: &Option<EnvString>) -> Option<String> {
-    field
-        .as_ref()
-        .and_then(EnvString::non_empty)
-        .map(str::to_string)
-}
-
-fn resolve(
-    name: &str,
-    cfg: &DatastoreConfig,
-    base: &Path,
-) -> std::result::Result<Datastore, Vec<Problem>> {
-    let problem = |field: &str, message: String| Problem {
-        path: format!("datastores.{name}.{field}"),
-        message,
-    };
-    let c = &cfg.connection;
-    match cfg.kind.0.to_ascii_lowercase().as_str() {
-        "postgres" | "postgresql" => resolve_postgres(name, c, base),
-        "sqlite" => {
-            let mut problems: Vec<Problem> = [
-                ("url", c.url.is_some()),
-                ("sslmode", c.sslmode.is_some()),
-                ("sslrootcert", c.sslrootcert.is_some()),
-                ("sslcert", c.sslcert.is_some()),
-                ("sslkey", c.sslkey.is_some()),
-            ]
-            .into_iter()
-            .filter(|(_, set)| *set)
-            .map(|(field, _)| {
-                problem(
-                    &format!("connection.{field}"),
-                    format!("a sqlite datastore takes no {field}; it is a file, named by path"),
-                )
-            })
-            .collect();
-            let path = given(&c.path);
-            if path.is_none() {
-                problems.push(problem(
-                    "connection.path",
-                    "a sqlite datastore needs path (relative to the datastores file)".to_string(),
-                ));
-            }
-            match path {
-                Some(p) if problems.is_empty() => Ok(Datastore::Sqlite {
-                    name: name.to_string(),
-                    path: relative_to(base, p),
-                }),
-                _ => Err(problems),
-            }
-        }
-        other if PLANNED_TYPES.contains(&other) => Err(vec![problem(
-            "type",
-            format!(
-                "not supported yet: datastore type \"{other}\" (supported: {})",
-                DATASTORE_TYPES.join(", ")
-            ),
-        )]),
-        other => Err(vec![problem(
-            "type",
-            format!(
-                "unknown datastore type \"{}\"; supported: {}",
-                redact_url_password(other),
-                DATASTORE_TYPES.join(", ")
-            ),
-        )]),
-    }
-}
-
-fn relative_to(base: &Path, p: String) -> PathBuf {
-    let p = PathBuf::from(p);
-    if p.is_absolute() {
-        p
-    } else {
-        base.join(p)
-    }
-}
-
-/// A postgres datastore from its fields and its `url`.
-///
-/// `url` and the separate fields combine, field by field: one written beside
-/// the URL wins over the URL's part, so a URL shared through `${DATABASE_URL}`
-/// can be narrowed in the file (say, `sslmode: verify-full`, or another
-/// `dbname`). `schema` has no place in a URL and is only a field. A field
-/// left empty by `${VAR:-}` counts as not written.
-fn resolve_postgres(
-    name: &str,
-    c: &ConnectionConfig,
-    base: &Path,
-) -> std::result::Result<Datastore, Vec<Problem>> {
-    let problem = |field: &str, message: String| Problem {
-        path: format!("datastores.{name}.connection.{field}"),
-        message,
-    };
-    let mut problems = Vec::new();
-    let mut url_unreadable = false;
-    let url = match c
-        .url
-        .as_ref()
-        .and_then(EnvString::non_empty)
-        .map(url::parse)
-    {
-        Some(Ok(u)) => u,
-        Some(Err(message)) => {
-            url_unreadable = true;
-            problems.push(problem("url", format!("not a PostgreSQL URL: {message}")));
-            url::PgUrl::default()
-        }
-        None => url::PgUrl::default(),
-    };
-    // Where a setting came from, for a problem with it.
-    let origin = |field: &'static str, written: bool| if written { field } else { "url" };
-
-    let sslmode = match given(&c.sslmode) {
-        Some(s) => Some((s, origin("sslmode", true))),
-        None => url.sslmode.clone().map(|s| (s, origin("sslmode", false))),
-    };
-    let sslmode = match sslmode {
-        None => SslMode::default(),
-        Some((s, field)) => SslMode::parse(&s).unwrap_or_else(|| {
-            problems.push(problem(
-                field,
-                format!(
-                    "unknown sslmode \"{}\"; valid: {}",
-                    redact_url_password(&s),
-                    SslMode::NAMES.join(", ")
-                ),
-            ));
-            SslMode::default()
-        }),
-    };
-    let file = |written: &Option<EnvString>, from_url: &Option<String>| {
-        given(written)
-            .or_else(|| from_url.clone().filter(|s| !s.is_empty()))
-            .map(|p| relative_to(base, p))
-    };
-    let tls = PgTls {
-        sslmode,
-        sslrootcert: file(&c.sslrootcert, &url.sslrootcert),
-        sslcert: file(&c.sslcert, &url.sslcert),
-        sslkey: file(&c.sslkey, &url.sslkey),
-    };
-    match (&tls.sslcert, &tls.sslkey) {
-        (Some(_), None) => problems.push(problem(
-            "sslkey",
-            "sslcert needs sslkey, the client certificate's private key".to_string(),
-        )),
-        (None, Some(_)) => problems.push(problem(
-            "sslcert",
-            "sslkey needs sslcert, the client certificate it is the key of".to_string(),
-        )),
-        _ => {}
-    }
-    let dbname = given(&c.dbname).or(url.dbname);
-    // A URL that did not parse may well have held the database.
-    if dbname.is_none() && !url_unreadable {
-        problems.push(problem(
-            "dbname",
-            "a postgres datastore needs dbname".to_string(),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    let password = c
-        .password
-        .clone()
-        .filter(|p| !p.expose().is_empty())
-        .or(url.password.map(Secret));
-    Ok(Datastore::Postgres {
-        name: name.to_string(),
-        host: Masked(
-            given(&c.host)
-                .or(url.host)
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
-        ),
-        port: c.port.or(url.port).unwrap_or(5432),
-        user: Masked(
-            given(&c.user)
-                .or(url.user)
-                .unwrap_or_else(|| "postgres".to_string()),
-        ),
-        password,
-        dbname: Masked(dbname.unwrap_or_default()),
-        schema: given(&c.schema),
-        tls,
-    })
-}
-
-#[cfg(test)]
-mod tests;

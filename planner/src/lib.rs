@@ -1,6 +1,7 @@
 //! Pipeline configuration, validation, partition planning and the plan of operators.
 
 pub mod config;
+pub mod connection;
 pub mod datastores;
 pub mod error;
 pub mod fingerprint;
@@ -12,6 +13,7 @@ pub mod sql_expr;
 pub mod types;
 pub mod yaml;
 
+pub use connection::{Connection, ConnectionSpec, ConnectorType, ConnectorTypes};
 pub use datastores::{Datastore, Datastores, Secret};
 pub use error::{PlannerError, Problem};
 pub use fingerprint::SyncFingerprint;

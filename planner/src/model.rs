@@ -1,6 +1,8 @@
 //! The one internal model both config forms normalise into.
 
 use std::collections::{HashMap, HashSet};
+
+use crate::connection::ConnectorTypes;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -405,8 +407,12 @@ impl Pipeline {
     /// Reads the pipeline `file` first (its own YAML errors come before any
     /// about datastores), then finds its datastores file (`explicit`, else
     /// beside it or above) and resolves the datastores it names only.
-    pub fn load_resolving(file: &Path, explicit: Option<&Path>) -> Result<Pipeline> {
-        let (raw, datastores) = PipelineFile::read_resolving(file, explicit)?;
+    pub fn load_resolving(
+        file: &Path,
+        explicit: Option<&Path>,
+        types: &ConnectorTypes,
+    ) -> Result<Pipeline> {
+        let (raw, datastores) = PipelineFile::read_resolving(file, explicit, types)?;
         Pipeline::from_file(file, raw, &datastores)
     }
 
@@ -528,10 +534,11 @@ impl PipelineFile {
     pub fn read_resolving(
         file: &Path,
         explicit: Option<&Path>,
+        types: &ConnectorTypes,
     ) -> Result<(PipelineFile, Datastores)> {
         let raw = PipelineFile::read(file)?;
         let ds_file = Datastores::locate(file, explicit)?;
-        let datastores = Datastores::load_only(&ds_file, &raw.datastore_names())?;
+        let datastores = Datastores::load_only(&ds_file, types, &raw.datastore_names())?;
         Ok((raw, datastores))
     }
 

@@ -38,10 +38,7 @@ pub enum SqlDialect {
 
 impl SqlDialect {
     pub fn of(datastore: &Datastore) -> SqlDialect {
-        match datastore {
-            Datastore::Postgres { .. } => SqlDialect::Postgres,
-            Datastore::Sqlite { .. } => SqlDialect::Sqlite,
-        }
+        datastore.connection.sql_dialect()
     }
 
     fn parser_dialect(self) -> &'static dyn Dialect {

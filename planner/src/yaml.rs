@@ -78,11 +78,21 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, PlannerE
 /// A serde_norway error as a message at file:line:column.
 fn located(file: &Path, e: serde_norway::Error) -> PlannerError {
     {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line(), l.column()))
-            .unwrap_or((1, 1));
-        let raw = strip_location(&e.to_string());
+        let text = e.to_string();
+        let outer = e.location().map(|l| (l.line(), l.column()));
+        // An error raised by a nested deserializer (a connector reading its
+        // own `connection:` type) is the inner error's text after a mark:
+        // its own path and location, more precise than the outer ones.
+        let (raw, (line, column)) = match text.split_once(NESTED_ERROR_MARK) {
+            Some((_, inner)) => {
+                let (inner, at) = split_first_location(inner);
+                (
+                    collapse_nested_paths(&inner),
+                    at.or(outer).unwrap_or((1, 1)),
+                )
+            }
+            None => (strip_location(&text), outer.unwrap_or((1, 1))),
+        };
         match unknown_field_message(&raw) {
             Some(message) => PlannerError::UnknownField {
                 file: file.to_path_buf(),
@@ -248,6 +258,44 @@ fn thousands(n: u64) -> String {
 /// serde_norway appends " at line L column C"; we print the location ourselves.
 /// What follows it (libyaml's context, e.g. ", while scanning a quoted scalar
 /// at line 4 column 11", which says where the broken construct began) is kept.
+/// Marks the start of a nested deserializer's error in the error that
+/// wraps it (see `located`).
+pub const NESTED_ERROR_MARK: &str = "\u{2}nested error: ";
+
+/// `text` up to its first ` at line L column C` (the innermost error's
+/// location; each wrapping deserializer appends its own), and that location.
+fn split_first_location(text: &str) -> (String, Option<(usize, usize)>) {
+    let Some(at) = text.find(" at line ") else {
+        return (text.to_string(), None);
+    };
+    let tail = &text[at + " at line ".len()..];
+    let location = tail.split_once(" column ").and_then(|(line, rest)| {
+        let column: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        Some((line.parse().ok()?, column.parse().ok()?))
+    });
+    (text[..at].to_string(), location)
+}
+
+/// `a: a.b: message` → `a.b: message`: each wrapping deserializer puts its
+/// path before the inner error's, which already holds it.
+fn collapse_nested_paths(message: &str) -> String {
+    let is_path = |p: &str| !p.is_empty() && !p.contains(' ');
+    let mut parts: Vec<&str> = message.split(": ").collect();
+    let mut i = 0;
+    while i + 1 < parts.len() {
+        let (outer, inner) = (parts[i], parts[i + 1]);
+        if is_path(outer)
+            && is_path(inner)
+            && (inner == outer || inner.starts_with(&format!("{outer}.")))
+        {
+            parts.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    parts.join(": ")
+}
+
 fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => {

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use planner::config::PipelineFile;
+use planner::connection::stand_in::StandInConnection;
 use planner::datastores::Datastore;
 use planner::partition::{
     plan_partitions, range_count, too_many_partitions, ColumnBounds, PartitionValue,
 };
-use planner::{yaml, Datastores, Pipeline, Plan};
+use planner::{yaml, Datastores, Pipeline, Plan, SqlDialect};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -111,20 +112,23 @@ stages:
 
 /// Every datastore name the seeds use, of either kind.
 fn datastores(sqlite_src: bool) -> Datastores {
-    let pg = |name: &str, schema: &str| Datastore::Postgres {
-        name: name.into(),
-        host: "127.0.0.1".into(),
-        port: 5432,
-        user: "postgres".into(),
-        password: None,
-        dbname: "test".into(),
-        schema: Some(schema.into()),
-        tls: Default::default(),
+    let stand_in = |name: &str, kind: &'static str, schema: Option<&str>| {
+        let dialect = if kind == "postgres" {
+            SqlDialect::Postgres
+        } else {
+            SqlDialect::Sqlite
+        };
+        Datastore::new(
+            name,
+            std::sync::Arc::new(StandInConnection {
+                kind,
+                dialect,
+                default_schema: schema.map(str::to_string),
+            }),
+        )
     };
-    let lite = |name: &str| Datastore::Sqlite {
-        name: name.into(),
-        path: PathBuf::from(format!("/nonexistent/{name}.db")),
-    };
+    let pg = |name: &str, schema: &str| stand_in(name, "postgres", Some(schema));
+    let lite = |name: &str| stand_in(name, "sqlite", None);
     let mut stores = BTreeMap::new();
     for (name, ds) in [
         ("source_db", pg("source_db", "public")),
@@ -681,7 +685,7 @@ fn exercise(case: &Case, dir: &Path) {
     if let Some(text) = &case.datastores {
         let file = dir.join("datastores.yaml");
         std::fs::write(&file, text).unwrap();
-        if let Ok(ds) = Datastores::load(&file) {
+        if let Ok(ds) = Datastores::load(&file, &planner::connection::stand_in::types()) {
             assert!(ds.stores.len() <= text.len());
         }
     }

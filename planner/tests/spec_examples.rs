@@ -21,7 +21,11 @@ fn example(n: u32) -> PathBuf {
 /// The outcome of validating and planning an example with its default strategy.
 fn plan_outcome(n: u32) -> String {
     let file = example(n);
-    let ds = Datastores::load(&file.with_file_name("datastores.yaml")).unwrap();
+    let ds = Datastores::load(
+        &file.with_file_name("datastores.yaml"),
+        &planner::connection::stand_in::types(),
+    )
+    .unwrap();
     match Pipeline::load(&file, &ds).and_then(|p| Plan::compile(&p, None)) {
         Ok(plan) => format!("ok: {}", plan.strategy),
         Err(e) => e.to_string().replace(&format!("{}: ", file.display()), ""),
@@ -47,7 +51,11 @@ fn every_spec_example_parses() {
     // The spec's 12 YAML blocks: 10 pipelines (or pieces of one), the
     // datastores file and the global config.
     assert_eq!(pipelines, 10);
-    Datastores::load(&dir.join("spec_datastores.yaml")).unwrap();
+    Datastores::load(
+        &dir.join("spec_datastores.yaml"),
+        &planner::connection::stand_in::types(),
+    )
+    .unwrap();
     assert!(dir.join("global_config.yaml").exists());
 }
 
@@ -76,7 +84,11 @@ fn spec_examples_plan_or_name_what_is_missing() {
 
 #[test]
 fn spec_examples_run_full_where_they_can() {
-    let ds = Datastores::load(&example(1).with_file_name("datastores.yaml")).unwrap();
+    let ds = Datastores::load(
+        &example(1).with_file_name("datastores.yaml"),
+        &planner::connection::stand_in::types(),
+    )
+    .unwrap();
     let p = Pipeline::load(&example(1), &ds).unwrap();
     let plan = Plan::compile(&p, Some("full")).unwrap();
     assert_eq!(plan.strategy, "full");

@@ -1,7 +1,9 @@
 //! Opening a connection: TLS as the datastore says, the connection driven by
 //! a task of its own, and connect errors that never show the password.
 
-use planner::datastores::{redact_url_password, Datastore, SslMode};
+use planner::datastores::{redact_url_password, Datastore};
+
+use super::config::{PostgresConnection, SslMode};
 use tokio_postgres::{Client, NoTls};
 
 use super::tls;
@@ -11,7 +13,7 @@ use crate::{ConnectorError, Result};
 /// names the datastore, host:port and why, and never the password (nor one
 /// inside a URL pasted into host or dbname).
 pub async fn connect(ds: &Datastore) -> Result<Client> {
-    let Datastore::Postgres {
+    let Some(PostgresConnection {
         name,
         host,
         port,
@@ -20,7 +22,7 @@ pub async fn connect(ds: &Datastore) -> Result<Client> {
         dbname,
         tls,
         ..
-    } = ds
+    }) = ds.connection_as::<PostgresConnection>()
     else {
         return Err(ConnectorError::Other(format!(
             "datastore \"{}\" is not postgres",

@@ -6,13 +6,20 @@
 //! … WHERE … IS DISTINCT FROM …` and write the checkpoint in the same
 //! transaction.
 
+mod catalog;
 pub mod codec;
+mod config;
 mod connect;
+mod connector;
 mod params;
 mod sink;
 mod source;
 mod tls;
+mod url;
 
+pub use catalog::postgres_type;
+pub use config::{PgTls, PostgresConnection, PostgresConnectionConfig, SslMode};
 pub use connect::connect;
+pub use connector::PostgresConnector;
 pub use sink::{PostgresSink, CHECKPOINT_TABLE};
 pub use source::PostgresSource;

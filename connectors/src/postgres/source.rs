@@ -110,6 +110,10 @@ fn hint_fix(_missing: &str) -> String {
 
 #[async_trait]
 impl Source for PostgresSource {
+    fn columns(&self) -> &[MappedColumn] {
+        &self.columns
+    }
+
     async fn check(&mut self) -> Result<()> {
         let probe = sql::probe_sql(&self.table, &self.columns);
         let stmt = match self.client.prepare(&probe).await {

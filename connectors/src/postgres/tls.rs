@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use planner::datastores::{PgTls, SslMode};
+use super::config::{PgTls, SslMode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use planner::datastores::Datastore;
 use rusqlite::{Connection, OpenFlags};
 
+use super::config::SqliteConnection;
 use crate::{ConnectorError, Result};
 
 pub(super) fn datastore_path(ds: &Datastore) -> Result<PathBuf> {
-    match ds {
-        Datastore::Sqlite { path, .. } => Ok(path.clone()),
-        other => Err(ConnectorError::Other(format!(
+    match ds.connection_as::<SqliteConnection>() {
+        Some(c) => Ok(c.path.clone()),
+        None => Err(ConnectorError::Other(format!(
             "datastore \"{}\" is not sqlite",
-            other.name()
+            ds.name()
         ))),
     }
 }

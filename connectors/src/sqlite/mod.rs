@@ -3,13 +3,19 @@
 //! rusqlite is blocking, so each connection lives on a thread of its own
 //! (`thread.rs`) and every call is sent there.
 
+mod catalog;
 pub mod codec;
+mod config;
 mod connect;
+mod connector;
 mod params;
 mod sink;
 mod source;
 mod thread;
 
+pub use catalog::sqlite_type;
+pub use config::{SqliteConnection, SqliteConnectionConfig};
 pub use connect::{in_transaction, open_connection};
+pub use connector::SqliteConnector;
 pub use sink::{SqliteSink, CHECKPOINT_TABLE};
 pub use source::SqliteSource;

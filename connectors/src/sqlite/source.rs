@@ -42,6 +42,10 @@ impl SqliteSource {
 
 #[async_trait]
 impl Source for SqliteSource {
+    fn columns(&self) -> &[MappedColumn] {
+        &self.columns
+    }
+
     async fn check(&mut self) -> Result<()> {
         let probe = sql::probe_sql(&self.table, &self.columns);
         let table = self.table.display_name();

@@ -50,14 +50,26 @@ impl Drop for Schema {
 }
 
 pub fn pg_datastore(schema: &str) -> Datastore {
-    Datastore::Postgres {
-        name: "pg".into(),
-        host: "127.0.0.1".into(),
-        port: 5432,
-        user: "postgres".into(),
-        password: None,
-        dbname: "test".into(),
-        schema: Some(schema.into()),
-        tls: Default::default(),
-    }
+    Datastore::new(
+        "pg",
+        std::sync::Arc::new(connectors::postgres::PostgresConnection {
+            name: "pg".into(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            user: "postgres".into(),
+            password: None,
+            dbname: "test".into(),
+            schema: Some(schema.into()),
+            tls: Default::default(),
+        }),
+    )
+}
+
+pub fn sqlite_datastore(name: &str, path: &std::path::Path) -> Datastore {
+    Datastore::new(
+        name,
+        std::sync::Arc::new(connectors::sqlite::SqliteConnection {
+            path: path.to_path_buf(),
+        }),
+    )
 }

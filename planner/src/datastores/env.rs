@@ -196,7 +196,7 @@ impl Serialize for EnvString {
 
 /// A port written as a number or as a string with `${VAR}`s; `None` when a
 /// substitution leaves it empty.
-pub(crate) fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+pub fn deserialize_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
     struct PortVisitor;
     impl Visitor<'_> for PortVisitor {
         type Value = Option<u16>;

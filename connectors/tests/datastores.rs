@@ -1,21 +1,39 @@
-//! Unit tests of datastores parsing, substitution and resolution.
+//! Datastores files read through the connector registry: substitution,
+//! each connector's own `connection:` type, and resolution.
 
-use super::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use connectors::postgres::{PgTls, PostgresConnection, SslMode};
+use connectors::sqlite::SqliteConnection;
+use planner::datastores::{redact_url_password, Masked};
+use planner::error::Result;
+use planner::{Datastore, Datastores, Secret};
 
 fn parse_with(text: &str, vars: &[(&str, &str)]) -> Result<Datastores> {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Datastores::parse(Path::new("/conf/ds.yaml"), text, move |v| {
-        vars.get(v).cloned()
-    })
+    Datastores::parse(
+        Path::new("/conf/ds.yaml"),
+        text,
+        &connectors::registry::types(),
+        move |v| vars.get(v).cloned(),
+    )
 }
 
 fn store(text: &str, vars: &[(&str, &str)]) -> Datastore {
     let ds = parse_with(text, vars).unwrap();
     ds.stores.into_values().next().unwrap()
+}
+
+/// The PostgreSQL connection a datastore resolved to.
+fn pg(ds: &Datastore) -> PostgresConnection {
+    ds.connection_as::<PostgresConnection>()
+        .expect("postgres")
+        .clone()
 }
 
 #[test]
@@ -24,17 +42,14 @@ fn substitutes_and_reports_missing_vars() {
         "datastores:\n  pg:\n    type: postgres\n    connection:\n      host: ${H}\n      port: ${P}\n      dbname: ${H}-${H}\n      user: ${U:-fallback}\n      # a comment: ${NEVER_LOOKED_UP}\n      schema: ${S:-}\n",
         &[("H", "v"), ("P", "6543")],
     );
-    let Datastore::Postgres {
+    let PostgresConnection {
         host,
         port,
         dbname,
         user,
         schema,
         ..
-    } = ds
-    else {
-        panic!("postgres")
-    };
+    } = pg(&ds);
     assert_eq!(
         (&*host, port, &*dbname, &*user),
         ("v", 6543, "v-v", "fallback")
@@ -83,16 +98,13 @@ fn values_arrive_verbatim_and_inject_nothing() {
                 "datastores:\n  pg:\n    type: postgres\n    connection:\n      dbname: {quoting}\n      password: {quoting}\n      host: {quoting}\n"
             );
             let ds = store(&text, &[("V", value), ("OTHER", "no")]);
-            let Datastore::Postgres {
+            let PostgresConnection {
                 dbname,
                 password,
                 host,
                 schema,
                 ..
-            } = ds
-            else {
-                panic!("postgres")
-            };
+            } = pg(&ds);
             assert_eq!(&*dbname, value, "{quoting}");
             assert_eq!(&*host, value, "{quoting}");
             assert_eq!(password.unwrap().expose(), value, "{quoting}");
@@ -111,14 +123,14 @@ fn url_combines_with_fields_the_fields_winning() {
         )],
     );
     assert_eq!(
-        ds,
-        Datastore::Postgres {
+        pg(&ds),
+        PostgresConnection {
             name: "pg".into(),
-            host: "db.example".into(),
+            host: Masked::from("db.example"),
             port: 6543,
-            user: "app".into(),
+            user: Masked::from("app"),
             password: Some(Secret::new("p@ss")),
-            dbname: "other".into(),
+            dbname: Masked::from("other"),
             schema: Some("s".into()),
             tls: PgTls {
                 sslmode: SslMode::VerifyCa,
@@ -132,7 +144,7 @@ fn url_combines_with_fields_the_fields_winning() {
         "datastores:\n  pg:\n    type: postgres\n    connection: {url: 'postgres://u:pw@h/db?sslmode=require', host: h2, port: 1, user: u2, password: pw2, sslmode: disable}\n",
         &[],
     );
-    let Datastore::Postgres {
+    let PostgresConnection {
         host,
         port,
         user,
@@ -140,10 +152,7 @@ fn url_combines_with_fields_the_fields_winning() {
         dbname,
         tls,
         ..
-    } = ds
-    else {
-        panic!("postgres")
-    };
+    } = pg(&ds);
     assert_eq!((&*host, port, &*user, &*dbname), ("h2", 1, "u2", "db"));
     assert_eq!(password.unwrap().expose(), "pw2");
     assert_eq!(tls.sslmode, SslMode::Disable);
@@ -155,9 +164,7 @@ fn tls_fields_resolve_against_the_file() {
         "datastores:\n  pg:\n    type: postgres\n    connection: {dbname: d, sslmode: verify-full, sslrootcert: certs/ca.pem, sslcert: /abs/c.pem, sslkey: k.pem}\n",
         &[],
     );
-    let Datastore::Postgres { tls, .. } = ds else {
-        panic!("postgres")
-    };
+    let PostgresConnection { tls, .. } = pg(&ds);
     assert_eq!(
         tls,
         PgTls {
@@ -167,12 +174,10 @@ fn tls_fields_resolve_against_the_file() {
             sslkey: Some("/conf/k.pem".into()),
         }
     );
-    let Datastore::Postgres { tls, .. } = store(
+    let PostgresConnection { tls, .. } = pg(&store(
         "datastores:\n  pg: {type: postgres, connection: {dbname: d}}\n",
         &[],
-    ) else {
-        panic!("postgres")
-    };
+    ));
     assert_eq!(tls, PgTls::default());
     assert_eq!(tls.sslmode, SslMode::Prefer);
 }
@@ -180,16 +185,34 @@ fn tls_fields_resolve_against_the_file() {
 #[test]
 fn bad_connections_name_datastore_and_field_never_the_password() {
     let err = parse_with(
-        "datastores:\n  pg:\n    type: postgres\n    connection: {url: 'postgresql://u:hunter2@h:5x/db?sslmode=verify'}\n  pg2:\n    type: postgres\n    connection: {url: 'postgresql://h/db?sslmode=verify', sslcert: c.pem}\n  lite:\n    type: sqlite\n    connection: {path: a.db, sslmode: require}\n",
+        "datastores:\n  pg:\n    type: postgres\n    connection: {url: 'postgresql://u:hunter2@h:5x/db?sslmode=verify'}\n  pg2:\n    type: postgres\n    connection: {url: 'postgresql://h/db?sslmode=verify', sslcert: c.pem}\n",
         &[],
     )
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/conf/ds.yaml: datastores.lite.connection.sslmode: a sqlite datastore takes no sslmode; it is a file, named by path\n\
-         /conf/ds.yaml: datastores.pg.connection.url: not a PostgreSQL URL: the port must be a number from 1 to 65535\n\
+        "/conf/ds.yaml: datastores.pg.connection.url: not a PostgreSQL URL: the port must be a number from 1 to 65535\n\
          /conf/ds.yaml: datastores.pg2.connection.url: unknown sslmode \"verify\"; valid: disable, prefer, require, verify-ca, verify-full\n\
          /conf/ds.yaml: datastores.pg2.connection.sslkey: sslcert needs sslkey, the client certificate's private key"
+    );
+    // Each connector reads its own connection type: a field of another's
+    // is refused at its line.
+    let err = parse_with(
+        "datastores:\n  lite:\n    type: sqlite\n    connection: {path: a.db, sslmode: require}\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/conf/ds.yaml:4:30: unknown field \"sslmode\" in datastores.lite.connection; valid fields: path"
+    );
+    let lite = store(
+        "datastores:\n  lite: {type: sqlite, connection: {path: a.db}}\n",
+        &[],
+    );
+    assert_eq!(
+        lite.connection_as::<SqliteConnection>().unwrap().path,
+        PathBuf::from("/conf/a.db")
     );
     // serde quotes a value of the wrong type; a URL in it is masked.
     let err = parse_with(
@@ -225,13 +248,11 @@ fn every_printed_form_masks_passwords() {
     }
     assert_eq!(
         json,
-        r#"{"type":"postgres","name":"pg","host":"postgresql://u:***@h/db","port":5432,"user":"u","password":"***","dbname":"postgres://x:***@h","schema":null,"sslmode":"prefer"}"#
+        r#"{"type":"postgres","name":"pg","dbname":"postgres://x:***@h","host":"postgresql://u:***@h/db","password":"***","port":5432,"schema":null,"sslmode":"prefer","user":"u"}"#
     );
-    let Datastore::Postgres { host, .. } = &ds else {
-        panic!("postgres")
-    };
+    let PostgresConnection { host, .. } = pg(&ds);
     assert_eq!(host.to_string(), "postgresql://u:***@h/db");
-    assert_eq!(&**host, "postgresql://u:hunter2@h/db");
+    assert_eq!(&*host, "postgresql://u:hunter2@h/db");
 }
 
 #[test]

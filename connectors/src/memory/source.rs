@@ -1,0 +1,179 @@
+//! Reading a memory table: partitions filtered here, columns cast to the
+//! destination's types.
+
+use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{can_cast_types, cast, filter_record_batch};
+use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use async_trait::async_trait;
+use planner::model::{column_ref_parts, MappedColumn, StoredHash, TableRef};
+use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::types::{arrow_schema, ColumnSpec, PartitionKind};
+
+use super::store::{column, table_key, tables};
+use crate::{BatchStream, ConnectorError, Result, Source};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+pub struct MemorySource {
+    key: (String, String),
+    table: String,
+    columns: Vec<MappedColumn>,
+    specs: Vec<ColumnSpec>,
+}
+
+impl MemorySource {
+    pub fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<MemorySource> {
+        Ok(MemorySource {
+            key: table_key(table)?,
+            table: table.display_name(),
+            columns: columns.to_vec(),
+            specs: columns.iter().map(|c| c.spec.clone()).collect(),
+        })
+    }
+
+    /// The table's rows now.
+    fn rows(&self) -> Result<RecordBatch> {
+        tables()
+            .get(&self.key)
+            .map(|t| t.rows.clone())
+            .ok_or_else(|| ConnectorError::Schema(format!("table {} does not exist", self.table)))
+    }
+
+    /// A partition dimension's or a column's values, by the name its SQL
+    /// gives (`"id"`, `o."id"`).
+    fn values<'a>(&self, rows: &'a RecordBatch, expr: &str) -> Result<&'a ArrayRef> {
+        let name = column_ref_parts(expr)
+            .and_then(|mut p| p.pop())
+            .unwrap_or_else(|| expr.to_string());
+        column(rows, &name).ok_or_else(|| {
+            ConnectorError::Schema(format!("table {} has no column \"{name}\"", self.table))
+        })
+    }
+
+    /// The rows as the destination's columns, of the destination's types.
+    fn project(&self, rows: &RecordBatch) -> Result<RecordBatch> {
+        let schema = arrow_schema(&self.specs);
+        let arrays = self
+            .columns
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, field)| -> Result<ArrayRef> {
+                if c.stored_hash == StoredHash::Compute {
+                    return Ok(new_null_array(field.data_type(), rows.num_rows()));
+                }
+                let values = self.values(rows, &c.source_sql)?;
+                Ok(cast(values, field.data_type())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(schema, arrays)?;
+        crate::rowhash::fill_computed_hash(batch, &self.columns)
+    }
+}
+
+/// A partition column's values as the integers its bounds are: integers as
+/// such, datetimes as microseconds since the epoch.
+fn as_bound_values(values: &ArrayRef, kind: PartitionKind) -> Result<Vec<Option<i64>>> {
+    let ints = match (kind, values.data_type()) {
+        (PartitionKind::Datetime, DataType::Date32) => values
+            .as_primitive::<Date32Type>()
+            .iter()
+            .map(|d| d.map(|d| i64::from(d) * MICROS_PER_DAY))
+            .collect(),
+        (PartitionKind::Datetime, _) => {
+            let micros = cast(values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            micros
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .collect()
+        }
+        (PartitionKind::Integer, _) => cast(values, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .iter()
+            .collect(),
+    };
+    Ok(ints)
+}
+
+fn bound(kind: PartitionKind, v: i64) -> PartitionValue {
+    match kind {
+        PartitionKind::Integer => PartitionValue::Int(v),
+        PartitionKind::Datetime => PartitionValue::Micros(v),
+    }
+}
+
+#[async_trait]
+impl Source for MemorySource {
+    fn columns(&self) -> &[MappedColumn] {
+        &self.columns
+    }
+
+    async fn check(&mut self) -> Result<()> {
+        let rows = self.rows()?;
+        let schema = arrow_schema(&self.specs);
+        for (c, field) in self.columns.iter().zip(schema.fields()) {
+            if c.stored_hash == StoredHash::Compute {
+                continue;
+            }
+            let values = self.values(&rows, &c.source_sql)?;
+            if !can_cast_types(values.data_type(), field.data_type()) {
+                return Err(ConnectorError::Schema(format!(
+                    "column \"{}\" of {} is {}, which cannot be read as {}",
+                    c.source_column(),
+                    self.table,
+                    values.data_type(),
+                    c.spec.data_type
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+        let rows = self.rows()?;
+        dims.iter()
+            .map(|d| {
+                let values = as_bound_values(self.values(&rows, &d.source_expr)?, d.kind)?;
+                let present = values.iter().flatten();
+                let min_max = present
+                    .clone()
+                    .min()
+                    .zip(present.max())
+                    .map(|(lo, hi)| (bound(d.kind, *lo), bound(d.kind, *hi)));
+                Ok(ColumnBounds {
+                    min_max,
+                    has_nulls: values.iter().any(Option::is_none),
+                })
+            })
+            .collect()
+    }
+
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let rows = self.rows()?;
+        let mut keep = vec![true; rows.num_rows()];
+        for (dim, range) in &partition.ranges {
+            let values = as_bound_values(self.values(&rows, &dim.source_expr)?, dim.kind)?;
+            for (k, v) in keep.iter_mut().zip(&values) {
+                *k &= match (range, v) {
+                    (DimRange::All, _) => true,
+                    (DimRange::Null, v) => v.is_none(),
+                    (DimRange::Range { start, end }, Some(v)) => {
+                        start.as_i64() <= *v && *v < end.as_i64()
+                    }
+                    (DimRange::Range { .. }, None) => false,
+                };
+            }
+        }
+        let kept = filter_record_batch(&rows, &BooleanArray::from(keep))?;
+        let projected = self.project(&kept)?;
+        let page_rows = page_rows.max(1);
+        let pages: Vec<Result<RecordBatch>> = (0..projected.num_rows())
+            .step_by(page_rows)
+            .map(|at| Ok(projected.slice(at, page_rows.min(projected.num_rows() - at))))
+            .collect();
+        Ok(Box::pin(futures_util::stream::iter(pages)))
+    }
+}
