@@ -2,6 +2,7 @@
 
 /// RFC 8259 JSON validation without building a value. Iterative, so deep
 /// nesting cannot overflow the stack; `stack` holds the open brackets' closers.
+#[inline]
 pub(super) fn is_json(s: &[u8], stack: &mut Vec<u8>) -> bool {
     stack.clear();
     let mut i = json_ws(s, 0);

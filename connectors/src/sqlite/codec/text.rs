@@ -40,6 +40,8 @@ impl TextBuf {
         self.len += 1;
     }
 
+    #[inline]
+
     pub(super) fn push_slice(&mut self, s: &[u8]) {
         self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
         self.len += s.len();
@@ -59,6 +61,7 @@ impl TextBuf {
     }
 
     /// Only ASCII is ever written, so this cannot fail.
+    #[inline]
     pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(self.bytes()).unwrap_or_default()
     }
@@ -80,6 +83,8 @@ impl fmt::Write for TextBuf {
         Ok(())
     }
 }
+
+#[inline]
 
 pub(super) fn write_decimal(buf: &mut TextBuf, v: i128, scale: i8) {
     let mut digits = [0u8; 40];
@@ -155,6 +160,8 @@ pub(super) fn write_time(buf: &mut TextBuf, micros: i64) {
     buf.push(b'.');
     buf.push_padded((micros % MICROS_PER_SECOND) as u32, 6);
 }
+
+#[inline]
 
 pub(super) fn write_uuid(buf: &mut TextBuf, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -421,6 +428,7 @@ pub(super) fn parse_time_prefix(s: &[u8]) -> Option<(i64, &[u8])> {
 }
 
 /// Hyphenated (8-4-4-4-12) or 32 hex digits, either case.
+#[inline]
 pub(super) fn parse_uuid(s: &[u8]) -> Option<[u8; 16]> {
     let hyphenated = match s.len() {
         36 => true,
