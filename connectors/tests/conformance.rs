@@ -1,0 +1,453 @@
+//! The connector conformance suite: the same cases against every connector
+//! (schema check, read, hash agreement between a pushdown and the generic
+//! path, upsert, delete, an aborted partition and its checkpoints). A
+//! connector joins by implementing [`Harness`] (a datastore of its own per
+//! test) and one `conformance!` line.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Decimal128Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use arrow::datatypes::Int64Type;
+use async_trait::async_trait;
+use connectors::rowhash::{self, ROW_HASH_COLUMN};
+use connectors::{open_sink, open_source, Checksum, RunIdentity, Sink, Source, WriteStats};
+use futures_util::TryStreamExt;
+use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
+use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
+use planner::types::{arrow_schema, ColumnSpec, ColumnType, PartitionKind};
+use planner::Datastore;
+
+/// Whatever must live as long as a test's datastore (a schema dropped
+/// when it goes).
+type Guard = Box<dyn std::any::Any + Send>;
+
+/// What a connector gives the suite: a datastore no other test uses.
+#[async_trait]
+trait Harness: Send + Sync {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard);
+}
+
+struct Postgres;
+struct Sqlite(tempfile::TempDir);
+struct Memory;
+
+#[async_trait]
+impl Harness for Postgres {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let client = common::connect().await;
+        let schema = common::Schema::create(&client, &format!("conf_{test}")).await;
+        (common::pg_datastore(&schema.0), Box::new(schema))
+    }
+}
+
+#[async_trait]
+impl Harness for Sqlite {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let file = self.0.path().join(format!("{test}.db"));
+        (common::sqlite_datastore("lite", &file), Box::new(()))
+    }
+}
+
+#[async_trait]
+impl Harness for Memory {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let text = format!(
+            "datastores:\n  mem: {{type: memory, connection: {{store: conformance_{test}}}}}\n"
+        );
+        let text = planner::Datastores::parse(
+            std::path::Path::new("datastores.yaml"),
+            &text,
+            &connectors::registry::types(),
+            |_| None,
+        )
+        .unwrap();
+        (text.stores["mem"].clone(), Box::new(()))
+    }
+}
+
+const ROWS: i64 = 1000;
+
+fn column(name: &str, ty: ColumnType, unique: bool) -> MappedColumn {
+    MappedColumn {
+        spec: ColumnSpec {
+            name: name.into(),
+            data_type: ty,
+            unique,
+            nullable: !unique,
+        },
+        dest: name.into(),
+        source: name.into(),
+        source_sql: quote_ident(name),
+        data_type: ty.to_string(),
+        unique,
+        hash_column: true,
+        stored_hash: StoredHash::No,
+        data_type_from: None,
+    }
+}
+
+fn columns() -> Vec<MappedColumn> {
+    vec![
+        column("id", ColumnType::Int64, true),
+        column("name", ColumnType::Text, false),
+        column(
+            "amount",
+            ColumnType::Decimal {
+                precision: 12,
+                scale: 2,
+            },
+            false,
+        ),
+        column("at", ColumnType::TimestampTz, false),
+        column("flag", ColumnType::Bool, false),
+    ]
+}
+
+fn specs() -> Vec<ColumnSpec> {
+    columns().into_iter().map(|c| c.spec).collect()
+}
+
+/// Rows `ids`, each value a function of its id (NULLs included), with
+/// `name` suffixed by `tag` so a rewrite is told from the original.
+fn rows(ids: impl IntoIterator<Item = i64>, tag: &str) -> RecordBatch {
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(ids.clone())),
+        Arc::new(StringArray::from(
+            ids.iter()
+                .map(|i| (i % 7 != 0).then(|| format!("näme {i}{tag}")))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(
+            Decimal128Array::from(
+                ids.iter()
+                    .map(|i| (i % 5 != 0).then_some(i128::from(*i) * 125 - 3000))
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(12, 2)
+            .unwrap(),
+        ),
+        Arc::new(
+            TimestampMicrosecondArray::from(
+                ids.iter()
+                    .map(|i| Some(1_700_000_000_000_000 + i * 1_000_003))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        ),
+        Arc::new(BooleanArray::from(
+            ids.iter()
+                .map(|i| (i % 3 != 0).then_some(i % 2 == 0))
+                .collect::<Vec<_>>(),
+        )),
+    ];
+    RecordBatch::try_new(arrow_schema(&specs()), arrays).unwrap()
+}
+
+fn table(ds: &Datastore, name: &str) -> TableRef {
+    TableRef {
+        datastore: ds.clone(),
+        schema: ds.default_schema().map(str::to_string),
+        table: name.into(),
+        alias: None,
+        joins: Vec::new(),
+        filters: Vec::new(),
+    }
+}
+
+fn run() -> RunIdentity {
+    RunIdentity {
+        pipeline: "conformance".into(),
+        strategy: "full".into(),
+        run_id: "run-1".into(),
+        fingerprint: "f1".into(),
+    }
+}
+
+fn by_id(range: std::ops::Range<i64>) -> Partition {
+    Partition {
+        id: format!("id_{}_{}", range.start, range.end),
+        ranges: vec![(
+            PartitionDimensionRef {
+                name: "id".into(),
+                source_expr: quote_ident("id"),
+                kind: PartitionKind::Integer,
+                date_only: false,
+            },
+            DimRange::Range {
+                start: PartitionValue::Int(range.start),
+                end: PartitionValue::Int(range.end),
+            },
+        )],
+    }
+}
+
+/// Writes `batch` (and deletes `deletes`) as one committed partition.
+async fn write(
+    sink: &mut dyn Sink,
+    partition: &Partition,
+    batch: Option<&RecordBatch>,
+    deletes: Option<&RecordBatch>,
+) -> WriteStats {
+    sink.begin_partition(partition).await.unwrap();
+    if let Some(b) = batch {
+        sink.write(b).await.unwrap();
+    }
+    if let Some(d) = deletes {
+        sink.delete(d).await.unwrap();
+    }
+    sink.commit_partition(&run(), partition).await.unwrap()
+}
+
+/// A table `name` holding `batch`, written through the connector's sink.
+async fn filled(ds: &Datastore, name: &str, batch: &RecordBatch) -> TableRef {
+    let t = table(ds, name);
+    let mut sink = open_sink(&t, &specs()).await.unwrap();
+    sink.prepare().await.unwrap();
+    write(sink.as_mut(), &Partition::whole(), Some(batch), None).await;
+    t
+}
+
+/// Every row of `t` as the connector's source reads it, sorted by id.
+async fn read_all(t: &TableRef) -> RecordBatch {
+    let mut source = open_source(t, &columns()).await.unwrap();
+    source.check().await.unwrap();
+    sorted(read(source.as_mut(), &Partition::whole()).await)
+}
+
+async fn read(source: &mut dyn Source, p: &Partition) -> RecordBatch {
+    let batches: Vec<RecordBatch> = source
+        .read(p, 97)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    concat_batches(&arrow_schema(&specs()), &batches).unwrap()
+}
+
+fn sorted(b: RecordBatch) -> RecordBatch {
+    let order = sort_to_indices(b.column(0), None, None).unwrap();
+    take_record_batch(&b, &order).unwrap()
+}
+
+async fn read_back_equals_what_was_written(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("read").await;
+    let written = rows(1..=ROWS, "");
+    let t = filled(&ds, "items", &written).await;
+    assert_eq!(read_all(&t).await, written);
+    // A partition reads exactly its rows, in pages no larger than asked.
+    let mut source = open_source(&t, &columns()).await.unwrap();
+    let part = read(source.as_mut(), &by_id(100..300)).await;
+    assert_eq!(sorted(part), rows(100..300, ""));
+    let bounds = source
+        .bounds(&[planner::partition::PartitionDimension {
+            name: "id".into(),
+            source_expr: quote_ident("id"),
+            kind: PartitionKind::Integer,
+            date_only: false,
+            step: planner::partition::Step::Int(100),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        bounds[0].min_max,
+        Some((PartitionValue::Int(1), PartitionValue::Int(ROWS)))
+    );
+}
+
+async fn check_names_a_missing_column(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("check").await;
+    let t = filled(&ds, "items", &rows(1..=10, "")).await;
+    let mut wrong = columns();
+    wrong[1].source = "nickname".into();
+    wrong[1].source_sql = quote_ident("nickname");
+    let mut source = open_source(&t, &wrong).await.unwrap();
+    let e = source.check().await.unwrap_err().to_string();
+    assert!(e.contains("nickname"), "{e}");
+}
+
+/// A source's own checksums and row hashes equal the generic path's, which
+/// reads the rows and hashes them in Rust.
+async fn hashes_agree_with_the_generic_path(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("hash").await;
+    let t = filled(&ds, "items", &rows(1..=ROWS, "")).await;
+    let mut source = open_source(&t, &columns()).await.unwrap();
+    source.check().await.unwrap();
+    for p in [Partition::whole(), by_id(1..250), by_id(5000..6000)] {
+        let own: Checksum = source.checksum(&p).await.unwrap();
+        let generic = rowhash::checksum_by_reading(source.as_mut(), &p)
+            .await
+            .unwrap();
+        assert_eq!(own, generic, "partition {}", p.id);
+        let own: Vec<RecordBatch> = source
+            .row_hashes(&p, 101)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let generic: Vec<RecordBatch> = rowhash::row_hashes_by_reading(source.as_mut(), &p, 101)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let pairs = |batches: Vec<RecordBatch>| {
+            let mut out: Vec<(i64, i64)> = batches
+                .iter()
+                .flat_map(|b| {
+                    let ids = b.column(0).as_primitive::<Int64Type>().clone();
+                    let hashes = b
+                        .column_by_name(ROW_HASH_COLUMN)
+                        .unwrap()
+                        .as_primitive::<Int64Type>()
+                        .clone();
+                    (0..b.num_rows()).map(move |i| (ids.value(i), hashes.value(i)))
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        assert_eq!(pairs(own), pairs(generic), "partition {}", p.id);
+    }
+}
+
+async fn upserts_count_what_they_did(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("upsert").await;
+    let t = filled(&ds, "items", &rows(1..=100, "")).await;
+    let mut sink = open_sink(&t, &specs()).await.unwrap();
+    sink.prepare().await.unwrap();
+    assert!(!sink.started_empty());
+    // 50 unchanged, 40 rewritten of which 35 changed (a NULL name, every
+    // seventh, stays NULL), 30 new.
+    let again = concat_batches(
+        &arrow_schema(&specs()),
+        &[rows(1..=50, ""), rows(51..=90, " v2"), rows(101..=130, "")],
+    )
+    .unwrap();
+    let stats = write(sink.as_mut(), &by_id(1..200), Some(&again), None).await;
+    assert_eq!(
+        (stats.inserted, stats.updated, stats.unchanged),
+        (30, 35, 55),
+        "{stats:?}"
+    );
+    let expected = concat_batches(
+        &arrow_schema(&specs()),
+        &[rows(1..=50, ""), rows(51..=90, " v2"), rows(91..=130, "")],
+    )
+    .unwrap();
+    assert_eq!(read_all(&t).await, expected);
+}
+
+async fn deletes_remove_exactly_their_keys(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("delete").await;
+    let t = filled(&ds, "items", &rows(1..=100, "")).await;
+    let mut sink = open_sink(&t, &specs()).await.unwrap();
+    sink.prepare().await.unwrap();
+    let key_schema = Arc::new(arrow_schema(&specs()).project(&[0]).unwrap());
+    let keys = RecordBatch::try_new(
+        key_schema,
+        vec![Arc::new(Int64Array::from(vec![3, 4, 77, 5000]))],
+    )
+    .unwrap();
+    let stats = write(sink.as_mut(), &by_id(1..200), None, Some(&keys)).await;
+    assert_eq!(stats.deleted, 3, "{stats:?}");
+    let left = read_all(&t).await;
+    let ids: Vec<i64> = left.column(0).as_primitive::<Int64Type>().values().to_vec();
+    assert_eq!(ids.len(), 97);
+    assert!(!ids.iter().any(|i| [3, 4, 77].contains(i)));
+}
+
+/// An aborted partition leaves neither rows nor a checkpoint; a committed
+/// one is listed with the run's fingerprint and the table's identity.
+async fn aborted_partitions_leave_nothing(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("abort").await;
+    let t = table(&ds, "items");
+    let mut sink = open_sink(&t, &specs()).await.unwrap();
+    sink.prepare().await.unwrap();
+    assert!(sink.started_empty());
+    let p1 = by_id(1..101);
+    write(sink.as_mut(), &p1, Some(&rows(1..=100, "")), None).await;
+    let p2 = by_id(101..201);
+    sink.begin_partition(&p2).await.unwrap();
+    sink.write(&rows(101..=200, "")).await.unwrap();
+    sink.abort_partition().await.unwrap();
+    assert_eq!(read_all(&t).await, rows(1..=100, ""));
+    let checkpoints = sink.checkpoints(&run()).await.unwrap();
+    assert_eq!(
+        checkpoints
+            .iter()
+            .map(|c| (c.partition_id.as_str(), c.rows, c.fingerprint.as_deref()))
+            .collect::<Vec<_>>(),
+        [(p1.id.as_str(), 100, Some("f1"))]
+    );
+    assert_eq!(
+        checkpoints[0].table_identity.as_deref(),
+        Some(sink.table_identity().as_str())
+    );
+    // A sink dropped mid-partition (a crash) commits nothing either; the
+    // partition written again afterwards is whole.
+    sink.begin_partition(&p2).await.unwrap();
+    sink.write(&rows(101..=150, "")).await.unwrap();
+    drop(sink);
+    assert_eq!(read_all(&t).await, rows(1..=100, ""));
+    let mut sink = open_sink(&t, &specs()).await.unwrap();
+    sink.prepare().await.unwrap();
+    write(sink.as_mut(), &p2, Some(&rows(101..=200, "")), None).await;
+    assert_eq!(read_all(&t).await, rows(1..=200, ""));
+}
+
+macro_rules! conformance {
+    ($connector:ident, $harness:expr) => {
+        mod $connector {
+            use super::*;
+
+            #[tokio::test]
+            async fn read_back_equals_what_was_written() {
+                super::read_back_equals_what_was_written(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn check_names_a_missing_column() {
+                super::check_names_a_missing_column(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn hashes_agree_with_the_generic_path() {
+                super::hashes_agree_with_the_generic_path(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn upserts_count_what_they_did() {
+                super::upserts_count_what_they_did(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn deletes_remove_exactly_their_keys() {
+                super::deletes_remove_exactly_their_keys(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn aborted_partitions_leave_nothing() {
+                super::aborted_partitions_leave_nothing(&$harness).await
+            }
+        }
+    };
+}
+
+conformance!(postgres, Postgres);
+conformance!(sqlite, Sqlite(tempfile::tempdir().unwrap()));
+conformance!(memory, Memory);
+
+#[test]
+fn the_memory_connector_is_registered_as_the_others_are() {
+    let types = connectors::registry::types();
+    assert_eq!(types.names(), ["postgres", "sqlite", "memory"]);
+}
