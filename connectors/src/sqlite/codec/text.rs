@@ -41,7 +41,6 @@ impl TextBuf {
     }
 
     #[inline]
-
     pub(super) fn push_slice(&mut self, s: &[u8]) {
         self.bytes[self.len..self.len + s.len()].copy_from_slice(s);
         self.len += s.len();
@@ -85,7 +84,6 @@ impl fmt::Write for TextBuf {
 }
 
 #[inline]
-
 pub(super) fn write_decimal(buf: &mut TextBuf, v: i128, scale: i8) {
     let mut digits = [0u8; 40];
     let mut n = 0;
@@ -162,7 +160,6 @@ pub(super) fn write_time(buf: &mut TextBuf, micros: i64) {
 }
 
 #[inline]
-
 pub(super) fn write_uuid(buf: &mut TextBuf, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in bytes.iter().enumerate() {
