@@ -247,11 +247,15 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     let pg = Pg::new(name).await?;
     let (one, two) = (pg.ws.dir.path().join("one"), pg.ws.dir.path().join("two"));
     let first = start(&pg.ws.pipeline, "full", &one, &[]);
-    // Wait until the first holds the destination's lock.
+    // Wait until the first holds the destination's lock (its own session:
+    // other tests' runs have sessions of the same name but another pid).
     let deadline = Instant::now() + Duration::from_secs(30);
     while common::scalar(
         &pg.client,
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'synchub pid %'",
+        &format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'synchub pid {} on %'",
+            first.id()
+        ),
     )
     .await
     .unwrap()

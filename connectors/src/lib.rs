@@ -12,7 +12,7 @@ pub mod sql;
 pub mod sqlite;
 pub mod traits;
 
-pub use error::{ConnectorError, ErrorDomain, Result};
+pub use error::{ConnectorError, ErrorDomain, ErrorKind, Result};
 pub use traits::{
     BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, LockAttempt, RunIdentity, Sink,
     Source, WriteStats,

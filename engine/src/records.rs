@@ -568,8 +568,8 @@ mod tests {
     fn a_password_in_the_error_is_masked_in_log_and_metrics() {
         let tmp = tempfile::tempdir().unwrap();
         let r = RunRecorder::start(tmp.path(), "p", "r1");
-        let e = EngineError::Connector(connectors::ConnectorError::Postgres(
-            "relation \"postgresql://u:hunter2@h/db.items\" does not exist".into(),
+        let e = EngineError::Connector(connectors::ConnectorError::postgres(
+            "relation \"postgresql://u:hunter2@h/db.items\" does not exist",
         ));
         r.finish(&RunSummary::default(), Some(&e));
         drop(r);
