@@ -1,6 +1,7 @@
 //! Runs a plan: one actor per operator on row-bounded channels, first error
 //! wins, partitions checkpointed, run state kept in a state store.
 
+pub mod commits;
 pub mod demo;
 pub mod error;
 pub mod files;
@@ -18,4 +19,4 @@ pub use error::EngineError;
 pub use load::load_pipeline;
 pub use lock::Wait;
 pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
-pub use state::StateStore;
+pub use state::{SqliteStateStore, StateBackend, StateReports};
