@@ -19,4 +19,4 @@ pub use error::EngineError;
 pub use load::load_pipeline;
 pub use lock::Wait;
 pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
-pub use state::{SqliteStateStore, StateBackend, StateReports};
+pub use state::{RunStatus, SqliteStateStore, StateBackend, StateReports};

@@ -24,7 +24,7 @@ use crate::lock::{PipelineLock, Wait};
 use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::resume::{check_watermark, choose_run, Resume};
 use crate::runtime::{run_chain, OperatorStats};
-use crate::state::{SqliteStateStore, StateBackend, WatermarkBinding};
+use crate::state::{RunStatus, SqliteStateStore, StateBackend, WatermarkBinding};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -144,7 +144,7 @@ pub struct RunSummary {
     pub pipeline: String,
     pub strategy: String,
     pub run_id: String,
-    pub status: String,
+    pub status: RunStatus,
     pub rows_read: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
@@ -409,15 +409,15 @@ pub async fn run_pipeline(
     };
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
     let (status, operators, error) = match result {
-        Ok(stats) => ("completed", stats, None),
-        Err(e @ EngineError::Cancelled(_)) => ("cancelled", Vec::new(), Some(e)),
-        Err(e) => ("failed", Vec::new(), Some(e)),
+        Ok(stats) => (RunStatus::Completed, stats, None),
+        Err(e @ EngineError::Cancelled(_)) => (RunStatus::Cancelled, Vec::new(), Some(e)),
+        Err(e) => (RunStatus::Failed, Vec::new(), Some(e)),
     };
     let summary = RunSummary {
         pipeline: pipeline.name.clone(),
         strategy: plan.strategy.clone(),
         run_id: run_id.clone(),
-        status: status.to_string(),
+        status,
         rows_read: get(&progress.rows_read),
         rows_inserted: get(&progress.rows_inserted),
         rows_updated: get(&progress.rows_updated),
@@ -462,7 +462,7 @@ pub async fn run_pipeline(
         )
         .await?;
     recorder.finish(&summary, error.as_ref()); // run log + metrics files
-    tracing::info!(run_id = %run_id, status, rows = summary.rows_read, "run finished");
+    tracing::info!(run_id = %run_id, %status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 
+use super::status::RunStatus;
 use super::watermarks::WatermarkBinding;
 use crate::error::EngineError;
 
@@ -59,7 +60,7 @@ pub trait StateBackend: Send + Sync {
     async fn finish_run(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunStatus,
         error: Option<&str>,
         summary: &serde_json::Value,
     ) -> Result<(), EngineError>;

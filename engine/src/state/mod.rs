@@ -15,12 +15,14 @@ mod backend;
 mod reports;
 mod runs;
 mod sqlite;
+mod status;
 mod watermarks;
 
 pub use backend::StateBackend;
 pub use reports::{cleanup, CleanupReport, ResetReport, StateReports, StrategyState};
 pub use runs::{new_run_id, RunInfo, RunRecord};
 pub use sqlite::{SqliteStateStore, STATE_VERSION};
+pub use status::RunStatus;
 pub use watermarks::{display_watermark, WatermarkBinding, WatermarkInfo};
 
 /// A time as the store writes it and reports show it:

@@ -2,12 +2,14 @@
 
 use serde::Serialize;
 
+use super::status::RunStatus;
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunRecord {
     pub run_id: String,
     pub pipeline: String,
     pub strategy: String,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub error: Option<String>,
@@ -17,10 +19,8 @@ pub struct RunRecord {
 /// in `synchub state show`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunInfo {
-    /// Its status is `running`, `completed`, `failed`, `cancelled` (SIGINT or
-    /// SIGTERM) or `abandoned` (its checkpoints no longer described the
-    /// destination, and a new run started over); a run whose process died
-    /// stays `running` until the next run of its strategy resumes it.
+    /// Its status (`RunStatus`): a run whose process died stays `running`
+    /// until the next run of its strategy resumes it.
     #[serde(flatten)]
     pub run: RunRecord,
     /// Rows in the committed partitions (every attempt of a resumed run):

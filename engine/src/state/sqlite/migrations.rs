@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(version_of(&s).await, STATE_VERSION);
         let runs = s.history("p", None, 10).await.unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].run.status, "completed");
+        assert_eq!(runs[0].run.status, crate::state::RunStatus::Completed);
         assert_eq!(runs[0].rows, 19);
         assert_eq!(runs[0].partitions_done, 2);
         assert_eq!(runs[0].partitions_total, Some(2));

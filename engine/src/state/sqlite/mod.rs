@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 
 use super::backend::StateBackend;
+use super::status::RunStatus;
 use super::watermarks::WatermarkBinding;
 use crate::error::EngineError;
 use thread::ConnectionThread;
@@ -261,17 +262,16 @@ impl StateBackend for SqliteStateStore {
     async fn finish_run(
         &self,
         run_id: &str,
-        status: &str,
+        status: RunStatus,
         error: Option<&str>,
         summary: &serde_json::Value,
     ) -> Result<(), EngineError> {
-        let (run_id, status, error, summary) = (
+        let (run_id, error, summary) = (
             run_id.to_string(),
-            status.to_string(),
             error.map(str::to_string),
             summary.to_string(),
         );
-        self.call(move |c| runs::finish_run(c, &run_id, &status, error.as_deref(), &summary))
+        self.call(move |c| runs::finish_run(c, &run_id, status, error.as_deref(), &summary))
             .await
     }
 

@@ -2,7 +2,7 @@
 //! removals behind `state reset` and `state cleanup`.
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, ToSql};
 
 use super::runs::{has_run, run_record};
 use super::watermarks::watermark_info;
@@ -10,6 +10,7 @@ use super::{write, Failure, SqliteStateStore};
 use crate::error::EngineError;
 use crate::state::reports::{ResetReport, StateReports, StrategyState};
 use crate::state::runs::{RunInfo, RunRecord};
+use crate::state::status::RunStatus;
 
 #[async_trait]
 impl StateReports for SqliteStateStore {
@@ -224,19 +225,31 @@ fn reset(c: &Connection, pipeline: &str, strategy: Option<&str>) -> Result<Reset
 
 /// `cutoff` is a time as this store writes them (`format_time`).
 fn remove_runs_before(c: &Connection, cutoff: &str) -> Result<(Vec<RunRecord>, u64), Failure> {
+    // Named one by one: a status this build does not know is left alone.
+    let finished_statuses: Vec<RunStatus> = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_finished())
+        .collect();
+    let finished = (0..finished_statuses.len())
+        .map(|i| format!("?{}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
     write(c, |c| {
         let runs = {
             let mut stmt = c.prepare(
+                &format!(
                 "SELECT run_id, pipeline, strategy, status, started_at, finished_at, error FROM runs r \
-                 WHERE status IN ('completed', 'failed', 'cancelled', 'abandoned') \
+                 WHERE status IN ({finished}) \
                    AND COALESCE(finished_at, started_at) < ?1 \
                    AND run_id <> (SELECT l.run_id FROM runs l \
                                   WHERE l.pipeline = r.pipeline AND l.strategy = r.strategy \
                                   ORDER BY l.started_at DESC, l.rowid DESC LIMIT 1) \
-                 ORDER BY pipeline, strategy, started_at, rowid",
+                 ORDER BY pipeline, strategy, started_at, rowid"),
             )?;
+            let mut args: Vec<&dyn ToSql> = vec![&cutoff];
+            args.extend(finished_statuses.iter().map(|s| s as &dyn ToSql));
             let rows = stmt
-                .query_map([cutoff], run_record)?
+                .query_map(args.as_slice(), run_record)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows
         };
@@ -255,7 +268,7 @@ fn remove_runs_before(c: &Connection, cutoff: &str) -> Result<(Vec<RunRecord>, u
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{SqliteStateStore, StateBackend, StateReports};
+    use crate::state::{RunStatus, SqliteStateStore, StateBackend, StateReports};
 
     const ONE_ROW: connectors::WriteStats = connectors::WriteStats {
         inserted: 1,
@@ -307,16 +320,16 @@ mod tests {
         let s = SqliteStateStore::open(dir.path()).await.unwrap();
         let summary = serde_json::json!({});
         for (run, strategy, status) in [
-            ("r1", "full", "completed"),
-            ("r2", "full", "failed"),
-            ("r3", "full", "completed"),
-            ("r4", "delta", "running"),
-            ("r5", "delta", "completed"),
-            ("r6", "hash", "completed"),
+            ("r1", "full", RunStatus::Completed),
+            ("r2", "full", RunStatus::Failed),
+            ("r3", "full", RunStatus::Completed),
+            ("r4", "delta", RunStatus::Running),
+            ("r5", "delta", RunStatus::Completed),
+            ("r6", "hash", RunStatus::Completed),
         ] {
             s.start_run(run, "p", strategy).await.unwrap();
             s.record_partition(run, "a", &ONE_ROW).await.unwrap();
-            if status != "running" {
+            if status.is_finished() {
                 s.finish_run(run, status, None, &summary).await.unwrap();
             }
         }

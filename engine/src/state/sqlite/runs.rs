@@ -3,10 +3,27 @@
 
 use std::collections::HashSet;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now, Failure};
 use crate::state::runs::RunRecord;
+use crate::state::status::RunStatus;
+
+impl ToSql for RunStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RunStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: crate::error::EngineError| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 pub(super) fn resumable_run(
     c: &Connection,
@@ -18,11 +35,11 @@ pub(super) fn resumable_run(
             "SELECT run_id, status FROM runs WHERE pipeline = ?1 AND strategy = ?2 \
              ORDER BY started_at DESC, rowid DESC LIMIT 1",
             params![pipeline, strategy],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, RunStatus>(1)?)),
         )
         .optional()?;
     Ok(latest
-        .filter(|(_, status)| status != "completed" && status != "abandoned")
+        .filter(|(_, status)| status.is_resumable())
         .map(|(id, _)| id))
 }
 
@@ -33,9 +50,9 @@ pub(super) fn start_run(
     strategy: &str,
 ) -> Result<(), Failure> {
     c.execute(
-        "INSERT INTO runs (run_id, pipeline, strategy, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4) \
-         ON CONFLICT (run_id) DO UPDATE SET status = 'running', finished_at = NULL, error = NULL",
-        params![run_id, pipeline, strategy, now()],
+        "INSERT INTO runs (run_id, pipeline, strategy, status, started_at) VALUES (?1, ?2, ?3, ?5, ?4) \
+         ON CONFLICT (run_id) DO UPDATE SET status = ?5, finished_at = NULL, error = NULL",
+        params![run_id, pipeline, strategy, now(), RunStatus::Running],
     )?;
     Ok(())
 }
@@ -88,9 +105,15 @@ pub(super) fn completed_partitions(
 
 pub(super) fn abandon_run(c: &Connection, run_id: &str, why: &str) -> Result<(), Failure> {
     c.execute(
-        "UPDATE runs SET status = 'abandoned', finished_at = ?2, error = ?3 \
-         WHERE run_id = ?1 AND status <> 'completed'",
-        params![run_id, now(), why],
+        "UPDATE runs SET status = ?4, finished_at = ?2, error = ?3 \
+         WHERE run_id = ?1 AND status <> ?5",
+        params![
+            run_id,
+            now(),
+            why,
+            RunStatus::Abandoned,
+            RunStatus::Completed
+        ],
     )?;
     Ok(())
 }
@@ -98,7 +121,7 @@ pub(super) fn abandon_run(c: &Connection, run_id: &str, why: &str) -> Result<(),
 pub(super) fn finish_run(
     c: &Connection,
     run_id: &str,
-    status: &str,
+    status: RunStatus,
     error: Option<&str>,
     summary: &str,
 ) -> Result<(), Failure> {
@@ -133,7 +156,7 @@ pub(super) fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
 
 #[cfg(test)]
 mod tests {
-    use crate::state::{SqliteStateStore, StateBackend};
+    use crate::state::{RunStatus, SqliteStateStore, StateBackend};
     use std::collections::HashSet;
 
     #[tokio::test]
@@ -155,9 +178,21 @@ mod tests {
             s.completed_partitions("r1").await.unwrap(),
             HashSet::from(["id_0_10".to_string()])
         );
-        s.finish_run("r1", "completed", None, &serde_json::json!({}))
+        s.finish_run("r1", RunStatus::Completed, None, &serde_json::json!({}))
             .await
             .unwrap();
         assert_eq!(s.resumable_run("p", "full").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_status_this_build_does_not_know_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStateStore::open(dir.path()).await.unwrap();
+        s.start_run("r1", "p", "full").await.unwrap();
+        s.call(|c| Ok(c.execute("UPDATE runs SET status = 'paused'", [])?))
+            .await
+            .unwrap();
+        let err = s.resumable_run("p", "full").await.unwrap_err().to_string();
+        assert!(err.contains("unknown run status \"paused\""), "{err}");
     }
 }
