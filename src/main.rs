@@ -380,7 +380,7 @@ async fn state(command: StateCommand) -> ExitCode {
             // Held while resetting: a running run would fail after
             // committing data, and a starting one must not resume what is
             // being forgotten.
-            let _lock = match engine::lock::hold_unless_running(&state_dir, &pipeline) {
+            let _lock = match engine::lock::hold_unless_running(&state_dir, &pipeline).await {
                 Ok(lock) => lock,
                 Err(e) => {
                     eprintln!("error: {e}; try again once it has finished");

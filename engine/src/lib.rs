@@ -17,6 +17,6 @@ pub mod verify;
 
 pub use error::EngineError;
 pub use load::load_pipeline;
-pub use lock::Wait;
+pub use lock::{FileLock, Lock, LockGuard, Wait};
 pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
 pub use state::{RunStatus, SqliteStateStore, StateBackend, StateReports};

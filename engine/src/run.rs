@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::commits::LaneCommits;
 use crate::error::EngineError;
-use crate::lock::{PipelineLock, Wait};
+use crate::lock::{FileLock, Lock, LockGuard, Wait};
 use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::resume::{check_watermark, choose_run, Resume};
 use crate::runtime::{run_chain, OperatorStats};
@@ -111,7 +111,7 @@ fn refuse_disabled(pipeline: &Pipeline, plan: &Plan, named: bool) -> Result<(), 
 async fn lock_destination(
     sink: &mut dyn connectors::Sink,
     pipeline: &Pipeline,
-    lock: &PipelineLock,
+    lock: &dyn LockGuard,
     wait: Wait,
 ) -> Result<(), EngineError> {
     let key = format!(
@@ -235,20 +235,13 @@ pub async fn run_pipeline(
     let state: Arc<dyn StateBackend> = Arc::new(SqliteStateStore::open(&opts.state_dir).await?);
     // Before any database is touched: a second process must neither resume
     // this one's run nor race it creating tables.
-    let state_dir = opts.state_dir.clone();
-    let (name, wait) = (pipeline.name.clone(), opts.wait);
-    let mut lock =
-        tokio::task::spawn_blocking(move || PipelineLock::acquire(&state_dir, &name, wait))
-            .await
-            .map_err(|e| EngineError::Panicked {
-                operator: "pipeline lock".into(),
-                message: e.to_string(),
-            })??;
+    let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
+    let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
 
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
     let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
-    lock_destination(sink.as_mut(), &pipeline, &lock, opts.wait).await?;
+    lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
     sink.prepare().await?;
 
     let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
@@ -280,7 +273,7 @@ pub async fn run_pipeline(
         tracing::warn!("{why}");
         eprintln!("warning: {why}");
     }
-    lock.set_run_id(&run_id)?;
+    lock.set_run_id(&run_id).await?;
     let run = RunIdentity {
         pipeline: pipeline.name.clone(),
         strategy: plan.strategy.clone(),

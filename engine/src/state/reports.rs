@@ -12,6 +12,7 @@ use super::runs::{RunInfo, RunRecord};
 use super::sqlite::SqliteStateStore;
 use super::watermarks::WatermarkInfo;
 use crate::error::EngineError;
+use crate::lock::{FileLock, Lock, Wait};
 
 /// What `synchub state show` prints for one strategy.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -127,12 +128,11 @@ pub async fn cleanup(state_dir: &Path, days: u32) -> Result<CleanupReport, Engin
     };
     // Held until the end: no run of any pipeline starts while its runs and
     // files are being removed, and none may be running now.
-    let _locks = store
-        .pipelines()
-        .await?
-        .iter()
-        .map(|p| crate::lock::PipelineLock::acquire(state_dir, p, crate::lock::Wait::No))
-        .collect::<Result<Vec<_>, _>>()?;
+    let locks = FileLock::new(state_dir);
+    let mut held = Vec::new();
+    for pipeline in store.pipelines().await? {
+        held.push(locks.acquire(&pipeline, Wait::No).await?);
+    }
     let (runs, partitions) = store.remove_runs_before(cutoff_time).await?;
     for r in &runs {
         let removed = crate::records::remove_run_files(state_dir, &r.pipeline, &r.run_id);
@@ -161,5 +161,6 @@ pub async fn cleanup(state_dir: &Path, days: u32) -> Result<CleanupReport, Engin
         }
     }
     report.files.sort();
+    drop(held);
     Ok(report)
 }
