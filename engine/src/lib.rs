@@ -1,5 +1,8 @@
 //! Runs a plan: one actor per operator on row-bounded channels, first error
 //! wins, partitions checkpointed, run state kept in a state store.
+//!
+//! The library installs no signal handler: its caller (the CLI, on SIGINT
+//! or SIGTERM) stops a run through `RunOptions::cancel`.
 
 pub mod commits;
 pub mod demo;
