@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use engine::{EngineError, RunOptions, StateStore};
+use engine::{EngineError, RunOptions, SqliteStateStore, StateReports};
 use operators::RunProgress;
 use planner::config::PipelineFile;
 use planner::datastores::redact_url_password;
@@ -260,7 +260,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             output::init_logging(true);
             demo(rows, &dir).await
         }
-        Command::State { command } => state(command),
+        Command::State { command } => state(command).await,
         Command::History {
             pipeline,
             limit,
@@ -269,13 +269,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json).await {
                 Ok(found) => found,
                 Err(code) => return code,
             };
             let runs = match store {
                 None => Vec::new(),
-                Some(store) => match store.history(&pipeline, strategy.as_deref(), limit) {
+                Some(store) => match store.history(&pipeline, strategy.as_deref(), limit).await {
                     Ok(runs) => runs,
                     Err(e) => return fail(&e),
                 },
@@ -314,18 +314,20 @@ fn pipeline_name(arg: &str) -> Result<String, ExitCode> {
 
 /// Logging, the pipeline's name from its argument, and the state store if
 /// there is one (state commands never create it).
-fn state_for(
+async fn state_for(
     pipeline: &str,
     state_dir: &std::path::Path,
     json: bool,
-) -> Result<(String, Option<StateStore>), ExitCode> {
+) -> Result<(String, Option<SqliteStateStore>), ExitCode> {
     output::init_logging(json);
     let name = pipeline_name(pipeline)?;
-    let store = StateStore::open_existing(state_dir).map_err(|e| fail(&e))?;
+    let store = SqliteStateStore::open_existing(state_dir)
+        .await
+        .map_err(|e| fail(&e))?;
     Ok((name, store))
 }
 
-fn state(command: StateCommand) -> ExitCode {
+async fn state(command: StateCommand) -> ExitCode {
     match command {
         StateCommand::Show {
             pipeline,
@@ -334,15 +336,17 @@ fn state(command: StateCommand) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json).await {
                 Ok(found) => found,
                 Err(code) => return code,
             };
             let (strategies, known) = match &store {
                 None => (Vec::new(), Vec::new()),
-                Some(store) => match store
-                    .pipeline_state(&pipeline, strategy.as_deref())
-                    .and_then(|s| Ok((s, store.pipelines()?)))
+                Some(store) => match async {
+                    let strategies = store.pipeline_state(&pipeline, strategy.as_deref()).await?;
+                    Ok::<_, EngineError>((strategies, store.pipelines().await?))
+                }
+                .await
                 {
                     Ok(r) => r,
                     Err(e) => return fail(&e),
@@ -369,14 +373,14 @@ fn state(command: StateCommand) -> ExitCode {
             output,
         } => {
             let json = output == OutputFormat::Json;
-            let (pipeline, store) = match state_for(&pipeline, &state_dir, json) {
+            let (pipeline, store) = match state_for(&pipeline, &state_dir, json).await {
                 Ok(found) => found,
                 Err(code) => return code,
             };
             // Held while resetting: a running run would fail after
             // committing data, and a starting one must not resume what is
             // being forgotten.
-            let _lock = match engine::lock::hold_unless_running(&state_dir, &pipeline) {
+            let _lock = match engine::lock::hold_unless_running(&state_dir, &pipeline).await {
                 Ok(lock) => lock,
                 Err(e) => {
                     eprintln!("error: {e}; try again once it has finished");
@@ -389,7 +393,7 @@ fn state(command: StateCommand) -> ExitCode {
                     strategy: strategy.clone(),
                     ..Default::default()
                 },
-                Some(store) => match store.reset(&pipeline, strategy.as_deref()) {
+                Some(store) => match store.reset(&pipeline, strategy.as_deref()).await {
                     Ok(r) => r,
                     Err(e) => return fail(&e),
                 },
@@ -408,7 +412,7 @@ fn state(command: StateCommand) -> ExitCode {
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
-            match engine::state::cleanup(&state_dir, days) {
+            match engine::state::cleanup(&state_dir, days).await {
                 Ok(report) => {
                     for w in &report.warnings {
                         eprintln!("warning: cannot remove {w}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine::state::{CleanupReport, ResetReport, RunInfo, StrategyState};
-use engine::{EngineError, RunOptions, RunSummary};
+use engine::{EngineError, RunOptions, RunStatus, RunSummary};
 use operators::RunProgress;
 use planner::Pipeline;
 use serde_json::json;
@@ -178,7 +178,8 @@ pub fn error_json(opts: &RunOptions, e: &EngineError) -> serde_json::Value {
     json!({
         "pipeline": opts.pipeline_file.display().to_string(),
         "strategy": opts.strategy,
-        "status": if e.is_invalid_input() { "invalid" } else { "failed" },
+        // Refused before it started: "invalid" is no run's status.
+        "status": if e.is_invalid_input() { json!("invalid") } else { json!(RunStatus::Failed) },
         "error": e.message(),
     })
 }
@@ -319,7 +320,7 @@ pub fn state_show_text(v: &StateView) -> String {
         out += &format!("  strategy {}\n", s.strategy);
         match &s.last_run {
             Some(r) => {
-                if r.run.status == "running" {
+                if r.run.status == RunStatus::Running {
                     out += &format!(
                         "    last run    {} (running, or its process stopped: the next run resumes it)\n",
                         r.run.run_id
@@ -391,7 +392,7 @@ pub fn history_text(pipeline: &str, strategy: Option<&str>, runs: &[RunInfo]) ->
             [
                 r.run.run_id.clone(),
                 r.run.strategy.clone(),
-                r.run.status.clone(),
+                r.run.status.to_string(),
                 r.run.started_at.clone(),
                 r.run.finished_at.clone().unwrap_or_else(|| "-".into()),
                 r.rows.to_string(),
@@ -478,7 +479,7 @@ pub fn reset_text(r: &ResetReport, state_dir: &Path) -> String {
         out += &format!("  watermark of {w}\n");
     }
     out += "The next run starts a new run id and syncs every partition again.\n";
-    if let Some(running) = r.runs.iter().find(|x| x.status == "running") {
+    if let Some(running) = r.runs.iter().find(|x| x.status == RunStatus::Running) {
         out += &format!(
             "note: run {} was marked running; if its process is still going, stop it: what it commits now is not recorded\n",
             running.run_id

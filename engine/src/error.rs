@@ -31,6 +31,11 @@ pub enum EngineError {
     Disabled(String),
     #[error("state store {path}: {message}")]
     State { path: String, message: String },
+    /// A run status the state store holds but this build does not know.
+    #[error(
+        "unknown run status \"{0}\" (known: running, completed, failed, cancelled, abandoned)"
+    )]
+    UnknownRunStatus(String),
 }
 
 impl EngineError {

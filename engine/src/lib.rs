@@ -1,6 +1,10 @@
 //! Runs a plan: one actor per operator on row-bounded channels, first error
 //! wins, partitions checkpointed, run state kept in a state store.
+//!
+//! The library installs no signal handler: its caller (the CLI, on SIGINT
+//! or SIGTERM) stops a run through `RunOptions::cancel`.
 
+pub mod commits;
 pub mod demo;
 pub mod error;
 pub mod files;
@@ -16,6 +20,6 @@ pub mod verify;
 
 pub use error::EngineError;
 pub use load::load_pipeline;
-pub use lock::Wait;
+pub use lock::{FileLock, Lock, LockGuard, Wait};
 pub use run::{plan_pipeline, run_pipeline, Cancel, RunOptions, RunOutcome, RunSummary};
-pub use state::StateStore;
+pub use state::{RunStatus, SqliteStateStore, StateBackend, StateReports};

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::error::EngineError;
 use crate::run::RunSummary;
 use crate::runtime::OperatorStats;
+use crate::state::RunStatus;
 
 /// True for a name that can be one path component under the state directory:
 /// letters, digits, `_` and `-` (what pipeline names and run ids are made of).
@@ -131,7 +132,7 @@ pub struct RunMetrics {
     pub run_id: String,
     pub pipeline: String,
     pub strategy: String,
-    pub status: String,
+    pub status: RunStatus,
     /// When this attempt started and ended (RFC 3339, UTC); they are
     /// `duration_seconds` apart.
     pub started_at: String,
@@ -348,7 +349,7 @@ impl Inner {
             run_id: self.run_id.clone(),
             pipeline: self.pipeline.clone(),
             strategy: summary.strategy.clone(),
-            status: summary.status.clone(),
+            status: summary.status,
             started_at: rfc3339(started_at),
             completed_at: rfc3339(completed_at),
             duration_seconds: summary.duration_seconds,
@@ -495,7 +496,7 @@ mod tests {
             pipeline: "p".into(),
             strategy: "full".into(),
             run_id: "20240101_120000_abc123".into(),
-            status: "completed".into(),
+            status: RunStatus::Completed,
             rows_read: 8,
             rows_inserted: 5,
             rows_updated: 2,

@@ -13,7 +13,7 @@ use connectors::{RunIdentity, Sink};
 use planner::{Pipeline, Plan, StrategyKind, SyncFingerprint};
 
 use crate::error::EngineError;
-use crate::state::{new_run_id, StateStore, WatermarkBinding};
+use crate::state::{new_run_id, StateBackend, WatermarkBinding};
 
 /// The run to do: a resumed one with the partitions it may skip, or a new one.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Resume {
 /// Picks the run: the latest unfinished run of the pipeline's strategy when
 /// its checkpoints in the destination can be trusted, else a new one.
 pub async fn choose_run(
-    state: &StateStore,
+    state: &dyn StateBackend,
     sink: &mut dyn Sink,
     pipeline: &Pipeline,
     plan: &Plan,
@@ -38,7 +38,7 @@ pub async fn choose_run(
         committed: HashSet::new(),
         starting_over,
     };
-    let Some(candidate) = state.resumable_run(&pipeline.name, &plan.strategy)? else {
+    let Some(candidate) = state.resumable_run(&pipeline.name, &plan.strategy).await? else {
         return Ok(fresh(None));
     };
     let run = RunIdentity {
@@ -82,7 +82,7 @@ pub async fn choose_run(
     match why {
         Some(why) => {
             let why = format!("{why}; starting over");
-            state.abandon_run(&candidate, &why)?;
+            state.abandon_run(&candidate, &why).await?;
             Ok(fresh(Some(why)))
         }
         None => Ok(Resume {

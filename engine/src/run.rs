@@ -11,19 +11,20 @@ use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
 use operators::partition_source::{LaneSlots, PartitionQueue, PartitionSource};
 use operators::populate::Populate;
-use operators::{Operator, OperatorError, RunProgress};
+use operators::{Operator, RunProgress};
 use planner::partition::Partition;
 use planner::plan::OperatorSpec;
 use planner::{Pipeline, Plan, SyncFingerprint};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::commits::LaneCommits;
 use crate::error::EngineError;
-use crate::lock::{PipelineLock, Wait};
+use crate::lock::{FileLock, Lock, LockGuard, Wait};
 use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::resume::{check_watermark, choose_run, Resume};
 use crate::runtime::{run_chain, OperatorStats};
-use crate::state::{StateStore, WatermarkBinding};
+use crate::state::{RunStatus, SqliteStateStore, StateBackend, WatermarkBinding};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -110,7 +111,7 @@ fn refuse_disabled(pipeline: &Pipeline, plan: &Plan, named: bool) -> Result<(), 
 async fn lock_destination(
     sink: &mut dyn connectors::Sink,
     pipeline: &Pipeline,
-    lock: &PipelineLock,
+    lock: &dyn LockGuard,
     wait: Wait,
 ) -> Result<(), EngineError> {
     let key = format!(
@@ -143,7 +144,7 @@ pub struct RunSummary {
     pub pipeline: String,
     pub strategy: String,
     pub run_id: String,
-    pub status: String,
+    pub status: RunStatus,
     pub rows_read: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
@@ -181,8 +182,8 @@ pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), 
     let (pipeline, plan) = load(opts).await?;
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
-    let watermark = match StateStore::open_existing(&opts.state_dir)? {
-        Some(state) => stored_watermark(&state, &pipeline.name, &plan)?,
+    let watermark = match SqliteStateStore::open_existing(&opts.state_dir).await? {
+        Some(state) => stored_watermark(&state, &pipeline.name, &plan).await?,
         None => None,
     };
     let parts = run_partitions(&plan, source.as_mut(), watermark).await?;
@@ -190,15 +191,15 @@ pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), 
 }
 
 /// The delta watermark of the plan's strategy, checked against its cursor.
-fn stored_watermark(
-    state: &StateStore,
+async fn stored_watermark(
+    state: &dyn StateBackend,
     pipeline: &str,
     plan: &Plan,
 ) -> Result<Option<Watermark>, EngineError> {
     let Some(delta) = &plan.delta else {
         return Ok(None);
     };
-    let Some((kind, value)) = state.watermark(pipeline, &plan.strategy)? else {
+    let Some((kind, value)) = state.watermark(pipeline, &plan.strategy).await? else {
         return Ok(None);
     };
     let expected = match delta.cursor.kind {
@@ -208,7 +209,7 @@ fn stored_watermark(
     match Watermark::from_stored(&kind, value) {
         Some(w) if kind == expected => Ok(Some(w)),
         _ => Err(EngineError::State {
-            path: state.path().display().to_string(),
+            path: state.location(),
             message: format!(
                 "the watermark of {pipeline}/{} is a {kind} value but the cursor {} is now {expected};                  run `synchub state reset {pipeline} --strategy {}` to start the delta over",
                 plan.strategy, delta.cursor.name, plan.strategy
@@ -231,28 +232,23 @@ pub async fn run_pipeline(
         refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
     }
     let fingerprint = SyncFingerprint::of(&pipeline, &plan);
-    let state = StateStore::open(&opts.state_dir)?;
+    let state: Arc<dyn StateBackend> = Arc::new(SqliteStateStore::open(&opts.state_dir).await?);
     // Before any database is touched: a second process must neither resume
     // this one's run nor race it creating tables.
-    let state_dir = opts.state_dir.clone();
-    let (name, wait) = (pipeline.name.clone(), opts.wait);
-    let mut lock =
-        tokio::task::spawn_blocking(move || PipelineLock::acquire(&state_dir, &name, wait))
-            .await
-            .map_err(|e| EngineError::Panicked {
-                operator: "pipeline lock".into(),
-                message: e.to_string(),
-            })??;
+    let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
+    let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
 
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
     let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
-    lock_destination(sink.as_mut(), &pipeline, &lock, opts.wait).await?;
+    lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
     sink.prepare().await?;
 
-    let watermark = stored_watermark(&state, &pipeline.name, &plan)?;
+    let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
     if watermark.is_some() {
-        let binding = state.watermark_binding(&pipeline.name, &plan.strategy)?;
+        let binding = state
+            .watermark_binding(&pipeline.name, &plan.strategy)
+            .await?;
         check_watermark(
             binding.as_ref(),
             sink.as_ref(),
@@ -265,12 +261,19 @@ pub async fn run_pipeline(
         run_id,
         committed,
         starting_over,
-    } = choose_run(&state, sink.as_mut(), &pipeline, &plan, &fingerprint).await?;
+    } = choose_run(
+        state.as_ref(),
+        sink.as_mut(),
+        &pipeline,
+        &plan,
+        &fingerprint,
+    )
+    .await?;
     if let Some(why) = &starting_over {
         tracing::warn!("{why}");
         eprintln!("warning: {why}");
     }
-    lock.set_run_id(&run_id)?;
+    lock.set_run_id(&run_id).await?;
     let run = RunIdentity {
         pipeline: pipeline.name.clone(),
         strategy: plan.strategy.clone(),
@@ -339,9 +342,11 @@ pub async fn run_pipeline(
     )
     .await?;
 
-    state.start_run(&run_id, &pipeline.name, &plan.strategy)?;
+    state
+        .start_run(&run_id, &pipeline.name, &plan.strategy)
+        .await?;
     let recorder = crate::records::RunRecorder::start(&opts.state_dir, &pipeline.name, &run_id); // run log + metrics files
-    state.set_partitions_total(&run_id, total)?; // for `synchub state show` while the run goes
+    state.set_partitions_total(&run_id, total).await?; // for `synchub state show` while the run goes
     recorder.planned(&plan.strategy, total, skipped); // run log
     progress
         .partitions_total
@@ -359,7 +364,6 @@ pub async fn run_pipeline(
         "starting run"
     );
 
-    let state = Arc::new(Mutex::new(state));
     let queue = PartitionQueue::new(todo);
     let lane_count = lanes.len() as u64;
     let several = lane_count > 1;
@@ -373,13 +377,13 @@ pub async fn run_pipeline(
                 Some(slots) => PartitionSource::lane(queue.clone(), slots.clone()),
                 None => PartitionSource::new(queue.clone()),
             };
-            let on_commit = commit_hook(lane, slots, state.clone(), &run_id, recorder.clone());
+            let commits = LaneCommits::new(lane, slots, state.clone(), &run_id, recorder.clone());
             lane_operators(
                 &pipeline,
                 &plan,
                 connections,
                 partition_source,
-                on_commit,
+                commits,
                 LaneContext {
                     run: &run,
                     progress: &progress,
@@ -398,15 +402,15 @@ pub async fn run_pipeline(
     };
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
     let (status, operators, error) = match result {
-        Ok(stats) => ("completed", stats, None),
-        Err(e @ EngineError::Cancelled(_)) => ("cancelled", Vec::new(), Some(e)),
-        Err(e) => ("failed", Vec::new(), Some(e)),
+        Ok(stats) => (RunStatus::Completed, stats, None),
+        Err(e @ EngineError::Cancelled(_)) => (RunStatus::Cancelled, Vec::new(), Some(e)),
+        Err(e) => (RunStatus::Failed, Vec::new(), Some(e)),
     };
     let summary = RunSummary {
         pipeline: pipeline.name.clone(),
         strategy: plan.strategy.clone(),
         run_id: run_id.clone(),
-        status: status.to_string(),
+        status,
         rows_read: get(&progress.rows_read),
         rows_inserted: get(&progress.rows_inserted),
         rows_updated: get(&progress.rows_updated),
@@ -419,10 +423,6 @@ pub async fn run_pipeline(
         duration_seconds: started.elapsed().as_secs_f64(),
         operators,
     };
-    let st = state.lock().map_err(|_| EngineError::State {
-        path: opts.state_dir.display().to_string(),
-        message: "state store lock poisoned".into(),
-    })?;
     // The watermark moves only once every partition of the window is in.
     if error.is_none() {
         let binding = WatermarkBinding {
@@ -432,26 +432,30 @@ pub async fn run_pipeline(
             run_id: run_id.clone(),
         };
         if let Some(w) = next_watermark {
-            st.set_watermark(
-                &pipeline.name,
-                &plan.strategy,
-                w.kind(),
-                w.0.as_i64(),
-                Some(&binding),
-            )?;
+            state
+                .set_watermark(
+                    &pipeline.name,
+                    &plan.strategy,
+                    w.kind(),
+                    w.0.as_i64(),
+                    Some(&binding),
+                )
+                .await?;
         }
         if plan.kind == planner::StrategyKind::Full {
-            st.rebind_watermarks(&pipeline.name, &binding)?;
+            state.rebind_watermarks(&pipeline.name, &binding).await?;
         }
     }
-    st.finish_run(
-        &run_id,
-        status,
-        error.as_ref().map(EngineError::message).as_deref(),
-        &serde_json::to_value(&summary).unwrap_or_default(),
-    )?;
+    state
+        .finish_run(
+            &run_id,
+            status,
+            error.as_ref().map(EngineError::message).as_deref(),
+            &serde_json::to_value(&summary).unwrap_or_default(),
+        )
+        .await?;
     recorder.finish(&summary, error.as_ref()); // run log + metrics files
-    tracing::info!(run_id = %run_id, status, rows = summary.rows_read, "run finished");
+    tracing::info!(run_id = %run_id, %status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
 }
 
@@ -530,30 +534,6 @@ async fn open_lanes(
     Ok(lanes)
 }
 
-/// Called after each partition a lane commits: logs it, records it in the
-/// state store and gives the lane's slot back.
-fn commit_hook(
-    lane: usize,
-    slots: Option<LaneSlots>,
-    state: Arc<Mutex<StateStore>>,
-    run_id: &str,
-    recorder: crate::records::RunRecorder,
-) -> operators::populate::CommitHook {
-    let run_id = run_id.to_string();
-    Box::new(move |p: &Partition, s: connectors::WriteStats| {
-        tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
-        recorder.partition_committed(lane, &p.id, &s); // run log
-        if let Some(slots) = &slots {
-            slots.release(&p.id);
-        }
-        let st = state
-            .lock()
-            .map_err(|_| OperatorError::Other("state store lock poisoned".into()))?;
-        st.record_partition_stats(&run_id, &p.id, &s)
-            .map_err(|e| OperatorError::Other(e.to_string()))
-    })
-}
-
 /// The connections of one lane.
 struct LaneConnections {
     source: Box<dyn connectors::Source>,
@@ -576,7 +556,7 @@ fn lane_operators(
     plan: &Plan,
     connections: LaneConnections,
     partition_source: PartitionSource,
-    on_commit: operators::populate::CommitHook,
+    commits: LaneCommits,
     ctx: LaneContext<'_>,
 ) -> Vec<Box<dyn Operator>> {
     let LaneConnections {
@@ -587,7 +567,7 @@ fn lane_operators(
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();
     let mut source = Some(source);
     let mut sink = Some(sink);
-    let mut on_commit = Some(on_commit);
+    let mut commits = Some(commits);
     let mut partition_source = Some(partition_source);
     for spec in &plan.operators {
         ops.push(match spec {
@@ -638,12 +618,19 @@ fn lane_operators(
                 },
             )),
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
-            OperatorSpec::Populate => Box::new(Populate::new(
-                sink.take().expect("one populate per plan"),
-                ctx.run.clone(),
-                ctx.progress.clone(),
-                on_commit.take().expect("one populate per plan"),
-            )),
+            OperatorSpec::Populate => Box::new(
+                commits
+                    .take()
+                    .expect("one populate per plan")
+                    .wrap(|on_commit| {
+                        Populate::new(
+                            sink.take().expect("one populate per plan"),
+                            ctx.run.clone(),
+                            ctx.progress.clone(),
+                            on_commit,
+                        )
+                    }),
+            ),
         });
     }
     if ctx.full_compare {

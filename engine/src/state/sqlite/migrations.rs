@@ -1,8 +1,9 @@
 //! The store's layout: its versions, the migrations between them, and the
 //! checks that a file is a store this build may read and upgrade.
 
-use super::StateStore;
-use crate::error::EngineError;
+use rusqlite::Connection;
+
+use super::Failure;
 
 /// Bumped when the layout changes; a newer file is refused, not rewritten.
 pub const STATE_VERSION: i64 = 3;
@@ -54,95 +55,89 @@ const MIGRATIONS: [&str; STATE_VERSION as usize] = [
 /// table is somebody else's database.
 const OWN_TABLES: [&str; 3] = ["runs", "partitions", "watermarks"];
 
-impl StateStore {
-    fn version(&self) -> rusqlite::Result<i64> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-    }
+fn version(c: &Connection) -> rusqlite::Result<i64> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
 
-    pub(super) fn migrate(&self) -> Result<(), EngineError> {
-        // Reading the header is the first thing that touches the file: a file
-        // that is not SQLite fails here, before anything is written.
-        let version = self.version().map_err(|e| self.not_a_store(e))?;
-        self.check_version(version)?;
-        if version == STATE_VERSION {
-            return Ok(());
-        }
-        // Under a write lock, and re-read: two processes opening an old store
-        // at once migrate it once. Any failure rolls the whole upgrade back.
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| self.err(e))?;
-        let result = self.upgrade();
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        match (result, self.conn.execute_batch(end)) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(e), _) => Err(e),
-            (Ok(()), Err(e)) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(self.err(e))
-            }
+pub(super) fn migrate(c: &Connection) -> Result<(), Failure> {
+    // Reading the header is the first thing that touches the file: a file
+    // that is not SQLite fails here, before anything is written.
+    let version = version(c).map_err(Failure::not_a_store)?;
+    check_version(version)?;
+    if version == STATE_VERSION {
+        return Ok(());
+    }
+    // Under a write lock, and re-read: two processes opening an old store
+    // at once migrate it once. Any failure rolls the whole upgrade back.
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let result = upgrade(c);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    match (result, c.execute_batch(end)) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), _) => Err(e),
+        (Ok(()), Err(e)) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e.into())
         }
     }
+}
 
-    /// Brings the store to `STATE_VERSION`, inside the caller's transaction.
-    fn upgrade(&self) -> Result<(), EngineError> {
-        let version = self.version().map_err(|e| self.err(e))?;
-        self.check_version(version)?;
-        if version == 0 {
-            self.check_no_foreign_tables()?;
-        }
-        for step in &MIGRATIONS[version as usize..] {
-            self.conn.execute_batch(step).map_err(|e| self.err(e))?;
-        }
-        self.conn
-            .execute_batch(&format!("PRAGMA user_version = {STATE_VERSION}"))
-            .map_err(|e| self.err(e))
+/// Brings the store to `STATE_VERSION`, inside the caller's transaction.
+fn upgrade(c: &Connection) -> Result<(), Failure> {
+    let version = version(c)?;
+    check_version(version)?;
+    if version == 0 {
+        check_no_foreign_tables(c)?;
     }
-
-    fn check_version(&self, version: i64) -> Result<(), EngineError> {
-        if version > STATE_VERSION {
-            return Err(self.err(format!(
-                "written by a newer SyncHub (state version {version}, this build reads {STATE_VERSION}); upgrade synchub or use another --state-dir"
-            )));
-        }
-        if version < 0 {
-            return Err(self.not_a_store(format!("state version {version}")));
-        }
-        Ok(())
+    for step in &MIGRATIONS[version as usize..] {
+        c.execute_batch(step)?;
     }
+    Ok(c.execute_batch(&format!("PRAGMA user_version = {STATE_VERSION}"))?)
+}
 
-    fn check_no_foreign_tables(&self) -> Result<(), EngineError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .map_err(|e| self.err(e))?;
-        let names = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        match names.iter().find(|n| !OWN_TABLES.contains(&n.as_str())) {
-            Some(name) => Err(self.not_a_store(format!(
-                "it is an SQLite database with a table \"{name}\" and no SyncHub version"
-            ))),
-            None => Ok(()),
-        }
+fn check_version(version: i64) -> Result<(), Failure> {
+    if version > STATE_VERSION {
+        return Err(Failure::new(format!(
+            "written by a newer SyncHub (state version {version}, this build reads {STATE_VERSION}); upgrade synchub or use another --state-dir"
+        )));
+    }
+    if version < 0 {
+        return Err(Failure::not_a_store(format!("state version {version}")));
+    }
+    Ok(())
+}
+
+fn check_no_foreign_tables(c: &Connection) -> Result<(), Failure> {
+    let mut stmt =
+        c.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    match names.iter().find(|n| !OWN_TABLES.contains(&n.as_str())) {
+        Some(name) => Err(Failure::not_a_store(format!(
+            "it is an SQLite database with a table \"{name}\" and no SyncHub version"
+        ))),
+        None => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rusqlite::Connection;
+    use crate::state::{SqliteStateStore, StateBackend, StateReports};
     use std::path::Path;
 
-    #[test]
-    fn refuses_a_newer_state_store() {
+    async fn version_of(s: &SqliteStateStore) -> i64 {
+        s.call(|c| Ok(version(c)?)).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn refuses_a_newer_state_store() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("state.db")).unwrap();
         conn.execute_batch("PRAGMA user_version = 99").unwrap();
         drop(conn);
-        let err = StateStore::open(dir.path()).err().unwrap();
+        let err = SqliteStateStore::open(dir.path()).await.err().unwrap();
         assert_eq!(
             err.to_string(),
             format!(
@@ -167,25 +162,25 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn migrates_version_1_keeping_its_runs() {
+    #[tokio::test]
+    async fn migrates_version_1_keeping_its_runs() {
         let dir = tempfile::tempdir().unwrap();
         version_1_store(dir.path());
-        let s = StateStore::open(dir.path()).unwrap();
-        assert_eq!(s.version().unwrap(), STATE_VERSION);
-        let runs = s.history("p", None, 10).unwrap();
+        let s = SqliteStateStore::open(dir.path()).await.unwrap();
+        assert_eq!(version_of(&s).await, STATE_VERSION);
+        let runs = s.history("p", None, 10).await.unwrap();
         assert_eq!(runs.len(), 1);
-        assert_eq!(runs[0].run.status, "completed");
+        assert_eq!(runs[0].run.status, crate::state::RunStatus::Completed);
         assert_eq!(runs[0].rows, 19);
         assert_eq!(runs[0].partitions_done, 2);
         assert_eq!(runs[0].partitions_total, Some(2));
-        assert_eq!(s.watermark("p", "full").unwrap(), None);
-        s.set_watermark("p", "full", "int", 42, None).unwrap();
+        assert_eq!(s.watermark("p", "full").await.unwrap(), None);
+        s.set_watermark("p", "full", "int", 42, None).await.unwrap();
         assert_eq!(
-            s.watermark("p", "full").unwrap(),
+            s.watermark("p", "full").await.unwrap(),
             Some(("int".to_string(), 42))
         );
-        s.record_partition_stats(
+        s.record_partition(
             "20240101_120000_aaaaaa",
             "id_20_30",
             &connectors::WriteStats {
@@ -193,20 +188,21 @@ mod tests {
                 ..Default::default()
             },
         )
+        .await
         .unwrap();
-        let runs = s.history("p", None, 10).unwrap();
+        let runs = s.history("p", None, 10).await.unwrap();
         assert_eq!((runs[0].rows, runs[0].rows_deleted), (19, 3));
         drop(s);
         // Opening again finds version 2 and changes nothing.
-        let s = StateStore::open(dir.path()).unwrap();
+        let s = SqliteStateStore::open(dir.path()).await.unwrap();
         assert_eq!(
-            s.watermark("p", "full").unwrap(),
+            s.watermark("p", "full").await.unwrap(),
             Some(("int".to_string(), 42))
         );
     }
 
-    #[test]
-    fn migrates_version_1_with_a_watermarks_table_already_there() {
+    #[tokio::test]
+    async fn migrates_version_1_with_a_watermarks_table_already_there() {
         // Builds between the delta strategy and version 2 created the table
         // on first use without bumping the version.
         let dir = tempfile::tempdir().unwrap();
@@ -219,16 +215,16 @@ mod tests {
                  INSERT INTO watermarks VALUES ('p', 'delta', 'int', 5, '2024-01-01T12:00:00.000000Z');",
             )
             .unwrap();
-        let s = StateStore::open(dir.path()).unwrap();
-        assert_eq!(s.version().unwrap(), STATE_VERSION);
+        let s = SqliteStateStore::open(dir.path()).await.unwrap();
+        assert_eq!(version_of(&s).await, STATE_VERSION);
         assert_eq!(
-            s.watermark("p", "delta").unwrap(),
+            s.watermark("p", "delta").await.unwrap(),
             Some(("int".to_string(), 5))
         );
     }
 
-    #[test]
-    fn refuses_a_file_that_is_not_sqlite_and_leaves_it_alone() {
+    #[tokio::test]
+    async fn refuses_a_file_that_is_not_sqlite_and_leaves_it_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         for content in [
@@ -237,8 +233,8 @@ mod tests {
         ] {
             std::fs::write(&path, &content).unwrap();
             for result in [
-                StateStore::open(dir.path()).err(),
-                StateStore::open_existing(dir.path()).err(),
+                SqliteStateStore::open(dir.path()).await.err(),
+                SqliteStateStore::open_existing(dir.path()).await.err(),
             ] {
                 let err = result.expect("a corrupt store is refused");
                 assert_eq!(
@@ -259,14 +255,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn refuses_another_programs_database() {
+    #[tokio::test]
+    async fn refuses_another_programs_database() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("state.db")).unwrap();
         conn.execute_batch("CREATE TABLE customers (id INTEGER)")
             .unwrap();
         drop(conn);
-        let err = StateStore::open(dir.path()).err().unwrap();
+        let err = SqliteStateStore::open(dir.path()).await.err().unwrap();
         assert!(
             err.to_string().ends_with(
                 "not a SyncHub state store (it is an SQLite database with a table \"customers\" and no SyncHub version); move it away or pass another --state-dir"
