@@ -39,6 +39,10 @@ pub trait Connector: ConnectorType {
     /// A sink writing `columns` into `table`.
     async fn open_sink(&self, table: &TableRef, columns: &[ColumnSpec]) -> Result<Box<dyn Sink>>;
 
+    /// Whether `table` holds no rows, or does not exist yet; creates and
+    /// changes nothing (`synchub plan` asks it).
+    async fn probe_empty(&self, table: &TableRef) -> Result<bool>;
+
     /// The columns of `tables` as the store's catalog declares them.
     async fn declared_columns(
         &self,
@@ -64,6 +68,12 @@ pub fn types() -> ConnectorTypes {
             .map(|c| c.clone() as Arc<dyn ConnectorType>)
             .collect(),
     )
+}
+
+/// Whether the destination `table` holds no rows (see
+/// [`Connector::probe_empty`]).
+pub async fn probe_empty(table: &TableRef) -> Result<bool> {
+    connector(&table.datastore)?.probe_empty(table).await
 }
 
 /// The connector of a datastore's type.

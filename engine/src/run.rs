@@ -13,7 +13,7 @@ use operators::partition_source::{LaneSlots, PartitionQueue, PartitionSource};
 use operators::populate::Populate;
 use operators::{Operator, RunProgress};
 use planner::partition::Partition;
-use planner::plan::OperatorSpec;
+use planner::plan::{DestinationProbe, OperatorSpec};
 use planner::{Pipeline, Plan, SyncFingerprint};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -186,6 +186,11 @@ pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), 
         Some(state) => stored_watermark(&state, &pipeline.name, &plan).await?,
         None => None,
     };
+    let probe = DestinationProbe {
+        empty: connectors::registry::probe_empty(&pipeline.destination).await?,
+        from_watermark: watermark.is_some(),
+    };
+    let plan = plan.for_destination(&pipeline, probe);
     let parts = run_partitions(&plan, source.as_mut(), watermark).await?;
     Ok((plan, parts.partitions))
 }
@@ -291,38 +296,29 @@ pub async fn run_pipeline(
         tracing::warn!("{w}");
         eprintln!("warning: {w}");
     }
-    // Rows a hash run fetches differ from the destination's; a delta past
-    // a stored watermark, without lookback, reads rows changed since (and
-    // the few sitting on the watermark). The sink need not test those for
-    // equality first.
-    sink.rows_are_changes(match plan.kind {
-        planner::StrategyKind::Hash => true,
-        planner::StrategyKind::Delta => {
-            watermark.is_some() && plan.delta.as_ref().is_some_and(|d| d.lookback == 0)
-        }
-        planner::StrategyKind::Full => false,
-    });
-    // A full run over a populated destination compares partition checksums
-    // of every column first: equal partitions are skipped, the others are
-    // rewritten whole. (Not with a stored row hash: it covers hash columns
-    // only, so whole-row checksums could never match it.)
-    let full_compare = plan.kind == planner::StrategyKind::Full
-        && !sink.started_empty()
-        && pipeline
-            .columns
-            .iter()
-            .all(|c| c.stored_hash == planner::model::StoredHash::No);
-    let compared = match plan.kind {
-        planner::StrategyKind::Hash => Some(pipeline.clone()),
-        planner::StrategyKind::Full if full_compare => {
+    // The plan as it runs against this destination: what `synchub plan`
+    // shows, from the same probe.
+    let plan = plan.for_destination(
+        &pipeline,
+        DestinationProbe {
+            empty: started_empty,
+            from_watermark: watermark.is_some(),
+        },
+    );
+    let compared = plan.operators.iter().find_map(|op| match op {
+        OperatorSpec::ChangeDetection {
+            whole_partitions: true,
+            ..
+        } => {
             let mut whole_rows = pipeline.clone();
             for c in &mut whole_rows.columns {
                 c.hash_column = true;
             }
             Some(whole_rows)
         }
+        OperatorSpec::ChangeDetection { .. } => Some(pipeline.clone()),
         _ => None,
-    };
+    });
 
     let total = partitions.len() as u64;
     let todo: Vec<Partition> = partitions
@@ -387,7 +383,6 @@ pub async fn run_pipeline(
                 LaneContext {
                     run: &run,
                     progress: &progress,
-                    full_compare,
                 },
             )
         })
@@ -547,7 +542,6 @@ struct LaneConnections {
 struct LaneContext<'a> {
     run: &'a RunIdentity,
     progress: &'a Arc<RunProgress>,
-    full_compare: bool,
 }
 
 /// The operators of one lane, in the plan's order.
@@ -580,21 +574,25 @@ fn lane_operators(
                 leaf_rows,
                 delete_missing,
                 secondary,
+                whole_partitions,
             } => {
                 let (hashing, destination) = comparison
                     .take()
-                    .expect("hash plans open their comparison sources");
-                Box::new(
-                    ChangeDetection::new(
-                        hashing,
-                        destination,
-                        key_schema(pipeline),
-                        *leaf_rows,
-                        *delete_missing,
-                        plan_page_rows(plan),
-                    )
-                    .with_secondary(secondary.clone()),
+                    .expect("plans with change detection open their comparison sources");
+                let detection = ChangeDetection::new(
+                    hashing,
+                    destination,
+                    key_schema(pipeline),
+                    *leaf_rows,
+                    *delete_missing,
+                    plan_page_rows(plan),
                 )
+                .with_secondary(secondary.clone());
+                Box::new(if *whole_partitions {
+                    detection.partitions_only()
+                } else {
+                    detection
+                })
             }
             OperatorSpec::Fetch {
                 page_rows,
@@ -603,7 +601,7 @@ fn lane_operators(
                 source.take().expect("one fetch per plan"),
                 *page_rows,
                 ctx.progress.clone(),
-                if *only_changes || ctx.full_compare {
+                if *only_changes {
                     FetchMode::Changes {
                         key_columns: pipeline
                             .columns
@@ -618,37 +616,19 @@ fn lane_operators(
                 },
             )),
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
-            OperatorSpec::Populate => Box::new(
-                commits
-                    .take()
-                    .expect("one populate per plan")
-                    .wrap(|on_commit| {
-                        Populate::new(
-                            sink.take().expect("one populate per plan"),
-                            ctx.run.clone(),
-                            ctx.progress.clone(),
-                            on_commit,
-                        )
-                    }),
-            ),
-        });
-    }
-    if ctx.full_compare {
-        let (hashing, destination) = comparison.take().expect("opened for full_compare");
-        ops.insert(
-            1,
-            Box::new(
-                ChangeDetection::new(
-                    hashing,
-                    destination,
-                    key_schema(pipeline),
-                    planner::plan::HASH_LEAF_ROWS,
-                    false,
-                    plan_page_rows(plan),
+            OperatorSpec::Populate { rows_are_changes } => {
+                let mut sink = sink.take().expect("one populate per plan");
+                sink.rows_are_changes(*rows_are_changes);
+                Box::new(
+                    commits
+                        .take()
+                        .expect("one populate per plan")
+                        .wrap(|on_commit| {
+                            Populate::new(sink, ctx.run.clone(), ctx.progress.clone(), on_commit)
+                        }),
                 )
-                .partitions_only(),
-            ),
-        );
+            }
+        });
     }
     ops
 }

@@ -21,6 +21,10 @@ pub enum OperatorSpec {
         delete_missing: bool,
         #[serde(skip)]
         secondary: Vec<PartitionDimension>,
+        /// Compares whole partitions only (equal ones are skipped, the
+        /// others rewritten whole) over every column: a full run into a
+        /// populated destination.
+        whole_partitions: bool,
     },
     /// Reads each partition from the source as Arrow batches of `page_rows`;
     /// with `only_changes`, only the rows change detection named.
@@ -30,8 +34,21 @@ pub enum OperatorSpec {
     },
     /// Re-cuts batches to `target_rows` so the sink writes in efficient sizes.
     Batcher { target_rows: usize },
-    /// Upserts into the destination and commits each partition with its checkpoint.
-    Populate,
+    /// Upserts into the destination and commits each partition with its
+    /// checkpoint. `rows_are_changes`: the rows given are known to differ
+    /// from the destination's or to be new, so the writer need not test
+    /// which are equal first (an equal row is never counted as updated).
+    Populate { rows_are_changes: bool },
+}
+
+/// What a probe of the destination found before a run, which decides the
+/// nodes that depend on it (see [`Plan::for_destination`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestinationProbe {
+    /// The destination table holds no rows (or does not exist yet).
+    pub empty: bool,
+    /// A delta run starts from a stored watermark.
+    pub from_watermark: bool,
 }
 
 impl OperatorSpec {
@@ -41,7 +58,7 @@ impl OperatorSpec {
             OperatorSpec::ChangeDetection { .. } => "change_detection",
             OperatorSpec::Fetch { .. } => "fetch",
             OperatorSpec::Batcher { .. } => "batcher",
-            OperatorSpec::Populate => "populate",
+            OperatorSpec::Populate { .. } => "populate",
         }
     }
 }
@@ -106,13 +123,16 @@ impl Plan {
                         leaf_rows: HASH_LEAF_ROWS,
                         delete_missing: st.raw.delete_missing.unwrap_or(true),
                         secondary: st.secondary.clone(),
+                        whole_partitions: false,
                     },
                     OperatorSpec::Fetch {
                         page_rows,
                         only_changes: true,
                     },
                     OperatorSpec::Batcher { target_rows },
-                    OperatorSpec::Populate,
+                    OperatorSpec::Populate {
+                        rows_are_changes: true,
+                    },
                 ]
             } else {
                 vec![
@@ -122,7 +142,9 @@ impl Plan {
                         only_changes: false,
                     },
                     OperatorSpec::Batcher { target_rows },
-                    OperatorSpec::Populate,
+                    OperatorSpec::Populate {
+                        rows_are_changes: false,
+                    },
                 ]
             },
             dimensions: st.primary.clone(),
@@ -130,6 +152,53 @@ impl Plan {
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
             lanes: pipeline.max_concurrent_partitions.max(1),
         })
+    }
+
+    /// The plan as it runs against a destination in the state `probe`
+    /// found: every node there, nothing added or rewired at run time.
+    ///
+    /// A full run into a populated destination compares partition checksums
+    /// over every column first and fetches only the partitions that differ
+    /// (not with a stored row hash, which covers the hash columns only, so
+    /// whole-row checksums could never match it). A delta past a stored
+    /// watermark without lookback reads rows changed since (and the few on
+    /// the watermark), and a hash run fetches only differing rows: their
+    /// writer need not test rows for equality first.
+    pub fn for_destination(mut self, pipeline: &Pipeline, probe: DestinationProbe) -> Plan {
+        let compare_first = self.kind == StrategyKind::Full
+            && !probe.empty
+            && pipeline
+                .columns
+                .iter()
+                .all(|c| c.stored_hash == crate::model::StoredHash::No);
+        let rows_are_changes = match self.kind {
+            StrategyKind::Hash => true,
+            StrategyKind::Delta => {
+                probe.from_watermark && self.delta.as_ref().is_some_and(|d| d.lookback == 0)
+            }
+            StrategyKind::Full => false,
+        };
+        for op in &mut self.operators {
+            match op {
+                OperatorSpec::Populate {
+                    rows_are_changes: r,
+                } => *r = rows_are_changes,
+                OperatorSpec::Fetch { only_changes, .. } if compare_first => *only_changes = true,
+                _ => {}
+            }
+        }
+        if compare_first {
+            self.operators.insert(
+                1,
+                OperatorSpec::ChangeDetection {
+                    leaf_rows: HASH_LEAF_ROWS,
+                    delete_missing: false,
+                    secondary: Vec::new(),
+                    whole_partitions: true,
+                },
+            );
+        }
+        self
     }
 
     /// The DAG and the partitions it would run, for `synchub plan`.
@@ -217,6 +286,10 @@ impl fmt::Display for OperatorSpec {
                 }
             ),
             OperatorSpec::ChangeDetection {
+                whole_partitions: true,
+                ..
+            } => f.write_str("change_detection(whole partitions, every column)"),
+            OperatorSpec::ChangeDetection {
                 leaf_rows,
                 delete_missing,
                 ..
@@ -230,6 +303,9 @@ impl fmt::Display for OperatorSpec {
                 }
             ),
             OperatorSpec::Batcher { target_rows } => write!(f, "batcher(rows={target_rows})"),
+            OperatorSpec::Populate {
+                rows_are_changes: true,
+            } => f.write_str("populate(changed rows)"),
             other => f.write_str(other.name()),
         }
     }

@@ -42,6 +42,13 @@ impl Connector for MemoryConnector {
         Ok(Box::new(MemorySink::open(table, columns)?))
     }
 
+    async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
+        let key = super::store::table_key(table)?;
+        Ok(super::store::tables()
+            .get(&key)
+            .is_none_or(|t| t.rows.num_rows() == 0))
+    }
+
     async fn declared_columns(
         &self,
         datastore: &Datastore,

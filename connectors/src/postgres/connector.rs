@@ -46,6 +46,23 @@ impl Connector for PostgresConnector {
         Ok(Box::new(PostgresSink::open(table, columns).await?))
     }
 
+    async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
+        let client = super::connect(&table.datastore).await?;
+        let name = crate::sql::table_sql(table.schema.as_deref(), &table.table, None);
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(true);
+        }
+        let empty: bool = client
+            .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {name})"), &[])
+            .await?
+            .get(0);
+        Ok(empty)
+    }
+
     async fn declared_columns(
         &self,
         datastore: &Datastore,

@@ -42,6 +42,34 @@ impl Connector for SqliteConnector {
         Ok(Box::new(SqliteSink::open(table, columns).await?))
     }
 
+    async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
+        let path = super::connect::datastore_path(&table.datastore)?;
+        let name = table.table.clone();
+        let quoted = crate::sql::table_sql(table.schema.as_deref(), &table.table, None);
+        tokio::task::spawn_blocking(move || -> Result<bool> {
+            // No file yet: nothing to open, and opening would create it.
+            if !path.exists() {
+                return Ok(true);
+            }
+            let conn = super::open_connection(&path, false)?;
+            let exists: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [&name],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(true);
+            }
+            Ok(conn.query_row(
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM {quoted})"),
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .map_err(|e| ConnectorError::Other(format!("probe failed: {e}")))?
+    }
+
     async fn declared_columns(
         &self,
         datastore: &Datastore,
