@@ -223,6 +223,10 @@ impl Pg {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
     let name = "conc_pg";
     let pg = Pg::new(name).await?;
@@ -242,6 +246,10 @@ async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
 /// Two state directories (two machines) and one PostgreSQL destination: the
 /// destination's advisory lock keeps the second out.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     let name = "conc_pg_two";
     let pg = Pg::new(name).await?;
@@ -295,6 +303,10 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 fn sqlite_runs_of_one_pipeline_never_overlap() {
     let name = "conc_sqlite";
     let dir = tempfile::tempdir().unwrap();
@@ -355,6 +367,10 @@ fn sqlite_runs_of_one_pipeline_never_overlap() {
 /// recorded as `cancelled`, its summary is printed, and it exits 143 or
 /// 130. The next run resumes from its checkpoints.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
     let name = "conc_signal";
     let pg = Pg::new(name).await?;

@@ -84,6 +84,10 @@ async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
     let (client, s, ws) = setup("crash_kill").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);
@@ -132,6 +136,10 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
     let (client, s, ws) = setup("crash_rand").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);

@@ -524,6 +524,10 @@ fn expect_refused_delta(r: &RunResult, backend: &str, tamper: Tamper, context: &
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_crash_and_tamper_never_skips_rows() -> Result<()> {
     let client = connect().await?;
     let schemas = Schemas::create(&client, "tamper").await?;
@@ -546,6 +550,10 @@ async fn postgres_crash_and_tamper_never_skips_rows() -> Result<()> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn sqlite_crash_and_tamper_never_skips_rows() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let src = Connection::open(dir.path().join("source.db"))?;
