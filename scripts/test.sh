@@ -4,7 +4,8 @@
 #      them from Debian packages and starting them when they are absent;
 #   2. runs every test of the workspace (cargo nextest when installed, else cargo test),
 #      the CLI built with the test-only fault-injection feature.
-# Extra arguments go to the test runner (e.g. scripts/test.sh -E 'test(demo)').
+# Extra arguments go to the test runner (e.g. scripts/test.sh -E 'test(/^tamper::/)': the
+# end-to-end tests are one binary, tests/e2e, a module per area).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,13 +6,11 @@
 //! at a random partition, under full, delta and hash runs, with source
 //! changes in between). The seed is printed; `SYNCHUB_TEST_SEED` replays one.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{connect, difference, run, scalar, Lcg, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Lcg, Schemas, Workspace};
 
 const ROWS: i64 = 40_000;
 const STEP: i64 = 2_000; // 20 partitions

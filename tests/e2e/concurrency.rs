@@ -4,14 +4,12 @@
 //! a PostgreSQL destination exclude each other through it. The data ends
 //! exact every time.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, connect, difference, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, Schemas, Workspace};
 use rusqlite::Connection;
 
 const ROWS: i64 = 5_000;

@@ -11,14 +11,12 @@
 //! SIGKILL after a random delay) and tamper. The seed is printed;
 //! `SYNCHUB_TEST_SEED` replays it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{connect, run, scalar, Lcg, RunResult, Schemas};
 use anyhow::{Context, Result};
-use common::{connect, run, scalar, Lcg, RunResult, Schemas};
 use rusqlite::Connection;
 
 const ROWS: i64 = 6_000;
