@@ -2,8 +2,10 @@
 # The whole test suite, on a fresh machine or a dev box:
 #   1. makes sure PostgreSQL, MariaDB and Redis answer on loopback, installing
 #      them from Debian packages and starting them when they are absent;
-#   2. runs every test of the workspace (cargo nextest when installed, else cargo test).
-# Extra arguments go to the test runner (e.g. scripts/test.sh -E 'test(demo)').
+#   2. runs every test of the workspace (cargo nextest when installed, else cargo test),
+#      the CLI built with the test-only fault-injection feature.
+# Extra arguments go to the test runner (e.g. scripts/test.sh -E 'test(/^tamper::/)': the
+# end-to-end tests are one binary, tests/e2e, a module per area).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,8 +85,9 @@ ensure_postgres
 ensure_mariadb
 ensure_redis
 
+# The feature is our crates' own: dependencies build with the same features either way.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --features synchub/fault-injection --no-fail-fast "$@"
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --features synchub/fault-injection --no-fail-fast "$@"
 fi

@@ -8,33 +8,83 @@ use planner::partition::Partition;
 use crate::operator::{Operator, OperatorError, Output, Result};
 use crate::progress::RunProgress;
 
-/// Test-only fault injection, from `SYNCHUB_TEST_CRASH=<point>:<n>`: the
-/// process aborts at the n-th partition of this run, `before_commit` (rows
-/// written, transaction open) or `after_commit` (committed in the
-/// destination, not yet in the state store). Crash tests use it to prove a
-/// killed run resumes with nothing lost and nothing duplicated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CrashPoint {
-    BeforeCommit(u64),
-    AfterCommit(u64),
-}
+/// Test-only fault injection, compiled only with the `fault-injection`
+/// feature (the test command's build of the CLI; a normal build has none of
+/// it and reads no test variables). From `SYNCHUB_TEST_CRASH=<point>:<n>`
+/// the process aborts at the n-th partition of this run, `before_commit`
+/// (rows written, transaction open) or `after_commit` (committed in the
+/// destination, not yet in the state store); crash tests use it to prove a
+/// killed run resumes with nothing lost and nothing duplicated. From
+/// `SYNCHUB_TEST_SLOW_COMMIT_MS` it pauses after each commit, so a test can
+/// kill a run mid-way or make two runs meet.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    use planner::partition::Partition;
 
-impl CrashPoint {
-    fn from_env() -> Option<CrashPoint> {
-        let v = std::env::var("SYNCHUB_TEST_CRASH").ok()?;
-        let (point, n) = v.split_once(':')?;
-        let n = n.parse().ok()?;
-        match point {
-            "before_commit" => Some(CrashPoint::BeforeCommit(n)),
-            "after_commit" => Some(CrashPoint::AfterCommit(n)),
-            _ => None,
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum CrashPoint {
+        BeforeCommit(u64),
+        AfterCommit(u64),
+    }
+
+    impl CrashPoint {
+        fn from_env() -> Option<CrashPoint> {
+            let v = std::env::var("SYNCHUB_TEST_CRASH").ok()?;
+            let (point, n) = v.split_once(':')?;
+            let n = n.parse().ok()?;
+            match point {
+                "before_commit" => Some(CrashPoint::BeforeCommit(n)),
+                "after_commit" => Some(CrashPoint::AfterCommit(n)),
+                _ => None,
+            }
         }
     }
-}
 
-fn crash_now(why: &str) -> ! {
-    eprintln!("SYNCHUB_TEST_CRASH: aborting {why}");
-    std::process::abort()
+    fn crash_now(why: &str) -> ! {
+        eprintln!("SYNCHUB_TEST_CRASH: aborting {why}");
+        std::process::abort()
+    }
+
+    pub(super) struct Faults {
+        crash: Option<CrashPoint>,
+        slow_commit: Option<std::time::Duration>,
+        partitions_seen: u64,
+    }
+
+    impl Faults {
+        pub(super) fn from_env() -> Faults {
+            Faults {
+                crash: CrashPoint::from_env(),
+                slow_commit: std::env::var("SYNCHUB_TEST_SLOW_COMMIT_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map(std::time::Duration::from_millis),
+                partitions_seen: 0,
+            }
+        }
+
+        /// A partition's rows are written, its transaction still open.
+        pub(super) fn before_commit(&mut self, p: &Partition) {
+            self.partitions_seen += 1;
+            if self.crash == Some(CrashPoint::BeforeCommit(self.partitions_seen)) {
+                crash_now(&format!("before committing partition {}", p.id));
+            }
+        }
+
+        /// Committed in the destination, not yet in the state store.
+        pub(super) fn after_commit(&self, p: &Partition) {
+            if self.crash == Some(CrashPoint::AfterCommit(self.partitions_seen)) {
+                crash_now(&format!("after committing partition {}", p.id));
+            }
+        }
+
+        /// After the commit hook.
+        pub(super) async fn pause(&self) {
+            if let Some(pause) = self.slow_commit {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
 }
 
 /// Called after a partition and its checkpoint are committed.
@@ -49,12 +99,10 @@ pub struct Populate {
     on_commit: CommitHook,
     /// The partition whose transaction is open, if any.
     open: Option<Arc<Partition>>,
-    crash: Option<CrashPoint>,
     /// Rows of the open partition found identical upstream, unfetched.
     unchanged_upstream: u64,
-    /// Test-only: pause after each commit, so a test can kill mid-run.
-    slow_commit: Option<std::time::Duration>,
-    partitions_seen: u64,
+    #[cfg(feature = "fault-injection")]
+    faults: fault::Faults,
 }
 
 impl Populate {
@@ -70,13 +118,9 @@ impl Populate {
             progress,
             on_commit,
             open: None,
-            crash: CrashPoint::from_env(),
             unchanged_upstream: 0,
-            slow_commit: std::env::var("SYNCHUB_TEST_SLOW_COMMIT_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(std::time::Duration::from_millis),
-            partitions_seen: 0,
+            #[cfg(feature = "fault-injection")]
+            faults: fault::Faults::from_env(),
         }
     }
 }
@@ -100,10 +144,8 @@ impl Operator for Populate {
     }
 
     async fn on_partition_end(&mut self, p: Arc<Partition>, _out: &mut Output) -> Result<()> {
-        self.partitions_seen += 1;
-        if self.crash == Some(CrashPoint::BeforeCommit(self.partitions_seen)) {
-            crash_now(&format!("before committing partition {}", p.id));
-        }
+        #[cfg(feature = "fault-injection")]
+        self.faults.before_commit(&p);
         let mut stats = self
             .sink
             .commit_partition(&self.run, &p)
@@ -116,13 +158,11 @@ impl Operator for Populate {
         RunProgress::add(&self.progress.rows_unchanged, stats.unchanged);
         RunProgress::add(&self.progress.rows_deleted, stats.deleted);
         RunProgress::add(&self.progress.partitions_done, 1);
-        if self.crash == Some(CrashPoint::AfterCommit(self.partitions_seen)) {
-            crash_now(&format!("after committing partition {}", p.id));
-        }
+        #[cfg(feature = "fault-injection")]
+        self.faults.after_commit(&p);
         (self.on_commit)(&p, stats)?;
-        if let Some(pause) = self.slow_commit {
-            tokio::time::sleep(pause).await;
-        }
+        #[cfg(feature = "fault-injection")]
+        self.faults.pause().await;
         Ok(())
     }
 

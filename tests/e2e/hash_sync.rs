@@ -2,10 +2,10 @@
 //! checksums find the ranges that differ, row hashes name the rows;
 //! inserts, updates and deletes are applied and nothing else is touched.
 
-mod common;
-
+use crate::common::{
+    connect, difference, move_rows_sql, moved_rows_pipeline, scalar, Schemas, Workspace,
+};
 use anyhow::Result;
-use common::{connect, difference, move_rows_sql, moved_rows_pipeline, scalar, Schemas, Workspace};
 
 fn pipeline(name: &str, partitioning: &str) -> String {
     format!(

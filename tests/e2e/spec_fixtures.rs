@@ -3,12 +3,10 @@
 //! validate`, `plan` and `run` give the same verdict. Pipelines that
 //! validate run for real against a database of the test's own.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::{connect, synchub};
 use anyhow::Result;
-use common::{connect, synchub};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("planner/tests/spec_examples")

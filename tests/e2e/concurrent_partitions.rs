@@ -3,13 +3,11 @@
 //! result of one lane, under full, hash and full-over-a-populated-table
 //! runs; a destination that takes one writer at a time (SQLite) runs one lane.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::common::{connect, difference, run, scalar, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas, Workspace};
 use serde_json::Value;
 
 const ROWS: i64 = 60_000;

@@ -13,8 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use tokio_postgres::Client;
 
-mod common;
-use common::{connect, scalar as scalar_i64, Schemas};
+use crate::common::{connect, scalar as scalar_i64, Schemas};
 
 const PARTITION_STEP: i64 = 25_000;
 

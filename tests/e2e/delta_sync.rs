@@ -3,10 +3,8 @@
 //! neither lost nor duplicated, and the watermark only moves after a
 //! complete run.
 
-mod common;
-
+use crate::common::{self, connect, difference, run, scalar, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Schemas, Workspace};
 
 const ROWS: i64 = 300_000;
 

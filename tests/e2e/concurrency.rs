@@ -4,14 +4,12 @@
 //! a PostgreSQL destination exclude each other through it. The data ends
 //! exact every time.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, connect, difference, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, Schemas, Workspace};
 use rusqlite::Connection;
 
 const ROWS: i64 = 5_000;
@@ -223,6 +221,10 @@ impl Pg {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
     let name = "conc_pg";
     let pg = Pg::new(name).await?;
@@ -242,6 +244,10 @@ async fn postgres_runs_of_one_pipeline_never_overlap() -> Result<()> {
 /// Two state directories (two machines) and one PostgreSQL destination: the
 /// destination's advisory lock keeps the second out.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
     let name = "conc_pg_two";
     let pg = Pg::new(name).await?;
@@ -299,6 +305,10 @@ async fn postgres_destination_lock_spans_state_directories() -> Result<()> {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 fn sqlite_runs_of_one_pipeline_never_overlap() {
     let name = "conc_sqlite";
     let dir = tempfile::tempdir().unwrap();
@@ -359,6 +369,10 @@ fn sqlite_runs_of_one_pipeline_never_overlap() {
 /// recorded as `cancelled`, its summary is printed, and it exits 143 or
 /// 130. The next run resumes from its checkpoints.
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
     let name = "conc_signal";
     let pg = Pg::new(name).await?;

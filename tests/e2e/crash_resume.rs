@@ -6,13 +6,11 @@
 //! at a random partition, under full, delta and hash runs, with source
 //! changes in between). The seed is printed; `SYNCHUB_TEST_SEED` replays one.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{connect, difference, run, scalar, Lcg, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, run, scalar, Lcg, Schemas, Workspace};
 
 const ROWS: i64 = 40_000;
 const STEP: i64 = 2_000; // 20 partitions
@@ -84,6 +82,10 @@ async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
     let (client, s, ws) = setup("crash_kill").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);
@@ -132,6 +134,10 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn randomized_kill_points_never_lose_or_duplicate_rows() -> Result<()> {
     let (client, s, ws) = setup("crash_rand").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);

@@ -179,8 +179,8 @@ destination_provider:
     )
 }
 
-/// The moved-row scenario, on either engine (`tests/hash_sync.rs`,
-/// `tests/sqlite_incremental.rs`): `items` (id, grp, name) of 250,000 rows,
+/// The moved-row scenario, on either engine (`hash_sync.rs`,
+/// `sqlite_incremental.rs`): `items` (id, grp, name) of 250,000 rows,
 /// partitioned on `grp`, a column rows can change, in one partition.
 pub fn moved_rows_pipeline(name: &str, backend: &str) -> String {
     format!(

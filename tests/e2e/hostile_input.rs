@@ -5,13 +5,11 @@
 //! a valid filter with quotes and parentheses in it still syncs exactly the
 //! rows it names.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{connect, Schemas, Workspace};
+use crate::common::{connect, Schemas, Workspace};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synchub");
 

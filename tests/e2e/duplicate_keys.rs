@@ -3,10 +3,8 @@
 //! one of the two, into an empty destination (written straight into) and
 //! into a populated one (staged and merged), on both engines.
 
-mod common;
-
+use crate::common::{self, connect, items_providers, run, scalar, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, items_providers, run, scalar, Schemas, Workspace};
 
 fn pipeline(backend: &str) -> String {
     format!(

@@ -3,10 +3,8 @@
 //! `config validate` and `config show` agree, and a column whose type
 //! cannot be taken is named with the reason.
 
-mod common;
-
+use crate::common::{connect, difference, run, synchub, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, difference, run, synchub, Schemas, Workspace};
 
 /// The spec's audit-columns example as both backends' columns: business
 /// columns hashed, audit columns not; no `data_type` anywhere.

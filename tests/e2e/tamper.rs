@@ -11,14 +11,12 @@
 //! SIGKILL after a random delay) and tamper. The seed is printed;
 //! `SYNCHUB_TEST_SEED` replays it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::{connect, run, scalar, Lcg, RunResult, Schemas};
 use anyhow::{Context, Result};
-use common::{connect, run, scalar, Lcg, RunResult, Schemas};
 use rusqlite::Connection;
 
 const ROWS: i64 = 6_000;
@@ -524,6 +522,10 @@ fn expect_refused_delta(r: &RunResult, backend: &str, tamper: Tamper, context: &
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn postgres_crash_and_tamper_never_skips_rows() -> Result<()> {
     let client = connect().await?;
     let schemas = Schemas::create(&client, "tamper").await?;
@@ -546,6 +548,10 @@ async fn postgres_crash_and_tamper_never_skips_rows() -> Result<()> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
 async fn sqlite_crash_and_tamper_never_skips_rows() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let src = Connection::open(dir.path().join("source.db"))?;

@@ -10,13 +10,11 @@
 //! (`hostile_input.rs`), secrets byte for byte (`connection_secrets.rs`),
 //! NULL keys (`hostile_run.rs`), malformed configs (`bad_input.rs`).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::common::{connect, scalar, Schemas};
 use anyhow::Result;
-use common::{connect, scalar, Schemas};
 
 /// One hostile input.
 struct Case {

@@ -3,13 +3,11 @@
 //! Each case checks the exit code, the exact message and that the
 //! destination holds nothing half-written.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::common::{self, connect, run, scalar, Schemas, Workspace};
 use anyhow::Result;
-use common::{connect, run, scalar, Schemas, Workspace};
 use rusqlite::Connection;
 
 const NULL_KEY_ADVICE: &str = "unique column \"id\" is NULL; a key identifies its row and cannot be NULL: leave such rows out with a filter on the source (IS NOT NULL) or map a column that is never NULL as unique_column";

@@ -3,11 +3,9 @@
 //! (one only to a non-hash column), deletes and rows moved onto the exact
 //! watermark value.
 
-mod common;
-
 use std::path::Path;
 
-use common::{move_rows_sql, moved_rows_pipeline, run};
+use crate::common::{move_rows_sql, moved_rows_pipeline, run};
 use rusqlite::Connection;
 
 const ROWS: i64 = 300_000;
@@ -152,7 +150,7 @@ fn a_watermark_past_every_row_warns_and_reads_nothing() {
     );
 }
 
-/// As on PostgreSQL (`tests/hash_sync.rs`): rows whose partition column
+/// As on PostgreSQL (`hash_sync.rs`): rows whose partition column
 /// changed are deleted from the range they left only if still there.
 #[test]
 fn a_row_moved_to_another_bucket_range_is_kept_on_sqlite() {

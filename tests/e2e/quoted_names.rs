@@ -3,9 +3,7 @@
 //! full, delta on such a cursor, hash with inserts, updates and deletes,
 //! partitioned on such a column named bare.
 
-mod common;
-
-use common::{connect, difference, run, scalar, Schemas, Workspace};
+use crate::common::{self, connect, difference, run, scalar, Schemas, Workspace};
 use rusqlite::Connection;
 
 /// The columns as the source names them, quoted for SQL.

@@ -3,13 +3,11 @@
 //! delta and hash runs write it, and the hash strategy reads it back from the
 //! destination instead of re-hashing the destination rows.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::common::{self, connect, run, scalar, Schemas};
 use anyhow::Result;
-use common::{connect, run, scalar, Schemas};
 use connectors::rowhash::{hash_hex, row_hash};
 
 const ROWS: i64 = 20_000;

@@ -1,0 +1,30 @@
+//! The end-to-end tests, linked into one test binary (one link instead of one
+//! per file): each module was a `tests/<name>.rs` binary of its own and keeps
+//! its name, so a test is `<module>::<test>` (e.g. `nextest run -E
+//! 'test(/^tamper::/)'`). nextest still runs every test in its own process.
+//! Shared helpers are in `common`.
+
+mod common;
+
+mod bad_input;
+mod catalog_types;
+mod concurrency;
+mod concurrent_partitions;
+mod config_cli;
+mod connection_secrets;
+mod crash_resume;
+mod delta_sync;
+mod demo;
+mod duplicate_keys;
+mod hash_key_column;
+mod hash_sync;
+mod hostile_cases;
+mod hostile_input;
+mod hostile_run;
+mod pipelines_plan;
+mod postgres_full_sync;
+mod quoted_names;
+mod spec_fixtures;
+mod sqlite_incremental;
+mod state_cli;
+mod tamper;
