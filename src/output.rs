@@ -165,6 +165,7 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "lanes": s.lanes,
         "duration_seconds": s.duration_seconds,
         "run_id": s.run_id,
+        "dag": s.dag,
         "operators": s.operators,
     });
     if let Some(e) = error {

@@ -157,6 +157,9 @@ pub struct RunSummary {
     /// at most one per partition to do, one for a single-writer destination).
     pub lanes: u64,
     pub duration_seconds: f64,
+    /// The plan's operators as `synchub plan` prints them: the chain this
+    /// run built, one operator per node.
+    pub dag: Vec<String>,
     pub operators: Vec<OperatorStats>,
 }
 
@@ -416,6 +419,7 @@ pub async fn run_pipeline(
         partitions_skipped: skipped,
         lanes: lane_count,
         duration_seconds: started.elapsed().as_secs_f64(),
+        dag: plan.operators.iter().map(|o| o.to_string()).collect(),
         operators,
     };
     // The watermark moves only once every partition of the window is in.

@@ -22,6 +22,7 @@ mod hostile_cases;
 mod hostile_input;
 mod hostile_run;
 mod pipelines_plan;
+mod plan_is_what_runs;
 mod postgres_full_sync;
 mod quoted_names;
 mod spec_fixtures;

@@ -1,4 +1,4 @@
--- Source tables for the spec's example pipelines (tests/spec_fixtures.rs),
+-- Source tables for the spec's example pipelines (tests/e2e/spec_fixtures.rs),
 -- a few rows each, in a database of the test's own.
 CREATE TABLE users (id int PRIMARY KEY, name text, email text, updated_at timestamp NOT NULL);
 INSERT INTO users SELECT g, 'user ' || g, 'u' || g || '@example.com',
