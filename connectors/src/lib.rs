@@ -15,7 +15,7 @@ pub mod traits;
 pub use error::{ConnectorError, ErrorDomain, ErrorKind, Result};
 pub use traits::{
     BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, LockAttempt, RunIdentity, Sink,
-    Source, WriteStats,
+    SinkCapabilities, Source, WriteMode, WriteStats,
 };
 
 use planner::model::{MappedColumn, TableRef};

@@ -167,6 +167,36 @@ impl WriteStats {
     }
 }
 
+/// How a partition's rows meet the destination's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Rows may equal the destination's: equal ones are left as they are
+    /// and counted unchanged.
+    #[default]
+    Merge,
+    /// The rows are known to differ from the destination's or to be new
+    /// (a hash run fetches only such rows; a delta past its watermark,
+    /// without lookback, nearly only such rows): the writer may skip
+    /// testing which are equal first. An equal row is still never counted
+    /// as updated.
+    Changes,
+}
+
+/// What a destination can do, asked instead of assumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkCapabilities {
+    /// A partition's rows and its checkpoint commit in one transaction.
+    /// (A destination without must commit idempotently under the token
+    /// (run id, partition id): none of today's.)
+    pub transactional: bool,
+    /// Rows are merged by key.
+    pub upsert: bool,
+    /// Rows can be deleted by key (the hash strategy's deletes).
+    pub delete: bool,
+    /// One writer at a time: partitions are written one after another.
+    pub single_writer: bool,
+}
+
 /// Writes batches into a destination table, one transaction per partition.
 #[async_trait]
 pub trait Sink: Send {
@@ -180,17 +210,13 @@ pub trait Sink: Send {
         false
     }
 
-    /// Whether the rows this writer will be given are known to differ from
-    /// the destination's or to be new (hash fetches only such rows; a delta
-    /// past its watermark, without lookback, nearly only such rows). It may
-    /// then skip testing which are equal before merging them; either way an
-    /// equal row is never counted as updated.
-    fn rows_are_changes(&mut self, _yes: bool) {}
+    /// What this destination can do.
+    fn capabilities(&self) -> SinkCapabilities;
 
     /// Another writer to the table this one prepared, on a connection of
     /// its own, for partitions written at the same time as this writer's
-    /// (`max_concurrent_partitions`). `None`: the destination takes one
-    /// writer at a time.
+    /// (`max_concurrent_partitions`). Only asked of a destination whose
+    /// capabilities are not `single_writer`.
     async fn another_writer(&mut self) -> Result<Option<Box<dyn Sink>>> {
         Ok(None)
     }
@@ -216,8 +242,9 @@ pub trait Sink: Send {
         Ok(LockAttempt::Acquired)
     }
 
-    /// Opens the partition's transaction.
-    async fn begin_partition(&mut self, partition: &Partition) -> Result<()>;
+    /// Opens the partition's transaction; its rows are written as `mode`
+    /// says.
+    async fn begin_partition(&mut self, partition: &Partition, mode: WriteMode) -> Result<()>;
 
     /// Stages a batch inside the open partition.
     async fn write(&mut self, batch: &RecordBatch) -> Result<()>;

@@ -16,7 +16,9 @@ use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::Int64Type;
 use async_trait::async_trait;
 use connectors::rowhash::{self, ROW_HASH_COLUMN};
-use connectors::{open_sink, open_source, Checksum, RunIdentity, Sink, Source, WriteStats};
+use connectors::{
+    open_sink, open_source, Checksum, RunIdentity, Sink, Source, WriteMode, WriteStats,
+};
 use futures_util::TryStreamExt;
 use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
@@ -195,7 +197,9 @@ async fn write(
     batch: Option<&RecordBatch>,
     deletes: Option<&RecordBatch>,
 ) -> WriteStats {
-    sink.begin_partition(partition).await.unwrap();
+    sink.begin_partition(partition, WriteMode::Merge)
+        .await
+        .unwrap();
     if let Some(b) = batch {
         sink.write(b).await.unwrap();
     }
@@ -376,7 +380,7 @@ async fn aborted_partitions_leave_nothing(h: &dyn Harness) {
     let p1 = by_id(1..101);
     write(sink.as_mut(), &p1, Some(&rows(1..=100, "")), None).await;
     let p2 = by_id(101..201);
-    sink.begin_partition(&p2).await.unwrap();
+    sink.begin_partition(&p2, WriteMode::Merge).await.unwrap();
     sink.write(&rows(101..=200, "")).await.unwrap();
     sink.abort_partition().await.unwrap();
     assert_eq!(read_all(&t).await, rows(1..=100, ""));
@@ -394,7 +398,7 @@ async fn aborted_partitions_leave_nothing(h: &dyn Harness) {
     );
     // A sink dropped mid-partition (a crash) commits nothing either; the
     // partition written again afterwards is whole.
-    sink.begin_partition(&p2).await.unwrap();
+    sink.begin_partition(&p2, WriteMode::Merge).await.unwrap();
     sink.write(&rows(101..=150, "")).await.unwrap();
     drop(sink);
     assert_eq!(read_all(&t).await, rows(1..=100, ""));

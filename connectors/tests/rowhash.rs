@@ -210,7 +210,9 @@ async fn load_sqlite(pg: &mut PostgresSource, cols: &[MappedColumn], file: &Path
     let mut sink = SqliteSink::open(&table, &specs).await.unwrap();
     sink.prepare().await.unwrap();
     let whole = Partition::whole();
-    sink.begin_partition(&whole).await.unwrap();
+    sink.begin_partition(&whole, connectors::WriteMode::Merge)
+        .await
+        .unwrap();
     {
         let mut stream = pg.read(&whole, 1000).await.unwrap();
         while let Some(batch) = stream.next().await {

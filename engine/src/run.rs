@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use connectors::{open_sink, open_source, LockAttempt, RunIdentity};
+use connectors::{open_sink, open_source, LockAttempt, RunIdentity, WriteMode};
 use operators::batcher::Batcher;
 use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
@@ -498,7 +498,13 @@ async fn open_lanes(
     wanted: usize,
 ) -> Result<Vec<LaneConnections>, EngineError> {
     let mut sinks = Vec::with_capacity(wanted);
-    while sinks.len() + 1 < wanted {
+    let single_writer = sink.capabilities().single_writer;
+    if single_writer && wanted > 1 {
+        tracing::info!(
+            "the destination takes one writer at a time: partitions are written one after another"
+        );
+    }
+    while !single_writer && sinks.len() + 1 < wanted {
         match sink.another_writer().await? {
             Some(writer) => sinks.push(writer),
             None => {
@@ -621,14 +627,24 @@ fn lane_operators(
             )),
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
             OperatorSpec::Populate { rows_are_changes } => {
-                let mut sink = sink.take().expect("one populate per plan");
-                sink.rows_are_changes(*rows_are_changes);
+                let sink = sink.take().expect("one populate per plan");
+                let mode = if *rows_are_changes {
+                    WriteMode::Changes
+                } else {
+                    WriteMode::Merge
+                };
                 Box::new(
                     commits
                         .take()
                         .expect("one populate per plan")
                         .wrap(|on_commit| {
-                            Populate::new(sink, ctx.run.clone(), ctx.progress.clone(), on_commit)
+                            Populate::new(
+                                sink,
+                                mode,
+                                ctx.run.clone(),
+                                ctx.progress.clone(),
+                                on_commit,
+                            )
                         }),
                 )
             }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use connectors::{RunIdentity, Sink, WriteStats};
+use connectors::{RunIdentity, Sink, WriteMode, WriteStats};
 use planner::partition::Partition;
 
 use crate::operator::{Operator, OperatorError, Output, Result};
@@ -97,6 +97,7 @@ pub struct Populate {
     run: RunIdentity,
     progress: Arc<RunProgress>,
     on_commit: CommitHook,
+    mode: WriteMode,
     /// The partition whose transaction is open, if any.
     open: Option<Arc<Partition>>,
     /// Rows of the open partition found identical upstream, unfetched.
@@ -106,14 +107,17 @@ pub struct Populate {
 }
 
 impl Populate {
+    /// `mode`: how every partition's rows meet the destination's.
     pub fn new(
         sink: Box<dyn Sink>,
+        mode: WriteMode,
         run: RunIdentity,
         progress: Arc<RunProgress>,
         on_commit: CommitHook,
     ) -> Self {
         Populate {
             sink,
+            mode,
             run,
             progress,
             on_commit,
@@ -132,7 +136,7 @@ impl Operator for Populate {
     }
 
     async fn on_partition_start(&mut self, p: Arc<Partition>, _out: &mut Output) -> Result<()> {
-        self.sink.begin_partition(&p).await?;
+        self.sink.begin_partition(&p, self.mode).await?;
         self.open = Some(p);
         Ok(())
     }

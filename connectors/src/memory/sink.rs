@@ -14,7 +14,9 @@ use planner::partition::Partition;
 use planner::types::{arrow_schema, ColumnSpec};
 
 use super::store::{concat, new_identity, table_key, tables, MemTable};
-use crate::{Checkpoint, ConnectorError, Result, RunIdentity, Sink, WriteStats};
+use crate::{
+    Checkpoint, ConnectorError, Result, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats,
+};
 
 pub struct MemorySink {
     key: (String, String),
@@ -120,7 +122,16 @@ impl Sink for MemorySink {
             .unwrap_or_default())
     }
 
-    async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            transactional: true,
+            upsert: true,
+            delete: true,
+            single_writer: true,
+        }
+    }
+
+    async fn begin_partition(&mut self, _partition: &Partition, _mode: WriteMode) -> Result<()> {
         self.staged.clear();
         self.deletes.clear();
         Ok(())

@@ -18,7 +18,9 @@ use super::connect;
 use super::params::BoundParam;
 use crate::conform::value_error;
 use crate::sql;
-use crate::traits::{Checkpoint, LockAttempt, RunIdentity, Sink, WriteStats};
+use crate::traits::{
+    Checkpoint, LockAttempt, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats,
+};
 use crate::{ConnectorError, Result};
 
 /// A write that failed on the key means two source rows share it: COPY
@@ -363,8 +365,13 @@ impl PostgresSink {
 
 #[async_trait]
 impl Sink for PostgresSink {
-    fn rows_are_changes(&mut self, yes: bool) {
-        self.rows_are_changes = yes;
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            transactional: true,
+            upsert: true,
+            delete: true,
+            single_writer: false,
+        }
     }
 
     async fn another_writer(&mut self) -> Result<Option<Box<dyn Sink>>> {
@@ -373,7 +380,6 @@ impl Sink for PostgresSink {
         writer.encoder = Some(writer.new_encoder()?);
         writer.merge_sql = self.merge_sql.clone();
         writer.merge_changes_sql = self.merge_changes_sql.clone();
-        writer.rows_are_changes = self.rows_are_changes;
         writer.direct = self.direct;
         writer.identity = self.identity.clone();
         Ok(Some(Box::new(writer)))
@@ -576,7 +582,8 @@ impl Sink for PostgresSink {
         })
     }
 
-    async fn begin_partition(&mut self, _partition: &Partition) -> Result<()> {
+    async fn begin_partition(&mut self, _partition: &Partition, mode: WriteMode) -> Result<()> {
+        self.rows_are_changes = mode == WriteMode::Changes;
         // The stage and its COPY wait for the first row: a partition with
         // nothing to write (most of a hash run) commits its checkpoint alone,
         // without creating and dropping a temporary table.

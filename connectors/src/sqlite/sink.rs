@@ -15,7 +15,7 @@ use super::params::bound_params;
 use super::thread::ConnectionThread;
 use crate::conform::value_error;
 use crate::sql;
-use crate::traits::{Checkpoint, RunIdentity, Sink, WriteStats};
+use crate::traits::{Checkpoint, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats};
 use crate::{ConnectorError, Result};
 
 pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
@@ -291,7 +291,17 @@ impl Sink for SqliteSink {
             .await
     }
 
-    async fn begin_partition(&mut self, partition: &Partition) -> Result<()> {
+    fn capabilities(&self) -> SinkCapabilities {
+        SinkCapabilities {
+            transactional: true,
+            upsert: true,
+            delete: true,
+            single_writer: true,
+        }
+    }
+
+    /// Equal rows are found by the merge itself either way.
+    async fn begin_partition(&mut self, partition: &Partition, _mode: WriteMode) -> Result<()> {
         self.open_partition = Some(partition.clone());
         self.written = 0;
         if self.empty_at_start {

@@ -24,7 +24,7 @@ impl PostgresSink {
         // WHERE then skips it, and a lock dirties the page and writes WAL (a
         // first delta run over 2M equal rows wrote 379 MB of it). The
         // anti-join only reads, but costs a probe per staged row: rows known
-        // to be changes (see `Sink::rows_are_changes`) skip it. The WHERE
+        // to be changes (`WriteMode::Changes`) skip it. The WHERE
         // stays as the rule for what counts as a change.
         let (unchanged_filter, conflict) = if non_keys.is_empty() {
             (String::new(), "DO NOTHING".to_string())
