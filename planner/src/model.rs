@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{
-    BackendColumn, BackendConfig, ColumnMapEntry, DataBackend, JoinConfig, PartitionConfig,
-    PipelineFile, StrategyConfig,
+    BackendColumn, BackendConfig, ColumnMapEntry, DataBackend, DeltaConfig, JoinConfig,
+    PartitionConfig, PipelineFile, StrategyConfig, StrategyType,
 };
 use crate::datastores::{Datastore, Datastores};
 use crate::error::{PlannerError, Problem, Result};
@@ -200,8 +200,17 @@ pub struct Strategy {
     pub secondary: Vec<PartitionDimension>,
     /// Position in `strategies`, for error paths.
     pub index: usize,
+    /// Hash: delete destination rows missing from the source.
     #[serde(skip)]
-    pub(crate) raw: StrategyConfig,
+    pub delete_missing: bool,
+    /// Rows per batch handed to the destination, when the strategy says
+    /// (`pipeline_config.batch_size`); else the pipeline's.
+    #[serde(skip)]
+    pub batch_rows: Option<usize>,
+    /// Fields that parse but that this strategy cannot honour yet, by path:
+    /// planning it is refused with the first.
+    #[serde(skip)]
+    pub(crate) unsupported: Vec<String>,
 }
 
 /// How a delta strategy finds changed rows.
@@ -235,8 +244,6 @@ pub struct Pipeline {
     /// declare no `primary_partitions`.
     #[serde(skip)]
     pub default_partitioning: Vec<PartitionDimension>,
-    #[serde(skip)]
-    pub raw: PipelineFile,
 }
 
 impl Pipeline {
@@ -472,10 +479,16 @@ impl Pipeline {
         let mut default_partitioning = Vec::new();
         if let Some((_, _, columns)) = &normalized {
             default_partitioning = simple_partitioning(&raw, columns, &mut problems);
+            let hash_algo = raw.hash_algo.as_deref();
             for (i, s) in raw.strategies.iter().enumerate() {
-                if let Some(st) =
-                    normalize_strategy(&default_partitioning, i, s, columns, &mut problems)
-                {
+                if let Some(st) = normalize_strategy(
+                    &default_partitioning,
+                    i,
+                    s,
+                    columns,
+                    hash_algo,
+                    &mut problems,
+                ) {
                     strategies.push(st);
                 }
             }
@@ -517,7 +530,6 @@ impl Pipeline {
             max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1) as usize,
             batch_rows,
             default_partitioning,
-            raw,
         })
     }
 }
@@ -1442,17 +1454,18 @@ fn normalize_strategy(
     i: usize,
     s: &StrategyConfig,
     columns: &[MappedColumn],
+    hash_algo: Option<&str>,
     problems: &mut Problems,
 ) -> Option<Strategy> {
     let path = format!("strategies[{i}]");
-    let kind = match s.kind.as_str() {
-        "full" => StrategyKind::Full,
-        "delta" => StrategyKind::Delta,
-        "hash" => StrategyKind::Hash,
-        other => {
+    let kind = match &s.kind {
+        StrategyType::Full => StrategyKind::Full,
+        StrategyType::Delta(_) => StrategyKind::Delta,
+        StrategyType::Hash(_) => StrategyKind::Hash,
+        StrategyType::Unknown { name } => {
             problems.push(
                 format!("{path}.type"),
-                format!("unknown strategy type \"{other}\"; use full, delta or hash"),
+                format!("unknown strategy type \"{name}\"; use full, delta or hash"),
             );
             return None;
         }
@@ -1518,11 +1531,20 @@ fn normalize_strategy(
             }
         }
     }
-    let delta = if kind == StrategyKind::Delta {
-        let spec = delta_spec(&path, s, columns, &mut primary, problems)?;
-        Some(spec)
-    } else {
-        None
+    let delta = match &s.kind {
+        StrategyType::Delta(d) => Some(delta_spec(
+            &path,
+            d,
+            &s.primary_partitions,
+            columns,
+            &mut primary,
+            problems,
+        )?),
+        _ => None,
+    };
+    let delete_missing = match &s.kind {
+        StrategyType::Hash(h) => h.delete_missing.unwrap_or(true),
+        _ => false,
     };
     let page_size = s
         .page_size
@@ -1540,7 +1562,13 @@ fn normalize_strategy(
         secondary,
         delta,
         index: i,
-        raw: s.clone(),
+        delete_missing,
+        batch_rows: s
+            .pipeline_config
+            .as_ref()
+            .and_then(|c| c.batch_size)
+            .map(|n| (n as usize).max(1)),
+        unsupported: unsupported_fields(&path, kind, s, hash_algo),
     })
 }
 
@@ -1566,18 +1594,23 @@ fn key_range_dimension(columns: &[MappedColumn]) -> Option<PartitionDimension> {
 /// lookback and what to do with NULL cursors.
 fn delta_spec(
     path: &str,
-    s: &StrategyConfig,
+    delta: &DeltaConfig,
+    partitions: &[PartitionConfig],
     columns: &[MappedColumn],
     primary: &mut Vec<PartitionDimension>,
     problems: &mut Problems,
 ) -> Option<DeltaSpec> {
     // Without `column`, the spec's examples cut the delta window by a
     // datetime primary partition: that column is the cursor.
-    let implied = s.primary_partitions.iter().find(|p| {
+    let implied = partitions.iter().find(|p| {
         ["datetime", "timestamp", "timestamptz", "date"]
             .contains(&p.data_type.to_ascii_lowercase().as_str())
     });
-    let Some(column) = s.column.as_deref().or(implied.map(|p| p.column.as_str())) else {
+    let Some(column) = delta
+        .column
+        .as_deref()
+        .or(implied.map(|p| p.column.as_str()))
+    else {
         problems.push(
             format!("{path}.column"),
             "a delta strategy needs column: the date/time or increasing integer column that marks changed rows",
@@ -1585,8 +1618,7 @@ fn delta_spec(
         return None;
     };
     let mapped = columns.iter().find(|c| c.is_named(column));
-    let declared = s
-        .primary_partitions
+    let declared = partitions
         .iter()
         .find(|p| p.column == column)
         .map(|p| p.data_type.clone());
@@ -1622,10 +1654,10 @@ fn delta_spec(
             problems,
         )?,
     };
-    if s.primary_partitions.iter().all(|p| p.column != column) {
+    if partitions.iter().all(|p| p.column != column) {
         cursor.step = Step::Single;
     }
-    let lookback = match s.lookback {
+    let lookback = match delta.lookback {
         None => 0,
         Some(n) if n < 0 => {
             problems.push(
@@ -1639,7 +1671,7 @@ fn delta_spec(
             step_for(
                 cursor.kind,
                 n.max(1),
-                s.lookback_unit.as_deref(),
+                delta.lookback_unit.as_deref(),
                 path,
                 problems,
             ),
@@ -1657,7 +1689,7 @@ fn delta_spec(
             _ => 0,
         },
     };
-    let include_nulls = match s.null_cursor.as_deref() {
+    let include_nulls = match delta.null_cursor.as_deref() {
         None | Some("include") => true,
         Some("skip") => false,
         Some(other) => {
@@ -1743,58 +1775,58 @@ fn partition_config(
     )
 }
 
-impl Strategy {
-    /// Fields that parse but that this strategy cannot honour yet, by path.
-    pub(crate) fn unsupported_fields(&self, hash_algo: Option<&str>) -> Vec<String> {
-        let path = format!("strategies[{}]", self.index);
-        let mut out = Vec::new();
-        if self.kind == StrategyKind::Hash {
-            if let Some(algo) = hash_algo.filter(|a| *a != "md5_sum_hash") {
-                out.push(format!("hash_algo: {algo}"));
-            }
+/// Fields of strategy `s` (at `path`) that parse but that a `kind`
+/// strategy cannot honour yet, by path.
+fn unsupported_fields(
+    path: &str,
+    kind: StrategyKind,
+    s: &StrategyConfig,
+    hash_algo: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if kind == StrategyKind::Hash {
+        if let Some(algo) = hash_algo.filter(|a| *a != "md5_sum_hash") {
+            out.push(format!("hash_algo: {algo}"));
         }
-        let r = &self.raw;
-        if !r.secondary_partitions.is_empty() && self.kind != StrategyKind::Hash {
-            out.push(format!("{path}.secondary_partitions"));
-        }
-        if !r.delta_partitions.is_empty() {
-            out.push(format!("{path}.delta_partitions"));
-        }
-        if r.use_sub_partition == Some(true) || r.sub_partition_step.is_some() {
-            out.push(format!("{path}.use_sub_partition"));
-        }
-        if self.kind != StrategyKind::Delta
-            && r.primary_partitions.iter().any(|p| p.bounded == Some(true))
-        {
-            out.push(format!("{path}.primary_partitions.bounded"));
-        }
-        // What SyncHub always does is accepted; its opposite is not there.
-        if r.prevent_update_unless_changed == Some(false) {
-            out.push(format!("{path}.prevent_update_unless_changed: false"));
-        }
-        if r.use_pagination == Some(false) {
-            out.push(format!("{path}.use_pagination: false"));
-        }
-        if let Some(fetch) = &r.data_fetch {
-            if fetch.enabled == Some(false) {
-                out.push(format!("{path}.data_fetch.enabled: false"));
-            }
-            if fetch.use_pagination == Some(false) {
-                out.push(format!("{path}.data_fetch.use_pagination: false"));
-            }
-        }
-        if let Some(n) = r
-            .pipeline_config
-            .as_ref()
-            .and_then(|c| c.max_concurrent_batches)
-            .filter(|n| *n != 1)
-        {
-            out.push(format!(
-                "{path}.pipeline_config.max_concurrent_batches: {n} (use max_concurrent_partitions)"
-            ));
-        }
-        out
     }
+    if !s.secondary_partitions.is_empty() && kind != StrategyKind::Hash {
+        out.push(format!("{path}.secondary_partitions"));
+    }
+    if !s.delta_partitions.is_empty() {
+        out.push(format!("{path}.delta_partitions"));
+    }
+    if s.use_sub_partition == Some(true) || s.sub_partition_step.is_some() {
+        out.push(format!("{path}.use_sub_partition"));
+    }
+    if kind != StrategyKind::Delta && s.primary_partitions.iter().any(|p| p.bounded == Some(true)) {
+        out.push(format!("{path}.primary_partitions.bounded"));
+    }
+    // What SyncHub always does is accepted; its opposite is not there.
+    if s.prevent_update_unless_changed == Some(false) {
+        out.push(format!("{path}.prevent_update_unless_changed: false"));
+    }
+    if s.use_pagination == Some(false) {
+        out.push(format!("{path}.use_pagination: false"));
+    }
+    if let Some(fetch) = &s.data_fetch {
+        if fetch.enabled == Some(false) {
+            out.push(format!("{path}.data_fetch.enabled: false"));
+        }
+        if fetch.use_pagination == Some(false) {
+            out.push(format!("{path}.data_fetch.use_pagination: false"));
+        }
+    }
+    if let Some(n) = s
+        .pipeline_config
+        .as_ref()
+        .and_then(|c| c.max_concurrent_batches)
+        .filter(|n| *n != 1)
+    {
+        out.push(format!(
+            "{path}.pipeline_config.max_concurrent_batches: {n} (use max_concurrent_partitions)"
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1824,6 +1856,57 @@ mod tests {
         ] {
             assert_eq!(parts(bad), None, "{bad:?}");
         }
+    }
+
+    /// `strategies` (a YAML list) in a simple-form pipeline over SQLite
+    /// stand-ins, validated.
+    fn with_strategies(strategies: &str) -> Result<Pipeline> {
+        let file = Path::new("p.yaml");
+        let datastores = Datastores::parse(
+            Path::new("datastores.yaml"),
+            "datastores:\n  src: {type: sqlite, connection: {}}\n  dst: {type: sqlite, connection: {}}\n",
+            &crate::connection::stand_in::types(),
+            |_| None,
+        )?;
+        let text = format!(
+            "name: p\nhash_algo: hash_md5_hash\nsource_provider:\n  data_backend: {{type: sqlite, datastore_name: src, table: t}}\ndestination_provider:\n  data_backend: {{type: sqlite, datastore_name: dst, table: t}}\ncolumn_map:\n  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}\n  - {{source: at, dest: at, data_type: datetime}}\nstrategies:\n{strategies}"
+        );
+        Pipeline::from_file(file, yaml::parse(file, &text)?, &datastores)
+    }
+
+    #[test]
+    fn strategies_keep_what_planning_reads_from_their_typed_fields() {
+        let p = with_strategies(
+            "  - {name: d, type: delta, column: at, lookback: 2, lookback_unit: minute, null_cursor: skip, pipeline_config: {batch_size: 0}}\n  - {name: h, type: hash, delete_missing: false, use_pagination: false}\n  - {name: f, type: full, secondary_partitions: [{column: id, step: 5, data_type: int}]}\n",
+        )
+        .unwrap();
+        let [d, h, f] = &p.strategies[..] else {
+            panic!("{:?}", p.strategies)
+        };
+        let delta = d.delta.as_ref().unwrap();
+        assert_eq!((delta.lookback, delta.include_nulls), (120_000_000, false));
+        assert_eq!((d.batch_rows, d.unsupported.len()), (Some(1), 0));
+        assert!(!h.delete_missing && h.batch_rows.is_none());
+        assert_eq!(
+            h.unsupported,
+            [
+                "hash_algo: hash_md5_hash",
+                "strategies[1].use_pagination: false"
+            ]
+        );
+        assert_eq!(f.unsupported, ["strategies[2].secondary_partitions"]);
+    }
+
+    #[test]
+    fn an_unknown_strategy_type_is_named_with_the_files_other_problems() {
+        let e = with_strategies(
+            "  - {name: w, type: weekly, lookback: 2}\n  - {name: w, type: full}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.yaml: strategies[0].type: unknown strategy type \"weekly\"; use full, delta or hash\np.yaml: strategies[1].name: strategy name \"w\" is used twice"
+        );
     }
 
     #[test]
