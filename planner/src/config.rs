@@ -13,6 +13,33 @@ fn default_true() -> bool {
     true
 }
 
+/// Declares config structs (`Debug, Clone, Deserialize, Serialize`,
+/// `deny_unknown_fields`) that have the `shared` fields, written once, between
+/// their own fields before and after them: the order messages list fields
+/// in. `#[serde(flatten)]` would share fields without a macro, but serde
+/// does not combine it with `deny_unknown_fields`.
+macro_rules! structs_sharing_fields {
+    (shared $shared:tt $($structs:tt)*) => {
+        structs_sharing_fields!(@each $shared $($structs)*);
+    };
+    (@each { $($shared:tt)* }
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($before:tt)* } { $($after:tt)* }
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($before)*
+            $($shared)*
+            $($after)*
+        }
+        structs_sharing_fields!(@each { $($shared)* } $($rest)*);
+    };
+    (@each $shared:tt) => {};
+}
+
 /// A pipeline file, in the simple form (`source_provider`, `column_map`, ...)
 /// or the stage form (`backends`, `stages`, ...).
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -61,24 +88,36 @@ pub struct Provider {
     pub data_backend: DataBackend,
 }
 
-/// Where a provider's rows live.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataBackend {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub datastore_name: String,
-    pub table: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub join: Vec<JoinConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supports_update: Option<bool>,
+// A table in a datastore: a provider's `data_backend` in the simple form,
+// a backend with its name and columns in the stage form.
+structs_sharing_fields! {
+    shared {
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub datastore_name: String,
+        pub table: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub schema: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub alias: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub join: Vec<JoinConfig>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub filters: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub supports_update: Option<bool>,
+    }
+
+    /// Where a provider's rows live.
+    pub struct DataBackend {} {}
+
+    /// A named table in the stage form.
+    pub struct BackendConfig {
+        pub name: String,
+    } {
+        #[serde(default)]
+        pub columns: Vec<BackendColumn>,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -94,24 +133,49 @@ pub struct JoinConfig {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColumnMapEntry {
-    pub source: String,
-    pub dest: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<String>,
-    pub data_type: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<i8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash_column: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transform: Option<String>,
+// A column's type parameters, the same in both forms' columns.
+structs_sharing_fields! {
+    shared {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub precision: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub scale: Option<i8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub length: Option<u32>,
+    }
+
+    /// A `column_map` entry of the simple form.
+    pub struct ColumnMapEntry {
+        pub source: String,
+        pub dest: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub roles: Vec<String>,
+        pub data_type: String,
+    } {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub hash_column: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub transform: Option<String>,
+    }
+
+    /// A column of a backend in the stage form.
+    pub struct BackendColumn {
+        pub name: String,
+        /// Taken from the source table's catalog when not given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub data_type: Option<String>,
+    } {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub unique_column: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub hash_column: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub hash_key: Option<bool>,
+        #[serde(rename = "virtual", default, skip_serializing_if = "Option::is_none")]
+        pub is_virtual: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub expr: Option<String>,
+    }
 }
 
 /// A strategy as written: the fields every type takes, and in `kind` those
@@ -520,54 +584,6 @@ pub struct TransformationConfig {
     pub columns: Vec<String>,
     pub transform: String,
     pub dest: String,
-}
-
-/// A named table in the stage form.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendConfig {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub datastore_name: String,
-    pub table: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub join: Vec<JoinConfig>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub supports_update: Option<bool>,
-    #[serde(default)]
-    pub columns: Vec<BackendColumn>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendColumn {
-    pub name: String,
-    /// Taken from the source table's catalog when not given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub precision: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scale: Option<i8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub length: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique_column: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash_column: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash_key: Option<bool>,
-    #[serde(rename = "virtual", default, skip_serializing_if = "Option::is_none")]
-    pub is_virtual: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expr: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
