@@ -584,13 +584,13 @@ async fn config(command: ConfigCommand) -> ExitCode {
                         let strategies: Vec<String> = p
                             .strategies
                             .iter()
-                            .map(|s| format!("{}({})", s.name, s.kind))
+                            .map(|s| format!("{}({})", s.name, s.kind.as_str()))
                             .collect();
                         if output == OutputFormat::Json {
                             listed.push(serde_json::json!({
                                 "name": p.name,
                                 "enabled": p.enabled,
-                                "strategies": p.strategies.iter().map(|s| serde_json::json!({"name": s.name, "type": s.kind, "enabled": s.enabled})).collect::<Vec<_>>(),
+                                "strategies": p.strategies.iter().map(|s| serde_json::json!({"name": s.name, "type": s.kind.as_str(), "enabled": s.enabled})).collect::<Vec<_>>(),
                                 "file": f.display().to_string(),
                             }));
                             continue;

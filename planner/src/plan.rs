@@ -94,24 +94,15 @@ impl Plan {
     /// Compiles `pipeline` for `strategy` (by name, or the default).
     pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
         let st = select_strategy(pipeline, strategy)?;
-        if let Some(path) = st
-            .unsupported_fields(pipeline.raw.hash_algo.as_deref())
-            .into_iter()
-            .next()
-        {
+        if let Some(path) = st.unsupported.first() {
             return Err(PlannerError::NotSupported {
                 file: pipeline.file.clone(),
-                path,
+                path: path.clone(),
             });
         }
         let page_rows = st.page_size;
         // A strategy's own batch size wins over the pipeline's batcher.
-        let target_rows = st
-            .raw
-            .pipeline_config
-            .as_ref()
-            .and_then(|c| c.batch_size)
-            .map_or(pipeline.batch_rows, |n| (n as usize).max(1));
+        let target_rows = st.batch_rows.unwrap_or(pipeline.batch_rows);
         Ok(Plan {
             pipeline: pipeline.name.clone(),
             strategy: st.name.clone(),
@@ -121,7 +112,7 @@ impl Plan {
                     OperatorSpec::PartitionSource,
                     OperatorSpec::ChangeDetection {
                         leaf_rows: HASH_LEAF_ROWS,
-                        delete_missing: st.raw.delete_missing.unwrap_or(true),
+                        delete_missing: st.delete_missing,
                         secondary: st.secondary.clone(),
                         whole_partitions: false,
                     },
@@ -369,26 +360,8 @@ fn implicit_full(pipeline: &Pipeline) -> Strategy {
         primary,
         secondary: Vec::new(),
         index: pipeline.strategies.len(),
-        raw: crate::config::StrategyConfig {
-            name: "full".to_string(),
-            kind: "full".to_string(),
-            column: None,
-            enabled: true,
-            cron: None,
-            page_size: None,
-            use_sub_partition: None,
-            sub_partition_step: None,
-            prevent_update_unless_changed: None,
-            use_pagination: None,
-            lookback: None,
-            lookback_unit: None,
-            null_cursor: None,
-            delete_missing: None,
-            primary_partitions: Vec::new(),
-            secondary_partitions: Vec::new(),
-            delta_partitions: Vec::new(),
-            pipeline_config: None,
-            data_fetch: None,
-        },
+        delete_missing: false,
+        batch_rows: None,
+        unsupported: Vec::new(),
     }
 }

@@ -322,6 +322,11 @@ fn unknown_field_message(message: &str) -> Option<String> {
     } else {
         format!(" in {prefix}")
     };
+    // Our own unknown-field errors say why after `; ` (a strategy field of
+    // another type) instead of listing what is expected.
+    if let Some(why) = rest.strip_prefix("; ") {
+        return Some(format!("unknown field \"{field}\"{location}; {why}"));
+    }
     let hint = match closest(field, &expected) {
         Some(best) => format!("; did you mean \"{best}\"?"),
         None if expected.is_empty() => "; this place takes no fields".to_string(),

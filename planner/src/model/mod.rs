@@ -1,0 +1,452 @@
+//! The one internal model both config forms normalise into, and the one
+//! validation pass that builds it ([`Pipeline::from_file_with_catalog`]):
+//! each form's tables and columns (`simple_form`, `stage_form`), then the
+//! strategies (`strategy`) and their partitions (`partitioning`).
+
+mod columns;
+mod file;
+mod names;
+mod partitioning;
+mod simple_form;
+mod stage_form;
+mod strategy;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::PipelineFile;
+use crate::connection::ConnectorTypes;
+use crate::datastores::{Datastore, Datastores};
+use crate::error::{PlannerError, Problem, Result};
+use crate::partition::PartitionDimension;
+use crate::sql_expr::SqlExpr;
+use crate::types::{ColumnSpec, ColumnType};
+
+pub use file::CatalogRequest;
+pub use names::{column_ref_parts, column_ref_sql, quote_ident};
+pub use tables::MAX_CONDITION_BYTES;
+
+use partitioning::simple_partitioning;
+use simple_form::normalize_simple;
+use stage_form::normalize_staged;
+use strategy::normalize_strategy;
+use tables::check_condition_bytes;
+
+/// A table (possibly joined with others) in a datastore.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRef {
+    pub datastore: Datastore,
+    pub schema: Option<String>,
+    pub table: String,
+    pub alias: Option<String>,
+    pub joins: Vec<Join>,
+    /// Conditions, ANDed; each parsed as one expression, so none can reach
+    /// outside the parentheses it is rendered in.
+    pub filters: Vec<SqlExpr>,
+}
+
+impl TableRef {
+    /// `"schema"."table"` for messages.
+    pub fn display_name(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&self.table)),
+            None => quote_ident(&self.table),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Join {
+    pub schema: Option<String>,
+    pub table: String,
+    pub alias: Option<String>,
+    pub on: SqlExpr,
+    /// `INNER`, `LEFT`, `RIGHT` or `FULL`.
+    pub kind: String,
+}
+
+/// One destination column and where its value comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct MappedColumn {
+    #[serde(skip)]
+    pub spec: ColumnSpec,
+    pub dest: String,
+    /// The source reference as written (`o.id`).
+    pub source: String,
+    /// The SQL that reads it, identifiers quoted (`"o"."id"`).
+    pub source_sql: String,
+    pub data_type: String,
+    pub unique: bool,
+    pub hash_column: bool,
+    /// Whether this column holds the row hash (a destination `hash_key: true`
+    /// column), and how a reader gets it. Never itself a hash column.
+    #[serde(skip_serializing_if = "StoredHash::is_no")]
+    pub stored_hash: StoredHash,
+    /// Where `data_type` came from when the pipeline does not give it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_type_from: Option<DataTypeFrom>,
+}
+
+/// Where a column's type came from, when not from its `data_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataTypeFrom {
+    /// The source table's catalog declares it (a backend column written
+    /// without `data_type`, as in the spec's audit-columns example).
+    SourceCatalog,
+}
+
+/// The types a source table's catalog declares, by column name, for the
+/// destination columns written without `data_type`; or why a column's
+/// type cannot be taken from it.
+#[derive(Debug, Clone, Default)]
+pub struct SourceCatalog {
+    pub types: HashMap<String, std::result::Result<ColumnType, String>>,
+}
+
+/// The role of a column holding the row hash of the row's `hash_column`
+/// columns (`hash_key: true`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredHash {
+    /// An ordinary column.
+    #[default]
+    No,
+    /// Read from a source: the value is the row hash computed from the row
+    /// (`rowhash::hash_rows`), not read from the table.
+    Compute,
+    /// Read back from the destination, where it is stored: checksums and row
+    /// hashes use the stored value instead of hashing the row.
+    Read,
+}
+
+impl StoredHash {
+    pub fn is_no(&self) -> bool {
+        *self == StoredHash::No
+    }
+}
+
+impl MappedColumn {
+    /// The source column's own name, unquoted and without its table: `id`
+    /// for `o.id`, `Order Id` for `o."Order Id"`.
+    pub fn source_column(&self) -> String {
+        column_ref_parts(&self.source)
+            .and_then(|mut parts| parts.pop())
+            .unwrap_or_else(|| self.source.clone())
+    }
+
+    /// Whether `name`, a pipeline's partition or cursor column, means this
+    /// column: its dest name, its source as written, or the source column's
+    /// own name, bare or quoted (`Order Id`, `"Order Id"`).
+    pub fn is_named(&self, name: &str) -> bool {
+        let own = self.source_column();
+        self.dest == name
+            || self.source == name
+            || own == name
+            || column_ref_parts(name).is_some_and(|p| p.len() == 1 && p[0] == own)
+    }
+
+    /// The source as written, for a message: in double quotes, unless it is
+    /// written with its own.
+    pub fn source_for_message(&self) -> String {
+        if self.source.contains('"') {
+            self.source.clone()
+        } else {
+            format!("\"{}\"", self.source)
+        }
+    }
+
+    /// Whether a database's message about a missing column `reported`
+    /// (`x` or `o.x`, unquoted) is about this column's source.
+    pub fn is_source_reported_as(&self, reported: &str) -> bool {
+        let own = self.source_column();
+        self.source == reported
+            || own == reported
+            || reported
+                .strip_suffix(own.as_str())
+                .is_some_and(|q| q.ends_with('.'))
+    }
+}
+
+/// What a source selects for a `StoredHash::Compute` column of type `ty`: a
+/// typed NULL (valid in PostgreSQL and SQLite), replaced by the row hash once
+/// decoded (as 16 lowercase hex digits in a text column).
+pub fn computed_hash_sql(ty: ColumnType) -> &'static str {
+    if ty == ColumnType::Int64 {
+        "CAST(NULL AS bigint)"
+    } else {
+        "CAST(NULL AS text)"
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StrategyKind {
+    Full,
+    Delta,
+    Hash,
+}
+
+impl StrategyKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StrategyKind::Full => "full",
+            StrategyKind::Delta => "delta",
+            StrategyKind::Hash => "hash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Strategy {
+    pub name: String,
+    pub kind: StrategyKind,
+    #[serde(skip)]
+    pub delta: Option<DeltaSpec>,
+    pub enabled: bool,
+    pub cron: Option<String>,
+    /// Rows per read from the source.
+    pub page_size: usize,
+    #[serde(skip)]
+    pub primary: Vec<PartitionDimension>,
+    /// Hash: finer cuts of a primary partition whose checksums differ.
+    #[serde(skip)]
+    pub secondary: Vec<PartitionDimension>,
+    /// Position in `strategies`, for error paths.
+    pub index: usize,
+    /// Hash: delete destination rows missing from the source.
+    #[serde(skip)]
+    pub delete_missing: bool,
+    /// Rows per batch handed to the destination, when the strategy says
+    /// (`pipeline_config.batch_size`); else the pipeline's.
+    #[serde(skip)]
+    pub batch_rows: Option<usize>,
+    /// Fields that parse but that this strategy cannot honour yet, by path:
+    /// planning it is refused with the first.
+    #[serde(skip)]
+    pub(crate) unsupported: Vec<String>,
+}
+
+/// How a delta strategy finds changed rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaSpec {
+    /// The cursor column; its step cuts the window (`Step::Single`: one range).
+    pub cursor: PartitionDimension,
+    /// Re-read this far behind the watermark (cursor units: values or
+    /// microseconds) for rows committed late.
+    pub lookback: i64,
+    /// Read rows whose cursor is NULL on every run (they can never pass a
+    /// watermark), rather than skipping them.
+    pub include_nulls: bool,
+}
+
+/// A pipeline, normalised and validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub source: TableRef,
+    pub destination: TableRef,
+    pub columns: Vec<MappedColumn>,
+    pub strategies: Vec<Strategy>,
+    pub max_concurrent_partitions: usize,
+    /// Rows per batch handed to the destination.
+    pub batch_rows: usize,
+    /// From `partition_column` + `partition_step`: used by strategies that
+    /// declare no `primary_partitions`.
+    #[serde(skip)]
+    pub default_partitioning: Vec<PartitionDimension>,
+}
+
+impl Pipeline {
+    pub fn dest_columns(&self) -> Vec<ColumnSpec> {
+        self.columns.iter().map(|c| c.spec.clone()).collect()
+    }
+    pub fn unique_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.dest.as_str())
+            .collect()
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: usize = 50_000;
+pub const DEFAULT_BATCH_ROWS: usize = 50_000;
+
+/// Collects problems so validation can report them all at once.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn is_valid_pipeline_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Pipeline {
+    /// Reads, parses and validates a pipeline file against its datastores.
+    pub fn load(file: &Path, datastores: &Datastores) -> Result<Pipeline> {
+        let raw = PipelineFile::read(file)?;
+        Pipeline::from_file(file, raw, datastores)
+    }
+
+    /// Reads the pipeline `file` first (its own YAML errors come before any
+    /// about datastores), then finds its datastores file (`explicit`, else
+    /// beside it or above) and resolves the datastores it names only.
+    pub fn load_resolving(
+        file: &Path,
+        explicit: Option<&Path>,
+        types: &ConnectorTypes,
+    ) -> Result<Pipeline> {
+        let (raw, datastores) = PipelineFile::read_resolving(file, explicit, types)?;
+        Pipeline::from_file(file, raw, &datastores)
+    }
+
+    pub fn from_file(file: &Path, raw: PipelineFile, datastores: &Datastores) -> Result<Pipeline> {
+        Pipeline::from_file_with_catalog(file, raw, datastores, None)
+    }
+
+    /// [`Pipeline::from_file`], with the types of columns written without
+    /// `data_type` taken from `catalog` (see [`PipelineFile::catalog_request`]).
+    pub fn from_file_with_catalog(
+        file: &Path,
+        raw: PipelineFile,
+        datastores: &Datastores,
+        catalog: Option<&SourceCatalog>,
+    ) -> Result<Pipeline> {
+        check_condition_bytes(file, &raw)?;
+        let mut problems = Problems(Vec::new());
+        if !is_valid_pipeline_name(&raw.name) {
+            problems.push(
+                "name",
+                format!(
+                    "\"{}\" is not a valid pipeline name: use letters, digits, '_' and '-' only",
+                    raw.name
+                ),
+            );
+        }
+        if raw.max_concurrent_partitions == Some(0) {
+            problems.push(
+                "max_concurrent_partitions",
+                "0 partitions at a time would write nothing: use 1 (one after another) or more",
+            );
+        }
+        let simple = raw.source_provider.is_some() || raw.destination_provider.is_some();
+        let staged = !raw.backends.is_empty();
+        // Not returning early on a sync_type still to come: every other
+        // problem of the file is reported with it.
+        let row_level = row_level(&raw, &mut problems);
+        let normalized = if simple && staged {
+            problems.push(
+                "backends",
+                "use either source_provider/destination_provider/column_map or backends/stages, not both",
+            );
+            None
+        } else if simple {
+            normalize_simple(file, &raw, datastores, &mut problems)
+        } else if staged {
+            normalize_staged(file, &raw, datastores, catalog, &mut problems)
+        } else {
+            problems.push(
+                "source_provider",
+                "the pipeline names no source: add source_provider and destination_provider (or backends)",
+            );
+            None
+        };
+
+        let mut strategies = Vec::new();
+        let mut default_partitioning = Vec::new();
+        if let Some((_, _, columns)) = &normalized {
+            default_partitioning = simple_partitioning(&raw, columns, &mut problems);
+            let hash_algo = raw.hash_algo.as_deref();
+            for (i, s) in raw.strategies.iter().enumerate() {
+                if let Some(st) = normalize_strategy(
+                    &default_partitioning,
+                    i,
+                    s,
+                    columns,
+                    hash_algo,
+                    &mut problems,
+                ) {
+                    strategies.push(st);
+                }
+            }
+            let mut names = HashSet::new();
+            for (i, s) in raw.strategies.iter().enumerate() {
+                if !names.insert(s.name.as_str()) {
+                    problems.push(
+                        format!("strategies[{i}].name"),
+                        format!("strategy name \"{}\" is used twice", s.name),
+                    );
+                }
+            }
+        }
+
+        if !problems.0.is_empty() || !row_level {
+            return Err(PlannerError::Invalid {
+                file: file.to_path_buf(),
+                problems: problems.0,
+            });
+        }
+        let (source, destination, columns) = normalized.expect("no problems means normalized");
+        let batch_rows = raw
+            .stages
+            .iter()
+            .filter(|s| s.kind == "batcher" && s.enabled)
+            .find_map(|s| s.config.as_ref().and_then(|c| c.target_batch_size))
+            .map(|n| n as usize)
+            .unwrap_or(DEFAULT_BATCH_ROWS)
+            .max(1);
+        Ok(Pipeline {
+            file: file.to_path_buf(),
+            name: raw.name.clone(),
+            description: raw.description.clone(),
+            enabled: raw.enabled,
+            source,
+            destination,
+            columns,
+            strategies,
+            max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1) as usize,
+            batch_rows,
+            default_partitioning,
+        })
+    }
+}
+
+type Normalized = (TableRef, TableRef, Vec<MappedColumn>);
+
+/// Whether the pipeline is a row-level sync, the one kind there is today
+/// (in either config form); anything else is a problem.
+fn row_level(raw: &PipelineFile, problems: &mut Problems) -> bool {
+    match raw.sync_type.as_deref() {
+        None | Some("row-level") | Some("row_level") => true,
+        Some("aggregate") => {
+            problems.push("sync_type", "not supported yet: sync_type: aggregate");
+            false
+        }
+        Some(other) => {
+            problems.push(
+                "sync_type",
+                format!("unknown sync_type \"{other}\"; use row-level or aggregate"),
+            );
+            false
+        }
+    }
+}
