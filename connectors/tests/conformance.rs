@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::column;
+
 use std::sync::Arc;
 
 use arrow::array::{
@@ -20,7 +22,7 @@ use connectors::{
     open_sink, open_source, Checksum, RunIdentity, Sink, Source, WriteMode, WriteStats,
 };
 use futures_util::TryStreamExt;
-use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
+use planner::model::{quote_ident, MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{arrow_schema, ColumnSpec, ColumnType, PartitionKind};
 use planner::Datastore;
@@ -75,39 +77,17 @@ impl Harness for Memory {
 
 const ROWS: i64 = 1000;
 
-fn column(name: &str, ty: ColumnType, unique: bool) -> MappedColumn {
-    MappedColumn {
-        spec: ColumnSpec {
-            name: name.into(),
-            data_type: ty,
-            unique,
-            nullable: !unique,
-        },
-        dest: name.into(),
-        source: name.into(),
-        source_sql: quote_ident(name),
-        data_type: ty.to_string(),
-        unique,
-        hash_column: true,
-        stored_hash: StoredHash::No,
-        data_type_from: None,
-    }
-}
-
 fn columns() -> Vec<MappedColumn> {
+    let amount = ColumnType::Decimal {
+        precision: 12,
+        scale: 2,
+    };
     vec![
-        column("id", ColumnType::Int64, true),
-        column("name", ColumnType::Text, false),
-        column(
-            "amount",
-            ColumnType::Decimal {
-                precision: 12,
-                scale: 2,
-            },
-            false,
-        ),
-        column("at", ColumnType::TimestampTz, false),
-        column("flag", ColumnType::Bool, false),
+        column("id", ColumnType::Int64, true, true),
+        column("name", ColumnType::Text, false, true),
+        column("amount", amount, false, true),
+        column("at", ColumnType::TimestampTz, false, true),
+        column("flag", ColumnType::Bool, false, true),
     ]
 }
 

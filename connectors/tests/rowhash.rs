@@ -13,6 +13,7 @@ use std::time::Instant;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use common::column;
 use connectors::postgres::PostgresSource;
 use connectors::rowhash::{self, ROW_HASH_COLUMN};
 use connectors::sqlite::{SqliteSink, SqliteSource};
@@ -36,25 +37,6 @@ fn table_ref(datastore: Datastore, schema: Option<&str>, table: &str) -> TableRe
         alias: None,
         joins: Vec::new(),
         filters: Vec::new(),
-    }
-}
-
-fn column(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn {
-    MappedColumn {
-        spec: ColumnSpec {
-            name: name.into(),
-            data_type: ty,
-            unique,
-            nullable: !unique,
-        },
-        dest: name.into(),
-        source: name.into(),
-        source_sql: quote_ident(name),
-        data_type: ty.to_string(),
-        unique,
-        hash_column: hash,
-        stored_hash: planner::model::StoredHash::No,
-        data_type_from: None,
     }
 }
 

@@ -73,3 +73,28 @@ pub fn sqlite_datastore(name: &str, path: &std::path::Path) -> Datastore {
         }),
     )
 }
+
+/// A column mapped to itself, of type `ty`.
+pub fn column(
+    name: &str,
+    ty: planner::types::ColumnType,
+    unique: bool,
+    hash: bool,
+) -> planner::model::MappedColumn {
+    planner::model::MappedColumn {
+        spec: planner::types::ColumnSpec {
+            name: name.into(),
+            data_type: ty,
+            unique,
+            nullable: !unique,
+        },
+        dest: name.into(),
+        source: name.into(),
+        source_sql: planner::model::quote_ident(name),
+        data_type: ty.to_string(),
+        unique,
+        hash_column: hash,
+        stored_hash: planner::model::StoredHash::No,
+        data_type_from: None,
+    }
+}
