@@ -21,6 +21,42 @@ pub fn sqlite_placeholder(n: usize) -> String {
     format!("?{n}")
 }
 
+/// What differs in the SQL SyncHub writes for one database: the first
+/// seam of the per-dialect rendering the model will go through.
+pub trait Dialect: Sync {
+    /// The n-th (1-based) bind parameter.
+    fn placeholder(&self) -> Placeholder;
+
+    /// `key` is one of the integer keys bound, all together, as parameter `n`.
+    fn integer_key_in(&self, key: &str, n: usize) -> String;
+}
+
+pub struct PostgresDialect;
+
+impl Dialect for PostgresDialect {
+    fn placeholder(&self) -> Placeholder {
+        pg_placeholder
+    }
+
+    /// The keys bound as one array.
+    fn integer_key_in(&self, key: &str, n: usize) -> String {
+        format!("{key} = ANY(${n}::bigint[])")
+    }
+}
+
+pub struct SqliteDialect;
+
+impl Dialect for SqliteDialect {
+    fn placeholder(&self) -> Placeholder {
+        sqlite_placeholder
+    }
+
+    /// The keys bound as one JSON array.
+    fn integer_key_in(&self, key: &str, n: usize) -> String {
+        format!("{key} IN (SELECT value FROM json_each(?{n}))")
+    }
+}
+
 /// `"schema"."table" AS "alias"`.
 pub fn table_sql(schema: Option<&str>, table: &str, alias: Option<&str>) -> String {
     let mut s = match schema {
@@ -182,17 +218,18 @@ pub struct KeySelect {
 }
 
 /// A source's `read_keys` for one integer key column: the partition's
-/// select narrowed by `key_in(key_sql, n)` (the keys are bound as parameter
-/// `n`; `keys` is the change set's key batch). `None` when the key is composite or not an integer: the
-/// source then reads the partition and the caller filters.
+/// select narrowed to the keys of `keys` (the change set's key batch),
+/// bound as one parameter after the partition's. `None` when the key is
+/// composite or not an integer: the source then reads the partition and
+/// the caller filters.
 pub fn select_by_integer_key(
     source: &TableRef,
     columns: &[MappedColumn],
     partition: &Partition,
-    placeholder: Placeholder,
+    dialect: &dyn Dialect,
     keys: &arrow::record_batch::RecordBatch,
-    key_in: impl FnOnce(&str, usize) -> String,
 ) -> crate::Result<Option<KeySelect>> {
+    let placeholder = dialect.placeholder();
     let mut key_columns = columns.iter().filter(|c| c.unique);
     let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
         return Ok(None);
@@ -214,7 +251,7 @@ pub fn select_by_integer_key(
             .ranges
             .iter()
             .any(|(_, r)| !matches!(r, DimRange::All));
-    let condition = key_in(&key.source_sql, params.len() + 1);
+    let condition = dialect.integer_key_in(&key.source_sql, params.len() + 1);
     let q = if has_where {
         format!("{q} AND {condition}")
     } else {

@@ -177,29 +177,20 @@ impl Source for PostgresSource {
         keys: &RecordBatch,
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
-        // One integer key: `key = ANY($n)` with the keys bound as an array.
-        let Some(sql::KeySelect {
-            sql: q,
-            params,
-            keys: values,
-        }) = sql::select_by_integer_key(
-            &self.table,
-            &self.columns,
-            partition,
-            sql::pg_placeholder,
-            keys,
-            |key, n| format!("{key} = ANY(${n}::bigint[])"),
-        )?
-        else {
+        let dialect = sql::PostgresDialect;
+        let select =
+            sql::select_by_integer_key(&self.table, &self.columns, partition, &dialect, keys)?;
+        let Some(select) = select else {
             return Ok(None);
         };
         self.ensure_checked().await?;
-        let mut params: OwnedParams = params
+        let mut params: OwnedParams = select
+            .params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
             .collect();
-        params.push(Box::new(values));
-        Ok(Some(self.read_query(&q, params, page_rows).await?))
+        params.push(Box::new(select.keys));
+        Ok(Some(self.read_query(&select.sql, params, page_rows).await?))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {

@@ -121,27 +121,17 @@ impl Source for SqliteSource {
         keys: &RecordBatch,
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
-        // One integer key: `key IN` the keys bound as one JSON array.
-        let Some(sql::KeySelect {
-            sql: q,
-            params,
-            keys: values,
-        }) = sql::select_by_integer_key(
-            &self.table,
-            &self.columns,
-            partition,
-            sql::sqlite_placeholder,
-            keys,
-            |key, n| format!("{key} IN (SELECT value FROM json_each(?{n}))"),
-        )?
-        else {
+        let dialect = sql::SqliteDialect;
+        let select =
+            sql::select_by_integer_key(&self.table, &self.columns, partition, &dialect, keys)?;
+        let Some(select) = select else {
             return Ok(None);
         };
-        let mut params = bound_params(partition, &params);
-        params.push(Value::Text(
-            serde_json::to_string(&values).map_err(|e| ConnectorError::Other(e.to_string()))?,
-        ));
-        Ok(Some(self.stream(q, params, page_rows)))
+        let mut params = bound_params(partition, &select.params);
+        let keys = serde_json::to_string(&select.keys)
+            .map_err(|e| ConnectorError::Other(e.to_string()))?;
+        params.push(Value::Text(keys));
+        Ok(Some(self.stream(select.sql, params, page_rows)))
     }
 
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
