@@ -142,6 +142,12 @@ impl From<tokio_postgres::Error> for ConnectorError {
     }
 }
 
+impl From<crate::sqlite::ThreadFailure> for ConnectorError {
+    fn from(e: crate::sqlite::ThreadFailure) -> ConnectorError {
+        ConnectorError::Other(e.to_string())
+    }
+}
+
 impl From<rusqlite::Error> for ConnectorError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;

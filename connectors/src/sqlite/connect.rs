@@ -7,7 +7,21 @@ use planner::datastores::Datastore;
 use rusqlite::{Connection, OpenFlags};
 
 use super::config::SqliteConnection;
+use super::thread::{ConnectionThread, OnLastDrop};
 use crate::{ConnectorError, Result};
+
+/// A connection to `path` (see `open_connection`) on a thread of its own.
+pub(super) async fn open_on_thread(
+    path: &Path,
+    create: bool,
+) -> Result<ConnectionThread<ConnectorError>> {
+    let path = path.to_path_buf();
+    // Dropped on async threads, which must not wait for a join.
+    ConnectionThread::open("SQLite connection's", OnLastDrop::Detach, move || {
+        open_connection(&path, create)
+    })
+    .await
+}
 
 pub(super) fn datastore_path(ds: &Datastore) -> Result<PathBuf> {
     match ds.connection_as::<SqliteConnection>() {
@@ -65,4 +79,18 @@ pub fn open_connection(path: &Path, create: bool) -> Result<Connection> {
 /// Whether the connection has an open transaction (for tests of failure paths).
 pub fn in_transaction(conn: &Connection) -> bool {
     !conn.is_autocommit()
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_missing_source_file_is_reported_by_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let err = super::open_on_thread(&missing, false).await.err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!("SQLite database {} does not exist", missing.display())
+        );
+    }
 }

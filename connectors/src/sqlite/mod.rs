@@ -11,7 +11,7 @@ mod connector;
 mod params;
 mod sink;
 mod source;
-mod thread;
+pub mod thread;
 
 pub use catalog::sqlite_type;
 pub use config::{SqliteConnection, SqliteConnectionConfig};
@@ -19,3 +19,4 @@ pub use connect::{in_transaction, open_connection};
 pub use connector::SqliteConnector;
 pub use sink::{SqliteSink, CHECKPOINT_TABLE};
 pub use source::SqliteSource;
+pub use thread::{ConnectionThread, OnLastDrop, ThreadFailure};

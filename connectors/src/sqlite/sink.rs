@@ -22,7 +22,7 @@ pub const CHECKPOINT_TABLE: &str = "_synchub_checkpoints";
 const STAGE_TABLE: &str = "_synchub_stage";
 
 pub struct SqliteSink {
-    conn: ConnectionThread,
+    conn: ConnectionThread<ConnectorError>,
     table: String,
     specs: Vec<ColumnSpec>,
     /// Rows deleted in the open partition.
@@ -41,7 +41,7 @@ pub struct SqliteSink {
 impl SqliteSink {
     pub async fn open(table: &TableRef, columns: &[ColumnSpec]) -> Result<SqliteSink> {
         let path = datastore_path(&table.datastore)?;
-        let conn = ConnectionThread::open(&path, true).await?;
+        let conn = super::connect::open_on_thread(&path, true).await?;
         Ok(SqliteSink {
             conn,
             table: table.table.clone(),

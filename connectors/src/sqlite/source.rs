@@ -20,7 +20,7 @@ use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, Source};
 use crate::{ConnectorError, Result};
 
 pub struct SqliteSource {
-    conn: ConnectionThread,
+    conn: ConnectionThread<ConnectorError>,
     table: TableRef,
     columns: Vec<MappedColumn>,
     specs: Vec<ColumnSpec>,
@@ -29,7 +29,7 @@ pub struct SqliteSource {
 impl SqliteSource {
     pub async fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<SqliteSource> {
         let path = datastore_path(&table.datastore)?;
-        let conn = ConnectionThread::open(&path, false).await?;
+        let conn = super::connect::open_on_thread(&path, false).await?;
         let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
         Ok(SqliteSource {
             conn,
@@ -305,7 +305,7 @@ fn bucket_from_where(
 /// page ahead). With `row_hash_table`, the row-hash functions are registered
 /// first and their errors are reported against that table.
 fn stream_rows(
-    conn: ConnectionThread,
+    conn: ConnectionThread<ConnectorError>,
     q: String,
     params: Vec<Value>,
     specs: Vec<ColumnSpec>,

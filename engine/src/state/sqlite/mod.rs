@@ -1,10 +1,10 @@
 //! The state store in a SQLite file, `<state-dir>/state.db`, worked on a
-//! thread of its own (see `thread`).
+//! thread of its own (`connectors::sqlite::thread`), which closes the
+//! connection before the store is gone.
 
 mod migrations;
 mod reports;
 mod runs;
-mod thread;
 mod watermarks;
 
 use std::collections::HashSet;
@@ -17,7 +17,7 @@ use super::backend::StateBackend;
 use super::status::RunStatus;
 use super::watermarks::WatermarkBinding;
 use crate::error::EngineError;
-use thread::ConnectionThread;
+use connectors::sqlite::{ConnectionThread, OnLastDrop, ThreadFailure};
 
 pub use migrations::STATE_VERSION;
 
@@ -25,7 +25,7 @@ pub use migrations::STATE_VERSION;
 /// may share one file: writes wait for each other (busy timeout), reads go
 /// on beside them (write-ahead log).
 pub struct SqliteStateStore {
-    conn: ConnectionThread,
+    conn: ConnectionThread<Failure>,
     path: PathBuf,
 }
 
@@ -54,6 +54,12 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl From<ThreadFailure> for Failure {
+    fn from(e: ThreadFailure) -> Failure {
+        Failure(e.to_string())
     }
 }
 
@@ -105,7 +111,11 @@ impl SqliteStateStore {
         connect: impl FnOnce(&Path) -> Result<Connection, Failure> + Send + 'static,
     ) -> Result<SqliteStateStore, EngineError> {
         let on_thread = path.clone();
-        match ConnectionThread::open(move || connect(&on_thread)).await {
+        match ConnectionThread::open("state store's", OnLastDrop::Join, move || {
+            connect(&on_thread)
+        })
+        .await
+        {
             Ok(conn) => Ok(SqliteStateStore { conn, path }),
             Err(e) => Err(EngineError::State {
                 path: path.display().to_string(),
