@@ -44,50 +44,52 @@ pub trait Source: Send {
         Ok(None)
     }
 
+    /// This source's own hashing where its data lives, if it has one. The
+    /// hash strategy works without: [`crate::rowhash::checksum`] and its
+    /// siblings read the rows and hash them here when this is `None`, with
+    /// the same results (the conformance suite holds them equal).
+    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+        None
+    }
+}
+
+/// A source that computes row hashes and checksums where its data lives
+/// (PostgreSQL in SQL, SQLite through registered functions): an optional
+/// capability of a [`Source`], asked through [`Source::hash_pushdown`].
+/// Every answer equals what reading the rows and hashing them in Rust gives
+/// ([`crate::rowhash`]).
+#[async_trait]
+pub trait HashPushdown: Send {
     /// Row count and wrapping sum of the row hashes of `partition`. Equal
-    /// checksums mean the partition is in sync. By default the rows are read
-    /// and hashed here ([`crate::rowhash::checksum_by_reading`]), which gives
-    /// every source the hash strategy; a source that can compute it where
-    /// the data lives does so instead, with the same result.
-    async fn checksum(&mut self, partition: &Partition) -> Result<Checksum> {
-        crate::rowhash::checksum_by_reading(self, partition).await
-    }
-
-    /// Checksums of each non-empty bucket of `partition`, sorted by bucket.
-    /// `None` when this source cannot group rows by bucket; the caller then
-    /// compares whole partitions.
-    async fn bucket_checksums(
-        &mut self,
-        _partition: &Partition,
-        _buckets: Buckets,
-    ) -> Result<Option<Vec<BucketChecksum>>> {
-        Ok(None)
-    }
-
-    /// Like `row_hashes`, for the rows of `partition` in the buckets `which`
-    /// only. Only called on a source whose `bucket_checksums` answered.
-    async fn bucket_row_hashes<'a>(
-        &'a mut self,
-        _partition: &Partition,
-        _buckets: Buckets,
-        _which: &[i64],
-        _page_rows: usize,
-    ) -> Result<BatchStream<'a>> {
-        Err(crate::ConnectorError::Unsupported(
-            "this source cannot compute row hashes by bucket".into(),
-        ))
-    }
+    /// checksums mean the partition is in sync.
+    async fn checksum(&mut self, partition: &Partition) -> Result<Checksum>;
 
     /// Streams the unique key columns (in mapping order) plus a final Int64
-    /// column `_synchub_row_hash` for every row of `partition`. By default
-    /// from the rows read ([`crate::rowhash::row_hashes_by_reading`]).
+    /// column `_synchub_row_hash` for every row of `partition`.
     async fn row_hashes<'a>(
         &'a mut self,
         partition: &Partition,
         page_rows: usize,
-    ) -> Result<BatchStream<'a>> {
-        crate::rowhash::row_hashes_by_reading(self, partition, page_rows).await
-    }
+    ) -> Result<BatchStream<'a>>;
+
+    /// Checksums of each non-empty bucket of `partition`, sorted by bucket.
+    /// `None` when the rows cannot be grouped by bucket here; the caller
+    /// then compares whole partitions.
+    async fn bucket_checksums(
+        &mut self,
+        partition: &Partition,
+        buckets: Buckets,
+    ) -> Result<Option<Vec<BucketChecksum>>>;
+
+    /// Like `row_hashes`, for the rows of `partition` in the buckets `which`
+    /// only. Only called where `bucket_checksums` answered.
+    async fn bucket_row_hashes<'a>(
+        &'a mut self,
+        partition: &Partition,
+        buckets: Buckets,
+        which: &[i64],
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>>;
 }
 
 /// A partition's rows grouped by the value of one of its integer ranges:

@@ -19,7 +19,8 @@ use arrow::datatypes::Int64Type;
 use async_trait::async_trait;
 use connectors::rowhash::{self, ROW_HASH_COLUMN};
 use connectors::{
-    open_sink, open_source, Checksum, RunIdentity, Sink, Source, WriteMode, WriteStats,
+    open_sink, open_source, BatchStream, Buckets, Checksum, RunIdentity, Sink, Source, WriteMode,
+    WriteStats,
 };
 use futures_util::TryStreamExt;
 use planner::model::{quote_ident, MappedColumn, TableRef};
@@ -35,6 +36,10 @@ type Guard = Box<dyn std::any::Any + Send>;
 #[async_trait]
 trait Harness: Send + Sync {
     async fn datastore(&self, test: &str) -> (Datastore, Guard);
+
+    /// Whether the connector's sources hash where the data lives
+    /// (`Source::hash_pushdown`).
+    fn hashes_where_data_lives(&self) -> bool;
 }
 
 struct Postgres;
@@ -48,6 +53,10 @@ impl Harness for Postgres {
         let schema = common::Schema::create(&client, &format!("conf_{test}")).await;
         (common::pg_datastore(&schema.0), Box::new(schema))
     }
+
+    fn hashes_where_data_lives(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -55,6 +64,10 @@ impl Harness for Sqlite {
     async fn datastore(&self, test: &str) -> (Datastore, Guard) {
         let file = self.0.path().join(format!("{test}.db"));
         (common::sqlite_datastore("lite", &file), Box::new(()))
+    }
+
+    fn hashes_where_data_lives(&self) -> bool {
+        true
     }
 }
 
@@ -72,6 +85,10 @@ impl Harness for Memory {
         )
         .unwrap();
         (text.stores["mem"].clone(), Box::new(()))
+    }
+
+    fn hashes_where_data_lives(&self) -> bool {
+        false
     }
 }
 
@@ -257,49 +274,104 @@ async fn check_names_a_missing_column(h: &dyn Harness) {
     assert!(e.contains("nickname"), "{e}");
 }
 
-/// A source's own checksums and row hashes equal the generic path's, which
-/// reads the rows and hashes them in Rust.
+/// (id, row hash) pairs of a `row_hashes` stream, sorted by id.
+async fn id_hashes(stream: BatchStream<'_>) -> Vec<(i64, i64)> {
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    let mut out: Vec<(i64, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            let hashes = b
+                .column_by_name(ROW_HASH_COLUMN)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            (0..b.num_rows()).map(move |i| (ids.value(i), hashes.value(i)))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A source's hash pushdown, when it has one, gives the checksums, row
+/// hashes and bucket checksums of the generic path, which reads the rows
+/// and hashes them in Rust; the hash strategy's entry points
+/// (`rowhash::checksum`, `rowhash::row_hashes`) give them either way.
 async fn hashes_agree_with_the_generic_path(h: &dyn Harness) {
     let (ds, _guard) = h.datastore("hash").await;
     let t = filled(&ds, "items", &rows(1..=ROWS, "")).await;
     let mut source = open_source(&t, &columns()).await.unwrap();
     source.check().await.unwrap();
+    assert_eq!(
+        source.hash_pushdown().is_some(),
+        h.hashes_where_data_lives(),
+        "hash pushdown"
+    );
     for p in [Partition::whole(), by_id(1..250), by_id(5000..6000)] {
-        let own: Checksum = source.checksum(&p).await.unwrap();
         let generic = rowhash::checksum_by_reading(source.as_mut(), &p)
             .await
             .unwrap();
-        assert_eq!(own, generic, "partition {}", p.id);
-        let own: Vec<RecordBatch> = source
-            .row_hashes(&p, 101)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let generic: Vec<RecordBatch> = rowhash::row_hashes_by_reading(source.as_mut(), &p, 101)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let pairs = |batches: Vec<RecordBatch>| {
-            let mut out: Vec<(i64, i64)> = batches
-                .iter()
-                .flat_map(|b| {
-                    let ids = b.column(0).as_primitive::<Int64Type>().clone();
-                    let hashes = b
-                        .column_by_name(ROW_HASH_COLUMN)
-                        .unwrap()
-                        .as_primitive::<Int64Type>()
-                        .clone();
-                    (0..b.num_rows()).map(move |i| (ids.value(i), hashes.value(i)))
-                })
-                .collect();
-            out.sort();
-            out
+        let generic_rows = id_hashes(
+            rowhash::row_hashes_by_reading(source.as_mut(), &p, 101)
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(generic.rows as usize, generic_rows.len());
+        let strategy: Checksum = rowhash::checksum(source.as_mut(), &p).await.unwrap();
+        assert_eq!(strategy, generic, "partition {}", p.id);
+        let strategy_rows =
+            id_hashes(rowhash::row_hashes(source.as_mut(), &p, 101).await.unwrap()).await;
+        assert_eq!(strategy_rows, generic_rows, "partition {}", p.id);
+        let Some(pushdown) = source.hash_pushdown() else {
+            continue;
         };
-        assert_eq!(pairs(own), pairs(generic), "partition {}", p.id);
+        assert_eq!(
+            pushdown.checksum(&p).await.unwrap(),
+            generic,
+            "partition {}",
+            p.id
+        );
+        let own = id_hashes(pushdown.row_hashes(&p, 101).await.unwrap()).await;
+        assert_eq!(own, generic_rows, "partition {}", p.id);
+        if p.ranges.is_empty() {
+            continue;
+        }
+        // Buckets of 16 ids from the range's start: each bucket's checksum
+        // is that of the generic row hashes of its ids.
+        let buckets = Buckets {
+            dim: 0,
+            origin: 1,
+            width: 16,
+        };
+        let by_bucket = pushdown
+            .bucket_checksums(&p, buckets)
+            .await
+            .unwrap()
+            .expect("an integer range is bucketed");
+        let mut expected: Vec<(i64, Checksum)> = Vec::new();
+        for (id, hash) in &generic_rows {
+            let bucket = (id - buckets.origin).div_euclid(buckets.width);
+            if expected.last().is_none_or(|(b, _)| *b != bucket) {
+                expected.push((bucket, Checksum::default()));
+            }
+            rowhash::checksum_add(&mut expected.last_mut().unwrap().1, *hash);
+        }
+        assert_eq!(by_bucket, expected, "partition {}", p.id);
+        let which: Vec<i64> = expected.iter().map(|(b, _)| *b).step_by(3).collect();
+        let in_buckets = id_hashes(
+            pushdown
+                .bucket_row_hashes(&p, buckets, &which, 7)
+                .await
+                .unwrap(),
+        )
+        .await;
+        let wanted: Vec<(i64, i64)> = generic_rows
+            .iter()
+            .filter(|(id, _)| which.contains(&(id - 1).div_euclid(16)))
+            .copied()
+            .collect();
+        assert_eq!(in_buckets, wanted, "partition {}", p.id);
     }
 }
 

@@ -17,7 +17,7 @@ use common::column;
 use connectors::postgres::PostgresSource;
 use connectors::rowhash::{self, ROW_HASH_COLUMN};
 use connectors::sqlite::{SqliteSink, SqliteSource};
-use connectors::{Buckets, Checksum, RunIdentity, Sink, Source};
+use connectors::{Buckets, Checksum, HashPushdown, RunIdentity, Sink, Source};
 use futures_util::StreamExt;
 use planner::datastores::Datastore;
 use planner::model::{quote_ident, MappedColumn, TableRef};
@@ -146,9 +146,16 @@ async fn hashes_of_read(source: &mut dyn Source, cols: &[MappedColumn], p: &Part
     out
 }
 
+/// The source's hashing in its database, which these tests are about.
+fn pushdown(source: &mut dyn Source) -> &mut dyn HashPushdown {
+    source
+        .hash_pushdown()
+        .expect("PostgreSQL and SQLite hash where their data lives")
+}
+
 /// Hashes the database computes, streamed by `row_hashes`.
 async fn hashes_of_source(source: &mut dyn Source, cols: &[MappedColumn], p: &Partition) -> Hashes {
-    collect_hashes(source.row_hashes(p, 3).await.unwrap(), cols, 3).await
+    collect_hashes(pushdown(source).row_hashes(p, 3).await.unwrap(), cols, 3).await
 }
 
 /// A `row_hashes`-shaped stream (keys, then the hash; pages of at most
@@ -278,7 +285,7 @@ async fn agree(source: &mut dyn Source, cols: &[MappedColumn], p: &Partition) ->
     let from_db = hashes_of_source(source, cols, p).await;
     assert_eq!(from_read, from_db, "partition {}", p.id);
     assert_eq!(
-        source.checksum(p).await.unwrap(),
+        pushdown(source).checksum(p).await.unwrap(),
         checksum_of(&from_read),
         "partition {}",
         p.id
@@ -445,7 +452,7 @@ async fn hashes_of_buckets(
     buckets: Buckets,
     which: &[i64],
 ) -> Hashes {
-    let stream = source
+    let stream = pushdown(source)
         .bucket_row_hashes(p, buckets, which, 2)
         .await
         .unwrap();

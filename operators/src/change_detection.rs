@@ -12,6 +12,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use async_trait::async_trait;
+use connectors::rowhash;
 use connectors::{BatchStream, Buckets, Checksum, Source};
 use futures_util::StreamExt;
 use itertools::{EitherOrBoth, Itertools};
@@ -124,7 +125,10 @@ impl ChangeDetection {
     async fn checksums(&mut self, p: &Partition) -> Result<(Checksum, Checksum)> {
         // Two connections: both sides scan at the same time.
         let dp = for_destination(p);
-        let (s, d) = tokio::join!(self.source.checksum(p), self.destination.checksum(&dp));
+        let (s, d) = tokio::join!(
+            rowhash::checksum(self.source.as_mut(), p),
+            rowhash::checksum(self.destination.as_mut(), &dp)
+        );
         Ok((s?, d?))
     }
 
@@ -240,8 +244,8 @@ impl ChangeDetection {
         };
         let dp = for_destination(part);
         let (s, d) = tokio::join!(
-            self.source.bucket_checksums(part, buckets),
-            self.destination.bucket_checksums(&dp, buckets)
+            rowhash::bucket_checksums(self.source.as_mut(), part, buckets),
+            rowhash::bucket_checksums(self.destination.as_mut(), &dp, buckets)
         );
         let (Some(s), Some(d)) = (s?, d?) else {
             self.bucketing = Some(false);
@@ -411,8 +415,10 @@ async fn row_hashes<'a>(
     page_rows: usize,
 ) -> connectors::Result<BatchStream<'a>> {
     match only {
-        Some((buckets, which)) => side.bucket_row_hashes(p, buckets, which, page_rows).await,
-        None => side.row_hashes(p, page_rows).await,
+        Some((buckets, which)) => {
+            rowhash::bucket_row_hashes(side, p, buckets, which, page_rows).await
+        }
+        None => rowhash::row_hashes(side, p, page_rows).await,
     }
 }
 

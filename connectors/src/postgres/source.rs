@@ -16,7 +16,7 @@ use super::connect;
 use super::params::{BoundParam, BoundValue, OwnedParams, RawValue};
 use crate::conform::{check_fits, keyed_batch};
 use crate::sql;
-use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, Source};
+use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown, Source};
 use crate::{ConnectorError, Result};
 
 pub struct PostgresSource {
@@ -193,6 +193,14 @@ impl Source for PostgresSource {
         Ok(Some(self.read_query(&select.sql, params, page_rows).await?))
     }
 
+    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+        Some(self)
+    }
+}
+
+/// Row hashes and checksums computed by the database (see `crate::rowhash`).
+#[async_trait]
+impl HashPushdown for PostgresSource {
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
         self.ensure_checked().await?;
         let (from_where, params) = partition_from_where(&self.table, partition);

@@ -60,10 +60,7 @@ use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::types::ValueRef;
 use tokio_postgres::types::{Kind, Type};
 
-use futures_util::StreamExt;
-use planner::partition::Partition;
-
-use crate::traits::{BatchStream, Checksum, Source};
+use crate::traits::Checksum;
 use crate::{ConnectorError, Result};
 
 /// Name of the Int64 column that carries the row hash in `row_hashes` batches.
@@ -191,40 +188,6 @@ pub fn fill_computed_hash(batch: RecordBatch, columns: &[MappedColumn]) -> Resul
     Ok(RecordBatch::try_new(batch.schema(), arrays)?)
 }
 
-/// Rows per page when a source's rows are read to be hashed here.
-const HASH_PAGE_ROWS: usize = 8192;
-
-/// `partition`'s checksum from its rows as `source` reads them, hashed here:
-/// the path of every source that cannot hash where its data lives. A
-/// pushdown's checksum equals this one (the conformance suite holds them
-/// equal).
-pub async fn checksum_by_reading<S: Source + ?Sized>(
-    source: &mut S,
-    partition: &Partition,
-) -> Result<Checksum> {
-    let columns = source.columns().to_vec();
-    let mut batches = source.read(partition, HASH_PAGE_ROWS).await?;
-    let mut total = Checksum::default();
-    while let Some(batch) = batches.next().await {
-        total = checksum_combine(total, try_checksum_batch(&batch?, &columns)?);
-    }
-    Ok(total)
-}
-
-/// The keys and row hashes of `partition` ([`row_hashes_batch`]) from its
-/// rows as `source` reads them.
-pub async fn row_hashes_by_reading<'a, S: Source + ?Sized>(
-    source: &'a mut S,
-    partition: &Partition,
-    page_rows: usize,
-) -> Result<BatchStream<'a>> {
-    let columns = source.columns().to_vec();
-    let batches = source.read(partition, page_rows).await?;
-    Ok(Box::pin(batches.map(move |batch| {
-        batch.and_then(|b| row_hashes_batch(&b, &columns))
-    })))
-}
-
 /// A row hash as a text `hash_key` column stores it: the 64 bits as 16
 /// lowercase hex digits (two's complement, so `-1` is `ffffffffffffffff`).
 pub fn hash_hex(hash: i64) -> String {
@@ -300,11 +263,16 @@ pub fn row_hashes_batch(batch: &RecordBatch, columns: &[MappedColumn]) -> Result
 
 mod canonical;
 mod postgres;
+mod source_hashes;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
 use canonical::*;
 pub(crate) use postgres::*;
+pub use source_hashes::{
+    bucket_checksums, bucket_row_hashes, checksum, checksum_by_reading, row_hashes,
+    row_hashes_by_reading,
+};
 pub use sqlite::sqlite_table_checksum;
 pub(crate) use sqlite::*;

@@ -16,7 +16,7 @@ use super::params::{bound_from_sqlite, bound_params};
 use super::thread::ConnectionThread;
 use crate::conform::check_fits;
 use crate::sql;
-use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, Source};
+use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown, Source};
 use crate::{ConnectorError, Result};
 
 pub struct SqliteSource {
@@ -134,6 +134,14 @@ impl Source for SqliteSource {
         Ok(Some(self.stream(select.sql, params, page_rows)))
     }
 
+    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+        Some(self)
+    }
+}
+
+/// Row hashes and checksums computed by the database (see `crate::rowhash`).
+#[async_trait]
+impl HashPushdown for SqliteSource {
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {
         let (from_where, params) = partition_from_where(&self.table, partition);
         let q = format!(
