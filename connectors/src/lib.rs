@@ -14,8 +14,8 @@ pub mod traits;
 
 pub use error::{ConnectorError, ErrorDomain, ErrorKind, Result};
 pub use traits::{
-    BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, HashPushdown, LockAttempt,
-    RunIdentity, Sink, SinkCapabilities, Source, WriteMode, WriteStats,
+    BatchStream, BucketChecksum, Buckets, Checkpoint, Checksum, CommitToken, HashPushdown,
+    LockAttempt, RunIdentity, Sink, SinkCapabilities, Source, WriteMode, WriteStats,
 };
 
 use planner::model::{MappedColumn, TableRef};

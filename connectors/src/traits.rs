@@ -169,6 +169,33 @@ impl WriteStats {
     }
 }
 
+/// What makes committing one partition idempotent on a destination that is
+/// not transactional: the run and the partition. A resumed run keeps its run
+/// id, so a partition committed before a crash but not checkpointed comes
+/// back under the same token and is recognised. As the destination spells
+/// it ([`CommitToken::as_label`]): a Delta `txn` action's app id, a
+/// ClickHouse `insert_deduplication_token`, a StarRocks load label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CommitToken {
+    pub run_id: String,
+    pub partition_id: String,
+}
+
+impl CommitToken {
+    pub fn of(run: &RunIdentity, partition: &Partition) -> CommitToken {
+        CommitToken {
+            run_id: run.run_id.clone(),
+            partition_id: partition.id.clone(),
+        }
+    }
+
+    /// One string for both parts: `synchub:<run id>:<partition id>`. Run
+    /// ids hold no `:`, so no two tokens share a label.
+    pub fn as_label(&self) -> String {
+        format!("synchub:{}:{}", self.run_id, self.partition_id)
+    }
+}
+
 /// How a partition's rows meet the destination's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WriteMode {
@@ -188,8 +215,9 @@ pub enum WriteMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SinkCapabilities {
     /// A partition's rows and its checkpoint commit in one transaction.
-    /// (A destination without must commit idempotently under the token
-    /// (run id, partition id): none of today's.)
+    /// A destination without (ClickHouse, StarRocks, Delta) commits the
+    /// rows idempotently under the partition's [`CommitToken`], and the
+    /// checkpoint afterwards ([`Sink::record_checkpoint`]).
     pub transactional: bool,
     /// Rows are merged by key.
     pub upsert: bool,
@@ -260,11 +288,31 @@ pub trait Sink: Send {
 
     /// Merges the staged rows into the table and records the checkpoint, in
     /// one transaction: after a crash either both are there or neither.
+    ///
+    /// A destination that is not `transactional` commits the rows only,
+    /// under the partition's [`CommitToken`]: a commit under a token it has
+    /// committed before writes nothing (and counts nothing), so a resumed
+    /// run that writes a partition again after a crash between this commit
+    /// and its checkpoint duplicates no row.
     async fn commit_partition(
         &mut self,
         run: &RunIdentity,
         partition: &Partition,
     ) -> Result<WriteStats>;
+
+    /// Records the checkpoint of the partition `commit_partition` just
+    /// committed. Called only on a destination that is not `transactional`
+    /// (a transactional one records it in the same commit); the checkpoint
+    /// lives in the destination all the same, where `checkpoints` finds it.
+    async fn record_checkpoint(
+        &mut self,
+        _run: &RunIdentity,
+        _partition: &Partition,
+    ) -> Result<()> {
+        Err(crate::ConnectorError::Unsupported(
+            "this destination records checkpoints as it commits".into(),
+        ))
+    }
 
     /// Input ended with no partition open: every partition given to this
     /// writer is committed, unless upstream failed between two. Only for

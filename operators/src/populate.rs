@@ -12,8 +12,10 @@ use crate::progress::RunProgress;
 /// feature (the test command's build of the CLI; a normal build has none of
 /// it and reads no test variables). From `SYNCHUB_TEST_CRASH=<point>:<n>`
 /// the process aborts at the n-th partition of this run, `before_commit`
-/// (rows written, transaction open) or `after_commit` (committed in the
-/// destination, not yet in the state store); crash tests use it to prove a
+/// (rows written, transaction open), `after_data_commit` (a destination
+/// that is not transactional: rows committed under their token, checkpoint
+/// not yet recorded) or `after_commit` (committed in the destination, not
+/// yet in the state store); crash tests use it to prove a
 /// killed run resumes with nothing lost and nothing duplicated. From
 /// `SYNCHUB_TEST_SLOW_COMMIT_MS` it pauses after each commit, so a test can
 /// kill a run mid-way or make two runs meet.
@@ -24,6 +26,7 @@ mod fault {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum CrashPoint {
         BeforeCommit(u64),
+        AfterDataCommit(u64),
         AfterCommit(u64),
     }
 
@@ -34,6 +37,7 @@ mod fault {
             let n = n.parse().ok()?;
             match point {
                 "before_commit" => Some(CrashPoint::BeforeCommit(n)),
+                "after_data_commit" => Some(CrashPoint::AfterDataCommit(n)),
                 "after_commit" => Some(CrashPoint::AfterCommit(n)),
                 _ => None,
             }
@@ -71,6 +75,13 @@ mod fault {
             }
         }
 
+        /// Rows committed under their token, checkpoint not recorded.
+        pub(super) fn after_data_commit(&self, p: &Partition) {
+            if self.crash == Some(CrashPoint::AfterDataCommit(self.partitions_seen)) {
+                crash_now(&format!("after committing the rows of partition {}", p.id));
+            }
+        }
+
         /// Committed in the destination, not yet in the state store.
         pub(super) fn after_commit(&self, p: &Partition) {
             if self.crash == Some(CrashPoint::AfterCommit(self.partitions_seen)) {
@@ -91,9 +102,15 @@ mod fault {
 pub type CommitHook = Box<dyn FnMut(&Partition, WriteStats) -> Result<()> + Send>;
 
 /// Writes each partition into the destination in one transaction together
-/// with its checkpoint.
+/// with its checkpoint; into a destination that is not transactional, its
+/// rows under the partition's commit token, then its checkpoint. A crash
+/// between the two leaves rows without a checkpoint: the resumed run (same
+/// run id, so same token) writes the partition again, and the destination
+/// recognises the token and writes nothing twice.
 pub struct Populate {
     sink: Box<dyn Sink>,
+    /// Whether rows and checkpoint commit together (`SinkCapabilities`).
+    transactional: bool,
     run: RunIdentity,
     progress: Arc<RunProgress>,
     on_commit: CommitHook,
@@ -116,6 +133,7 @@ impl Populate {
         on_commit: CommitHook,
     ) -> Self {
         Populate {
+            transactional: sink.capabilities().transactional,
             sink,
             mode,
             run,
@@ -155,6 +173,14 @@ impl Operator for Populate {
             .commit_partition(&self.run, &p)
             .await
             .map_err(OperatorError::from)?;
+        if !self.transactional {
+            #[cfg(feature = "fault-injection")]
+            self.faults.after_data_commit(&p);
+            self.sink
+                .record_checkpoint(&self.run, &p)
+                .await
+                .map_err(OperatorError::from)?;
+        }
         stats.unchanged += std::mem::take(&mut self.unchanged_upstream);
         self.open = None;
         RunProgress::add(&self.progress.rows_inserted, stats.inserted);

@@ -18,4 +18,6 @@ pub use config::{MemoryConnection, MemoryConnectionConfig};
 pub use connector::MemoryConnector;
 pub use sink::MemorySink;
 pub use source::MemorySource;
+#[cfg(feature = "fault-injection")]
+pub use store::lose_next_checkpoint;
 pub use store::{put_table, table_rows};

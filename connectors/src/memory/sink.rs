@@ -1,6 +1,9 @@
 //! Writing a memory table: a partition's rows and deletes are staged, then
 //! applied with its checkpoint under one lock, so a reader sees both or
-//! neither.
+//! neither. A datastore with `transactional: false` acts instead as a
+//! destination without transactions (ClickHouse, Delta): rows are appended
+//! under the partition's commit token, and a second commit under the same
+//! token writes nothing; the checkpoint is recorded in a second step.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +16,12 @@ use planner::model::TableRef;
 use planner::partition::Partition;
 use planner::types::{arrow_schema, ColumnSpec};
 
-use super::store::{concat, new_identity, table_key, tables, MemTable};
+use super::store::{
+    checkpoint_lost, concat, connection_of, new_identity, table_key, tables, MemTable,
+};
 use crate::{
-    Checkpoint, ConnectorError, Result, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats,
+    Checkpoint, CommitToken, ConnectorError, Result, RunIdentity, Sink, SinkCapabilities,
+    WriteMode, WriteStats,
 };
 
 pub struct MemorySink {
@@ -28,6 +34,10 @@ pub struct MemorySink {
     deletes: Vec<RecordBatch>,
     identity: String,
     empty_at_start: bool,
+    transactional: bool,
+    /// The partition the last non-transactional commit wrote, and its rows,
+    /// for `record_checkpoint`.
+    committed: Option<(String, u64)>,
 }
 
 impl MemorySink {
@@ -41,6 +51,8 @@ impl MemorySink {
             deletes: Vec::new(),
             identity: String::new(),
             empty_at_start: false,
+            transactional: connection_of(&table.datastore)?.transactional,
+            committed: None,
         })
     }
 
@@ -86,6 +98,7 @@ impl Sink for MemorySink {
                         rows: RecordBatch::new_empty(self.schema.clone()),
                         checkpoints: Vec::new(),
                         identity: identity.clone(),
+                        tokens: Default::default(),
                     },
                 );
                 self.empty_at_start = true;
@@ -124,9 +137,9 @@ impl Sink for MemorySink {
 
     fn capabilities(&self) -> SinkCapabilities {
         SinkCapabilities {
-            transactional: true,
-            upsert: true,
-            delete: true,
+            transactional: self.transactional,
+            upsert: self.transactional,
+            delete: self.transactional,
             single_writer: true,
         }
     }
@@ -149,6 +162,12 @@ impl Sink for MemorySink {
     }
 
     async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
+        if !self.transactional {
+            return Err(ConnectorError::Unsupported(format!(
+                "table {} takes appends only (transactional: false): rows cannot be deleted",
+                self.table
+            )));
+        }
         self.deletes.push(keys.clone());
         Ok(())
     }
@@ -158,13 +177,14 @@ impl Sink for MemorySink {
         run: &RunIdentity,
         partition: &Partition,
     ) -> Result<WriteStats> {
+        if !self.transactional {
+            return self.append_under_token(CommitToken::of(run, partition));
+        }
         let staged = concat(&self.schema, &std::mem::take(&mut self.staged))?;
         let deletes = std::mem::take(&mut self.deletes);
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let mut tables = tables();
-        let table = tables.get_mut(&self.key).ok_or_else(|| {
-            ConnectorError::Schema(format!("table {} was dropped during the run", self.table))
-        })?;
+        let table = tables.get_mut(&self.key).ok_or_else(|| self.dropped())?;
         // The table's rows by key: (row of the batch they are in, which batch).
         let current = table.rows.clone();
         let mut by_key: BTreeMap<OwnedRow, (usize, usize)> = self
@@ -212,22 +232,91 @@ impl Sink for MemorySink {
             .map(|(from, i)| (if *from == 0 { *i } else { offset + i }) as u32)
             .collect();
         table.rows = take_record_batch(&both, &picks)?;
-        table.checkpoints.retain(|((p, s, _), c)| {
-            !(p == &run.pipeline && s == &run.strategy && c.partition_id == partition.id)
-        });
-        table.checkpoints.push((
-            (
-                run.pipeline.clone(),
-                run.strategy.clone(),
-                run.run_id.clone(),
-            ),
-            Checkpoint {
-                partition_id: partition.id.clone(),
-                rows: staged.num_rows() as u64,
-                fingerprint: Some(run.fingerprint.clone()),
-                table_identity: Some(self.identity.clone()),
-            },
-        ));
+        put_checkpoint(
+            table,
+            run,
+            &partition.id,
+            staged.num_rows() as u64,
+            &self.identity,
+        );
         Ok(stats)
     }
+
+    async fn record_checkpoint(&mut self, run: &RunIdentity, partition: &Partition) -> Result<()> {
+        let rows = match self.committed.take() {
+            Some((id, rows)) if id == partition.id => rows,
+            _ => {
+                return Err(ConnectorError::Other(format!(
+                    "checkpoint of partition {} recorded before its rows were committed",
+                    partition.id
+                )))
+            }
+        };
+        if checkpoint_lost(&self.key, &partition.id) {
+            return Err(ConnectorError::Other(format!(
+                "fault injected: the checkpoint of partition {} is lost",
+                partition.id
+            )));
+        }
+        let mut tables = tables();
+        let table = tables.get_mut(&self.key).ok_or_else(|| self.dropped())?;
+        put_checkpoint(table, run, &partition.id, rows, &self.identity);
+        Ok(())
+    }
+}
+
+impl MemorySink {
+    /// The non-transactional commit: the staged rows appended, unless
+    /// `token` was committed before, in which case nothing is written.
+    fn append_under_token(&mut self, token: CommitToken) -> Result<WriteStats> {
+        let staged = concat(&self.schema, &std::mem::take(&mut self.staged))?;
+        let rows = staged.num_rows() as u64;
+        self.committed = Some((token.partition_id.clone(), rows));
+        let mut tables = tables();
+        let table = tables.get_mut(&self.key).ok_or_else(|| self.dropped())?;
+        if table.tokens.contains(&token) {
+            tracing::info!(
+                token = %token.as_label(),
+                "partition already committed under its token; nothing written"
+            );
+            return Ok(WriteStats::default());
+        }
+        table.rows = concat(&self.schema, &[table.rows.clone(), staged])?;
+        table.tokens.insert(token);
+        Ok(WriteStats {
+            inserted: rows,
+            ..WriteStats::default()
+        })
+    }
+
+    fn dropped(&self) -> ConnectorError {
+        ConnectorError::Schema(format!("table {} was dropped during the run", self.table))
+    }
+}
+
+/// Records (replacing any earlier one of the pipeline's strategy) that
+/// `partition_id` of `run` is committed with `rows` rows.
+fn put_checkpoint(
+    table: &mut MemTable,
+    run: &RunIdentity,
+    partition_id: &str,
+    rows: u64,
+    identity: &str,
+) {
+    table.checkpoints.retain(|((p, s, _), c)| {
+        !(p == &run.pipeline && s == &run.strategy && c.partition_id == partition_id)
+    });
+    table.checkpoints.push((
+        (
+            run.pipeline.clone(),
+            run.strategy.clone(),
+            run.run_id.clone(),
+        ),
+        Checkpoint {
+            partition_id: partition_id.to_string(),
+            rows,
+            fingerprint: Some(run.fingerprint.clone()),
+            table_identity: Some(identity.to_string()),
+        },
+    ));
 }

@@ -1,6 +1,6 @@
 //! The process's memory tables, by store and table name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use arrow::array::{ArrayRef, RecordBatch};
@@ -13,7 +13,7 @@ use planner::Datastore;
 use super::config::MemoryConnection;
 use crate::catalog::CatalogTable;
 use crate::registry::DeclaredColumn;
-use crate::traits::Checkpoint;
+use crate::traits::{Checkpoint, CommitToken};
 use crate::{ConnectorError, Result};
 
 /// One table: its rows in one batch, and the checkpoints written with them.
@@ -24,6 +24,9 @@ pub(super) struct MemTable {
     /// New for each table created, so a dropped and re-created table is
     /// told from the old one.
     pub identity: String,
+    /// The tokens rows were committed under, kept with the rows as a Delta
+    /// log keeps its `txn` actions (non-transactional sinks only).
+    pub tokens: HashSet<CommitToken>,
 }
 
 type Tables = HashMap<(String, String), MemTable>;
@@ -45,12 +48,49 @@ pub(super) fn table_key(table: &TableRef) -> Result<(String, String)> {
 }
 
 pub(super) fn store_of(datastore: &Datastore) -> Result<String> {
+    connection_of(datastore).map(|c| c.store.clone())
+}
+
+pub(super) fn connection_of(datastore: &Datastore) -> Result<&MemoryConnection> {
     datastore
         .connection_as::<MemoryConnection>()
-        .map(|c| c.store.clone())
         .ok_or_else(|| {
             ConnectorError::Config(format!("datastore \"{}\" is not memory", datastore.name()))
         })
+}
+
+/// Test-only: makes the next recording of `partition_id`'s checkpoint in
+/// table `table` of `store` fail, as if the process had died between a
+/// non-transactional commit of its rows and its checkpoint.
+#[cfg(feature = "fault-injection")]
+pub fn lose_next_checkpoint(store: &str, table: &str, partition_id: &str) {
+    lost_checkpoints().insert((
+        store.to_string(),
+        table.to_string(),
+        partition_id.to_string(),
+    ));
+}
+
+/// Whether the checkpoint of `partition_id` in table `key` is to be lost
+/// (once) by [`lose_next_checkpoint`].
+pub(super) fn checkpoint_lost(key: &(String, String), partition_id: &str) -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        let lost = (key.0.clone(), key.1.clone(), partition_id.to_string());
+        lost_checkpoints().remove(&lost)
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = (key, partition_id);
+        false
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+fn lost_checkpoints() -> MutexGuard<'static, HashSet<(String, String, String)>> {
+    static LOST: LazyLock<Mutex<HashSet<(String, String, String)>>> =
+        LazyLock::new(|| Mutex::new(HashSet::new()));
+    LOST.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn qualified(schema: Option<&str>, table: &str) -> String {
@@ -69,6 +109,7 @@ pub fn put_table(store: &str, table: &str, rows: RecordBatch) {
             rows,
             checkpoints: Vec::new(),
             identity: new_identity(),
+            tokens: HashSet::new(),
         },
     );
 }
