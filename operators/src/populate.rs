@@ -12,7 +12,7 @@ use crate::progress::RunProgress;
 /// feature (the test command's build of the CLI; a normal build has none of
 /// it and reads no test variables). From `SYNCHUB_TEST_CRASH=<point>:<n>`
 /// the process aborts at the n-th partition of this run, `before_commit`
-/// (rows written, transaction open), `after_data_commit` (a destination
+/// (rows written, transaction open), `before_checkpoint` (a destination
 /// that is not transactional: rows committed under their token, checkpoint
 /// not yet recorded) or `after_commit` (committed in the destination, not
 /// yet in the state store); crash tests use it to prove a
@@ -26,7 +26,7 @@ mod fault {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     enum CrashPoint {
         BeforeCommit(u64),
-        AfterDataCommit(u64),
+        BeforeCheckpoint(u64),
         AfterCommit(u64),
     }
 
@@ -37,7 +37,7 @@ mod fault {
             let n = n.parse().ok()?;
             match point {
                 "before_commit" => Some(CrashPoint::BeforeCommit(n)),
-                "after_data_commit" => Some(CrashPoint::AfterDataCommit(n)),
+                "before_checkpoint" => Some(CrashPoint::BeforeCheckpoint(n)),
                 "after_commit" => Some(CrashPoint::AfterCommit(n)),
                 _ => None,
             }
@@ -76,8 +76,8 @@ mod fault {
         }
 
         /// Rows committed under their token, checkpoint not recorded.
-        pub(super) fn after_data_commit(&self, p: &Partition) {
-            if self.crash == Some(CrashPoint::AfterDataCommit(self.partitions_seen)) {
+        pub(super) fn before_checkpoint(&self, p: &Partition) {
+            if self.crash == Some(CrashPoint::BeforeCheckpoint(self.partitions_seen)) {
                 crash_now(&format!("after committing the rows of partition {}", p.id));
             }
         }
@@ -175,7 +175,7 @@ impl Operator for Populate {
             .map_err(OperatorError::from)?;
         if !self.transactional {
             #[cfg(feature = "fault-injection")]
-            self.faults.after_data_commit(&p);
+            self.faults.before_checkpoint(&p);
             self.sink
                 .record_checkpoint(&self.run, &p)
                 .await
