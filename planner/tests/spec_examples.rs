@@ -94,3 +94,72 @@ fn spec_examples_run_full_where_they_can() {
     assert_eq!(plan.strategy, "full");
     assert_eq!(plan.dimensions[0].source_expr, "\"id\"");
 }
+
+/// Fingerprints bind checkpoints and delta watermarks: a change of how the
+/// model holds columns (structured references instead of SQL text) must not
+/// change them, or every delta pipeline would re-read its table once after
+/// an upgrade. Values computed before the model changed.
+#[test]
+fn fingerprints_do_not_depend_on_how_the_model_holds_columns() {
+    let root = manifest_dir().join("..");
+    let mut seen = Vec::new();
+    for (file, datastores) in [
+        (
+            "pipelines/demo/orders.yaml",
+            "pipelines/demo/datastores.yaml",
+        ),
+        (
+            "pipelines/demo/orders_stage_form.yaml",
+            "pipelines/demo/datastores.yaml",
+        ),
+        (
+            "pipelines/demo/users.yaml",
+            "pipelines/demo/datastores.yaml",
+        ),
+        (
+            "pipelines/examples/postgres_postgres_join.yaml",
+            "pipelines/examples/datastores.yaml",
+        ),
+        (
+            "planner/tests/spec_examples/example_01.yaml",
+            "planner/tests/spec_examples/datastores.yaml",
+        ),
+        (
+            "planner/tests/spec_examples/example_03.yaml",
+            "planner/tests/spec_examples/datastores.yaml",
+        ),
+        (
+            "planner/tests/spec_examples/example_06_column_level.yaml",
+            "planner/tests/spec_examples/datastores.yaml",
+        ),
+    ] {
+        let ds = Datastores::load(
+            &root.join(datastores),
+            &planner::connection::stand_in::types(),
+        )
+        .unwrap();
+        let Ok(p) = Pipeline::load(&root.join(file), &ds) else {
+            seen.push(format!("{file}: invalid"));
+            continue;
+        };
+        for s in &p.strategies {
+            let Ok(plan) = Plan::compile(&p, Some(&s.name)) else {
+                continue;
+            };
+            let f = planner::fingerprint::SyncFingerprint::of(&p, &plan);
+            seen.push(format!("{file} {}: {} {}", s.name, f.rows, f.run));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "pipelines/demo/orders.yaml full: b9fa9b745b4102f7 e0d0f7b96a12542f",
+            "pipelines/demo/orders_stage_form.yaml full: ca9e52bb563ffd6e eeb3d7ec813eeb86",
+            "pipelines/demo/users.yaml full: ee33e66135647338 df9f7e614690c8e1",
+            "pipelines/examples/postgres_postgres_join.yaml full_sync: a33949e91c945bd1 4028255c5ef9d176",
+            "planner/tests/spec_examples/example_01.yaml hourly_delta: b1e13e3b6defcd9a 387dd47803aed969",
+            "planner/tests/spec_examples/example_03.yaml delta_sync: 3a8192950e8af053 79fc91d6f61a9eb6",
+            "planner/tests/spec_examples/example_06_column_level.yaml hash: 40a0bb7bbb84eb88 803d7a1a0cf6d757",
+        ]
+    );
+}
