@@ -353,13 +353,20 @@ fn pg_codec(c: &mut Criterion) {
 }
 
 fn sqlite_codec(c: &mut Criterion) {
+    use connectors::sql::{Dialect, SqliteDialect};
     use connectors::sqlite::codec::{self, ColumnEncoder, TextBuf};
     let specs: Vec<ColumnSpec> = columns().into_iter().map(|(c, _)| c.spec).collect();
     let data = batch(0, BATCH_ROWS);
     let conn = rusqlite::Connection::open_in_memory().expect("in-memory SQLite");
     let ddl = specs
         .iter()
-        .map(|c| format!("\"{}\" {}", c.name, codec::sqlite_type_ddl(&c.data_type)))
+        .map(|c| {
+            format!(
+                "{} {}",
+                SqliteDialect.quote_ident(&c.name),
+                SqliteDialect.type_ddl(&c.data_type)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     conn.execute_batch(&format!("CREATE TABLE t ({ddl})"))

@@ -8,9 +8,10 @@ use connectors::postgres::PostgresSource;
 use connectors::sqlite::SqliteSource;
 use connectors::Source;
 use planner::datastores::Datastore;
-use planner::model::{quote_ident, MappedColumn, StoredHash, TableRef};
+use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{ColumnBounds, PartitionDimension, PartitionValue, Step};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use planner::ColumnRef;
 use planner::{SqlDialect, SqlExpr};
 
 mod common;
@@ -28,7 +29,7 @@ fn column(name: &str, unique: bool) -> MappedColumn {
         },
         dest: name.into(),
         source: name.into(),
-        source_sql: quote_ident(name),
+        source_ref: ColumnRef::bare(name),
         data_type: "bigint".into(),
         unique,
         hash_column: true,
@@ -40,7 +41,7 @@ fn column(name: &str, unique: bool) -> MappedColumn {
 fn dim(name: &str) -> PartitionDimension {
     PartitionDimension {
         name: name.into(),
-        source_expr: quote_ident(name),
+        column: ColumnRef::bare(name),
         kind: PartitionKind::Integer,
         date_only: false,
         step: Step::Int(10),

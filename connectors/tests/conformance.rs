@@ -23,9 +23,10 @@ use connectors::{
     WriteStats,
 };
 use futures_util::TryStreamExt;
-use planner::model::{quote_ident, MappedColumn, TableRef};
+use planner::model::{MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{arrow_schema, ColumnSpec, ColumnType, PartitionKind};
+use planner::ColumnRef;
 use planner::Datastore;
 
 /// Whatever must live as long as a test's datastore (a schema dropped
@@ -175,7 +176,7 @@ fn by_id(range: std::ops::Range<i64>) -> Partition {
         ranges: vec![(
             PartitionDimensionRef {
                 name: "id".into(),
-                source_expr: quote_ident("id"),
+                column: ColumnRef::bare("id"),
                 kind: PartitionKind::Integer,
                 date_only: false,
             },
@@ -250,7 +251,7 @@ async fn read_back_equals_what_was_written(h: &dyn Harness) {
     let bounds = source
         .bounds(&[planner::partition::PartitionDimension {
             name: "id".into(),
-            source_expr: quote_ident("id"),
+            column: ColumnRef::bare("id"),
             kind: PartitionKind::Integer,
             date_only: false,
             step: planner::partition::Step::Int(100),
@@ -268,7 +269,7 @@ async fn check_names_a_missing_column(h: &dyn Harness) {
     let t = filled(&ds, "items", &rows(1..=10, "")).await;
     let mut wrong = columns();
     wrong[1].source = "nickname".into();
-    wrong[1].source_sql = quote_ident("nickname");
+    wrong[1].source_ref = ColumnRef::bare("nickname");
     let mut source = open_source(&t, &wrong).await.unwrap();
     let e = source.check().await.unwrap_err().to_string();
     assert!(e.contains("nickname"), "{e}");

@@ -20,9 +20,10 @@ use connectors::sqlite::{SqliteSink, SqliteSource};
 use connectors::{Buckets, Checksum, HashPushdown, RunIdentity, Sink, Source};
 use futures_util::StreamExt;
 use planner::datastores::Datastore;
-use planner::model::{quote_ident, MappedColumn, TableRef};
+use planner::model::{MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use planner::ColumnRef;
 use planner::{SqlDialect, SqlExpr};
 use tokio_postgres::Client;
 
@@ -224,7 +225,7 @@ fn id_range(start: i64, end: i64) -> Partition {
         ranges: vec![(
             PartitionDimensionRef {
                 name: "id".into(),
-                source_expr: quote_ident("id"),
+                column: ColumnRef::bare("id"),
                 kind: PartitionKind::Integer,
                 date_only: false,
             },
@@ -242,7 +243,7 @@ fn ts_partition(range: DimRange) -> Partition {
         ranges: vec![(
             PartitionDimensionRef {
                 name: "ts".into(),
-                source_expr: quote_ident("ts"),
+                column: ColumnRef::bare("ts"),
                 kind: PartitionKind::Datetime,
                 date_only: false,
             },
@@ -266,7 +267,7 @@ fn day_range(start: &str, end: &str) -> Partition {
         ranges: vec![(
             PartitionDimensionRef {
                 name: "day".into(),
-                source_expr: quote_ident("day"),
+                column: ColumnRef::bare("day"),
                 kind: PartitionKind::Datetime,
                 date_only: true,
             },

@@ -502,7 +502,7 @@ pub async fn destination_as_source(
         .iter()
         .map(|c| planner::model::MappedColumn {
             source: c.dest.clone(),
-            source_sql: planner::model::quote_ident(&c.dest),
+            source_ref: planner::ColumnRef::bare(&c.dest),
             stored_hash: match c.stored_hash {
                 planner::model::StoredHash::No => planner::model::StoredHash::No,
                 _ => planner::model::StoredHash::Read,

@@ -16,8 +16,8 @@ use connectors::rowhash;
 use connectors::{BatchStream, Buckets, Checksum, Source};
 use futures_util::StreamExt;
 use itertools::{EitherOrBoth, Itertools};
-use planner::model::quote_ident;
 use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::ColumnRef;
 
 use crate::message::{ChangeSet, Message};
 use crate::operator::{name_null_key, Operator, OperatorError, Output, Result};
@@ -495,7 +495,7 @@ async fn read_checksum(side: &mut dyn Source, p: &Partition, page_rows: usize) -
 fn for_destination(p: &Partition) -> Partition {
     let mut dp = p.clone();
     for (dim, _) in &mut dp.ranges {
-        dim.source_expr = quote_ident(&dim.name);
+        dim.column = ColumnRef::bare(&dim.name);
     }
     dp
 }
@@ -603,7 +603,7 @@ mod tests {
     fn range(kind: PartitionKind, start: PartitionValue, end: PartitionValue) -> Partition {
         let dim = PartitionDimensionRef {
             name: "k".into(),
-            source_expr: "\"k\"".into(),
+            column: planner::ColumnRef::bare("k"),
             kind,
             date_only: false,
         };

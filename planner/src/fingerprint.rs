@@ -6,7 +6,8 @@
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Pipeline, TableRef};
+use crate::model::{DeltaSpec, MappedColumn, Pipeline, StoredHash, TableRef};
+use crate::partition::PartitionDimension;
 use crate::plan::Plan;
 
 /// The two fingerprints of a pipeline compiled for one strategy.
@@ -41,7 +42,7 @@ impl SyncFingerprint {
             .map(|c| {
                 json!({
                     "dest": c.dest,
-                    "source": c.source_sql,
+                    "source": source_text(c),
                     "spec": format!("{:?}", c.spec),
                     "unique": c.unique,
                     "hash_column": c.hash_column,
@@ -57,8 +58,8 @@ impl SyncFingerprint {
         let run = json!({
             "rows": rows,
             "kind": plan.kind,
-            "dimensions": format!("{:?}", plan.dimensions),
-            "delta": format!("{:?}", plan.delta),
+            "dimensions": dimensions_text(&plan.dimensions),
+            "delta": delta_text(plan.delta.as_ref()),
         });
         SyncFingerprint {
             rows: digest(&rows),
@@ -72,4 +73,49 @@ impl SyncFingerprint {
 fn digest(value: &serde_json::Value) -> String {
     let hash = Sha256::digest(value.to_string().as_bytes());
     hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+// The model held columns as SQL text (`"o"."id"`) when fingerprints were
+// first written; these print them as that text, so checkpoints and delta
+// watermarks written then still match (a delta pipeline would otherwise
+// re-read its whole table once after an upgrade).
+
+/// The SQL a source column was read with.
+fn source_text(c: &MappedColumn) -> String {
+    match c.stored_hash {
+        StoredHash::Compute if c.spec.data_type == crate::types::ColumnType::Int64 => {
+            "CAST(NULL AS bigint)".to_string()
+        }
+        StoredHash::Compute => "CAST(NULL AS text)".to_string(),
+        _ => c.source_ref.to_string(),
+    }
+}
+
+/// `Debug` of a dimension as it was, `source_expr` its column's SQL.
+fn dimension_text(d: &PartitionDimension) -> String {
+    format!(
+        "PartitionDimension {{ name: {:?}, source_expr: {:?}, kind: {:?}, date_only: {:?}, step: {:?} }}",
+        d.name,
+        d.column.to_string(),
+        d.kind,
+        d.date_only,
+        d.step
+    )
+}
+
+fn dimensions_text(dims: &[PartitionDimension]) -> String {
+    let dims: Vec<String> = dims.iter().map(dimension_text).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+fn delta_text(delta: Option<&DeltaSpec>) -> String {
+    match delta {
+        None => "None".to_string(),
+        Some(d) => format!(
+            "Some(DeltaSpec {{ cursor: {}, lookback: {:?}, include_nulls: {:?} }})",
+            dimension_text(&d.cursor),
+            d.lookback,
+            d.include_nulls
+        ),
+    }
 }

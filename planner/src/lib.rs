@@ -1,5 +1,6 @@
 //! Pipeline configuration, validation, partition planning and the plan of operators.
 
+pub mod column_ref;
 pub mod config;
 pub mod connection;
 pub mod datastores;
@@ -13,6 +14,7 @@ pub mod sql_expr;
 pub mod types;
 pub mod yaml;
 
+pub use column_ref::ColumnRef;
 pub use connection::{Connection, ConnectionSpec, ConnectorType, ConnectorTypes};
 pub use datastores::{Datastore, Datastores, Secret};
 pub use error::{PlannerError, Problem};

@@ -5,6 +5,7 @@ use std::fmt;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
 
+use crate::column_ref::ColumnRef;
 use crate::types::PartitionKind;
 
 /// A bound of a partition range. Datetimes are microseconds since the Unix
@@ -46,8 +47,8 @@ pub fn format_micros(micros: i64) -> String {
 pub struct PartitionDimension {
     /// Destination-facing name used in partition ids.
     pub name: String,
-    /// The source SQL expression the range applies to (already quoted).
-    pub source_expr: String,
+    /// The source column the range applies to.
+    pub column: ColumnRef,
     pub kind: PartitionKind,
     /// A `date` column: bounds are compared as whole days.
     pub date_only: bool,
@@ -93,7 +94,7 @@ pub struct Partition {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PartitionDimensionRef {
     pub name: String,
-    pub source_expr: String,
+    pub column: ColumnRef,
     pub kind: PartitionKind,
     pub date_only: bool,
 }
@@ -284,7 +285,7 @@ pub fn product(dims: &[PartitionDimension], per_dim: Vec<Vec<DimRange>>) -> Vec<
                     .iter()
                     .map(|d| PartitionDimensionRef {
                         name: d.name.clone(),
-                        source_expr: d.source_expr.clone(),
+                        column: d.column.clone(),
                         kind: d.kind,
                         date_only: d.date_only,
                     })
@@ -503,7 +504,7 @@ mod tests {
     fn dim(step: Step, kind: PartitionKind) -> PartitionDimension {
         PartitionDimension {
             name: "id".into(),
-            source_expr: "\"id\"".into(),
+            column: ColumnRef::bare("id"),
             kind,
             date_only: false,
             step,

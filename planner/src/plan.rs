@@ -215,7 +215,7 @@ impl Plan {
             s.push_str(&format!(
                 "delta cursor: {} ({}) step {}, lookback {}, NULL cursors {}\n",
                 d.cursor.name,
-                d.cursor.source_expr,
+                d.cursor.column,
                 step_text(d.cursor.step),
                 match d.cursor.kind {
                     crate::types::PartitionKind::Datetime => step_text(Step::Micros(d.lookback)),
@@ -235,7 +235,7 @@ impl Plan {
                 s.push_str(&format!(
                     "partitioning: {} ({}) step {}\n",
                     d.name,
-                    d.source_expr,
+                    d.column,
                     step_text(d.step)
                 ));
             }

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::ops::ControlFlow;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sqlparser::ast::{Expr, Value, Visit, Visitor};
 use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::{Parser, ParserError};
@@ -51,6 +51,8 @@ impl SqlDialect {
 
 /// One SQL expression, as parsed. Prints (and serializes) as SQL: quoted
 /// identifiers keep their quotes, strings are re-quoted, comments are gone.
+/// A connector writes it in its own dialect from the tree (`expr`), not
+/// from this text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlExpr(Expr);
 
@@ -101,6 +103,28 @@ impl SqlExpr {
     pub fn expr(&self) -> &Expr {
         &self.0
     }
+
+    /// The expression that prints as `text` (what it serializes as): parsed
+    /// by the first dialect whose parse prints `text` back unchanged, so a
+    /// pipeline shipped as text to another process renders the same SQL.
+    pub fn from_canonical(text: &str) -> Result<SqlExpr, String> {
+        let mut first_error = None;
+        for dialect in [SqlDialect::Postgres, SqlDialect::Sqlite] {
+            match SqlExpr::parse(text, dialect) {
+                Ok(e) if e.to_string() == text => return Ok(e),
+                Ok(e) => {
+                    first_error.get_or_insert(format!("it reads back as {e}"));
+                }
+                Err(why) => {
+                    first_error.get_or_insert(why);
+                }
+            }
+        }
+        Err(format!(
+            "\"{text}\" is not a condition SyncHub printed: {}",
+            first_error.unwrap_or_default()
+        ))
+    }
 }
 
 impl fmt::Display for SqlExpr {
@@ -112,6 +136,13 @@ impl fmt::Display for SqlExpr {
 impl Serialize for SqlExpr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for SqlExpr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SqlExpr, D::Error> {
+        let text = String::deserialize(d)?;
+        SqlExpr::from_canonical(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -199,6 +230,31 @@ mod tests {
             assert_eq!(pg(text).as_deref(), Ok(printed), "{text}");
             assert_eq!(lite(text).as_deref(), Ok(printed), "{text}");
         }
+    }
+
+    #[test]
+    fn conditions_round_trip_through_their_text() {
+        for (text, dialect) in [
+            (
+                r#"o."Order Id" > 10 AND o.status IN ('a', 'it''s')"#,
+                SqlDialect::Postgres,
+            ),
+            ("x::bigint = 1", SqlDialect::Postgres),
+            ("`a b` = 1 AND x IS NOT NULL", SqlDialect::Sqlite),
+        ] {
+            let e = SqlExpr::parse(text, dialect).unwrap();
+            let json = serde_json::to_string(&e).unwrap();
+            let back: SqlExpr = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, e, "{text}");
+            assert_eq!(back.to_string(), e.to_string());
+        }
+        let bad = serde_json::from_str::<SqlExpr>(r#""id < 10) OR (true""#).unwrap_err();
+        assert!(
+            bad.to_string().starts_with(
+                "\"id < 10) OR (true\" is not a condition SyncHub printed: Expected: end of the condition"
+            ),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn spec_examples_run_full_where_they_can() {
     let p = Pipeline::load(&example(1), &ds).unwrap();
     let plan = Plan::compile(&p, Some("full")).unwrap();
     assert_eq!(plan.strategy, "full");
-    assert_eq!(plan.dimensions[0].source_expr, "\"id\"");
+    assert_eq!(plan.dimensions[0].column, planner::ColumnRef::bare("id"));
 }
 
 /// Fingerprints bind checkpoints and delta watermarks: a change of how the

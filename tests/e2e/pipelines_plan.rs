@@ -66,7 +66,11 @@ fn demo_pipelines_partition_as_declared() {
     let orders = Pipeline::load(&root.join("orders.yaml"), &datastores).unwrap();
     let plan = Plan::compile(&orders, None).unwrap();
     assert_eq!(plan.dimensions.len(), 1);
-    assert_eq!(plan.dimensions[0].source_expr, "\"o\".\"id\"");
+    assert_eq!(
+        plan.dimensions[0].column,
+        planner::ColumnRef::parse("o.id").unwrap()
+    );
+    assert_eq!(plan.dimensions[0].column.to_string(), "\"o\".\"id\"");
     let by_month = Pipeline::load(&root.join("orders_stage_form.yaml"), &datastores).unwrap();
     let plan = Plan::compile(&by_month, None).unwrap();
     assert_eq!(plan.dimensions[0].step, planner::partition::Step::Months(1));

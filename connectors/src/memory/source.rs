@@ -5,9 +5,10 @@ use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, RecordBatch}
 use arrow::compute::{can_cast_types, cast, filter_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use async_trait::async_trait;
-use planner::model::{column_ref_parts, MappedColumn, StoredHash, TableRef};
+use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension, PartitionValue};
 use planner::types::{arrow_schema, ColumnSpec, PartitionKind};
+use planner::ColumnRef;
 
 use super::store::{column, table_key, tables};
 use crate::{BatchStream, ConnectorError, Result, Source};
@@ -39,13 +40,11 @@ impl MemorySource {
             .ok_or_else(|| ConnectorError::Schema(format!("table {} does not exist", self.table)))
     }
 
-    /// A partition dimension's or a column's values, by the name its SQL
-    /// gives (`"id"`, `o."id"`).
-    fn values<'a>(&self, rows: &'a RecordBatch, expr: &str) -> Result<&'a ArrayRef> {
-        let name = column_ref_parts(expr)
-            .and_then(|mut p| p.pop())
-            .unwrap_or_else(|| expr.to_string());
-        column(rows, &name).ok_or_else(|| {
+    /// A partition dimension's or a column's values, by the column's own
+    /// name (a memory table has no joins: the qualifier names the table).
+    fn values<'a>(&self, rows: &'a RecordBatch, source: &ColumnRef) -> Result<&'a ArrayRef> {
+        let name = &source.column;
+        column(rows, name).ok_or_else(|| {
             ConnectorError::Schema(format!("table {} has no column \"{name}\"", self.table))
         })
     }
@@ -61,7 +60,7 @@ impl MemorySource {
                 if c.stored_hash == StoredHash::Compute {
                     return Ok(new_null_array(field.data_type(), rows.num_rows()));
                 }
-                let values = self.values(rows, &c.source_sql)?;
+                let values = self.values(rows, &c.source_ref)?;
                 Ok(cast(values, field.data_type())?)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -114,7 +113,7 @@ impl Source for MemorySource {
             if c.stored_hash == StoredHash::Compute {
                 continue;
             }
-            let values = self.values(&rows, &c.source_sql)?;
+            let values = self.values(&rows, &c.source_ref)?;
             if !can_cast_types(values.data_type(), field.data_type()) {
                 return Err(ConnectorError::Schema(format!(
                     "column \"{}\" of {} is {}, which cannot be read as {}",
@@ -132,7 +131,7 @@ impl Source for MemorySource {
         let rows = self.rows()?;
         dims.iter()
             .map(|d| {
-                let values = as_bound_values(self.values(&rows, &d.source_expr)?, d.kind)?;
+                let values = as_bound_values(self.values(&rows, &d.column)?, d.kind)?;
                 let present = values.iter().flatten();
                 let min_max = present
                     .clone()
@@ -155,7 +154,7 @@ impl Source for MemorySource {
         let rows = self.rows()?;
         let mut keep = vec![true; rows.num_rows()];
         for (dim, range) in &partition.ranges {
-            let values = as_bound_values(self.values(&rows, &dim.source_expr)?, dim.kind)?;
+            let values = as_bound_values(self.values(&rows, &dim.column)?, dim.kind)?;
             for (k, v) in keep.iter_mut().zip(&values) {
                 *k &= match (range, v) {
                     (DimRange::All, _) => true,

@@ -1,11 +1,11 @@
 //! The PostgreSQL catalog: declared column types, and the SyncHub type of each.
 
-use planner::model::quote_ident;
 use planner::types::ColumnType;
 use planner::Datastore;
 
 use crate::catalog::{decimal, split_type_args, CatalogTable};
 use crate::registry::DeclaredColumn;
+use crate::sql::{Dialect, PostgresDialect};
 use crate::{ConnectorError, Result};
 
 /// Every column of `tables`, with its `format_type`.
@@ -17,7 +17,7 @@ pub(super) async fn declared_columns(
     let mut out = Vec::new();
     for (i, t) in tables.iter().enumerate() {
         let schema = t.schema.as_deref().unwrap_or("public");
-        let qualified = format!("{}.{}", quote_ident(schema), quote_ident(&t.table));
+        let qualified = PostgresDialect.table(Some(schema), &t.table);
         let rows = client
             .query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)

@@ -9,6 +9,7 @@ use super::config::PostgresConnectionConfig;
 use super::{PostgresSink, PostgresSource};
 use crate::catalog::CatalogTable;
 use crate::registry::{Connector, DeclaredColumn};
+use crate::sql::{Dialect, PostgresDialect};
 use crate::{Result, Sink, Source};
 
 pub struct PostgresConnector;
@@ -48,7 +49,7 @@ impl Connector for PostgresConnector {
 
     async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
         let client = super::connect(&table.datastore).await?;
-        let name = crate::sql::table_sql(table.schema.as_deref(), &table.table, None);
+        let name = PostgresDialect.table(table.schema.as_deref(), &table.table);
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
             .await?

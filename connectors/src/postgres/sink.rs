@@ -7,7 +7,7 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use bytes::BytesMut;
 use futures_util::SinkExt;
-use planner::model::{quote_ident, TableRef};
+use planner::model::TableRef;
 use planner::partition::Partition;
 use planner::types::ColumnSpec;
 use tokio_postgres::types::{ToSql, Type};
@@ -17,7 +17,7 @@ use super::codec::{self, BatchEncoder};
 use super::connect;
 use super::params::BoundParam;
 use crate::conform::value_error;
-use crate::sql;
+use crate::sql::{self, Dialect, PostgresDialect};
 use crate::traits::{
     Checkpoint, LockAttempt, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats,
 };
@@ -146,7 +146,7 @@ impl PostgresSink {
     }
 
     fn qualified(&self) -> String {
-        sql::table_sql(self.table.schema.as_deref(), &self.table.table, None)
+        PostgresDialect.table(self.table.schema.as_deref(), &self.table.table)
     }
 
     /// The COPY encoder for the destination's actual column types.
@@ -166,7 +166,7 @@ impl PostgresSink {
     }
 
     fn checkpoint_table(&self) -> String {
-        sql::table_sql(self.table.schema.as_deref(), CHECKPOINT_TABLE, None)
+        PostgresDialect.table(self.table.schema.as_deref(), CHECKPOINT_TABLE)
     }
 
     /// Existing columns of the destination (name, type), empty when the table is missing.
@@ -199,8 +199,8 @@ impl PostgresSink {
             .map(|c| {
                 format!(
                     "{} {}{}",
-                    quote_ident(&c.name),
-                    codec::pg_type_ddl(&c.data_type),
+                    PostgresDialect.quote_ident(&c.name),
+                    PostgresDialect.type_ddl(&c.data_type),
                     if c.unique { " NOT NULL" } else { "" }
                 )
             })
@@ -216,12 +216,7 @@ impl PostgresSink {
     }
 
     fn key_list(&self) -> String {
-        self.specs
-            .iter()
-            .filter(|c| c.unique)
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ")
+        PostgresDialect.key_list(&self.specs)
     }
 
     /// Whether some unique index covers exactly the key columns.
@@ -261,12 +256,7 @@ impl PostgresSink {
                 .await?;
             STAGE_TABLE.to_string()
         };
-        let cols = self
-            .specs
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = PostgresDialect.column_list(&self.specs);
         let sink = self
             .client
             .copy_in::<_, bytes::Bytes>(&format!(
@@ -330,13 +320,14 @@ impl PostgresSink {
         sink.as_mut().finish().await?;
         let mut conds: Vec<String> = keys
             .iter()
-            .map(|(k, _)| format!("t.{q} = d.{q}", q = quote_ident(k)))
+            .map(|(k, _)| format!("t.{q} = d.{q}", q = PostgresDialect.quote_ident(k)))
             .collect();
         let mut bounds = Vec::new();
         conds.extend(sql::destination_range_conditions(
+            &PostgresDialect,
             partition,
             "t",
-            sql::pg_placeholder,
+            0,
             &mut bounds,
         ));
         let bounds: Vec<BoundParam> = bounds
@@ -389,7 +380,10 @@ impl Sink for PostgresSink {
         if let Some(schema) = &self.table.schema {
             create_if_missing(
                 &self.client,
-                &format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)),
+                &format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}",
+                    PostgresDialect.quote_ident(schema)
+                ),
             )
             .await?;
         }
@@ -405,8 +399,8 @@ impl Sink for PostgresSink {
                         "has no column \"{}\"; add it (ALTER TABLE {} ADD COLUMN {} {}) or drop the table so SyncHub creates it",
                         c.name,
                         self.qualified(),
-                        quote_ident(&c.name),
-                        codec::pg_type_ddl(&c.data_type)
+                        PostgresDialect.quote_ident(&c.name),
+                        PostgresDialect.type_ddl(&c.data_type)
                     )),
                     Some((_, t)) if !codec::pg_type_compatible(&c.data_type, t) => problems.push(format!(
                         "column \"{}\" is {}, but the pipeline maps it as {}; alter the column or change data_type",

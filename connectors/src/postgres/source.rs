@@ -15,7 +15,7 @@ use super::codec::{self, ColumnDecoder};
 use super::connect;
 use super::params::{BoundParam, BoundValue, OwnedParams, RawValue};
 use crate::conform::{check_fits, keyed_batch};
-use crate::sql;
+use crate::sql::{self, Dialect, PostgresDialect};
 use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown, Source};
 use crate::{ConnectorError, Result};
 
@@ -115,7 +115,7 @@ impl Source for PostgresSource {
     }
 
     async fn check(&mut self) -> Result<()> {
-        let probe = sql::probe_sql(&self.table, &self.columns);
+        let probe = sql::probe_sql(&PostgresDialect, &self.table, &self.columns);
         let stmt = match self.client.prepare(&probe).await {
             Ok(s) => s,
             Err(e) => {
@@ -141,7 +141,7 @@ impl Source for PostgresSource {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
-        let q = sql::bounds_sql(&self.table, dims, sql::pg_placeholder);
+        let q = sql::bounds_sql(&PostgresDialect, &self.table, dims);
         let row = self.client.query_one(&q, &[]).await?;
         let mut out = Vec::with_capacity(dims.len());
         for i in 0..dims.len() {
@@ -163,7 +163,7 @@ impl Source for PostgresSource {
     ) -> Result<BatchStream<'a>> {
         self.ensure_checked().await?;
         let (q, params) =
-            sql::select_partition_sql(&self.table, &self.columns, partition, sql::pg_placeholder);
+            sql::select_partition_sql(&PostgresDialect, &self.table, &self.columns, partition);
         let params: OwnedParams = params
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
@@ -177,9 +177,13 @@ impl Source for PostgresSource {
         keys: &RecordBatch,
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
-        let dialect = sql::PostgresDialect;
-        let select =
-            sql::select_by_integer_key(&self.table, &self.columns, partition, &dialect, keys)?;
+        let select = sql::select_by_integer_key(
+            &PostgresDialect,
+            &self.table,
+            &self.columns,
+            partition,
+            keys,
+        )?;
         let Some(select) = select else {
             return Ok(None);
         };
@@ -354,14 +358,12 @@ fn bucket_from_where(
     buckets: Buckets,
     which: Option<Vec<i64>>,
 ) -> Option<(String, String, OwnedParams)> {
+    let d = PostgresDialect;
     let column = sql::bucket_column(partition, buckets)?;
     let (from_where, bounds) = partition_from_where(table, partition);
     let n = bounds.len();
-    let bucket = sql::bucket_expr(
-        &format!("({column})::bigint"),
-        &format!("${}::bigint", n + 1),
-        &format!("${}::bigint", n + 2),
-    );
+    let bucket = sql::bucket_expr(&d, column, n + 1);
+    let column = d.column(column);
     let mut params: OwnedParams = bounds
         .into_iter()
         .map(|p| Box::new(p) as Box<dyn ToSql + Sync + Send>)
@@ -369,8 +371,8 @@ fn bucket_from_where(
     params.push(Box::new(buckets.origin));
     params.push(Box::new(buckets.width));
     let (origin, width, list) = (
-        format!("${}::bigint", n + 1),
-        format!("${}::bigint", n + 2),
+        d.bigint_placeholder(n + 1),
+        d.bigint_placeholder(n + 2),
         format!("${}::bigint[]", n + 3),
     );
     // The partition's ranges make a WHERE clause (`bucket_column`).
@@ -401,8 +403,8 @@ fn partition_from_where(table: &TableRef, partition: &Partition) -> (String, Vec
     let mut params = Vec::new();
     let sql = format!(
         "{}{}",
-        sql::from_sql(table),
-        sql::where_sql(table, Some(partition), sql::pg_placeholder, &mut params)
+        sql::from_sql(&PostgresDialect, table),
+        sql::where_sql(&PostgresDialect, table, Some(partition), &mut params)
     );
     let params = params
         .into_iter()

@@ -2,6 +2,7 @@
 //! checksum, bucket and row-hash queries.
 
 use super::*;
+use crate::sql::{Dialect, PostgresDialect};
 
 /// `sum(hash)` as PostgreSQL prints it (an exact numeric, possibly far
 /// outside 64 bits) reduced mod 2^64.
@@ -106,7 +107,7 @@ pub(super) fn pg_base_type(ty: &Type) -> &Type {
 
 /// Queries computing row hashes in PostgreSQL.
 pub(crate) struct PgHashQuery {
-    /// Source SQL of the unique key columns, in mapping order.
+    /// The unique key columns as selected, in mapping order.
     keys: Vec<String>,
     /// The row hash as a bigint expression.
     hash: String,
@@ -120,10 +121,10 @@ impl PgHashQuery {
         let keys = columns
             .iter()
             .filter(|c| c.spec.unique)
-            .map(|c| c.source_sql.clone())
+            .map(|c| PostgresDialect.mapped_column(c))
             .collect();
         if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
-            let stored = &c.source_sql;
+            let stored = &PostgresDialect.mapped_column(c);
             // A text column holds 16 hex digits ([`hash_hex`]); anything
             // else counts as 0, as [`hash_from_hex`] reads it.
             let hash = if c.spec.data_type == ColumnType::Int64 {
@@ -139,7 +140,7 @@ impl PgHashQuery {
             .iter()
             .zip(source_types)
             .filter(|(c, _)| c.hash_column)
-            .map(|(c, ty)| pg_piece_sql(&c.source_sql, ty, &c.spec.data_type))
+            .map(|(c, ty)| pg_piece_sql(&PostgresDialect.mapped_column(c), ty, &c.spec.data_type))
             .collect();
         let text = if parts.is_empty() {
             "''".to_string()

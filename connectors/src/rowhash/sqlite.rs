@@ -2,6 +2,7 @@
 //! registered on each connection, and the SQL that calls them.
 
 use super::*;
+use crate::sql::{Dialect, SqliteDialect};
 
 /// The compact type code passed to `synchub_row_hash` for a column.
 pub(super) fn sqlite_type_code(t: &ColumnType) -> String {
@@ -61,14 +62,17 @@ pub(super) fn parse_sqlite_type_code(code: &str) -> Option<ColumnType> {
     })
 }
 
-/// `synchub_row_hash('<type codes>', <hashed columns' source SQL>...)`.
+/// `synchub_row_hash('<type codes>', <hashed source columns>...)`.
 /// A `StoredHash::Read` column is used as stored (NULL as 0) instead.
 pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
     if let Some(c) = columns.iter().find(|c| c.stored_hash == StoredHash::Read) {
         return if c.spec.data_type == ColumnType::Int64 {
-            format!("coalesce({}, 0)", c.source_sql)
+            format!("coalesce({}, 0)", SqliteDialect.mapped_column(c))
         } else {
-            format!("{SQLITE_HASH_FROM_HEX_FN}({})", c.source_sql)
+            format!(
+                "{SQLITE_HASH_FROM_HEX_FN}({})",
+                SqliteDialect.mapped_column(c)
+            )
         };
     }
     let hashed: Vec<&MappedColumn> = columns.iter().filter(|c| c.hash_column).collect();
@@ -78,7 +82,7 @@ pub(crate) fn sqlite_row_hash_sql(columns: &[MappedColumn]) -> String {
         .collect::<Vec<_>>()
         .join(",");
     let mut args = vec![format!("'{codes}'")];
-    args.extend(hashed.iter().map(|c| c.source_sql.clone()));
+    args.extend(hashed.iter().map(|c| SqliteDialect.mapped_column(c)));
     format!("{SQLITE_ROW_HASH_FN}({})", args.join(", "))
 }
 
@@ -98,12 +102,12 @@ pub fn sqlite_table_checksum(
         .join(",");
     let values = columns
         .iter()
-        .map(|(name, _)| planner::model::quote_ident(name))
+        .map(|(name, _)| SqliteDialect.quote_ident(name))
         .collect::<Vec<_>>()
         .join(", ");
     let q = format!(
         "SELECT count(*), {SQLITE_HASH_SUM_FN}({SQLITE_ROW_HASH_FN}('{codes}', {values})) FROM {}",
-        planner::model::quote_ident(table)
+        SqliteDialect.quote_ident(table)
     );
     let (rows, sum): (i64, i64) = conn.query_row(&q, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(Checksum {

@@ -13,7 +13,7 @@ fn mapped(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn 
         },
         dest: name.into(),
         source: name.into(),
-        source_sql: planner::model::quote_ident(name),
+        source_ref: planner::ColumnRef::bare(name),
         data_type: ty.to_string(),
         unique,
         hash_column: hash,

@@ -9,6 +9,7 @@ use super::config::SqliteConnectionConfig;
 use super::{SqliteSink, SqliteSource};
 use crate::catalog::CatalogTable;
 use crate::registry::{Connector, DeclaredColumn};
+use crate::sql::{Dialect, SqliteDialect};
 use crate::{ConnectorError, Result, Sink, Source};
 
 pub struct SqliteConnector;
@@ -45,7 +46,7 @@ impl Connector for SqliteConnector {
     async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
         let path = super::connect::datastore_path(&table.datastore)?;
         let name = table.table.clone();
-        let quoted = crate::sql::table_sql(table.schema.as_deref(), &table.table, None);
+        let quoted = SqliteDialect.table(table.schema.as_deref(), &table.table);
         tokio::task::spawn_blocking(move || -> Result<bool> {
             // No file yet: nothing to open, and opening would create it.
             if !path.exists() {

@@ -64,7 +64,7 @@ pub(super) fn bound_from_sqlite(
             ValueRef::Integer(i) => Ok(Some(PartitionValue::Int(i))),
             other => Err(ConnectorError::Schema(format!(
                 "partition column {} holds {:?}, not an integer",
-                dim.source_expr,
+                dim.column,
                 other.data_type()
             ))),
         },
@@ -76,7 +76,7 @@ pub(super) fn bound_from_sqlite(
             };
             let mut dec = ColumnDecoder::new(&ty);
             dec.push(v).map_err(|e| {
-                ConnectorError::Schema(format!("partition column {}: {e}", dim.source_expr))
+                ConnectorError::Schema(format!("partition column {}: {e}", dim.column))
             })?;
             let array = dec.finish();
             let micros = if dim.date_only {

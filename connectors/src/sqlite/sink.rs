@@ -3,7 +3,7 @@
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
-use planner::model::{quote_ident, TableRef};
+use planner::model::TableRef;
 use planner::partition::Partition;
 use planner::types::ColumnSpec;
 use rusqlite::types::ToSqlOutput;
@@ -14,7 +14,7 @@ use super::connect::datastore_path;
 use super::params::bound_params;
 use super::thread::ConnectionThread;
 use crate::conform::value_error;
-use crate::sql;
+use crate::sql::{self, Dialect, SqliteDialect};
 use crate::traits::{Checkpoint, RunIdentity, Sink, SinkCapabilities, WriteMode, WriteStats};
 use crate::{ConnectorError, Result};
 
@@ -99,16 +99,11 @@ fn insert_error(
 }
 
 fn key_list(specs: &[ColumnSpec]) -> String {
-    specs
-        .iter()
-        .filter(|c| c.unique)
-        .map(|c| quote_ident(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    SqliteDialect.key_list(specs)
 }
 
 fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result<()> {
-    let qt = quote_ident(table);
+    let qt = SqliteDialect.quote_ident(table);
     let existing: Vec<(String, String, i64)> = conn
         .prepare(&format!("PRAGMA table_info({qt})"))?
         .query_map([], |r| {
@@ -125,8 +120,8 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
             .map(|c| {
                 format!(
                     "{} {}{}",
-                    quote_ident(&c.name),
-                    codec::sqlite_type_ddl(&c.data_type),
+                    SqliteDialect.quote_ident(&c.name),
+                    SqliteDialect.type_ddl(&c.data_type),
                     if c.unique { " NOT NULL" } else { "" }
                 )
             })
@@ -143,8 +138,8 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
                 None => problems.push(format!(
                     "has no column \"{}\"; add it (ALTER TABLE {qt} ADD COLUMN {} {}) or drop the table so SyncHub creates it",
                     c.name,
-                    quote_ident(&c.name),
-                    codec::sqlite_type_ddl(&c.data_type)
+                    SqliteDialect.quote_ident(&c.name),
+                    SqliteDialect.type_ddl(&c.data_type)
                 )),
                 Some((_, declared, _)) if !codec::sqlite_type_compatible(&c.data_type, declared) => problems.push(format!(
                     "column \"{}\" is {declared}, but the pipeline maps it as {}; alter the column or change data_type",
@@ -182,7 +177,10 @@ fn prepare_table(conn: &Connection, table: &str, specs: &[ColumnSpec]) -> Result
             for (name, unique) in indexes.into_iter().filter(|(_, u)| *u) {
                 let _ = unique;
                 let mut cols: Vec<String> = conn
-                    .prepare(&format!("PRAGMA index_info({})", quote_ident(&name)))?
+                    .prepare(&format!(
+                        "PRAGMA index_info({})",
+                        SqliteDialect.quote_ident(&name)
+                    ))?
                     .query_map([], |r| r.get::<_, String>(2))?
                     .collect::<rusqlite::Result<_>>()?;
                 cols.sort();
@@ -250,7 +248,10 @@ impl Sink for SqliteSink {
             .run(move |conn| {
                 prepare_table(conn, &table, &specs)?;
                 let any: bool = conn.query_row(
-                    &format!("SELECT EXISTS (SELECT 1 FROM {})", quote_ident(&table)),
+                    &format!(
+                        "SELECT EXISTS (SELECT 1 FROM {})",
+                        SqliteDialect.quote_ident(&table)
+                    ),
                     [],
                     |r| r.get(0),
                 )?;
@@ -314,7 +315,7 @@ impl Sink for SqliteSink {
         self.conn.run(move |conn| {
             let cols = specs
                 .iter()
-                .map(|c| format!("{} {}", quote_ident(&c.name), codec::sqlite_type_ddl(&c.data_type)))
+                .map(|c| format!("{} {}", SqliteDialect.quote_ident(&c.name), SqliteDialect.type_ddl(&c.data_type)))
                 .collect::<Vec<_>>()
                 .join(", ");
             // Unique on the key: two source rows with one key fail here (and
@@ -336,19 +337,15 @@ impl Sink for SqliteSink {
         let batch = batch.clone();
         self.written += batch.num_rows() as u64;
         let target = if self.empty_at_start {
-            let cols = specs
-                .iter()
-                .map(|c| quote_ident(&c.name))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{} ({cols})", quote_ident(&self.table))
+            let cols = SqliteDialect.column_list(&specs);
+            format!("{} ({cols})", SqliteDialect.quote_ident(&self.table))
         } else {
             format!("temp.{STAGE_TABLE}")
         };
         self.conn
             .run(move |conn| {
                 let placeholders = (1..=specs.len())
-                    .map(|i| format!("?{i}"))
+                    .map(|i| SqliteDialect.placeholder(i))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let mut stmt =
@@ -385,7 +382,7 @@ impl Sink for SqliteSink {
     }
 
     async fn delete(&mut self, keys: &RecordBatch) -> Result<()> {
-        let table = quote_ident(&self.table);
+        let table = SqliteDialect.quote_ident(&self.table);
         let key_specs: Vec<ColumnSpec> = self.specs.iter().filter(|c| c.unique).cloned().collect();
         let keys = keys.clone();
         // Only rows still inside the open partition (see the PostgreSQL sink).
@@ -394,9 +391,10 @@ impl Sink for SqliteSink {
             Some(p) => {
                 let nkeys = key_specs.len();
                 let conds = sql::destination_range_conditions(
+                    &SqliteDialect,
                     p,
                     &table,
-                    |n| sql::sqlite_placeholder(n + nkeys),
+                    nkeys,
                     &mut bounds,
                 );
                 let bounds = bound_params(p, &bounds);
@@ -411,7 +409,13 @@ impl Sink for SqliteSink {
                 let cond = key_specs
                     .iter()
                     .enumerate()
-                    .map(|(i, c)| format!("{} = ?{}", quote_ident(&c.name), i + 1))
+                    .map(|(i, c)| {
+                        format!(
+                            "{} = {}",
+                            SqliteDialect.quote_ident(&c.name),
+                            SqliteDialect.placeholder(i + 1)
+                        )
+                    })
                     .chain(scope)
                     .collect::<Vec<_>>()
                     .join(" AND ");
@@ -456,7 +460,7 @@ impl Sink for SqliteSink {
         partition: &Partition,
     ) -> Result<WriteStats> {
         let specs = self.specs.clone();
-        let table = quote_ident(&self.table);
+        let table = SqliteDialect.quote_ident(&self.table);
         let run = run.clone();
         let identity = self.identity.clone();
         let partition_id = partition.id.clone();
@@ -484,8 +488,8 @@ impl Sink for SqliteSink {
                     ..WriteStats::default()
                 });
             }
-            let keys: Vec<String> = specs.iter().filter(|c| c.unique).map(|c| quote_ident(&c.name)).collect();
-            let cols: Vec<String> = specs.iter().map(|c| quote_ident(&c.name)).collect();
+            let keys: Vec<String> = specs.iter().filter(|c| c.unique).map(|c| SqliteDialect.quote_ident(&c.name)).collect();
+            let cols: Vec<String> = specs.iter().map(|c| SqliteDialect.quote_ident(&c.name)).collect();
             let col_list = cols.join(", ");
             let staged: i64 = conn.query_row(&format!("SELECT count(*) FROM temp.{STAGE_TABLE}"), [], |r| r.get(0))?;
             let key_match = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect::<Vec<_>>().join(" AND ");

@@ -15,7 +15,7 @@ use super::connect::datastore_path;
 use super::params::{bound_from_sqlite, bound_params};
 use super::thread::ConnectionThread;
 use crate::conform::check_fits;
-use crate::sql;
+use crate::sql::{self, Dialect, SqliteDialect};
 use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown, Source};
 use crate::{ConnectorError, Result};
 
@@ -47,7 +47,7 @@ impl Source for SqliteSource {
     }
 
     async fn check(&mut self) -> Result<()> {
-        let probe = sql::probe_sql(&self.table, &self.columns);
+        let probe = sql::probe_sql(&SqliteDialect, &self.table, &self.columns);
         let table = self.table.display_name();
         let columns = self.columns.clone();
         self.conn.run(move |conn| match conn.prepare(&probe) {
@@ -76,7 +76,7 @@ impl Source for SqliteSource {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
-        let q = sql::bounds_sql(&self.table, dims, sql::sqlite_placeholder);
+        let q = sql::bounds_sql(&SqliteDialect, &self.table, dims);
         let dims = dims.to_vec();
         self.conn
             .run(move |conn| {
@@ -105,12 +105,8 @@ impl Source for SqliteSource {
         partition: &Partition,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
-        let (q, params) = sql::select_partition_sql(
-            &self.table,
-            &self.columns,
-            partition,
-            sql::sqlite_placeholder,
-        );
+        let (q, params) =
+            sql::select_partition_sql(&SqliteDialect, &self.table, &self.columns, partition);
         let params = bound_params(partition, &params);
         Ok(self.stream(q, params, page_rows))
     }
@@ -121,9 +117,13 @@ impl Source for SqliteSource {
         keys: &RecordBatch,
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
-        let dialect = sql::SqliteDialect;
-        let select =
-            sql::select_by_integer_key(&self.table, &self.columns, partition, &dialect, keys)?;
+        let select = sql::select_by_integer_key(
+            &SqliteDialect,
+            &self.table,
+            &self.columns,
+            partition,
+            keys,
+        )?;
         let Some(select) = select else {
             return Ok(None);
         };
@@ -263,7 +263,7 @@ impl SqliteSource {
             .columns
             .iter()
             .filter(|c| c.spec.unique)
-            .map(|c| c.source_sql.clone())
+            .map(|c| SqliteDialect.mapped_column(c))
             .collect();
         cols.push(crate::rowhash::sqlite_row_hash_sql(&self.columns));
         let q = format!("SELECT {} {from_where}", cols.join(", "));
@@ -286,11 +286,7 @@ fn bucket_from_where(
     let column = sql::bucket_column(partition, buckets)?;
     let (from_where, mut params) = partition_from_where(table, partition);
     let n = params.len();
-    let bucket = sql::bucket_expr(
-        &format!("CAST({column} AS INTEGER)"),
-        &sql::sqlite_placeholder(n + 1),
-        &sql::sqlite_placeholder(n + 2),
-    );
+    let bucket = sql::bucket_expr(&SqliteDialect, column, n + 1);
     params.push(Value::Integer(buckets.origin));
     params.push(Value::Integer(buckets.width));
     let from_where = match which {
@@ -300,7 +296,7 @@ fn bucket_from_where(
             params.push(Value::Text(list));
             format!(
                 "{from_where} AND {bucket} IN (SELECT value FROM json_each({}))",
-                sql::sqlite_placeholder(n + 3)
+                SqliteDialect.placeholder(n + 3)
             )
         }
         None => from_where,
@@ -383,8 +379,8 @@ fn partition_from_where(table: &TableRef, partition: &Partition) -> (String, Vec
     let mut params = Vec::new();
     let sql = format!(
         "{}{}",
-        sql::from_sql(table),
-        sql::where_sql(table, Some(partition), sql::sqlite_placeholder, &mut params)
+        sql::from_sql(&SqliteDialect, table),
+        sql::where_sql(&SqliteDialect, table, Some(partition), &mut params)
     );
     (sql, bound_params(partition, &params))
 }

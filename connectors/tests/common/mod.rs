@@ -90,7 +90,7 @@ pub fn column(
         },
         dest: name.into(),
         source: name.into(),
-        source_sql: planner::model::quote_ident(name),
+        source_ref: planner::ColumnRef::bare(name),
         data_type: ty.to_string(),
         unique,
         hash_column: hash,

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::column_ref::ColumnRef;
 use crate::config::PipelineFile;
 use crate::connection::ConnectorTypes;
 use crate::datastores::{Datastore, Datastores};
@@ -28,7 +29,7 @@ use crate::sql_expr::SqlExpr;
 use crate::types::{ColumnSpec, ColumnType};
 
 pub use file::CatalogRequest;
-pub use names::{column_ref_parts, column_ref_sql, quote_ident};
+pub use names::{column_ref_parts, quote_ident};
 pub use tables::MAX_CONDITION_BYTES;
 
 use partitioning::simple_partitioning;
@@ -78,8 +79,9 @@ pub struct MappedColumn {
     pub dest: String,
     /// The source reference as written (`o.id`).
     pub source: String,
-    /// The SQL that reads it, identifiers quoted (`"o"."id"`).
-    pub source_sql: String,
+    /// The source column it reads (for a `StoredHash::Compute` column, its
+    /// own name: the value is computed, not read).
+    pub source_ref: ColumnRef,
     pub data_type: String,
     pub unique: bool,
     pub hash_column: bool,
@@ -129,15 +131,17 @@ impl StoredHash {
     pub fn is_no(&self) -> bool {
         *self == StoredHash::No
     }
+
+    pub fn is_compute(&self) -> bool {
+        *self == StoredHash::Compute
+    }
 }
 
 impl MappedColumn {
     /// The source column's own name, unquoted and without its table: `id`
     /// for `o.id`, `Order Id` for `o."Order Id"`.
     pub fn source_column(&self) -> String {
-        column_ref_parts(&self.source)
-            .and_then(|mut parts| parts.pop())
-            .unwrap_or_else(|| self.source.clone())
+        self.source_ref.column.clone()
     }
 
     /// Whether `name`, a pipeline's partition or cursor column, means this
@@ -170,17 +174,6 @@ impl MappedColumn {
             || reported
                 .strip_suffix(own.as_str())
                 .is_some_and(|q| q.ends_with('.'))
-    }
-}
-
-/// What a source selects for a `StoredHash::Compute` column of type `ty`: a
-/// typed NULL (valid in PostgreSQL and SQLite), replaced by the row hash once
-/// decoded (as 16 lowercase hex digits in a text column).
-pub fn computed_hash_sql(ty: ColumnType) -> &'static str {
-    if ty == ColumnType::Int64 {
-        "CAST(NULL AS bigint)"
-    } else {
-        "CAST(NULL AS text)"
     }
 }
 

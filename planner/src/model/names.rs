@@ -57,18 +57,6 @@ pub fn column_ref_parts(s: &str) -> Option<Vec<String>> {
     (parts.len() <= 2).then_some(parts)
 }
 
-/// `o.id` → `"o"."id"`, `o."Order Id"` → `"o"."Order Id"`; `None` when `s`
-/// is not a (qualified) column name.
-pub fn column_ref_sql(s: &str) -> Option<String> {
-    Some(
-        column_ref_parts(s)?
-            .iter()
-            .map(|p| quote_ident(p))
-            .collect::<Vec<_>>()
-            .join("."),
-    )
-}
-
 /// Why `s` is not a column reference, and how to write it as one: a name
 /// that is not an identifier goes in SQL's double quotes, which YAML needs
 /// inside single ones.

@@ -1,8 +1,9 @@
 //! Partition dimensions: a column (mapped or not) with its kind and step,
 //! from `partition_column`/`partition_step` or a strategy's partitions.
 
-use super::names::{column_ref_sql, not_a_column_name, unmapped_dimension_name};
+use super::names::{not_a_column_name, unmapped_dimension_name};
 use super::{MappedColumn, Problems};
+use crate::column_ref::ColumnRef;
 use crate::config::{PartitionConfig, PipelineFile};
 use crate::partition::{PartitionDimension, Step};
 use crate::types::{ColumnType, PartitionKind};
@@ -92,14 +93,14 @@ pub(super) fn partition_dimension(
     problems: &mut Problems,
 ) -> Option<PartitionDimension> {
     let mapped = columns.iter().find(|c| c.is_named(name));
-    let (dim_name, sql, ty) = match mapped {
-        Some(c) => (c.dest.clone(), c.source_sql.clone(), Some(c.spec.data_type)),
+    let (dim_name, column, ty) = match mapped {
+        Some(c) => (c.dest.clone(), c.source_ref.clone(), Some(c.spec.data_type)),
         None => {
-            let Some(sql) = column_ref_sql(name) else {
+            let Some(column) = ColumnRef::parse(name) else {
                 problems.push(format!("{path}.column"), not_a_column_name(name));
                 return None;
             };
-            (unmapped_dimension_name(name), sql, None)
+            (unmapped_dimension_name(name), column, None)
         }
     };
     // The column's own type decides how bounds compare; `data_type: datetime`
@@ -134,7 +135,7 @@ pub(super) fn partition_dimension(
     let step = step_for(kind, step, unit, path, problems);
     Some(PartitionDimension {
         name: dim_name,
-        source_expr: sql,
+        column,
         kind,
         date_only,
         step,

@@ -4,9 +4,10 @@
 use std::path::Path;
 
 use super::columns::{check_columns, parse_type};
-use super::names::{column_ref_sql, not_a_column_name};
+use super::names::not_a_column_name;
 use super::tables::table_ref;
 use super::{MappedColumn, Normalized, Problems, StoredHash};
+use crate::column_ref::ColumnRef;
 use crate::config::{ColumnMapEntry, PipelineFile};
 use crate::datastores::Datastores;
 use crate::types::ColumnSpec;
@@ -101,7 +102,7 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
     if let Some(t) = &c.transform {
         problems.push(format!("{path}.transform"), transform_message(t));
     }
-    let Some(source_sql) = column_ref_sql(&c.source) else {
+    let Some(source_ref) = ColumnRef::parse(&c.source) else {
         problems.push(format!("{path}.source"), not_a_column_name(&c.source));
         return None;
     };
@@ -114,7 +115,7 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
         },
         dest: c.dest.clone(),
         source: c.source.clone(),
-        source_sql,
+        source_ref,
         data_type: ty.to_string(),
         unique,
         hash_column: c.hash_column.unwrap_or(true),

@@ -4,11 +4,9 @@
 use std::path::Path;
 
 use super::columns::{check_columns, parse_type};
-use super::names::quote_ident;
 use super::tables::table_ref;
-use super::{
-    computed_hash_sql, DataTypeFrom, MappedColumn, Normalized, Problems, SourceCatalog, StoredHash,
-};
+use super::{DataTypeFrom, MappedColumn, Normalized, Problems, SourceCatalog, StoredHash};
+use crate::column_ref::ColumnRef;
 use crate::config::{
     BackendColumn, BackendConfig, DataBackend, PipelineFile, StageColumn, StageConfig,
 };
@@ -228,16 +226,16 @@ fn staged_column(
     };
     // Source of the value: a data_fetch column of that name, else the source
     // backend column of that name.
-    let (source, source_sql) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
+    let (source, source_ref) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
         match &fc.expr {
             Some(expr) => {
                 problems.push(
                     path.to_string(),
                     format!("not supported yet: expr for column \"{}\"", dc.name),
                 );
-                (expr.clone(), expr.clone())
+                (expr.clone(), ColumnRef::bare(&dc.name))
             }
-            None => (dc.name.clone(), quote_ident(&dc.name)),
+            None => (dc.name.clone(), ColumnRef::bare(&dc.name)),
         }
     } else if let Some(sc) = src.columns.iter().find(|c| c.name == dc.name) {
         if sc.is_virtual == Some(true) {
@@ -252,9 +250,9 @@ fn staged_column(
                 path.to_string(),
                 format!("not supported yet: expr for column \"{}\"", sc.name),
             );
-            (expr.clone(), expr.clone())
+            (expr.clone(), ColumnRef::bare(&sc.name))
         } else {
-            (sc.name.clone(), quote_ident(&sc.name))
+            (sc.name.clone(), ColumnRef::bare(&sc.name))
         }
     } else {
         let names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
@@ -288,7 +286,7 @@ fn staged_column(
         },
         dest: dc.name.clone(),
         source,
-        source_sql,
+        source_ref,
         data_type: ty.to_string(),
         unique,
         hash_column,
@@ -366,7 +364,7 @@ fn stored_hash_column(
         },
         dest: dc.name.clone(),
         source: dc.name.clone(),
-        source_sql: computed_hash_sql(ty).to_string(),
+        source_ref: ColumnRef::bare(&dc.name),
         data_type: ty.to_string(),
         unique: false,
         hash_column: false,

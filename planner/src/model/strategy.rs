@@ -57,15 +57,14 @@ pub(super) fn normalize_strategy(
         // Both sides are cut by the same ranges, so the column must exist in
         // the destination too.
         for d in &primary {
-            if !columns
-                .iter()
-                .any(|c| c.dest == d.name && c.source_sql == d.source_expr)
-            {
+            if !columns.iter().any(|c| {
+                c.dest == d.name && !c.stored_hash.is_compute() && c.source_ref == d.column
+            }) {
                 problems.push(
                     format!("{path}.primary_partitions"),
                     format!(
                         "a hash strategy compares both sides range by range, so its partition column must be synced; map {} in the columns",
-                        d.source_expr
+                        d.column
                     ),
                 );
             }
@@ -141,7 +140,7 @@ fn key_range_dimension(columns: &[MappedColumn]) -> Option<PartitionDimension> {
     }
     Some(PartitionDimension {
         name: key.dest.clone(),
-        source_expr: key.source_sql.clone(),
+        column: key.source_ref.clone(),
         kind: PartitionKind::Integer,
         date_only: false,
         step: Step::Single,

@@ -14,10 +14,6 @@ fn column_references_plain_qualified_and_quoted() {
     assert_eq!(parts(r#"o."Order Id""#), v(&["o", "Order Id"]));
     assert_eq!(parts(r#""o t"."a.b""#), v(&["o t", "a.b"]));
     assert_eq!(parts(r#""say ""hi""""#), v(&[r#"say "hi""#]));
-    assert_eq!(
-        column_ref_sql(r#"o."say ""hi""""#).as_deref(),
-        Some(r#""o"."say ""hi""""#)
-    );
     for bad in [
         "", "a b", "id + 1", "a.b.c", r#""""#, r#""open"#, r#""a"b"#, r#""a"."#, "1st", ".id",
         "id.",
@@ -87,7 +83,7 @@ fn a_column_is_named_by_dest_source_or_its_own_name() {
         },
         dest: "order_id".into(),
         source: r#"o."Order Id""#.into(),
-        source_sql: r#""o"."Order Id""#.into(),
+        source_ref: crate::ColumnRef::parse(r#"o."Order Id""#).unwrap(),
         data_type: "bigint".into(),
         unique: true,
         hash_column: true,

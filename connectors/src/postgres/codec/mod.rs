@@ -25,7 +25,7 @@ mod types;
 pub use decode::ColumnDecoder;
 pub use display::display_value;
 pub use encode::{write_copy_header, write_copy_trailer, BatchEncoder, EncodeError};
-pub use types::{pg_type_compatible, pg_type_ddl};
+pub use types::pg_type_compatible;
 
 /// Days from 1970-01-01 (Arrow's epoch) to 2000-01-01 (PostgreSQL's epoch).
 const PG_EPOCH_DAYS: i32 = 10_957;

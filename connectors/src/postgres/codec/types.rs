@@ -63,30 +63,9 @@ pub(super) fn classify(ty: &Type) -> Option<Pg> {
 }
 
 // ---------------------------------------------------------------------------
-// DDL and compatibility
+// Compatibility (the type SyncHub declares is the dialect's,
+// `sql::PostgresDialect::type_ddl`)
 // ---------------------------------------------------------------------------
-
-/// The column type to use in `CREATE TABLE` for a configured type.
-pub fn pg_type_ddl(t: &ColumnType) -> String {
-    match t {
-        ColumnType::Int16 => "smallint".into(),
-        ColumnType::Int32 => "integer".into(),
-        ColumnType::Int64 => "bigint".into(),
-        ColumnType::Float32 => "real".into(),
-        ColumnType::Float64 => "double precision".into(),
-        ColumnType::Decimal { precision, scale } => format!("numeric({precision},{scale})"),
-        ColumnType::Bool => "boolean".into(),
-        ColumnType::String { max_len: Some(n) } => format!("varchar({n})"),
-        ColumnType::String { max_len: None } | ColumnType::Text => "text".into(),
-        ColumnType::Binary => "bytea".into(),
-        ColumnType::Date => "date".into(),
-        ColumnType::Time => "time".into(),
-        ColumnType::Timestamp => "timestamp".into(),
-        ColumnType::TimestampTz => "timestamptz".into(),
-        ColumnType::Uuid => "uuid".into(),
-        ColumnType::Json => "jsonb".into(),
-    }
-}
 
 /// Whether an existing destination column of type `existing` can hold every
 /// value of the configured type without loss.
@@ -130,20 +109,6 @@ mod tests {
 
     #[test]
     fn ddl_and_compat() {
-        assert_eq!(pg_type_ddl(&ColumnType::String { max_len: None }), "text");
-        assert_eq!(
-            pg_type_ddl(&ColumnType::String { max_len: Some(7) }),
-            "varchar(7)"
-        );
-        assert_eq!(
-            pg_type_ddl(&ColumnType::Decimal {
-                precision: 12,
-                scale: 2
-            }),
-            "numeric(12,2)"
-        );
-        assert_eq!(pg_type_ddl(&ColumnType::Float64), "double precision");
-        assert_eq!(pg_type_ddl(&ColumnType::Json), "jsonb");
         assert!(pg_type_compatible(&ColumnType::Int32, &Type::INT8));
         assert!(pg_type_compatible(&ColumnType::Int32, &Type::NUMERIC));
         assert!(!pg_type_compatible(&ColumnType::Int64, &Type::INT4));

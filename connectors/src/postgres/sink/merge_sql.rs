@@ -1,23 +1,27 @@
 //! The statement that merges the staging table into the destination: an
 //! upsert that leaves rows equal to the table's alone.
 
-use planner::model::quote_ident;
 use tokio_postgres::types::Type;
 
 use super::{PostgresSink, STAGE_TABLE};
+use crate::sql::{Dialect, PostgresDialect};
 
 impl PostgresSink {
     /// The statement that merges the stage into the table; `skip_equal`
     /// first drops staged rows equal to the table's.
     pub(super) fn build_merge_sql(&self, skip_equal: bool) -> String {
-        let cols: Vec<String> = self.specs.iter().map(|c| quote_ident(&c.name)).collect();
+        let cols: Vec<String> = self
+            .specs
+            .iter()
+            .map(|c| PostgresDialect.quote_ident(&c.name))
+            .collect();
         let col_list = cols.join(", ");
         let non_keys: Vec<(String, &Type)> = self
             .specs
             .iter()
             .zip(&self.dest_types)
             .filter(|(c, _)| !c.unique)
-            .map(|(c, t)| (quote_ident(&c.name), t))
+            .map(|(c, t)| (PostgresDialect.quote_ident(&c.name), t))
             .collect();
         // Rows equal to the destination's are dropped before the insert:
         // ON CONFLICT DO UPDATE locks every conflicting row even when its
@@ -56,7 +60,7 @@ impl PostgresSink {
                 .specs
                 .iter()
                 .filter(|c| c.unique)
-                .map(|c| format!("d.{k} = s.{k}", k = quote_ident(&c.name)))
+                .map(|c| format!("d.{k} = s.{k}", k = PostgresDialect.quote_ident(&c.name)))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             // OFFSET 0 keeps the test a per-row probe of the key's index: as

@@ -63,7 +63,7 @@ mod types;
 pub use decode::ColumnDecoder;
 pub use encode::ColumnEncoder;
 pub use text::TextBuf;
-pub use types::{sqlite_affinity, sqlite_type_compatible, sqlite_type_ddl, Affinity};
+pub use types::{sqlite_affinity, sqlite_type_compatible, Affinity};
 
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;

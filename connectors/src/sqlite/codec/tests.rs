@@ -13,6 +13,8 @@ use planner::types::ColumnType;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 
+use crate::sql::{Dialect, SqliteDialect};
+
 use super::text::{parse_datetime, parse_uuid};
 use super::*;
 
@@ -203,16 +205,16 @@ fn all_types() -> Vec<ColumnType> {
 
 /// Writes the arrays into a fresh table with the given declared types,
 /// through `value()` or `bind()`, and reads them back with the decoder.
-fn round_trip(
+fn round_trip<D: AsRef<str>>(
     conn: &Connection,
     table: &str,
-    cols: &[(ColumnType, &str, ArrayRef)],
+    cols: &[(ColumnType, D, ArrayRef)],
     use_bind: bool,
 ) -> Vec<ArrayRef> {
     let ddl: Vec<String> = cols
         .iter()
         .enumerate()
-        .map(|(i, (_, decl, _))| format!("c{i} {decl}"))
+        .map(|(i, (_, decl, _))| format!("c{i} {}", decl.as_ref()))
         .collect();
     conn.execute_batch(&format!(
         "CREATE TABLE {table} (id INTEGER PRIMARY KEY, {})",
@@ -285,7 +287,7 @@ fn every_type_round_trips_through_its_own_ddl() {
     for use_bind in [false, true] {
         let cols: Vec<_> = all_types()
             .into_iter()
-            .map(|t| (t, sqlite_type_ddl(&t), sample(&t)))
+            .map(|t| (t, SqliteDialect.type_ddl(&t), sample(&t)))
             .collect();
         let table = if use_bind { "bound" } else { "valued" };
         let back = round_trip(&conn, table, &cols, use_bind);
@@ -301,7 +303,7 @@ fn stored_text_follows_the_conventions() {
     let conn = Connection::open_in_memory().unwrap();
     let cols: Vec<_> = all_types()
         .into_iter()
-        .map(|t| (t, sqlite_type_ddl(&t), sample(&t)))
+        .map(|t| (t, SqliteDialect.type_ddl(&t), sample(&t)))
         .collect();
     round_trip(&conn, "t", &cols, false);
     let col = |t: ColumnType| all_types().iter().position(|c| *c == t).unwrap();

@@ -1,29 +1,12 @@
-//! Declared types: the DDL of a configured type, SQLite's affinity rules and
-//! which existing declared types keep a configured type's values.
+//! Declared types: SQLite's affinity rules and which existing declared types
+//! keep a configured type's values (the type SyncHub declares is the
+//! dialect's, `sql::SqliteDialect::type_ddl`).
 
 use planner::types::ColumnType;
 
 // ---------------------------------------------------------------------------
-// DDL and affinity
+// Affinity
 // ---------------------------------------------------------------------------
-
-/// The declared type SyncHub gives a column it creates.
-pub fn sqlite_type_ddl(t: &ColumnType) -> &'static str {
-    match t {
-        ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 | ColumnType::Bool => "INTEGER",
-        ColumnType::Float32 | ColumnType::Float64 => "REAL",
-        ColumnType::Binary => "BLOB",
-        ColumnType::Decimal { .. }
-        | ColumnType::String { .. }
-        | ColumnType::Text
-        | ColumnType::Json
-        | ColumnType::Date
-        | ColumnType::Time
-        | ColumnType::Timestamp
-        | ColumnType::TimestampTz
-        | ColumnType::Uuid => "TEXT",
-    }
-}
 
 /// A column's type affinity, which decides how SQLite converts stored values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

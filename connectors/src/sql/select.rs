@@ -1,80 +1,19 @@
-//! SQL text shared by the ANSI-quoting dialects (PostgreSQL, SQLite).
-//! Identifiers are always quoted; values are always bound as parameters.
-//! Filters and join conditions are the planner's parsed expressions,
-//! printed here from their parse, never pasted from the pipeline's text.
+//! The queries a SQL source runs (a partition's select, its bounds, a probe
+//! of the columns, a select by key) and the conditions a sink scopes its
+//! deletes with, built through a [`Dialect`].
 
-use planner::model::{quote_ident, MappedColumn, TableRef};
-use planner::partition::{
-    DimRange, Partition, PartitionDimension, PartitionDimensionRef, PartitionValue,
-};
+use planner::model::{MappedColumn, TableRef};
+use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::ColumnRef;
 
+use super::Dialect;
 use crate::traits::Buckets;
 
-/// How a dialect writes the n-th (1-based) bind parameter.
-pub type Placeholder = fn(usize) -> String;
-
-pub fn pg_placeholder(n: usize) -> String {
-    format!("${n}")
-}
-
-pub fn sqlite_placeholder(n: usize) -> String {
-    format!("?{n}")
-}
-
-/// What differs in the SQL SyncHub writes for one database: the first
-/// seam of the per-dialect rendering the model will go through.
-pub trait Dialect: Sync {
-    /// The n-th (1-based) bind parameter.
-    fn placeholder(&self) -> Placeholder;
-
-    /// `key` is one of the integer keys bound, all together, as parameter `n`.
-    fn integer_key_in(&self, key: &str, n: usize) -> String;
-}
-
-pub struct PostgresDialect;
-
-impl Dialect for PostgresDialect {
-    fn placeholder(&self) -> Placeholder {
-        pg_placeholder
-    }
-
-    /// The keys bound as one array.
-    fn integer_key_in(&self, key: &str, n: usize) -> String {
-        format!("{key} = ANY(${n}::bigint[])")
-    }
-}
-
-pub struct SqliteDialect;
-
-impl Dialect for SqliteDialect {
-    fn placeholder(&self) -> Placeholder {
-        sqlite_placeholder
-    }
-
-    /// The keys bound as one JSON array.
-    fn integer_key_in(&self, key: &str, n: usize) -> String {
-        format!("{key} IN (SELECT value FROM json_each(?{n}))")
-    }
-}
-
-/// `"schema"."table" AS "alias"`.
-pub fn table_sql(schema: Option<&str>, table: &str, alias: Option<&str>) -> String {
-    let mut s = match schema {
-        Some(schema) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
-        None => quote_ident(table),
-    };
-    if let Some(a) = alias {
-        s.push_str(" AS ");
-        s.push_str(&quote_ident(a));
-    }
-    s
-}
-
 /// `FROM ... JOIN ...` of a source.
-pub fn from_sql(source: &TableRef) -> String {
+pub fn from_sql(d: &dyn Dialect, source: &TableRef) -> String {
     let mut s = format!(
         "FROM {}",
-        table_sql(
+        d.table_as(
             source.schema.as_deref(),
             &source.table,
             source.alias.as_deref()
@@ -85,8 +24,8 @@ pub fn from_sql(source: &TableRef) -> String {
         s.push_str(&format!(
             " {} JOIN {} ON {}",
             j.kind,
-            table_sql(schema, &j.table, j.alias.as_deref()),
-            j.on
+            d.table_as(schema, &j.table, j.alias.as_deref()),
+            d.expr(&j.on)
         ));
     }
     s
@@ -96,17 +35,22 @@ pub fn from_sql(source: &TableRef) -> String {
 /// Each filter is one parsed expression (no bind parameters), so the
 /// parentheses around it hold all of it.
 pub fn where_sql(
+    d: &dyn Dialect,
     source: &TableRef,
     partition: Option<&Partition>,
-    placeholder: Placeholder,
     params: &mut Vec<PartitionValue>,
 ) -> String {
-    let mut conds: Vec<String> = source.filters.iter().map(|f| format!("({f})")).collect();
+    let mut conds: Vec<String> = source
+        .filters
+        .iter()
+        .map(|f| format!("({})", d.expr(f)))
+        .collect();
     if let Some(p) = partition {
         conds.extend(range_conditions(
+            d,
             p,
-            |dim| dim.source_expr.clone(),
-            placeholder,
+            |dim| d.column(&dim.column),
+            0,
             params,
         ));
     }
@@ -119,26 +63,29 @@ pub fn where_sql(
 
 /// The ranges of `partition` as conditions on the destination table's own
 /// columns (`<alias>."<name>"`: a hash partition's dimensions are mapped
-/// columns, named as in the destination), bounds pushed onto `params` and
-/// written by `placeholder(params.len())`.
+/// columns, named as in the destination). Bounds are pushed onto `params`
+/// and bound after `bound_before` other parameters.
 pub fn destination_range_conditions(
+    d: &dyn Dialect,
     partition: &Partition,
     alias: &str,
-    placeholder: impl Fn(usize) -> String,
+    bound_before: usize,
     params: &mut Vec<PartitionValue>,
 ) -> Vec<String> {
     range_conditions(
+        d,
         partition,
-        |dim| format!("{alias}.{}", quote_ident(&dim.name)),
-        placeholder,
+        |dim| format!("{alias}.{}", d.quote_ident(&dim.name)),
+        bound_before,
         params,
     )
 }
 
 fn range_conditions(
+    d: &dyn Dialect,
     partition: &Partition,
-    column: impl Fn(&PartitionDimensionRef) -> String,
-    placeholder: impl Fn(usize) -> String,
+    column: impl Fn(&planner::partition::PartitionDimensionRef) -> String,
+    bound_before: usize,
     params: &mut Vec<PartitionValue>,
 ) -> Vec<String> {
     let mut conds = Vec::new();
@@ -147,9 +94,9 @@ fn range_conditions(
         match range {
             DimRange::Range { start, end } => {
                 params.push(*start);
-                let a = placeholder(params.len());
+                let a = d.placeholder(bound_before + params.len());
                 params.push(*end);
-                let b = placeholder(params.len());
+                let b = d.placeholder(bound_before + params.len());
                 conds.push(format!("{e} >= {a} AND {e} < {b}"));
             }
             DimRange::Null => conds.push(format!("{e} IS NULL")),
@@ -159,10 +106,10 @@ fn range_conditions(
     conds
 }
 
-/// The column expression that `buckets` cuts: one of `partition`'s integer
-/// ranges. `None` for a datetime range, an `IS NULL` range or no range.
-/// When `Some`, `where_sql` of the partition has a `WHERE` to add to.
-pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&str> {
+/// The column that `buckets` cuts: one of `partition`'s integer ranges.
+/// `None` for a datetime range, an `IS NULL` range or no range. When
+/// `Some`, `where_sql` of the partition has a `WHERE` to add to.
+pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&ColumnRef> {
     match partition.ranges.get(buckets.dim) {
         Some((
             dim,
@@ -170,17 +117,21 @@ pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&str> {
                 start: PartitionValue::Int(_),
                 ..
             },
-        )) if buckets.width >= 1 => Some(&dim.source_expr),
+        )) if buckets.width >= 1 => Some(&dim.column),
         _ => None,
     }
 }
 
-/// The SQL expression of a row's bucket, from the dimension's column
-/// expression (cast to the dialect's 64-bit integer) and the placeholders of
-/// `origin` and `width`: integer division of a non-negative difference, so
-/// it is the floor.
-pub fn bucket_expr(column: &str, origin: &str, width: &str) -> String {
-    format!("((({column}) - {origin}) / {width})")
+/// A row's bucket: the column as a 64-bit integer, less the origin bound
+/// as parameter `n`, divided by the width bound as `n + 1`. Integer
+/// division of a non-negative difference, so it is the floor.
+pub fn bucket_expr(d: &dyn Dialect, column: &ColumnRef, n: usize) -> String {
+    format!(
+        "((({}) - {}) / {})",
+        d.bigint(&d.column(column)),
+        d.bigint_placeholder(n),
+        d.bigint_placeholder(n + 1)
+    )
 }
 
 /// Row hashes by bucket asked of a partition `bucket_column` has no range for.
@@ -188,23 +139,25 @@ pub fn not_bucketed(partition: &Partition) -> crate::ConnectorError {
     crate::ConnectorError::Other(format!("no integer range to bucket in {}", partition.id))
 }
 
+/// The mapped columns as a source selects them.
+fn select_list(d: &dyn Dialect, columns: &[MappedColumn]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| d.mapped_column(c)).collect();
+    cols.join(", ")
+}
+
 /// `SELECT <mapped columns> FROM ... WHERE ...` for one partition.
 pub fn select_partition_sql(
+    d: &dyn Dialect,
     source: &TableRef,
     columns: &[MappedColumn],
     partition: &Partition,
-    placeholder: Placeholder,
 ) -> (String, Vec<PartitionValue>) {
     let mut params = Vec::new();
-    let cols = columns
-        .iter()
-        .map(|c| c.source_sql.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
     let sql = format!(
-        "SELECT {cols} {}{}",
-        from_sql(source),
-        where_sql(source, Some(partition), placeholder, &mut params)
+        "SELECT {} {}{}",
+        select_list(d, columns),
+        from_sql(d, source),
+        where_sql(d, source, Some(partition), &mut params)
     );
     (sql, params)
 }
@@ -223,13 +176,12 @@ pub struct KeySelect {
 /// composite or not an integer: the source then reads the partition and
 /// the caller filters.
 pub fn select_by_integer_key(
+    d: &dyn Dialect,
     source: &TableRef,
     columns: &[MappedColumn],
     partition: &Partition,
-    dialect: &dyn Dialect,
     keys: &arrow::record_batch::RecordBatch,
 ) -> crate::Result<Option<KeySelect>> {
-    let placeholder = dialect.placeholder();
     let mut key_columns = columns.iter().filter(|c| c.unique);
     let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
         return Ok(None);
@@ -245,13 +197,13 @@ pub fn select_by_integer_key(
         .downcast_ref::<arrow::array::Int64Array>()
         .map(|a| a.iter().flatten().collect())
         .unwrap_or_default();
-    let (q, params) = select_partition_sql(source, columns, partition, placeholder);
+    let (q, params) = select_partition_sql(d, source, columns, partition);
     let has_where = !source.filters.is_empty()
         || partition
             .ranges
             .iter()
             .any(|(_, r)| !matches!(r, DimRange::All));
-    let condition = dialect.integer_key_in(&key.source_sql, params.len() + 1);
+    let condition = d.integer_key_in(&d.mapped_column(key), params.len() + 1);
     let q = if has_where {
         format!("{q} AND {condition}")
     } else {
@@ -270,19 +222,15 @@ pub fn select_by_integer_key(
 /// while SQLite answers `min(e), max(e)` together by reading every row (and
 /// the NULL test is an `EXISTS` rather than `count(*) - count(e)` for the
 /// same reason).
-pub fn bounds_sql(
-    source: &TableRef,
-    dims: &[PartitionDimension],
-    placeholder: Placeholder,
-) -> String {
+pub fn bounds_sql(d: &dyn Dialect, source: &TableRef, dims: &[PartitionDimension]) -> String {
     let mut params = Vec::new();
-    let from = from_sql(source);
-    let filters = where_sql(source, None, placeholder, &mut params);
+    let from = from_sql(d, source);
+    let filters = where_sql(d, source, None, &mut params);
     let and = if filters.is_empty() { " WHERE" } else { " AND" };
     let cols = dims
         .iter()
-        .map(|d| {
-            let e = &d.source_expr;
+        .map(|dim| {
+            let e = d.column(&dim.column);
             format!(
                 "(SELECT min({e}) {from}{filters}), (SELECT max({e}) {from}{filters}), \
                  EXISTS (SELECT 1 {from}{filters}{and} {e} IS NULL)"
@@ -293,12 +241,11 @@ pub fn bounds_sql(
     format!("SELECT {cols}")
 }
 
-/// `SELECT <mapped columns> ... WHERE false`: checks every column resolves.
-pub fn probe_sql(source: &TableRef, columns: &[MappedColumn]) -> String {
-    let cols = columns
-        .iter()
-        .map(|c| c.source_sql.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("SELECT {cols} {} LIMIT 0", from_sql(source))
+/// `SELECT <mapped columns> ... LIMIT 0`: checks every column resolves.
+pub fn probe_sql(d: &dyn Dialect, source: &TableRef, columns: &[MappedColumn]) -> String {
+    format!(
+        "SELECT {} {} LIMIT 0",
+        select_list(d, columns),
+        from_sql(d, source)
+    )
 }

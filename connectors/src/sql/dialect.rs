@@ -1,0 +1,108 @@
+//! What differs in the SQL SyncHub writes for one database, and the parts
+//! every dialect renders the same way from those differences.
+
+use planner::model::MappedColumn;
+use planner::types::{ColumnSpec, ColumnType};
+use planner::{ColumnRef, SqlExpr};
+
+/// One database's SQL. The required methods are what differs; the provided
+/// ones build names, column lists and expressions from them.
+pub trait Dialect: Sync {
+    /// The character identifiers are quoted in (`"`, or MySQL's backtick);
+    /// the character inside a name is written twice.
+    fn identifier_quote(&self) -> char;
+
+    /// The n-th (1-based) bind parameter.
+    fn placeholder(&self, n: usize) -> String;
+
+    /// The n-th bind parameter, read as a 64-bit integer.
+    fn bigint_placeholder(&self, n: usize) -> String;
+
+    /// The SQL expression `e` as a 64-bit integer.
+    fn bigint(&self, e: &str) -> String;
+
+    /// `key` (a column's SQL) is one of the integer keys bound, all
+    /// together, as parameter `n`.
+    fn integer_key_in(&self, key: &str, n: usize) -> String;
+
+    /// The type a destination column of `ty` is created with.
+    fn type_ddl(&self, ty: &ColumnType) -> String;
+
+    /// What a source selects for a column holding the row hash, of type
+    /// `ty`: a typed NULL, replaced by the hash once the row is decoded.
+    fn computed_hash(&self, ty: &ColumnType) -> String;
+
+    /// `name` quoted.
+    fn quote_ident(&self, name: &str) -> String {
+        let q = self.identifier_quote();
+        let mut s = String::with_capacity(name.len() + 2);
+        s.push(q);
+        for c in name.chars() {
+            if c == q {
+                s.push(q);
+            }
+            s.push(c);
+        }
+        s.push(q);
+        s
+    }
+
+    /// `"schema"."table"`, or `"table"`.
+    fn table(&self, schema: Option<&str>, table: &str) -> String {
+        match schema {
+            Some(schema) => format!("{}.{}", self.quote_ident(schema), self.quote_ident(table)),
+            None => self.quote_ident(table),
+        }
+    }
+
+    /// `"schema"."table" AS "alias"`.
+    fn table_as(&self, schema: Option<&str>, table: &str, alias: Option<&str>) -> String {
+        let mut s = self.table(schema, table);
+        if let Some(a) = alias {
+            s.push_str(" AS ");
+            s.push_str(&self.quote_ident(a));
+        }
+        s
+    }
+
+    /// `"o"."id"`, or `"id"`.
+    fn column(&self, c: &ColumnRef) -> String {
+        match &c.table {
+            Some(t) => format!("{}.{}", self.quote_ident(t), self.quote_ident(&c.column)),
+            None => self.quote_ident(&c.column),
+        }
+    }
+
+    /// What a source selects for a mapped column: its source column, or
+    /// for a computed row hash, [`Dialect::computed_hash`].
+    fn mapped_column(&self, c: &MappedColumn) -> String {
+        if c.stored_hash.is_compute() {
+            self.computed_hash(&c.spec.data_type)
+        } else {
+            self.column(&c.source_ref)
+        }
+    }
+
+    /// The destination columns, quoted and comma-separated.
+    fn column_list(&self, specs: &[ColumnSpec]) -> String {
+        let names: Vec<String> = specs.iter().map(|c| self.quote_ident(&c.name)).collect();
+        names.join(", ")
+    }
+
+    /// The key (unique) columns, quoted and comma-separated.
+    fn key_list(&self, specs: &[ColumnSpec]) -> String {
+        let keys: Vec<String> = specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| self.quote_ident(&c.name))
+            .collect();
+        keys.join(", ")
+    }
+
+    /// A parsed filter or join condition, every quoted identifier in it
+    /// re-quoted in this dialect's quote (unquoted ones stay unquoted: the
+    /// database folds their case as it would have).
+    fn expr(&self, e: &SqlExpr) -> String {
+        super::expr::requoted(e, self.identifier_quote())
+    }
+}

@@ -1,0 +1,21 @@
+//! The SQL the SQL connectors write, rendered per dialect from the model's
+//! structured parts: column references, parsed filters and join
+//! conditions, partition ranges. The model holds no SQL text; what differs
+//! between databases (quoting, placeholders, casts, type names) is asked of
+//! a [`Dialect`]. Identifiers are always quoted; values are always bound.
+
+mod dialect;
+mod expr;
+mod postgres;
+mod select;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use dialect::Dialect;
+pub use postgres::PostgresDialect;
+pub use select::{
+    bounds_sql, bucket_column, bucket_expr, destination_range_conditions, from_sql, not_bucketed,
+    probe_sql, select_by_integer_key, select_partition_sql, where_sql, KeySelect,
+};
+pub use sqlite::SqliteDialect;
