@@ -181,9 +181,12 @@ fn channel(c: &mut Criterion) {
                     let (tx, mut rx, _) = row_channel(100_000);
                     let producer = {
                         let one = one.clone();
+                        let whole = Arc::new(Partition::whole());
                         tokio::spawn(async move {
                             for _ in 0..TOTAL_ROWS / batch_rows {
-                                tx.send(Message::Batch(one.clone())).await.expect("open");
+                                tx.send(Message::Batch(whole.clone(), one.clone()))
+                                    .await
+                                    .expect("open");
                             }
                         })
                     };
@@ -254,6 +257,9 @@ fn batcher(c: &mut Criterion) {
                     let mut op = Batcher::new(TARGET);
                     let partition = Arc::new(Partition::whole());
                     let produce = async {
+                        op.on_partition_start(partition.clone(), &mut out)
+                            .await
+                            .expect("start");
                         for _ in 0..TOTAL_ROWS / page_rows {
                             op.process_batch(page.clone(), &mut out)
                                 .await

@@ -60,17 +60,10 @@ async fn drive(
                     msg
                 }
             };
-            match msg {
-                Message::PartitionStart(p) => op.on_partition_start(p, &mut out).await?,
-                Message::Batch(b) => {
-                    rows_in += b.num_rows() as u64;
-                    op.process_batch(b, &mut out).await?
-                }
-                Message::PartitionEnd(p) => op.on_partition_end(p, &mut out).await?,
-                Message::Changes(c) => op.on_changes(c, &mut out).await?,
-                Message::Delete(keys) => op.on_delete(keys, &mut out).await?,
-                Message::Unchanged(rows) => op.on_unchanged(rows, &mut out).await?,
+            if let Message::Batch(_, b) = &msg {
+                rows_in += b.num_rows() as u64;
             }
+            op.on_message(msg, &mut out).await?;
         }
     }
     op.on_finish(&mut out).await?;
@@ -187,6 +180,7 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use async_trait::async_trait;
     use operators::operator::Result as OpResult;
+    use planner::partition::Partition;
 
     struct Numbers(usize);
     #[async_trait]
@@ -196,15 +190,17 @@ mod tests {
         }
         async fn on_start(&mut self, out: &mut Output) -> OpResult<()> {
             let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+            let whole = Arc::new(Partition::whole());
+            out.send(Message::PartitionStart(whole.clone())).await?;
             for i in 0..self.0 {
                 let b = RecordBatch::try_new(
                     schema.clone(),
                     vec![Arc::new(Int64Array::from_iter_values(0..i as i64 + 1))],
                 )
                 .unwrap();
-                out.send(Message::Batch(b)).await?;
+                out.batch(b).await?;
             }
-            Ok(())
+            out.send(Message::PartitionEnd(whole)).await
         }
     }
 
@@ -248,5 +244,125 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "fail_after: boom");
+    }
+
+    fn partition(id: &str) -> Arc<Partition> {
+        Arc::new(Partition {
+            id: id.to_string(),
+            ranges: Vec::new(),
+        })
+    }
+
+    /// Three partitions, each: 3 batches of 30 rows, 5 unchanged rows and
+    /// keys to delete.
+    struct Partitions;
+    #[async_trait]
+    impl Operator for Partitions {
+        fn name(&self) -> &'static str {
+            "partitions"
+        }
+        async fn on_start(&mut self, out: &mut Output) -> OpResult<()> {
+            let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
+            let rows = |n: i64| {
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int64Array::from_iter_values(0..n))],
+                )
+                .unwrap()
+            };
+            for id in ["p0", "p1", "p2"] {
+                let p = partition(id);
+                out.send(Message::PartitionStart(p.clone())).await?;
+                for _ in 0..3 {
+                    out.batch(rows(30)).await?;
+                }
+                out.unchanged(5).await?;
+                out.delete(rows(2)).await?;
+                out.send(Message::PartitionEnd(p)).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// (partition id, kind, rows) of one message.
+    type Seen = (String, &'static str, usize);
+
+    /// Records the partition and kind of every message it is given.
+    struct Tap(Arc<std::sync::Mutex<Vec<Seen>>>);
+    #[async_trait]
+    impl Operator for Tap {
+        fn name(&self) -> &'static str {
+            "tap"
+        }
+        async fn on_message(&mut self, msg: Message, _out: &mut Output) -> OpResult<()> {
+            let kind = match &msg {
+                Message::PartitionStart(_) => "start",
+                Message::Batch(..) => "batch",
+                Message::Changes(..) => "changes",
+                Message::Delete(..) => "delete",
+                Message::Unchanged(..) => "unchanged",
+                Message::PartitionEnd(_) => "end",
+            };
+            let rows = match &msg {
+                Message::Unchanged(_, n) => *n as usize,
+                other => other.rows(),
+            };
+            self.0
+                .lock()
+                .unwrap()
+                .push((msg.partition().id.clone(), kind, rows));
+            Ok(())
+        }
+    }
+
+    /// Every message reaches the end of a chain labelled with its own
+    /// partition, in order, also when an operator in between holds rows
+    /// back and re-cuts them (the batcher flushes 90 rows in pieces of 50,
+    /// and at the partition's end).
+    #[tokio::test]
+    async fn every_message_carries_its_partition_through_the_chain() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        run_chain(
+            vec![
+                Box::new(Partitions),
+                Box::new(operators::batcher::Batcher::new(50)),
+                Box::new(Tap(seen.clone())),
+            ],
+            1000,
+        )
+        .await
+        .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        // Per partition, in the order they started: (id, batch rows,
+        // unchanged rows, keys to delete), each message between its own
+        // partition's start and end.
+        let mut totals: Vec<(String, usize, usize, usize)> = Vec::new();
+        let mut open: Option<String> = None;
+        for (id, kind, rows) in seen {
+            match kind {
+                "start" => {
+                    assert_eq!(open, None, "{id} started inside another partition");
+                    totals.push((id.clone(), 0, 0, 0));
+                    open = Some(id);
+                }
+                "end" => assert_eq!(open.take().as_ref(), Some(&id)),
+                _ => {
+                    assert_eq!(open.as_ref(), Some(&id), "a {kind} labelled {id}");
+                    let t = totals.last_mut().unwrap();
+                    match kind {
+                        "batch" => t.1 += rows,
+                        "unchanged" => t.2 += rows,
+                        "delete" => t.3 += rows,
+                        other => panic!("unexpected {other}"),
+                    }
+                }
+            }
+        }
+        assert_eq!(open, None);
+        let expected: Vec<(String, usize, usize, usize)> = ["p0", "p1", "p2"]
+            .iter()
+            .map(|id| (id.to_string(), 90, 5, 2))
+            .collect();
+        assert_eq!(totals, expected);
     }
 }

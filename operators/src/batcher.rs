@@ -41,7 +41,7 @@ impl Batcher {
             merged
         };
         self.pending_rows = 0;
-        out.send(Message::Batch(batch)).await
+        out.batch(batch).await
     }
 }
 
@@ -92,6 +92,9 @@ mod tests {
         let (tx, mut rx, _) = row_channel(1_000_000);
         let mut out = Output::new(Some(tx));
         let mut b = Batcher::new(100);
+        b.on_partition_start(Arc::new(Partition::whole()), &mut out)
+            .await
+            .unwrap();
         b.process_batch(batch(0..30), &mut out).await.unwrap();
         b.process_batch(batch(30..280), &mut out).await.unwrap();
         b.on_partition_end(Arc::new(Partition::whole()), &mut out)
@@ -101,7 +104,7 @@ mod tests {
         let mut sizes = Vec::new();
         let mut values = Vec::new();
         while let Some(m) = rx.recv().await {
-            if let Message::Batch(b) = m {
+            if let Message::Batch(_, b) = m {
                 sizes.push(b.num_rows());
                 values.extend(
                     b.column(0)
@@ -121,11 +124,15 @@ mod tests {
         let (tx, mut rx, _) = row_channel(1_000_000);
         let mut out = Output::new(Some(tx));
         let mut b = Batcher::new(100);
+        b.on_partition_start(Arc::new(Partition::whole()), &mut out)
+            .await
+            .unwrap();
+        assert!(matches!(rx.try_recv(), Some(Message::PartitionStart(_))));
         b.process_batch(batch(0..30), &mut out).await.unwrap();
         b.process_batch(batch(30..50), &mut out).await.unwrap();
         assert!(rx.try_recv().is_none(), "held while more may come");
         b.on_idle(&mut out).await.unwrap();
-        assert!(matches!(rx.try_recv(), Some(Message::Batch(m)) if m.num_rows() == 50));
+        assert!(matches!(rx.try_recv(), Some(Message::Batch(_, m)) if m.num_rows() == 50));
         b.on_idle(&mut out).await.unwrap();
         assert!(rx.try_recv().is_none(), "nothing held, nothing sent");
     }

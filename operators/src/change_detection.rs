@@ -515,12 +515,12 @@ impl Operator for ChangeDetection {
             let equal = s == d;
             let empty = RecordBatch::new_empty(self.key_schema.clone());
             out.send(Message::PartitionStart(p)).await?;
-            out.send(Message::Changes(Arc::new(ChangeSet {
+            out.changes(Arc::new(ChangeSet {
                 all_rows: !equal,
                 unchanged: if equal { s.rows } else { 0 },
                 upserts: empty.clone(),
                 deletes: empty,
-            })))
+            }))
             .await?;
             return Ok(());
         }
@@ -544,14 +544,14 @@ impl Operator for ChangeDetection {
             }
             let leaf = Arc::new(leaf);
             out.send(Message::PartitionStart(leaf.clone())).await?;
-            out.send(Message::Changes(Arc::new(changes))).await?;
+            out.changes(Arc::new(changes)).await?;
             out.send(Message::PartitionEnd(leaf)).await?;
         }
         // The partition itself comes last: its checkpoint says every leaf
         // inside it is done, so a resumed run can skip it. Rows found equal
         // by checksum are counted with it.
         out.send(Message::PartitionStart(p)).await?;
-        out.send(Message::Changes(Arc::new(own))).await?;
+        out.changes(Arc::new(own)).await?;
         Ok(())
     }
 }

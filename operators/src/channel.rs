@@ -102,7 +102,11 @@ mod tests {
     fn batch(n: usize) -> Message {
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
         let a = Int64Array::from_iter_values(0..n as i64);
-        Message::Batch(RecordBatch::try_new(schema, vec![Arc::new(a)]).unwrap())
+        let whole = Arc::new(planner::partition::Partition::whole());
+        Message::Batch(
+            whole,
+            RecordBatch::try_new(schema, vec![Arc::new(a)]).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -113,23 +117,26 @@ mod tests {
         let blocked =
             tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(batch(60))).await;
         assert!(blocked.is_err(), "second batch should wait for room");
-        assert!(matches!(rx.recv().await, Some(Message::Batch(b)) if b.num_rows() == 60));
+        assert!(matches!(rx.recv().await, Some(Message::Batch(_, b)) if b.num_rows() == 60));
         tx.send(batch(60)).await.unwrap();
     }
 
     #[tokio::test]
     async fn change_sets_take_room_for_their_keys() {
         let keys = |n: usize| match batch(n) {
-            Message::Batch(b) => b,
+            Message::Batch(_, b) => b,
             _ => unreachable!(),
         };
         let changes = || {
-            Message::Changes(Arc::new(crate::message::ChangeSet {
-                all_rows: false,
-                unchanged: 0,
-                upserts: keys(40),
-                deletes: keys(20),
-            }))
+            Message::Changes(
+                Arc::new(planner::partition::Partition::whole()),
+                Arc::new(crate::message::ChangeSet {
+                    all_rows: false,
+                    unchanged: 0,
+                    upserts: keys(40),
+                    deletes: keys(20),
+                }),
+            )
         };
         let (tx, mut rx, _) = row_channel(100);
         tx.send(changes()).await.unwrap();
@@ -137,17 +144,18 @@ mod tests {
         let blocked =
             tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(changes())).await;
         assert!(blocked.is_err(), "second change set should wait for room");
-        assert!(matches!(rx.recv().await, Some(Message::Changes(_))));
+        assert!(matches!(rx.recv().await, Some(Message::Changes(..))));
         tx.send(changes()).await.unwrap();
         // Control messages take none.
-        tx.send(Message::Unchanged(5)).await.unwrap();
+        let whole = Arc::new(planner::partition::Partition::whole());
+        tx.send(Message::Unchanged(whole, 5)).await.unwrap();
     }
 
     #[tokio::test]
     async fn oversized_batch_does_not_deadlock() {
         let (tx, mut rx, _) = row_channel(10);
         tx.send(batch(1000)).await.unwrap();
-        assert!(matches!(rx.recv().await, Some(Message::Batch(b)) if b.num_rows() == 1000));
+        assert!(matches!(rx.recv().await, Some(Message::Batch(_, b)) if b.num_rows() == 1000));
     }
 
     #[tokio::test]

@@ -68,7 +68,7 @@ impl Fetch {
                     continue;
                 }
             }
-            out.send(Message::Batch(batch)).await?;
+            out.batch(batch).await?;
         }
         Ok(())
     }
@@ -100,7 +100,7 @@ impl Operator for Fetch {
             return Ok(());
         };
         if changes.unchanged > 0 {
-            out.send(Message::Unchanged(changes.unchanged)).await?;
+            out.unchanged(changes.unchanged).await?;
         }
         if changes.all_rows {
             self.read(&p, None, out).await?;
@@ -116,7 +116,7 @@ impl Operator for Fetch {
                     while let Some(batch) = batches.next().await {
                         let batch = batch?;
                         RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
-                        out.send(Message::Batch(batch)).await?;
+                        out.batch(batch).await?;
                     }
                     true
                 }
@@ -128,7 +128,7 @@ impl Operator for Fetch {
             }
         }
         if changes.deletes.num_rows() > 0 {
-            out.send(Message::Delete(changes.deletes.clone())).await?;
+            out.delete(changes.deletes.clone()).await?;
         }
         Ok(())
     }

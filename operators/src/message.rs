@@ -4,20 +4,24 @@ use arrow::record_batch::RecordBatch;
 use planner::partition::Partition;
 
 /// What flows between operators. Control travels in-band with the data, so an
-/// operator sees a partition's start, its batches and its end in order.
+/// operator sees a partition's start, its batches and its end in order. Every
+/// message carries its partition (a shared `Arc`, no copy), so an operator
+/// fed by two inputs (an aggregate, an enrichment) can tell which partition
+/// each message belongs to and join the streams. Operators send data
+/// messages through [`crate::Output`]'s `batch`, `changes`, `delete` and
+/// `unchanged`, which stamp them with the partition the output is in.
 #[derive(Debug, Clone)]
 pub enum Message {
     PartitionStart(Arc<Partition>),
-    Batch(RecordBatch),
-    /// What a hash comparison found in the current partition: fetch only
-    /// these rows, delete those keys.
-    Changes(Arc<ChangeSet>),
-    /// Keys (unique columns, destination types) to delete in the current
-    /// partition.
-    Delete(RecordBatch),
-    /// Rows of the current partition found identical on both sides without
-    /// being fetched; counted with the partition when it commits.
-    Unchanged(u64),
+    Batch(Arc<Partition>, RecordBatch),
+    /// What a hash comparison found in the partition: fetch only these
+    /// rows, delete those keys.
+    Changes(Arc<Partition>, Arc<ChangeSet>),
+    /// Keys (unique columns, destination types) to delete in the partition.
+    Delete(Arc<Partition>, RecordBatch),
+    /// Rows of the partition found identical on both sides without being
+    /// fetched; counted with the partition when it commits.
+    Unchanged(Arc<Partition>, u64),
     PartitionEnd(Arc<Partition>),
 }
 
@@ -36,10 +40,22 @@ pub struct ChangeSet {
 }
 
 impl Message {
+    /// The partition this message belongs to.
+    pub fn partition(&self) -> &Arc<Partition> {
+        match self {
+            Message::PartitionStart(p)
+            | Message::Batch(p, _)
+            | Message::Changes(p, _)
+            | Message::Delete(p, _)
+            | Message::Unchanged(p, _)
+            | Message::PartitionEnd(p) => p,
+        }
+    }
+
     /// Rows this message holds, for channel accounting.
     pub fn rows(&self) -> usize {
         match self {
-            Message::Batch(b) | Message::Delete(b) => b.num_rows(),
+            Message::Batch(_, b) | Message::Delete(_, b) => b.num_rows(),
             _ => 0,
         }
     }
@@ -49,7 +65,7 @@ impl Message {
     /// of the writes by more than a channel's worth of keys.
     pub fn room(&self) -> usize {
         match self {
-            Message::Changes(c) => c.upserts.num_rows() + c.deletes.num_rows(),
+            Message::Changes(_, c) => c.upserts.num_rows() + c.deletes.num_rows(),
             other => other.rows(),
         }
     }

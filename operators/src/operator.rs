@@ -47,10 +47,14 @@ pub fn name_null_key(
     }
 }
 
-/// Where an operator sends its messages; counts what it sends.
+/// Where an operator sends its messages; counts what it sends, and knows
+/// which partition it is in (the last started and not yet ended), to stamp
+/// the data messages sent through `batch`, `changes`, `delete` and
+/// `unchanged`.
 pub struct Output {
     sender: Option<RowSender>,
     pub rows_out: u64,
+    partition: Option<Arc<Partition>>,
 }
 
 impl Output {
@@ -58,10 +62,50 @@ impl Output {
         Output {
             sender,
             rows_out: 0,
+            partition: None,
         }
     }
 
+    /// Sends rows of the partition this output is in.
+    pub async fn batch(&mut self, batch: RecordBatch) -> Result<()> {
+        let p = self.open("rows")?;
+        self.send(Message::Batch(p, batch)).await
+    }
+
+    /// Sends what a comparison found in the partition this output is in.
+    pub async fn changes(&mut self, changes: Arc<ChangeSet>) -> Result<()> {
+        let p = self.open("a change set")?;
+        self.send(Message::Changes(p, changes)).await
+    }
+
+    /// Sends keys to delete in the partition this output is in.
+    pub async fn delete(&mut self, keys: RecordBatch) -> Result<()> {
+        let p = self.open("keys to delete")?;
+        self.send(Message::Delete(p, keys)).await
+    }
+
+    /// Sends a count of unchanged rows of the partition this output is in.
+    pub async fn unchanged(&mut self, rows: u64) -> Result<()> {
+        let p = self.open("unchanged rows")?;
+        self.send(Message::Unchanged(p, rows)).await
+    }
+
+    /// The partition this output is in; sending `what` outside one is an
+    /// operator's bug, reported rather than sent unlabelled.
+    fn open(&self, what: &str) -> Result<Arc<Partition>> {
+        self.partition.clone().ok_or_else(|| {
+            OperatorError::Other(format!(
+                "{what} sent outside a partition (an operator's bug)"
+            ))
+        })
+    }
+
     pub async fn send(&mut self, msg: Message) -> Result<()> {
+        match &msg {
+            Message::PartitionStart(p) => self.partition = Some(p.clone()),
+            Message::PartitionEnd(_) => self.partition = None,
+            _ => {}
+        }
         self.rows_out += msg.rows() as u64;
         match &self.sender {
             Some(s) => s
@@ -91,7 +135,7 @@ pub trait Operator: Send {
     }
 
     async fn process_batch(&mut self, batch: RecordBatch, out: &mut Output) -> Result<()> {
-        out.send(Message::Batch(batch)).await
+        out.batch(batch).await
     }
 
     async fn on_partition_end(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
@@ -99,15 +143,29 @@ pub trait Operator: Send {
     }
 
     async fn on_changes(&mut self, changes: Arc<ChangeSet>, out: &mut Output) -> Result<()> {
-        out.send(Message::Changes(changes)).await
+        out.changes(changes).await
     }
 
     async fn on_delete(&mut self, keys: RecordBatch, out: &mut Output) -> Result<()> {
-        out.send(Message::Delete(keys)).await
+        out.delete(keys).await
     }
 
     async fn on_unchanged(&mut self, rows: u64, out: &mut Output) -> Result<()> {
-        out.send(Message::Unchanged(rows)).await
+        out.unchanged(rows).await
+    }
+
+    /// One input message, handed to the hook of its kind. An operator that
+    /// needs each message's partition as it comes (one with two inputs,
+    /// joining them by partition) takes the whole message here instead.
+    async fn on_message(&mut self, msg: Message, out: &mut Output) -> Result<()> {
+        match msg {
+            Message::PartitionStart(p) => self.on_partition_start(p, out).await,
+            Message::Batch(_, b) => self.process_batch(b, out).await,
+            Message::PartitionEnd(p) => self.on_partition_end(p, out).await,
+            Message::Changes(_, c) => self.on_changes(c, out).await,
+            Message::Delete(_, keys) => self.on_delete(keys, out).await,
+            Message::Unchanged(_, rows) => self.on_unchanged(rows, out).await,
+        }
     }
 
     /// Called when no input is queued, before waiting for more: upstream
