@@ -4,6 +4,7 @@
 //! cancelled by SIGTERM.
 
 mod output;
+mod worker;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -58,6 +59,17 @@ enum Command {
         /// Run a pipeline or strategy that its config disables.
         #[arg(long)]
         force: bool,
+        /// Plan and start the run, but write each partition still to do as
+        /// a task file in DIR for workers (`synchub worker run-task`)
+        /// instead of running it; a later `synchub run` finishes the run.
+        #[arg(long, value_name = "DIR", hide = true)]
+        emit_tasks: Option<PathBuf>,
+    },
+    /// Execute partition tasks of runs planned elsewhere.
+    #[command(hide = true)]
+    Worker {
+        #[command(subcommand)]
+        command: WorkerCommand,
     },
     /// Show the operator DAG and the partitions a run would do.
     Plan {
@@ -106,6 +118,18 @@ enum Command {
         state_dir: PathBuf,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum WorkerCommand {
+    /// Execute one partition task (JSON, as `run --emit-tasks` writes it)
+    /// and print its outcome as JSON. Datastores are resolved from this
+    /// process's environment; no state directory is used: the task's
+    /// checkpoint is committed in the destination.
+    RunTask {
+        /// The task file, or `-` for standard input.
+        task: PathBuf,
     },
 }
 
@@ -205,6 +229,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
             output,
             wait,
             force,
+            emit_tasks,
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
@@ -221,6 +246,9 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 force,
                 ..RunOptions::default()
             };
+            if let Some(dir) = emit_tasks {
+                return worker::emit_tasks(&opts, &dir).await;
+            }
             cancel_on_signals(&opts.cancel);
             run_one(&opts, json).await
         }
@@ -254,6 +282,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 }
                 Err(e) => fail(&e),
             }
+        }
+        Command::Worker {
+            command: WorkerCommand::RunTask { task },
+        } => {
+            output::init_logging(true);
+            worker::run_task(&task).await
         }
         Command::Config { command } => config(command).await,
         Command::Demo { rows, dir } => {

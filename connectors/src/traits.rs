@@ -118,7 +118,7 @@ pub struct Checksum {
 }
 
 /// Identifies the run a checkpoint belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RunIdentity {
     pub pipeline: String,
     pub strategy: String,
@@ -152,7 +152,7 @@ pub enum LockAttempt {
 }
 
 /// What committing one partition did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WriteStats {
     pub inserted: u64,
     pub updated: u64,
@@ -197,7 +197,8 @@ impl CommitToken {
 }
 
 /// How a partition's rows meet the destination's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// Rows may equal the destination's: equal ones are left as they are
     /// and counted unchanged.

@@ -1,5 +1,6 @@
-//! What happens once a lane commits a partition: the run log hears of it,
-//! the lane's slot is given back, and the state store records it.
+//! What happens once an executor commits a partition: the run log hears of
+//! it, the executor's slot is given back, the state store records it (when
+//! this process keeps the run's state) and the work queue is told.
 //!
 //! `Populate` reports each commit through a synchronous hook (the operators'
 //! API), and the state store is async. The hook starts the store's write at
@@ -22,9 +23,22 @@ use tokio::task::JoinHandle;
 use crate::error::EngineError;
 use crate::records::RunRecorder;
 use crate::state::StateBackend;
+use crate::task::{PartitionOutcome, PartitionReport};
+use crate::work_queue::WorkQueue;
 
 /// A state store write under way.
 type Recording = JoinHandle<Result<(), EngineError>>;
+
+/// Where an executor's commits are recorded.
+#[derive(Clone)]
+pub struct CommitRecords {
+    pub run_id: String,
+    /// The run's state store, in the coordinator's process; a worker
+    /// elsewhere reports to the queue only.
+    pub state: Option<Arc<dyn StateBackend>>,
+    pub recorder: RunRecorder,
+    pub queue: Arc<dyn WorkQueue>,
+}
 
 /// What a lane does after each commit: the hook its `Populate` calls, and
 /// the store writes that hook starts.
@@ -34,14 +48,19 @@ pub struct LaneCommits {
 }
 
 impl LaneCommits {
+    /// `committed` collects the ids of the partitions committed.
     pub fn new(
         lane: usize,
         slots: Option<LaneSlots>,
-        state: Arc<dyn StateBackend>,
-        run_id: &str,
-        recorder: RunRecorder,
+        records: CommitRecords,
+        committed: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     ) -> LaneCommits {
-        let run_id = run_id.to_string();
+        let CommitRecords {
+            run_id,
+            state,
+            recorder,
+            queue,
+        } = records;
         let (recordings, received) = mpsc::unbounded_channel();
         let hook = Box::new(move |p: &Partition, s: connectors::WriteStats| {
             tracing::info!(partition = %p.id, lane, inserted = s.inserted, updated = s.updated, unchanged = s.unchanged, "partition committed");
@@ -49,11 +68,23 @@ impl LaneCommits {
             if let Some(slots) = &slots {
                 slots.release(&p.id);
             }
-            let (state, run_id, partition_id) = (state.clone(), run_id.clone(), p.id.clone());
-            let recording =
-                tokio::spawn(
-                    async move { state.record_partition(&run_id, &partition_id, &s).await },
-                );
+            if let Ok(mut c) = committed.lock() {
+                c.insert(p.id.clone());
+            }
+            let (state, queue) = (state.clone(), queue.clone());
+            let (run_id, partition_id) = (run_id.clone(), p.id.clone());
+            let recording = tokio::spawn(async move {
+                if let Some(state) = state {
+                    state.record_partition(&run_id, &partition_id, &s).await?;
+                }
+                queue
+                    .report(PartitionReport {
+                        run_id,
+                        partition_id,
+                        outcome: PartitionOutcome::Committed(s),
+                    })
+                    .await
+            });
             // The receiver lives as long as the operator calling this hook.
             let _ = recordings.send(recording);
             Ok(())

@@ -31,6 +31,9 @@ pub enum EngineError {
     Disabled(String),
     #[error("state store {path}: {message}")]
     State { path: String, message: String },
+    /// A partition task that cannot be written, read or resolved.
+    #[error("partition task: {0}")]
+    Task(String),
     /// A run status the state store holds but this build does not know.
     #[error(
         "unknown run status \"{0}\" (known: running, completed, failed, cancelled, abandoned)"
@@ -51,9 +54,10 @@ impl EngineError {
     /// the CLI exits 2 for these and 1 for failed runs.
     pub fn is_invalid_input(&self) -> bool {
         match self {
-            EngineError::Planner(_) | EngineError::StaleWatermark(_) | EngineError::Disabled(_) => {
-                true
-            }
+            EngineError::Planner(_)
+            | EngineError::StaleWatermark(_)
+            | EngineError::Disabled(_)
+            | EngineError::Task(_) => true,
             EngineError::Connector(e) => {
                 e.domain() == ErrorDomain::User && !matches!(e, ConnectorError::Value(_))
             }

@@ -9,6 +9,15 @@ use tokio::sync::Semaphore;
 use crate::message::Message;
 use crate::operator::{Operator, Output, Result};
 
+/// Where a lane's partitions come from: a run's work queue, or a fixed
+/// list ([`PartitionQueue`]).
+#[async_trait]
+pub trait PartitionFeed: Send + Sync {
+    /// The next partition for this lane; `None` once there are no more (the
+    /// queue is drained, or closed because the run stops).
+    async fn next_partition(&self) -> Result<Option<Partition>>;
+}
+
 /// The partitions of a run still to be handed out, shared by the lanes that
 /// write them at once (`max_concurrent_partitions`). A lane takes the next
 /// one when it has room for it, so a faster lane takes more. Closing the
@@ -44,6 +53,13 @@ impl PartitionQueue {
     }
 }
 
+#[async_trait]
+impl PartitionFeed for PartitionQueue {
+    async fn next_partition(&self) -> Result<Option<Partition>> {
+        Ok(self.take())
+    }
+}
+
 /// Emits partitions from the queue, each as a start/end pair the next
 /// operators fill with rows.
 ///
@@ -53,7 +69,7 @@ impl PartitionQueue {
 /// not yet committed: each commit gives a slot back (see [`LaneSlots`]),
 /// so the partitions are shared out as the lanes finish them.
 pub struct PartitionSource {
-    queue: Arc<PartitionQueue>,
+    queue: Arc<dyn PartitionFeed>,
     slots: Option<LaneSlots>,
 }
 
@@ -107,12 +123,12 @@ impl LaneSlots {
 
 impl PartitionSource {
     /// Every partition of `queue`, at once.
-    pub fn new(queue: Arc<PartitionQueue>) -> Self {
+    pub fn new(queue: Arc<dyn PartitionFeed>) -> Self {
         PartitionSource { queue, slots: None }
     }
 
     /// One lane of several: a partition of `queue` whenever `slots` has room.
-    pub fn lane(queue: Arc<PartitionQueue>, slots: LaneSlots) -> Self {
+    pub fn lane(queue: Arc<dyn PartitionFeed>, slots: LaneSlots) -> Self {
         PartitionSource {
             queue,
             slots: Some(slots),
@@ -131,7 +147,13 @@ impl Operator for PartitionSource {
             if let Some(slots) = &self.slots {
                 slots.acquire().await;
             }
-            let Some(p) = self.queue.take() else {
+            let next = self.queue.next_partition().await;
+            if next.is_err() {
+                if let Some(slots) = &self.slots {
+                    slots.unused();
+                }
+            }
+            let Some(p) = next? else {
                 if let Some(slots) = &self.slots {
                     slots.unused();
                 }

@@ -2,6 +2,7 @@
 //! values so secrets stay out of files.
 
 mod env;
+mod written;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +19,7 @@ use crate::error::{PlannerError, Problem, Result};
 use crate::yaml;
 
 pub use env::{deserialize_port, substitute, EnvString};
+pub use written::{WrittenConnection, SECRET_FIELDS};
 
 /// A password or token: never printed, never serialized in clear.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -304,6 +306,9 @@ pub fn relative_to(base: &Path, p: impl Into<PathBuf>) -> PathBuf {
 pub struct Datastore {
     pub name: String,
     pub connection: Arc<dyn Connection>,
+    /// The connection as its file writes it, references unexpanded, for a
+    /// task run elsewhere (see [`Datastore::written`]).
+    written: Option<Arc<WrittenConnection>>,
 }
 
 impl Datastore {
@@ -311,6 +316,7 @@ impl Datastore {
         Datastore {
             name: name.into(),
             connection,
+            written: None,
         }
     }
 
@@ -423,6 +429,7 @@ impl Datastores {
             yaml::parse(file, text).map_err(env_or_redacted)?
         };
         let base = file.parent().unwrap_or(Path::new("."));
+        let mut written = written::written_connections(text);
         let defined: BTreeSet<String> = parsed.datastores.0.keys().cloned().collect();
         let mut stores = BTreeMap::new();
         let mut problems = Vec::new();
@@ -436,7 +443,13 @@ impl Datastores {
             };
             match spec.resolve(&name, base) {
                 Ok(connection) => {
-                    stores.insert(name.clone(), Datastore::new(name, connection));
+                    let mut store = Datastore::new(name.clone(), connection);
+                    if let Some(Some(as_written)) = written.remove(&name) {
+                        let kind = store.kind();
+                        store =
+                            store.with_written(WrittenConnection::new(kind, as_written, base));
+                    }
+                    stores.insert(name, store);
                 }
                 Err(p) => problems.extend(p),
             }

@@ -4,13 +4,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::column_ref::ColumnRef;
 use crate::types::PartitionKind;
 
 /// A bound of a partition range. Datetimes are microseconds since the Unix
 /// epoch (UTC for timestamptz, wall clock for timestamp and date).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PartitionValue {
     Int(i64),
     Micros(i64),
@@ -43,7 +44,7 @@ pub fn format_micros(micros: i64) -> String {
 }
 
 /// How one column is split into ranges.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionDimension {
     /// Destination-facing name used in partition ids.
     pub name: String,
@@ -55,7 +56,7 @@ pub struct PartitionDimension {
     pub step: Step,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     /// A count of integer key values.
     Int(i64),
@@ -69,7 +70,7 @@ pub enum Step {
 }
 
 /// The range of one dimension inside a partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DimRange {
     /// `start <= column < end`.
     Range {
@@ -83,7 +84,7 @@ pub enum DimRange {
 }
 
 /// One unit of work: a conjunction of ranges, one per dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Partition {
     /// Stable across runs: made from the dimension names and bounds.
     pub id: String,
@@ -91,7 +92,7 @@ pub struct Partition {
 }
 
 /// The part of a dimension a connector needs to filter on it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PartitionDimensionRef {
     pub name: String,
     pub column: ColumnRef,

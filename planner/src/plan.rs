@@ -2,14 +2,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{PlannerError, Result};
 use crate::model::{Pipeline, Strategy, StrategyKind};
 use crate::partition::{Partition, PartitionDimension, Step};
 
 /// What each operator of the DAG is told to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OperatorSpec {
     /// Emits the partitions still to do, in order.

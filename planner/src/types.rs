@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use serde::{Deserialize, Serialize};
 
 /// Scale and precision used for a `decimal` declared without them: wide enough
 /// for money and ratios, and still an exact fixed-point type.
@@ -14,7 +15,7 @@ pub const DEFAULT_DECIMAL_PRECISION: u8 = 38;
 pub const DEFAULT_DECIMAL_SCALE: i8 = 10;
 
 /// A column's declared type, as written in a pipeline's `data_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ColumnType {
     Int16,
     Int32,
@@ -30,6 +31,7 @@ pub enum ColumnType {
     String {
         max_len: Option<u32>,
     },
+    #[default]
     Text,
     Binary,
     Date,
@@ -143,7 +145,7 @@ impl ColumnType {
 }
 
 /// What a partition range is measured in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PartitionKind {
     Integer,
     Datetime,
@@ -174,7 +176,7 @@ impl fmt::Display for ColumnType {
 }
 
 /// One destination column as the sync moves it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ColumnSpec {
     /// Destination column name.
     pub name: String,

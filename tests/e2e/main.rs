@@ -29,3 +29,4 @@ mod spec_fixtures;
 mod sqlite_incremental;
 mod state_cli;
 mod tamper;
+mod worker_task;

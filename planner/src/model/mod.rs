@@ -17,7 +17,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::column_ref::ColumnRef;
 use crate::config::PipelineFile;
@@ -72,7 +72,7 @@ pub struct Join {
 }
 
 /// One destination column and where its value comes from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MappedColumn {
     #[serde(skip)]
     pub spec: ColumnSpec,
@@ -87,15 +87,15 @@ pub struct MappedColumn {
     pub hash_column: bool,
     /// Whether this column holds the row hash (a destination `hash_key: true`
     /// column), and how a reader gets it. Never itself a hash column.
-    #[serde(skip_serializing_if = "StoredHash::is_no")]
+    #[serde(default, skip_serializing_if = "StoredHash::is_no")]
     pub stored_hash: StoredHash,
     /// Where `data_type` came from when the pipeline does not give it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_type_from: Option<DataTypeFrom>,
 }
 
 /// Where a column's type came from, when not from its `data_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataTypeFrom {
     /// The source table's catalog declares it (a backend column written
@@ -113,7 +113,7 @@ pub struct SourceCatalog {
 
 /// The role of a column holding the row hash of the row's `hash_column`
 /// columns (`hash_key: true`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoredHash {
     /// An ordinary column.
@@ -177,7 +177,7 @@ impl MappedColumn {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyKind {
     Full,

@@ -1,0 +1,389 @@
+//! The run coordinator: everything that happens once per run. It loads and
+//! plans the pipeline, takes the locks, picks the run (new or resumed) and
+//! its partitions, hands them as tasks to partition executors through a
+//! work queue, and once they are done moves the watermark and records how
+//! the run ended.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use connectors::{open_sink, open_source, RunIdentity, Sink, Source};
+use operators::RunProgress;
+use planner::partition::Partition;
+use planner::plan::DestinationProbe;
+use planner::{Pipeline, Plan, SyncFingerprint};
+
+use crate::commits::CommitRecords;
+use crate::destination_lock::lock_destination;
+use crate::error::EngineError;
+use crate::executor::{run_executors, ExecutorConnections, ExecutorShared, PartitionExecutor};
+use crate::lock::{FileLock, Lock, LockGuard};
+use crate::partitions::{run_partitions, RunPartitions, Watermark};
+use crate::records::RunRecorder;
+use crate::resume::{check_watermark, choose_run, Resume};
+use crate::run::{load, refuse_disabled, stored_watermark, RunOptions, RunOutcome, RunSummary};
+use crate::run_context::RunContext;
+use crate::state::{RunStatus, SqliteStateStore, StateBackend, WatermarkBinding};
+use crate::task::{PartitionOutcome, PartitionTask, RunWork};
+use crate::work_queue::{InMemoryWorkQueue, WorkQueue};
+
+/// Tasks queued ahead of the executors, per executor.
+const QUEUED_PER_EXECUTOR: usize = 4;
+
+/// A run picked and planned against its destination, not started yet.
+struct PlannedRun {
+    pipeline: Pipeline,
+    /// As it runs against this destination (`Plan::for_destination`).
+    plan: Plan,
+    fingerprint: SyncFingerprint,
+    state: Arc<dyn StateBackend>,
+    /// The state directory's lock, held until the run ends.
+    _lock: Box<dyn LockGuard>,
+    run_id: String,
+    /// Every partition of the run, and those still to do.
+    total: u64,
+    todo: Vec<Partition>,
+    next_watermark: Option<Watermark>,
+    destination_identity: String,
+    started_empty: bool,
+}
+
+impl PlannedRun {
+    fn skipped(&self) -> u64 {
+        self.total - self.todo.len() as u64
+    }
+
+    fn work(&self) -> RunWork {
+        RunWork::of(
+            &self.pipeline,
+            &self.plan,
+            RunIdentity {
+                pipeline: self.pipeline.name.clone(),
+                strategy: self.plan.strategy.clone(),
+                run_id: self.run_id.clone(),
+                fingerprint: self.fingerprint.run.clone(),
+            },
+        )
+    }
+}
+
+/// The coordinator's connections: the source it read the bounds from, and
+/// the destination it prepared, whose session holds the destination's lock.
+struct Connections {
+    source: Box<dyn Source>,
+    sink: Box<dyn Sink>,
+}
+
+/// Loads, locks, connects and picks the run and the partitions it has
+/// left, creating nothing in the state store yet.
+async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), EngineError> {
+    let (pipeline, plan) = load(opts).await?;
+    if !opts.force {
+        refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
+    }
+    let fingerprint = SyncFingerprint::of(&pipeline, &plan);
+    let state: Arc<dyn StateBackend> = Arc::new(SqliteStateStore::open(&opts.state_dir).await?);
+    // Before any database is touched: a second process must neither resume
+    // this one's run nor race it creating tables.
+    let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
+    let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
+
+    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    source.check().await?;
+    let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+    lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
+    sink.prepare().await?;
+
+    let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
+    if watermark.is_some() {
+        let binding = state
+            .watermark_binding(&pipeline.name, &plan.strategy)
+            .await?;
+        check_watermark(
+            binding.as_ref(),
+            sink.as_ref(),
+            &pipeline,
+            &plan,
+            &fingerprint,
+        )?;
+    }
+    let Resume {
+        run_id,
+        committed,
+        starting_over,
+    } = choose_run(
+        state.as_ref(),
+        sink.as_mut(),
+        &pipeline,
+        &plan,
+        &fingerprint,
+    )
+    .await?;
+    if let Some(why) = &starting_over {
+        tracing::warn!("{why}");
+        eprintln!("warning: {why}");
+    }
+    lock.set_run_id(&run_id).await?;
+    let destination_identity = sink.table_identity();
+    let started_empty = sink.started_empty();
+    let RunPartitions {
+        partitions,
+        next_watermark,
+        warning,
+    } = run_partitions(&plan, source.as_mut(), watermark).await?;
+    if let Some(w) = &warning {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
+    // The plan as it runs against this destination: what `synchub plan`
+    // shows, from the same probe.
+    let plan = plan.for_destination(
+        &pipeline,
+        DestinationProbe {
+            empty: started_empty,
+            from_watermark: watermark.is_some(),
+        },
+    );
+    let total = partitions.len() as u64;
+    let todo: Vec<Partition> = partitions
+        .into_iter()
+        .filter(|p| !committed.contains(&p.id))
+        .collect();
+    let run = PlannedRun {
+        pipeline,
+        plan,
+        fingerprint,
+        state,
+        _lock: lock,
+        run_id,
+        total,
+        todo,
+        next_watermark,
+        destination_identity,
+        started_empty,
+    };
+    Ok((run, Connections { source, sink }))
+}
+
+/// Marks the run started in the state store and the run log.
+async fn start(
+    run: &PlannedRun,
+    state_dir: &Path,
+    progress: &RunProgress,
+) -> Result<RunRecorder, EngineError> {
+    let (pipeline, strategy, run_id) = (&run.pipeline.name, &run.plan.strategy, &run.run_id);
+    run.state.start_run(run_id, pipeline, strategy).await?;
+    let recorder = RunRecorder::start(state_dir, pipeline, run_id); // run log + metrics files
+    run.state.set_partitions_total(run_id, run.total).await?; // for `synchub state show` while the run goes
+    recorder.planned(strategy, run.total, run.skipped()); // run log
+    progress.partitions_total.store(run.total, Ordering::Relaxed);
+    progress
+        .partitions_skipped
+        .store(run.skipped(), Ordering::Relaxed);
+    Ok(recorder)
+}
+
+/// Runs a pipeline to the end. Errors before the run starts (bad config,
+/// unreachable database, schema conflicts, a pipeline already running) are
+/// returned as `Err`; a run that starts and then fails or is cancelled
+/// returns its summary with `error` set.
+pub async fn run_pipeline(
+    opts: &RunOptions,
+    progress: Arc<RunProgress>,
+) -> Result<RunOutcome, EngineError> {
+    let started = Instant::now();
+    let (mut run, Connections { source, sink }) = plan_run(opts).await?;
+    let work = Arc::new(run.work());
+    let skipped = run.skipped();
+
+    // Every executor's connections, opened before the run is marked started
+    // so a connection error leaves no run behind. The first executor has
+    // the coordinator's: its sink holds the destination's lock.
+    let lanes = ExecutorConnections::open_lanes(
+        &work,
+        source,
+        sink,
+        run.plan.lanes.min(run.todo.len()).max(1),
+    )
+    .await?;
+    let recorder = start(&run, &opts.state_dir, &progress).await?;
+    let todo = std::mem::take(&mut run.todo);
+    tracing::info!(
+        pipeline = %run.pipeline.name,
+        strategy = %run.plan.strategy,
+        run_id = %run.run_id,
+        partitions = run.total,
+        skipped,
+        lanes = lanes.len(),
+        "starting run"
+    );
+
+    let lane_count = lanes.len();
+    let queue: Arc<dyn WorkQueue> =
+        Arc::new(InMemoryWorkQueue::new(lane_count * QUEUED_PER_EXECUTOR));
+    let shared = Arc::new(ExecutorShared {
+        work: work.clone(),
+        queue: queue.clone(),
+        run: RunContext {
+            run_id: run.run_id.clone(),
+            cancel: opts.cancel.clone(),
+            progress: progress.clone(),
+        },
+        records: CommitRecords {
+            run_id: run.run_id.clone(),
+            state: Some(run.state.clone()),
+            recorder: recorder.clone(),
+            queue: queue.clone(),
+        },
+    });
+    let executors: Vec<PartitionExecutor> = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(lane, connections)| PartitionExecutor::new(lane, connections, lane_count > 1))
+        .collect();
+    let task_run = Arc::new(work.to_task_run());
+    let feed = async {
+        for partition in todo {
+            let task = PartitionTask {
+                run: task_run.clone(),
+                partition,
+            };
+            queue.push(task).await?;
+        }
+        queue.end_of_tasks();
+        Ok::<(), EngineError>(())
+    };
+
+    // Cancelling drops the executors: their tasks are aborted, an open
+    // partition's transaction rolls back (its connection closes), and the
+    // next run resumes from the checkpoints.
+    let result = tokio::select! {
+        (fed, ran) = async { tokio::join!(feed, run_executors(executors, shared.clone())) } => {
+            fed.and(ran)
+        },
+        reason = opts.cancel.cancelled() => Err(EngineError::Cancelled(reason)),
+    };
+    queue.close();
+    while let Some(report) = queue.next_report().await? {
+        if let PartitionOutcome::Failed { error } = &report.outcome {
+            tracing::debug!(partition = %report.partition_id, %error, "partition not committed");
+        }
+    }
+    let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
+    let (status, operators, error) = match result {
+        Ok(stats) => (RunStatus::Completed, stats, None),
+        Err(e @ EngineError::Cancelled(_)) => (RunStatus::Cancelled, Vec::new(), Some(e)),
+        Err(e) => (RunStatus::Failed, Vec::new(), Some(e)),
+    };
+    let summary = RunSummary {
+        pipeline: run.pipeline.name.clone(),
+        strategy: run.plan.strategy.clone(),
+        run_id: run.run_id.clone(),
+        status,
+        rows_read: get(&progress.rows_read),
+        rows_inserted: get(&progress.rows_inserted),
+        rows_updated: get(&progress.rows_updated),
+        rows_deleted: get(&progress.rows_deleted),
+        rows_unchanged: get(&progress.rows_unchanged),
+        partitions_total: run.total,
+        partitions_done: get(&progress.partitions_done),
+        partitions_skipped: skipped,
+        lanes: lane_count as u64,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        dag: run.plan.operators.iter().map(|o| o.to_string()).collect(),
+        operators,
+    };
+    finish(&run, &summary, error.as_ref()).await?;
+    recorder.finish(&summary, error.as_ref()); // run log + metrics files
+    tracing::info!(run_id = %run.run_id, %status, rows = summary.rows_read, "run finished");
+    Ok(RunOutcome { summary, error })
+}
+
+/// Moves the watermark (only once every partition of the window is in)
+/// and records how the run ended.
+async fn finish(
+    run: &PlannedRun,
+    summary: &RunSummary,
+    error: Option<&EngineError>,
+) -> Result<(), EngineError> {
+    let (state, pipeline, strategy) = (&run.state, &run.pipeline.name, &run.plan.strategy);
+    if error.is_none() {
+        let binding = WatermarkBinding {
+            rows_fingerprint: run.fingerprint.rows.clone(),
+            dest_identity: run.destination_identity.clone(),
+            dest_nonempty: !run.started_empty || summary.rows_inserted > 0,
+            run_id: run.run_id.clone(),
+        };
+        if let Some(w) = run.next_watermark {
+            state
+                .set_watermark(pipeline, strategy, w.kind(), w.0.as_i64(), Some(&binding))
+                .await?;
+        }
+        if run.plan.kind == planner::StrategyKind::Full {
+            state.rebind_watermarks(pipeline, &binding).await?;
+        }
+    }
+    state
+        .finish_run(
+            &run.run_id,
+            summary.status,
+            error.map(EngineError::message).as_deref(),
+            &serde_json::to_value(summary).unwrap_or_default(),
+        )
+        .await
+}
+
+/// The tasks a run wrote out instead of executing them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmittedTasks {
+    pub pipeline: String,
+    pub strategy: String,
+    pub run_id: String,
+    pub partitions_total: u64,
+    pub partitions_skipped: u64,
+    /// One file per partition to do, in the run's order.
+    pub files: Vec<PathBuf>,
+}
+
+/// Plans and starts a run as [`run_pipeline`] does, then writes each
+/// partition still to do as a task file in `dir` (`task-00001.json`, …)
+/// instead of executing it. The run stays open: workers execute the tasks
+/// (`synchub worker run-task`), and a later `synchub run` resumes it,
+/// skipping the partitions they committed, and finishes it.
+pub async fn emit_tasks(opts: &RunOptions, dir: &Path) -> Result<EmittedTasks, EngineError> {
+    // The destination's lock is held until the run is marked started.
+    let (run, _connections) = plan_run(opts).await?;
+    let task_run = Arc::new(run.work().to_task_run());
+    // Every task is written before the run is marked started: a secret in
+    // clear or an unwritable folder leaves no run behind.
+    let io = |e: std::io::Error, path: &Path| {
+        EngineError::Task(format!("cannot write {}: {e}", path.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(e, dir))?;
+    let mut files = Vec::with_capacity(run.todo.len());
+    for (i, partition) in run.todo.iter().enumerate() {
+        let task = PartitionTask {
+            run: task_run.clone(),
+            partition: partition.clone(),
+        };
+        let path = dir.join(format!("task-{:05}.json", i + 1));
+        std::fs::write(&path, task.to_json()?).map_err(|e| io(e, &path))?;
+        files.push(path);
+    }
+    let recorder = start(&run, &opts.state_dir, &RunProgress::default()).await?;
+    recorder.log(
+        "info",
+        "tasks written for workers",
+        serde_json::json!({ "tasks": files.len(), "dir": dir.display().to_string() }),
+    );
+    Ok(EmittedTasks {
+        pipeline: run.pipeline.name.clone(),
+        strategy: run.plan.strategy.clone(),
+        run_id: run.run_id.clone(),
+        partitions_total: run.total,
+        partitions_skipped: run.skipped(),
+        files,
+    })
+}

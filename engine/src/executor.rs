@@ -1,0 +1,413 @@
+//! The partition executor: takes a run's partition tasks from its work
+//! queue, runs each through the operator chain the plan names, commits it
+//! with its checkpoint in the destination, and reports it.
+//!
+//! An executor keeps its connections and its chain for every task of the
+//! run it takes: the chain's partition source pulls the next task while the
+//! previous one is written, as a lane always did. A run's lanes
+//! (`max_concurrent_partitions`) are that many executors on one queue.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use connectors::{open_sink, open_source, Sink, Source, WriteMode};
+use operators::batcher::Batcher;
+use operators::change_detection::ChangeDetection;
+use operators::fetch::{Fetch, FetchMode};
+use operators::partition_source::{LaneSlots, PartitionFeed, PartitionSource};
+use operators::populate::Populate;
+use operators::{Operator, OperatorError, RunProgress};
+use planner::partition::Partition;
+use planner::{OperatorSpec, Pipeline};
+
+use crate::commits::{CommitRecords, LaneCommits};
+use crate::error::EngineError;
+use crate::run_context::RunContext;
+use crate::runtime::{run_chain, OperatorStats};
+use crate::task::{PartitionOutcome, PartitionReport, RunWork};
+use crate::work_queue::WorkQueue;
+
+/// The connections of one executor.
+pub struct ExecutorConnections {
+    source: Box<dyn Source>,
+    sink: Box<dyn Sink>,
+    /// Source and destination read for checksums (hash, full over a
+    /// populated table).
+    comparison: Option<(Box<dyn Source>, Box<dyn Source>)>,
+}
+
+impl ExecutorConnections {
+    /// Everything `work` needs, opened afresh and the destination prepared:
+    /// an executor of a worker process, given a task of a run planned
+    /// elsewhere.
+    pub async fn open(work: &RunWork) -> Result<ExecutorConnections, EngineError> {
+        let pipeline = &work.pipeline;
+        let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+        source.check().await?;
+        let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+        sink.prepare().await?;
+        let comparison = match compared_pipeline(pipeline, &work.operators) {
+            Some(p) => Some(comparison_sources(&p).await?),
+            None => None,
+        };
+        Ok(ExecutorConnections {
+            source,
+            sink,
+            comparison,
+        })
+    }
+
+    /// The connections of `wanted` lanes: the first with `source` and
+    /// `sink` (the coordinator's, holding the destination's lock), the
+    /// others with their own; fewer when the destination takes one writer.
+    pub async fn open_lanes(
+        work: &RunWork,
+        source: Box<dyn Source>,
+        mut sink: Box<dyn Sink>,
+        wanted: usize,
+    ) -> Result<Vec<ExecutorConnections>, EngineError> {
+        let pipeline = &work.pipeline;
+        let compared = compared_pipeline(pipeline, &work.operators);
+        let mut sinks = Vec::with_capacity(wanted);
+        let single_writer = sink.capabilities().single_writer;
+        if single_writer && wanted > 1 {
+            tracing::info!(
+                "the destination takes one writer at a time: partitions are written one after another"
+            );
+        }
+        while !single_writer && sinks.len() + 1 < wanted {
+            match sink.another_writer().await? {
+                Some(writer) => sinks.push(writer),
+                None => {
+                    tracing::info!(
+                        "the destination takes one writer at a time: partitions are written one after another"
+                    );
+                    break;
+                }
+            }
+        }
+        sinks.insert(0, sink);
+        let mut lanes = Vec::with_capacity(sinks.len());
+        let mut first_source = Some(source);
+        for sink in sinks {
+            let source = match first_source.take() {
+                Some(source) => source,
+                None => {
+                    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+                    source.check().await?;
+                    source
+                }
+            };
+            lanes.push(ExecutorConnections {
+                source,
+                sink,
+                comparison: match &compared {
+                    Some(p) => Some(comparison_sources(p).await?),
+                    None => None,
+                },
+            });
+        }
+        Ok(lanes)
+    }
+}
+
+/// The pipeline whose checksums change detection compares, when the plan
+/// has a change detection: every column for a full run over a populated
+/// destination (whole partitions), the hash columns otherwise.
+fn compared_pipeline(pipeline: &Pipeline, operators: &[OperatorSpec]) -> Option<Pipeline> {
+    operators.iter().find_map(|op| match op {
+        OperatorSpec::ChangeDetection {
+            whole_partitions: true,
+            ..
+        } => {
+            let mut whole_rows = pipeline.clone();
+            for c in &mut whole_rows.columns {
+                c.hash_column = true;
+            }
+            Some(whole_rows)
+        }
+        OperatorSpec::ChangeDetection { .. } => Some(pipeline.clone()),
+        _ => None,
+    })
+}
+
+async fn comparison_sources(
+    pipeline: &Pipeline,
+) -> Result<(Box<dyn Source>, Box<dyn Source>), EngineError> {
+    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    source.check().await?;
+    let mut destination = crate::run::destination_as_source(pipeline).await?;
+    destination.check().await?;
+    Ok((source, destination))
+}
+
+/// What the executors of one run share.
+pub struct ExecutorShared {
+    pub work: Arc<RunWork>,
+    pub queue: Arc<dyn WorkQueue>,
+    pub run: RunContext,
+    pub records: CommitRecords,
+}
+
+/// One executor: its connections, and, as one of several, the partitions
+/// it may hold uncommitted.
+pub struct PartitionExecutor {
+    lane: usize,
+    connections: ExecutorConnections,
+    slots: Option<LaneSlots>,
+}
+
+impl PartitionExecutor {
+    /// Executor number `lane`; `several`: other executors share its queue,
+    /// so it holds two partitions at most (one written while the next is
+    /// read or compared) and leaves the rest to them.
+    pub fn new(lane: usize, connections: ExecutorConnections, several: bool) -> PartitionExecutor {
+        PartitionExecutor {
+            lane,
+            connections,
+            slots: several.then(|| LaneSlots::new(2)),
+        }
+    }
+
+    /// Runs the tasks of `shared`'s queue until it is drained or closed.
+    /// On failure, every task it took and did not commit is reported failed.
+    pub async fn run(self, shared: &ExecutorShared) -> Result<Vec<OperatorStats>, EngineError> {
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let committed = Arc::new(Mutex::new(HashSet::new()));
+        let feed: Arc<dyn PartitionFeed> = Arc::new(QueueFeed {
+            queue: shared.queue.clone(),
+            run_id: shared.work.identity.run_id.clone(),
+            taken: taken.clone(),
+        });
+        let partition_source = match &self.slots {
+            Some(slots) => PartitionSource::lane(feed, slots.clone()),
+            None => PartitionSource::new(feed),
+        };
+        let commits = LaneCommits::new(
+            self.lane,
+            self.slots.clone(),
+            shared.records.clone(),
+            committed.clone(),
+        );
+        let ops = chain(
+            &shared.work,
+            self.connections,
+            partition_source,
+            commits,
+            &shared.run.progress,
+        );
+        let result = run_chain(ops, shared.work.channel_rows).await;
+        if let Err(e) = &result {
+            let taken = std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner()));
+            let committed = committed.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for partition_id in taken.into_iter().filter(|id| !committed.contains(id)) {
+                shared
+                    .queue
+                    .report(PartitionReport {
+                        run_id: shared.work.identity.run_id.clone(),
+                        partition_id,
+                        outcome: PartitionOutcome::Failed { error: e.message() },
+                    })
+                    .await?;
+            }
+        }
+        result
+    }
+}
+
+/// Runs the executors side by side. The first error wins; it closes the
+/// queue, so the others finish the partitions they hold and take no more.
+/// Operator figures are summed over the executors.
+pub async fn run_executors(
+    executors: Vec<PartitionExecutor>,
+    shared: Arc<ExecutorShared>,
+) -> Result<Vec<OperatorStats>, EngineError> {
+    let mut lanes = tokio::task::JoinSet::new();
+    for executor in executors {
+        let shared = shared.clone();
+        lanes.spawn(async move {
+            let result = executor.run(&shared).await;
+            if result.is_err() {
+                shared.queue.close();
+            }
+            result
+        });
+    }
+    let mut first_error = None;
+    let mut totals: Vec<OperatorStats> = Vec::new();
+    while let Some(joined) = lanes.join_next().await {
+        match joined {
+            Ok(Ok(stats)) if totals.is_empty() => totals = stats,
+            Ok(Ok(stats)) => {
+                for (total, lane) in totals.iter_mut().zip(stats) {
+                    total.add(&lane);
+                }
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                shared.queue.close();
+                first_error.get_or_insert(EngineError::Panicked {
+                    operator: "a lane".to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(totals),
+    }
+}
+
+/// The partitions of the tasks an executor pulls from its run's queue.
+struct QueueFeed {
+    queue: Arc<dyn WorkQueue>,
+    run_id: String,
+    /// Ids of the partitions handed out, for reporting those left undone.
+    taken: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl PartitionFeed for QueueFeed {
+    async fn next_partition(&self) -> operators::operator::Result<Option<Partition>> {
+        let task = self
+            .queue
+            .pull()
+            .await
+            .map_err(|e| OperatorError::Other(e.message()))?;
+        let Some(task) = task else {
+            return Ok(None);
+        };
+        // An executor's chain is built for one run; a task of another
+        // would be written under the wrong checkpoint.
+        if task.run.identity.run_id != self.run_id {
+            return Err(OperatorError::Other(format!(
+                "the work queue of run {} handed out a task of run {}",
+                self.run_id, task.run.identity.run_id
+            )));
+        }
+        if let Ok(mut taken) = self.taken.lock() {
+            taken.push(task.partition.id.clone());
+        }
+        Ok(Some(task.partition))
+    }
+}
+
+/// The operators of one executor, in the plan's order.
+fn chain(
+    work: &RunWork,
+    connections: ExecutorConnections,
+    partition_source: PartitionSource,
+    commits: LaneCommits,
+    progress: &Arc<RunProgress>,
+) -> Vec<Box<dyn Operator>> {
+    let pipeline = &work.pipeline;
+    let ExecutorConnections {
+        source,
+        sink,
+        mut comparison,
+    } = connections;
+    let mut ops: Vec<Box<dyn Operator>> = Vec::new();
+    let mut source = Some(source);
+    let mut sink = Some(sink);
+    let mut commits = Some(commits);
+    let mut partition_source = Some(partition_source);
+    for spec in &work.operators {
+        ops.push(match spec {
+            OperatorSpec::PartitionSource => Box::new(
+                partition_source
+                    .take()
+                    .expect("one partition source per plan"),
+            ),
+            OperatorSpec::ChangeDetection {
+                leaf_rows,
+                delete_missing,
+                secondary,
+                whole_partitions,
+            } => {
+                let (hashing, destination) = comparison
+                    .take()
+                    .expect("plans with change detection open their comparison sources");
+                let detection = ChangeDetection::new(
+                    hashing,
+                    destination,
+                    key_schema(pipeline),
+                    *leaf_rows,
+                    *delete_missing,
+                    page_rows(&work.operators),
+                )
+                .with_secondary(secondary.clone());
+                Box::new(if *whole_partitions {
+                    detection.partitions_only()
+                } else {
+                    detection
+                })
+            }
+            OperatorSpec::Fetch {
+                page_rows,
+                only_changes,
+            } => Box::new(Fetch::new(
+                source.take().expect("one fetch per plan"),
+                *page_rows,
+                progress.clone(),
+                if *only_changes {
+                    FetchMode::Changes {
+                        key_columns: pipeline
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, c)| c.unique)
+                            .map(|(i, _)| i)
+                            .collect(),
+                    }
+                } else {
+                    FetchMode::Partitions
+                },
+            )),
+            OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
+            OperatorSpec::Populate { .. } => {
+                let sink = sink.take().expect("one populate per plan");
+                let mode: WriteMode = work.write_mode;
+                Box::new(
+                    commits
+                        .take()
+                        .expect("one populate per plan")
+                        .wrap(|on_commit| {
+                            Populate::new(
+                                sink,
+                                mode,
+                                work.identity.clone(),
+                                progress.clone(),
+                                on_commit,
+                            )
+                        }),
+                )
+            }
+        });
+    }
+    ops
+}
+
+/// Arrow schema of the unique key columns, in mapping order.
+fn key_schema(pipeline: &Pipeline) -> arrow::datatypes::SchemaRef {
+    let keys: Vec<_> = pipeline
+        .columns
+        .iter()
+        .filter(|c| c.unique)
+        .map(|c| c.spec.clone())
+        .collect();
+    planner::types::arrow_schema(&keys)
+}
+
+fn page_rows(operators: &[OperatorSpec]) -> usize {
+    operators
+        .iter()
+        .find_map(|o| match o {
+            OperatorSpec::Fetch { page_rows, .. } => Some(*page_rows),
+            _ => None,
+        })
+        .unwrap_or(planner::model::DEFAULT_PAGE_SIZE)
+}
