@@ -53,10 +53,7 @@ pub async fn run_task(file: &Path) -> ExitCode {
     match outcome.status {
         "committed" => ExitCode::SUCCESS,
         "cancelled" => {
-            eprintln!(
-                "error: {}",
-                outcome.error.as_deref().unwrap_or("cancelled")
-            );
+            eprintln!("error: {}", outcome.error.as_deref().unwrap_or("cancelled"));
             ExitCode::from(match cancel.reason().as_deref() {
                 Some("SIGTERM") => 143,
                 _ => 130,
@@ -88,4 +85,3 @@ pub async fn emit_tasks(opts: &engine::RunOptions, dir: &Path) -> ExitCode {
         Err(e) => fail(&e),
     }
 }
-

@@ -178,7 +178,9 @@ async fn start(
     let recorder = RunRecorder::start(state_dir, pipeline, run_id); // run log + metrics files
     run.state.set_partitions_total(run_id, run.total).await?; // for `synchub state show` while the run goes
     recorder.planned(strategy, run.total, run.skipped()); // run log
-    progress.partitions_total.store(run.total, Ordering::Relaxed);
+    progress
+        .partitions_total
+        .store(run.total, Ordering::Relaxed);
     progress
         .partitions_skipped
         .store(run.skipped(), Ordering::Relaxed);

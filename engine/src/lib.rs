@@ -30,12 +30,12 @@ pub mod verify;
 pub mod work_queue;
 pub mod worker;
 
+pub use coordinator::{emit_tasks, run_pipeline};
 pub use error::EngineError;
 pub use load::load_pipeline;
 pub use lock::{FileLock, Lock, LockGuard, Wait};
-pub use coordinator::{emit_tasks, run_pipeline};
 pub use run::{plan_pipeline, RunOptions, RunOutcome, RunSummary};
 pub use run_context::{Cancel, RunContext};
+pub use state::{RunStatus, SqliteStateStore, StateBackend, StateReports};
 pub use task::{PartitionReport, PartitionTask};
 pub use work_queue::{InMemoryWorkQueue, WorkQueue};
-pub use state::{RunStatus, SqliteStateStore, StateBackend, StateReports};

@@ -36,7 +36,11 @@ pub struct RunOptions {
 /// A pipeline or strategy switched off in its config is not run: `enabled:
 /// false` on the pipeline, on the strategy named, or on every strategy when
 /// none is named (which would otherwise fall back to a full sync).
-pub(crate) fn refuse_disabled(pipeline: &Pipeline, plan: &Plan, named: bool) -> Result<(), EngineError> {
+pub(crate) fn refuse_disabled(
+    pipeline: &Pipeline,
+    plan: &Plan,
+    named: bool,
+) -> Result<(), EngineError> {
     let file = pipeline.file.display();
     let why = if !pipeline.enabled {
         format!(
@@ -182,4 +186,3 @@ pub async fn destination_as_source(
         .collect();
     Ok(open_source(&table, &columns).await?)
 }
-

@@ -65,10 +65,7 @@ impl InMemoryWorkQueue {
     }
 
     fn sender(&self) -> Option<mpsc::Sender<PartitionTask>> {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -125,5 +122,111 @@ impl WorkQueue for InMemoryWorkQueue {
 
     fn close(&self) {
         self.closed.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use planner::partition::Partition;
+
+    use super::*;
+    use crate::task::{PartitionOutcome, TaskRun};
+
+    /// Tasks of partitions `p0`… of one run; what else a task holds does not
+    /// matter to the queue.
+    fn tasks(n: usize) -> Vec<PartitionTask> {
+        let run: TaskRun = serde_json::from_value(serde_json::json!({
+            "format": crate::task::TASK_FORMAT,
+            "identity": {"pipeline": "p", "strategy": "full", "run_id": "r", "fingerprint": "f"},
+            "pipeline": {
+                "name": "p", "file": "p.yaml", "columns": [], "batch_rows": 1, "datastores": {},
+                "source": {"datastore": "d", "schema": null, "table": "t", "alias": null, "joins": [], "filters": []},
+                "destination": {"datastore": "d", "schema": null, "table": "t", "alias": null, "joins": [], "filters": []}
+            },
+            "operators": [], "secondary": [], "channel_rows": 1, "write_mode": "merge"
+        }))
+        .unwrap();
+        let run = Arc::new(run);
+        (0..n)
+            .map(|i| PartitionTask {
+                run: run.clone(),
+                partition: Partition {
+                    id: format!("p{i}"),
+                    ranges: Vec::new(),
+                },
+            })
+            .collect()
+    }
+
+    async fn pulled(queue: &InMemoryWorkQueue) -> Option<String> {
+        queue.pull().await.unwrap().map(|t| t.partition.id)
+    }
+
+    #[tokio::test]
+    async fn tasks_come_out_in_order_and_end_after_the_last() {
+        let queue = Arc::new(InMemoryWorkQueue::new(2));
+        let feeder = {
+            let queue = queue.clone();
+            // More tasks than the queue holds: pushing waits for pulls.
+            tokio::spawn(async move {
+                for task in tasks(5) {
+                    queue.push(task).await.unwrap();
+                }
+                queue.end_of_tasks();
+            })
+        };
+        let mut ids = Vec::new();
+        while let Some(id) = pulled(&queue).await {
+            ids.push(id);
+        }
+        feeder.await.unwrap();
+        assert_eq!(ids, ["p0", "p1", "p2", "p3", "p4"]);
+        assert_eq!(pulled(&queue).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_hands_out_nothing_and_takes_without_waiting() {
+        let queue = InMemoryWorkQueue::new(1);
+        let mut tasks = tasks(3).into_iter();
+        queue.push(tasks.next().unwrap()).await.unwrap();
+        queue.close();
+        assert_eq!(pulled(&queue).await, None);
+        // Full and closed: a push returns at once (the task is the next run's).
+        queue.push(tasks.next().unwrap()).await.unwrap();
+        queue.push(tasks.next().unwrap()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reports_are_read_back_in_the_order_sent() {
+        let queue = InMemoryWorkQueue::new(1);
+        assert_eq!(queue.next_report().await.unwrap(), None);
+        for (id, outcome) in [
+            ("p0", PartitionOutcome::Committed(Default::default())),
+            (
+                "p1",
+                PartitionOutcome::Failed {
+                    error: "boom".into(),
+                },
+            ),
+        ] {
+            queue
+                .report(PartitionReport {
+                    run_id: "r".into(),
+                    partition_id: id.into(),
+                    outcome,
+                })
+                .await
+                .unwrap();
+        }
+        let first = queue.next_report().await.unwrap().unwrap();
+        assert_eq!(first.partition_id, "p0");
+        let second = queue.next_report().await.unwrap().unwrap();
+        assert_eq!(
+            serde_json::to_value(&second).unwrap(),
+            serde_json::json!({"run_id": "r", "partition_id": "p1", "status": "failed", "error": "boom"})
+        );
+        assert_eq!(queue.next_report().await.unwrap(), None);
     }
 }

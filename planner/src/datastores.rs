@@ -446,8 +446,7 @@ impl Datastores {
                     let mut store = Datastore::new(name.clone(), connection);
                     if let Some(Some(as_written)) = written.remove(&name) {
                         let kind = store.kind();
-                        store =
-                            store.with_written(WrittenConnection::new(kind, as_written, base));
+                        store = store.with_written(WrittenConnection::new(kind, as_written, base));
                     }
                     stores.insert(name, store);
                 }

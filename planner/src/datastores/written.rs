@@ -243,17 +243,17 @@ mod tests {
             written(json!({"Password": 1234})).secret_in_clear(),
             Some("connection.Password".into())
         );
-        assert_eq!(written(json!({"password": "${A}${B}"})).secret_in_clear(), None);
+        assert_eq!(
+            written(json!({"password": "${A}${B}"})).secret_in_clear(),
+            None
+        );
     }
 
     #[test]
     fn connections_are_kept_as_written() {
         let text = "datastores:\n  pg:\n    type: postgres\n    connection:\n      host: ${HOST}\n      port: 5432\n  bare:\n    type: sqlite\n";
         let found = written_connections(text);
-        assert_eq!(
-            found["pg"],
-            Some(json!({"host": "${HOST}", "port": 5432}))
-        );
+        assert_eq!(found["pg"], Some(json!({"host": "${HOST}", "port": 5432})));
         assert_eq!(found["bare"], Some(json!({})));
     }
 

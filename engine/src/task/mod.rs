@@ -352,3 +352,6 @@ pub enum PartitionOutcome {
     /// Not committed; a later run does it again.
     Failed { error: String },
 }
+
+#[cfg(test)]
+mod tests;
