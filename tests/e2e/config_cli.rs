@@ -513,6 +513,11 @@ fn plan_and_config_commands_print_json() {
     let show = json(&["config", "show", "p.yaml", "--output", "json"], 0);
     assert_eq!(show["name"], "items_copy");
     assert_eq!(show["columns"][0]["dest"], "id");
+    // The column it reads, by name: each connector quotes it its own way.
+    assert_eq!(
+        show["columns"][0]["source_ref"],
+        serde_json::json!({"column": "id"})
+    );
     assert_eq!(show["source"]["datastore"]["type"], "sqlite");
     let list = json(
         &["config", "list", "--config-dir", ".", "--output", "json"],

@@ -318,10 +318,7 @@ impl PostgresSink {
         codec::write_copy_trailer(&mut buf);
         sink.send(buf.split().freeze()).await?;
         sink.as_mut().finish().await?;
-        let mut conds: Vec<String> = keys
-            .iter()
-            .map(|(k, _)| format!("t.{q} = d.{q}", q = PostgresDialect.quote_ident(k)))
-            .collect();
+        let mut conds = vec![PostgresDialect.keys_equal("t", "d", &self.specs)];
         let mut bounds = Vec::new();
         conds.extend(sql::destination_range_conditions(
             &PostgresDialect,

@@ -99,6 +99,17 @@ pub trait Dialect: Sync {
         keys.join(", ")
     }
 
+    /// `a."k1" = b."k1" AND a."k2" = b."k2"` over the key columns: the rows
+    /// of `a` and `b` (table aliases, written as given) with the same key.
+    fn keys_equal(&self, a: &str, b: &str, specs: &[ColumnSpec]) -> String {
+        let conds: Vec<String> = specs
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| format!("{a}.{k} = {b}.{k}", k = self.quote_ident(&c.name)))
+            .collect();
+        conds.join(" AND ")
+    }
+
     /// A parsed filter or join condition, every quoted identifier in it
     /// re-quoted in this dialect's quote (unquoted ones stay unquoted: the
     /// database folds their case as it would have).

@@ -252,6 +252,28 @@ fn conditions_take_the_dialects_quotes_wherever_a_name_is_quoted() {
 }
 
 #[test]
+fn key_lists_and_key_matches_render_in_each_dialect() {
+    let spec = |name: &str, unique: bool| planner::types::ColumnSpec {
+        name: name.into(),
+        data_type: ColumnType::Int64,
+        unique,
+        nullable: !unique,
+    };
+    let specs = [spec("id", true), spec("v", false), spec("Day `x`", true)];
+    assert_eq!(PostgresDialect.key_list(&specs), r#""id", "Day `x`""#);
+    assert_eq!(BacktickDialect.key_list(&specs), "`id`, `Day ``x```");
+    assert_eq!(SqliteDialect.column_list(&specs), r#""id", "v", "Day `x`""#);
+    assert_eq!(
+        PostgresDialect.keys_equal("t", "d", &specs),
+        r#"t."id" = d."id" AND t."Day `x`" = d."Day `x`""#
+    );
+    assert_eq!(
+        BacktickDialect.keys_equal("t", "s", &specs),
+        "t.`id` = s.`id` AND t.`Day ``x``` = s.`Day ``x```"
+    );
+}
+
+#[test]
 fn type_ddl_and_computed_hashes_are_the_dialects() {
     let decimal = ColumnType::Decimal {
         precision: 12,

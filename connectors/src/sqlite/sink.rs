@@ -492,7 +492,7 @@ impl Sink for SqliteSink {
             let cols: Vec<String> = specs.iter().map(|c| SqliteDialect.quote_ident(&c.name)).collect();
             let col_list = cols.join(", ");
             let staged: i64 = conn.query_row(&format!("SELECT count(*) FROM temp.{STAGE_TABLE}"), [], |r| r.get(0))?;
-            let key_match = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect::<Vec<_>>().join(" AND ");
+            let key_match = SqliteDialect.keys_equal("t", "s", &specs);
             let inserted: i64 = conn.query_row(
                 &format!("SELECT count(*) FROM temp.{STAGE_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {key_match})"),
                 [],

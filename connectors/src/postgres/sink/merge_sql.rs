@@ -56,13 +56,7 @@ impl PostgresSink {
                     .join(", ");
                 format!("ROW({values})")
             };
-            let keys_match = self
-                .specs
-                .iter()
-                .filter(|c| c.unique)
-                .map(|c| format!("d.{k} = s.{k}", k = PostgresDialect.quote_ident(&c.name)))
-                .collect::<Vec<_>>()
-                .join(" AND ");
+            let keys_match = PostgresDialect.keys_equal("d", "s", &self.specs);
             // OFFSET 0 keeps the test a per-row probe of the key's index: as
             // a join PostgreSQL hashes the stage and scans the whole table
             // (1.5 s instead of 0.45 s for 20,000 changed rows in 2M).
