@@ -17,7 +17,7 @@ use arrow::array::{
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::Int64Type;
 use async_trait::async_trait;
-use connectors::rowhash::{self, ROW_HASH_COLUMN};
+use connectors::rowhash::{self, WideChecksum, ROW_HASH_COLUMN};
 use connectors::{
     open_sink, open_source, BatchStream, Buckets, Checksum, RunIdentity, Sink, Source, WriteMode,
     WriteStats,
@@ -321,6 +321,18 @@ async fn hashes_agree_with_the_generic_path(h: &dyn Harness) {
         assert_eq!(generic.rows as usize, generic_rows.len());
         let strategy: Checksum = rowhash::checksum(source.as_mut(), &p).await.unwrap();
         assert_eq!(strategy, generic, "partition {}", p.id);
+        // Every column is hashed here: whole-row fingerprints (a full run's
+        // partition comparison, the verifier's) are the same sums.
+        let whole = rowhash::whole_rows(source.columns());
+        let compared = rowhash::checksum_of_columns(source.as_mut(), &p, &whole, 97)
+            .await
+            .unwrap();
+        assert_eq!(compared, generic, "partition {}", p.id);
+        let mut verified = WideChecksum::default();
+        verified
+            .add_batch(&read(source.as_mut(), &p).await, &whole)
+            .unwrap();
+        assert_eq!(verified.narrow(), generic, "partition {}", p.id);
         let strategy_rows =
             id_hashes(rowhash::row_hashes(source.as_mut(), &p, 101).await.unwrap()).await;
         assert_eq!(strategy_rows, generic_rows, "partition {}", p.id);

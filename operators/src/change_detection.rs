@@ -133,14 +133,22 @@ impl ChangeDetection {
     }
 
     /// Whole-row checksums computed here from both sides' rows as read.
-    /// Binary reads and a fast in-process hash beat md5 in SQL when the
-    /// databases are close; the hash only has to agree with itself.
+    /// Binary reads and a fast in-process hash beat hashing in SQL when the
+    /// databases are close. Every column is hashed, with the row hash of the
+    /// one fingerprint module (`rowhash`).
     async fn checksums_by_reading(&mut self, p: &Partition) -> Result<(Checksum, Checksum)> {
         let dp = for_destination(p);
         let page_rows = self.page_rows;
+        let source_columns = rowhash::whole_rows(self.source.columns());
+        let destination_columns = rowhash::whole_rows(self.destination.columns());
         let (s, d) = tokio::join!(
-            read_checksum(self.source.as_mut(), p, page_rows),
-            read_checksum(self.destination.as_mut(), &dp, page_rows)
+            rowhash::checksum_of_columns(self.source.as_mut(), p, &source_columns, page_rows),
+            rowhash::checksum_of_columns(
+                self.destination.as_mut(),
+                &dp,
+                &destination_columns,
+                page_rows
+            )
         );
         Ok((s?, d?))
     }
@@ -458,36 +466,6 @@ fn buckets_for(p: &Partition, rows_hint: u64) -> Option<Buckets> {
         origin: start,
         width: width.clamp(1, span.min(i64::MAX as u128)) as i64,
     })
-}
-
-/// Count and wrapping sum of a per-process hash of every row's Arrow row
-/// encoding (all columns, destination types).
-async fn read_checksum(side: &mut dyn Source, p: &Partition, page_rows: usize) -> Result<Checksum> {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    let hasher = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
-    let mut sum = Checksum::default();
-    let mut converter: Option<RowConverter> = None;
-    let mut batches = side.read(p, page_rows).await?;
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        let converter = match &mut converter {
-            Some(c) => c,
-            None => converter.insert(RowConverter::new(
-                batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?),
-        };
-        let rows = converter.convert_columns(batch.columns())?;
-        for row in rows.iter() {
-            sum.rows += 1;
-            sum.sum = sum.sum.wrapping_add(hasher.hash_one(row.as_ref()));
-        }
-    }
-    Ok(sum)
 }
 
 /// The same ranges over the destination's own columns: hash partitions are

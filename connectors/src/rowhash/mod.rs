@@ -267,12 +267,14 @@ mod source_hashes;
 mod sqlite;
 #[cfg(test)]
 mod tests;
+mod wide;
 
 use canonical::*;
 pub(crate) use postgres::*;
 pub use source_hashes::{
-    bucket_checksums, bucket_row_hashes, checksum, checksum_by_reading, row_hashes,
-    row_hashes_by_reading,
+    bucket_checksums, bucket_row_hashes, checksum, checksum_by_reading, checksum_of_columns,
+    row_hashes, row_hashes_by_reading,
 };
 pub use sqlite::sqlite_table_checksum;
 pub(crate) use sqlite::*;
+pub use wide::{whole_rows, WideChecksum};

@@ -3,6 +3,7 @@
 //! give the same checksums and row hashes, so callers never care which ran.
 
 use futures_util::StreamExt;
+use planner::model::MappedColumn;
 use planner::partition::Partition;
 
 use super::{checksum_combine, row_hashes_batch, try_checksum_batch};
@@ -82,10 +83,22 @@ pub async fn checksum_by_reading<S: Source + ?Sized>(
     partition: &Partition,
 ) -> Result<Checksum> {
     let columns = source.columns().to_vec();
-    let mut batches = source.read(partition, HASH_PAGE_ROWS).await?;
+    checksum_of_columns(source, partition, &columns, HASH_PAGE_ROWS).await
+}
+
+/// [`checksum_by_reading`] over `columns` (the source's, with other
+/// `hash_column` flags: [`super::whole_rows`]), read in pages of
+/// `page_rows`.
+pub async fn checksum_of_columns<S: Source + ?Sized>(
+    source: &mut S,
+    partition: &Partition,
+    columns: &[MappedColumn],
+    page_rows: usize,
+) -> Result<Checksum> {
+    let mut batches = source.read(partition, page_rows).await?;
     let mut total = Checksum::default();
     while let Some(batch) = batches.next().await {
-        total = checksum_combine(total, try_checksum_batch(&batch?, &columns)?);
+        total = checksum_combine(total, try_checksum_batch(&batch?, columns)?);
     }
     Ok(total)
 }

@@ -423,3 +423,42 @@ fn pg_sql_shape() {
         "SELECT count(*), sum(hashtextextended(('') COLLATE \"C\", 0))::text FROM \"t\""
     );
 }
+
+/// The whole-row fingerprint hashes every column, even one configured with
+/// `hash_column: false` or holding a stored hash; its first sum is the hash
+/// strategy's checksum of the same columns; both sums are pinned, so they
+/// stay equal across processes and Rust versions (std's `DefaultHasher`
+/// promises neither).
+#[test]
+fn whole_row_fingerprints_are_stable() {
+    let mut columns = vec![
+        mapped("id", ColumnType::Int64, true, true),
+        mapped("name", ColumnType::Text, false, false),
+    ];
+    columns[1].stored_hash = StoredHash::Read;
+    let b = batch(
+        &columns,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(StringArray::from(vec![Some("a"), None])),
+        ],
+    );
+    let whole = whole_rows(&columns);
+    assert!(whole
+        .iter()
+        .all(|c| c.hash_column && c.stored_hash == StoredHash::No));
+    let mut wide = WideChecksum::default();
+    wide.add_batch(&b, &whole).unwrap();
+    assert_eq!(wide.narrow(), checksum_batch(&b, &whole));
+    // "1:1" "1:a" and "1:2" "N": PostgreSQL's
+    // hashtextextended('1:11:a', 0) + hashtextextended('1:2N', 0).
+    let expected = (row_hash(b"1:11:a") as u64).wrapping_add(row_hash(b"1:2N") as u64);
+    assert_eq!(wide.sum, expected);
+    // The same sum with the second seed, as PostgreSQL computes it:
+    // hashtextextended(t COLLATE "C", x'9e3779b97f4a7c15'::bigint), summed
+    // modulo 2^64.
+    assert_eq!(
+        (wide.rows, wide.sum, wide.second_sum),
+        (2, expected, 3_134_667_756_164_026_940)
+    );
+}
