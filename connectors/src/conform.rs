@@ -1,12 +1,145 @@
-//! Checks that every value of a batch fits its destination column, so a value
-//! is never truncated or rounded silently, and errors name the row's key.
+//! The one conformance layer between Arrow and the configured column types,
+//! used by every codec and by the row hash: which Arrow type a configured
+//! `data_type` is ([`ColumnType::arrow_type`]), which other Arrow types are
+//! read as it and how ([`conform_array`], [`conform_batch`]), and that every
+//! value fits its column ([`check_fits`]), so a value is never truncated or
+//! rounded silently; errors name the row's key.
+
+use std::borrow::Cow;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{Decimal128Type, SchemaRef};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType, Decimal128Type, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use planner::types::{ColumnSpec, ColumnType};
+use planner::types::{arrow_schema, ColumnSpec, ColumnType};
 
 use crate::{ConnectorError, Result};
+
+/// How values of an Arrow type are read as a configured type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conversion {
+    /// Already the configured type's Arrow type.
+    Exact,
+    /// The same values under another time zone label: UTC micros either way.
+    RelabelUtc,
+    /// Converted value by value, failing on a value that does not fit
+    /// (an integer out of range, a decimal wider than its precision).
+    Checked,
+}
+
+/// How `have` values are read as `ty`, `None` when they cannot be without
+/// loss (another scale of decimal, nanoseconds, text for numbers...).
+fn conversion(have: &DataType, ty: &ColumnType) -> Option<Conversion> {
+    use DataType::*;
+    let want = ty.arrow_type();
+    if *have == want {
+        return Some(Conversion::Exact);
+    }
+    let checked = match (have, &want) {
+        (Timestamp(TimeUnit::Microsecond, Some(_)), Timestamp(TimeUnit::Microsecond, Some(_))) => {
+            return Some(Conversion::RelabelUtc)
+        }
+        (Utf8View | LargeUtf8, Utf8) | (BinaryView | LargeBinary, Binary) => true,
+        (Dictionary(_, values), Utf8) => matches!(**values, Utf8 | LargeUtf8 | Utf8View),
+        (
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64,
+            Int16 | Int32 | Int64,
+        ) => true,
+        (Float16 | Float32, Float64) | (Float16, Float32) => true,
+        (Decimal128(_, s1), Decimal128(_, s2)) => s1 <= s2,
+        (Time32(_), Time64(TimeUnit::Microsecond)) => true,
+        (
+            Timestamp(TimeUnit::Second | TimeUnit::Millisecond, a),
+            Timestamp(TimeUnit::Microsecond, b),
+        ) => a.is_some() == b.is_some(),
+        _ => false,
+    };
+    checked.then_some(Conversion::Checked)
+}
+
+/// Whether values of Arrow type `have` can be read as `ty`
+/// ([`conform_array`] then converts them or fails on a value).
+pub fn conformable(have: &DataType, ty: &ColumnType) -> bool {
+    conversion(have, ty).is_some()
+}
+
+/// `array` as `ty.arrow_type()`: as it is when it already is one (no copy),
+/// else converted without loss: narrower or unsigned integers (failing on
+/// a value out of range), other string and binary layouts, smaller floats,
+/// decimals of a smaller scale or of another precision (failing on a value
+/// wider than the column's), seconds or milliseconds, any time zone for
+/// `timestamptz` (values are UTC micros either way). Anything else is a
+/// `Schema` error.
+pub fn conform_array(array: &ArrayRef, ty: &ColumnType) -> Result<ArrayRef> {
+    let have = array.data_type();
+    let want = ty.arrow_type();
+    match conversion(have, ty) {
+        Some(Conversion::Exact) => Ok(array.clone()),
+        Some(Conversion::RelabelUtc) => Ok(std::sync::Arc::new(
+            array
+                .as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone("UTC"),
+        )),
+        Some(Conversion::Checked) => {
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            cast_with_options(array, &want, &options).map_err(|e| {
+                ConnectorError::Value(format!("cannot read {have} values as {ty}: {e}"))
+            })
+        }
+        None => Err(ConnectorError::Schema(format!(
+            "expected Arrow {want} values for a {ty} column, found {have}"
+        ))),
+    }
+}
+
+/// `batch` (column `i` holding `columns[i]`) in the configured types'
+/// Arrow schema: borrowed as it is when every column already is (the
+/// batches sources read), else with its columns conformed
+/// ([`conform_array`]); a column's error names it.
+pub fn conform_batch<'a>(
+    batch: &'a RecordBatch,
+    columns: &[ColumnSpec],
+) -> Result<Cow<'a, RecordBatch>> {
+    if batch.num_columns() != columns.len() {
+        return Err(ConnectorError::Schema(format!(
+            "the batch has {} columns, the table {}",
+            batch.num_columns(),
+            columns.len()
+        )));
+    }
+    let exact = batch
+        .columns()
+        .iter()
+        .zip(columns)
+        .all(|(a, c)| *a.data_type() == c.data_type.arrow_type());
+    if exact {
+        return Ok(Cow::Borrowed(batch));
+    }
+    let arrays = batch
+        .columns()
+        .iter()
+        .zip(columns)
+        .map(|(a, c)| {
+            conform_array(a, &c.data_type).map_err(|e| match e {
+                ConnectorError::Schema(msg) => {
+                    ConnectorError::Schema(format!("column \"{}\": {msg}", c.name))
+                }
+                ConnectorError::Value(msg) => {
+                    ConnectorError::Value(format!("column \"{}\": {msg}", c.name))
+                }
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Cow::Owned(RecordBatch::try_new(
+        arrow_schema(columns),
+        arrays,
+    )?))
+}
 
 /// `id=42` or `user_id=7, date=2024-01-15`: the upsert key of `row`.
 pub fn row_key(batch: &RecordBatch, columns: &[ColumnSpec], row: usize) -> String {

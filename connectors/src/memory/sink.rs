@@ -28,6 +28,7 @@ pub struct MemorySink {
     key: (String, String),
     table: String,
     schema: SchemaRef,
+    specs: Vec<ColumnSpec>,
     /// Indexes of the unique (key) columns.
     keys: Vec<usize>,
     staged: Vec<RecordBatch>,
@@ -46,6 +47,7 @@ impl MemorySink {
             key: table_key(table)?,
             table: table.display_name(),
             schema: arrow_schema(columns),
+            specs: columns.to_vec(),
             keys: (0..columns.len()).filter(|i| columns[*i].unique).collect(),
             staged: Vec::new(),
             deletes: Vec::new(),
@@ -151,7 +153,8 @@ impl Sink for MemorySink {
     }
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.staged.push(batch.clone());
+        let batch = crate::conform::conform_batch(batch, &self.specs)?.into_owned();
+        self.staged.push(batch);
         Ok(())
     }
 

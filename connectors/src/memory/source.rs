@@ -1,8 +1,8 @@
-//! Reading a memory table: partitions filtered here, columns cast to the
+//! Reading a memory table: partitions filtered here, columns conformed to the
 //! destination's types.
 
 use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{can_cast_types, cast, filter_record_batch};
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, StoredHash, TableRef};
@@ -61,7 +61,7 @@ impl MemorySource {
                     return Ok(new_null_array(field.data_type(), rows.num_rows()));
                 }
                 let values = self.values(rows, &c.source_ref)?;
-                Ok(cast(values, field.data_type())?)
+                crate::conform::conform_array(values, &c.spec.data_type)
             })
             .collect::<Result<Vec<_>>>()?;
         let batch = RecordBatch::try_new(schema, arrays)?;
@@ -108,13 +108,12 @@ impl Source for MemorySource {
 
     async fn check(&mut self) -> Result<()> {
         let rows = self.rows()?;
-        let schema = arrow_schema(&self.specs);
-        for (c, field) in self.columns.iter().zip(schema.fields()) {
+        for c in &self.columns {
             if c.stored_hash == StoredHash::Compute {
                 continue;
             }
             let values = self.values(&rows, &c.source_ref)?;
-            if !can_cast_types(values.data_type(), field.data_type()) {
+            if !crate::conform::conformable(values.data_type(), &c.spec.data_type) {
                 return Err(ConnectorError::Schema(format!(
                     "column \"{}\" of {} is {}, which cannot be read as {}",
                     c.source_column(),

@@ -594,6 +594,8 @@ impl Sink for PostgresSink {
             .encoder
             .as_ref()
             .ok_or_else(|| ConnectorError::Other("sink not prepared".into()))?;
+        let batch = crate::conform::conform_batch(batch, &self.specs)?;
+        let batch = batch.as_ref();
         if let Err(e) = encoder.encode_located(batch, &mut self.buf) {
             return Err(match e.error {
                 ConnectorError::Value(msg) => {

@@ -205,66 +205,30 @@ pub(super) enum Col {
 }
 
 impl Col {
-    /// Reads `array` as the configured type `ty`: the type's own Arrow type,
-    /// or a variant that converts without loss (wider integers, other string
-    /// and binary layouts, any time zone for `timestamptz`, any precision of
-    /// a decimal of the same scale).
+    /// Reads `array` as the configured type `ty` through the one
+    /// conformance layer ([`crate::conform::conform_array`]).
     pub(super) fn new(array: &ArrayRef, ty: &ColumnType) -> Result<Col> {
-        let want = ty.arrow_type();
-        let have = array.data_type();
-        let direct = have == &want
-            || match (ty, have) {
-                (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, t) => {
-                    matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
-                }
-                (ColumnType::TimestampTz, DataType::Timestamp(TimeUnit::Microsecond, Some(_))) => {
-                    true
-                }
-                (ColumnType::Decimal { scale, .. }, DataType::Decimal128(_, s)) => s == scale,
-                _ => false,
-            };
-        let array = if direct {
-            array.clone()
-        } else if lossless(have, &want) {
-            let options = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            cast_with_options(array, &want, &options).map_err(|e| {
-                ConnectorError::Value(format!("cannot read {have} values as {ty}: {e}"))
-            })?
-        } else {
-            return Err(ConnectorError::Schema(format!(
-                "expected Arrow {want} values for a {ty} column, found {have}"
-            )));
-        };
-        Ok(match (ty, array.data_type()) {
-            (_, DataType::Int16) => Col::I16(array.as_primitive::<Int16Type>().clone()),
-            (_, DataType::Int32) => Col::I32(array.as_primitive::<Int32Type>().clone()),
-            (_, DataType::Int64) => Col::I64(array.as_primitive::<Int64Type>().clone()),
-            (ColumnType::Float32, _) => Col::F32(array.as_primitive::<Float32Type>().clone()),
-            (ColumnType::Float64, _) => Col::F64(array.as_primitive::<Float64Type>().clone()),
-            (ColumnType::Decimal { scale, .. }, _) => {
+        let array = crate::conform::conform_array(array, ty)?;
+        Ok(match ty {
+            ColumnType::Int16 => Col::I16(array.as_primitive::<Int16Type>().clone()),
+            ColumnType::Int32 => Col::I32(array.as_primitive::<Int32Type>().clone()),
+            ColumnType::Int64 => Col::I64(array.as_primitive::<Int64Type>().clone()),
+            ColumnType::Float32 => Col::F32(array.as_primitive::<Float32Type>().clone()),
+            ColumnType::Float64 => Col::F64(array.as_primitive::<Float64Type>().clone()),
+            ColumnType::Decimal { scale, .. } => {
                 Col::Decimal(array.as_primitive::<Decimal128Type>().clone(), *scale)
             }
-            (ColumnType::Bool, _) => Col::Bool(array.as_boolean().clone()),
-            (ColumnType::String { .. } | ColumnType::Text | ColumnType::Json, _) => {
+            ColumnType::Bool => Col::Bool(array.as_boolean().clone()),
+            ColumnType::String { .. } | ColumnType::Text | ColumnType::Json => {
                 Col::Str(array.as_string::<i32>().clone())
             }
-            (ColumnType::Binary, _) => Col::Binary(array.as_binary::<i32>().clone()),
-            (ColumnType::Date, _) => Col::Date(array.as_primitive::<Date32Type>().clone()),
-            (ColumnType::Time, _) => {
-                Col::Time(array.as_primitive::<Time64MicrosecondType>().clone())
-            }
-            (ColumnType::Timestamp | ColumnType::TimestampTz, _) => {
+            ColumnType::Binary => Col::Binary(array.as_binary::<i32>().clone()),
+            ColumnType::Date => Col::Date(array.as_primitive::<Date32Type>().clone()),
+            ColumnType::Time => Col::Time(array.as_primitive::<Time64MicrosecondType>().clone()),
+            ColumnType::Timestamp | ColumnType::TimestampTz => {
                 Col::Timestamp(array.as_primitive::<TimestampMicrosecondType>().clone())
             }
-            (ColumnType::Uuid, _) => Col::Uuid(array.as_fixed_size_binary().clone()),
-            (ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64, other) => {
-                return Err(ConnectorError::Schema(format!(
-                    "expected Arrow integers for a {ty} column, found {other}"
-                )))
-            }
+            ColumnType::Uuid => Col::Uuid(array.as_fixed_size_binary().clone()),
         })
     }
 
@@ -306,22 +270,5 @@ impl Col {
             Col::Timestamp(a) => out.pg_timestamp(a.value(row)),
             Col::Uuid(a) => out.uuid(a.value(row)),
         }
-    }
-}
-
-/// Conversions to a column's Arrow type that keep every value.
-pub(super) fn lossless(from: &DataType, to: &DataType) -> bool {
-    use DataType::*;
-    match (from, to) {
-        (Utf8View | LargeUtf8, Utf8) | (BinaryView | LargeBinary, Binary) => true,
-        (Dictionary(_, values), Utf8) => matches!(**values, Utf8 | LargeUtf8 | Utf8View),
-        (Int8 | UInt8 | UInt16 | UInt32 | UInt64, Int16 | Int32 | Int64) => true,
-        (Float16 | Float32, Float64) | (Float16, Float32) => true,
-        (Time32(_), Time64(TimeUnit::Microsecond)) => true,
-        (
-            Timestamp(TimeUnit::Second | TimeUnit::Millisecond, a),
-            Timestamp(TimeUnit::Microsecond, b),
-        ) => a.is_some() == b.is_some(),
-        _ => false,
     }
 }

@@ -49,10 +49,9 @@ use arrow::array::{
     FixedSizeBinaryArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
     Int64Builder, RecordBatch, StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType,
 };
 use planner::model::{MappedColumn, StoredHash};
 use planner::types::{arrow_schema, ColumnSpec, ColumnType};

@@ -1,7 +1,7 @@
 //! Unit tests of the row hash across Arrow, PostgreSQL and SQLite.
 
 use super::*;
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 fn mapped(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn {
     MappedColumn {

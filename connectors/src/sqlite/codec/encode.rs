@@ -8,10 +8,9 @@ use arrow::array::{
     StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::NullBuffer;
-use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
-    Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType,
 };
 use chrono::NaiveDate;
 use planner::types::ColumnType;
@@ -60,36 +59,12 @@ impl fmt::Debug for ColumnEncoder {
 }
 
 impl ColumnEncoder {
-    /// `array` must be of `target.arrow_type()`; timestamptz also takes any
-    /// time zone (the values are UTC either way), and lossless variants
-    /// (Utf8View/LargeUtf8/dictionary strings, narrower integers, seconds or
-    /// milliseconds, narrower decimals of the same scale) are cast once here.
-    /// Anything else is a `Schema` error.
+    /// `array` is read as `target` through the one conformance layer
+    /// ([`crate::conform::conform_array`]): its own Arrow type as it is,
+    /// lossless variants converted once here, anything else a `Schema`
+    /// error.
     pub fn new(array: &ArrayRef, target: &ColumnType) -> Result<Self> {
-        let want = target.arrow_type();
-        let have = array.data_type();
-        let array = if have == &want
-            || matches!(
-                (target, have),
-                (
-                    ColumnType::TimestampTz,
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(_))
-                )
-            ) {
-            array.clone()
-        } else if lossless_cast(have, &want) {
-            let options = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            cast_with_options(array, &want, &options).map_err(|e| {
-                ConnectorError::Value(format!("cannot convert {have} to {target}: {e}"))
-            })?
-        } else {
-            return Err(ConnectorError::Schema(format!(
-                "expected Arrow {want} values for a {target} column, found {have}"
-            )));
-        };
+        let array = crate::conform::conform_array(array, target)?;
         let values = match *target {
             ColumnType::Int16 => Values::Int16(array.as_primitive::<Int16Type>().clone()),
             ColumnType::Int32 => Values::Int32(array.as_primitive::<Int32Type>().clone()),
@@ -259,25 +234,6 @@ fn float_cell(f: f64) -> Cell<'static, 'static> {
     }
 }
 
-fn lossless_cast(from: &DataType, to: &DataType) -> bool {
-    use DataType::*;
-    match (from, to) {
-        (Utf8View | LargeUtf8, Utf8) | (BinaryView | LargeBinary, Binary) => true,
-        (Dictionary(_, values), Utf8) => matches!(**values, Utf8 | LargeUtf8 | Utf8View),
-        (Int8 | UInt8, Int16 | Int32 | Int64)
-        | (Int16 | UInt16, Int32 | Int64)
-        | (UInt32, Int64) => true,
-        (Int32, Int64) | (Float16 | Float32, Float64) | (Float16, Float32) => true,
-        (Time32(_), Time64(TimeUnit::Microsecond)) => true,
-        (
-            Timestamp(TimeUnit::Second | TimeUnit::Millisecond, a),
-            Timestamp(TimeUnit::Microsecond, b),
-        ) => a.is_some() == b.is_some(),
-        (Decimal128(p1, s1), Decimal128(p2, s2)) => s1 == s2 && p1 <= p2,
-        _ => false,
-    }
-}
-
 fn out_of_text_range(what: &str, shown: Option<String>, raw: impl fmt::Display) -> ConnectorError {
     let shown = shown.unwrap_or_else(|| raw.to_string());
     ConnectorError::Value(format!(
@@ -327,11 +283,30 @@ mod tests {
             r#"value "123456" (6 characters) does not fit varchar(5)"#
         );
 
+        // Wider integers are read when every value fits (the one
+        // conformance layer, `crate::conform`), refused when one does not;
+        // text is never read as a number.
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![1]));
-        match ColumnEncoder::new(&ints, &ColumnType::Int32) {
+        let e = ColumnEncoder::new(&ints, &ColumnType::Int32).unwrap();
+        assert!(matches!(
+            e.value(0).unwrap(),
+            ToSqlOutput::Owned(Value::Integer(1))
+        ));
+        let too_big: ArrayRef = Arc::new(Int64Array::from(vec![i64::MAX]));
+        match ColumnEncoder::new(&too_big, &ColumnType::Int32) {
+            Err(ConnectorError::Value(msg)) => {
+                assert!(
+                    msg.starts_with("cannot read Int64 values as int: "),
+                    "{msg}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["1"]));
+        match ColumnEncoder::new(&text, &ColumnType::Int32) {
             Err(ConnectorError::Schema(msg)) => assert_eq!(
                 msg,
-                "expected Arrow Int32 values for a int column, found Int64"
+                "expected Arrow Int32 values for a int column, found Utf8"
             ),
             other => panic!("{other:?}"),
         }
