@@ -170,8 +170,9 @@ impl PartitionExecutor {
         }
     }
 
-    /// Runs the tasks of `shared`'s queue until it is drained or closed.
-    /// On failure, every task it took and did not commit is reported failed.
+    /// Runs the tasks of `shared`'s queue until it is drained or closed, or
+    /// the run is cancelled. On failure or cancellation, every task it took
+    /// and did not commit is reported failed.
     pub async fn run(self, shared: &ExecutorShared) -> Result<Vec<OperatorStats>, EngineError> {
         let taken = Arc::new(Mutex::new(Vec::new()));
         let committed = Arc::new(Mutex::new(HashSet::new()));
@@ -197,7 +198,12 @@ impl PartitionExecutor {
             commits,
             &shared.run.progress,
         );
-        let result = run_chain(ops, shared.work.channel_rows).await;
+        // Cancelling drops the chain: its tasks are aborted and an open
+        // partition's transaction rolls back as its connection closes.
+        let result = tokio::select! {
+            r = run_chain(ops, shared.work.channel_rows) => r,
+            reason = shared.run.cancel.cancelled() => Err(EngineError::Cancelled(reason)),
+        };
         if let Err(e) = &result {
             let taken = std::mem::take(&mut *taken.lock().unwrap_or_else(|e| e.into_inner()));
             let committed = committed.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -73,10 +73,7 @@ pub async fn run_task(
         },
     };
     let executor = PartitionExecutor::new(0, connections, false);
-    let result = tokio::select! {
-        r = executor.run(&shared) => r,
-        reason = cancel.cancelled() => Err(EngineError::Cancelled(reason)),
-    };
+    let result = executor.run(&shared).await;
     let mut reports = Vec::new();
     while let Some(report) = queue.next_report().await? {
         reports.push(report);

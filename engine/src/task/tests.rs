@@ -192,19 +192,16 @@ fn items(ids: &[i64]) -> RecordBatch {
     .unwrap()
 }
 
-/// A task read back from JSON runs in this process, over the in-memory
-/// connector: exactly its partition is written, with its checkpoint.
-#[tokio::test]
-async fn a_task_read_back_from_json_commits_its_partition() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = format!("task_tests_{}", std::process::id());
+/// A memory-store pipeline of 3,000 items in partitions of 1,000 ids, and
+/// the task of its second partition, read back from JSON.
+async fn memory_task(store: &str, dir: &std::path::Path) -> (Pipeline, RunWork, PartitionTask) {
     std::fs::write(
-        dir.path().join("datastores.yaml"),
+        dir.join("datastores.yaml"),
         format!("datastores:\n  mem: {{type: memory, connection: {{store: {store}}}}}\n"),
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("items.yaml"),
+        dir.join("items.yaml"),
         "name: memory_items
 source_provider: {data_backend: {type: memory, datastore_name: mem, table: items}}
 destination_provider: {data_backend: {type: memory, datastore_name: mem, table: items_copy}}
@@ -217,10 +214,10 @@ strategies:
     )
     .unwrap();
     let ids: Vec<i64> = (1..=3000).collect();
-    connectors::memory::put_table(&store, "items", items(&ids));
+    connectors::memory::put_table(store, "items", items(&ids));
     let opts = crate::RunOptions {
-        pipeline_file: dir.path().join("items.yaml"),
-        state_dir: dir.path().join("state"),
+        pipeline_file: dir.join("items.yaml"),
+        state_dir: dir.join("state"),
         ..Default::default()
     };
     let (pipeline, plan) = crate::run::load(&opts).await.unwrap();
@@ -231,6 +228,17 @@ strategies:
         partition: partitions[1].clone(),
     };
     let task = PartitionTask::from_json(&task.to_json().unwrap()).unwrap();
+    (pipeline, work, task)
+}
+
+/// A task read back from JSON runs in this process, over the in-memory
+/// connector: exactly its partition is written, with its checkpoint.
+#[tokio::test]
+async fn a_task_read_back_from_json_commits_its_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("task_tests_{}", std::process::id());
+    let (pipeline, work, task) = memory_task(&store, dir.path()).await;
+    let partition_id = task.partition.id.clone();
     let outcome = crate::worker::run_task(
         task,
         &connectors::registry::types(),
@@ -244,7 +252,7 @@ strategies:
         outcome.reports,
         vec![PartitionReport {
             run_id: "run-1".into(),
-            partition_id: partitions[1].id.clone(),
+            partition_id: partition_id.clone(),
             outcome: PartitionOutcome::Committed(connectors::WriteStats {
                 inserted: 1000,
                 ..Default::default()
@@ -272,6 +280,30 @@ strategies:
             .iter()
             .map(|c| c.partition_id.as_str())
             .collect::<Vec<_>>(),
-        [partitions[1].id.as_str()]
+        [partition_id.as_str()]
     );
+}
+
+/// The run context's cancellation stops an executor: nothing is committed.
+#[tokio::test]
+async fn a_cancelled_task_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("task_tests_cancel_{}", std::process::id());
+    let (_, _, task) = memory_task(&store, dir.path()).await;
+    let cancel = crate::Cancel::default();
+    cancel.cancel("SIGTERM");
+    let outcome = crate::worker::run_task(task, &connectors::registry::types(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "cancelled");
+    assert_eq!(
+        outcome.error.as_deref(),
+        Some("cancelled (SIGTERM); committed partitions are kept and the next run resumes")
+    );
+    assert!(outcome
+        .reports
+        .iter()
+        .all(|r| matches!(r.outcome, PartitionOutcome::Failed { .. })));
+    let rows = connectors::memory::table_rows(&store, "items_copy").unwrap();
+    assert_eq!(rows.num_rows(), 0);
 }
