@@ -8,9 +8,9 @@ use connectors::postgres::PostgresSource;
 use connectors::sqlite::SqliteSource;
 use connectors::Source;
 use planner::datastores::Datastore;
-use planner::model::{MappedColumn, StoredHash, TableRef};
+use planner::model::{MappedColumn, TableRef};
 use planner::partition::{ColumnBounds, PartitionDimension, PartitionValue, Step};
-use planner::types::{ColumnSpec, ColumnType, PartitionKind};
+use planner::types::{ColumnType, PartitionKind};
 use planner::ColumnRef;
 use planner::{SqlDialect, SqlExpr};
 
@@ -20,22 +20,7 @@ use common::{connect, pg_datastore, Schema};
 const ROWS_SQL: &str = "INSERT INTO t (id, score) VALUES (1, 10), (2, NULL), (3, 30), (4, 40)";
 
 fn column(name: &str, unique: bool) -> MappedColumn {
-    MappedColumn {
-        spec: ColumnSpec {
-            name: name.into(),
-            data_type: ColumnType::Int64,
-            unique,
-            nullable: !unique,
-        },
-        dest: name.into(),
-        source: name.into(),
-        source_ref: ColumnRef::bare(name),
-        data_type: "bigint".into(),
-        unique,
-        hash_column: true,
-        stored_hash: StoredHash::No,
-        data_type_from: None,
-    }
+    MappedColumn::same_name(name, ColumnType::Int64, unique, true)
 }
 
 fn dim(name: &str) -> PartitionDimension {

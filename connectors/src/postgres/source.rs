@@ -109,12 +109,34 @@ fn hint_fix(_missing: &str) -> String {
 }
 
 #[async_trait]
-impl Source for PostgresSource {
-    fn columns(&self) -> &[MappedColumn] {
-        &self.columns
+impl sql::SqlSource for PostgresSource {
+    fn select_from(&self) -> sql::SelectFrom<'_> {
+        sql::SelectFrom {
+            dialect: &PostgresDialect,
+            table: &self.table,
+            columns: &self.columns,
+        }
     }
 
-    async fn check(&mut self) -> Result<()> {
+    async fn run_select<'a>(
+        &'a mut self,
+        _partition: &Partition,
+        select: sql::Select,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        self.ensure_checked().await?;
+        let mut params: OwnedParams = select
+            .params
+            .into_iter()
+            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
+            .collect();
+        if let Some(keys) = select.keys {
+            params.push(Box::new(keys));
+        }
+        self.read_query(&select.sql, params, page_rows).await
+    }
+
+    async fn check_readable(&mut self) -> Result<()> {
         let probe = sql::probe_sql(&PostgresDialect, &self.table, &self.columns);
         let stmt = match self.client.prepare(&probe).await {
             Ok(s) => s,
@@ -137,7 +159,7 @@ impl Source for PostgresSource {
         Ok(())
     }
 
-    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
@@ -156,53 +178,11 @@ impl Source for PostgresSource {
         Ok(out)
     }
 
-    async fn read<'a>(
-        &'a mut self,
-        partition: &Partition,
-        page_rows: usize,
-    ) -> Result<BatchStream<'a>> {
-        self.ensure_checked().await?;
-        let (q, params) =
-            sql::select_partition_sql(&PostgresDialect, &self.table, &self.columns, partition);
-        let params: OwnedParams = params
-            .into_iter()
-            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
-            .collect();
-        self.read_query(&q, params, page_rows).await
-    }
-
-    async fn read_keys<'a>(
-        &'a mut self,
-        partition: &Partition,
-        keys: &RecordBatch,
-        page_rows: usize,
-    ) -> Result<Option<BatchStream<'a>>> {
-        let select = sql::select_by_integer_key(
-            &PostgresDialect,
-            &self.table,
-            &self.columns,
-            partition,
-            keys,
-        )?;
-        let Some(select) = select else {
-            return Ok(None);
-        };
-        self.ensure_checked().await?;
-        let mut params: OwnedParams = select
-            .params
-            .into_iter()
-            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
-            .collect();
-        params.push(Box::new(select.keys));
-        Ok(Some(self.read_query(&select.sql, params, page_rows).await?))
-    }
-
-    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+    fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         Some(self)
     }
 }
 
-/// Row hashes and checksums computed by the database (see `crate::rowhash`).
 #[async_trait]
 impl HashPushdown for PostgresSource {
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {

@@ -4,22 +4,7 @@ use super::*;
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 fn mapped(name: &str, ty: ColumnType, unique: bool, hash: bool) -> MappedColumn {
-    MappedColumn {
-        spec: ColumnSpec {
-            name: name.into(),
-            data_type: ty,
-            unique,
-            nullable: !unique,
-        },
-        dest: name.into(),
-        source: name.into(),
-        source_ref: planner::ColumnRef::bare(name),
-        data_type: ty.to_string(),
-        unique,
-        hash_column: hash,
-        stored_hash: StoredHash::No,
-        data_type_from: None,
-    }
+    MappedColumn::same_name(name, ty, unique, hash)
 }
 
 fn batch(columns: &[MappedColumn], arrays: Vec<ArrayRef>) -> RecordBatch {

@@ -7,6 +7,7 @@
 mod dialect;
 mod expr;
 mod postgres;
+mod reader;
 mod select;
 mod sqlite;
 #[cfg(test)]
@@ -14,8 +15,9 @@ mod tests;
 
 pub use dialect::Dialect;
 pub use postgres::PostgresDialect;
+pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
     bounds_sql, bucket_column, bucket_expr, destination_range_conditions, from_sql, not_bucketed,
-    probe_sql, select_by_integer_key, select_partition_sql, where_sql, KeySelect,
+    probe_sql, select_by_integer_key, select_partition_sql, where_sql,
 };
 pub use sqlite::SqliteDialect;

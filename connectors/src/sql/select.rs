@@ -6,7 +6,7 @@ use planner::model::{MappedColumn, TableRef};
 use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
 use planner::ColumnRef;
 
-use super::Dialect;
+use super::{Dialect, Select};
 use crate::traits::Buckets;
 
 /// `FROM ... JOIN ...` of a source.
@@ -162,17 +162,9 @@ pub fn select_partition_sql(
     (sql, params)
 }
 
-/// A select by key: its SQL, the partition's bound values, and the keys to
-/// bind after them.
-pub struct KeySelect {
-    pub sql: String,
-    pub params: Vec<PartitionValue>,
-    pub keys: Vec<i64>,
-}
-
 /// A source's `read_keys` for one integer key column: the partition's
 /// select narrowed to the keys of `keys` (the change set's key batch),
-/// bound as one parameter after the partition's. `None` when the key is
+/// bound as one parameter after the partition's (`Select::keys`). `None` when the key is
 /// composite or not an integer: the source then reads the partition and
 /// the caller filters.
 pub fn select_by_integer_key(
@@ -181,7 +173,7 @@ pub fn select_by_integer_key(
     columns: &[MappedColumn],
     partition: &Partition,
     keys: &arrow::record_batch::RecordBatch,
-) -> crate::Result<Option<KeySelect>> {
+) -> crate::Result<Option<Select>> {
     let mut key_columns = columns.iter().filter(|c| c.unique);
     let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
         return Ok(None);
@@ -209,10 +201,10 @@ pub fn select_by_integer_key(
     } else {
         format!("{q} WHERE {condition}")
     };
-    Ok(Some(KeySelect {
+    Ok(Some(Select {
         sql: q,
         params,
-        keys: values,
+        keys: Some(values),
     }))
 }
 

@@ -156,7 +156,7 @@ fn bounds_probe_and_key_selects_render_in_each_dialect() {
         "{}",
         pg.sql
     );
-    assert_eq!(pg.keys, [101, 150]);
+    assert_eq!(pg.keys, Some(vec![101, 150]));
     assert!(by_key(&SqliteDialect)
         .sql
         .ends_with(r#""o"."id" < ?2 AND "o"."id" IN (SELECT value FROM json_each(?3))"#));

@@ -16,7 +16,7 @@ use super::params::{bound_from_sqlite, bound_params};
 use super::thread::ConnectionThread;
 use crate::conform::check_fits;
 use crate::sql::{self, Dialect, SqliteDialect};
-use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown, Source};
+use crate::traits::{BatchStream, BucketChecksum, Buckets, Checksum, HashPushdown};
 use crate::{ConnectorError, Result};
 
 pub struct SqliteSource {
@@ -41,12 +41,32 @@ impl SqliteSource {
 }
 
 #[async_trait]
-impl Source for SqliteSource {
-    fn columns(&self) -> &[MappedColumn] {
-        &self.columns
+impl sql::SqlSource for SqliteSource {
+    fn select_from(&self) -> sql::SelectFrom<'_> {
+        sql::SelectFrom {
+            dialect: &SqliteDialect,
+            table: &self.table,
+            columns: &self.columns,
+        }
     }
 
-    async fn check(&mut self) -> Result<()> {
+    async fn run_select<'a>(
+        &'a mut self,
+        partition: &Partition,
+        select: sql::Select,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let mut params = bound_params(partition, &select.params);
+        if let Some(keys) = select.keys {
+            // One parameter for the whole list, read back with json_each.
+            let keys =
+                serde_json::to_string(&keys).map_err(|e| ConnectorError::Other(e.to_string()))?;
+            params.push(Value::Text(keys));
+        }
+        Ok(self.stream(select.sql, params, page_rows))
+    }
+
+    async fn check_readable(&mut self) -> Result<()> {
         let probe = sql::probe_sql(&SqliteDialect, &self.table, &self.columns);
         let table = self.table.display_name();
         let columns = self.columns.clone();
@@ -72,7 +92,7 @@ impl Source for SqliteSource {
         .await
     }
 
-    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
@@ -100,46 +120,11 @@ impl Source for SqliteSource {
             .await
     }
 
-    async fn read<'a>(
-        &'a mut self,
-        partition: &Partition,
-        page_rows: usize,
-    ) -> Result<BatchStream<'a>> {
-        let (q, params) =
-            sql::select_partition_sql(&SqliteDialect, &self.table, &self.columns, partition);
-        let params = bound_params(partition, &params);
-        Ok(self.stream(q, params, page_rows))
-    }
-
-    async fn read_keys<'a>(
-        &'a mut self,
-        partition: &Partition,
-        keys: &RecordBatch,
-        page_rows: usize,
-    ) -> Result<Option<BatchStream<'a>>> {
-        let select = sql::select_by_integer_key(
-            &SqliteDialect,
-            &self.table,
-            &self.columns,
-            partition,
-            keys,
-        )?;
-        let Some(select) = select else {
-            return Ok(None);
-        };
-        let mut params = bound_params(partition, &select.params);
-        let keys = serde_json::to_string(&select.keys)
-            .map_err(|e| ConnectorError::Other(e.to_string()))?;
-        params.push(Value::Text(keys));
-        Ok(Some(self.stream(select.sql, params, page_rows)))
-    }
-
-    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+    fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         Some(self)
     }
 }
 
-/// Row hashes and checksums computed by the database (see `crate::rowhash`).
 #[async_trait]
 impl HashPushdown for SqliteSource {
     async fn checksum(&mut self, partition: &Partition) -> Result<crate::traits::Checksum> {

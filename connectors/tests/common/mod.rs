@@ -81,20 +81,5 @@ pub fn column(
     unique: bool,
     hash: bool,
 ) -> planner::model::MappedColumn {
-    planner::model::MappedColumn {
-        spec: planner::types::ColumnSpec {
-            name: name.into(),
-            data_type: ty,
-            unique,
-            nullable: !unique,
-        },
-        dest: name.into(),
-        source: name.into(),
-        source_ref: planner::ColumnRef::bare(name),
-        data_type: ty.to_string(),
-        unique,
-        hash_column: hash,
-        stored_hash: planner::model::StoredHash::No,
-        data_type_from: None,
-    }
+    planner::model::MappedColumn::same_name(name, ty, unique, hash)
 }

@@ -138,6 +138,28 @@ impl StoredHash {
 }
 
 impl MappedColumn {
+    /// A column read from the source column of the same name, declared
+    /// `ty`, as a pipeline mapping a table one to one has it: nullable
+    /// unless it is a key, no stored hash.
+    pub fn same_name(name: &str, ty: ColumnType, unique: bool, hash_column: bool) -> MappedColumn {
+        MappedColumn {
+            spec: ColumnSpec {
+                name: name.into(),
+                data_type: ty,
+                unique,
+                nullable: !unique,
+            },
+            dest: name.into(),
+            source: name.into(),
+            source_ref: crate::ColumnRef::bare(name),
+            data_type: ty.to_string(),
+            unique,
+            hash_column,
+            stored_hash: StoredHash::No,
+            data_type_from: None,
+        }
+    }
+
     /// The source column's own name, unquoted and without its table: `id`
     /// for `o.id`, `Order Id` for `o."Order Id"`.
     pub fn source_column(&self) -> String {

@@ -1,0 +1,123 @@
+//! Every SQL source is a `Source` through `SqlSource`: its selects are
+//! rendered here in its dialect, and it only binds their values and streams
+//! the rows (`run_select`), the part that differs between database drivers.
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use planner::model::{MappedColumn, TableRef};
+use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
+
+use super::{select_by_integer_key, select_partition_sql, Dialect};
+use crate::traits::{BatchStream, HashPushdown, Source};
+use crate::Result;
+
+/// A rendered select: its SQL, the partition's range values in the order
+/// of their placeholders, and for a select by key the keys, bound as one
+/// parameter after them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    pub sql: String,
+    pub params: Vec<PartitionValue>,
+    pub keys: Option<Vec<i64>>,
+}
+
+/// What a SQL source's selects read.
+#[derive(Clone, Copy)]
+pub struct SelectFrom<'a> {
+    pub dialect: &'a dyn Dialect,
+    pub table: &'a TableRef,
+    pub columns: &'a [MappedColumn],
+}
+
+/// A source that is a SQL database: what it gives for its selects to be
+/// rendered, how it runs one, and the `Source` methods that are its own.
+#[async_trait]
+pub trait SqlSource: Send {
+    /// What its selects read: the dialect, the table (with its joins and
+    /// filters) and the columns in the destination's order.
+    fn select_from(&self) -> SelectFrom<'_>;
+    /// `Source::check`.
+    async fn check_readable(&mut self) -> Result<()>;
+    /// `Source::bounds`.
+    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>>;
+    /// Binds `select`'s values (`partition` tells how its ranges bind) and
+    /// streams its rows, at most `page_rows` per batch.
+    async fn run_select<'a>(
+        &'a mut self,
+        partition: &Partition,
+        select: Select,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>>;
+    /// `Source::hash_pushdown`.
+    fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+        None
+    }
+}
+
+#[async_trait]
+impl<S: SqlSource> Source for S {
+    fn columns(&self) -> &[MappedColumn] {
+        self.select_from().columns
+    }
+
+    async fn check(&mut self) -> Result<()> {
+        self.check_readable().await
+    }
+
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+        self.column_bounds(dims).await
+    }
+
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        read_partition(self, partition, page_rows).await
+    }
+
+    async fn read_keys<'a>(
+        &'a mut self,
+        partition: &Partition,
+        keys: &RecordBatch,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        read_by_keys(self, partition, keys, page_rows).await
+    }
+
+    fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
+        self.pushdown()
+    }
+}
+
+/// The rows of `partition`.
+async fn read_partition<'a, R: SqlSource + ?Sized>(
+    source: &'a mut R,
+    partition: &Partition,
+    page_rows: usize,
+) -> Result<BatchStream<'a>> {
+    let from = source.select_from();
+    let (sql, params) = select_partition_sql(from.dialect, from.table, from.columns, partition);
+    let select = Select {
+        sql,
+        params,
+        keys: None,
+    };
+    source.run_select(partition, select, page_rows).await
+}
+
+/// The rows of `partition` with these keys, or `None` when the key is not
+/// one integer column (the caller then reads the partition and filters).
+async fn read_by_keys<'a, R: SqlSource + ?Sized>(
+    source: &'a mut R,
+    partition: &Partition,
+    keys: &RecordBatch,
+    page_rows: usize,
+) -> Result<Option<BatchStream<'a>>> {
+    let from = source.select_from();
+    let select = select_by_integer_key(from.dialect, from.table, from.columns, partition, keys)?;
+    match select {
+        Some(select) => Ok(Some(source.run_select(partition, select, page_rows).await?)),
+        None => Ok(None),
+    }
+}
