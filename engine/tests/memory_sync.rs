@@ -42,13 +42,48 @@ fn destination(store: &str) -> Vec<(i64, Option<String>)> {
         .collect()
 }
 
-async fn run(dir: &std::path::Path, strategy: &str) -> engine::RunSummary {
-    let opts = RunOptions {
+/// A folder holding a datastores file (`mem`: memory store `store`;
+/// `appends`: the same store as a destination that is not transactional)
+/// and `items.yaml`, copying `items` of `mem` into `items_copy` of
+/// `destination` with these strategies.
+fn pipeline_files(store: &str, destination: &str, strategies: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        format!(
+            "datastores:\n  mem: {{type: memory, connection: {{store: {store}}}}}\n  \
+             appends: {{type: memory, connection: {{store: {store}, transactional: false}}}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("items.yaml"),
+        format!(
+            "name: memory_items
+source_provider: {{data_backend: {{type: memory, datastore_name: mem, table: items}}}}
+destination_provider: {{data_backend: {{type: memory, datastore_name: {destination}, table: items_copy}}}}
+column_map:
+  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
+  - {{source: name, dest: name, data_type: text}}
+strategies:
+{strategies}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+fn options(dir: &std::path::Path, strategy: &str) -> RunOptions {
+    RunOptions {
         pipeline_file: dir.join("items.yaml"),
         strategy: Some(strategy.into()),
         state_dir: dir.join("state"),
         ..RunOptions::default()
-    };
+    }
+}
+
+async fn run(dir: &std::path::Path, strategy: &str) -> engine::RunSummary {
+    let opts = options(dir, strategy);
     let outcome = run_pipeline(&opts, Arc::default()).await.unwrap();
     if let Some(e) = outcome.error {
         panic!("{strategy} run failed: {e}");
@@ -58,31 +93,18 @@ async fn run(dir: &std::path::Path, strategy: &str) -> engine::RunSummary {
 
 #[tokio::test]
 async fn full_then_hash_runs_without_a_database() {
-    let dir = tempfile::tempdir().unwrap();
     let store = format!("memory_sync_{}", std::process::id());
-    std::fs::write(
-        dir.path().join("datastores.yaml"),
-        format!("datastores:\n  mem: {{type: memory, connection: {{store: {store}}}}}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("items.yaml"),
-        "name: memory_items
-source_provider: {data_backend: {type: memory, datastore_name: mem, table: items}}
-destination_provider: {data_backend: {type: memory, datastore_name: mem, table: items_copy}}
-column_map:
-  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
-  - {source: name, dest: name, data_type: text}
-strategies:
-  - name: full
+    let dir = pipeline_files(
+        &store,
+        "mem",
+        "  - name: full
     type: full
     primary_partitions: [{column: id, step: 1000, data_type: integer}]
   - name: hash
     type: hash
     primary_partitions: [{column: id, step: 1000, data_type: integer}]
 ",
-    )
-    .unwrap();
+    );
     let name = |i: i64| (i % 11 != 0).then(|| format!("item {i}"));
     let ids: Vec<i64> = (1..=ROWS).collect();
     put_table(&store, "items", items(&ids, name));
@@ -130,44 +152,23 @@ strategies:
 #[cfg(feature = "fault-injection")]
 #[tokio::test]
 async fn a_lost_checkpoint_on_a_non_transactional_destination_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
     let store = format!("memory_token_{}", std::process::id());
-    std::fs::write(
-        dir.path().join("datastores.yaml"),
-        format!(
-            "datastores:\n  mem: {{type: memory, connection: {{store: {store}}}}}\n  \
-             appends: {{type: memory, connection: {{store: {store}, transactional: false}}}}\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("items.yaml"),
-        "name: memory_appends
-source_provider: {data_backend: {type: memory, datastore_name: mem, table: items}}
-destination_provider: {data_backend: {type: memory, datastore_name: appends, table: items_copy}}
-column_map:
-  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
-  - {source: name, dest: name, data_type: text}
-strategies:
-  - name: delta
+    let dir = pipeline_files(
+        &store,
+        "appends",
+        "  - name: delta
     type: delta
     column: id
     primary_partitions: [{column: id, step: 1000, data_type: integer}]
 ",
-    )
-    .unwrap();
+    );
     let name = |i: i64| (i % 11 != 0).then(|| format!("item {i}"));
     let ids: Vec<i64> = (1..=ROWS).collect();
     put_table(&store, "items", items(&ids, name));
     // Ranges aligned to 0: the third is [2000, 3000).
     connectors::memory::lose_next_checkpoint(&store, "items_copy", "id_2000_3000");
 
-    let opts = RunOptions {
-        pipeline_file: dir.path().join("items.yaml"),
-        strategy: Some("delta".into()),
-        state_dir: dir.path().join("state"),
-        ..RunOptions::default()
-    };
+    let opts = options(dir.path(), "delta");
     let crashed = run_pipeline(&opts, Arc::default()).await.unwrap();
     let error = crashed.error.expect("the lost checkpoint fails the run");
     assert!(
