@@ -211,6 +211,65 @@ fn rowhash(c: &mut Criterion) {
     group.bench_function("hash_rows_8_columns", |b| {
         b.iter(|| black_box(hash_rows(black_box(&data), &cols)))
     });
+    // A full run's whole-partition comparison: the row hash of every column
+    // (rowhash::whole_rows), against what it replaced, std's DefaultHasher
+    // over Arrow's row encoding.
+    let whole = connectors::rowhash::whole_rows(&cols);
+    group.bench_function("whole_row_checksum_8_columns", |b| {
+        b.iter(|| {
+            black_box(connectors::rowhash::checksum_batch(
+                black_box(&data),
+                &whole,
+            ))
+        })
+    });
+    // rowhash::row_encoding_checksum's loop: the row hash's function over
+    // Arrow's row encoding.
+    group.bench_function("pghash_row_encoding_8_columns", |b| {
+        use arrow::row::{RowConverter, SortField};
+        b.iter(|| {
+            let batch = black_box(&data);
+            let converter = RowConverter::new(
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )
+            .expect("converter");
+            let rows = converter.convert_columns(batch.columns()).expect("rows");
+            let mut sum = 0u64;
+            for row in rows.iter() {
+                sum = sum.wrapping_add(connectors::pghash::hash_bytes_extended(row.as_ref(), 0));
+            }
+            black_box(sum)
+        })
+    });
+    group.bench_function("default_hasher_row_encoding_8_columns", |b| {
+        use arrow::row::{RowConverter, SortField};
+        use std::hash::BuildHasher;
+        let hasher =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
+        b.iter(|| {
+            let batch = black_box(&data);
+            let converter = RowConverter::new(
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )
+            .expect("converter");
+            let rows = converter.convert_columns(batch.columns()).expect("rows");
+            let mut sum = 0u64;
+            for row in rows.iter() {
+                sum = sum.wrapping_add(hasher.hash_one(row.as_ref()));
+            }
+            black_box(sum)
+        })
+    });
     group.finish();
 }
 

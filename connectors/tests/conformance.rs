@@ -321,8 +321,9 @@ async fn hashes_agree_with_the_generic_path(h: &dyn Harness) {
         assert_eq!(generic.rows as usize, generic_rows.len());
         let strategy: Checksum = rowhash::checksum(source.as_mut(), &p).await.unwrap();
         assert_eq!(strategy, generic, "partition {}", p.id);
-        // Every column is hashed here: whole-row fingerprints (a full run's
-        // partition comparison, the verifier's) are the same sums.
+        // Every column is hashed here: whole-row fingerprints (the
+        // verifier's) are the same sums; a full run's in-process partition
+        // comparison counts the same rows.
         let whole = rowhash::whole_rows(source.columns());
         let compared = rowhash::checksum_of_columns(source.as_mut(), &p, &whole, 97)
             .await
@@ -333,6 +334,18 @@ async fn hashes_agree_with_the_generic_path(h: &dyn Harness) {
             .add_batch(&read(source.as_mut(), &p).await, &whole)
             .unwrap();
         assert_eq!(verified.narrow(), generic, "partition {}", p.id);
+        let encoded = rowhash::row_encoding_checksum(source.as_mut(), &p, 89)
+            .await
+            .unwrap();
+        assert_eq!(encoded.rows, generic.rows, "partition {}", p.id);
+        assert_eq!(
+            encoded,
+            rowhash::row_encoding_checksum(source.as_mut(), &p, 1000)
+                .await
+                .unwrap(),
+            "partition {}: the same rows in other pages",
+            p.id
+        );
         let strategy_rows =
             id_hashes(rowhash::row_hashes(source.as_mut(), &p, 101).await.unwrap()).await;
         assert_eq!(strategy_rows, generic_rows, "partition {}", p.id);

@@ -134,21 +134,14 @@ impl ChangeDetection {
 
     /// Whole-row checksums computed here from both sides' rows as read.
     /// Binary reads and a fast in-process hash beat hashing in SQL when the
-    /// databases are close. Every column is hashed, with the row hash of the
-    /// one fingerprint module (`rowhash`).
+    /// databases are close; both sides are hashed in this process, so the
+    /// hash only has to agree with itself (`rowhash::row_encoding_checksum`).
     async fn checksums_by_reading(&mut self, p: &Partition) -> Result<(Checksum, Checksum)> {
         let dp = for_destination(p);
         let page_rows = self.page_rows;
-        let source_columns = rowhash::whole_rows(self.source.columns());
-        let destination_columns = rowhash::whole_rows(self.destination.columns());
         let (s, d) = tokio::join!(
-            rowhash::checksum_of_columns(self.source.as_mut(), p, &source_columns, page_rows),
-            rowhash::checksum_of_columns(
-                self.destination.as_mut(),
-                &dp,
-                &destination_columns,
-                page_rows
-            )
+            rowhash::row_encoding_checksum(self.source.as_mut(), p, page_rows),
+            rowhash::row_encoding_checksum(self.destination.as_mut(), &dp, page_rows)
         );
         Ok((s?, d?))
     }

@@ -72,3 +72,47 @@ impl WideChecksum {
         }
     }
 }
+
+/// Count and wrapping sum of a hash of every row of `partition` as `source`
+/// reads it, all columns, hashed over Arrow's row encoding: a full run's
+/// whole-partition comparison, where both sides are read and compared in
+/// the same process. The same hash function as the row hash, but over
+/// Arrow's row bytes instead of the canonical text: nearly 4 times as fast
+/// (15.7 against 4.1 million rows a second over 8 columns, `micro
+/// rowhash/*`; std's `DefaultHasher` there did 15.6), which matters here,
+/// where both sides of a partition are hashed on one task. Arrow does not promise its row encoding across
+/// releases, so such a checksum is never stored or compared with another
+/// process's; and it tells `-0.0` from `0.0`, as the comparison always did.
+pub async fn row_encoding_checksum<S: crate::traits::Source + ?Sized>(
+    source: &mut S,
+    partition: &planner::partition::Partition,
+    page_rows: usize,
+) -> Result<Checksum> {
+    use arrow::row::{RowConverter, SortField};
+    use futures_util::StreamExt;
+    let mut sum = Checksum::default();
+    let mut converter: Option<RowConverter> = None;
+    let mut batches = source.read(partition, page_rows).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        let converter = match &mut converter {
+            Some(c) => c,
+            None => converter.insert(RowConverter::new(
+                batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?),
+        };
+        let rows = converter.convert_columns(batch.columns())?;
+        for row in rows.iter() {
+            sum.rows += 1;
+            sum.sum = sum
+                .sum
+                .wrapping_add(crate::pghash::hash_bytes_extended(row.as_ref(), 0));
+        }
+    }
+    Ok(sum)
+}
