@@ -13,7 +13,7 @@ use connectors::{open_sink, open_source, RunIdentity, Sink, Source};
 use operators::RunProgress;
 use planner::partition::Partition;
 use planner::plan::DestinationProbe;
-use planner::{Pipeline, Plan, SyncFingerprint};
+use planner::{Pipeline, Plan, StrategyKind, SyncFingerprint};
 
 use crate::commits::CommitRecords;
 use crate::destination_lock::lock_destination;
@@ -93,6 +93,7 @@ async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), Engine
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
     let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+    refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
     lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
     sink.prepare().await?;
 
@@ -388,4 +389,22 @@ pub async fn emit_tasks(opts: &RunOptions, dir: &Path) -> Result<EmittedTasks, E
         partitions_skipped: run.skipped(),
         files,
     })
+}
+
+/// A strategy that needs what the destination cannot do is refused before
+/// anything is written: a hash run deletes the rows gone from the source.
+fn refuse_missing_capability(
+    pipeline: &Pipeline,
+    plan: &Plan,
+    sink: &dyn Sink,
+) -> Result<(), EngineError> {
+    if plan.kind == StrategyKind::Hash && !sink.capabilities().delete {
+        return Err(EngineError::Unsupported(format!(
+            "strategy \"{}\" is a hash sync, which deletes the rows gone from the source, \
+             and destination datastore \"{}\" cannot delete rows; use a full or delta strategy",
+            plan.strategy,
+            pipeline.destination.datastore.name()
+        )));
+    }
+    Ok(())
 }

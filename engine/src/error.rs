@@ -26,6 +26,9 @@ pub enum EngineError {
     /// A delta watermark that no longer describes the destination.
     #[error("{0}")]
     StaleWatermark(String),
+    /// The strategy needs what the destination cannot do.
+    #[error("{0}")]
+    Unsupported(String),
     /// The config switches the pipeline or the strategy off.
     #[error("{0}")]
     Disabled(String),
@@ -57,6 +60,7 @@ impl EngineError {
             EngineError::Planner(_)
             | EngineError::StaleWatermark(_)
             | EngineError::Disabled(_)
+            | EngineError::Unsupported(_)
             | EngineError::Task(_) => true,
             EngineError::Connector(e) => {
                 e.domain() == ErrorDomain::User && !matches!(e, ConnectorError::Value(_))

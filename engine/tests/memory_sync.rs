@@ -143,6 +143,36 @@ async fn full_then_hash_runs_without_a_database() {
     assert_eq!(destination(&store), expected);
 }
 
+/// A hash run deletes rows; a destination that cannot is refused before the
+/// run writes anything.
+#[tokio::test]
+async fn a_hash_run_into_a_destination_that_cannot_delete_is_refused() {
+    let store = format!("memory_no_delete_{}", std::process::id());
+    let dir = pipeline_files(
+        &store,
+        "appends",
+        "  - name: hash
+    type: hash
+    primary_partitions: [{column: id, step: 1000, data_type: integer}]
+",
+    );
+    put_table(
+        &store,
+        "items",
+        items(&[1, 2, 3], |i| Some(format!("item {i}"))),
+    );
+    let error = run_pipeline(&options(dir.path(), "hash"), Arc::default())
+        .await
+        .err()
+        .expect("refused before the run starts");
+    assert_eq!(
+        error.to_string(),
+        "strategy \"hash\" is a hash sync, which deletes the rows gone from the source, and \
+         destination datastore \"appends\" cannot delete rows; use a full or delta strategy"
+    );
+    assert!(table_rows(&store, "items_copy").is_none());
+}
+
 /// A destination that cannot commit rows and checkpoint in one transaction
 /// (the memory connector with `transactional: false`: appends only, under
 /// each partition's commit token). The checkpoint of the third partition is
