@@ -226,42 +226,21 @@ fn rowhash(c: &mut Criterion) {
     // rowhash::row_encoding_checksum's loop: the row hash's function over
     // Arrow's row encoding.
     group.bench_function("pghash_row_encoding_8_columns", |b| {
-        use arrow::row::{RowConverter, SortField};
         b.iter(|| {
             let batch = black_box(&data);
-            let converter = RowConverter::new(
-                batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )
-            .expect("converter");
-            let rows = converter.convert_columns(batch.columns()).expect("rows");
-            let mut sum = 0u64;
-            for row in rows.iter() {
-                sum = sum.wrapping_add(connectors::pghash::hash_bytes_extended(row.as_ref(), 0));
-            }
+            let converter = connectors::rowhash::row_converter(batch).expect("converter");
+            let mut sum = connectors::Checksum::default();
+            connectors::rowhash::add_row_encoding(&mut sum, &converter, batch).expect("rows");
             black_box(sum)
         })
     });
     group.bench_function("default_hasher_row_encoding_8_columns", |b| {
-        use arrow::row::{RowConverter, SortField};
         use std::hash::BuildHasher;
         let hasher =
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default();
         b.iter(|| {
             let batch = black_box(&data);
-            let converter = RowConverter::new(
-                batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )
-            .expect("converter");
+            let converter = connectors::rowhash::row_converter(batch).expect("converter");
             let rows = converter.convert_columns(batch.columns()).expect("rows");
             let mut sum = 0u64;
             for row in rows.iter() {

@@ -276,4 +276,4 @@ pub use source_hashes::{
 };
 pub use sqlite::sqlite_table_checksum;
 pub(crate) use sqlite::*;
-pub use wide::{row_encoding_checksum, whole_rows, WideChecksum};
+pub use wide::{add_row_encoding, row_converter, row_encoding_checksum, whole_rows, WideChecksum};

@@ -73,6 +73,33 @@ impl WideChecksum {
     }
 }
 
+/// A converter of batches shaped like `batch` to Arrow's row encoding.
+pub fn row_converter(batch: &arrow::record_batch::RecordBatch) -> Result<arrow::row::RowConverter> {
+    let schema = batch.schema();
+    let sort_fields = schema
+        .fields()
+        .iter()
+        .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+        .collect();
+    Ok(arrow::row::RowConverter::new(sort_fields)?)
+}
+
+/// Adds the rows of `batch`, hashed over Arrow's row encoding, to `sum`.
+pub fn add_row_encoding(
+    sum: &mut Checksum,
+    converter: &arrow::row::RowConverter,
+    batch: &arrow::record_batch::RecordBatch,
+) -> Result<()> {
+    let rows = converter.convert_columns(batch.columns())?;
+    for row in rows.iter() {
+        sum.rows += 1;
+        sum.sum = sum
+            .sum
+            .wrapping_add(crate::pghash::hash_bytes_extended(row.as_ref(), 0));
+    }
+    Ok(())
+}
+
 /// Count and wrapping sum of a hash of every row of `partition` as `source`
 /// reads it, all columns, hashed over Arrow's row encoding: a full run's
 /// whole-partition comparison, where both sides are read and compared in
@@ -88,31 +115,17 @@ pub async fn row_encoding_checksum<S: crate::traits::Source + ?Sized>(
     partition: &planner::partition::Partition,
     page_rows: usize,
 ) -> Result<Checksum> {
-    use arrow::row::{RowConverter, SortField};
     use futures_util::StreamExt;
     let mut sum = Checksum::default();
-    let mut converter: Option<RowConverter> = None;
+    let mut converter: Option<arrow::row::RowConverter> = None;
     let mut batches = source.read(partition, page_rows).await?;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
         let converter = match &mut converter {
             Some(c) => c,
-            None => converter.insert(RowConverter::new(
-                batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?),
+            None => converter.insert(row_converter(&batch)?),
         };
-        let rows = converter.convert_columns(batch.columns())?;
-        for row in rows.iter() {
-            sum.rows += 1;
-            sum.sum = sum
-                .sum
-                .wrapping_add(crate::pghash::hash_bytes_extended(row.as_ref(), 0));
-        }
+        add_row_encoding(&mut sum, converter, &batch)?;
     }
     Ok(sum)
 }
