@@ -447,6 +447,108 @@ async fn deletes_remove_exactly_their_keys(h: &dyn Harness) {
     assert!(!ids.iter().any(|i| [3, 4, 77].contains(i)));
 }
 
+/// The keys of a `read_keys` result, sorted, or `None` when the source
+/// cannot select by key (the caller then reads and filters).
+async fn keys_read(
+    source: &mut dyn Source,
+    p: &Partition,
+    keys: &RecordBatch,
+) -> Option<Vec<(i64, String)>> {
+    let stream = source.read_keys(p, keys, 2).await.unwrap()?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await.unwrap();
+    let mut out: Vec<(i64, String)> = batches
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column(0).as_primitive::<Int64Type>().clone();
+            let names = b.column(1).as_string::<i32>().clone();
+            (0..b.num_rows()).map(move |i| (ids.value(i), names.value(i).to_string()))
+        })
+        .collect();
+    out.sort();
+    Some(out)
+}
+
+/// A select by key returns exactly the partition's rows with those keys,
+/// for one integer key and for a composite (integer, text) key, in pages
+/// no larger than asked. Every connector here selects by key.
+async fn reads_by_key_return_exactly_those_rows(h: &dyn Harness) {
+    let (ds, _guard) = h.datastore("by_key").await;
+    let t = filled(&ds, "items", &rows(1..=ROWS, "")).await;
+    let mut source = open_source(&t, &columns()).await.unwrap();
+    source.check().await.unwrap();
+    let ids = RecordBatch::try_new(
+        Arc::new(arrow_schema(&specs()).project(&[0]).unwrap()),
+        vec![Arc::new(Int64Array::from(vec![8, 3, 4, 77, 5000]))],
+    )
+    .unwrap();
+    let name = |i: i64| format!("näme {i}");
+    assert_eq!(
+        keys_read(source.as_mut(), &by_id(1..50), &ids).await,
+        Some(vec![(3, name(3)), (4, name(4)), (8, name(8))])
+    );
+
+    let composite = vec![
+        column("grp", ColumnType::Int64, true, true),
+        column("code", ColumnType::Text, true, true),
+        column("qty", ColumnType::Int64, false, true),
+    ];
+    let codes = ["a", "b'c", "ä", "a,\"b\""];
+    let grp: Vec<i64> = (1..=20).flat_map(|g| [g; 4]).collect();
+    let code: Vec<&str> = (1..=20).flat_map(|_| codes).collect();
+    let qty: Vec<i64> = (0..80).collect();
+    let schema = arrow_schema(&specs_of(&composite));
+    let all = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(grp)),
+            Arc::new(StringArray::from(code)),
+            Arc::new(Int64Array::from(qty)),
+        ],
+    )
+    .unwrap();
+    let pairs = table(&ds, "pairs");
+    let mut sink = open_sink(&pairs, &specs_of(&composite)).await.unwrap();
+    sink.prepare().await.unwrap();
+    write(sink.as_mut(), &Partition::whole(), Some(&all), None).await;
+    let mut source = open_source(&pairs, &composite).await.unwrap();
+    source.check().await.unwrap();
+    let keys = RecordBatch::try_new(
+        Arc::new(schema.project(&[0, 1]).unwrap()),
+        vec![
+            Arc::new(Int64Array::from(vec![3, 3, 7, 7, 99, 4])),
+            Arc::new(StringArray::from(vec![
+                "a", "ä", "b'c", "a,\"b\"", "a", "zz",
+            ])),
+        ],
+    )
+    .unwrap();
+    let s = |g: i64, c: &str| (g, c.to_string());
+    assert_eq!(
+        keys_read(source.as_mut(), &Partition::whole(), &keys).await,
+        Some(vec![s(3, "a"), s(3, "ä"), s(7, "a,\"b\""), s(7, "b'c")])
+    );
+    let grp_range = Partition {
+        id: "grp_1_5".into(),
+        ranges: vec![(
+            PartitionDimensionRef {
+                name: "grp".into(),
+                column: ColumnRef::bare("grp"),
+                kind: PartitionKind::Integer,
+                date_only: false,
+            },
+            DimRange::Range {
+                start: PartitionValue::Int(1),
+                end: PartitionValue::Int(5),
+            },
+        )],
+    };
+    assert_eq!(
+        keys_read(source.as_mut(), &grp_range, &keys).await,
+        Some(vec![s(3, "a"), s(3, "ä")]),
+        "only the partition's rows"
+    );
+}
+
 /// An aborted partition leaves neither rows nor a checkpoint; a committed
 /// one is listed with the run's fingerprint and the table's identity.
 async fn aborted_partitions_leave_nothing(h: &dyn Harness) {
@@ -772,6 +874,11 @@ macro_rules! conformance {
             #[tokio::test]
             async fn deletes_remove_exactly_their_keys() {
                 super::deletes_remove_exactly_their_keys(&$harness).await
+            }
+
+            #[tokio::test]
+            async fn reads_by_key_return_exactly_those_rows() {
+                super::reads_by_key_return_exactly_those_rows(&$harness).await
             }
 
             #[tokio::test]

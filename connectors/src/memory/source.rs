@@ -1,9 +1,12 @@
 //! Reading a memory table: partitions filtered here, columns conformed to the
 //! destination's types.
 
+use std::collections::HashSet;
+
 use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension, PartitionValue};
@@ -150,6 +153,50 @@ impl Source for MemorySource {
         partition: &Partition,
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
+        let rows = self.partition_rows(partition)?;
+        Ok(pages(rows, page_rows))
+    }
+
+    /// The partition's rows whose unique columns are among `keys`, as a
+    /// database's index would find them.
+    async fn read_keys<'a>(
+        &'a mut self,
+        partition: &Partition,
+        keys: &RecordBatch,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        let rows = self.partition_rows(partition)?;
+        let key_columns: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.spec.unique)
+            .map(|(i, _)| rows.column(i).clone())
+            .collect();
+        if key_columns.len() != keys.num_columns() {
+            return Ok(None);
+        }
+        let converter = RowConverter::new(
+            key_columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )?;
+        let wanted = converter.convert_columns(keys.columns())?;
+        let wanted: HashSet<&[u8]> = wanted.iter().map(|r| r.data()).collect();
+        let found = converter.convert_columns(&key_columns)?;
+        let keep: BooleanArray = found
+            .iter()
+            .map(|r| Some(wanted.contains(r.data())))
+            .collect();
+        let kept = filter_record_batch(&rows, &keep)?;
+        Ok(Some(pages(kept, page_rows)))
+    }
+}
+
+impl MemorySource {
+    /// The rows of `partition`, projected.
+    fn partition_rows(&self, partition: &Partition) -> Result<RecordBatch> {
         let rows = self.rows()?;
         let mut keep = vec![true; rows.num_rows()];
         for (dim, range) in &partition.ranges {
@@ -166,12 +213,16 @@ impl Source for MemorySource {
             }
         }
         let kept = filter_record_batch(&rows, &BooleanArray::from(keep))?;
-        let projected = self.project(&kept)?;
-        let page_rows = page_rows.max(1);
-        let pages: Vec<Result<RecordBatch>> = (0..projected.num_rows())
-            .step_by(page_rows)
-            .map(|at| Ok(projected.slice(at, page_rows.min(projected.num_rows() - at))))
-            .collect();
-        Ok(Box::pin(futures_util::stream::iter(pages)))
+        self.project(&kept)
     }
+}
+
+/// `rows` as a stream of batches of at most `page_rows`.
+fn pages<'a>(rows: RecordBatch, page_rows: usize) -> BatchStream<'a> {
+    let page_rows = page_rows.max(1);
+    let pages: Vec<Result<RecordBatch>> = (0..rows.num_rows())
+        .step_by(page_rows)
+        .map(|at| Ok(rows.slice(at, page_rows.min(rows.num_rows() - at))))
+        .collect();
+    Box::pin(futures_util::stream::iter(pages))
 }

@@ -130,8 +130,11 @@ impl sql::SqlSource for PostgresSource {
             .into_iter()
             .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
             .collect();
-        if let Some(keys) = select.keys {
-            params.push(Box::new(keys));
+        for keys in select.keys {
+            params.push(match keys {
+                sql::KeyValues::Ints(ints) => Box::new(ints),
+                sql::KeyValues::Texts(texts) => Box::new(texts),
+            });
         }
         self.read_query(&select.sql, params, page_rows).await
     }

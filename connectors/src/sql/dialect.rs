@@ -21,9 +21,10 @@ pub trait Dialect: Sync {
     /// The SQL expression `e` as a 64-bit integer.
     fn bigint(&self, e: &str) -> String;
 
-    /// `key` (a column's SQL) is one of the integer keys bound, all
-    /// together, as parameter `n`.
-    fn integer_key_in(&self, key: &str, n: usize) -> String;
+    /// The row's key (`keys`: each key column's SQL and how its values
+    /// are bound) is one of the keys bound from parameter `n` on, as this
+    /// dialect's sources bind a `Select`'s keys.
+    fn keys_in(&self, keys: &[(String, super::KeyKind)], n: usize) -> String;
 
     /// The type a destination column of `ty` is created with.
     fn type_ddl(&self, ty: &ColumnType) -> String;

@@ -18,6 +18,6 @@ pub use postgres::PostgresDialect;
 pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
     bounds_sql, bucket_column, bucket_expr, destination_range_conditions, from_sql, not_bucketed,
-    probe_sql, select_by_integer_key, select_partition_sql, where_sql,
+    probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
 };
 pub use sqlite::SqliteDialect;

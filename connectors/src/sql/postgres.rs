@@ -2,7 +2,7 @@
 
 use planner::types::ColumnType;
 
-use super::Dialect;
+use super::{Dialect, KeyKind};
 
 pub struct PostgresDialect;
 
@@ -23,9 +23,33 @@ impl Dialect for PostgresDialect {
         format!("({e})::bigint")
     }
 
-    /// The keys bound as one array.
-    fn integer_key_in(&self, key: &str, n: usize) -> String {
-        format!("{key} = ANY(${n}::bigint[])")
+    /// Each key column's values bound as one array: one key column is
+    /// matched with `= ANY`, which the key index answers probe by probe;
+    /// several are the rows of the arrays unnested side by side.
+    fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
+        let array = |i: usize, kind: KeyKind| {
+            let ty = match kind {
+                KeyKind::Int => "bigint",
+                KeyKind::Text => "text",
+            };
+            format!("${}::{ty}[]", n + i)
+        };
+        match keys {
+            [(key, kind)] => format!("{key} = ANY({})", array(0, *kind)),
+            _ => {
+                let columns: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+                let arrays: Vec<String> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, kind))| array(i, *kind))
+                    .collect();
+                format!(
+                    "({}) IN (SELECT * FROM unnest({}))",
+                    columns.join(", "),
+                    arrays.join(", ")
+                )
+            }
+        }
     }
 
     fn type_ddl(&self, t: &ColumnType) -> String {

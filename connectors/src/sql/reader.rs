@@ -7,18 +7,18 @@ use async_trait::async_trait;
 use planner::model::{MappedColumn, TableRef};
 use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
 
-use super::{select_by_integer_key, select_partition_sql, Dialect};
+use super::{select_by_keys, select_partition_sql, Dialect, KeyValues};
 use crate::traits::{BatchStream, HashPushdown, Source};
 use crate::Result;
 
 /// A rendered select: its SQL, the partition's range values in the order
-/// of their placeholders, and for a select by key the keys, bound as one
-/// parameter after them.
+/// of their placeholders, and for a select by key the keys, one list per
+/// key column, bound after them as the dialect's `keys_in` says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub sql: String,
     pub params: Vec<PartitionValue>,
-    pub keys: Option<Vec<i64>>,
+    pub keys: Vec<KeyValues>,
 }
 
 /// What a SQL source's selects read.
@@ -101,13 +101,14 @@ async fn read_partition<'a, R: SqlSource + ?Sized>(
     let select = Select {
         sql,
         params,
-        keys: None,
+        keys: Vec::new(),
     };
     source.run_select(partition, select, page_rows).await
 }
 
-/// The rows of `partition` with these keys, or `None` when the key is not
-/// one integer column (the caller then reads the partition and filters).
+/// The rows of `partition` with these keys, or `None` when they cannot be
+/// bound (see `select_by_keys`; the caller then reads the partition and
+/// filters).
 async fn read_by_keys<'a, R: SqlSource + ?Sized>(
     source: &'a mut R,
     partition: &Partition,
@@ -115,7 +116,7 @@ async fn read_by_keys<'a, R: SqlSource + ?Sized>(
     page_rows: usize,
 ) -> Result<Option<BatchStream<'a>>> {
     let from = source.select_from();
-    let select = select_by_integer_key(from.dialect, from.table, from.columns, partition, keys)?;
+    let select = select_by_keys(from.dialect, from.table, from.columns, partition, keys)?;
     match select {
         Some(select) => Ok(Some(source.run_select(partition, select, page_rows).await?)),
         None => Ok(None),

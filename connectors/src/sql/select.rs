@@ -162,40 +162,105 @@ pub fn select_partition_sql(
     (sql, params)
 }
 
-/// A source's `read_keys` for one integer key column: the partition's
-/// select narrowed to the keys of `keys` (the change set's key batch),
-/// bound as one parameter after the partition's (`Select::keys`). `None` when the key is
-/// composite or not an integer: the source then reads the partition and
-/// the caller filters.
-pub fn select_by_integer_key(
+/// The values of one key column, bound for a select by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValues {
+    Ints(Vec<i64>),
+    Texts(Vec<String>),
+}
+
+impl KeyValues {
+    /// The values of a key batch's column as a select binds them: integer
+    /// and text keys only, and none of them NULL (a NULL matches no key
+    /// condition; the caller then reads the partition and filters).
+    fn of(column: &arrow::array::ArrayRef, ty: &planner::types::ColumnType) -> Option<KeyValues> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::DataType;
+        use planner::types::{ColumnType, PartitionKind};
+        if column.null_count() > 0 {
+            return None;
+        }
+        if ty.partitionable() == Some(PartitionKind::Integer) {
+            let ints = arrow::compute::cast(column, &DataType::Int64).ok()?;
+            let ints = ints.as_primitive::<arrow::datatypes::Int64Type>();
+            return Some(KeyValues::Ints(ints.values().to_vec()));
+        }
+        if matches!(ty, ColumnType::String { .. } | ColumnType::Text) {
+            let texts = arrow::compute::cast(column, &DataType::Utf8).ok()?;
+            let texts = texts.as_string::<i32>();
+            return Some(KeyValues::Texts(
+                texts
+                    .iter()
+                    .map(|t| t.unwrap_or_default().to_string())
+                    .collect(),
+            ));
+        }
+        None
+    }
+
+    /// How many keys: every key column of a select holds as many.
+    pub fn len(&self) -> usize {
+        match self {
+            KeyValues::Ints(v) => v.len(),
+            KeyValues::Texts(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            KeyValues::Ints(_) => KeyKind::Int,
+            KeyValues::Texts(_) => KeyKind::Text,
+        }
+    }
+}
+
+/// How a key column's values are bound: as 64-bit integers or as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Int,
+    Text,
+}
+
+/// A source's `read_keys`: the partition's select narrowed to the keys of
+/// `keys` (the change set's key batch, one column per unique column),
+/// bound after the partition's values (`Select::keys`, one list per key
+/// column). `None` when a key column is neither an integer nor a string,
+/// or a key is NULL: the source then reads the partition and the caller
+/// filters.
+pub fn select_by_keys(
     d: &dyn Dialect,
     source: &TableRef,
     columns: &[MappedColumn],
     partition: &Partition,
     keys: &arrow::record_batch::RecordBatch,
 ) -> crate::Result<Option<Select>> {
-    let mut key_columns = columns.iter().filter(|c| c.unique);
-    let (Some(key), None) = (key_columns.next(), key_columns.next()) else {
-        return Ok(None);
-    };
-    if key.spec.data_type.partitionable() != Some(planner::types::PartitionKind::Integer)
-        || keys.num_columns() != 1
-    {
+    let key_columns: Vec<&MappedColumn> = columns.iter().filter(|c| c.unique).collect();
+    if key_columns.is_empty() || keys.num_columns() != key_columns.len() {
         return Ok(None);
     }
-    let values = arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Int64)?;
-    let values = values
-        .as_any()
-        .downcast_ref::<arrow::array::Int64Array>()
-        .map(|a| a.iter().flatten().collect())
-        .unwrap_or_default();
+    let mut values = Vec::with_capacity(key_columns.len());
+    for (c, array) in key_columns.iter().zip(keys.columns()) {
+        match KeyValues::of(array, &c.spec.data_type) {
+            Some(v) => values.push(v),
+            None => return Ok(None),
+        }
+    }
     let (q, params) = select_partition_sql(d, source, columns, partition);
     let has_where = !source.filters.is_empty()
         || partition
             .ranges
             .iter()
             .any(|(_, r)| !matches!(r, DimRange::All));
-    let condition = d.integer_key_in(&d.mapped_column(key), params.len() + 1);
+    let rendered: Vec<(String, KeyKind)> = key_columns
+        .iter()
+        .zip(&values)
+        .map(|(c, v)| (d.mapped_column(c), v.kind()))
+        .collect();
+    let condition = d.keys_in(&rendered, params.len() + 1);
     let q = if has_where {
         format!("{q} AND {condition}")
     } else {
@@ -204,7 +269,7 @@ pub fn select_by_integer_key(
     Ok(Some(Select {
         sql: q,
         params,
-        keys: Some(values),
+        keys: values,
     }))
 }
 

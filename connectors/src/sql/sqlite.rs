@@ -3,7 +3,7 @@
 
 use planner::types::ColumnType;
 
-use super::Dialect;
+use super::{Dialect, KeyKind};
 
 pub struct SqliteDialect;
 
@@ -25,9 +25,23 @@ impl Dialect for SqliteDialect {
         format!("CAST({e} AS INTEGER)")
     }
 
-    /// The keys bound as one JSON array.
-    fn integer_key_in(&self, key: &str, n: usize) -> String {
-        format!("{key} IN (SELECT value FROM json_each(?{n}))")
+    /// The keys bound as one JSON array: of values for one key column, of
+    /// arrays (one element per key column) for several.
+    fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
+        match keys {
+            [(key, _)] => format!("{key} IN (SELECT value FROM json_each(?{n}))"),
+            _ => {
+                let columns: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+                let elements: Vec<String> = (0..keys.len())
+                    .map(|i| format!("json_extract(value, '$[{i}]')"))
+                    .collect();
+                format!(
+                    "({}) IN (SELECT {} FROM json_each(?{n}))",
+                    columns.join(", "),
+                    elements.join(", ")
+                )
+            }
+        }
     }
 
     /// The declared type gives the column its affinity; the codec stores

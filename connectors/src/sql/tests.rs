@@ -31,8 +31,9 @@ impl Dialect for BacktickDialect {
         format!("CAST({e} AS SIGNED)")
     }
 
-    fn integer_key_in(&self, key: &str, _n: usize) -> String {
-        format!("JSON_CONTAINS(?, CAST({key} AS JSON))")
+    fn keys_in(&self, keys: &[(String, KeyKind)], _n: usize) -> String {
+        let columns: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        format!("JSON_CONTAINS(?, JSON_ARRAY({}))", columns.join(", "))
     }
 
     fn type_ddl(&self, ty: &ColumnType) -> String {
@@ -145,7 +146,7 @@ fn bounds_probe_and_key_selects_render_in_each_dialect() {
     .unwrap();
     let part = partition(&p);
     let by_key = |d: &dyn Dialect| {
-        select_by_integer_key(d, &p.source, &p.columns, &part, &keys)
+        select_by_keys(d, &p.source, &p.columns, &part, &keys)
             .unwrap()
             .unwrap()
     };
@@ -156,13 +157,78 @@ fn bounds_probe_and_key_selects_render_in_each_dialect() {
         "{}",
         pg.sql
     );
-    assert_eq!(pg.keys, Some(vec![101, 150]));
+    assert_eq!(pg.keys, vec![KeyValues::Ints(vec![101, 150])]);
     assert!(by_key(&SqliteDialect)
         .sql
         .ends_with(r#""o"."id" < ?2 AND "o"."id" IN (SELECT value FROM json_each(?3))"#));
     assert!(by_key(&BacktickDialect)
         .sql
-        .ends_with("`o`.`id` < ? AND JSON_CONTAINS(?, CAST(`o`.`id` AS JSON))"));
+        .ends_with("`o`.`id` < ? AND JSON_CONTAINS(?, JSON_ARRAY(`o`.`id`))"));
+}
+
+/// A composite key is selected by its tuples: integer and text columns
+/// each bound as a list; a key of another type, or a NULL in a key, is not
+/// bound (the source reads the partition and the caller filters).
+#[test]
+fn composite_key_selects_render_in_each_dialect() {
+    let mut p = pipeline();
+    p.columns[1].unique = true;
+    p.columns[1].spec.unique = true;
+    let part = partition(&p);
+    let keys = |names: Vec<Option<&str>>| {
+        arrow::record_batch::RecordBatch::try_from_iter([
+            (
+                "id",
+                std::sync::Arc::new(arrow::array::Int64Array::from(vec![101, 150]))
+                    as arrow::array::ArrayRef,
+            ),
+            (
+                "name",
+                std::sync::Arc::new(arrow::array::StringArray::from(names))
+                    as arrow::array::ArrayRef,
+            ),
+        ])
+        .unwrap()
+    };
+    let both = keys(vec![Some("a"), Some("b'c")]);
+    let pg = select_by_keys(&PostgresDialect, &p.source, &p.columns, &part, &both)
+        .unwrap()
+        .unwrap();
+    assert!(
+        pg.sql.ends_with(
+            r#""o"."id" < $2 AND ("o"."id", "u"."Na`me ""x""") IN (SELECT * FROM unnest($3::bigint[], $4::text[]))"#
+        ),
+        "{}",
+        pg.sql
+    );
+    assert_eq!(
+        pg.keys,
+        vec![
+            KeyValues::Ints(vec![101, 150]),
+            KeyValues::Texts(vec!["a".into(), "b'c".into()])
+        ]
+    );
+    let lite = select_by_keys(&SqliteDialect, &p.source, &p.columns, &part, &both)
+        .unwrap()
+        .unwrap();
+    assert!(
+        lite.sql.ends_with(
+            r#""o"."id" < ?2 AND ("o"."id", "u"."Na`me ""x""") IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?3))"#
+        ),
+        "{}",
+        lite.sql
+    );
+    let with_null = keys(vec![Some("a"), None]);
+    assert_eq!(
+        select_by_keys(&PostgresDialect, &p.source, &p.columns, &part, &with_null).unwrap(),
+        None
+    );
+    p.columns[1].spec.data_type = ColumnType::Uuid;
+    assert_eq!(
+        select_by_keys(&PostgresDialect, &p.source, &p.columns, &part, &both).unwrap(),
+        None,
+        "a uuid key is not bound"
+    );
 }
 
 #[test]
