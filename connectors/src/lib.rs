@@ -1,5 +1,6 @@
 //! Sources and sinks per database system, behind the `Source` and `Sink` traits.
 
+pub mod bounds;
 pub mod catalog;
 pub mod conform;
 pub mod error;

@@ -25,6 +25,19 @@ pub trait Source: Send {
     /// Min, max and presence of NULLs for each partition dimension.
     async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>>;
 
+    /// [`Source::bounds`] among the rows of `partition` only: a hash
+    /// comparison cutting a range by a further column (the next key
+    /// column) asks for that column's extent there. Dimensions are named
+    /// by their mapped column's destination name. Without a query of its
+    /// own, a source reads the partition's rows.
+    async fn bounds_within(
+        &mut self,
+        partition: &Partition,
+        dims: &[PartitionDimension],
+    ) -> Result<Vec<ColumnBounds>> {
+        crate::bounds::bounds_by_reading(self, partition, dims).await
+    }
+
     /// Streams the rows of `partition`, at most `page_rows` per batch.
     async fn read<'a>(
         &'a mut self,

@@ -248,20 +248,35 @@ async fn read_back_equals_what_was_written(h: &dyn Harness) {
     let mut source = open_source(&t, &columns()).await.unwrap();
     let part = read(source.as_mut(), &by_id(100..300)).await;
     assert_eq!(sorted(part), rows(100..300, ""));
-    let bounds = source
-        .bounds(&[planner::partition::PartitionDimension {
-            name: "id".into(),
-            column: ColumnRef::bare("id"),
-            kind: PartitionKind::Integer,
-            date_only: false,
-            step: planner::partition::Step::Int(100),
-        }])
-        .await
-        .unwrap();
+    let dims = [planner::partition::PartitionDimension {
+        name: "id".into(),
+        column: ColumnRef::bare("id"),
+        kind: PartitionKind::Integer,
+        date_only: false,
+        step: planner::partition::Step::Int(100),
+    }];
+    let bounds = source.bounds(&dims).await.unwrap();
     assert_eq!(
         bounds[0].min_max,
         Some((PartitionValue::Int(1), PartitionValue::Int(ROWS)))
     );
+    // Within a partition, as the rows read there give them.
+    let within = source.bounds_within(&by_id(100..300), &dims).await.unwrap();
+    assert_eq!(
+        within[0].min_max,
+        Some((PartitionValue::Int(100), PartitionValue::Int(299)))
+    );
+    assert_eq!(
+        within,
+        connectors::bounds::bounds_by_reading(source.as_mut(), &by_id(100..300), &dims)
+            .await
+            .unwrap()
+    );
+    let none = source
+        .bounds_within(&by_id(5000..6000), &dims)
+        .await
+        .unwrap();
+    assert_eq!((none[0].min_max, none[0].has_nulls), (None, false));
 }
 
 async fn check_names_a_missing_column(h: &dyn Harness) {

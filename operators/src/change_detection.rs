@@ -16,7 +16,11 @@ use connectors::rowhash;
 use connectors::{BatchStream, Buckets, Checksum, Source};
 use futures_util::StreamExt;
 use itertools::{EitherOrBoth, Itertools};
-use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::partition::{
+    dimension_ranges, DimRange, Partition, PartitionDimension, PartitionDimensionRef,
+    PartitionValue, Step,
+};
+use planner::types::PartitionKind;
 use planner::ColumnRef;
 
 use crate::message::{ChangeSet, Message};
@@ -43,12 +47,21 @@ pub struct ChangeDetection {
     seen: PartitionHistory,
     /// Whether both sides group rows by bucket; `None` until asked.
     bucketing: Option<bool>,
+    /// The integer key columns in key order (source side): a differing
+    /// range that cannot be cut further is cut by the first of them it
+    /// has no range on.
+    key_dims: Vec<PartitionDimensionRef>,
 }
 
 /// Rows a bucket is sized to hold: small enough that a few changed rows
 /// spread over a partition bring back few rows, large enough that the
 /// bucket checksums are a small fraction of the partition's rows.
 const BUCKET_ROWS: u64 = 64;
+
+/// A differing range holding more rows than this, that no range of its
+/// own can cut, is cut by the next key column rather than compared whole:
+/// a few more queries a side cost less than reading its every row hash.
+const FINER_KEY_ROWS: u64 = 16 * BUCKET_ROWS;
 
 /// Counts of the primary partitions compared so far.
 #[derive(Debug, Default, Clone, Copy)]
@@ -102,7 +115,21 @@ impl ChangeDetection {
         delete_missing: bool,
         page_rows: usize,
     ) -> Self {
+        let key_dims = source
+            .columns()
+            .iter()
+            .filter(|c| {
+                c.unique && c.spec.data_type.partitionable() == Some(PartitionKind::Integer)
+            })
+            .map(|c| PartitionDimensionRef {
+                name: c.dest.clone(),
+                column: c.source_ref.clone(),
+                kind: PartitionKind::Integer,
+                date_only: false,
+            })
+            .collect();
         ChangeDetection {
+            key_dims,
             source,
             destination,
             leaf_rows: leaf_rows.max(1),
@@ -208,6 +235,19 @@ impl ChangeDetection {
                     continue;
                 }
             }
+            // Without a wide range, buckets would hold every row and halves
+            // there are none: cut by the next key column instead.
+            let finer_from = if self.bucketing == Some(false) {
+                self.leaf_rows
+            } else {
+                FINER_KEY_ROWS.min(self.leaf_rows)
+            };
+            if rows > finer_from && first_wide_range(&part).is_none() {
+                if let Some(finer) = self.cut_by_next_key(&part).await? {
+                    stack.extend(finer.into_iter().rev());
+                    continue;
+                }
+            }
             if self.bucketing != Some(false) {
                 if let Some(found) = self.compare_buckets(&part, rows).await? {
                     out.extend(found.leaves);
@@ -280,8 +320,13 @@ impl ChangeDetection {
         };
         let mut chunks: Vec<Vec<i64>> = Vec::new();
         let mut chunk_rows = 0;
+        // A bucket of one value holding many rows is compared again alone,
+        // and then cut by the next key column.
+        let one_value_finer = buckets.width == 1 && self.next_key_dim(part).is_some();
         for (bucket, rows) in differing {
-            if rows > self.leaf_rows && buckets.width > 1 {
+            if (rows > self.leaf_rows && buckets.width > 1)
+                || (one_value_finer && rows > FINER_KEY_ROWS)
+            {
                 match part.with_range(dim, start(bucket), start(bucket + 1)) {
                     Some(sub) if sub.ranges[dim] != part.ranges[dim] => {
                         found.too_big.push(sub);
@@ -314,6 +359,50 @@ impl ChangeDetection {
             found.leaves.push((leaf, changes));
         }
         Ok(Some(found))
+    }
+
+    /// The first integer key column `part` has no range on.
+    fn next_key_dim(&self, part: &Partition) -> Option<&PartitionDimensionRef> {
+        self.key_dims
+            .iter()
+            .find(|k| !part.ranges.iter().any(|(d, _)| d.name == k.name))
+    }
+
+    /// `part` cut by the next integer key column: its range over the
+    /// values either side has there (and its NULLs, if any). `None` when
+    /// no key column is left to cut by.
+    async fn cut_by_next_key(&mut self, part: &Partition) -> Result<Option<Vec<Partition>>> {
+        let Some(key) = self.next_key_dim(part).cloned() else {
+            return Ok(None);
+        };
+        let dim = PartitionDimension {
+            name: key.name.clone(),
+            column: key.column.clone(),
+            kind: key.kind,
+            date_only: key.date_only,
+            step: Step::Single,
+        };
+        let dest_dim = PartitionDimension {
+            column: ColumnRef::bare(&key.name),
+            ..dim.clone()
+        };
+        let dp = for_destination(part);
+        let (s, d) = tokio::join!(
+            self.source.bounds_within(part, std::slice::from_ref(&dim)),
+            self.destination
+                .bounds_within(&dp, std::slice::from_ref(&dest_dim))
+        );
+        let (s, d) = (s?, d?);
+        let (Some(s), Some(d)) = (s.first(), d.first()) else {
+            return Ok(None);
+        };
+        let ranges = dimension_ranges(&dim, &connectors::bounds::union(*s, *d));
+        Ok(Some(
+            ranges
+                .into_iter()
+                .map(|r| part.with_dimension(key.clone(), r))
+                .collect(),
+        ))
     }
 
     /// Row hashes of one side, by key.
@@ -437,21 +526,29 @@ struct BucketComparison {
     too_big: Vec<Partition>,
 }
 
-/// Buckets over the first integer range of `p`, each about `BUCKET_ROWS`
-/// of its `rows_hint` rows wide (at least one value). `None` when `p` has
-/// no integer range.
+/// The first range of `p` wider than one value, if any.
+fn first_wide_range(p: &Partition) -> Option<usize> {
+    p.ranges.iter().position(|(_, r)| {
+        matches!(r, DimRange::Range { start, end } if end.as_i64().saturating_sub(start.as_i64()) > 1)
+    })
+}
+
+/// Buckets over the first integer range of `p` wider than one value (else
+/// its first integer range), each about `BUCKET_ROWS` of its `rows_hint`
+/// rows wide (at least one value). `None` when `p` has no integer range.
 fn buckets_for(p: &Partition, rows_hint: u64) -> Option<Buckets> {
-    let (dim, start, end) = p
-        .ranges
-        .iter()
-        .enumerate()
-        .find_map(|(i, (_, r))| match r {
-            DimRange::Range {
-                start: PartitionValue::Int(a),
-                end: PartitionValue::Int(b),
-            } => Some((i, *a, *b)),
-            _ => None,
-        })?;
+    let integer = |(i, (_, r)): (usize, &(_, DimRange))| match r {
+        DimRange::Range {
+            start: PartitionValue::Int(a),
+            end: PartitionValue::Int(b),
+        } => Some((i, *a, *b)),
+        _ => None,
+    };
+    let ranges = || p.ranges.iter().enumerate();
+    let (dim, start, end) = ranges()
+        .filter_map(integer)
+        .find(|(_, a, b)| b.saturating_sub(*a) > 1)
+        .or_else(|| ranges().find_map(integer))?;
     let span = (i128::from(end) - i128::from(start)).max(1) as u128;
     let width = (span * u128::from(BUCKET_ROWS)).div_ceil(u128::from(rows_hint.max(1)));
     Some(Buckets {
@@ -617,5 +714,33 @@ mod tests {
             None,
             "datetime ranges are not bucketed"
         );
+    }
+
+    #[test]
+    fn buckets_cut_the_first_range_wider_than_one_value() {
+        let one_tenant = range(
+            PartitionKind::Integer,
+            PartitionValue::Int(2),
+            PartitionValue::Int(3),
+        );
+        // Alone, a one-value range is still bucketed: one bucket.
+        let alone = buckets_for(&one_tenant, 1000).unwrap();
+        assert_eq!((alone.dim, alone.width), (0, 1));
+        let ids = range(
+            PartitionKind::Integer,
+            PartitionValue::Int(0),
+            PartitionValue::Int(6400),
+        );
+        let (dim, r) = ids.ranges[0].clone();
+        let both = one_tenant.with_dimension(
+            PartitionDimensionRef {
+                name: "id".into(),
+                ..dim
+            },
+            r,
+        );
+        assert_eq!(both.id, "k_2_3__id_0_6400");
+        let b = buckets_for(&both, 6400).unwrap();
+        assert_eq!((b.dim, b.origin, b.width), (1, 0, 64));
     }
 }

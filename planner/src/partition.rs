@@ -185,6 +185,18 @@ impl Partition {
         Some((self.with_range(i, a, mid)?, self.with_range(i, mid, b)?))
     }
 
+    /// This partition cut further by `range` of another column `dim` (a
+    /// hash comparison cutting a range it cannot halve by the next key
+    /// column).
+    pub fn with_dimension(&self, dim: PartitionDimensionRef, range: DimRange) -> Partition {
+        let mut ranges = self.ranges.clone();
+        ranges.push((dim, range));
+        Partition {
+            id: ranges_id(&ranges),
+            ranges,
+        }
+    }
+
     /// This partition with range `dim` narrowed to `start..end` (clipped to
     /// its own bounds); `None` when `dim` is not a range or nothing is left.
     pub fn with_range(&self, dim: usize, start: i64, end: i64) -> Option<Partition> {

@@ -8,6 +8,7 @@ mod common;
 
 mod bad_input;
 mod catalog_types;
+mod composite_keys;
 mod concurrency;
 mod concurrent_partitions;
 mod config_cli;

@@ -5,19 +5,13 @@
 
 use std::path::Path;
 
-use crate::common::{move_rows_sql, moved_rows_pipeline, run};
+use crate::common::{
+    move_rows_sql, moved_rows_pipeline, run, sqlite_difference as difference,
+    write_sqlite_datastores as write_datastores,
+};
 use rusqlite::Connection;
 
 const ROWS: i64 = 300_000;
-
-/// `src` is `source.db`, `dst` is `warehouse.db`, both in `dir`.
-fn write_datastores(dir: &Path) {
-    std::fs::write(
-        dir.join("datastores.yaml"),
-        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
-    )
-    .unwrap();
-}
 
 fn setup(dir: &Path) -> std::path::PathBuf {
     let src = Connection::open(dir.join("source.db")).unwrap();
@@ -55,26 +49,6 @@ strategies:
     )
     .unwrap();
     p
-}
-
-/// Rows of `table` that differ between source and destination, over the
-/// given columns.
-fn difference(dir: &Path, table: &str, columns: &str) -> i64 {
-    let c = Connection::open(dir.join("source.db")).unwrap();
-    c.execute_batch(&format!(
-        "ATTACH '{}' AS w",
-        dir.join("warehouse.db").display()
-    ))
-    .unwrap();
-    c.query_row(
-        &format!(
-            "SELECT (SELECT count(*) FROM (SELECT {columns} FROM main.{table} EXCEPT SELECT {columns} FROM w.{table}))
-                  + (SELECT count(*) FROM (SELECT {columns} FROM w.{table} EXCEPT SELECT {columns} FROM main.{table}))"
-        ),
-        [],
-        |r| r.get(0),
-    )
-    .unwrap()
 }
 
 #[test]

@@ -3,20 +3,18 @@
 
 use std::collections::HashSet;
 
-use arrow::array::{new_null_array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
+use arrow::array::{new_null_array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, StoredHash, TableRef};
-use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension, PartitionValue};
-use planner::types::{arrow_schema, ColumnSpec, PartitionKind};
+use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension};
+use planner::types::{arrow_schema, ColumnSpec};
 use planner::ColumnRef;
 
 use super::store::{column, table_key, tables};
+use crate::bounds::{as_bound_values, widen};
 use crate::{BatchStream, ConnectorError, Result, Source};
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 pub struct MemorySource {
     key: (String, String),
@@ -72,37 +70,6 @@ impl MemorySource {
     }
 }
 
-/// A partition column's values as the integers its bounds are: integers as
-/// such, datetimes as microseconds since the epoch.
-fn as_bound_values(values: &ArrayRef, kind: PartitionKind) -> Result<Vec<Option<i64>>> {
-    let ints = match (kind, values.data_type()) {
-        (PartitionKind::Datetime, DataType::Date32) => values
-            .as_primitive::<Date32Type>()
-            .iter()
-            .map(|d| d.map(|d| i64::from(d) * MICROS_PER_DAY))
-            .collect(),
-        (PartitionKind::Datetime, _) => {
-            let micros = cast(values, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-            micros
-                .as_primitive::<TimestampMicrosecondType>()
-                .iter()
-                .collect()
-        }
-        (PartitionKind::Integer, _) => cast(values, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .iter()
-            .collect(),
-    };
-    Ok(ints)
-}
-
-fn bound(kind: PartitionKind, v: i64) -> PartitionValue {
-    match kind {
-        PartitionKind::Integer => PartitionValue::Int(v),
-        PartitionKind::Datetime => PartitionValue::Micros(v),
-    }
-}
-
 #[async_trait]
 impl Source for MemorySource {
     fn columns(&self) -> &[MappedColumn] {
@@ -134,16 +101,12 @@ impl Source for MemorySource {
         dims.iter()
             .map(|d| {
                 let values = as_bound_values(self.values(&rows, &d.column)?, d.kind)?;
-                let present = values.iter().flatten();
-                let min_max = present
-                    .clone()
-                    .min()
-                    .zip(present.max())
-                    .map(|(lo, hi)| (bound(d.kind, *lo), bound(d.kind, *hi)));
-                Ok(ColumnBounds {
-                    min_max,
-                    has_nulls: values.iter().any(Option::is_none),
-                })
+                let mut bounds = ColumnBounds {
+                    min_max: None,
+                    has_nulls: false,
+                };
+                widen(&mut bounds, &values, d.kind);
+                Ok(bounds)
             })
             .collect()
     }

@@ -162,12 +162,22 @@ impl sql::SqlSource for PostgresSource {
         Ok(())
     }
 
-    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+    async fn column_bounds(
+        &mut self,
+        within: &Partition,
+        dims: &[PartitionDimension],
+    ) -> Result<Vec<ColumnBounds>> {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
-        let q = sql::bounds_sql(&PostgresDialect, &self.table, dims);
-        let row = self.client.query_one(&q, &[]).await?;
+        let (q, params) = sql::bounds_sql(&PostgresDialect, &self.table, Some(within), dims);
+        let params: Vec<BoundParam> = params
+            .into_iter()
+            .map(|value| BoundParam { value })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let row = self.client.query_one(&q, &params).await?;
         let mut out = Vec::with_capacity(dims.len());
         for i in 0..dims.len() {
             let min: BoundValue = row.try_get(3 * i)?;

@@ -38,8 +38,13 @@ pub trait SqlSource: Send {
     fn select_from(&self) -> SelectFrom<'_>;
     /// `Source::check`.
     async fn check_readable(&mut self) -> Result<()>;
-    /// `Source::bounds`.
-    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>>;
+    /// `Source::bounds` (`within` the whole table) and
+    /// `Source::bounds_within`.
+    async fn column_bounds(
+        &mut self,
+        within: &Partition,
+        dims: &[PartitionDimension],
+    ) -> Result<Vec<ColumnBounds>>;
     /// Binds `select`'s values (`partition` tells how its ranges bind) and
     /// streams its rows, at most `page_rows` per batch.
     async fn run_select<'a>(
@@ -65,7 +70,15 @@ impl<S: SqlSource> Source for S {
     }
 
     async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
-        self.column_bounds(dims).await
+        self.column_bounds(&Partition::whole(), dims).await
+    }
+
+    async fn bounds_within(
+        &mut self,
+        partition: &Partition,
+        dims: &[PartitionDimension],
+    ) -> Result<Vec<ColumnBounds>> {
+        self.column_bounds(partition, dims).await
     }
 
     async fn read<'a>(

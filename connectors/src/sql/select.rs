@@ -278,11 +278,17 @@ pub fn select_by_keys(
 /// `min(e)` or `max(e)` is one index probe in both PostgreSQL and SQLite,
 /// while SQLite answers `min(e), max(e)` together by reading every row (and
 /// the NULL test is an `EXISTS` rather than `count(*) - count(e)` for the
-/// same reason).
-pub fn bounds_sql(d: &dyn Dialect, source: &TableRef, dims: &[PartitionDimension]) -> String {
+/// same reason). Among the rows of `within` only, when given: its range
+/// values are returned, bound by number, so every sub-query reuses them.
+pub fn bounds_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    within: Option<&Partition>,
+    dims: &[PartitionDimension],
+) -> (String, Vec<PartitionValue>) {
     let mut params = Vec::new();
     let from = from_sql(d, source);
-    let filters = where_sql(d, source, None, &mut params);
+    let filters = where_sql(d, source, within, &mut params);
     let and = if filters.is_empty() { " WHERE" } else { " AND" };
     let cols = dims
         .iter()
@@ -295,7 +301,7 @@ pub fn bounds_sql(d: &dyn Dialect, source: &TableRef, dims: &[PartitionDimension
         })
         .collect::<Vec<_>>()
         .join(", ");
-    format!("SELECT {cols}")
+    (format!("SELECT {cols}"), params)
 }
 
 /// `SELECT <mapped columns> ... LIMIT 0`: checks every column resolves.

@@ -125,7 +125,7 @@ fn a_partition_select_renders_in_each_dialect() {
 fn bounds_probe_and_key_selects_render_in_each_dialect() {
     let p = pipeline();
     let dims = &p.default_partitioning;
-    let bounds = bounds_sql(&BacktickDialect, &p.source, dims);
+    let (bounds, _) = bounds_sql(&BacktickDialect, &p.source, None, dims);
     assert!(
         bounds.starts_with("SELECT (SELECT min(`o`.`id`) FROM `shop`.`orders` AS `o` LEFT JOIN"),
         "{bounds}"

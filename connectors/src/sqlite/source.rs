@@ -92,16 +92,21 @@ impl sql::SqlSource for SqliteSource {
         .await
     }
 
-    async fn column_bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+    async fn column_bounds(
+        &mut self,
+        within: &Partition,
+        dims: &[PartitionDimension],
+    ) -> Result<Vec<ColumnBounds>> {
         if dims.is_empty() {
             return Ok(Vec::new());
         }
-        let q = sql::bounds_sql(&SqliteDialect, &self.table, dims);
+        let (q, params) = sql::bounds_sql(&SqliteDialect, &self.table, Some(within), dims);
+        let params = bound_params(within, &params);
         let dims = dims.to_vec();
         self.conn
             .run(move |conn| {
                 let mut stmt = conn.prepare(&q)?;
-                let mut rows = stmt.query([])?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
                 let row = rows
                     .next()?
                     .ok_or_else(|| ConnectorError::Other("bounds query returned no row".into()))?;

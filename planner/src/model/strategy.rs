@@ -130,12 +130,13 @@ pub(super) fn normalize_strategy(
     })
 }
 
-/// A hash strategy with no partitioning bisects over its key, when that is
-/// one integer column: one range from the smallest key to the largest.
+/// A hash strategy with no partitioning bisects in key order, starting
+/// with its first key column when that is an integer: one range from the
+/// smallest value to the largest. (A range that cannot be cut further is
+/// cut by the next integer key column during the comparison.)
 fn key_range_dimension(columns: &[MappedColumn]) -> Option<PartitionDimension> {
-    let mut keys = columns.iter().filter(|c| c.unique);
-    let key = keys.next()?;
-    if keys.next().is_some() || key.spec.data_type.partitionable() != Some(PartitionKind::Integer) {
+    let key = columns.iter().find(|c| c.unique)?;
+    if key.spec.data_type.partitionable() != Some(PartitionKind::Integer) {
         return None;
     }
     Some(PartitionDimension {

@@ -242,3 +242,44 @@ impl Lcg {
         (self.0 >> 33) % n
     }
 }
+
+/// SQLite datastores in `dir`: `src` is `source.db`, `dst` is `warehouse.db`.
+pub fn write_sqlite_datastores(dir: &Path) {
+    std::fs::write(
+        dir.join("datastores.yaml"),
+        "datastores:\n  src: {type: sqlite, connection: {path: source.db}}\n  dst: {type: sqlite, connection: {path: warehouse.db}}\n",
+    )
+    .unwrap();
+}
+
+/// Rows of `table` that differ between `source.db` and `warehouse.db` in
+/// `dir`, over the given columns.
+pub fn sqlite_difference(dir: &Path, table: &str, columns: &str) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("source.db")).unwrap();
+    c.execute_batch(&format!(
+        "ATTACH '{}' AS w",
+        dir.join("warehouse.db").display()
+    ))
+    .unwrap();
+    c.query_row(
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT {columns} FROM main.{table} EXCEPT SELECT {columns} FROM w.{table}))
+                  + (SELECT count(*) FROM (SELECT {columns} FROM w.{table} EXCEPT SELECT {columns} FROM main.{table}))"
+        ),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Count of the checkpoints in `warehouse.db` whose partition id is LIKE
+/// `pattern`.
+pub fn sqlite_checkpoints_like(dir: &Path, pattern: &str) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("warehouse.db")).unwrap();
+    c.query_row(
+        "SELECT count(*) FROM _synchub_checkpoints WHERE partition_id LIKE ?1",
+        [pattern],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
