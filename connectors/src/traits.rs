@@ -6,7 +6,9 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures_util::Stream;
 use planner::model::MappedColumn;
-use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+use planner::partition::{
+    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
+};
 
 use crate::Result;
 
@@ -36,6 +38,24 @@ pub trait Source: Send {
         dims: &[PartitionDimension],
     ) -> Result<Vec<ColumnBounds>> {
         crate::bounds::bounds_by_reading(self, partition, dims).await
+    }
+
+    /// Which ranges of `dims` hold rows of `scope` (its ranges and this
+    /// source's filters): for each combination of ranges with at least one
+    /// row, the bucket of each dimension under its grid (`grids[i]`),
+    /// `None` where the value is NULL; in no particular order, and cut
+    /// short past `limit` combinations (the caller refuses so many). A run
+    /// then plans those ranges alone instead of every one of a sparse span.
+    /// `None` when this source cannot tell short of having every row read:
+    /// every range is planned.
+    async fn occupied_buckets(
+        &mut self,
+        _scope: &Partition,
+        _dims: &[PartitionDimension],
+        _grids: &[BucketGrid],
+        _limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        Ok(None)
     }
 
     /// Streams the rows of `partition`, at most `page_rows` per batch.

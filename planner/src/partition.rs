@@ -91,6 +91,18 @@ pub struct Partition {
     pub ranges: Vec<(PartitionDimensionRef, DimRange)>,
 }
 
+impl PartitionDimension {
+    /// What a connector needs of this dimension to filter on it.
+    pub fn to_ref(&self) -> PartitionDimensionRef {
+        PartitionDimensionRef {
+            name: self.name.clone(),
+            column: self.column.clone(),
+            kind: self.kind,
+            date_only: self.date_only,
+        }
+    }
+}
+
 /// The part of a dimension a connector needs to filter on it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PartitionDimensionRef {
@@ -290,23 +302,20 @@ pub fn product(dims: &[PartitionDimension], per_dim: Vec<Vec<DimRange>>) -> Vec<
         out = next;
     }
     out.into_iter()
-        .map(|ranges| {
-            let id = partition_id(dims, &ranges);
-            Partition {
-                id,
-                ranges: dims
-                    .iter()
-                    .map(|d| PartitionDimensionRef {
-                        name: d.name.clone(),
-                        column: d.column.clone(),
-                        kind: d.kind,
-                        date_only: d.date_only,
-                    })
-                    .zip(ranges)
-                    .collect(),
-            }
-        })
+        .map(|ranges| partition_of(dims, ranges))
         .collect()
+}
+
+/// The partition of one range per dimension of `dims`.
+fn partition_of(dims: &[PartitionDimension], ranges: Vec<DimRange>) -> Partition {
+    Partition {
+        id: partition_id(dims, &ranges),
+        ranges: dims
+            .iter()
+            .map(PartitionDimension::to_ref)
+            .zip(ranges)
+            .collect(),
+    }
 }
 
 /// The ranges of a delta cursor: from `lower` (the stored watermark minus
@@ -440,6 +449,203 @@ fn nice_step(n: u128) -> u128 {
     }
 }
 
+/// What a source computes of a row to tell which aligned range of a
+/// dimension it falls in (see [`BucketGrid`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketKey {
+    /// Every row in bucket 0: a dimension of one range.
+    Whole,
+    /// The integer value itself.
+    Value,
+    /// Whole seconds since the Unix epoch (UTC for timestamptz, wall clock
+    /// for timestamp and date). Fixed datetime steps are whole seconds and
+    /// aligned to the epoch, so a range never starts inside a second and the
+    /// fraction can be dropped.
+    EpochSeconds,
+    /// Months since January 1970 (of the UTC or wall-clock date).
+    Month,
+}
+
+/// The aligned ranges of one dimension over a span, numbered from 0, so a
+/// source can say which of them hold rows without the ranges being made:
+/// a value's bucket is `(key(value) - origin) / width` (integer division;
+/// never negative within the span), and bucket `b` is the `b`-th range
+/// [`split`] makes of the span, with the same bounds and so the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketGrid {
+    pub key: BucketKey,
+    pub origin: i64,
+    pub width: i64,
+    /// How many ranges the span has (`range_count`).
+    pub count: u128,
+    /// The span's first value: the range of a [`BucketKey::Whole`] grid
+    /// starts there.
+    min: PartitionValue,
+    max: PartitionValue,
+}
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+impl BucketGrid {
+    /// The grid of `step` over `[min, max]`; `None` when its arithmetic
+    /// would not fit 64 bits (ranges clamped at the ends of i64, months
+    /// past chrono's calendar) or a fixed step is not whole seconds: such a
+    /// dimension is planned range by range.
+    pub fn of(step: Step, min: PartitionValue, max: PartitionValue) -> Option<BucketGrid> {
+        let count = range_count(step, min, max);
+        let fits = |v: i128| i64::try_from(v).ok();
+        let (key, origin, width) = match step {
+            Step::Single => (BucketKey::Whole, 0, 1),
+            Step::Int(n) => {
+                let n = i128::from(n.max(1));
+                let first = i128::from(min.as_i64()).div_euclid(n) * n;
+                // The last range's end, and so every value's distance from
+                // the first start, must fit.
+                fits(first + n * count as i128 - first)?;
+                fits(first + n * count as i128)?;
+                (BucketKey::Value, fits(first)?, fits(n)?)
+            }
+            Step::Micros(n) => {
+                if n <= 0 || n % MICROS_PER_SECOND != 0 {
+                    return None;
+                }
+                let n = i128::from(n);
+                let first = i128::from(min.as_i64()).div_euclid(n) * n;
+                fits(first)?;
+                fits(first + n * count as i128)?;
+                let second = i128::from(MICROS_PER_SECOND);
+                (
+                    BucketKey::EpochSeconds,
+                    fits(first / second)?,
+                    fits(n / second)?,
+                )
+            }
+            Step::Months(n) => {
+                let n = i64::from(n.max(1));
+                let first = month_index(min.as_i64()).div_euclid(n) * n;
+                month_start(first + n * i64::try_from(count).ok()?)?;
+                month_start(first)?;
+                (BucketKey::Month, first, n)
+            }
+        };
+        Some(BucketGrid {
+            key,
+            origin,
+            width,
+            count,
+            min,
+            max,
+        })
+    }
+
+    /// The bucket of a value (an integer, or microseconds since the epoch),
+    /// as a source computes it.
+    pub fn bucket_of(&self, value: i64) -> i64 {
+        let key = match self.key {
+            BucketKey::Whole => return 0,
+            BucketKey::Value => value,
+            BucketKey::EpochSeconds => value.div_euclid(MICROS_PER_SECOND),
+            BucketKey::Month => month_index(value),
+        };
+        (i128::from(key) - i128::from(self.origin)).div_euclid(i128::from(self.width)) as i64
+    }
+
+    /// The `b`-th range of the span; `None` outside it.
+    pub fn range(&self, b: i64) -> Option<DimRange> {
+        if b < 0 || b as u128 >= self.count {
+            return None;
+        }
+        let wrap = |v: i64| match self.min {
+            PartitionValue::Int(_) => PartitionValue::Int(v),
+            PartitionValue::Micros(_) => PartitionValue::Micros(v),
+        };
+        let (start, end) = match self.key {
+            BucketKey::Whole => (self.min.as_i64(), self.max.as_i64().saturating_add(1)),
+            BucketKey::Value => (
+                self.origin + b * self.width,
+                self.origin + (b + 1) * self.width,
+            ),
+            BucketKey::EpochSeconds => (
+                (self.origin + b * self.width) * MICROS_PER_SECOND,
+                (self.origin + (b + 1) * self.width) * MICROS_PER_SECOND,
+            ),
+            BucketKey::Month => (
+                month_start(self.origin + b * self.width)?,
+                month_start(self.origin + (b + 1) * self.width)?,
+            ),
+        };
+        Some(DimRange::Range {
+            start: wrap(start),
+            end: wrap(end),
+        })
+    }
+
+    /// The whole span as one range: what a source is asked about.
+    pub fn span(&self) -> Option<DimRange> {
+        let last = i64::try_from(self.count.checked_sub(1)?).ok()?;
+        match (self.range(0)?, self.range(last)?) {
+            (DimRange::Range { start, .. }, DimRange::Range { end, .. }) => {
+                Some(DimRange::Range { start, end })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Which buckets hold rows, as a source answers: one combination per entry,
+/// a bucket per dimension (`None` for NULL).
+pub type OccupiedBuckets = Vec<Vec<Option<i64>>>;
+
+/// The partitions of the occupied buckets `keys` (a bucket per dimension of
+/// `dims` under `grids`, `None` for NULL), in the order [`product`] gives
+/// them and with the same ids. Buckets outside a grid, and NULLs of a
+/// dimension whose ranges have no `IS NULL` one (`nulls`), were not there
+/// when the bounds were read and are left out, as the dense plan would.
+pub fn occupied_partitions(
+    dims: &[PartitionDimension],
+    grids: &[BucketGrid],
+    nulls: &[bool],
+    mut keys: OccupiedBuckets,
+) -> Vec<Partition> {
+    // `product` puts each dimension's ranges in order, its IS NULL last.
+    keys.sort_unstable_by(|a, b| {
+        let order = |k: &Vec<Option<i64>>| -> Vec<(bool, i64)> {
+            k.iter().map(|b| (b.is_none(), b.unwrap_or(0))).collect()
+        };
+        order(a).cmp(&order(b))
+    });
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|key| {
+            let ranges = key
+                .iter()
+                .zip(grids.iter().zip(nulls))
+                .map(|(b, (grid, nulls))| match b {
+                    Some(b) => grid.range(*b),
+                    None => nulls.then_some(DimRange::Null),
+                })
+                .collect::<Option<Vec<_>>>()?;
+            (ranges.len() == dims.len()).then(|| partition_of(dims, ranges))
+        })
+        .collect()
+}
+
+/// The first microsecond of month `idx` (months since January 1970);
+/// `None` past the dates chrono can name (years ±262,143; a PostgreSQL
+/// timestamp goes to 294,276).
+fn month_start(idx: i64) -> Option<i64> {
+    let base = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let date = if idx >= 0 {
+        base.checked_add_months(Months::new(u32::try_from(idx).ok()?))
+    } else {
+        base.checked_sub_months(Months::new(u32::try_from(-idx).ok()?))
+    }?;
+    Some(
+        Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+            .timestamp_micros(),
+    )
+}
+
 /// Aligned half-open ranges covering `[min, max]`.
 fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> {
     let mut out = Vec::new();
@@ -474,20 +680,6 @@ fn split(step: Step, min: PartitionValue, max: PartitionValue) -> Vec<DimRange> 
         }
         Step::Months(n) => {
             let n = n.max(1) as i64;
-            // `None` past the dates chrono can name (years ±262,143; a
-            // PostgreSQL timestamp goes to 294,276).
-            let month_start = |idx: i64| {
-                let base = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-                let date = if idx >= 0 {
-                    base.checked_add_months(Months::new(u32::try_from(idx).ok()?))
-                } else {
-                    base.checked_sub_months(Months::new(u32::try_from(-idx).ok()?))
-                }?;
-                Some(
-                    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
-                        .timestamp_micros(),
-                )
-            };
             let mut idx = month_index(min.as_i64()).div_euclid(n) * n;
             let max = max.as_i64();
             while let Some(start) = month_start(idx) {
@@ -700,6 +892,154 @@ mod tests {
                 "{step:?} {lo} {hi}"
             );
         }
+    }
+
+    #[test]
+    fn a_grid_numbers_the_ranges_split_makes() {
+        let cases = [
+            (
+                Step::Int(10),
+                PartitionValue::Int(-25),
+                PartitionValue::Int(31),
+            ),
+            (Step::Int(7), PartitionValue::Int(0), PartitionValue::Int(0)),
+            (Step::Int(1), PartitionValue::Int(5), PartitionValue::Int(9)),
+            (
+                Step::Micros(3_600_000_000),
+                PartitionValue::Micros(-7_200_000_001),
+                PartitionValue::Micros(86_400_000_000),
+            ),
+            (
+                Step::Micros(7_200_000_000),
+                PartitionValue::Micros(1_704_067_200_000_001),
+                PartitionValue::Micros(1_704_096_000_500_000),
+            ),
+            (
+                Step::Months(1),
+                PartitionValue::Micros(0),
+                PartitionValue::Micros(40_000_000_000_000),
+            ),
+            (
+                Step::Months(3),
+                PartitionValue::Micros(-40_000_000_000_000),
+                PartitionValue::Micros(1_000),
+            ),
+            (
+                Step::Single,
+                PartitionValue::Int(3),
+                PartitionValue::Int(90),
+            ),
+            (
+                Step::Single,
+                PartitionValue::Micros(-5),
+                PartitionValue::Micros(7_000_001),
+            ),
+        ];
+        for (step, lo, hi) in cases {
+            let ranges = split(step, lo, hi);
+            let grid = BucketGrid::of(step, lo, hi).unwrap();
+            assert_eq!(grid.count, ranges.len() as u128, "{step:?}");
+            for (b, r) in ranges.iter().enumerate() {
+                assert_eq!(grid.range(b as i64).as_ref(), Some(r), "{step:?} {b}");
+                let DimRange::Range { start, end } = r else {
+                    panic!("{r:?}")
+                };
+                // The first and the last value of the range in the span.
+                for v in [
+                    start.as_i64().max(lo.as_i64()),
+                    (end.as_i64() - 1).min(hi.as_i64()),
+                ] {
+                    assert_eq!(grid.bucket_of(v), b as i64, "{step:?} {v}");
+                }
+            }
+            assert_eq!(grid.range(-1), None);
+            assert_eq!(grid.range(ranges.len() as i64), None);
+            let (DimRange::Range { start, .. }, DimRange::Range { end, .. }) =
+                (&ranges[0], &ranges[ranges.len() - 1])
+            else {
+                panic!()
+            };
+            assert_eq!(
+                grid.span(),
+                Some(DimRange::Range {
+                    start: *start,
+                    end: *end
+                })
+            );
+        }
+        // Ranges that are never made: the bucket of a far value, its range.
+        let wide = BucketGrid::of(
+            Step::Int(10),
+            PartitionValue::Int(1),
+            PartitionValue::Int(1_000_000_000_000_000),
+        )
+        .unwrap();
+        assert_eq!(wide.count, 100_000_000_000_001);
+        assert_eq!(wide.bucket_of(1_000_000_000_000_000), 100_000_000_000_000);
+        assert_eq!(
+            wide.range(100_000_000_000_000),
+            Some(DimRange::Range {
+                start: PartitionValue::Int(1_000_000_000_000_000),
+                end: PartitionValue::Int(1_000_000_000_000_010)
+            })
+        );
+        // Ranges clamped at the ends of i64 are not numbered.
+        assert_eq!(
+            BucketGrid::of(
+                Step::Int(1000),
+                PartitionValue::Int(i64::MIN),
+                PartitionValue::Int(0)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn occupied_partitions_are_the_products_with_rows_in_its_order() {
+        let a = dim(Step::Int(10), PartitionKind::Integer);
+        let b = PartitionDimension {
+            name: "b".into(),
+            ..dim(Step::Int(100), PartitionKind::Integer)
+        };
+        let ba = ColumnBounds {
+            min_max: Some((PartitionValue::Int(0), PartitionValue::Int(29))),
+            has_nulls: true,
+        };
+        let bb = ColumnBounds {
+            min_max: Some((PartitionValue::Int(0), PartitionValue::Int(250))),
+            has_nulls: false,
+        };
+        let dims = [a, b];
+        let grids: Vec<BucketGrid> = dims
+            .iter()
+            .zip([ba, bb])
+            .map(|(d, b)| {
+                let (lo, hi) = b.min_max.unwrap();
+                BucketGrid::of(d.step, lo, hi).unwrap()
+            })
+            .collect();
+        let keys = vec![
+            vec![None, Some(2)],
+            vec![Some(1), Some(0)],
+            vec![Some(0), Some(2)],
+            vec![Some(1), Some(0)],
+            // Not in the bounds read: left out.
+            vec![Some(3), Some(0)],
+            vec![Some(0), None],
+        ];
+        let occupied = occupied_partitions(&dims, &grids, &[true, false], keys);
+        let ids: Vec<_> = occupied.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "id_0_10__b_200_300",
+                "id_10_20__b_0_100",
+                "id_null__b_200_300"
+            ]
+        );
+        let dense = plan_partitions(&dims, &[ba, bb]);
+        let in_dense: Vec<_> = dense.iter().filter(|p| occupied.contains(p)).collect();
+        assert_eq!(in_dense.len(), 3, "the same partitions as the dense plan's");
     }
 
     #[test]

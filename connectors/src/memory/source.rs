@@ -8,7 +8,9 @@ use arrow::compute::filter_record_batch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, StoredHash, TableRef};
-use planner::partition::{ColumnBounds, DimRange, Partition, PartitionDimension};
+use planner::partition::{
+    BucketGrid, ColumnBounds, DimRange, OccupiedBuckets, Partition, PartitionDimension,
+};
 use planner::types::{arrow_schema, ColumnSpec};
 use planner::ColumnRef;
 
@@ -48,6 +50,25 @@ impl MemorySource {
         column(rows, name).ok_or_else(|| {
             ConnectorError::Schema(format!("table {} has no column \"{name}\"", self.table))
         })
+    }
+
+    /// Which of `rows` fall in every range of `partition`.
+    fn in_partition(&self, rows: &RecordBatch, partition: &Partition) -> Result<Vec<bool>> {
+        let mut keep = vec![true; rows.num_rows()];
+        for (dim, range) in &partition.ranges {
+            let values = as_bound_values(self.values(rows, &dim.column)?, dim.kind)?;
+            for (k, v) in keep.iter_mut().zip(&values) {
+                *k &= match (range, v) {
+                    (DimRange::All, _) => true,
+                    (DimRange::Null, v) => v.is_none(),
+                    (DimRange::Range { start, end }, Some(v)) => {
+                        start.as_i64() <= *v && *v < end.as_i64()
+                    }
+                    (DimRange::Range { .. }, None) => false,
+                };
+            }
+        }
+        Ok(keep)
     }
 
     /// The rows as the destination's columns, of the destination's types.
@@ -111,6 +132,34 @@ impl Source for MemorySource {
             .collect()
     }
 
+    async fn occupied_buckets(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        let rows = self.rows()?;
+        let keep = self.in_partition(&rows, scope)?;
+        let values = dims
+            .iter()
+            .map(|d| as_bound_values(self.values(&rows, &d.column)?, d.kind))
+            .collect::<Result<Vec<_>>>()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for row in (0..rows.num_rows()).filter(|r| keep[*r]) {
+            let key: Vec<Option<i64>> = values
+                .iter()
+                .zip(grids)
+                .map(|(v, grid)| v[row].map(|v| grid.bucket_of(v)))
+                .collect();
+            seen.insert(key);
+            if seen.len() > limit {
+                break;
+            }
+        }
+        Ok(Some(seen.into_iter().collect()))
+    }
+
     async fn read<'a>(
         &'a mut self,
         partition: &Partition,
@@ -161,20 +210,7 @@ impl MemorySource {
     /// The rows of `partition`, projected.
     fn partition_rows(&self, partition: &Partition) -> Result<RecordBatch> {
         let rows = self.rows()?;
-        let mut keep = vec![true; rows.num_rows()];
-        for (dim, range) in &partition.ranges {
-            let values = as_bound_values(self.values(&rows, &dim.column)?, dim.kind)?;
-            for (k, v) in keep.iter_mut().zip(&values) {
-                *k &= match (range, v) {
-                    (DimRange::All, _) => true,
-                    (DimRange::Null, v) => v.is_none(),
-                    (DimRange::Range { start, end }, Some(v)) => {
-                        start.as_i64() <= *v && *v < end.as_i64()
-                    }
-                    (DimRange::Range { .. }, None) => false,
-                };
-            }
-        }
+        let keep = self.in_partition(&rows, partition)?;
         let kept = filter_record_batch(&rows, &BooleanArray::from(keep))?;
         self.project(&kept)
     }

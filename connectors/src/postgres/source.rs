@@ -6,7 +6,9 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt};
 use planner::model::{MappedColumn, TableRef};
-use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+use planner::partition::{
+    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
+};
 use planner::types::{arrow_schema, ColumnSpec};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -189,6 +191,61 @@ impl sql::SqlSource for PostgresSource {
             });
         }
         Ok(out)
+    }
+
+    async fn occupied(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        if dims.is_empty() {
+            return Ok(None);
+        }
+        let mut values = Vec::new();
+        let (select, grid_params) = sql::buckets_sql(
+            &PostgresDialect,
+            &self.table,
+            scope,
+            dims,
+            grids,
+            &mut values,
+        );
+        let groups: Vec<String> = (1..=dims.len()).map(|i| i.to_string()).collect();
+        let q = format!(
+            "{select} GROUP BY {} LIMIT {}",
+            groups.join(", "),
+            limit.saturating_add(1)
+        );
+        let mut params: OwnedParams = values
+            .into_iter()
+            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
+            .collect();
+        params.extend(
+            grid_params
+                .into_iter()
+                .map(|v| Box::new(v) as Box<dyn ToSql + Sync + Send>),
+        );
+        let params: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        // As for bucket checksums: the planner cannot know how few buckets
+        // there are and would sort every row to group them.
+        let tx = self.client.transaction().await?;
+        tx.batch_execute("SET LOCAL enable_sort = off").await?;
+        let rows = tx.query(&q, &params).await?;
+        tx.commit().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(
+                (0..dims.len())
+                    .map(|i| row.try_get::<_, Option<i64>>(i))
+                    .collect::<std::result::Result<Vec<_>, _>>()?,
+            );
+        }
+        Ok(Some(out))
     }
 
     fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {

@@ -26,6 +26,16 @@ pub trait Dialect: Sync {
     /// dialect's sources bind a `Select`'s keys.
     fn keys_in(&self, keys: &[(String, super::KeyKind)], n: usize) -> String;
 
+    /// Whole seconds since the Unix epoch of the date/time expression `e`,
+    /// as a 64-bit integer: UTC for a time zone aware value, the wall clock
+    /// as if UTC otherwise (a date at its midnight). Rounded down.
+    fn epoch_seconds(&self, e: &str) -> String;
+
+    /// Months since January 1970 of the date/time expression `e` (of its
+    /// UTC date, or the wall clock's as `epoch_seconds`), as a 64-bit
+    /// integer: 2024-03 is 650.
+    fn month_index(&self, e: &str) -> String;
+
     /// The type a destination column of `ty` is created with.
     fn type_ddl(&self, ty: &ColumnType) -> String;
 

@@ -17,7 +17,7 @@ pub use dialect::Dialect;
 pub use postgres::PostgresDialect;
 pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
-    bounds_sql, bucket_column, bucket_expr, destination_range_conditions, from_sql, not_bucketed,
-    probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
+    bounds_sql, bucket_column, bucket_expr, buckets_sql, destination_range_conditions, from_sql,
+    not_bucketed, probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
 };
 pub use sqlite::SqliteDialect;

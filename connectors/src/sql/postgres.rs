@@ -52,6 +52,22 @@ impl Dialect for PostgresDialect {
         }
     }
 
+    fn epoch_seconds(&self, e: &str) -> String {
+        format!("floor(extract(epoch from {e}))::bigint")
+    }
+
+    /// From the epoch, so a timestamptz is read in UTC whatever the
+    /// session's time zone.
+    fn month_index(&self, e: &str) -> String {
+        let utc = format!(
+            "(to_timestamp({}) AT TIME ZONE 'UTC')",
+            self.epoch_seconds(e)
+        );
+        format!(
+            "(extract(year from {utc})::bigint * 12 + extract(month from {utc})::bigint - 23641)"
+        )
+    }
+
     fn type_ddl(&self, t: &ColumnType) -> String {
         match t {
             ColumnType::Int16 => "smallint".into(),

@@ -5,7 +5,9 @@
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use planner::model::{MappedColumn, TableRef};
-use planner::partition::{ColumnBounds, Partition, PartitionDimension, PartitionValue};
+use planner::partition::{
+    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension, PartitionValue,
+};
 
 use super::{select_by_keys, select_partition_sql, Dialect, KeyValues};
 use crate::traits::{BatchStream, HashPushdown, Source};
@@ -45,6 +47,15 @@ pub trait SqlSource: Send {
         within: &Partition,
         dims: &[PartitionDimension],
     ) -> Result<Vec<ColumnBounds>>;
+    /// `Source::occupied_buckets`: the rows of [`super::buckets_sql`]
+    /// (bound as `scope`'s ranges bind, then its 64-bit integers), distinct.
+    async fn occupied(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>>;
     /// Binds `select`'s values (`partition` tells how its ranges bind) and
     /// streams its rows, at most `page_rows` per batch.
     async fn run_select<'a>(
@@ -79,6 +90,16 @@ impl<S: SqlSource> Source for S {
         dims: &[PartitionDimension],
     ) -> Result<Vec<ColumnBounds>> {
         self.column_bounds(partition, dims).await
+    }
+
+    async fn occupied_buckets(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        self.occupied(scope, dims, grids, limit).await
     }
 
     async fn read<'a>(

@@ -3,7 +3,9 @@
 //! deletes with, built through a [`Dialect`].
 
 use planner::model::{MappedColumn, TableRef};
-use planner::partition::{DimRange, Partition, PartitionDimension, PartitionValue};
+use planner::partition::{
+    BucketGrid, BucketKey, DimRange, Partition, PartitionDimension, PartitionValue,
+};
 use planner::ColumnRef;
 
 use super::{Dialect, Select};
@@ -126,12 +128,60 @@ pub fn bucket_column(partition: &Partition, buckets: Buckets) -> Option<&ColumnR
 /// as parameter `n`, divided by the width bound as `n + 1`. Integer
 /// division of a non-negative difference, so it is the floor.
 pub fn bucket_expr(d: &dyn Dialect, column: &ColumnRef, n: usize) -> String {
+    bucket_of_key(d, &d.bigint(&d.column(column)), n)
+}
+
+/// `key` (a 64-bit integer expression) less the origin bound as parameter
+/// `n`, divided by the width bound as `n + 1`.
+fn bucket_of_key(d: &dyn Dialect, key: &str, n: usize) -> String {
     format!(
-        "((({}) - {}) / {})",
-        d.bigint(&d.column(column)),
+        "((({key}) - {}) / {})",
         d.bigint_placeholder(n),
         d.bigint_placeholder(n + 1)
     )
+}
+
+/// `SELECT <each dimension's bucket under its grid> FROM ... WHERE <the
+/// source's filters and the ranges of scope>`, a row per source row: what
+/// a SQL source groups to answer `Source::occupied_buckets`. The scope's
+/// range values are pushed onto `params`; each grid's origin and width
+/// (none for a `Whole` grid) follow them, as 64-bit integers, returned.
+/// Within the span a grid was made for, a key is never below its origin,
+/// so integer division is the floor, as in `BucketGrid::bucket_of`.
+pub fn buckets_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    scope: &Partition,
+    dims: &[PartitionDimension],
+    grids: &[BucketGrid],
+    params: &mut Vec<PartitionValue>,
+) -> (String, Vec<i64>) {
+    let from_where = format!(
+        "{}{}",
+        from_sql(d, source),
+        where_sql(d, source, Some(scope), params)
+    );
+    let mut grid_params = Vec::new();
+    let buckets = dims
+        .iter()
+        .zip(grids)
+        .map(|(dim, grid)| {
+            let e = d.column(&dim.column);
+            let key = match grid.key {
+                BucketKey::Whole => {
+                    return d.bigint(&format!("CASE WHEN {e} IS NULL THEN NULL ELSE 0 END"))
+                }
+                BucketKey::Value => d.bigint(&e),
+                BucketKey::EpochSeconds => d.epoch_seconds(&e),
+                BucketKey::Month => d.month_index(&e),
+            };
+            let n = params.len() + grid_params.len() + 1;
+            grid_params.extend([grid.origin, grid.width]);
+            bucket_of_key(d, &key, n)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (format!("SELECT {buckets} {from_where}"), grid_params)
 }
 
 /// Row hashes by bucket asked of a partition `bucket_column` has no range for.

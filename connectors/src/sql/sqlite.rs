@@ -44,6 +44,18 @@ impl Dialect for SqliteDialect {
         }
     }
 
+    /// Date/times are the canonical text SyncHub stores (UTC for
+    /// timestamptz), which `strftime` reads.
+    fn epoch_seconds(&self, e: &str) -> String {
+        format!("CAST(strftime('%s', {e}) AS INTEGER)")
+    }
+
+    fn month_index(&self, e: &str) -> String {
+        format!(
+            "(CAST(strftime('%Y', {e}) AS INTEGER) * 12 + CAST(strftime('%m', {e}) AS INTEGER) - 23641)"
+        )
+    }
+
     /// The declared type gives the column its affinity; the codec stores
     /// what the type does not (dates, decimals, UUIDs as canonical text).
     fn type_ddl(&self, t: &ColumnType) -> String {

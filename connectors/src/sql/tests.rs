@@ -36,6 +36,14 @@ impl Dialect for BacktickDialect {
         format!("JSON_CONTAINS(?, JSON_ARRAY({}))", columns.join(", "))
     }
 
+    fn epoch_seconds(&self, e: &str) -> String {
+        format!("CAST(FLOOR(UNIX_TIMESTAMP({e})) AS SIGNED)")
+    }
+
+    fn month_index(&self, e: &str) -> String {
+        format!("(YEAR({e}) * 12 + MONTH({e}) - 23641)")
+    }
+
     fn type_ddl(&self, ty: &ColumnType) -> String {
         match ty {
             ColumnType::Int64 => "BIGINT".into(),

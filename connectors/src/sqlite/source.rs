@@ -6,7 +6,9 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use planner::model::{MappedColumn, TableRef};
-use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+use planner::partition::{
+    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
+};
 use planner::types::{arrow_schema, ColumnSpec};
 use rusqlite::types::{Value, ValueRef};
 
@@ -121,6 +123,49 @@ impl sql::SqlSource for SqliteSource {
                     });
                 }
                 Ok(out)
+            })
+            .await
+    }
+
+    async fn occupied(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        if dims.is_empty() {
+            return Ok(None);
+        }
+        let mut values = Vec::new();
+        let (q, grid_params) =
+            sql::buckets_sql(&SqliteDialect, &self.table, scope, dims, grids, &mut values);
+        let mut params = bound_params(scope, &values);
+        params.extend(grid_params.into_iter().map(Value::Integer));
+        let width = dims.len();
+        // Distinct here rather than with GROUP BY, as bucket checksums are
+        // summed: SQLite would sort every row into a temporary B-tree first.
+        self.conn
+            .run(move |conn| {
+                let mut stmt = conn.prepare(&q)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                let mut seen = std::collections::HashSet::new();
+                let mut last: Option<Vec<Option<i64>>> = None;
+                while let Some(row) = rows.next()? {
+                    let key = (0..width)
+                        .map(|i| row.get::<_, Option<i64>>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    // Rows mostly come in the key's order: skip the hash.
+                    if last.as_ref() == Some(&key) {
+                        continue;
+                    }
+                    seen.insert(key.clone());
+                    if seen.len() > limit {
+                        break;
+                    }
+                    last = Some(key);
+                }
+                Ok(Some(seen.into_iter().collect()))
             })
             .await
     }
