@@ -268,11 +268,14 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 ..RunOptions::default()
             };
             match engine::plan_pipeline(&opts).await {
-                Ok((plan, partitions)) => {
+                Ok((plan, parts)) => {
                     if output == OutputFormat::Json {
-                        println!("{}", output::plan_json(&plan, &partitions));
+                        println!("{}", output::plan_json(&plan, &parts));
                     } else {
-                        print!("{}", plan.describe(Some(&partitions)));
+                        print!(
+                            "{}",
+                            plan.describe(Some((&parts.partitions, parts.ranges_total)))
+                        );
                     }
                     ExitCode::SUCCESS
                 }

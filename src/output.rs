@@ -197,8 +197,9 @@ pub fn show_pipeline(p: &Pipeline) -> String {
 /// partitions a run would do.
 pub fn plan_json(
     plan: &planner::Plan,
-    partitions: &[planner::partition::Partition],
+    parts: &engine::partitions::RunPartitions,
 ) -> serde_json::Value {
+    let partitions = &parts.partitions;
     json!({
         "pipeline": plan.pipeline,
         "strategy": plan.strategy,
@@ -206,6 +207,9 @@ pub fn plan_json(
         "dag": plan.operators.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
         "lanes": plan.lanes,
         "partitions_total": partitions.len(),
+        // Ranges of the span: more than the partitions when only those
+        // holding rows are planned.
+        "ranges_total": u64::try_from(parts.ranges_total).unwrap_or(u64::MAX),
         "partitions": partitions.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
     })
 }

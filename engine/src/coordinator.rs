@@ -133,7 +133,14 @@ async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), Engine
         partitions,
         next_watermark,
         warning,
-    } = run_partitions(&plan, source.as_mut(), watermark).await?;
+        ..
+    } = run_partitions(
+        &plan,
+        source.as_mut(),
+        watermark,
+        (plan.deletes_missing() && !started_empty).then_some(&pipeline),
+    )
+    .await?;
     if let Some(w) = &warning {
         tracing::warn!("{w}");
         eprintln!("warning: {w}");

@@ -5,14 +5,13 @@
 use std::path::PathBuf;
 
 use connectors::open_source;
-use planner::partition::Partition;
 use planner::plan::DestinationProbe;
 use planner::{Pipeline, Plan};
 use serde::Serialize;
 
 use crate::error::EngineError;
 use crate::lock::Wait;
-use crate::partitions::{run_partitions, Watermark};
+use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::runtime::OperatorStats;
 use crate::state::{RunStatus, SqliteStateStore, StateBackend};
 
@@ -115,7 +114,7 @@ pub async fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
 }
 
 /// The plan and, from the source's current bounds, the partitions it would run.
-pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), EngineError> {
+pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, RunPartitions), EngineError> {
     let (pipeline, plan) = load(opts).await?;
     let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
     source.check().await?;
@@ -128,8 +127,9 @@ pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, Vec<Partition>), 
         from_watermark: watermark.is_some(),
     };
     let plan = plan.for_destination(&pipeline, probe);
-    let parts = run_partitions(&plan, source.as_mut(), watermark).await?;
-    Ok((plan, parts.partitions))
+    let deletes_from = (plan.deletes_missing() && !probe.empty).then_some(&pipeline);
+    let parts = run_partitions(&plan, source.as_mut(), watermark, deletes_from).await?;
+    Ok((plan, parts))
 }
 
 /// The delta watermark of the plan's strategy, checked against its cursor.

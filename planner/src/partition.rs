@@ -436,6 +436,16 @@ pub fn too_many_partitions(dims: &[PartitionDimension], bounds: &[ColumnBounds])
     ))
 }
 
+/// Why a run whose ranges holding rows are more than [`MAX_PARTITIONS`]
+/// is refused, naming its dimensions.
+pub fn too_many_occupied(dims: &[PartitionDimension]) -> String {
+    let names: Vec<String> = dims.iter().map(|d| format!("\"{}\"", d.name)).collect();
+    format!(
+        "partitioning on {} puts rows in more than the {MAX_PARTITIONS} partitions a run can take; raise its step (partition_step, or step in primary_partitions)",
+        names.join(", ")
+    )
+}
+
 /// The least of 1, 2 or 5 times a power of ten that is at least `n`.
 fn nice_step(n: u128) -> u128 {
     let mut unit = 1u128;

@@ -192,8 +192,23 @@ impl Plan {
         self
     }
 
-    /// The DAG and the partitions it would run, for `synchub plan`.
-    pub fn describe(&self, partitions: Option<&[Partition]>) -> String {
+    /// Whether a run deletes destination rows missing from the source.
+    pub fn deletes_missing(&self) -> bool {
+        self.operators.iter().any(|o| {
+            matches!(
+                o,
+                OperatorSpec::ChangeDetection {
+                    delete_missing: true,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The DAG and the partitions it would run, for `synchub plan`: with
+    /// them, the number of ranges they were chosen from (more when only
+    /// the ranges holding rows are planned).
+    pub fn describe(&self, partitions: Option<(&[Partition], u128)>) -> String {
         let mut s = format!(
             "pipeline: {}\nstrategy: {} ({})\ndag: {}\n",
             self.pipeline,
@@ -240,8 +255,15 @@ impl Plan {
                 ));
             }
         }
-        if let Some(parts) = partitions {
-            s.push_str(&format!("partitions: {}\n", parts.len()));
+        if let Some((parts, ranges)) = partitions {
+            if parts.len() as u128 == ranges {
+                s.push_str(&format!("partitions: {}\n", parts.len()));
+            } else {
+                s.push_str(&format!(
+                    "partitions: {} holding rows, of {ranges} ranges\n",
+                    parts.len()
+                ));
+            }
             for p in parts {
                 s.push_str(&format!("  {}\n", p.id));
             }

@@ -668,31 +668,47 @@ fn bigint_too_large_for_int_fails_the_run_naming_key_and_column() {
     );
 }
 
-/// Two ids 10^15 apart with a step of 10 would plan 10^14 partitions: the
-/// run (and `plan`) stops before planning them, saying which step would do,
-/// instead of filling memory with empty ranges.
+/// Two ids 10^15 apart with a step of 10 span 10^14 ranges: only the two
+/// holding rows are planned (`plan` says so) and written. Ids too far apart
+/// for the source to number their ranges in 64 bits would be planned range
+/// by range: that run (and `plan`) stops before planning them, saying which
+/// step would do, instead of filling memory with empty ranges.
 #[test]
-fn a_sparse_key_over_a_wide_span_is_refused_before_the_run() {
+fn a_sparse_key_plans_only_ranges_holding_rows_and_an_unnumbered_span_is_refused() {
     let fx = Fixture::new();
     fx.sqlite_datastores();
     let src = fx.source();
     src.execute_batch(ITEMS_DDL).unwrap();
-    insert_items(&src, [item(1), item(1_000_000_000_000_000)]);
-    let p = fx.write("pipeline.yaml", &items_pipeline(10, &items_columns(50)));
-    let message = "pipeline items_copy: partitioning on \"id\" in steps of 10 from 1 to 1000000000000000 makes 100000000000001 partitions, more than the 1000000 a run can take; raise its step to at least 2000000000 (partition_step, or step in primary_partitions); every range costs its queries, even an empty one";
-    assert_error(&fx.run(&p, &[]), 2, message);
-    let mut plan = synchub();
-    plan.arg("plan").arg(&p).env("SYNCHUB_LOG", "off");
-    assert_error(&exec(plan), 2, message);
-    // With a step as wide as the span, two partitions.
-    let p = fx.write(
-        "pipeline.yaml",
-        &items_pipeline(1_000_000_000_000_000, &items_columns(50))
-            .replace("precision: 12", "precision: 18"),
+    let far = 1_000_000_000_000_000;
+    insert_items(&src, [item(1), item(far)]);
+    let columns = items_columns(50).replace("precision: 12", "precision: 18");
+    let p = fx.write("pipeline.yaml", &items_pipeline(10, &columns));
+    let plan = || {
+        let mut plan = synchub();
+        plan.arg("plan").arg(&p).env("SYNCHUB_LOG", "off");
+        exec(plan)
+    };
+    let planned = plan();
+    assert_eq!(planned.code, Some(0), "{}", planned.stderr);
+    assert!(
+        planned.stdout.ends_with(
+            "partitions: 2 holding rows, of 100000000000001 ranges\n  id_0_10\n  id_1000000000000000_1000000000000010\n"
+        ),
+        "{}",
+        planned.stdout
     );
     let out = fx.run(&p, &["--output", "json"]);
     assert_eq!(out.code, Some(0), "stderr:\n{}", out.stderr);
-    assert_eq!(summary(&out)["partitions_done"], 2);
+    assert_eq!(summary(&out)["partitions_total"], 2);
+    assert_eq!(summary(&out)["rows_inserted"], 2);
+    assert_eq!(read_items(&fx.dest(), "items_copy"), [item(1), item(far)]);
+
+    src.execute_batch("DELETE FROM items").unwrap();
+    let bare = |id: i64| (id, Some(format!("item-{id}")), None, None, None);
+    insert_items(&src, [bare(-9e18 as i64), bare(9e18 as i64)]);
+    let message = "pipeline items_copy: partitioning on \"id\" in steps of 10 from -9000000000000000000 to 9000000000000000000 makes 1800000000000000001 partitions, more than the 1000000 a run can take; raise its step to at least 20000000000000 (partition_step, or step in primary_partitions); every range costs its queries, even an empty one";
+    assert_error(&fx.run(&p, &[]), 2, message);
+    assert_error(&plan(), 2, message);
 }
 
 #[test]

@@ -26,6 +26,7 @@ mod pipelines_plan;
 mod plan_is_what_runs;
 mod postgres_full_sync;
 mod quoted_names;
+mod sparse_partitions;
 mod spec_fixtures;
 mod sqlite_incremental;
 mod state_cli;

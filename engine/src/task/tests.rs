@@ -221,7 +221,8 @@ strategies:
         ..Default::default()
     };
     let (pipeline, plan) = crate::run::load(&opts).await.unwrap();
-    let (planned, partitions) = crate::plan_pipeline(&opts).await.unwrap();
+    let (planned, parts) = crate::plan_pipeline(&opts).await.unwrap();
+    let partitions = parts.partitions;
     let work = RunWork::of(&pipeline, &planned, identity(&pipeline, &plan));
     let task = PartitionTask {
         run: Arc::new(work.to_task_run()),
