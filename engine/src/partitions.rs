@@ -81,68 +81,48 @@ pub async fn run_partitions(
     dims.extend(plan.delta.as_ref().map(|d| d.cursor.clone()));
     dims.extend(plan.dimensions.iter().cloned());
     let bounds = source.bounds(&dims).await?;
-    let Some(delta) = &plan.delta else {
-        let span = Span::of(&dims, bounds.clone());
-        let occupied = occupied(
-            plan,
-            source,
-            deletes_from,
-            &dims,
-            &span,
-            SPARSE_CHECK_RANGES,
-        )
-        .await?;
-        let partitions = match occupied {
-            Some(partitions) => partitions,
-            None => {
-                refuse_too_many(plan, &dims, &bounds)?;
-                plan_partitions(&dims, &bounds)
-            }
-        };
-        return Ok(RunPartitions {
-            partitions,
-            next_watermark: None,
-            warning: None,
-            ranges_total: span.ranges_total(),
-        });
-    };
-    let cursor_bounds = bounds[0];
-    let lower = watermark.map(|w| lower_bound(delta, w));
-    // The window runs from the lower bound, not the column's minimum.
-    let mut window_bounds = bounds.clone();
-    if let (Some(l), Some((min, max))) = (lower, cursor_bounds.min_max) {
-        window_bounds[0].min_max = (l.max(min) <= max).then_some((l.max(min), max));
-    }
-    window_bounds[0].has_nulls &= delta.include_nulls;
-    let source_max = cursor_bounds.min_max.map(|(_, max)| max);
+    // What the partitions range over: a delta's cursor from its window.
+    let mut span_bounds = bounds.clone();
+    let mut next_watermark = None;
     let mut warning = None;
-    let next_watermark = match (watermark, source_max) {
-        (Some(w), Some(max)) if w.0 > max => {
-            warning = Some(format!(
-                "the stored watermark {w} of {} is newer than the newest source row ({max}); no rows past it were read. \
-                 If the source was rebuilt, run `synchub state reset {} --strategy {}`",
-                delta.cursor.name, plan.pipeline, plan.strategy
-            ));
-            Some(w)
+    let mut lower = None;
+    if let Some(delta) = &plan.delta {
+        let cursor_bounds = bounds[0];
+        lower = watermark.map(|w| lower_bound(delta, w));
+        // The window runs from the lower bound, not the column's minimum.
+        if let (Some(l), Some((min, max))) = (lower, cursor_bounds.min_max) {
+            span_bounds[0].min_max = (l.max(min) <= max).then_some((l.max(min), max));
         }
-        (_, Some(max)) => Some(Watermark(max)),
-        (w, None) => w,
+        span_bounds[0].has_nulls &= delta.include_nulls;
+        next_watermark = match (watermark, cursor_bounds.min_max.map(|(_, max)| max)) {
+            (Some(w), Some(max)) if w.0 > max => {
+                warning = Some(format!(
+                    "the stored watermark {w} of {} is newer than the newest source row ({max}); no rows past it were read. \
+                     If the source was rebuilt, run `synchub state reset {} --strategy {}`",
+                    delta.cursor.name, plan.pipeline, plan.strategy
+                ));
+                Some(w)
+            }
+            (_, Some(max)) => Some(Watermark(max)),
+            (w, None) => w,
+        };
+    }
+    let span = Span::of(&dims, span_bounds.clone());
+    let threshold = if plan.delta.is_some() {
+        DELTA_SPARSE_CHECK_RANGES
+    } else {
+        SPARSE_CHECK_RANGES
     };
-    let span = Span::of(&dims, window_bounds.clone());
-    let occupied = occupied(
-        plan,
-        source,
-        deletes_from,
-        &dims,
-        &span,
-        DELTA_SPARSE_CHECK_RANGES,
-    )
-    .await?;
-    let partitions = match occupied {
-        Some(partitions) => partitions,
-        None => {
-            refuse_too_many(plan, &dims, &window_bounds)?;
-            let mut cursor_ranges = delta_window(&delta.cursor, lower, &cursor_bounds);
+    let occupied = occupied(plan, source, deletes_from, &dims, &span, threshold).await?;
+    let partitions = match (occupied, &plan.delta) {
+        (Some(partitions), _) => partitions,
+        (None, None) => {
+            refuse_too_many(plan, &dims, &bounds)?;
+            plan_partitions(&dims, &bounds)
+        }
+        (None, Some(delta)) => {
+            refuse_too_many(plan, &dims, &span_bounds)?;
+            let mut cursor_ranges = delta_window(&delta.cursor, lower, &bounds[0]);
             if !delta.include_nulls {
                 cursor_ranges.retain(|r| *r != DimRange::Null);
             }

@@ -200,9 +200,6 @@ impl sql::SqlSource for PostgresSource {
         grids: &[BucketGrid],
         limit: usize,
     ) -> Result<Option<OccupiedBuckets>> {
-        if dims.is_empty() {
-            return Ok(None);
-        }
         let mut values = Vec::new();
         let (select, grid_params) = sql::buckets_sql(
             &PostgresDialect,

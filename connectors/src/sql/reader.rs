@@ -47,8 +47,9 @@ pub trait SqlSource: Send {
         within: &Partition,
         dims: &[PartitionDimension],
     ) -> Result<Vec<ColumnBounds>>;
-    /// `Source::occupied_buckets`: the rows of [`super::buckets_sql`]
-    /// (bound as `scope`'s ranges bind, then its 64-bit integers), distinct.
+    /// `Source::occupied_buckets` of one dimension or more: the rows of
+    /// [`super::buckets_sql`] (bound as `scope`'s ranges bind, then its
+    /// 64-bit integers), distinct.
     async fn occupied(
         &mut self,
         scope: &Partition,
@@ -99,6 +100,9 @@ impl<S: SqlSource> Source for S {
         grids: &[BucketGrid],
         limit: usize,
     ) -> Result<Option<OccupiedBuckets>> {
+        if dims.is_empty() {
+            return Ok(None);
+        }
         self.occupied(scope, dims, grids, limit).await
     }
 

@@ -134,9 +134,6 @@ impl sql::SqlSource for SqliteSource {
         grids: &[BucketGrid],
         limit: usize,
     ) -> Result<Option<OccupiedBuckets>> {
-        if dims.is_empty() {
-            return Ok(None);
-        }
         let mut values = Vec::new();
         let (q, grid_params) =
             sql::buckets_sql(&SqliteDialect, &self.table, scope, dims, grids, &mut values);
