@@ -482,6 +482,7 @@ fn plan_and_config_commands_print_json() {
             "dag": ["partition_source", "fetch(page=50000)", "batcher(rows=50000)", "populate"],
             "lanes": 1,
             "partitions_total": 2,
+            "ranges_total": 2,
             "partitions": ["v_0_100", "v_100_200"],
         })
     );
