@@ -413,5 +413,13 @@ fn refuse_missing_capability(
             pipeline.destination.datastore.name()
         )));
     }
+    if plan.deletes_missing() && !sink.capabilities().delete {
+        return Err(EngineError::Unsupported(format!(
+            "strategy \"{}\" has delete_missing: true, and destination datastore \"{}\" cannot \
+             delete rows; remove delete_missing to keep the rows gone from the source",
+            plan.strategy,
+            pipeline.destination.datastore.name()
+        )));
+    }
     Ok(())
 }

@@ -69,8 +69,9 @@ const DELTA_SPARSE_CHECK_RANGES: u128 = 1;
 /// combinations that hold rows (`Source::occupied_buckets`), with the same
 /// ids. `deletes_from`: the pipeline of a run that deletes destination rows
 /// missing from the source, into a destination that may hold rows; the
-/// ranges holding destination rows are then planned too, or rows deleted
-/// from the source would never be compared.
+/// span is then both sides' extent and the ranges holding destination rows
+/// are planned too, or rows deleted from the source would never be
+/// compared.
 pub async fn run_partitions(
     plan: &Plan,
     source: &mut dyn Source,
@@ -80,7 +81,27 @@ pub async fn run_partitions(
     let mut dims = Vec::new();
     dims.extend(plan.delta.as_ref().map(|d| d.cursor.clone()));
     dims.extend(plan.dimensions.iter().cloned());
-    let bounds = source.bounds(&dims).await?;
+    let mut bounds = source.bounds(&dims).await?;
+    // The destination's own columns, named as the dimensions are.
+    let dest_dims: Vec<PartitionDimension> = dims
+        .iter()
+        .map(|d| PartitionDimension {
+            column: planner::ColumnRef::bare(&d.name),
+            ..d.clone()
+        })
+        .collect();
+    let mut destination = match deletes_from {
+        Some(pipeline) => Some(crate::run::destination_as_source(pipeline).await?),
+        None => None,
+    };
+    if let Some(destination) = destination.as_mut() {
+        // A range only the destination has rows in (the source's last
+        // ids deleted) is planned too: the span is both sides'.
+        let theirs = destination.bounds(&dest_dims).await?;
+        for (b, d) in bounds.iter_mut().zip(theirs) {
+            *b = connectors::bounds::union(*b, d);
+        }
+    }
     // What the partitions range over: a delta's cursor from its window.
     let mut span_bounds = bounds.clone();
     let mut next_watermark = None;
@@ -113,7 +134,10 @@ pub async fn run_partitions(
     } else {
         SPARSE_CHECK_RANGES
     };
-    let occupied = occupied(plan, source, deletes_from, &dims, &span, threshold).await?;
+    let destination = destination
+        .as_deref_mut()
+        .map(|d| (d as &mut dyn Source, &dest_dims[..]));
+    let occupied = occupied(plan, source, destination, &dims, &span, threshold).await?;
     let partitions = match (occupied, &plan.delta) {
         (Some(partitions), _) => partitions,
         (None, None) => {
@@ -227,7 +251,7 @@ impl Span {
 async fn occupied(
     plan: &Plan,
     source: &mut dyn Source,
-    deletes_from: Option<&Pipeline>,
+    destination: Option<(&mut dyn Source, &[PartitionDimension])>,
     dims: &[PartitionDimension],
     span: &Span,
     threshold: u128,
@@ -247,17 +271,10 @@ async fn occupied(
             None => return Ok(None),
         }
     }
-    if let Some(pipeline) = deletes_from {
-        // The destination's own columns, named as the dimensions are.
-        let in_destination = |d: &PartitionDimension| PartitionDimension {
-            column: planner::ColumnRef::bare(&d.name),
-            ..d.clone()
-        };
-        let dest_dims: Vec<PartitionDimension> = dims.iter().map(in_destination).collect();
-        let mut destination = crate::run::destination_as_source(pipeline).await?;
-        for scope in span.scopes(&dest_dims, plan.delta.is_some()) {
+    if let Some((destination, dest_dims)) = destination {
+        for scope in span.scopes(dest_dims, plan.delta.is_some()) {
             match destination
-                .occupied_buckets(&scope, &dest_dims, &grids, limit)
+                .occupied_buckets(&scope, dest_dims, &grids, limit)
                 .await?
             {
                 Some(k) => keys.extend(k),

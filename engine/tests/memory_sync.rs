@@ -91,6 +91,15 @@ async fn run(dir: &std::path::Path, strategy: &str) -> engine::RunSummary {
     outcome.summary
 }
 
+/// Why a run of `strategy` was refused before it started.
+async fn refused(dir: &std::path::Path, strategy: &str) -> String {
+    run_pipeline(&options(dir, strategy), Arc::default())
+        .await
+        .err()
+        .expect("refused before the run starts")
+        .to_string()
+}
+
 #[tokio::test]
 async fn full_then_hash_runs_without_a_database() {
     let store = format!("memory_sync_{}", std::process::id());
@@ -161,14 +170,23 @@ async fn a_hash_run_into_a_destination_that_cannot_delete_is_refused() {
         "items",
         items(&[1, 2, 3], |i| Some(format!("item {i}"))),
     );
-    let error = run_pipeline(&options(dir.path(), "hash"), Arc::default())
-        .await
-        .err()
-        .expect("refused before the run starts");
     assert_eq!(
-        error.to_string(),
+        refused(dir.path(), "hash").await,
         "strategy \"hash\" is a hash sync, which deletes the rows gone from the source, and \
          destination datastore \"appends\" cannot delete rows; use a full or delta strategy"
+    );
+    assert!(table_rows(&store, "items_copy").is_none());
+
+    // The same for a full strategy asked to delete.
+    let dir = pipeline_files(
+        &store,
+        "appends",
+        "  - {name: mirror, type: full, delete_missing: true}\n",
+    );
+    assert_eq!(
+        refused(dir.path(), "mirror").await,
+        "strategy \"mirror\" has delete_missing: true, and destination datastore \"appends\" \
+         cannot delete rows; remove delete_missing to keep the rows gone from the source"
     );
     assert!(table_rows(&store, "items_copy").is_none());
 }
@@ -224,4 +242,71 @@ async fn a_lost_checkpoint_on_a_non_transactional_destination_duplicates_nothing
     copied.sort();
     let expected: Vec<(i64, Option<String>)> = ids.iter().map(|i| (*i, name(*i))).collect();
     assert_eq!(copied, expected, "every row once, none lost");
+}
+
+/// `full` with `delete_missing: true` leaves the destination equal to the
+/// source: into an empty table it only inserts; later it removes exactly
+/// the rows the source lost, also from a range only the destination still
+/// has rows in, and nothing else. Without it a full run keeps them.
+#[tokio::test]
+async fn a_full_run_deleting_missing_rows_leaves_the_destination_equal_to_the_source() {
+    let store = format!("memory_mirror_{}", std::process::id());
+    let dir = pipeline_files(
+        &store,
+        "mem",
+        "  - name: full
+    type: full
+    primary_partitions: [{column: id, step: 1000, data_type: integer}]
+  - name: mirror
+    type: full
+    delete_missing: true
+    primary_partitions: [{column: id, step: 1000, data_type: integer}]
+",
+    );
+    let name = |i: i64| Some(format!("item {i}"));
+    let ids: Vec<i64> = (1..=ROWS).collect();
+    put_table(&store, "items", items(&ids, name));
+    let first = run(dir.path(), "mirror").await;
+    assert_eq!((first.rows_inserted, first.rows_deleted), (ROWS as u64, 0));
+
+    // Three rows gone from [0, 1000), every row of [4000, 5000) and
+    // [5000, 6000) gone, one renamed.
+    let kept: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|i| ![5, 6, 7].contains(i) && *i < 4000)
+        .collect();
+    let renamed = |i: i64| {
+        Some(if i == 2500 {
+            "changed".into()
+        } else {
+            format!("item {i}")
+        })
+    };
+    put_table(&store, "items", items(&kept, renamed));
+    let keeping = run(dir.path(), "full").await;
+    assert_eq!(
+        (keeping.rows_updated, keeping.rows_deleted),
+        (1, 0),
+        "delete_missing is off by default"
+    );
+    assert_eq!(destination(&store).len(), ROWS as usize);
+
+    let mirror = run(dir.path(), "mirror").await;
+    assert_eq!(
+        (
+            mirror.rows_inserted,
+            mirror.rows_updated,
+            mirror.rows_deleted
+        ),
+        (0, 0, ROWS as u64 - kept.len() as u64)
+    );
+    let expected: Vec<(i64, Option<String>)> = kept.iter().map(|i| (*i, renamed(*i))).collect();
+    assert_eq!(destination(&store), expected);
+
+    let again = run(dir.path(), "mirror").await;
+    assert_eq!(
+        (again.rows_read, again.rows_deleted, again.rows_unchanged),
+        (0, 0, kept.len() as u64)
+    );
 }

@@ -497,6 +497,65 @@ impl ChangeDetection {
     }
 }
 
+impl ChangeDetection {
+    /// Compares `p` and sends each differing leaf inside it as a partition
+    /// of its own, with its change set, then `p` itself: its checkpoint
+    /// says every leaf inside it is done, so a resumed run can skip it.
+    /// Rows found equal by checksum are counted with it.
+    ///
+    /// `rewrite`: a full run deleting missing rows, for a partition whose
+    /// whole rows differ. Its leaves are found as a hash run finds them
+    /// (over every column), and each is read and upserted whole, with the
+    /// keys only the destination has there deleted; a delete is scoped to
+    /// its leaf, as a hash run's, so a row whose partition column changed
+    /// survives whichever of its two ranges is written first.
+    async fn send_leaves(
+        &mut self,
+        p: Arc<Partition>,
+        rewrite: bool,
+        out: &mut Output,
+    ) -> Result<()> {
+        let (leaves, equal_rows) = self
+            .differing_leaves(&p)
+            .await
+            .map_err(|e| name_null_key(e, &p.id, None))?;
+        let empty = RecordBatch::new_empty(self.key_schema.clone());
+        let mut own = ChangeSet {
+            all_rows: false,
+            unchanged: equal_rows,
+            upserts: empty.clone(),
+            deletes: empty.clone(),
+        };
+        for (leaf, changes) in leaves {
+            let changes = if rewrite {
+                // Read whole: its equal rows are counted as they are merged.
+                ChangeSet {
+                    all_rows: true,
+                    unchanged: 0,
+                    upserts: empty.clone(),
+                    deletes: changes.deletes,
+                }
+            } else {
+                changes
+            };
+            if leaf.id == p.id {
+                own = ChangeSet {
+                    unchanged: if rewrite { 0 } else { own.unchanged } + changes.unchanged,
+                    ..changes
+                };
+                continue;
+            }
+            let leaf = Arc::new(leaf);
+            out.send(Message::PartitionStart(leaf.clone())).await?;
+            out.changes(Arc::new(changes)).await?;
+            out.send(Message::PartitionEnd(leaf)).await?;
+        }
+        out.send(Message::PartitionStart(p)).await?;
+        out.changes(Arc::new(own)).await?;
+        Ok(())
+    }
+}
+
 /// One side's (key, hash) stream for `p`, or for its buckets `only`.
 async fn row_hashes<'a>(
     side: &'a mut dyn Source,
@@ -581,6 +640,9 @@ impl Operator for ChangeDetection {
                 .await
                 .map_err(|e| name_null_key(e, &p.id, None))?;
             let equal = s == d;
+            if !equal && self.delete_missing {
+                return self.send_leaves(p, true, out).await;
+            }
             let empty = RecordBatch::new_empty(self.key_schema.clone());
             out.send(Message::PartitionStart(p)).await?;
             out.changes(Arc::new(ChangeSet {
@@ -592,35 +654,7 @@ impl Operator for ChangeDetection {
             .await?;
             return Ok(());
         }
-        let (leaves, equal_rows) = self
-            .differing_leaves(&p)
-            .await
-            .map_err(|e| name_null_key(e, &p.id, None))?;
-        let mut own = ChangeSet {
-            all_rows: false,
-            unchanged: equal_rows,
-            upserts: RecordBatch::new_empty(self.key_schema.clone()),
-            deletes: RecordBatch::new_empty(self.key_schema.clone()),
-        };
-        for (leaf, changes) in leaves {
-            if leaf.id == p.id {
-                own = ChangeSet {
-                    unchanged: own.unchanged + changes.unchanged,
-                    ..changes
-                };
-                continue;
-            }
-            let leaf = Arc::new(leaf);
-            out.send(Message::PartitionStart(leaf.clone())).await?;
-            out.changes(Arc::new(changes)).await?;
-            out.send(Message::PartitionEnd(leaf)).await?;
-        }
-        // The partition itself comes last: its checkpoint says every leaf
-        // inside it is done, so a resumed run can skip it. Rows found equal
-        // by checksum are counted with it.
-        out.send(Message::PartitionStart(p)).await?;
-        out.changes(Arc::new(own)).await?;
-        Ok(())
+        self.send_leaves(p, false, out).await
     }
 }
 

@@ -88,6 +88,10 @@ pub struct Plan {
     /// (`max_concurrent_partitions`; fewer when there are fewer partitions
     /// or the destination takes one writer).
     pub lanes: usize,
+    /// The strategy deletes destination rows missing from the source
+    /// (hash, and full with `delete_missing: true`): [`Plan::deletes_missing`].
+    #[serde(skip)]
+    delete_missing: bool,
 }
 
 impl Plan {
@@ -142,6 +146,7 @@ impl Plan {
             delta: st.delta.clone(),
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
             lanes: pipeline.max_concurrent_partitions.max(1),
+            delete_missing: st.delete_missing,
         })
     }
 
@@ -151,17 +156,22 @@ impl Plan {
     /// A full run into a populated destination compares partition checksums
     /// over every column first and fetches only the partitions that differ
     /// (not with a stored row hash, which covers the hash columns only, so
-    /// whole-row checksums could never match it). A delta past a stored
+    /// whole-row checksums could never match it). With `delete_missing`, it
+    /// always compares (with a stored row hash every partition differs):
+    /// a differing partition is then compared range by range, and each
+    /// differing range is rewritten whole with the destination rows the
+    /// source lacks there deleted. A delta past a stored
     /// watermark without lookback reads rows changed since (and the few on
     /// the watermark), and a hash run fetches only differing rows: their
     /// writer need not test rows for equality first.
     pub fn for_destination(mut self, pipeline: &Pipeline, probe: DestinationProbe) -> Plan {
         let compare_first = self.kind == StrategyKind::Full
             && !probe.empty
-            && pipeline
-                .columns
-                .iter()
-                .all(|c| c.stored_hash == crate::model::StoredHash::No);
+            && (self.delete_missing
+                || pipeline
+                    .columns
+                    .iter()
+                    .all(|c| c.stored_hash == crate::model::StoredHash::No));
         let rows_are_changes = match self.kind {
             StrategyKind::Hash => true,
             StrategyKind::Delta => {
@@ -183,7 +193,7 @@ impl Plan {
                 1,
                 OperatorSpec::ChangeDetection {
                     leaf_rows: HASH_LEAF_ROWS,
-                    delete_missing: false,
+                    delete_missing: self.delete_missing,
                     secondary: Vec::new(),
                     whole_partitions: true,
                 },
@@ -194,15 +204,9 @@ impl Plan {
 
     /// Whether a run deletes destination rows missing from the source.
     pub fn deletes_missing(&self) -> bool {
-        self.operators.iter().any(|o| {
-            matches!(
-                o,
-                OperatorSpec::ChangeDetection {
-                    delete_missing: true,
-                    ..
-                }
-            )
-        })
+        // Not read from the chain: a full run gets its comparison only from
+        // `for_destination`, and partitions are planned before it.
+        self.delete_missing
     }
 
     /// The DAG and the partitions it would run, for `synchub plan`: with
@@ -300,8 +304,17 @@ impl fmt::Display for OperatorSpec {
             ),
             OperatorSpec::ChangeDetection {
                 whole_partitions: true,
+                delete_missing,
                 ..
-            } => f.write_str("change_detection(whole partitions, every column)"),
+            } => write!(
+                f,
+                "change_detection(whole partitions, every column{})",
+                if *delete_missing {
+                    "; differing ranges rewritten, deletes applied"
+                } else {
+                    ""
+                }
+            ),
             OperatorSpec::ChangeDetection {
                 leaf_rows,
                 delete_missing,

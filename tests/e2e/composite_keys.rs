@@ -100,7 +100,23 @@ async fn a_composite_key_hash_reads_only_the_rows_it_writes_on_postgres() -> Res
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("rows_read"), 0);
     assert_eq!(again.n("rows_unchanged"), ROWS);
+
+    client.batch_execute(&last_tenant_gone_sql(&src)).await?;
+    assert_last_tenant_deleted(&ws.run("hash"));
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
     Ok(())
+}
+
+/// The last tenant leaves the source: its rows are past the source's
+/// extent of the first key column and only the destination has them.
+fn last_tenant_gone_sql(table: &str) -> String {
+    format!("DELETE FROM {table} WHERE tenant = {TENANTS}")
+}
+
+/// Tenant 3's 40,000 rows, less none (39999 was updated), plus (3, 0).
+fn assert_last_tenant_deleted(hash: &crate::common::RunResult) {
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!((hash.n("rows_deleted"), hash.n("rows_read")), (IDS + 1, 0));
 }
 
 #[test]
@@ -138,6 +154,10 @@ fn a_composite_key_hash_reads_only_the_rows_it_writes_on_sqlite() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("rows_read"), 0);
     assert_eq!(again.n("rows_unchanged"), ROWS);
+
+    src.execute_batch(&last_tenant_gone_sql("items")).unwrap();
+    assert_last_tenant_deleted(&run(&p, "hash", &state));
+    assert_eq!(same(dir.path()), 0);
 }
 
 fn same(dir: &Path) -> i64 {

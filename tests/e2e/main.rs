@@ -17,6 +17,7 @@ mod crash_resume;
 mod delta_sync;
 mod demo;
 mod duplicate_keys;
+mod full_delete_missing;
 mod hash_key_column;
 mod hash_sync;
 mod hostile_cases;

@@ -85,6 +85,7 @@ strategies:
   - {name: full, type: full, page_size: 500, primary_partitions: [{column: id, step: 1000, data_type: integer}]}
   - {name: delta, type: delta, column: updated_at, page_size: 500}
   - {name: hash, type: hash, page_size: 500, primary_partitions: [{column: id, step: 1000, data_type: integer}]}
+  - {name: mirror, type: full, delete_missing: true, page_size: 500, primary_partitions: [{column: id, step: 1000, data_type: integer}]}
 ",
     )
     .unwrap();
@@ -128,6 +129,17 @@ strategies:
             "fetch(page=500, changed rows only)",
             "batcher(rows=50000)",
             "populate(changed rows)",
+        ]
+    );
+    // A full run that deletes: differing partitions compared range by range.
+    assert_eq!(
+        plan_then_run(&p, "mirror", &state),
+        [
+            "partition_source",
+            "change_detection(whole partitions, every column; differing ranges rewritten, deletes applied)",
+            "fetch(page=500, changed rows only)",
+            "batcher(rows=50000)",
+            "populate",
         ]
     );
 }

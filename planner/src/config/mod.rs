@@ -9,7 +9,7 @@ mod strategy;
 use serde::{Deserialize, Serialize};
 
 pub use strategy::{
-    DataFetchConfig, DeltaConfig, HashConfig, PartitionConfig, StrategyConfig,
+    DataFetchConfig, DeltaConfig, FullConfig, HashConfig, PartitionConfig, StrategyConfig,
     StrategyPipelineConfig, StrategyType,
 };
 

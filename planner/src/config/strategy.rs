@@ -52,7 +52,7 @@ pub struct StrategyConfig {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StrategyType {
-    Full,
+    Full(FullConfig),
     Delta(DeltaConfig),
     Hash(HashConfig),
     /// A type SyncHub does not have. Read with the fields of every type (and
@@ -69,7 +69,7 @@ impl StrategyType {
     /// The `type` as written.
     pub fn as_str(&self) -> &str {
         match self {
-            StrategyType::Full => "full",
+            StrategyType::Full(_) => "full",
             StrategyType::Delta(_) => "delta",
             StrategyType::Hash(_) => "hash",
             StrategyType::Unknown { name } => name,
@@ -94,6 +94,14 @@ pub struct DeltaConfig {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+pub struct FullConfig {
+    /// Delete destination rows missing from the source (default false: a
+    /// full sync upserts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_missing: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct HashConfig {
     /// Delete destination rows missing from the source (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,28 +109,31 @@ pub struct HashConfig {
 }
 
 /// Every field a strategy may have, in the order messages list them, and
-/// the one type that alone takes it (`None`: every type).
-const STRATEGY_FIELDS: [(&str, Option<&str>); 19] = [
-    ("name", None),
-    ("type", None),
-    ("column", Some("delta")),
-    ("enabled", None),
-    ("cron", None),
-    ("page_size", None),
-    ("use_sub_partition", None),
-    ("sub_partition_step", None),
-    ("prevent_update_unless_changed", None),
-    ("use_pagination", None),
-    ("lookback", Some("delta")),
-    ("lookback_unit", Some("delta")),
-    ("delete_missing", Some("hash")),
-    ("null_cursor", Some("delta")),
-    ("primary_partitions", None),
-    ("secondary_partitions", None),
-    ("delta_partitions", None),
-    ("pipeline_config", None),
-    ("data_fetch", None),
+/// the types that alone take it (none: every type).
+const STRATEGY_FIELDS: [(&str, Owners); 19] = [
+    ("name", &[]),
+    ("type", &[]),
+    ("column", &["delta"]),
+    ("enabled", &[]),
+    ("cron", &[]),
+    ("page_size", &[]),
+    ("use_sub_partition", &[]),
+    ("sub_partition_step", &[]),
+    ("prevent_update_unless_changed", &[]),
+    ("use_pagination", &[]),
+    ("lookback", &["delta"]),
+    ("lookback_unit", &["delta"]),
+    ("delete_missing", &["full", "hash"]),
+    ("null_cursor", &["delta"]),
+    ("primary_partitions", &[]),
+    ("secondary_partitions", &[]),
+    ("delta_partitions", &[]),
+    ("pipeline_config", &[]),
+    ("data_fetch", &[]),
 ];
+
+/// The strategy types that alone take a field; empty: every type.
+type Owners = &'static [&'static str];
 
 /// The names alone, for `deserialize_struct`.
 const STRATEGY_FIELD_NAMES: [&str; STRATEGY_FIELDS.len()] = {
@@ -135,13 +146,17 @@ const STRATEGY_FIELD_NAMES: [&str; STRATEGY_FIELDS.len()] = {
     names
 };
 
-/// Whether a strategy of type `kind` takes a field that `owner` alone
-/// takes. Before `type` is read (`kind` is `None`), and for a type SyncHub
+/// Whether a strategy of type `kind` takes a field that `owners` alone
+/// take. Before `type` is read (`kind` is `None`), and for a type SyncHub
 /// does not have, every field is taken.
-fn takes(kind: Option<&str>, owner: Option<&str>) -> bool {
-    match (kind, owner) {
-        (Some(kind), Some(owner)) => kind == owner || !["full", "delta", "hash"].contains(&kind),
-        _ => true,
+fn takes(kind: Option<&str>, owners: Owners) -> bool {
+    match kind {
+        Some(kind) => {
+            owners.is_empty()
+                || owners.contains(&kind)
+                || !["full", "delta", "hash"].contains(&kind)
+        }
+        None => true,
     }
 }
 
@@ -149,7 +164,7 @@ fn takes(kind: Option<&str>, owner: Option<&str>) -> bool {
 fn unknown_strategy_field<E: de::Error>(key: &str, kind: Option<&str>) -> E {
     let expected: Vec<String> = STRATEGY_FIELDS
         .iter()
-        .filter(|(_, owner)| takes(kind, *owner))
+        .filter(|(_, owners)| takes(kind, owners))
         .map(|(field, _)| format!("`{field}`"))
         .collect();
     E::custom(format_args!(
@@ -158,12 +173,19 @@ fn unknown_strategy_field<E: de::Error>(key: &str, kind: Option<&str>) -> E {
     ))
 }
 
-/// The error for `field`, which only `owner` strategies take, in a `kind`
+/// The error for `field`, which only `owners` strategies take, in a `kind`
 /// one. Worded as serde's unknown field, followed by what `yaml` shows
 /// instead of a list.
-fn field_of_another_type<E: de::Error>(field: &str, owner: &str, kind: &str) -> E {
+fn field_of_another_type<E: de::Error>(field: &str, owners: Owners, kind: &str) -> E {
+    let why = match (field, kind) {
+        ("delete_missing", "delta") => {
+            ": a delta reads the rows changed since its watermark and cannot see deleted ones"
+        }
+        _ => "",
+    };
     E::custom(format_args!(
-        "unknown field `{field}`; a {kind} strategy does not take it ({field} is for {owner} strategies)"
+        "unknown field `{field}`; a {kind} strategy does not take it ({field} is for {} strategies{why})",
+        owners.join(" and ")
     ))
 }
 
@@ -176,23 +198,23 @@ struct StrategyKey<'a> {
 }
 
 impl<'de> de::DeserializeSeed<'de> for StrategyKey<'_> {
-    type Value = (&'static str, Option<&'static str>);
+    type Value = (&'static str, Owners);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_identifier(self)
     }
 }
 
 impl de::Visitor<'_> for StrategyKey<'_> {
-    type Value = (&'static str, Option<&'static str>);
+    type Value = (&'static str, Owners);
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("field identifier")
     }
     fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
         match STRATEGY_FIELDS.iter().find(|(field, _)| *field == key) {
-            Some(&(field, owner)) if takes(self.kind, owner) => Ok((field, owner)),
-            Some((field, owner)) => Err(field_of_another_type(
+            Some(&(field, owners)) if takes(self.kind, owners) => Ok((field, owners)),
+            Some((field, owners)) => Err(field_of_another_type(
                 field,
-                owner.unwrap_or_default(),
+                owners,
                 self.kind.unwrap_or_default(),
             )),
             None => Err(unknown_strategy_field(key, self.kind)),
@@ -244,11 +266,11 @@ impl<'de> de::Visitor<'de> for StrategyVisitor {
         let mut delete_missing = None;
         // Fields of one type only, written before `type`, with that type.
         let mut before_type = Vec::new();
-        while let Some((key, owner)) = map.next_key_seed(StrategyKey {
+        while let Some((key, owners)) = map.next_key_seed(StrategyKey {
             kind: kind.as_deref(),
         })? {
-            if let (None, Some(owner)) = (&kind, owner) {
-                before_type.push((key, owner));
+            if kind.is_none() && !owners.is_empty() {
+                before_type.push((key, owners));
             }
             let m = &mut map;
             match key {
@@ -278,14 +300,16 @@ impl<'de> de::Visitor<'de> for StrategyVisitor {
         }
         let name: String = name.ok_or_else(|| de::Error::missing_field("name"))?;
         let kind: String = kind.ok_or_else(|| de::Error::missing_field("type"))?;
-        if let Some((field, owner)) = before_type
+        if let Some((field, owners)) = before_type
             .iter()
-            .find(|(_, owner)| !takes(Some(&kind), Some(owner)))
+            .find(|(_, owners)| !takes(Some(&kind), owners))
         {
-            return Err(field_of_another_type(field, owner, &kind));
+            return Err(field_of_another_type(field, owners, &kind));
         }
         let kind = match kind.as_str() {
-            "full" => StrategyType::Full,
+            "full" => StrategyType::Full(FullConfig {
+                delete_missing: delete_missing.flatten(),
+            }),
             "delta" => StrategyType::Delta(DeltaConfig {
                 column: column.flatten(),
                 lookback: lookback.flatten(),
@@ -386,7 +410,21 @@ mod tests {
             panic!("{:?}", s[1].kind)
         };
         assert_eq!(h.delete_missing, Some(false));
-        assert!(matches!(s[2].kind, StrategyType::Full) && !s[2].enabled);
+        assert!(
+            matches!(
+                s[2].kind,
+                StrategyType::Full(FullConfig {
+                    delete_missing: None
+                })
+            ) && !s[2].enabled
+        );
+        let f = strategies("  - {name: f, type: full, delete_missing: true}\n").unwrap();
+        assert!(matches!(
+            f[0].kind,
+            StrategyType::Full(FullConfig {
+                delete_missing: Some(true)
+            })
+        ));
         assert!(s[1].enabled, "enabled by default");
     }
 
@@ -398,8 +436,12 @@ mod tests {
                 "p.yaml:5:5: unknown field \"lookback\" in strategies[0]; a hash strategy does not take it (lookback is for delta strategies)",
             ),
             (
-                "  - {name: f, type: full, delete_missing: true}\n",
-                "p.yaml:3:27: unknown field \"delete_missing\" in strategies[0]; a full strategy does not take it (delete_missing is for hash strategies)",
+                "  - {name: d, type: delta, column: at, delete_missing: true}\n",
+                "p.yaml:3:40: unknown field \"delete_missing\" in strategies[0]; a delta strategy does not take it (delete_missing is for full and hash strategies: a delta reads the rows changed since its watermark and cannot see deleted ones)",
+            ),
+            (
+                "  - {name: d, delete_missing: false, type: delta}\n",
+                "p.yaml:3:5: unknown field \"delete_missing\" in strategies[0]; a delta strategy does not take it (delete_missing is for full and hash strategies: a delta reads the rows changed since its watermark and cannot see deleted ones)",
             ),
             // Written before `type`: known wrong once the strategy is read,
             // so said at its start.
@@ -414,7 +456,7 @@ mod tests {
             ),
             (
                 "  - {name: f, type: full, zzz: 1}\n",
-                "p.yaml:3:27: unknown field \"zzz\" in strategies[0]; valid fields: name, type, enabled, cron, page_size, use_sub_partition, sub_partition_step, prevent_update_unless_changed, use_pagination, primary_partitions, secondary_partitions, delta_partitions, pipeline_config, data_fetch",
+                "p.yaml:3:27: unknown field \"zzz\" in strategies[0]; valid fields: name, type, enabled, cron, page_size, use_sub_partition, sub_partition_step, prevent_update_unless_changed, use_pagination, delete_missing, primary_partitions, secondary_partitions, delta_partitions, pipeline_config, data_fetch",
             ),
             // Before `type`, the fields of every type.
             (

@@ -18,7 +18,7 @@ pub(super) fn normalize_strategy(
 ) -> Option<Strategy> {
     let path = format!("strategies[{i}]");
     let kind = match &s.kind {
-        StrategyType::Full => StrategyKind::Full,
+        StrategyType::Full(_) => StrategyKind::Full,
         StrategyType::Delta(_) => StrategyKind::Delta,
         StrategyType::Hash(_) => StrategyKind::Hash,
         StrategyType::Unknown { name } => {
@@ -53,9 +53,15 @@ pub(super) fn normalize_strategy(
     if kind == StrategyKind::Hash && primary.is_empty() {
         primary.extend(key_range_dimension(columns));
     }
-    if kind == StrategyKind::Hash {
-        // Both sides are cut by the same ranges, so the column must exist in
-        // the destination too.
+    let delete_missing = match &s.kind {
+        StrategyType::Hash(h) => h.delete_missing.unwrap_or(true),
+        StrategyType::Full(f) => f.delete_missing.unwrap_or(false),
+        _ => false,
+    };
+    if kind == StrategyKind::Hash || delete_missing {
+        // Both sides are cut by the same ranges (and deletes take only the
+        // destination rows inside the range written), so the column must
+        // exist in the destination too.
         for d in &primary {
             if !columns.iter().any(|c| {
                 c.dest == d.name && !c.stored_hash.is_compute() && c.source_ref == d.column
@@ -63,7 +69,12 @@ pub(super) fn normalize_strategy(
                 problems.push(
                     format!("{path}.primary_partitions"),
                     format!(
-                        "a hash strategy compares both sides range by range, so its partition column must be synced; map {} in the columns",
+                        "{}, so its partition column must be synced; map {} in the columns",
+                        if kind == StrategyKind::Hash {
+                            "a hash strategy compares both sides range by range"
+                        } else {
+                            "a full strategy with delete_missing compares both sides and deletes range by range"
+                        },
                         d.column
                     ),
                 );
@@ -99,10 +110,6 @@ pub(super) fn normalize_strategy(
             problems,
         )?),
         _ => None,
-    };
-    let delete_missing = match &s.kind {
-        StrategyType::Hash(h) => h.delete_missing.unwrap_or(true),
-        _ => false,
     };
     let page_size = s
         .page_size

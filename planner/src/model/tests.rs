@@ -99,3 +99,23 @@ fn a_column_is_named_by_dest_source_or_its_own_name() {
     assert!(c.is_source_reported_as("o.Order Id"));
     assert!(!c.is_source_reported_as("xOrder Id"));
 }
+
+#[test]
+fn a_full_strategy_deletes_missing_rows_only_when_asked_and_by_mapped_ranges() {
+    let p = with_strategies(
+        "  - {name: f, type: full}\n  - {name: g, type: full, delete_missing: true, primary_partitions: [{column: id, step: 10, data_type: int}]}\n",
+    )
+    .unwrap();
+    assert!(!p.strategies[0].delete_missing, "off by default");
+    assert!(p.strategies[1].delete_missing);
+    // Deletes are scoped by the destination's own columns: a range over a
+    // column the destination lacks could not scope them.
+    let e = with_strategies(
+        "  - {name: g, type: full, delete_missing: true, primary_partitions: [{column: other, step: 10, data_type: int}]}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.yaml: strategies[0].primary_partitions: a full strategy with delete_missing compares both sides and deletes range by range, so its partition column must be synced; map \"other\" in the columns"
+    );
+}
