@@ -276,7 +276,7 @@ impl Plan {
     }
 }
 
-fn step_text(step: Step) -> String {
+pub(crate) fn step_text(step: Step) -> String {
     match step {
         Step::Int(n) => n.to_string(),
         Step::Micros(0) => "0s".to_string(),

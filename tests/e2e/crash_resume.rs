@@ -40,6 +40,7 @@ strategies:
     page_size: 500
     primary_partitions:
       - {{column: updated_at, step: 1, step_unit: hour, data_type: datetime}}
+  - {{name: delta_by_id, type: delta, column: updated_at, page_size: 500}}
 "
     )
 }
@@ -89,27 +90,46 @@ async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas, context: &
 async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
     let (client, s, ws) = setup("crash_kill").await?;
     let (pipeline, state) = (&ws.pipeline, &ws.state);
+    // Killed once a few partitions are committed, in the middle of the run.
+    let committed = kill_mid_run(&client, &s, &ws, "full", 4).await?;
+
+    let resumed = run(pipeline, "full", state);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.n("partitions_skipped"), committed);
+    assert_eq!(resumed.n("partitions_total"), ROWS / STEP + 1);
+    assert_in_sync(&client, &s, "after SIGKILL").await
+}
+
+/// `synchub run --strategy S` of `pipeline` as a child that commits slowly,
+/// killed with SIGKILL once `at_least` partitions are committed; the number
+/// committed then.
+async fn kill_mid_run(
+    client: &tokio_postgres::Client,
+    s: &Schemas,
+    ws: &Workspace,
+    strategy: &str,
+    at_least: i64,
+) -> Result<i64> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_synchub"))
         .arg("run")
-        .arg(pipeline)
-        .args(["--strategy", "full", "--state-dir"])
-        .arg(state)
+        .arg(&ws.pipeline)
+        .args(["--strategy", strategy, "--state-dir"])
+        .arg(&ws.state)
         .env("SYNCHUB_LOG", "off")
         .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    // Kill once a few partitions are committed, in the middle of the run.
     let checkpoints = format!("SELECT count(*) FROM {}._synchub_checkpoints", s.dst);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let done = scalar(&client, &checkpoints).await.unwrap_or(0);
-        if done >= 4 {
+        let done = scalar(client, &checkpoints).await.unwrap_or(0);
+        if done >= at_least {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "the run never committed 4 partitions"
+            "the run never committed {at_least} partitions"
         );
         assert!(
             child.try_wait()?.is_none(),
@@ -120,17 +140,54 @@ async fn a_real_sigkill_mid_run_resumes_without_loss_or_duplicates() -> Result<(
     child.kill()?; // SIGKILL
     let status = child.wait()?;
     assert!(!status.success(), "the child should have been killed");
-    let committed = scalar(&client, &checkpoints).await?;
+    let committed = scalar(client, &checkpoints).await?;
     assert!(
         committed < ROWS / STEP + 1,
         "killed too late: {committed} committed"
     );
+    Ok(committed)
+}
 
-    let resumed = run(pipeline, "full", state);
+/// A first delta cut by `partition_column` (2,000 ids a partition) in two
+/// lanes, killed with SIGKILL mid-run: the next run skips exactly what was
+/// committed and reads the rest, and since the killed run set no
+/// watermark, it is still a first run over every id range; only the run
+/// after it reads from the watermark.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
+async fn a_partitioned_delta_killed_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
+    let (client, s, ws) = setup("crash_delta").await?;
+    std::fs::write(&ws.pipeline, pipeline_yaml("crash_delta", 2))?;
+    let committed = kill_mid_run(&client, &s, &ws, "delta_by_id", 4).await?;
+    let dst = format!("{}.items", s.dst);
+    let written = scalar(&client, &format!("SELECT count(*) FROM {dst}")).await?;
+
+    let resumed = run(&ws.pipeline, "delta_by_id", &ws.state);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
-    assert_eq!(resumed.n("partitions_skipped"), committed);
     assert_eq!(resumed.n("partitions_total"), ROWS / STEP + 1);
-    assert_in_sync(&client, &s, "after SIGKILL").await
+    assert_eq!(resumed.n("partitions_skipped"), committed);
+    assert_eq!(resumed.n("lanes"), 2);
+    assert_eq!(resumed.n("rows_read"), ROWS - written);
+    assert_eq!(resumed.n("rows_inserted"), ROWS - written);
+    assert_in_sync(&client, &s, "after SIGKILL").await?;
+
+    // Fifty rows move past the watermark: the next delta reads them and
+    // the row on the watermark, in the two id ranges holding them.
+    client
+        .batch_execute(&format!(
+            "UPDATE {src}.items SET qty = -qty, updated_at = updated_at + interval '1 day' WHERE id BETWEEN 101 AND 150",
+            src = s.src
+        ))
+        .await?;
+    let next = run(&ws.pipeline, "delta_by_id", &ws.state);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert_eq!(next.n("partitions_total"), 2);
+    assert_eq!(next.n("rows_read"), 51);
+    assert_eq!(next.n("rows_updated"), 50);
+    assert_in_sync(&client, &s, "after the next delta").await
 }
 
 #[tokio::test]

@@ -149,10 +149,7 @@ async fn spec_pipelines_validate_plan_and_run_alike() -> Result<()> {
         ("example_06_column_level.yaml", &["ok"]),
         ("example_07_hash_algo.yaml", &["ok"]),
         ("example_08_audit_columns.yaml", &["ok"]),
-        (
-            "example_09_resumable.yaml",
-            &["not supported yet: strategies[0].secondary_partitions"],
-        ),
+        ("example_09_resumable.yaml", &["ok"]),
         (
             "example_10_memory.yaml",
             &["not supported yet: strategies[0].pipeline_config.max_concurrent_batches: 5 (use max_concurrent_partitions)"],

@@ -45,9 +45,10 @@ pub(super) fn normalize_strategy(
                 primary.push(d);
             }
         }
-    } else if kind != StrategyKind::Delta {
-        // partition_column/partition_step cut whole tables; a delta run is
-        // cut along its cursor instead.
+    } else {
+        // A delta's window is cut by partition_column/partition_step too,
+        // or a first delta over a whole table is one partition: one resume
+        // point and one lane.
         primary = default_partitioning.to_vec();
     }
     if kind == StrategyKind::Hash && primary.is_empty() {
@@ -82,11 +83,18 @@ pub(super) fn normalize_strategy(
         }
     }
     // Hash: the finer ranges a differing primary partition is cut into.
+    // Delta: finer partitions, with the step path each came from.
     let mut secondary = Vec::new();
-    if kind == StrategyKind::Hash {
+    let mut delta_finer = Vec::new();
+    if matches!(kind, StrategyKind::Hash | StrategyKind::Delta) {
         for (si, sp) in s.secondary_partitions.iter().enumerate() {
             let spath = format!("{path}.secondary_partitions[{si}]");
-            if let Some(d) = partition_config(sp, &spath, columns, problems) {
+            let Some(d) = partition_config(sp, &spath, columns, problems) else {
+                continue;
+            };
+            if kind == StrategyKind::Delta {
+                delta_finer.push((format!("{spath}.step"), d));
+            } else {
                 if !primary.iter().any(|p| p.name == d.name) {
                     problems.push(
                         format!("{spath}.column"),
@@ -100,15 +108,24 @@ pub(super) fn normalize_strategy(
             }
         }
     }
+    if kind == StrategyKind::Delta {
+        delta_finer.extend(sub_partition(&path, s, default_partitioning, problems));
+    }
     let delta = match &s.kind {
-        StrategyType::Delta(d) => Some(delta_spec(
-            &path,
-            d,
-            &s.primary_partitions,
-            columns,
-            &mut primary,
-            problems,
-        )?),
+        StrategyType::Delta(d) => {
+            let mut delta = delta_spec(
+                &path,
+                d,
+                &s.primary_partitions,
+                columns,
+                &mut primary,
+                problems,
+            )?;
+            for (step_path, finer) in delta_finer {
+                cut_finer(&step_path, &mut delta.cursor, &mut primary, finer, problems);
+            }
+            Some(delta)
+        }
         _ => None,
     };
     let page_size = s
@@ -155,9 +172,107 @@ fn key_range_dimension(columns: &[MappedColumn]) -> Option<PartitionDimension> {
     })
 }
 
+/// A delta's `use_sub_partition: true`: its partitions cut by the
+/// pipeline's `partition_column` in steps of `sub_partition_step`, as a
+/// secondary partition on that column would (with the step's path).
+fn sub_partition(
+    path: &str,
+    s: &StrategyConfig,
+    default_partitioning: &[PartitionDimension],
+    problems: &mut Problems,
+) -> Option<(String, PartitionDimension)> {
+    let step_path = format!("{path}.sub_partition_step");
+    match (s.use_sub_partition, s.sub_partition_step) {
+        (Some(true), Some(step)) if step < 1 => {
+            problems.push(
+                step_path,
+                format!("sub_partition_step must be at least 1, got {step}"),
+            );
+            None
+        }
+        (Some(true), Some(step)) => match default_partitioning.first() {
+            Some(column) => Some((
+                step_path.clone(),
+                PartitionDimension {
+                    step: step_for(column.kind, step, None, &step_path, problems),
+                    ..column.clone()
+                },
+            )),
+            None => {
+                problems.push(
+                    format!("{path}.use_sub_partition"),
+                    "use_sub_partition cuts a delta's partitions by partition_column in steps of sub_partition_step; set partition_column and partition_step",
+                );
+                None
+            }
+        },
+        (Some(true), None) => {
+            problems.push(
+                step_path,
+                "use_sub_partition: true needs sub_partition_step: how many partition_column values (seconds, for a date/time column) one sub-partition spans",
+            );
+            None
+        }
+        (_, Some(_)) => {
+            problems.push(
+                step_path,
+                "sub_partition_step applies only with use_sub_partition: true",
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Cuts a delta's partitions finer by `finer` (a secondary partition or
+/// the sub-partitions): on a column they are already cut by, the cursor
+/// included, its step replaces the coarser one, which it must divide so
+/// that every range is cut into whole pieces (the pieces are then the
+/// ranges of the finer step: the same ids, the same buckets to ask a source
+/// about); on another column, a dimension of its own.
+fn cut_finer(
+    step_path: &str,
+    cursor: &mut PartitionDimension,
+    primary: &mut Vec<PartitionDimension>,
+    finer: PartitionDimension,
+    problems: &mut Problems,
+) {
+    let coarse = if cursor.name == finer.name {
+        cursor
+    } else if let Some(i) = primary.iter().position(|d| d.name == finer.name) {
+        &mut primary[i]
+    } else {
+        primary.push(finer);
+        return;
+    };
+    const DAY: i64 = 86_400_000_000;
+    let divides = match (coarse.step, finer.step) {
+        (Step::Single, _) => true,
+        (Step::Int(c), Step::Int(f)) | (Step::Micros(c), Step::Micros(f)) => c % f == 0,
+        (Step::Months(c), Step::Months(f)) => c % f == 0,
+        // Months start at midnight.
+        (Step::Months(_), Step::Micros(f)) => DAY % f == 0,
+        _ => false,
+    };
+    if divides {
+        coarse.step = finer.step;
+    } else {
+        problems.push(
+            step_path,
+            format!(
+                "a step of {} does not cut the ranges of \"{}\" (step {}) into whole pieces; a delta's finer partitions need a step that divides it",
+                crate::plan::step_text(finer.step),
+                finer.name,
+                crate::plan::step_text(coarse.step)
+            ),
+        );
+    }
+}
+
 /// The delta cursor of a strategy: its column, its step (taken from a
-/// primary partition on the same column, which then leaves `primary`), the
-/// lookback and what to do with NULL cursors.
+/// primary partition on the same column, or `partition_column` when it is
+/// the cursor, which then leaves `primary`), the lookback and what to do
+/// with NULL cursors.
 fn delta_spec(
     path: &str,
     delta: &DeltaConfig,
@@ -206,23 +321,24 @@ fn delta_spec(
         );
         return None;
     }
-    let mut cursor = match primary.iter().position(|d| {
+    let cursor = match primary.iter().position(|d| {
         mapped.is_some_and(|c| c.dest == d.name) || d.name == unmapped_dimension_name(column)
     }) {
         Some(i) => primary.remove(i),
-        None => partition_dimension(
-            column,
-            declared.as_deref(),
-            1,
-            None,
-            &format!("{path}.column"),
-            columns,
-            problems,
-        )?,
+        // Not cut: one range over the window.
+        None => PartitionDimension {
+            step: Step::Single,
+            ..partition_dimension(
+                column,
+                declared.as_deref(),
+                1,
+                None,
+                &format!("{path}.column"),
+                columns,
+                problems,
+            )?
+        },
     };
-    if partitions.iter().all(|p| p.column != column) {
-        cursor.step = Step::Single;
-    }
     let lookback = match delta.lookback {
         None => 0,
         Some(n) if n < 0 => {
@@ -287,13 +403,15 @@ fn unsupported_fields(
             out.push(format!("hash_algo: {algo}"));
         }
     }
-    if !s.secondary_partitions.is_empty() && kind != StrategyKind::Hash {
+    if !s.secondary_partitions.is_empty() && kind == StrategyKind::Full {
         out.push(format!("{path}.secondary_partitions"));
     }
     if !s.delta_partitions.is_empty() {
         out.push(format!("{path}.delta_partitions"));
     }
-    if s.use_sub_partition == Some(true) || s.sub_partition_step.is_some() {
+    if kind != StrategyKind::Delta
+        && (s.use_sub_partition == Some(true) || s.sub_partition_step.is_some())
+    {
         out.push(format!("{path}.use_sub_partition"));
     }
     if kind != StrategyKind::Delta && s.primary_partitions.iter().any(|p| p.bounded == Some(true)) {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::partition::Step;
 use crate::yaml;
 
 fn parts(s: &str) -> Option<Vec<String>> {
@@ -25,6 +26,11 @@ fn column_references_plain_qualified_and_quoted() {
 /// `strategies` (a YAML list) in a simple-form pipeline over SQLite
 /// stand-ins, validated.
 fn with_strategies(strategies: &str) -> Result<Pipeline> {
+    with_header_and_strategies("", strategies)
+}
+
+/// `with_strategies`, with `header` (pipeline fields, a line each) first.
+fn with_header_and_strategies(header: &str, strategies: &str) -> Result<Pipeline> {
     let file = Path::new("p.yaml");
     let datastores = Datastores::parse(
         Path::new("datastores.yaml"),
@@ -33,7 +39,7 @@ fn with_strategies(strategies: &str) -> Result<Pipeline> {
         |_| None,
     )?;
     let text = format!(
-        "name: p\nhash_algo: hash_md5_hash\nsource_provider:\n  data_backend: {{type: sqlite, datastore_name: src, table: t}}\ndestination_provider:\n  data_backend: {{type: sqlite, datastore_name: dst, table: t}}\ncolumn_map:\n  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}\n  - {{source: at, dest: at, data_type: datetime}}\nstrategies:\n{strategies}"
+        "name: p\n{header}hash_algo: hash_md5_hash\nsource_provider:\n  data_backend: {{type: sqlite, datastore_name: src, table: t}}\ndestination_provider:\n  data_backend: {{type: sqlite, datastore_name: dst, table: t}}\ncolumn_map:\n  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}\n  - {{source: at, dest: at, data_type: datetime}}\nstrategies:\n{strategies}"
     );
     Pipeline::from_file(file, yaml::parse(file, &text)?, &datastores)
 }
@@ -59,6 +65,78 @@ fn strategies_keep_what_planning_reads_from_their_typed_fields() {
         ]
     );
     assert_eq!(f.unsupported, ["strategies[2].secondary_partitions"]);
+}
+
+/// A delta is cut as the other strategies are: by partition_column and
+/// partition_step when it names no primary_partitions, finer by its
+/// sub-partitions and secondary partitions; a step on its cursor cuts the
+/// window.
+#[test]
+fn a_delta_is_cut_by_partition_column_sub_partitions_and_secondary_partitions() {
+    let p = with_header_and_strategies(
+        "partition_column: id\npartition_step: 1000\n",
+        "  - {name: d, type: delta, column: at}
+  - {name: s, type: delta, column: at, use_sub_partition: true, sub_partition_step: 100}
+  - name: r
+    type: delta
+    primary_partitions: [{column: at, step: 2, step_unit: hour, data_type: datetime}]
+    secondary_partitions:
+      - {column: at, step: 30, step_unit: minute, data_type: datetime}
+      - {column: id, step: 10000, data_type: integer}
+",
+    )
+    .unwrap();
+    let cuts = |s: &Strategy| {
+        (
+            s.delta.as_ref().unwrap().cursor.step,
+            s.primary
+                .iter()
+                .map(|d| (d.name.clone(), d.step))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let id = |n| vec![("id".to_string(), Step::Int(n))];
+    assert_eq!(cuts(&p.strategies[0]), (Step::Single, id(1000)));
+    assert_eq!(cuts(&p.strategies[1]), (Step::Single, id(100)));
+    assert_eq!(
+        cuts(&p.strategies[2]),
+        (Step::Micros(1_800_000_000), id(10000))
+    );
+    assert!(p
+        .strategies
+        .iter()
+        .all(|s| s.unsupported.is_empty() && s.secondary.is_empty()));
+}
+
+#[test]
+fn delta_cuts_that_cannot_be_made_are_named() {
+    let e = with_header_and_strategies(
+        "partition_column: id\npartition_step: 1000\n",
+        "  - {name: a, type: delta, column: at, use_sub_partition: true, sub_partition_step: 300}
+  - {name: b, type: delta, column: at, use_sub_partition: true}
+  - {name: c, type: delta, column: at, sub_partition_step: 10}
+  - name: d
+    type: delta
+    primary_partitions: [{column: at, step: 2, step_unit: hour, data_type: datetime}]
+    secondary_partitions: [{column: at, step: 7, step_unit: minute, data_type: datetime}]
+",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.yaml: strategies[0].sub_partition_step: a step of 300 does not cut the ranges of \"id\" (step 1000) into whole pieces; a delta's finer partitions need a step that divides it
+p.yaml: strategies[1].sub_partition_step: use_sub_partition: true needs sub_partition_step: how many partition_column values (seconds, for a date/time column) one sub-partition spans
+p.yaml: strategies[2].sub_partition_step: sub_partition_step applies only with use_sub_partition: true
+p.yaml: strategies[3].secondary_partitions[0].step: a step of 420s does not cut the ranges of \"at\" (step 2h) into whole pieces; a delta's finer partitions need a step that divides it"
+    );
+    let e = with_strategies(
+        "  - {name: a, type: delta, column: at, use_sub_partition: true, sub_partition_step: 5}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.yaml: strategies[0].use_sub_partition: use_sub_partition cuts a delta's partitions by partition_column in steps of sub_partition_step; set partition_column and partition_step"
+    );
 }
 
 #[test]
