@@ -90,9 +90,19 @@ async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), Engine
     let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
     let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
 
-    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
-    source.check().await?;
-    let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+    // Both at once: a connection's start-up (a server process forked per
+    // session, TLS) is a fixed cost every run pays. The source's error is
+    // reported first when both fail, as when they were opened in turn.
+    let dest_columns = pipeline.dest_columns();
+    let (source, sink) = tokio::join!(
+        async {
+            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            source.check().await?;
+            Ok::<_, EngineError>(source)
+        },
+        open_sink(&pipeline.destination, &dest_columns)
+    );
+    let (mut source, mut sink) = (source?, sink?);
     refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
     lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
     sink.prepare().await?;

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::backend::StateBackend;
@@ -180,7 +181,15 @@ fn write_ahead(conn: &Connection) -> Result<(), Failure> {
     if !mode.eq_ignore_ascii_case("wal") {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     }
-    Ok(conn.execute_batch("PRAGMA synchronous = NORMAL")?)
+    conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+    // The last connection to close would otherwise copy the log into the
+    // file and delete it, and the next run create it again: two fsyncs at
+    // exit and two (the log's header and its folder) at the first commit,
+    // which were most of an empty delta run's fixed cost on a slow disk.
+    // The log stays instead, bounded by the automatic checkpoint (every
+    // 1,000 pages) of whichever commit crosses it.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    Ok(())
 }
 
 /// Runs `f` in a write transaction (taken at once, waiting for other
