@@ -164,6 +164,8 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "partitions_skipped": s.partitions_skipped,
         "lanes": s.lanes,
         "duration_seconds": s.duration_seconds,
+        "setup_seconds": s.setup_seconds,
+        "wrapup_seconds": s.wrapup_seconds,
         "run_id": s.run_id,
         "dag": s.dag,
         "operators": s.operators,

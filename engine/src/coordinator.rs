@@ -214,6 +214,7 @@ pub async fn run_pipeline(
     progress: Arc<RunProgress>,
 ) -> Result<RunOutcome, EngineError> {
     let started = Instant::now();
+    let started_us = operators::progress::epoch_micros();
     let (mut run, Connections { source, sink }) = plan_run(opts).await?;
     let work = Arc::new(run.work());
     let skipped = run.skipped();
@@ -292,6 +293,10 @@ pub async fn run_pipeline(
         }
     }
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
+    // The end of the run's time is taken here, with its duration: the
+    // process's start and what follows (the state store's last write, the
+    // run log, exit) are what its wall time adds.
+    let (setup_seconds, wrapup_seconds) = fixed_cost(&progress, started_us);
     let (status, operators, error) = match result {
         Ok(stats) => (RunStatus::Completed, stats, None),
         Err(e @ EngineError::Cancelled(_)) => (RunStatus::Cancelled, Vec::new(), Some(e)),
@@ -312,6 +317,8 @@ pub async fn run_pipeline(
         partitions_skipped: skipped,
         lanes: lane_count as u64,
         duration_seconds: started.elapsed().as_secs_f64(),
+        setup_seconds,
+        wrapup_seconds,
         dag: run.plan.operators.iter().map(|o| o.to_string()).collect(),
         operators,
     };
@@ -319,6 +326,20 @@ pub async fn run_pipeline(
     recorder.finish(&summary, error.as_ref()); // run log + metrics files
     tracing::info!(run_id = %run.run_id, %status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
+}
+
+/// Seconds from `started_us` to the first partition taken, and from the
+/// last commit to now (the whole run and nothing when there was none).
+fn fixed_cost(progress: &RunProgress, started_us: u64) -> (f64, f64) {
+    let now = operators::progress::epoch_micros();
+    let first = RunProgress::get(&progress.first_partition_taken_us);
+    let last = RunProgress::get(&progress.last_commit_us);
+    let seconds = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
+    if first == 0 {
+        return (seconds(started_us, now), 0.0);
+    }
+    let wrapup = if last == 0 { 0.0 } else { seconds(last, now) };
+    (seconds(started_us, first), wrapup)
 }
 
 /// Moves the watermark (only once every partition of the window is in)

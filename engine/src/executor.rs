@@ -135,11 +135,21 @@ fn compared_pipeline(pipeline: &Pipeline, operators: &[OperatorSpec]) -> Option<
 async fn comparison_sources(
     pipeline: &Pipeline,
 ) -> Result<(Box<dyn Source>, Box<dyn Source>), EngineError> {
-    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
-    source.check().await?;
-    let mut destination = crate::run::destination_as_source(pipeline).await?;
-    destination.check().await?;
-    Ok((source, destination))
+    // Both at once, as the coordinator opens its own (a connection's
+    // start-up is a fixed cost of every run).
+    let (source, destination) = tokio::join!(
+        async {
+            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            source.check().await?;
+            Ok::<_, EngineError>(source)
+        },
+        async {
+            let mut destination = crate::run::destination_as_source(pipeline).await?;
+            destination.check().await?;
+            Ok::<_, EngineError>(destination)
+        }
+    );
+    Ok((source?, destination?))
 }
 
 /// What the executors of one run share.
@@ -180,6 +190,7 @@ impl PartitionExecutor {
             queue: shared.queue.clone(),
             run_id: shared.work.identity.run_id.clone(),
             taken: taken.clone(),
+            progress: shared.run.progress.clone(),
         });
         let partition_source = match &self.slots {
             Some(slots) => PartitionSource::lane(feed, slots.clone()),
@@ -274,6 +285,7 @@ struct QueueFeed {
     run_id: String,
     /// Ids of the partitions handed out, for reporting those left undone.
     taken: Arc<Mutex<Vec<String>>>,
+    progress: Arc<RunProgress>,
 }
 
 #[async_trait]
@@ -298,6 +310,7 @@ impl PartitionFeed for QueueFeed {
         if let Ok(mut taken) = self.taken.lock() {
             taken.push(task.partition.id.clone());
         }
+        self.progress.partition_taken();
         Ok(Some(task.partition))
     }
 }

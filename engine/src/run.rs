@@ -90,6 +90,13 @@ pub struct RunSummary {
     /// at most one per partition to do, one for a single-writer destination).
     pub lanes: u64,
     pub duration_seconds: f64,
+    /// From the start of the run to the first partition taken (the whole
+    /// run when there was none): loading, locking, connecting, planning.
+    pub setup_seconds: f64,
+    /// From the last partition committed to the end of the run: moving
+    /// the watermark and recording the run. With the process's own start
+    /// and exit, these two are the run's fixed cost.
+    pub wrapup_seconds: f64,
     /// The plan's operators as `synchub plan` prints them: the chain this
     /// run built, one operator per node.
     pub dag: Vec<String>,

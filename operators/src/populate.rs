@@ -188,6 +188,7 @@ impl Operator for Populate {
         RunProgress::add(&self.progress.rows_unchanged, stats.unchanged);
         RunProgress::add(&self.progress.rows_deleted, stats.deleted);
         RunProgress::add(&self.progress.partitions_done, 1);
+        self.progress.partition_committed();
         #[cfg(feature = "fault-injection")]
         self.faults.after_commit(&p);
         (self.on_commit)(&p, stats)?;

@@ -13,6 +13,12 @@ pub struct RunProgress {
     pub partitions_total: AtomicU64,
     pub partitions_done: AtomicU64,
     pub partitions_skipped: AtomicU64,
+    /// When the first partition was taken and the last one committed, in
+    /// microseconds since the Unix epoch (0: not yet). What lies outside
+    /// them is the run's fixed cost: starting, connecting, planning, and
+    /// recording the end.
+    pub first_partition_taken_us: AtomicU64,
+    pub last_commit_us: AtomicU64,
 }
 
 impl RunProgress {
@@ -22,4 +28,27 @@ impl RunProgress {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
+
+    /// Marks a partition taken; only the first one counts.
+    pub fn partition_taken(&self) {
+        let _ = self.first_partition_taken_us.compare_exchange(
+            0,
+            epoch_micros(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Marks a partition committed; the latest one counts.
+    pub fn partition_committed(&self) {
+        self.last_commit_us
+            .fetch_max(epoch_micros(), Ordering::Relaxed);
+    }
+}
+
+/// Now, in microseconds since the Unix epoch (0 before it).
+pub fn epoch_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

@@ -785,6 +785,16 @@ fn json_output_summarises_the_run() {
         assert!(s.get(k).is_some(), "key {k} missing from {s}");
     }
     assert!(s["duration_seconds"].as_f64().is_some_and(|d| d >= 0.0));
+    // The fixed cost: before the first partition and after the last
+    // commit, both inside the run's duration, which also holds the work.
+    let secs = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k} in {s}"));
+    let (setup, wrapup, duration) = (
+        secs("setup_seconds"),
+        secs("wrapup_seconds"),
+        secs("duration_seconds"),
+    );
+    assert!(setup > 0.0 && wrapup >= 0.0, "{s}");
+    assert!(setup + wrapup < duration, "{s}");
     let counts = |s: &Value| {
         [
             "rows_read",

@@ -245,6 +245,18 @@ impl Measurement {
         }
     }
 
+    /// synchub's fixed cost in this run: its wall time outside the span
+    /// from the first partition taken to the last one committed (process
+    /// start, connecting, planning; recording the end, exit). `None` for a
+    /// baseline or a peer.
+    pub fn fixed_seconds(&self) -> Option<f64> {
+        let s = self.summary.as_ref()?;
+        let f = |k: &str| s.get(k).and_then(Value::as_f64);
+        Some(
+            self.wall_seconds - f("duration_seconds")? + f("setup_seconds")? + f("wrapup_seconds")?,
+        )
+    }
+
     pub fn counter(&self, name: &str) -> Option<u64> {
         self.summary.as_ref()?.get(name)?.as_u64()
     }
@@ -260,6 +272,7 @@ impl Measurement {
             "full_seconds": self.full_seconds,
             "peak_rss_mb": self.peak_rss_kb.map(|k| k as f64 / 1024.0),
             "wal_mb": self.wal_bytes.map(mb),
+            "fixed_seconds": self.fixed_seconds(),
             "synchub": self.summary,
         })
     }
@@ -299,6 +312,9 @@ pub struct Line {
     pub rows_per_second: f64,
     pub peak_rss_mb: Option<f64>,
     pub wal_mb: Option<f64>,
+    /// synchub's fixed cost (median over rounds), see
+    /// [`Measurement::fixed_seconds`].
+    pub fixed_seconds: Option<f64>,
     pub last: Measurement,
     pub extra_failures: Vec<String>,
 }
@@ -318,6 +334,7 @@ pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
             .max()
             .map(|k| k as f64 / 1024.0);
         let wal_mb = median(of.iter().filter_map(|m| m.wal_bytes.map(mb)).collect());
+        let fixed_seconds = median(of.iter().filter_map(|m| m.fixed_seconds()).collect());
         let floor_share = match case.target {
             Target::ShareOfFullAtMost(_) => median(
                 of.iter()
@@ -382,6 +399,7 @@ pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
             rows_per_second: last.rows as f64 / wall,
             peak_rss_mb,
             wal_mb,
+            fixed_seconds,
             last: (*last).clone(),
             extra_failures,
         });
@@ -504,6 +522,7 @@ impl Line {
             "rows_per_second": self.rows_per_second,
             "peak_rss_mb": self.peak_rss_mb,
             "wal_mb_median": self.wal_mb,
+            "fixed_seconds_median": self.fixed_seconds,
             "counters_last_round": self.last.summary.as_ref().map(|s| json!({
                 "rows_read": s.get("rows_read"),
                 "rows_inserted": s.get("rows_inserted"),
@@ -531,18 +550,20 @@ pub fn markdown(title: &str, engine: Engine, lines: &[Line], notes: &[String]) -
     let _ = writeln!(s, "### {title}\n");
     let _ = writeln!(
         s,
-        "| case | ratio (median; per round) | target | met | wall s | baseline s | rows/s | peak RSS MB | WAL MB | read / ins / upd / del / unchanged |"
+        "| case | ratio (median; per round) | target | met | wall s | fixed ms | baseline s | rows/s | peak RSS MB | WAL MB | read / ins / upd / del / unchanged |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(s, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
     for l in lines {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
             l.title,
             l.ratio_text(),
             l.target_text(),
             l.met_text(),
             l.wall,
+            l.fixed_seconds
+                .map_or("—".into(), |f| format!("{:.0}", f * 1000.0)),
             l.baseline.map_or("—".into(), |b| format!("{b:.2}")),
             rate(l.rows_per_second),
             l.peak_rss_mb.map_or("—".into(), |r| format!("{r:.0}")),
@@ -556,6 +577,8 @@ pub fn markdown(title: &str, engine: Engine, lines: &[Line], notes: &[String]) -
          delta is given as a share of the same round's full sync into an empty table, and against \
          the bare SQL delta (its baseline s), the same changed rows applied to the raw copy of the \
          table by hand right before it. Baselines: {} rows/s = rows in the table ÷ wall time. \
+         Fixed ms = synchub's wall time outside the span from its first partition taken to its \
+         last commit (process start, connecting, planning, recording the run, exit; median). \
          A peer's line (`--peers`) gives synchub's speed over the peer on the same case in the same round \
          (peer's wall time ÷ synchub's, each a whole process from start to exit; baseline s = synchub's \
          wall time) and the peak RSS of the peer's Python process.\n",
@@ -703,6 +726,18 @@ mod tests {
 
     fn line<'a>(lines: &'a [Line], case: &str) -> &'a Line {
         lines.iter().find(|l| l.case.id == case).unwrap()
+    }
+
+    #[test]
+    fn fixed_cost_is_the_wall_time_outside_the_partitions() {
+        let mut run = m(DELTA_NEWEST, 1, 0.5, None);
+        assert_eq!(run.fixed_seconds(), None, "a summary without timings");
+        run.summary =
+            Some(json!({"duration_seconds": 0.4, "setup_seconds": 0.05, "wrapup_seconds": 0.01}));
+        // 0.1 s outside the run (process start, exit), 0.06 s inside it.
+        assert!((run.fixed_seconds().unwrap() - 0.16).abs() < 1e-9);
+        let ls = lines(&[run], Engine::Postgres);
+        assert!(markdown("t", Engine::Postgres, &ls, &[]).contains("| 160 |"));
     }
 
     #[test]

@@ -358,8 +358,9 @@ column_map:
         m.wal_bytes = wal;
         let c = |n: &str| m.counter(n).unwrap_or(0);
         self.say(format!(
-            "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  peak RSS {:>4} MB  WAL {:>4} MB  read {} ins {} upd {} del {} same {}",
+            "synchub {case:<21} {wall:7.2} s  {:>9.0} rows/s  fixed {:>4.0} ms  peak RSS {:>4} MB  WAL {:>4} MB  read {} ins {} upd {} del {} same {}",
             m.rows_per_second(),
+            m.fixed_seconds().map_or(f64::NAN, |f| f * 1000.0),
             rss.map_or("?".into(), |k: u64| (k / 1024).to_string()),
             wal.map_or("–".into(), |w| (w >> 20).to_string()),
             c("rows_read"),
