@@ -18,6 +18,7 @@
 
 mod pg;
 mod report;
+mod shapes;
 mod sqlite;
 mod suite;
 
@@ -323,6 +324,7 @@ async fn run(args: Args) -> Result<()> {
                 pipeline: work.path().join("bench_items.yaml"),
                 work,
                 rows: args.rows,
+                partition_step: args.partition_step,
                 round: 0,
                 peers,
                 sqlite,

@@ -102,6 +102,7 @@ pub async fn drop_all(c: &Client) -> Result<()> {
          DROP SCHEMA IF EXISTS {PIPE} CASCADE; DROP SCHEMA IF EXISTS {DLT} CASCADE"
     ))
     .await?;
+    crate::shapes::drop_all(c).await?;
     Ok(())
 }
 

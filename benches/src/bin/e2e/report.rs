@@ -22,6 +22,11 @@ pub enum Target {
     /// Wall time at most this multiple of the bare SQL delta's (the same
     /// changed rows applied by hand in the same round).
     FloorTimeAtMost(f64),
+    /// Wall time at most this multiple of another synchub run's in the
+    /// same round (the case names which).
+    RunTimeAtMost(f64),
+    /// Rows read at most this many times the rows changed.
+    ReadPerChangedAtMost(f64),
     /// rows/s as a multiple of a reference copy's (time ratio reference ÷
     /// case), reported beside a target line, with no target of its own.
     ReferenceSpeed,
@@ -127,6 +132,19 @@ pub const PARTITIONED_COPY: &str = "partitioned_copy";
 /// synchub full → empty again, against `PARTITIONED_COPY`.
 pub const FULL_EMPTY_VS_PARTITIONED: &str = "full_empty_vs_partitioned";
 
+/// Issue 13's shapes (PostgreSQL suite, `shapes.rs`): a first delta
+/// over a sparse time span, against the same over a dense span.
+pub const SPARSE_SPAN: &str = "delta_sparse_span";
+pub const DENSE_SPAN: &str = "delta_dense_span";
+/// The sparse span's first delta may take at most this long.
+pub const SPARSE_SPAN_LIMIT_SECONDS: f64 = 1.0;
+/// The benchmark table's first delta in two lanes, against one.
+pub const DELTA_LANES: &str = "delta_first_run_2_lanes";
+/// A hash run over a composite key without partition columns.
+pub const COMPOSITE_HASH: &str = "hash_composite_key";
+/// Runs that only set a shape up; kept in the JSON, not in the table.
+pub const SHAPE_SETUP: &str = "shape_setup";
+
 /// Peak RSS a full sync may reach (issue 4).
 pub const RSS_LIMIT_MB: f64 = 256.0;
 
@@ -183,6 +201,27 @@ pub const CASES: &[Case] = &[
         sqlite_target: None,
     },
     Case {
+        id: SPARSE_SPAN,
+        title: "synchub first delta, 25,000 rows in 250 bursts over 3 years, 2-hour step",
+        sqlite_title: None,
+        target: Target::RunTimeAtMost(2.0),
+        sqlite_target: None,
+    },
+    Case {
+        id: DELTA_LANES,
+        title: "synchub first delta, partition_step 100000, 2 lanes",
+        sqlite_title: None,
+        target: Target::RunTimeAtMost(1.0),
+        sqlite_target: None,
+    },
+    Case {
+        id: COMPOSITE_HASH,
+        title: "synchub hash, composite key, no partition columns, 0.1% changed (120,000 rows)",
+        sqlite_title: None,
+        target: Target::ReadPerChangedAtMost(10.0),
+        sqlite_target: None,
+    },
+    Case {
         id: DLT_FULL,
         title: "peer: dlt full → empty table (sql_database, connectorx → postgres)",
         sqlite_title: None,
@@ -225,6 +264,13 @@ pub const CASES: &[Case] = &[
         sqlite_target: None,
     },
     Case {
+        id: DENSE_SPAN,
+        title: "baseline: the same first delta over a dense span (the same rows, 250 adjacent windows)",
+        sqlite_title: None,
+        target: Target::None,
+        sqlite_target: None,
+    },
+    Case {
         id: DELTA_NEWEST_FLOOR,
         title: "baseline: bare SQL delta, the newest rows",
         sqlite_title: None,
@@ -253,6 +299,9 @@ pub struct Measurement {
     /// synchub's `--output json` object; for a peer, what the runner
     /// checked of its run (`peer_note`, `same_keys`, …).
     pub summary: Option<Value>,
+    /// Rows the runner changed before the case, where its target counts
+    /// rows read against them.
+    pub changed_rows: Option<u64>,
 }
 
 impl Measurement {
@@ -268,8 +317,11 @@ impl Measurement {
                 self.baseline_seconds.map(|b| b / self.wall_seconds)
             }
             Target::ShareOfFullAtMost(_) => self.full_seconds.map(|f| self.wall_seconds / f),
-            Target::BareTimeAtMost(_) | Target::FloorTimeAtMost(_) => {
+            Target::BareTimeAtMost(_) | Target::FloorTimeAtMost(_) | Target::RunTimeAtMost(_) => {
                 self.baseline_seconds.map(|b| self.wall_seconds / b)
+            }
+            Target::ReadPerChangedAtMost(_) => {
+                Some(self.counter("rows_read")? as f64 / self.changed_rows?.max(1) as f64)
             }
             Target::PeerTimeAtLeast(_) => self.baseline_seconds.map(|b| self.wall_seconds / b),
         }
@@ -303,6 +355,7 @@ impl Measurement {
             "peak_rss_mb": self.peak_rss_kb.map(|k| k as f64 / 1024.0),
             "wal_mb": self.wal_bytes.map(mb),
             "fixed_seconds": self.fixed_seconds(),
+            "changed_rows": self.changed_rows,
             "synchub": self.summary,
         })
     }
@@ -396,6 +449,14 @@ pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
                 extra_failures.push(format!("wrote {writes} rows"));
             }
         }
+        if case.id == SPARSE_SPAN && wall > SPARSE_SPAN_LIMIT_SECONDS {
+            extra_failures.push(format!(
+                "took {wall:.2} s, over {SPARSE_SPAN_LIMIT_SECONDS:.0} s"
+            ));
+        }
+        if case.id == DELTA_LANES && last.counter("partitions_total").unwrap_or(0) <= 1 {
+            extra_failures.push("one partition: the delta was not partitioned".into());
+        }
         let peer_failed = |key: &str| {
             of.iter().any(|m| {
                 m.summary
@@ -418,7 +479,9 @@ pub fn lines(ms: &[Measurement], engine: Engine) -> Vec<Line> {
             (
                 Target::ShareOfFullAtMost(t)
                 | Target::BareTimeAtMost(t)
-                | Target::FloorTimeAtMost(t),
+                | Target::FloorTimeAtMost(t)
+                | Target::RunTimeAtMost(t)
+                | Target::ReadPerChangedAtMost(t),
                 Some(r),
             ) => (Some(r <= t), Some((r - t) / t)),
             _ => (None, None),
@@ -451,7 +514,10 @@ fn fmt_ratio(target: Target, r: f64) -> String {
         Target::None => String::new(),
         Target::PipeSpeedAtLeast(_) | Target::ReferenceSpeed => format!("{r:.2}×"),
         Target::ShareOfFullAtMost(_) => format!("{:.1}%", r * 100.0),
-        Target::BareTimeAtMost(_) | Target::FloorTimeAtMost(_) => format!("{r:.2}×"),
+        Target::BareTimeAtMost(_) | Target::FloorTimeAtMost(_) | Target::RunTimeAtMost(_) => {
+            format!("{r:.2}×")
+        }
+        Target::ReadPerChangedAtMost(_) => format!("{r:.1}"),
         Target::PeerTimeAtLeast(_) => format!("{r:.2}×"),
     }
 }
@@ -471,6 +537,9 @@ impl Line {
             Target::ShareOfFullAtMost(_) => " of full's time",
             Target::BareTimeAtMost(_) => " bare scans' time",
             Target::FloorTimeAtMost(_) => " the bare SQL delta's time",
+            Target::RunTimeAtMost(_) if self.case.id == SPARSE_SPAN => " the dense span's time",
+            Target::RunTimeAtMost(_) => " one lane's time",
+            Target::ReadPerChangedAtMost(_) => " rows read per row changed",
             Target::PeerTimeAtLeast(_) => " synchub's speed over it",
             Target::None => "",
         };
@@ -500,6 +569,11 @@ impl Line {
             (Target::ShareOfFullAtMost(t), _) => format!("≤ {:.0}% of full", t * 100.0),
             (Target::BareTimeAtMost(t), _) => format!("≤ {t:.1}× bare scans"),
             (Target::FloorTimeAtMost(t), _) => format!("≤ {t:.2}× the bare SQL delta"),
+            (Target::RunTimeAtMost(t), SPARSE_SPAN) => {
+                format!("≤ {SPARSE_SPAN_LIMIT_SECONDS:.0} s and ≤ {t:.0}× the dense span")
+            }
+            (Target::RunTimeAtMost(t), _) => format!("≤ {t:.1}× one lane's time"),
+            (Target::ReadPerChangedAtMost(t), _) => format!("rows read ≤ {t:.0}× rows changed"),
             (Target::PeerTimeAtLeast(t), RELADIFF_SOME) => {
                 format!("synchub ≥ {t:.1}× faster, same keys")
             }
@@ -762,6 +836,7 @@ mod tests {
             full_seconds: None,
             peak_rss_kb: Some(50 * 1024),
             wal_bytes: Some(1 << 20),
+            changed_rows: None,
             summary: Some(
                 json!({"rows_read": 1000, "rows_inserted": 0, "rows_updated": 0,
                                  "rows_deleted": 0, "rows_unchanged": 1000}),

@@ -15,6 +15,8 @@ pub(super) struct Bench {
     pub(super) work: tempfile::TempDir,
     pub(super) pipeline: PathBuf,
     pub(super) rows: i64,
+    /// partition_step of the benchmark pipeline.
+    pub(super) partition_step: i64,
     pub(super) round: u32,
     pub(super) peers: Option<Peers>,
     /// Set for the SQLite suite: source and destinations are these files
@@ -304,12 +306,29 @@ column_map:
             peak_rss_kb: rss,
             wal_bytes: None,
             summary,
+            changed_rows: None,
         }
     }
 
-    /// One `synchub run`, timed, with its peak RSS and JSON summary.
+    /// One `synchub run` of the benchmark pipeline, timed, with its peak
+    /// RSS and JSON summary.
     pub(super) async fn synchub(
         &mut self,
+        case: &'static str,
+        strategy: &str,
+        baseline: Option<&Measurement>,
+    ) -> Result<Measurement> {
+        let (pipeline, state) = (self.pipeline.clone(), self.state_dir());
+        self.synchub_run(&pipeline, &state, case, strategy, baseline)
+            .await
+    }
+
+    /// One `synchub run` of `pipeline` with its state in `state`, as
+    /// [`Bench::synchub`].
+    pub(super) async fn synchub_run(
+        &mut self,
+        pipeline: &Path,
+        state: &Path,
         case: &'static str,
         strategy: &str,
         baseline: Option<&Measurement>,
@@ -325,9 +344,9 @@ column_map:
             .arg(&rss_file)
             .arg(&self.bin)
             .arg("run")
-            .arg(&self.pipeline)
+            .arg(pipeline)
             .args(["--strategy", strategy, "--output", "json", "--state-dir"])
-            .arg(self.state_dir())
+            .arg(state)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
@@ -690,7 +709,7 @@ pub(super) async fn suite(
         // (loaded here, before the change), from the watermark the first run
         // stored: the newest cursor value then.
         let first = b.synchub(report::DELTA_SETUP, "delta", None).await?;
-        ms.push(first);
+        ms.push(first.clone());
         let pipe = b.pipe().await?;
         ms.push(pipe);
         // The newest rows first: after the spread case and its VACUUM,
@@ -753,6 +772,10 @@ pub(super) async fn suite(
             notes.push(format!(
                 "round {round}: after the hash run source and destination still differ"
             ));
+        }
+        if b.sqlite.is_none() {
+            let shaped = crate::shapes::shapes(b, &first, notes).await?;
+            ms.extend(shaped);
         }
     }
     Ok(ms)
