@@ -202,7 +202,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: SPARSE_SPAN,
-        title: "synchub first delta, 25,000 rows in 250 bursts over 3 years, 2-hour step",
+        title: "synchub first delta, 25,000 rows spread over 3 years, 2-hour step",
         sqlite_title: None,
         target: Target::RunTimeAtMost(2.0),
         sqlite_target: None,
@@ -265,7 +265,7 @@ pub const CASES: &[Case] = &[
     },
     Case {
         id: DENSE_SPAN,
-        title: "baseline: the same first delta over a dense span (the same rows, 250 adjacent windows)",
+        title: "baseline: the same first delta over a dense span (the same rows one second apart, 4 windows)",
         sqlite_title: None,
         target: Target::None,
         sqlite_target: None,

@@ -11,14 +11,12 @@ use super::*;
 pub const SRC: &str = "bench_shape_src";
 pub const DST: &str = "bench_shape_dst";
 
-/// Rows of the sparse and the dense span: bursts of `BURST_ROWS` rows a
-/// minute apart, one burst per 2-hour window they occupy.
-const BURSTS: i64 = 250;
-const BURST_ROWS: i64 = 100;
-/// Hours between bursts on the sparse span: 250 × 104 h ≈ 3 years, so
-/// 13,000 windows of which 250 hold rows. On the dense span they are 2 h
-/// apart: the same 250 windows, side by side.
-const SPARSE_GAP_HOURS: i64 = 104;
+/// Rows of the sparse and the dense span (issue 13's example): spread
+/// evenly from 2024-01-01 over 1,065 days (to 2026-12-01), about one an
+/// hour, so most of the span's 12,780 two-hour windows hold a row or two;
+/// on the dense span one second apart, 4 windows.
+const SPAN_ROWS: i64 = 25_000;
+const SPARSE_SPAN_SECONDS: i64 = 1_065 * 86_400;
 
 /// Rows of the composite-key table: `a` in 1..=1200 × `b` in 1..=100.
 const PAIRS_A: i64 = 1_200;
@@ -78,13 +76,13 @@ pub async fn drop_all(c: &Client) -> Result<()> {
 /// The source tables of the shapes, the destination schema empty.
 async fn create_sources(c: &Client) -> Result<()> {
     drop_all(c).await?;
-    let span = |table: &str, gap_hours: i64| {
+    let span = |table: &str, gap_seconds: i64| {
         format!(
             "CREATE TABLE {SRC}.{table} (id bigint PRIMARY KEY, v int NOT NULL, updated_at timestamptz NOT NULL);
              INSERT INTO {SRC}.{table}
-             SELECT k * {BURST_ROWS} + j + 1, (k + j) % 1000,
-                    timestamptz '2024-01-01 00:00:00+00' + k * {gap_hours} * interval '1 hour' + j * interval '1 minute'
-             FROM generate_series(0, {BURSTS} - 1) k, generate_series(0, {BURST_ROWS} - 1) j;
+             SELECT i + 1, i % 1000,
+                    timestamptz '2024-01-01 00:00:00+00' + i * {gap_seconds} * interval '1 second'
+             FROM generate_series(0, {SPAN_ROWS} - 1) i;
              CREATE INDEX ON {SRC}.{table} (updated_at);"
         )
     };
@@ -95,8 +93,8 @@ async fn create_sources(c: &Client) -> Result<()> {
          CREATE TABLE {SRC}.pairs (a int, b int, label text NOT NULL, amount numeric(12,2) NOT NULL, PRIMARY KEY (a, b));
          INSERT INTO {SRC}.pairs SELECT a, b, 'pair ' || a || '/' || b, (a * 7 + b) / 4.0
          FROM generate_series(1, {PAIRS_A}) a, generate_series(1, {PAIRS_B}) b;",
-        sparse = span("events_sparse", SPARSE_GAP_HOURS),
-        dense = span("events_dense", 2),
+        sparse = span("events_sparse", SPARSE_SPAN_SECONDS / SPAN_ROWS),
+        dense = span("events_dense", 1),
     ))
     .await
     .context("generating the shapes' tables")?;
@@ -150,7 +148,7 @@ pub(super) async fn shapes(
     create_sources(&b.admin).await?;
     let mut ms = Vec::new();
 
-    // Sparse against dense: the same rows and occupied windows.
+    // Sparse against dense: the same rows, over 3 years and over 7 hours.
     let dense_run = b
         .synchub_run(&dense, &state, report::DENSE_SPAN, "delta", None)
         .await?;
@@ -163,13 +161,13 @@ pub(super) async fn shapes(
             Some(&dense_run),
         )
         .await?;
-    sparse_run.rows = BURSTS * BURST_ROWS;
-    let rows = (BURSTS * BURST_ROWS) as u64;
+    sparse_run.rows = SPAN_ROWS;
+    let rows = (SPAN_ROWS) as u64;
     for m in [&dense_run, &sparse_run] {
         expect(notes, m, m.case, "rows_inserted", rows);
     }
     ms.push(Measurement {
-        rows: BURSTS * BURST_ROWS,
+        rows: SPAN_ROWS,
         ..dense_run
     });
     ms.push(sparse_run);
