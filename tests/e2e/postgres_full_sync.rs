@@ -549,6 +549,16 @@ async fn full_sync_of_every_type_is_exact_and_idempotent() -> Result<()> {
     )
     .await?;
     assert_eq!(key_stats, 1, "no statistics on {dst}");
+    // From a sample: the row count the planner estimates with is close.
+    let estimate = scalar_i64(
+        &client,
+        &format!("SELECT reltuples::bigint FROM pg_class WHERE oid = '{dst}'::regclass"),
+    )
+    .await?;
+    assert!(
+        (190_000..=210_000).contains(&estimate),
+        "{dst} is estimated at {estimate} rows"
+    );
 
     // The created table has exactly the configured types.
     let rows = client

@@ -711,10 +711,18 @@ impl Sink for PostgresSink {
     /// the table: the next hash run's grouped checksums of the destination
     /// ran without parallel workers, 1.6 times as long as the source's.
     /// (With lanes each writer analyzes; the last one sees every row.)
+    /// A sample of 3,000 rows (statistics target 10, for this ANALYZE
+    /// only; a column's own target still wins) is enough for row counts
+    /// and range estimates, and took 30–110 ms where the default 30,000
+    /// took 400 ms on 2M rows: a tenth of a 1M-row load's time. The next
+    /// ANALYZE, by autovacuum or by hand, brings the full statistics.
     async fn finish(&mut self) -> Result<()> {
         if self.direct && self.loaded > 0 {
             self.client
-                .batch_execute(&format!("ANALYZE {}", self.qualified()))
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL default_statistics_target = 10; ANALYZE {}; COMMIT",
+                    self.qualified()
+                ))
                 .await?;
         }
         Ok(())
