@@ -88,26 +88,35 @@ impl ExecutorConnections {
             }
         }
         sinks.insert(0, sink);
-        let mut lanes = Vec::with_capacity(sinks.len());
-        let mut first_source = Some(source);
-        for sink in sinks {
-            let source = match first_source.take() {
-                Some(source) => source,
-                None => {
-                    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
-                    source.check().await?;
-                    source
-                }
-            };
-            lanes.push(ExecutorConnections {
+        // Every lane's other connections at once: each one's start-up is a
+        // fixed cost of the run. The first lane reads with the coordinator's
+        // source.
+        let extra_sources = (1..sinks.len()).map(|_| async {
+            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            source.check().await?;
+            Ok::<_, EngineError>(source)
+        });
+        let comparisons = (0..sinks.len()).map(|_| async {
+            match &compared {
+                Some(p) => comparison_sources(p).await.map(Some),
+                None => Ok(None),
+            }
+        });
+        let (extra_sources, comparisons) = futures_util::future::try_join(
+            futures_util::future::try_join_all(extra_sources),
+            futures_util::future::try_join_all(comparisons),
+        )
+        .await?;
+        let lanes = std::iter::once(source)
+            .chain(extra_sources)
+            .zip(sinks)
+            .zip(comparisons)
+            .map(|((source, sink), comparison)| ExecutorConnections {
                 source,
                 sink,
-                comparison: match &compared {
-                    Some(p) => Some(comparison_sources(p).await?),
-                    None => None,
-                },
-            });
-        }
+                comparison,
+            })
+            .collect();
         Ok(lanes)
     }
 }
