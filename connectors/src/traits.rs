@@ -40,6 +40,15 @@ pub trait Source: Send {
         crate::bounds::bounds_by_reading(self, partition, dims).await
     }
 
+    /// About how many rows the source holds, from what it knows without
+    /// counting them (PostgreSQL's statistics); `None` when it cannot say
+    /// cheaply. A run asks which ranges hold rows only when there may be
+    /// far fewer rows than ranges: on a dense table that question is a
+    /// scan of every row that answers "all of them".
+    async fn estimated_rows(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Which ranges of `dims` hold rows of `scope` (its ranges and this
     /// source's filters): for each combination of ranges with at least one
     /// row, the bucket of each dimension under its grid (`grids[i]`),

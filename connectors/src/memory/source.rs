@@ -132,6 +132,13 @@ impl Source for MemorySource {
             .collect()
     }
 
+    /// Exact: the rows are at hand.
+    async fn estimated_rows(&mut self) -> Result<Option<u64>> {
+        let rows = self.rows()?;
+        let keep = self.in_partition(&rows, &Partition::whole())?;
+        Ok(Some(keep.iter().filter(|k| **k).count() as u64))
+    }
+
     async fn occupied_buckets(
         &mut self,
         scope: &Partition,

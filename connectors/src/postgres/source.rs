@@ -248,6 +248,26 @@ impl sql::SqlSource for PostgresSource {
     fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         Some(self)
     }
+
+    /// The planner's own row count (`pg_class.reltuples`, kept by ANALYZE
+    /// and autovacuum). Not for a join or a filtered table, whose rows
+    /// the table's count does not tell; not before the first ANALYZE
+    /// (-1, or 0 before PostgreSQL 14).
+    async fn row_estimate(&mut self) -> Result<Option<u64>> {
+        if !self.table.joins.is_empty() || !self.table.filters.is_empty() {
+            return Ok(None);
+        }
+        let name = PostgresDialect.table(self.table.schema.as_deref(), &self.table.table);
+        let row = self
+            .client
+            .query_opt(
+                "SELECT reltuples::float8 FROM pg_class WHERE oid = to_regclass($1)",
+                &[&name],
+            )
+            .await?;
+        let estimate: Option<f64> = row.map(|r| r.get(0));
+        Ok(estimate.filter(|n| *n > 0.0).map(|n| n as u64))
+    }
 }
 
 #[async_trait]

@@ -69,6 +69,10 @@ pub trait SqlSource: Send {
     fn pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         None
     }
+    /// `Source::estimated_rows`.
+    async fn row_estimate(&mut self) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -125,6 +129,10 @@ impl<S: SqlSource> Source for S {
 
     fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         self.pushdown()
+    }
+
+    async fn estimated_rows(&mut self) -> Result<Option<u64>> {
+        self.row_estimate().await
     }
 }
 
