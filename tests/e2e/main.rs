@@ -16,6 +16,7 @@ mod connection_secrets;
 mod crash_resume;
 mod delta_sync;
 mod demo;
+mod dense_estimate;
 mod duplicate_keys;
 mod full_delete_missing;
 mod hash_key_column;
