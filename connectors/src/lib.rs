@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod conform;
 pub mod error;
 pub mod memory;
+pub mod mysql;
 pub mod pghash;
 pub mod postgres;
 pub mod registry;

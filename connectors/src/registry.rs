@@ -57,6 +57,7 @@ static CONNECTORS: LazyLock<Vec<Arc<dyn Connector>>> = LazyLock::new(|| {
         Arc::new(crate::postgres::PostgresConnector),
         Arc::new(crate::sqlite::SqliteConnector),
         Arc::new(crate::memory::MemoryConnector),
+        Arc::new(crate::mysql::MySqlConnector),
     ]
 });
 

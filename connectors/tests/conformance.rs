@@ -46,6 +46,7 @@ trait Harness: Send + Sync {
 struct Postgres;
 struct Sqlite(tempfile::TempDir);
 struct Memory;
+struct MySql;
 
 #[async_trait]
 impl Harness for Postgres {
@@ -88,6 +89,19 @@ impl Harness for Memory {
         (text.stores["mem"].clone(), Box::new(()))
     }
 
+    fn hashes_where_data_lives(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl Harness for MySql {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let db = common::MySqlDatabase::create(&format!("conf_{test}")).await;
+        (common::mysql_datastore(&db.0), Box::new(db))
+    }
+
+    /// The first slice reads and hashes in Rust (see docs/decisions.md).
     fn hashes_where_data_lives(&self) -> bool {
         false
     }
@@ -1145,9 +1159,13 @@ macro_rules! conformance {
 conformance!(postgres, Postgres);
 conformance!(sqlite, Sqlite(tempfile::tempdir().unwrap()));
 conformance!(memory, Memory);
+conformance!(mysql, MySql);
 
 #[test]
 fn the_memory_connector_is_registered_as_the_others_are() {
     let types = connectors::registry::types();
-    assert_eq!(types.names(), ["postgres", "sqlite", "memory"]);
+    assert_eq!(types.names(), ["postgres", "sqlite", "memory", "mysql"]);
+    // MariaDB is the same connector under another name.
+    assert_eq!(types.get("MariaDB").map(|t| t.name()), Some("mysql"));
+    assert!(!types.is_planned("mysql"));
 }

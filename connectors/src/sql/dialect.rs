@@ -43,6 +43,12 @@ pub trait Dialect: Sync {
     /// `ty`: a typed NULL, replaced by the hash once the row is decoded.
     fn computed_hash(&self, ty: &ColumnType) -> String;
 
+    /// The 64-bit integer `a` divided by `b`, truncated (`/` in SQL that
+    /// divides integers as integers).
+    fn int_divide(&self, a: &str, b: &str) -> String {
+        format!("{a} / {b}")
+    }
+
     /// `name` quoted.
     fn quote_ident(&self, name: &str) -> String {
         let q = self.identifier_quote();

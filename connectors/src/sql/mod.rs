@@ -6,6 +6,7 @@
 
 mod dialect;
 mod expr;
+mod mysql;
 mod postgres;
 mod reader;
 mod select;
@@ -14,10 +15,12 @@ mod sqlite;
 mod tests;
 
 pub use dialect::Dialect;
+pub use mysql::{MySqlDialect, MYSQL_COLLATION};
 pub use postgres::PostgresDialect;
 pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
     bounds_sql, bucket_column, bucket_expr, buckets_sql, destination_range_conditions, from_sql,
-    not_bucketed, probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
+    keys_json, not_bucketed, probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind,
+    KeyValues,
 };
 pub use sqlite::SqliteDialect;

@@ -134,11 +134,8 @@ pub fn bucket_expr(d: &dyn Dialect, column: &ColumnRef, n: usize) -> String {
 /// `key` (a 64-bit integer expression) less the origin bound as parameter
 /// `n`, divided by the width bound as `n + 1`.
 fn bucket_of_key(d: &dyn Dialect, key: &str, n: usize) -> String {
-    format!(
-        "((({key}) - {}) / {})",
-        d.bigint_placeholder(n),
-        d.bigint_placeholder(n + 1)
-    )
+    let offset = format!("(({key}) - {})", d.bigint_placeholder(n));
+    format!("({})", d.int_divide(&offset, &d.bigint_placeholder(n + 1)))
 }
 
 /// `SELECT <each dimension's bucket under its grid> FROM ... WHERE <the
@@ -360,5 +357,25 @@ pub fn probe_sql(d: &dyn Dialect, source: &TableRef, columns: &[MappedColumn]) -
         "SELECT {} {} LIMIT 0",
         select_list(d, columns),
         from_sql(d, source)
+    )
+}
+
+/// The keys of a select by key as one JSON value, as the SQLite and MySQL
+/// dialects' `keys_in` read them: an array of the values of one key column,
+/// or of one array per key.
+pub fn keys_json(keys: &[KeyValues]) -> serde_json::Value {
+    use serde_json::Value as Json;
+    let value = |k: &KeyValues, i: usize| match k {
+        KeyValues::Ints(v) => Json::from(v[i]),
+        KeyValues::Texts(v) => Json::from(v[i].as_str()),
+    };
+    let rows = keys.first().map_or(0, KeyValues::len);
+    Json::Array(
+        (0..rows)
+            .map(|i| match keys {
+                [one] => value(one, i),
+                _ => Json::Array(keys.iter().map(|k| value(k, i)).collect()),
+            })
+            .collect(),
     )
 }

@@ -8,7 +8,7 @@ pub mod codec;
 mod config;
 mod connect;
 mod connector;
-mod params;
+pub(crate) mod params;
 mod sink;
 mod source;
 pub mod thread;

@@ -36,7 +36,7 @@ fn bound_value(v: PartitionValue, date_only: bool) -> Value {
     }
 }
 
-pub(super) fn bound_params(partition: &Partition, params: &[PartitionValue]) -> Vec<Value> {
+pub(crate) fn bound_params(partition: &Partition, params: &[PartitionValue]) -> Vec<Value> {
     // where_sql pushes two values per Range dimension, in dimension order.
     let mut out = Vec::with_capacity(params.len());
     let mut it = params.iter();
@@ -52,7 +52,7 @@ pub(super) fn bound_params(partition: &Partition, params: &[PartitionValue]) -> 
     out
 }
 
-pub(super) fn bound_from_sqlite(
+pub(crate) fn bound_from_sqlite(
     dim: &PartitionDimension,
     v: ValueRef<'_>,
 ) -> Result<Option<PartitionValue>> {

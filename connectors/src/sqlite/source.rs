@@ -61,7 +61,7 @@ impl sql::SqlSource for SqliteSource {
         let mut params = bound_params(partition, &select.params);
         if !select.keys.is_empty() {
             // One parameter for the whole list, read back with json_each.
-            let keys = serde_json::to_string(&keys_json(&select.keys))
+            let keys = serde_json::to_string(&sql::keys_json(&select.keys))
                 .map_err(|e| ConnectorError::Other(e.to_string()))?;
             params.push(Value::Text(keys));
         }
@@ -465,23 +465,4 @@ fn sqlite_row_key(row: &rusqlite::Row<'_>, specs: &[ColumnSpec]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// The keys of a select by key as `SqliteDialect::keys_in` reads them: an
-/// array of the values of one key column, or of one array per key.
-fn keys_json(keys: &[sql::KeyValues]) -> serde_json::Value {
-    use serde_json::Value as Json;
-    let value = |k: &sql::KeyValues, i: usize| match k {
-        sql::KeyValues::Ints(v) => Json::from(v[i]),
-        sql::KeyValues::Texts(v) => Json::from(v[i].as_str()),
-    };
-    let rows = keys.first().map_or(0, sql::KeyValues::len);
-    Json::Array(
-        (0..rows)
-            .map(|i| match keys {
-                [one] => value(one, i),
-                _ => Json::Array(keys.iter().map(|k| value(k, i)).collect()),
-            })
-            .collect(),
-    )
 }

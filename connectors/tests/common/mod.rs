@@ -83,3 +83,60 @@ pub fn column(
 ) -> planner::model::MappedColumn {
     planner::model::MappedColumn::same_name(name, ty, unique, hash)
 }
+
+/// A datastore on the local MariaDB (root, no password), database `dbname`.
+pub fn mysql_datastore(dbname: &str) -> Datastore {
+    Datastore::new(
+        "my",
+        std::sync::Arc::new(connectors::mysql::MySqlConnection {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: "root".into(),
+            password: None,
+            dbname: dbname.into(),
+        }),
+    )
+}
+
+/// A MariaDB database of its own, dropped when this goes out of scope
+/// (also on panic).
+pub struct MySqlDatabase(pub String);
+
+impl MySqlDatabase {
+    /// `<label>_<pid>`, created empty.
+    pub async fn create(label: &str) -> MySqlDatabase {
+        use mysql_async::prelude::Queryable;
+        let name = format!("{label}_{}", std::process::id());
+        let mut conn = connectors::mysql::connect(&mysql_datastore("test"))
+            .await
+            .expect("local MariaDB at 127.0.0.1:3306 (root, no password, db test)");
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+            .await
+            .unwrap();
+        conn.query_drop(format!("CREATE DATABASE `{name}`"))
+            .await
+            .unwrap();
+        MySqlDatabase(name)
+    }
+}
+
+impl Drop for MySqlDatabase {
+    fn drop(&mut self) {
+        use mysql_async::prelude::Queryable;
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.0);
+        // Drop may run inside the test's runtime, which must not block.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Ok(mut conn) = connectors::mysql::connect(&mysql_datastore("test")).await
+                    {
+                        let _ = conn.query_drop(sql).await;
+                    }
+                })
+        })
+        .join();
+    }
+}
