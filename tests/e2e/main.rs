@@ -24,6 +24,7 @@ mod hash_sync;
 mod hostile_cases;
 mod hostile_input;
 mod hostile_run;
+mod mysql_sync;
 mod pipelines_plan;
 mod plan_is_what_runs;
 mod postgres_full_sync;
