@@ -3,7 +3,7 @@
 //! two tables equal value by value after each (microsecond timestamps,
 //! NULL apart from '', decimals to the cent).
 
-use crate::common::{connect, Schemas};
+use crate::common::{connect, on_a_thread_of_its_own, Schemas};
 use anyhow::{Context, Result};
 use mysql_async::prelude::Queryable;
 use tokio_postgres::Client;
@@ -54,19 +54,11 @@ impl MariaDb {
 impl Drop for MariaDb {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| {
-                    rt.block_on(async {
-                        if let Ok(mut c) = mariadb().await {
-                            let _ = c.query_drop(sql).await;
-                        }
-                    })
-                })
-        })
-        .join();
+        on_a_thread_of_its_own(async move {
+            if let Ok(mut c) = mariadb().await {
+                let _ = c.query_drop(sql).await;
+            }
+        });
     }
 }
 
@@ -88,7 +80,13 @@ async fn pg_rows(client: &Client, table: &str) -> Result<Vec<Row>> {
 }
 
 async fn mariadb_rows(conn: &mut mysql_async::Conn, table: &str) -> Result<Vec<Row>> {
-    let rows: Vec<(i64, Option<String>, Option<String>, Option<i8>, Option<String>)> = conn
+    let rows: Vec<(
+        i64,
+        Option<String>,
+        Option<String>,
+        Option<i8>,
+        Option<String>,
+    )> = conn
         .query(format!(
             "SELECT id, name, CAST(amount AS CHAR), flag, \
              DATE_FORMAT(updated_at, '%Y-%m-%d %H:%i:%s.%f') FROM {table} ORDER BY id"
@@ -187,7 +185,10 @@ async fn postgres_into_mariadb_and_back_stays_equal_value_by_value() -> Result<(
 
     // Into MariaDB: a full copy, then a delta, then a hash run.
     assert_eq!(writes(&run_ok(dir, "into.yaml", "full")), (ROWS, 0, 0));
-    assert_eq!(mariadb_rows(&mut my, &mid).await?, pg_rows(&client, &src).await?);
+    assert_eq!(
+        mariadb_rows(&mut my, &mid).await?,
+        pg_rows(&client, &src).await?
+    );
     client
         .batch_execute(&format!(
             "UPDATE {src} SET name = CASE WHEN id % 2 = 0 THEN '' ELSE NULL END, \
@@ -197,7 +198,10 @@ async fn postgres_into_mariadb_and_back_stays_equal_value_by_value() -> Result<(
         ))
         .await?;
     assert_eq!(writes(&run_ok(dir, "into.yaml", "delta")), (2, 50, 0));
-    assert_eq!(mariadb_rows(&mut my, &mid).await?, pg_rows(&client, &src).await?);
+    assert_eq!(
+        mariadb_rows(&mut my, &mid).await?,
+        pg_rows(&client, &src).await?
+    );
     client
         .batch_execute(&format!(
             "DELETE FROM {src} WHERE id % 500 = 0;
@@ -209,12 +213,18 @@ async fn postgres_into_mariadb_and_back_stays_equal_value_by_value() -> Result<(
         writes(&run_ok(dir, "into.yaml", "hash")),
         (1, 1, ROWS / 500)
     );
-    assert_eq!(mariadb_rows(&mut my, &mid).await?, pg_rows(&client, &src).await?);
+    assert_eq!(
+        mariadb_rows(&mut my, &mid).await?,
+        pg_rows(&client, &src).await?
+    );
 
     // And back: MariaDB the source, PostgreSQL the destination.
     let count = ROWS - ROWS / 500 + 3;
     assert_eq!(writes(&run_ok(dir, "back.yaml", "full")), (count, 0, 0));
-    assert_eq!(pg_rows(&client, &back).await?, mariadb_rows(&mut my, &mid).await?);
+    assert_eq!(
+        pg_rows(&client, &back).await?,
+        mariadb_rows(&mut my, &mid).await?
+    );
     my.query_drop(format!(
         "UPDATE {mid} SET name = 'changed in MariaDB', \
            updated_at = updated_at + INTERVAL 2 DAY WHERE id BETWEEN 2000 AND 2009;
@@ -223,14 +233,20 @@ async fn postgres_into_mariadb_and_back_stays_equal_value_by_value() -> Result<(
     .await?;
     // Row 2000 went with the multiples of 500.
     assert_eq!(writes(&run_ok(dir, "back.yaml", "delta")), (1, 9, 0));
-    assert_eq!(pg_rows(&client, &back).await?, mariadb_rows(&mut my, &mid).await?);
+    assert_eq!(
+        pg_rows(&client, &back).await?,
+        mariadb_rows(&mut my, &mid).await?
+    );
     my.query_drop(format!(
         "DELETE FROM {mid} WHERE id IN (1, 2, 3, 9100); \
          UPDATE {mid} SET name = NULL WHERE id = 4;"
     ))
     .await?;
     assert_eq!(writes(&run_ok(dir, "back.yaml", "hash")), (0, 1, 4));
-    assert_eq!(pg_rows(&client, &back).await?, mariadb_rows(&mut my, &mid).await?);
+    assert_eq!(
+        pg_rows(&client, &back).await?,
+        mariadb_rows(&mut my, &mid).await?
+    );
     let rows = pg_rows(&client, &back).await?;
     assert_eq!(rows.len() as i64, count + 1 - 4);
     Ok(())

@@ -60,20 +60,24 @@ impl Schemas {
 impl Drop for Schemas {
     fn drop(&mut self) {
         let sql = self.drop_sql();
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|rt| {
-                    rt.block_on(async {
-                        if let Ok(c) = connect().await {
-                            let _ = c.batch_execute(&sql).await;
-                        }
-                    })
-                })
-        })
-        .join();
+        on_a_thread_of_its_own(async move {
+            if let Ok(c) = connect().await {
+                let _ = c.batch_execute(&sql).await;
+            }
+        });
     }
+}
+
+/// Runs `work` to its end on a runtime of its own, on a thread of its own:
+/// a guard's drop may run inside a test's runtime, which must not block.
+pub fn on_a_thread_of_its_own(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| rt.block_on(work))
+    })
+    .join();
 }
 
 pub async fn scalar(client: &Client, sql: &str) -> Result<i64> {
