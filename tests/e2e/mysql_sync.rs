@@ -19,6 +19,15 @@ type Row = (
     Option<String>,
 );
 
+/// A row as MariaDB gives it: the flag a tinyint.
+type MariaDbRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i8>,
+    Option<String>,
+);
+
 /// A MariaDB database of its own (`<prefix>_<pid>`), dropped when this goes
 /// out of scope.
 struct MariaDb {
@@ -80,13 +89,7 @@ async fn pg_rows(client: &Client, table: &str) -> Result<Vec<Row>> {
 }
 
 async fn mariadb_rows(conn: &mut mysql_async::Conn, table: &str) -> Result<Vec<Row>> {
-    let rows: Vec<(
-        i64,
-        Option<String>,
-        Option<String>,
-        Option<i8>,
-        Option<String>,
-    )> = conn
+    let rows: Vec<MariaDbRow> = conn
         .query(format!(
             "SELECT id, name, CAST(amount AS CHAR), flag, \
              DATE_FORMAT(updated_at, '%Y-%m-%d %H:%i:%s.%f') FROM {table} ORDER BY id"
