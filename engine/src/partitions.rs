@@ -137,7 +137,19 @@ pub async fn run_partitions(
     let destination = destination
         .as_deref_mut()
         .map(|d| (d as &mut dyn Source, &dest_dims[..]));
-    let occupied = occupied(plan, source, destination, &dims, &span, threshold).await?;
+    // A delta past its watermark asks about its window alone, read by the
+    // cursor: the table's row estimate does not tell how many it holds.
+    let whole_table = lower.is_none();
+    let occupied = occupied(
+        plan,
+        source,
+        destination,
+        &dims,
+        &span,
+        threshold,
+        whole_table,
+    )
+    .await?;
     let partitions = match (occupied, &plan.delta) {
         (Some(partitions), _) => partitions,
         (None, None) => {
@@ -261,6 +273,7 @@ async fn occupied(
     dims: &[PartitionDimension],
     span: &Span,
     threshold: u128,
+    whole_table: bool,
 ) -> Result<Option<Vec<Partition>>, EngineError> {
     let Some(grids) = span.grids.iter().copied().collect::<Option<Vec<_>>>() else {
         return Ok(None);
@@ -268,12 +281,14 @@ async fn occupied(
     if dims.is_empty() || span.ranges_total() <= threshold {
         return Ok(None);
     }
-    // A table known to hold many rows per range is dense: asking would
-    // scan every row to learn that every range holds some (4 s of a 26 s
-    // hash run over 10M rows in 101 ranges).
-    if let Some(rows) = source.estimated_rows().await? {
-        if u128::from(rows) >= span.ranges_total().saturating_mul(DENSE_ROWS_PER_RANGE) {
-            return Ok(None);
+    // A table known to hold many rows per range is dense: asking about
+    // all of it would scan every row to learn that every range holds some
+    // (4 s of a 26 s hash run over 10M rows in 101 ranges).
+    if whole_table {
+        if let Some(rows) = source.estimated_rows().await? {
+            if u128::from(rows) >= span.ranges_total().saturating_mul(DENSE_ROWS_PER_RANGE) {
+                return Ok(None);
+            }
         }
     }
     let scopes = span.scopes(dims, plan.delta.is_some());

@@ -82,3 +82,71 @@ strategies:
     assert_eq!(planned(&ws), "partitions: 3 holding rows, of 150 ranges");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_delta_past_its_watermark_asks_about_its_window_whatever_the_table_holds() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "dense_window").await?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src}.items (id bigint PRIMARY KEY, label text NOT NULL,
+               updated_at timestamptz NOT NULL);
+             INSERT INTO {src}.items SELECT g, 'item ' || g,
+               timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second'
+             FROM generate_series(0, 149999) g;
+             CREATE INDEX ON {src}.items (updated_at);
+             ANALYZE {src}.items;",
+            src = s.src
+        ))
+        .await?;
+    let ws = Workspace::new(
+        &s,
+        "name: dense_window
+partition_column: id
+partition_step: 1000
+source_provider:
+  data_backend: {type: postgres, datastore_name: src, table: items}
+destination_provider:
+  data_backend: {type: postgres, datastore_name: dst, table: items}
+column_map:
+  - {source: id, dest: id, roles: [unique_column], data_type: bigint}
+  - {source: label, dest: label, data_type: text}
+  - {source: updated_at, dest: updated_at, data_type: timestamptz}
+strategies:
+  - {name: delta, type: delta, column: updated_at}
+",
+    )?;
+    // The first run's window is the whole table, dense: every range, unasked.
+    let first = ws.run("delta");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.n("partitions_total"), 150);
+    assert_eq!(first.n("rows_inserted"), 150_000);
+
+    // Five rows changed in one range: the window (those and the row on the
+    // watermark) holds rows in two ranges of 150, and the run plans those.
+    client
+        .batch_execute(&format!(
+            "UPDATE {src}.items SET label = 'changed', updated_at = now() WHERE id BETWEEN 2000 AND 2004",
+            src = s.src
+        ))
+        .await?;
+    let planned = synchub(&[
+        "plan",
+        ws.pipeline.to_str().unwrap(),
+        "--strategy",
+        "delta",
+        "--state-dir",
+        ws.state.to_str().unwrap(),
+    ]);
+    let planned = String::from_utf8_lossy(&planned.stdout);
+    assert!(
+        planned.contains("partitions: 2 holding rows, of 150 ranges"),
+        "{planned}"
+    );
+    let next = ws.run("delta");
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    assert_eq!(next.n("partitions_total"), 2);
+    assert_eq!(next.n("rows_read"), 6);
+    assert_eq!(next.n("rows_updated"), 5);
+    Ok(())
+}
