@@ -254,3 +254,108 @@ async fn postgres_into_mariadb_and_back_stays_equal_value_by_value() -> Result<(
     assert_eq!(rows.len() as i64, count + 1 - 4);
     Ok(())
 }
+
+/// A run into MariaDB killed with SIGKILL once `at_least` partitions are
+/// committed there; the partitions committed then.
+async fn kill_mid_run(
+    dir: &std::path::Path,
+    my: &mut mysql_async::Conn,
+    checkpoints: &str,
+    at_least: i64,
+) -> Result<i64> {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .arg("run")
+        .arg(dir.join("into.yaml"))
+        .args(["--strategy", "full", "--state-dir"])
+        .arg(dir.join("state"))
+        .env("SYNCHUB_LOG", "off")
+        .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "100")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let count = format!("SELECT COUNT(*) FROM {checkpoints}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The table appears with the run's first partition.
+        let done: i64 = my.query_first(&count).await.ok().flatten().unwrap_or(0);
+        if done >= at_least {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never committed {at_least} partitions"
+        );
+        assert!(
+            child.try_wait()?.is_none(),
+            "the run ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill()?; // SIGKILL
+    assert!(
+        !child.wait()?.success(),
+        "the child should have been killed"
+    );
+    Ok(my.query_first(&count).await?.unwrap_or(0))
+}
+
+#[tokio::test]
+async fn a_run_into_mariadb_killed_mid_run_resumes_without_loss_or_duplicates() -> Result<()> {
+    const KILL_ROWS: i64 = 10_000;
+    let client = connect().await?;
+    let s = Schemas::create(&client, "mysql_kill").await?;
+    let db = MariaDb::create("mysql_kill").await?;
+    let mut my = mariadb().await?;
+    let src = format!("{}.items", s.src);
+    let mid = format!("`{}`.`items`", db.name);
+    // Ten partitions of exactly 1,000 rows.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, name text, amount numeric(12,2), \
+               flag boolean, updated_at timestamptz NOT NULL);
+             INSERT INTO {src} SELECT g, 'n' || g, g * 0.5, g % 2 = 0,
+               timestamptz '2024-03-01 00:00:00+00' + g * interval '1.000003 second'
+             FROM generate_series(0, {} - 1) g;",
+            KILL_ROWS
+        ))
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        format!(
+            "datastores:
+  pg: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {}}}}}
+  my: {{type: mysql, connection: {{host: 127.0.0.1, port: 3306, user: root, dbname: {}}}}}
+",
+            s.src, db.name
+        ),
+    )?;
+    std::fs::write(
+        dir.path().join("into.yaml"),
+        pipeline("kill_into_mariadb", ("postgres", "pg"), ("mysql", "my")),
+    )?;
+    let dir = dir.path();
+    let checkpoints = format!("`{}`.`_synchub_checkpoints`", db.name);
+    let committed = kill_mid_run(dir, &mut my, &checkpoints, 3).await?;
+    assert!(committed < 10, "killed too late: {committed} committed");
+    // What the killed run committed is there, whole; nothing else.
+    let rows: Option<i64> = my
+        .query_first(format!("SELECT COUNT(*) FROM {mid}"))
+        .await?;
+    assert_eq!(rows, Some(committed * 1000));
+
+    // The rerun writes exactly the partitions left, and the tables match.
+    let rerun = run_ok(dir, "into.yaml", "full");
+    assert_eq!(writes(&rerun), (KILL_ROWS - committed * 1000, 0, 0));
+    assert_eq!(
+        mariadb_rows(&mut my, &mid).await?,
+        pg_rows(&client, &src).await?
+    );
+    let after: Option<i64> = my
+        .query_first(format!("SELECT COUNT(*) FROM {checkpoints}"))
+        .await?;
+    // The rerun resumed the killed run: one checkpoint a partition.
+    assert_eq!(after, Some(10));
+    Ok(())
+}
