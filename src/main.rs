@@ -274,7 +274,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     } else {
                         print!(
                             "{}",
-                            plan.describe(Some((&parts.partitions, parts.ranges_total)))
+                            plan.describe(Some((
+                                &parts.partitions,
+                                parts.ranges_holding_rows,
+                                parts.ranges_total
+                            )))
                         );
                     }
                     ExitCode::SUCCESS

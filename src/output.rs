@@ -212,6 +212,9 @@ pub fn plan_json(
         // Ranges of the span: more than the partitions when only those
         // holding rows are planned.
         "ranges_total": u64::try_from(parts.ranges_total).unwrap_or(u64::MAX),
+        // Ranges holding rows: more than the partitions when neighbours
+        // holding few rows were merged.
+        "ranges_holding_rows": u64::try_from(parts.ranges_holding_rows).unwrap_or(u64::MAX),
         "partitions": partitions.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
     })
 }

@@ -52,7 +52,8 @@ pub trait Source: Send {
     /// Which ranges of `dims` hold rows of `scope` (its ranges and this
     /// source's filters): for each combination of ranges with at least one
     /// row, the bucket of each dimension under its grid (`grids[i]`),
-    /// `None` where the value is NULL; in no particular order, and cut
+    /// `None` where the value is NULL, and how many rows it holds (a run
+    /// merges neighbouring ranges holding few); in no particular order, and cut
     /// short past `limit` combinations (the caller refuses so many). A run
     /// then plans those ranges alone instead of every one of a sparse span.
     /// `None` when this source cannot tell short of having every row read:

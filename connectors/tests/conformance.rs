@@ -932,7 +932,10 @@ fn boundary_rows() -> Vec<(i64, Option<i64>, Option<i64>, Option<i32>)> {
 /// integer, fixed and calendar steps, one or two dimensions at once, NULLs,
 /// and within a scope; and the partitions made of them read every row.
 async fn occupied_buckets_are_exactly_the_ranges_with_rows(h: &dyn Harness) {
-    use planner::partition::{occupied_partitions, BucketGrid, PartitionDimension, Step};
+    use planner::partition::{
+        occupied_partitions, BucketGrid, MergePolicy, OccupiedBucket, PartitionDimension, Step,
+        MERGE_SMALL_RANGES,
+    };
     let (ds, _guard) = h.datastore("occupied").await;
     let cols = vec![
         column("id", ColumnType::Int64, true, true),
@@ -1048,43 +1051,53 @@ async fn occupied_buckets_are_exactly_the_ranges_with_rows(h: &dyn Harness) {
             .unwrap()
             .expect("every connector tells which ranges hold rows");
         got.sort();
-        let mut want: Vec<Vec<Option<i64>>> = rows
-            .iter()
-            .filter(|r| in_scope(r))
-            .map(|r| {
-                dims.iter()
-                    .zip(&grids)
-                    .map(|(d, g)| value(r, &d.name).map(|v| g.bucket_of(v)))
-                    .collect()
-            })
+        let mut want = std::collections::BTreeMap::<Vec<Option<i64>>, u64>::new();
+        for r in rows.iter().filter(|r| in_scope(r)) {
+            let key = dims
+                .iter()
+                .zip(&grids)
+                .map(|(d, g)| value(r, &d.name).map(|v| g.bucket_of(v)))
+                .collect();
+            *want.entry(key).or_default() += 1;
+        }
+        let want: Vec<OccupiedBucket> = want
+            .into_iter()
+            .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
             .collect();
-        want.sort();
-        want.dedup();
         assert_eq!(got, want, "{context}");
 
         // Read back, the partitions made of them hold every row in scope,
-        // and none is empty.
+        // and none is empty, each range its own partition or neighbours
+        // merged (up to 3 rows a partition).
         let nulls: Vec<bool> = bounds.iter().map(|b| b.has_nulls).collect();
-        let mut read_rows = 0;
-        for p in occupied_partitions(&dims, &grids, &nulls, got) {
-            let mut p = p;
-            p.ranges.extend(scope.ranges.iter().cloned());
-            let batches: Vec<RecordBatch> = source
-                .read(&p, 100)
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-            assert!(n > 0, "{context}: {} holds no row", p.id);
-            read_rows += n;
+        let merged = MergePolicy {
+            max_rows: 3,
+            above_partitions: 0,
+        };
+        for policy in [MERGE_SMALL_RANGES, merged] {
+            let context = format!("{context} merged as {policy:?}");
+            let mut read_rows = 0;
+            let plan = occupied_partitions(&dims, &grids, &nulls, got.clone(), policy);
+            for p in plan.partitions {
+                let mut p = p;
+                p.ranges.extend(scope.ranges.iter().cloned());
+                let batches: Vec<RecordBatch> = source
+                    .read(&p, 100)
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+                assert!(n > 0, "{context}: {} holds no row", p.id);
+                read_rows += n;
+            }
+            assert_eq!(
+                read_rows,
+                rows.iter().filter(|r| in_scope(r)).count(),
+                "{context}"
+            );
         }
-        assert_eq!(
-            read_rows,
-            rows.iter().filter(|r| in_scope(r)).count(),
-            "{context}"
-        );
     }
     // More combinations than the limit are cut short past it.
     let dims = [dim("id", int, false, Step::Int(1))];

@@ -4,8 +4,8 @@ use connectors::Source;
 use planner::model::DeltaSpec;
 use planner::partition::{
     delta_window, dimension_ranges, occupied_partitions, plan_partitions, product,
-    too_many_occupied, too_many_partitions, BucketGrid, ColumnBounds, DimRange, Partition,
-    PartitionDimension, PartitionValue, Step, MAX_PARTITIONS,
+    too_many_occupied, too_many_partitions, BucketGrid, ColumnBounds, DimRange, OccupiedPlan,
+    Partition, PartitionDimension, PartitionValue, Step, MAX_PARTITIONS, MERGE_SMALL_RANGES,
 };
 use planner::types::PartitionKind;
 use planner::{Pipeline, Plan};
@@ -22,6 +22,9 @@ pub struct RunPartitions {
     /// Every range of the run's span, the product over its dimensions: more
     /// than the partitions when only the ranges holding rows were planned.
     pub ranges_total: u128,
+    /// How many of those ranges hold rows: more than the partitions when
+    /// neighbours holding few rows were merged.
+    pub ranges_holding_rows: u128,
 }
 
 /// A delta cursor position: an integer value or microseconds since the epoch.
@@ -67,7 +70,7 @@ const DELTA_SPARSE_CHECK_RANGES: u128 = 1;
 /// The partitions of a run, from the source's bounds: every aligned range
 /// of each dimension over its span, or, where the ranges are many, only the
 /// combinations that hold rows (`Source::occupied_buckets`), with the same
-/// ids. `deletes_from`: the pipeline of a run that deletes destination rows
+/// ids, neighbours holding few rows merged. `deletes_from`: the pipeline of a run that deletes destination rows
 /// missing from the source, into a destination that may hold rows; the
 /// span is then both sides' extent and the ranges holding destination rows
 /// are planned too, or rows deleted from the source would never be
@@ -150,8 +153,12 @@ pub async fn run_partitions(
         whole_table,
     )
     .await?;
+    let mut ranges_holding_rows = None;
     let partitions = match (occupied, &plan.delta) {
-        (Some(partitions), _) => partitions,
+        (Some(occupied), _) => {
+            ranges_holding_rows = Some(occupied.ranges_holding_rows as u128);
+            occupied.partitions
+        }
         (None, None) => {
             refuse_too_many(plan, &dims, &bounds)?;
             plan_partitions(&dims, &bounds)
@@ -177,6 +184,7 @@ pub async fn run_partitions(
         }
     };
     Ok(RunPartitions {
+        ranges_holding_rows: ranges_holding_rows.unwrap_or(partitions.len() as u128),
         partitions,
         next_watermark,
         warning,
@@ -264,8 +272,9 @@ impl Span {
 const DENSE_ROWS_PER_RANGE: u128 = 1_000;
 
 /// The partitions holding rows, when the span has more than `threshold`
-/// ranges and the source (and a destination that deletes) can tell which;
-/// `None` to plan every range.
+/// ranges and the source (and a destination that deletes) can tell which,
+/// neighbours holding few rows merged (`MERGE_SMALL_RANGES`); `None` to
+/// plan every range.
 async fn occupied(
     plan: &Plan,
     source: &mut dyn Source,
@@ -274,7 +283,7 @@ async fn occupied(
     span: &Span,
     threshold: u128,
     whole_table: bool,
-) -> Result<Option<Vec<Partition>>, EngineError> {
+) -> Result<Option<OccupiedPlan>, EngineError> {
     let Some(grids) = span.grids.iter().copied().collect::<Option<Vec<_>>>() else {
         return Ok(None);
     };
@@ -311,15 +320,17 @@ async fn occupied(
             }
         }
     }
-    let partitions = occupied_partitions(dims, &grids, &span.nulls(), keys);
-    if partitions.len() > limit {
+    // Refused on the ranges holding rows, before merging: past the limit a
+    // source stops counting, so the merged partitions would miss rows.
+    let occupied = occupied_partitions(dims, &grids, &span.nulls(), keys, MERGE_SMALL_RANGES);
+    if occupied.ranges_holding_rows > limit {
         return Err(planner::PlannerError::TooManyPartitions {
             pipeline: plan.pipeline.clone(),
             message: too_many_occupied(dims),
         }
         .into());
     }
-    Ok(Some(partitions))
+    Ok(Some(occupied))
 }
 
 fn refuse_too_many(

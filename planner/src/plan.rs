@@ -210,9 +210,10 @@ impl Plan {
     }
 
     /// The DAG and the partitions it would run, for `synchub plan`: with
-    /// them, the number of ranges they were chosen from (more when only
-    /// the ranges holding rows are planned).
-    pub fn describe(&self, partitions: Option<(&[Partition], u128)>) -> String {
+    /// them, how many ranges hold rows (more than the partitions when
+    /// neighbours were merged) and how many they were chosen from (more
+    /// when only the ranges holding rows are planned).
+    pub fn describe(&self, partitions: Option<(&[Partition], u128, u128)>) -> String {
         let mut s = format!(
             "pipeline: {}\nstrategy: {} ({})\ndag: {}\n",
             self.pipeline,
@@ -259,9 +260,14 @@ impl Plan {
                 ));
             }
         }
-        if let Some((parts, ranges)) = partitions {
+        if let Some((parts, holding_rows, ranges)) = partitions {
             if parts.len() as u128 == ranges {
                 s.push_str(&format!("partitions: {}\n", parts.len()));
+            } else if parts.len() as u128 != holding_rows {
+                s.push_str(&format!(
+                    "partitions: {} ({holding_rows} ranges holding rows merged), of {ranges} ranges\n",
+                    parts.len()
+                ));
             } else {
                 s.push_str(&format!(
                     "partitions: {} holding rows, of {ranges} ranges\n",

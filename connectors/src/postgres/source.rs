@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt};
 use planner::model::{MappedColumn, TableRef};
 use planner::partition::{
-    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
+    BucketGrid, ColumnBounds, OccupiedBucket, OccupiedBuckets, Partition, PartitionDimension,
 };
 use planner::types::{arrow_schema, ColumnSpec};
 use tokio_postgres::types::{ToSql, Type};
@@ -208,6 +208,7 @@ impl sql::SqlSource for PostgresSource {
             dims,
             grids,
             &mut values,
+            true,
         );
         let groups: Vec<String> = (1..=dims.len()).map(|i| i.to_string()).collect();
         let q = format!(
@@ -236,11 +237,12 @@ impl sql::SqlSource for PostgresSource {
         tx.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            out.push(
-                (0..dims.len())
+            out.push(OccupiedBucket {
+                buckets: (0..dims.len())
                     .map(|i| row.try_get::<_, Option<i64>>(i))
                     .collect::<std::result::Result<Vec<_>, _>>()?,
-            );
+                rows: row.try_get::<_, i64>(dims.len())? as u64,
+            });
         }
         Ok(Some(out))
     }

@@ -49,7 +49,7 @@ pub trait SqlSource: Send {
     ) -> Result<Vec<ColumnBounds>>;
     /// `Source::occupied_buckets` of one dimension or more: the rows of
     /// [`super::buckets_sql`] (bound as `scope`'s ranges bind, then its
-    /// 64-bit integers), distinct.
+    /// 64-bit integers), counted per combination.
     async fn occupied(
         &mut self,
         scope: &Partition,

@@ -140,8 +140,9 @@ fn bucket_of_key(d: &dyn Dialect, key: &str, n: usize) -> String {
 
 /// `SELECT <each dimension's bucket under its grid> FROM ... WHERE <the
 /// source's filters and the ranges of scope>`, a row per source row: what
-/// a SQL source groups to answer `Source::occupied_buckets`. The scope's
-/// range values are pushed onto `params`; each grid's origin and width
+/// a SQL source groups to answer `Source::occupied_buckets`, with
+/// `count(*)` after the buckets when `counted` (a grouping query's). The
+/// scope's range values are pushed onto `params`; each grid's origin and width
 /// (none for a `Whole` grid) follow them, as 64-bit integers, returned.
 /// Within the span a grid was made for, a key is never below its origin,
 /// so integer division is the floor, as in `BucketGrid::bucket_of`.
@@ -152,6 +153,7 @@ pub fn buckets_sql(
     dims: &[PartitionDimension],
     grids: &[BucketGrid],
     params: &mut Vec<PartitionValue>,
+    counted: bool,
 ) -> (String, Vec<i64>) {
     let from_where = format!(
         "{}{}",
@@ -178,7 +180,8 @@ pub fn buckets_sql(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    (format!("SELECT {buckets} {from_where}"), grid_params)
+    let count = if counted { ", count(*)" } else { "" };
+    (format!("SELECT {buckets}{count} {from_where}"), grid_params)
 }
 
 /// Row hashes by bucket asked of a partition `bucket_column` has no range for.

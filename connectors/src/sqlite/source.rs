@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use planner::model::{MappedColumn, TableRef};
 use planner::partition::{
-    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
+    BucketGrid, ColumnBounds, OccupiedBucket, OccupiedBuckets, Partition, PartitionDimension,
 };
 use planner::types::{arrow_schema, ColumnSpec};
 use rusqlite::types::{Value, ValueRef};
@@ -135,8 +135,15 @@ impl sql::SqlSource for SqliteSource {
         limit: usize,
     ) -> Result<Option<OccupiedBuckets>> {
         let mut values = Vec::new();
-        let (q, grid_params) =
-            sql::buckets_sql(&SqliteDialect, &self.table, scope, dims, grids, &mut values);
+        let (q, grid_params) = sql::buckets_sql(
+            &SqliteDialect,
+            &self.table,
+            scope,
+            dims,
+            grids,
+            &mut values,
+            false,
+        );
         let mut params = bound_params(scope, &values);
         params.extend(grid_params.into_iter().map(Value::Integer));
         let width = dims.len();
@@ -146,23 +153,37 @@ impl sql::SqlSource for SqliteSource {
             .run(move |conn| {
                 let mut stmt = conn.prepare(&q)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-                let mut seen = std::collections::HashSet::new();
-                let mut last: Option<Vec<Option<i64>>> = None;
+                let mut seen: std::collections::HashMap<Vec<Option<i64>>, u64> =
+                    std::collections::HashMap::new();
+                // Rows mostly come in the key's order: count a run of one
+                // key before hashing it.
+                let mut last: Option<(Vec<Option<i64>>, u64)> = None;
                 while let Some(row) = rows.next()? {
                     let key = (0..width)
                         .map(|i| row.get::<_, Option<i64>>(i))
                         .collect::<rusqlite::Result<Vec<_>>>()?;
-                    // Rows mostly come in the key's order: skip the hash.
-                    if last.as_ref() == Some(&key) {
-                        continue;
+                    if let Some((k, n)) = last.as_mut() {
+                        if *k == key {
+                            *n += 1;
+                            continue;
+                        }
                     }
-                    seen.insert(key.clone());
-                    if seen.len() > limit {
-                        break;
+                    if let Some((k, n)) = last.replace((key, 1)) {
+                        *seen.entry(k).or_default() += n;
+                        if seen.len() > limit {
+                            last = None;
+                            break;
+                        }
                     }
-                    last = Some(key);
                 }
-                Ok(Some(seen.into_iter().collect()))
+                if let Some((k, n)) = last {
+                    *seen.entry(k).or_default() += n;
+                }
+                Ok(Some(
+                    seen.into_iter()
+                        .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
+                        .collect(),
+                ))
             })
             .await
     }
