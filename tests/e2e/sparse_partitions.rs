@@ -1,9 +1,16 @@
 //! Sparse spans: only the ranges holding rows are planned (`synchub plan`
 //! says how many of how many), with the same ids a dense plan gives them,
-//! and the runs still leave the destination equal to the source.
+//! neighbours holding few rows merged past 100 of them, and the runs still
+//! leave the destination equal to the source.
 
-use crate::common::{connect, difference, scalar, synchub, Schemas, Workspace};
+use std::path::Path;
+
+use crate::common::{
+    connect, difference, run, scalar, sqlite_checkpoints_like, sqlite_difference, synchub,
+    write_sqlite_datastores, Schemas, Workspace,
+};
 use anyhow::Result;
+use rusqlite::Connection;
 
 fn pipeline(name: &str, partitioning: &str, strategies: &str) -> String {
     format!(
@@ -24,13 +31,17 @@ strategies:
 
 /// `synchub plan`'s line counting the partitions.
 fn planned(ws: &Workspace, strategy: &str) -> String {
+    plan_line(&ws.pipeline, &ws.state, strategy)
+}
+
+fn plan_line(pipeline: &Path, state: &Path, strategy: &str) -> String {
     let out = synchub(&[
         "plan",
-        ws.pipeline.to_str().unwrap(),
+        pipeline.to_str().unwrap(),
         "--strategy",
         strategy,
         "--state-dir",
-        ws.state.to_str().unwrap(),
+        state.to_str().unwrap(),
     ]);
     assert!(
         out.status.success(),
@@ -198,6 +209,266 @@ async fn a_sparse_key_full_and_hash_plan_only_ranges_holding_rows_on_either_side
     assert_eq!(hash.n("rows_deleted"), 500);
     assert_eq!(hash.n("rows_inserted"), 7);
     assert_eq!(hash.n("rows_updated"), 1);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    Ok(())
+}
+
+/// Seconds from 2024-01-01 to 2026-12-31, and a prime that scatters ids
+/// over them (`id * SCATTER % SPAN`; the first row lands at 00:52:40).
+const SPAN: i64 = 94_608_000;
+const SCATTER: i64 = 48_271;
+
+const TWO_HOUR_DELTA: &str = "  - name: delta
+    type: delta
+    column: updated_at
+    primary_partitions:
+      - {column: updated_at, step: 2, step_unit: hour, data_type: datetime}
+";
+
+/// Issue 13's case: 25,000 rows spread over 2024-01 to 2026-12 (scattered
+/// by a multiplicative hash of the id), so some 12,000 of the 13,139 2-hour
+/// windows hold a row. A first delta merges them into one partition (25,000 rows, under
+/// the 50,000 a merged partition holds) beside the NULL cursors', named by
+/// the first window's start and the last one's end; the next delta plans
+/// the watermark's window and the new rows' alone and reads only those.
+#[tokio::test]
+async fn an_evenly_spread_delta_merges_its_windows_into_few_partitions() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "spread_delta").await?;
+    let src = format!("{}.events", s.src);
+    let dst = format!("{}.events", s.dst);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
+             INSERT INTO {src}
+             SELECT g, 'row ' || g,
+                    timestamptz '2024-01-01 00:00:00+00' + (g::bigint * {SCATTER} % {SPAN}) * interval '1 second'
+               FROM generate_series(1, 25000) g
+             UNION ALL
+             SELECT 25000 + g, 'no cursor', NULL FROM generate_series(1, 5) g;"
+        ))
+        .await?;
+    let ws = Workspace::new(&s, &pipeline("spread_delta", "", TWO_HOUR_DELTA))?;
+    let window = "floor(extract(epoch from updated_at) / 7200)";
+    let occupied = scalar(
+        &client,
+        &format!("SELECT count(DISTINCT {window}) + 1 FROM {src}"),
+    )
+    .await?;
+    let ranges = scalar(
+        &client,
+        &format!("SELECT (max({window}) - min({window}) + 2)::bigint FROM {src}"),
+    )
+    .await?;
+    assert!(
+        occupied > 12_000 && occupied < ranges,
+        "{occupied} of {ranges} windows hold rows"
+    );
+    assert_eq!(
+        planned(&ws, "delta"),
+        format!("partitions: 2 ({occupied} ranges holding rows merged), of {ranges} ranges")
+    );
+    let first = ws.run("delta");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.n("partitions_total"), 2);
+    assert_eq!(first.n("rows_inserted"), 25_005);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    // The merged window runs from the first row's window to the last one's
+    // end, aligned to the 2-hour step.
+    assert_eq!(
+        scalar(
+            &client,
+            &format!(
+                "SELECT count(*) FROM {}._synchub_checkpoints
+                 WHERE partition_id IN ('updated_at_null', (SELECT 'updated_at_2024-01-01T00:00:00_'
+                   || to_char(to_timestamp((max({window}) + 1) * 7200) AT TIME ZONE 'UTC',
+                              'YYYY-MM-DD\"T\"HH24:MI:SS') FROM {src}))",
+                s.dst
+            )
+        )
+        .await?,
+        2
+    );
+
+    // 300 new rows two months later, one a minute from 00:01 to 05:00.
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {src} SELECT 30000 + g, 'later', timestamptz '2027-03-01 00:00:00+00' + g * interval '1 minute'
+               FROM generate_series(1, 300) g;"
+        ))
+        .await?;
+    // Read again: the watermark's window, the new rows, the NULL cursors.
+    let watermark_window = format!(
+        "to_timestamp(floor(extract(epoch from (SELECT max(updated_at) FROM {src} WHERE id <= 25000)) / 7200) * 7200)"
+    );
+    let read = scalar(
+        &client,
+        &format!("SELECT count(*) FROM {src} WHERE updated_at >= {watermark_window} OR updated_at IS NULL"),
+    )
+    .await?;
+    let second = ws.run("delta");
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // The watermark's window, 00:00-02:00, 02:00-04:00, 04:00-06:00 and the
+    // NULL cursors: too few to merge.
+    assert_eq!(second.n("partitions_total"), 1 + 3 + 1);
+    assert_eq!(second.n("rows_read"), read);
+    assert!(read < 310, "{read} rows read again");
+    assert_eq!(second.n("rows_inserted"), 300);
+    assert_eq!(second.n("rows_updated"), 0);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    Ok(())
+}
+
+/// The same spread on SQLite (a `timestamp` cursor kept as text).
+#[test]
+fn an_evenly_spread_sqlite_delta_merges_its_windows_into_few_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |offset: &str| format!("strftime('%Y-%m-%d %H:%M:%f', {offset}) || '000'");
+    let src = Connection::open(dir.path().join("source.db")).unwrap();
+    src.execute_batch(&format!(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, label TEXT, updated_at TEXT);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 25000)
+         INSERT INTO events SELECT i, 'row ' || i, {} FROM g;
+         INSERT INTO events SELECT 25000 + i, 'no cursor', NULL
+           FROM (SELECT 1 AS i UNION ALL SELECT 2 UNION ALL SELECT 3);",
+        at(&format!(
+            "'2024-01-01', '+' || (i * {SCATTER} % {SPAN}) || ' seconds'"
+        ))
+    ))
+    .unwrap();
+    write_sqlite_datastores(dir.path());
+    let p = dir.path().join("events.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: spread_sqlite
+source_provider:
+  data_backend: {{type: sqlite, datastore_name: src, table: events}}
+destination_provider:
+  data_backend: {{type: sqlite, datastore_name: dst, table: events}}
+column_map:
+  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
+  - {{source: label, dest: label, data_type: text}}
+  - {{source: updated_at, dest: updated_at, data_type: timestamp}}
+strategies:
+{TWO_HOUR_DELTA}"
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let count = |sql: &str| -> i64 { src.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let window = "CAST(strftime('%s', updated_at) AS INTEGER) / 7200";
+    let occupied = count(&format!("SELECT count(DISTINCT {window}) + 1 FROM events"));
+    let ranges = count(&format!(
+        "SELECT max({window}) - min({window}) + 2 FROM events"
+    ));
+    assert!(
+        occupied > 12_000 && occupied < ranges,
+        "{occupied} of {ranges} windows hold rows"
+    );
+    assert_eq!(
+        plan_line(&p, &state, "delta"),
+        format!("partitions: 2 ({occupied} ranges holding rows merged), of {ranges} ranges")
+    );
+    let all = "id, label, updated_at";
+    let first = run(&p, "delta", &state);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.n("partitions_total"), 2);
+    assert_eq!(first.n("rows_inserted"), 25_003);
+    assert_eq!(sqlite_difference(dir.path(), "events", all), 0);
+    let last_end = count(&format!("SELECT (max({window}) + 1) * 7200 FROM events"));
+    let last_end: String = src
+        .query_row(
+            "SELECT strftime('%Y-%m-%dT%H:%M:%S', ?1, 'unixepoch')",
+            [last_end],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        sqlite_checkpoints_like(
+            dir.path(),
+            &format!("updated_at_2024-01-01T00:00:00_{last_end}")
+        ),
+        1
+    );
+    assert_eq!(sqlite_checkpoints_like(dir.path(), "updated_at_null"), 1);
+
+    src.execute_batch(&format!(
+        "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300)
+         INSERT INTO events SELECT 30000 + i, 'later', {} FROM g;",
+        at("'2027-03-01', '+' || i || ' minutes'")
+    ))
+    .unwrap();
+    let read = count(&format!(
+        "SELECT count(*) FROM events WHERE {window} >= (SELECT max({window}) FROM events WHERE id <= 25000)
+           OR updated_at IS NULL"
+    ));
+    let second = run(&p, "delta", &state);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(second.n("partitions_total"), 1 + 3 + 1);
+    assert_eq!(second.n("rows_read"), read);
+    assert!(read < 310, "{read} rows read again");
+    assert_eq!(second.n("rows_inserted"), 300);
+    assert_eq!(second.n("rows_updated"), 0);
+    assert_eq!(sqlite_difference(dir.path(), "events", all), 0);
+}
+
+/// A sparse key whose ranges merge: ids 1,000 apart in steps of 100, 3,000
+/// ranges holding rows of some 30,000, one partition. A hash run over it
+/// (ranges holding rows on either side) deletes exactly the rows gone from
+/// the source, the last ones included, and adds those in ranges new to it.
+#[tokio::test]
+async fn a_hash_over_a_merged_sparse_key_deletes_exactly() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "merged_hash").await?;
+    let src = format!("{}.events", s.src);
+    let dst = format!("{}.events", s.dst);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
+             INSERT INTO {src} SELECT g * 1000, 'row ' || g, timestamptz '2024-01-01 00:00:00+00'
+               FROM generate_series(1, 3000) g;"
+        ))
+        .await?;
+    let ws = Workspace::new(
+        &s,
+        &pipeline(
+            "merged_hash",
+            "partition_column: id\npartition_step: 100",
+            "  - {name: full, type: full}\n  - {name: hash, type: hash}\n",
+        ),
+    )?;
+    // Ranges 10 (ids 1,000-1,099) to 30,000.
+    assert_eq!(
+        planned(&ws, "full"),
+        "partitions: 1 (3000 ranges holding rows merged), of 29991 ranges"
+    );
+    let full = ws.run("full");
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert_eq!(full.n("partitions_total"), 1);
+    assert_eq!(full.n("rows_inserted"), 3000);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+
+    // Every tenth row and the last 50 leave the source, 20 rows arrive in
+    // ranges that held none, 5 change.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {src} WHERE id % 10000 = 0 OR id > 2950000;
+             INSERT INTO {src} SELECT g * 1000 + 500, 'new', now() FROM generate_series(1, 20) g;
+             UPDATE {src} SET label = 'changed' WHERE id IN (1000, 2000, 3000, 4000, 5000);"
+        ))
+        .await?;
+    let deleted = 300 + 50 - 5;
+    assert_eq!(
+        planned(&ws, "hash"),
+        "partitions: 1 (3020 ranges holding rows merged), of 29991 ranges"
+    );
+    let hash = ws.run("hash");
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("partitions_total"), 1);
+    assert_eq!(hash.n("rows_deleted"), deleted);
+    assert_eq!(hash.n("rows_inserted"), 20);
+    assert_eq!(hash.n("rows_updated"), 5);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     Ok(())
 }
