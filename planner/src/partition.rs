@@ -682,7 +682,7 @@ pub fn occupied_partitions(
                 })
     };
     let mut keys: Vec<OccupiedBucket> = keys.into_iter().filter(|k| in_plan(&k.buckets)).collect();
-    keys.sort_unstable_by(|a, b| order(&a.buckets).cmp(&order(&b.buckets)));
+    keys.sort_unstable_by_key(|k| order(&k.buckets));
     let mut held: Vec<OccupiedBucket> = Vec::with_capacity(keys.len());
     for key in keys {
         match held.last_mut() {
@@ -707,14 +707,14 @@ pub fn occupied_partitions(
     } else {
         merge_first_dimension(held, merge.max_rows)
             .into_iter()
-            .filter_map(|(first, last, rest)| {
-                let mut ranges = vec![match (range_of(0, first)?, range_of(0, last)?) {
+            .filter_map(|run| {
+                let mut ranges = vec![match (range_of(0, run.first)?, range_of(0, run.last)?) {
                     (DimRange::Range { start, .. }, DimRange::Range { end, .. }) => {
                         DimRange::Range { start, end }
                     }
                     (r, _) => r,
                 }];
-                for (i, b) in rest.iter().enumerate() {
+                for (i, b) in run.rest.iter().enumerate() {
                     ranges.push(range_of(i + 1, *b)?);
                 }
                 Some(partition_of(dims, ranges))
@@ -727,50 +727,50 @@ pub fn occupied_partitions(
     }
 }
 
-/// Runs of neighbouring first-dimension buckets of `held` (sorted in
-/// `product`'s order, distinct) sharing every other bucket, of at most
-/// `max_rows` rows together: each as its first and last bucket and the
-/// other dimensions' buckets, in `product`'s order of their first bucket.
-/// A NULL first bucket is a run of its own.
-fn merge_first_dimension(
-    held: Vec<OccupiedBucket>,
-    max_rows: u64,
-) -> Vec<(Option<i64>, Option<i64>, Vec<Option<i64>>)> {
+/// Neighbouring first-dimension buckets merged into one range: from
+/// `first` to `last`, at `rest` in every other dimension.
+struct MergedRun {
+    first: Option<i64>,
+    last: Option<i64>,
+    rest: Vec<Option<i64>>,
+    rows: u64,
+}
+
+/// Runs of neighbouring first-dimension buckets of `held` (distinct)
+/// sharing every other bucket, of at most `max_rows` rows together, in
+/// `product`'s order of their first bucket. A NULL first bucket is a run of
+/// its own.
+fn merge_first_dimension(held: Vec<OccupiedBucket>, max_rows: u64) -> Vec<MergedRun> {
     let order = |b: &Option<i64>| (b.is_none(), b.unwrap_or(0));
     let rest_order = |k: &[Option<i64>]| -> Vec<(bool, i64)> { k.iter().map(order).collect() };
     // Neighbours along the first dimension are those of one group of the
     // other dimensions, in the first dimension's order.
     let mut by_rest = held;
-    by_rest.sort_by(|a, b| {
-        rest_order(&a.buckets[1..])
-            .cmp(&rest_order(&b.buckets[1..]))
-            .then(order(&a.buckets[0]).cmp(&order(&b.buckets[0])))
-    });
-    let mut runs: Vec<(Option<i64>, Option<i64>, Vec<Option<i64>>, u64)> = Vec::new();
+    by_rest.sort_by_key(|k| (rest_order(&k.buckets[1..]), order(&k.buckets[0])));
+    let mut runs: Vec<MergedRun> = Vec::new();
     for key in by_rest {
         let first = key.buckets[0];
-        let rest = key.buckets[1..].to_vec();
+        let rest = &key.buckets[1..];
         match runs.last_mut() {
-            Some((_, last, run_rest, rows))
+            Some(run)
                 if first.is_some()
-                    && last.is_some()
-                    && *run_rest == rest
-                    && rows.saturating_add(key.rows) <= max_rows =>
+                    && run.last.is_some()
+                    && run.rest == rest
+                    && run.rows.saturating_add(key.rows) <= max_rows =>
             {
-                *last = first;
-                *rows += key.rows;
+                run.last = first;
+                run.rows += key.rows;
             }
-            _ => runs.push((first, first, rest, key.rows)),
+            _ => runs.push(MergedRun {
+                first,
+                last: first,
+                rest: rest.to_vec(),
+                rows: key.rows,
+            }),
         }
     }
-    runs.sort_by(|a, b| {
-        order(&a.0)
-            .cmp(&order(&b.0))
-            .then(rest_order(&a.2).cmp(&rest_order(&b.2)))
-    });
-    runs.into_iter()
-        .map(|(first, last, rest, _)| (first, last, rest))
-        .collect()
+    runs.sort_by_key(|run| (order(&run.first), rest_order(&run.rest)));
+    runs
 }
 
 /// The first microsecond of month `idx` (months since January 1970);

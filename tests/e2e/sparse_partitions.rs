@@ -7,10 +7,11 @@ use std::path::Path;
 
 use crate::common::{
     connect, difference, run, scalar, sqlite_checkpoints_like, sqlite_difference, synchub,
-    write_sqlite_datastores, Schemas, Workspace,
+    write_sqlite_datastores, RunResult, Schemas, Workspace,
 };
 use anyhow::Result;
 use rusqlite::Connection;
+use tokio_postgres::Client;
 
 fn pipeline(name: &str, partitioning: &str, strategies: &str) -> String {
     format!(
@@ -32,6 +33,53 @@ strategies:
 /// `synchub plan`'s line counting the partitions.
 fn planned(ws: &Workspace, strategy: &str) -> String {
     plan_line(&ws.pipeline, &ws.state, strategy)
+}
+
+/// The test's schemas with an `events` table in the source holding `rows`
+/// (a query of id, label, updated_at), and the source and destination
+/// tables' names.
+async fn events(client: &Client, prefix: &str, rows: &str) -> Result<(Schemas, String, String)> {
+    let s = Schemas::create(client, prefix).await?;
+    let src = format!("{}.events", s.src);
+    let dst = format!("{}.events", s.dst);
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
+             INSERT INTO {src} {rows}"
+        ))
+        .await?;
+    Ok((s, src, dst))
+}
+
+const FULL_AND_HASH: &str = "  - {name: full, type: full}\n  - {name: hash, type: hash}\n";
+
+/// `synchub plan` of `strategy` says `plan`; its run then does what
+/// `expected` says (as [`done`] counts) and leaves the destination table
+/// (`dst`) equal to the source's (`src`).
+async fn plan_and_run(
+    ws: &Workspace,
+    (client, src, dst): (&Client, &str, &str),
+    strategy: &str,
+    plan: &str,
+    expected: [i64; 4],
+) -> Result<()> {
+    assert_eq!(planned(ws, strategy), plan);
+    assert_eq!(done(&ws.run(strategy)), expected, "{strategy}");
+    assert_eq!(difference(client, src, dst).await?, 0, "{strategy}");
+    Ok(())
+}
+
+/// A run's partitions, rows inserted, updated and deleted, once it
+/// succeeded.
+fn done(run: &RunResult) -> [i64; 4] {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    [
+        "partitions_total",
+        "rows_inserted",
+        "rows_updated",
+        "rows_deleted",
+    ]
+    .map(|k| run.n(k))
 }
 
 fn plan_line(pipeline: &Path, state: &Path, strategy: &str) -> String {
@@ -62,14 +110,10 @@ fn plan_line(pipeline: &Path, state: &Path, strategy: &str) -> String {
 #[tokio::test]
 async fn a_sparse_time_span_delta_plans_only_windows_holding_rows() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "sparse_delta").await?;
-    let src = format!("{}.events", s.src);
-    let dst = format!("{}.events", s.dst);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
-             INSERT INTO {src}
-             SELECT g, 'burst a ' || g, timestamptz '2024-01-03 00:00:00+00' + g * interval '10 seconds'
+    let (s, src, dst) = events(
+        &client,
+        "sparse_delta",
+        "SELECT g, 'burst a ' || g, timestamptz '2024-01-03 00:00:00+00' + g * interval '10 seconds'
                FROM generate_series(1, 1000) g
              UNION ALL
              SELECT 1000 + g, 'burst b ' || g, timestamptz '2025-06-10 07:00:00+00' + g * interval '59 milliseconds'
@@ -78,9 +122,9 @@ async fn a_sparse_time_span_delta_plans_only_windows_holding_rows() -> Result<()
              SELECT 2000 + g, 'burst c ' || g, timestamptz '2026-12-20 00:00:00+00' + g * interval '36 seconds'
                FROM generate_series(1, 1000) g
              UNION ALL
-             SELECT 3000 + g, 'no cursor', NULL FROM generate_series(1, 5) g;"
-        ))
-        .await?;
+             SELECT 3000 + g, 'no cursor', NULL FROM generate_series(1, 5) g;",
+    )
+    .await?;
     let ws = Workspace::new(
         &s,
         &pipeline(
@@ -113,9 +157,7 @@ async fn a_sparse_time_span_delta_plans_only_windows_holding_rows() -> Result<()
         format!("partitions: {occupied} holding rows, of {ranges} ranges")
     );
     let first = ws.run("delta");
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(first.n("partitions_total"), occupied);
-    assert_eq!(first.n("rows_inserted"), 3005);
+    assert_eq!(done(&first), [occupied, 3005, 0, 0]);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     // Each window's checkpoint is the one a dense plan names it by.
     assert_eq!(
@@ -142,13 +184,10 @@ async fn a_sparse_time_span_delta_plans_only_windows_holding_rows() -> Result<()
         ))
         .await?;
     let second = ws.run("delta");
-    assert_eq!(second.code, 0, "{}", second.stderr);
     // The watermark's window (10:00-12:00: the last burst's row at 10:00
     // and the ten moved), the new rows' (04:00-06:00 and 06:00-08:00) and
     // the NULL cursors, of the 2-hour windows between.
-    assert_eq!(second.n("partitions_total"), 1 + 2 + 1);
-    assert_eq!(second.n("rows_inserted"), 100);
-    assert_eq!(second.n("rows_updated"), 10);
+    assert_eq!(done(&second), [1 + 2 + 1, 100, 10, 0]);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     Ok(())
 }
@@ -160,35 +199,31 @@ async fn a_sparse_time_span_delta_plans_only_windows_holding_rows() -> Result<()
 #[tokio::test]
 async fn a_sparse_key_full_and_hash_plan_only_ranges_holding_rows_on_either_side() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "sparse_hash").await?;
-    let src = format!("{}.events", s.src);
-    let dst = format!("{}.events", s.dst);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
-             INSERT INTO {src} SELECT id, 'row ' || id, timestamptz '2024-01-01 00:00:00+00'
+    let (s, src, dst) = events(
+        &client,
+        "sparse_hash",
+        "SELECT id, 'row ' || id, timestamptz '2024-01-01 00:00:00+00'
              FROM (SELECT g AS id FROM generate_series(1, 500) g
                    UNION ALL SELECT 1000000000 + g FROM generate_series(0, 499) g
-                   UNION ALL SELECT 1000000000000 + g FROM generate_series(0, 99) g) ids;"
-        ))
-        .await?;
+                   UNION ALL SELECT 1000000000000 + g FROM generate_series(0, 99) g) ids;",
+    )
+    .await?;
     let ws = Workspace::new(
         &s,
         &pipeline(
             "sparse_hash",
             "partition_column: id\npartition_step: 1000",
-            "  - {name: full, type: full}\n  - {name: hash, type: hash}\n",
+            FULL_AND_HASH,
         ),
     )?;
-    assert_eq!(
-        planned(&ws, "full"),
-        "partitions: 3 holding rows, of 1000000001 ranges"
-    );
-    let full = ws.run("full");
-    assert_eq!(full.code, 0, "{}", full.stderr);
-    assert_eq!(full.n("partitions_total"), 3);
-    assert_eq!(full.n("rows_inserted"), 1100);
-    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    plan_and_run(
+        &ws,
+        (&client, &src, &dst),
+        "full",
+        "partitions: 3 holding rows, of 1000000001 ranges",
+        [3, 1100, 0, 0],
+    )
+    .await?;
 
     // The middle cluster leaves the source; a new one arrives; a row of the
     // first changes.
@@ -199,17 +234,14 @@ async fn a_sparse_key_full_and_hash_plan_only_ranges_holding_rows_on_either_side
              UPDATE {src} SET label = 'changed' WHERE id = 17;"
         ))
         .await?;
-    assert_eq!(
-        planned(&ws, "hash"),
-        "partitions: 4 holding rows, of 1000000001 ranges"
-    );
-    let hash = ws.run("hash");
-    assert_eq!(hash.code, 0, "{}", hash.stderr);
-    assert_eq!(hash.n("partitions_total"), 4);
-    assert_eq!(hash.n("rows_deleted"), 500);
-    assert_eq!(hash.n("rows_inserted"), 7);
-    assert_eq!(hash.n("rows_updated"), 1);
-    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    plan_and_run(
+        &ws,
+        (&client, &src, &dst),
+        "hash",
+        "partitions: 4 holding rows, of 1000000001 ranges",
+        [4, 7, 1, 500],
+    )
+    .await?;
     Ok(())
 }
 
@@ -234,20 +266,18 @@ const TWO_HOUR_DELTA: &str = "  - name: delta
 #[tokio::test]
 async fn an_evenly_spread_delta_merges_its_windows_into_few_partitions() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "spread_delta").await?;
-    let src = format!("{}.events", s.src);
-    let dst = format!("{}.events", s.dst);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
-             INSERT INTO {src}
-             SELECT g, 'row ' || g,
+    let (s, src, dst) = events(
+        &client,
+        "spread_delta",
+        &format!(
+            "SELECT g, 'row ' || g,
                     timestamptz '2024-01-01 00:00:00+00' + (g::bigint * {SCATTER} % {SPAN}) * interval '1 second'
                FROM generate_series(1, 25000) g
              UNION ALL
              SELECT 25000 + g, 'no cursor', NULL FROM generate_series(1, 5) g;"
-        ))
-        .await?;
+        ),
+    )
+    .await?;
     let ws = Workspace::new(&s, &pipeline("spread_delta", "", TWO_HOUR_DELTA))?;
     let window = "floor(extract(epoch from updated_at) / 7200)";
     let occupied = scalar(
@@ -269,9 +299,7 @@ async fn an_evenly_spread_delta_merges_its_windows_into_few_partitions() -> Resu
         format!("partitions: 2 ({occupied} ranges holding rows merged), of {ranges} ranges")
     );
     let first = ws.run("delta");
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(first.n("partitions_total"), 2);
-    assert_eq!(first.n("rows_inserted"), 25_005);
+    assert_eq!(done(&first), [2, 25_005, 0, 0]);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     // The merged window runs from the first row's window to the last one's
     // end, aligned to the 2-hour step.
@@ -307,14 +335,11 @@ async fn an_evenly_spread_delta_merges_its_windows_into_few_partitions() -> Resu
     )
     .await?;
     let second = ws.run("delta");
-    assert_eq!(second.code, 0, "{}", second.stderr);
     // The watermark's window, 00:00-02:00, 02:00-04:00, 04:00-06:00 and the
     // NULL cursors: too few to merge.
-    assert_eq!(second.n("partitions_total"), 1 + 3 + 1);
+    assert_eq!(done(&second), [1 + 3 + 1, 300, 0, 0]);
     assert_eq!(second.n("rows_read"), read);
     assert!(read < 310, "{read} rows read again");
-    assert_eq!(second.n("rows_inserted"), 300);
-    assert_eq!(second.n("rows_updated"), 0);
     assert_eq!(difference(&client, &src, &dst).await?, 0);
     Ok(())
 }
@@ -372,9 +397,7 @@ strategies:
     );
     let all = "id, label, updated_at";
     let first = run(&p, "delta", &state);
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    assert_eq!(first.n("partitions_total"), 2);
-    assert_eq!(first.n("rows_inserted"), 25_003);
+    assert_eq!(done(&first), [2, 25_003, 0, 0]);
     assert_eq!(sqlite_difference(dir.path(), "events", all), 0);
     let last_end = count(&format!("SELECT (max({window}) + 1) * 7200 FROM events"));
     let last_end: String = src
@@ -404,12 +427,9 @@ strategies:
            OR updated_at IS NULL"
     ));
     let second = run(&p, "delta", &state);
-    assert_eq!(second.code, 0, "{}", second.stderr);
-    assert_eq!(second.n("partitions_total"), 1 + 3 + 1);
+    assert_eq!(done(&second), [1 + 3 + 1, 300, 0, 0]);
     assert_eq!(second.n("rows_read"), read);
     assert!(read < 310, "{read} rows read again");
-    assert_eq!(second.n("rows_inserted"), 300);
-    assert_eq!(second.n("rows_updated"), 0);
     assert_eq!(sqlite_difference(dir.path(), "events", all), 0);
 }
 
@@ -420,34 +440,30 @@ strategies:
 #[tokio::test]
 async fn a_hash_over_a_merged_sparse_key_deletes_exactly() -> Result<()> {
     let client = connect().await?;
-    let s = Schemas::create(&client, "merged_hash").await?;
-    let src = format!("{}.events", s.src);
-    let dst = format!("{}.events", s.dst);
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE {src} (id bigint PRIMARY KEY, label text, updated_at timestamptz);
-             INSERT INTO {src} SELECT g * 1000, 'row ' || g, timestamptz '2024-01-01 00:00:00+00'
-               FROM generate_series(1, 3000) g;"
-        ))
-        .await?;
+    let (s, src, dst) = events(
+        &client,
+        "merged_hash",
+        "SELECT g * 1000, 'row ' || g, timestamptz '2024-01-01 00:00:00+00'
+               FROM generate_series(1, 3000) g;",
+    )
+    .await?;
     let ws = Workspace::new(
         &s,
         &pipeline(
             "merged_hash",
             "partition_column: id\npartition_step: 100",
-            "  - {name: full, type: full}\n  - {name: hash, type: hash}\n",
+            FULL_AND_HASH,
         ),
     )?;
     // Ranges 10 (ids 1,000-1,099) to 30,000.
-    assert_eq!(
-        planned(&ws, "full"),
-        "partitions: 1 (3000 ranges holding rows merged), of 29991 ranges"
-    );
-    let full = ws.run("full");
-    assert_eq!(full.code, 0, "{}", full.stderr);
-    assert_eq!(full.n("partitions_total"), 1);
-    assert_eq!(full.n("rows_inserted"), 3000);
-    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    plan_and_run(
+        &ws,
+        (&client, &src, &dst),
+        "full",
+        "partitions: 1 (3000 ranges holding rows merged), of 29991 ranges",
+        [1, 3000, 0, 0],
+    )
+    .await?;
 
     // Every tenth row and the last 50 leave the source, 20 rows arrive in
     // ranges that held none, 5 change.
@@ -459,16 +475,13 @@ async fn a_hash_over_a_merged_sparse_key_deletes_exactly() -> Result<()> {
         ))
         .await?;
     let deleted = 300 + 50 - 5;
-    assert_eq!(
-        planned(&ws, "hash"),
-        "partitions: 1 (3020 ranges holding rows merged), of 29991 ranges"
-    );
-    let hash = ws.run("hash");
-    assert_eq!(hash.code, 0, "{}", hash.stderr);
-    assert_eq!(hash.n("partitions_total"), 1);
-    assert_eq!(hash.n("rows_deleted"), deleted);
-    assert_eq!(hash.n("rows_inserted"), 20);
-    assert_eq!(hash.n("rows_updated"), 5);
-    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    plan_and_run(
+        &ws,
+        (&client, &src, &dst),
+        "hash",
+        "partitions: 1 (3020 ranges holding rows merged), of 29991 ranges",
+        [1, 20, 5, deleted],
+    )
+    .await?;
     Ok(())
 }
