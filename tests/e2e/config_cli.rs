@@ -483,6 +483,7 @@ fn plan_and_config_commands_print_json() {
             "lanes": 1,
             "partitions_total": 2,
             "ranges_total": 2,
+            "ranges_holding_rows": 2,
             "partitions": ["v_0_100", "v_100_200"],
         })
     );
