@@ -10,7 +10,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 use planner::model::{MappedColumn, TableRef};
 use planner::partition::{
-    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension, PartitionValue,
+    BucketGrid, ColumnBounds, OccupiedBucket, OccupiedBuckets, Partition, PartitionDimension,
+    PartitionValue,
 };
 use planner::types::ColumnSpec;
 use rusqlite::types::ToSqlOutput;
@@ -191,8 +192,15 @@ impl sql::SqlSource for MySqlSource {
         limit: usize,
     ) -> Result<Option<OccupiedBuckets>> {
         let mut values = Vec::new();
-        let (q, grid_params) =
-            sql::buckets_sql(&MySqlDialect, &self.table, scope, dims, grids, &mut values);
+        let (q, grid_params) = sql::buckets_sql(
+            &MySqlDialect,
+            &self.table,
+            scope,
+            dims,
+            grids,
+            &mut values,
+            false,
+        );
         let mut params = partition_values(scope, &values);
         params.extend(grid_params.into_iter().map(Value::Int));
         let width = dims.len();
@@ -201,7 +209,8 @@ impl sql::SqlSource for MySqlSource {
             .exec_stream::<Row, _, _>(q, named(params))
             .await
             .map_err(mysql_error)?;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: std::collections::HashMap<Vec<Option<i64>>, u64> =
+            std::collections::HashMap::new();
         while let Some(row) = rows.next().await {
             let row = row.map_err(mysql_error)?;
             let key = (0..width)
@@ -219,11 +228,15 @@ impl sql::SqlSource for MySqlSource {
                 .map_err(|v| {
                     ConnectorError::Other(format!("bucket query returned {v}, not an integer"))
                 })?;
-            seen.insert(key);
+            *seen.entry(key).or_default() += 1;
             if seen.len() > limit {
                 break;
             }
         }
-        Ok(Some(seen.into_iter().collect()))
+        Ok(Some(
+            seen.into_iter()
+                .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
+                .collect(),
+        ))
     }
 }
