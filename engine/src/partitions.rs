@@ -322,7 +322,20 @@ async fn occupied(
     }
     // Refused on the ranges holding rows, before merging: past the limit a
     // source stops counting, so the merged partitions would miss rows.
-    let occupied = occupied_partitions(dims, &grids, &span.nulls(), keys, MERGE_SMALL_RANGES);
+    // A window past the watermark whose cursor has no step of its own is
+    // cut only by how partition_column cuts the table: its few changed
+    // rows go in as few transactions as the row bound allows. A cursor
+    // given a step asked for its windows as resume points, and keeps them.
+    let cursor_unstepped = plan
+        .delta
+        .as_ref()
+        .is_some_and(|d| d.cursor.step == planner::partition::Step::Single);
+    let merge = if !whole_table && cursor_unstepped {
+        planner::partition::MERGE_DELTA_WINDOW
+    } else {
+        MERGE_SMALL_RANGES
+    };
+    let occupied = occupied_partitions(dims, &grids, &span.nulls(), keys, merge);
     if occupied.ranges_holding_rows > limit {
         return Err(planner::PlannerError::TooManyPartitions {
             pipeline: plan.pipeline.clone(),

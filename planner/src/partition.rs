@@ -636,6 +636,14 @@ pub const MERGE_SMALL_RANGES: MergePolicy = MergePolicy {
     above_partitions: 100,
 };
 
+/// A delta's window past its watermark merges from two ranges up: its
+/// rows are the few changed since, and each partition is a transaction
+/// and a commit of its own (a 1% change spread over 21 ranges took 21).
+pub const MERGE_DELTA_WINDOW: MergePolicy = MergePolicy {
+    max_rows: MERGE_SMALL_RANGES.max_rows,
+    above_partitions: 1,
+};
+
 /// The partitions a run takes of the occupied buckets, and how many ranges
 /// held rows (more than the partitions when neighbours were merged).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -653,7 +661,8 @@ pub struct OccupiedPlan {
 /// of its counts.
 ///
 /// Past `merge.above_partitions` of them, neighbouring ranges of the first
-/// dimension (a delta's cursor) merge while they agree on every other
+/// dimension whose ranges differ (a delta's cursor, or the next one when
+/// the cursor is a single range) merge while they agree on every other
 /// dimension's range and hold at most `merge.max_rows` together: the first
 /// dimension is the one a span is ordered and usually sparse along, and
 /// merging along one dimension keeps every partition a product of ranges.
@@ -705,18 +714,49 @@ pub fn occupied_partitions(
             })
             .collect()
     } else {
-        merge_first_dimension(held, merge.max_rows)
+        // Along the first dimension whose ranges differ: a delta window's
+        // cursor is one range when it has no step of its own, and its rows
+        // then spread over the ranges of the next.
+        let axis = (0..dims.len())
+            .find(|&i| held.iter().any(|k| k.buckets[i] != held[0].buckets[i]))
+            .unwrap_or(0);
+        let to_front = |mut buckets: Vec<Option<i64>>| {
+            buckets.swap(0, axis);
+            buckets
+        };
+        let held = held
             .into_iter()
-            .filter_map(|run| {
-                let mut ranges = vec![match (range_of(0, run.first)?, range_of(0, run.last)?) {
-                    (DimRange::Range { start, .. }, DimRange::Range { end, .. }) => {
-                        DimRange::Range { start, end }
-                    }
-                    (r, _) => r,
-                }];
-                for (i, b) in run.rest.iter().enumerate() {
-                    ranges.push(range_of(i + 1, *b)?);
-                }
+            .map(|k| OccupiedBucket {
+                buckets: to_front(k.buckets),
+                rows: k.rows,
+            })
+            .collect();
+        let mut runs: Vec<(Vec<Option<i64>>, Option<i64>)> =
+            merge_first_dimension(held, merge.max_rows)
+                .into_iter()
+                .map(|run| {
+                    let mut first = vec![run.first];
+                    first.extend(run.rest);
+                    (to_front(first), run.last)
+                })
+                .collect();
+        // In `product`'s order of each run's first range.
+        runs.sort_by_key(|(first, _)| order(first));
+        runs.into_iter()
+            .filter_map(|(first, last)| {
+                let ranges = (0..dims.len())
+                    .map(|i| {
+                        if i != axis {
+                            return range_of(i, first[i]);
+                        }
+                        Some(match (range_of(i, first[i])?, range_of(i, last)?) {
+                            (DimRange::Range { start, .. }, DimRange::Range { end, .. }) => {
+                                DimRange::Range { start, end }
+                            }
+                            (r, _) => r,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
                 Some(partition_of(dims, ranges))
             })
             .collect()
@@ -1247,6 +1287,53 @@ mod tests {
                 "id_null"
             ]
         );
+    }
+
+    #[test]
+    fn a_window_with_one_cursor_range_merges_along_the_next_dimension() {
+        let cursor = PartitionDimension {
+            name: "at".into(),
+            ..dim(Step::Single, PartitionKind::Integer)
+        };
+        let dims = [cursor, dim(Step::Int(10), PartitionKind::Integer)];
+        let grids = [
+            BucketGrid::of(Step::Single, PartitionValue::Int(5), PartitionValue::Int(9)).unwrap(),
+            BucketGrid::of(
+                dims[1].step,
+                PartitionValue::Int(0),
+                PartitionValue::Int(59),
+            )
+            .unwrap(),
+        ];
+        // Ranges 0, 1, 2 and 4 of the id hold rows: one partition under the
+        // window's bound, two under a bound of 10 rows (range 4 holds 9).
+        let keys: OccupiedBuckets = [(0, 3), (1, 3), (2, 3), (4, 9)]
+            .into_iter()
+            .map(|(b, rows)| OccupiedBucket {
+                buckets: vec![Some(0), Some(b)],
+                rows,
+            })
+            .collect();
+        let plan = occupied_partitions(&dims, &grids, &[false, false], keys, MERGE_DELTA_WINDOW);
+        assert_eq!(plan.ranges_holding_rows, 4);
+        assert_eq!(ids(&plan), ["at_5_10__id_0_50"]);
+        let merged = occupied_partitions(
+            &dims,
+            &grids,
+            &[false, false],
+            [(0, 3), (1, 3), (2, 3), (4, 9)]
+                .into_iter()
+                .map(|(b, rows)| OccupiedBucket {
+                    buckets: vec![Some(0), Some(b)],
+                    rows,
+                })
+                .collect(),
+            MergePolicy {
+                max_rows: 10,
+                above_partitions: 1,
+            },
+        );
+        assert_eq!(ids(&merged), ["at_5_10__id_0_30", "at_5_10__id_40_50"]);
     }
 
     #[test]

@@ -123,7 +123,8 @@ strategies:
     assert_eq!(first.n("rows_inserted"), 150_000);
 
     // Five rows changed in one range: the window (those and the row on the
-    // watermark) holds rows in two ranges of 150, and the run plans those.
+    // watermark) holds rows in two ranges of 150, and the run plans those,
+    // merged into one partition: a window's few rows in one transaction.
     client
         .batch_execute(&format!(
             "UPDATE {src}.items SET label = 'changed', updated_at = now() WHERE id BETWEEN 2000 AND 2004",
@@ -140,12 +141,12 @@ strategies:
     ]);
     let planned = String::from_utf8_lossy(&planned.stdout);
     assert!(
-        planned.contains("partitions: 2 holding rows, of 150 ranges"),
+        planned.contains("partitions: 1 (2 ranges holding rows merged), of 150 ranges"),
         "{planned}"
     );
     let next = ws.run("delta");
     assert_eq!(next.code, 0, "{}", next.stderr);
-    assert_eq!(next.n("partitions_total"), 2);
+    assert_eq!(next.n("partitions_total"), 1);
     assert_eq!(next.n("rows_read"), 6);
     assert_eq!(next.n("rows_updated"), 5);
     Ok(())
