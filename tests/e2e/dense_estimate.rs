@@ -3,29 +3,11 @@
 //! range is planned range by range without the question (a scan of every
 //! row); one it counts as sparse is asked.
 
-use crate::common::{connect, synchub, Schemas, Workspace};
+use crate::common::{connect, plan_line, Schemas, Workspace};
 use anyhow::Result;
 
-/// `synchub plan`'s line counting the partitions.
 fn planned(ws: &Workspace) -> String {
-    let out = synchub(&[
-        "plan",
-        ws.pipeline.to_str().unwrap(),
-        "--strategy",
-        "full",
-        "--state-dir",
-        ws.state.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("partitions: "))
-        .unwrap_or_default()
-        .to_string()
+    plan_line(&ws.pipeline, &ws.state, "full")
 }
 
 #[tokio::test]
@@ -131,18 +113,10 @@ strategies:
             src = s.src
         ))
         .await?;
-    let planned = synchub(&[
-        "plan",
-        ws.pipeline.to_str().unwrap(),
-        "--strategy",
-        "delta",
-        "--state-dir",
-        ws.state.to_str().unwrap(),
-    ]);
-    let planned = String::from_utf8_lossy(&planned.stdout);
-    assert!(
-        planned.contains("partitions: 1 (2 ranges holding rows merged), of 150 ranges"),
-        "{planned}"
+    let planned = plan_line(&ws.pipeline, &ws.state, "delta");
+    assert_eq!(
+        planned,
+        "partitions: 1 (2 ranges holding rows merged), of 150 ranges"
     );
     let next = ws.run("delta");
     assert_eq!(next.code, 0, "{}", next.stderr);

@@ -3,10 +3,8 @@
 //! neighbours holding few rows merged past 100 of them, and the runs still
 //! leave the destination equal to the source.
 
-use std::path::Path;
-
 use crate::common::{
-    connect, difference, run, scalar, sqlite_checkpoints_like, sqlite_difference, synchub,
+    connect, difference, plan_line, run, scalar, sqlite_checkpoints_like, sqlite_difference,
     write_sqlite_datastores, RunResult, Schemas, Workspace,
 };
 use anyhow::Result;
@@ -80,27 +78,6 @@ fn done(run: &RunResult) -> [i64; 4] {
         "rows_deleted",
     ]
     .map(|k| run.n(k))
-}
-
-fn plan_line(pipeline: &Path, state: &Path, strategy: &str) -> String {
-    let out = synchub(&[
-        "plan",
-        pipeline.to_str().unwrap(),
-        "--strategy",
-        strategy,
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("partitions: "))
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The case, smaller: rows in three bursts from 2024-01 to 2026-12

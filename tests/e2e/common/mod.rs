@@ -287,3 +287,25 @@ pub fn sqlite_checkpoints_like(dir: &Path, pattern: &str) -> i64 {
     )
     .unwrap()
 }
+
+/// `synchub plan`'s line counting the partitions of `strategy`.
+pub fn plan_line(pipeline: &Path, state: &Path, strategy: &str) -> String {
+    let out = synchub(&[
+        "plan",
+        pipeline.to_str().unwrap(),
+        "--strategy",
+        strategy,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("partitions: "))
+        .unwrap_or_default()
+        .to_string()
+}
