@@ -16,6 +16,7 @@
 //! `bench-report.md` into `$CARGO_TARGET_DIR` (else the workspace's
 //! `target/`) and prints the tables.
 
+mod cases;
 mod pg;
 mod report;
 mod shapes;
