@@ -64,12 +64,23 @@ enum Command {
         /// instead of running it; a later `synchub run` finishes the run.
         #[arg(long, value_name = "DIR", hide = true)]
         emit_tasks: Option<PathBuf>,
+        /// Where the partitions run: in this process (`local`), or as tasks
+        /// on a Redis queue that `synchub worker start` processes execute
+        /// (`redis`); this process plans the run, records it and waits.
+        #[arg(long, value_enum, default_value_t = QueueKind::Local)]
+        queue: QueueKind,
+        #[command(flatten)]
+        redis: RedisArgs,
     },
     /// Execute partition tasks of runs planned elsewhere.
-    #[command(hide = true)]
     Worker {
         #[command(subcommand)]
         command: WorkerCommand,
+    },
+    /// Look at or empty the Redis work queue.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
     },
     /// Show the operator DAG and the partitions a run would do.
     Plan {
@@ -121,8 +132,76 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum QueueKind {
+    Local,
+    Redis,
+}
+
+/// Where the Redis work queue is.
+#[derive(clap::Args, Clone)]
+struct RedisArgs {
+    /// The Redis server (default: $REDIS_URL, else redis://127.0.0.1:6379).
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// The queue's name: the prefix of its keys, so several queues (or
+    /// tests) can share one server.
+    #[arg(long, default_value = engine::cluster::DEFAULT_QUEUE)]
+    queue_name: String,
+}
+
+impl RedisArgs {
+    fn url(&self) -> String {
+        self.redis_url
+            .clone()
+            .or_else(|| std::env::var("REDIS_URL").ok())
+            .unwrap_or_else(|| engine::cluster::DEFAULT_REDIS_URL.to_string())
+    }
+
+    async fn connect(&self) -> Result<engine::cluster::RedisQueue, EngineError> {
+        engine::cluster::RedisQueue::connect(&self.url(), &self.queue_name).await
+    }
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Tasks waiting and in flight, runs being coordinated, and workers.
+    Status {
+        #[command(flatten)]
+        redis: RedisArgs,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Remove every task of the queue. Runs waiting on them resume when
+    /// started again.
+    Clear {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum WorkerCommand {
+    /// Execute tasks from the Redis queue until stopped; SIGTERM or SIGINT
+    /// lets the tasks held finish, then exits. Prints one JSON line per
+    /// event (task claimed, done, dropped, lost).
+    Start {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// Tasks executed at once.
+        #[arg(long, default_value_t = 4)]
+        max_jobs: usize,
+        /// A task whose worker has not heartbeated for this long is taken
+        /// over by another worker.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        reclaim_after: f64,
+        /// This worker's name in the queue (default: host-pid).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Execute one partition task (JSON, as `run --emit-tasks` writes it)
     /// and print its outcome as JSON. Datastores are resolved from this
     /// process's environment; no state directory is used: the task's
@@ -230,6 +309,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
             wait,
             force,
             emit_tasks,
+            queue,
+            redis,
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
@@ -249,8 +330,15 @@ async fn dispatch(cli: Cli) -> ExitCode {
             if let Some(dir) = emit_tasks {
                 return worker::emit_tasks(&opts, &dir).await;
             }
-            cancel_on_signals(&opts.cancel);
-            run_one(&opts, json).await
+            let queue = match queue {
+                QueueKind::Local => None,
+                QueueKind::Redis => match redis.connect().await {
+                    Ok(q) => Some(q),
+                    Err(e) => return fail(&e),
+                },
+            };
+            cancel_on_signals(&opts.cancel, "cancelling the run");
+            run_one(&opts, json, queue.as_ref()).await
         }
         Command::Plan {
             pipeline,
@@ -295,6 +383,26 @@ async fn dispatch(cli: Cli) -> ExitCode {
         } => {
             output::init_logging(true);
             worker::run_task(&task).await
+        }
+        Command::Worker {
+            command:
+                WorkerCommand::Start {
+                    redis,
+                    max_jobs,
+                    reclaim_after,
+                    name,
+                },
+        } => {
+            output::init_logging(true);
+            let queue = match redis.connect().await {
+                Ok(q) => q,
+                Err(e) => return fail(&e),
+            };
+            worker::start(queue, max_jobs, reclaim_after, name).await
+        }
+        Command::Queue { command } => {
+            output::init_logging(false);
+            worker::queue(command).await
         }
         Command::Config { command } => config(command).await,
         Command::Demo { rows, dir } => {
@@ -474,7 +582,7 @@ async fn state(command: StateCommand) -> ExitCode {
 /// SIGINT (Ctrl-C) and SIGTERM cancel the run: its open partitions roll
 /// back, it is recorded as cancelled, and its summary is printed. A second
 /// signal while it winds down is ignored; SIGKILL is always there.
-fn cancel_on_signals(cancel: &engine::Cancel) {
+fn cancel_on_signals(cancel: &engine::Cancel, what: &'static str) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -488,7 +596,7 @@ fn cancel_on_signals(cancel: &engine::Cancel) {
             let cancel = cancel.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
-                    tracing::warn!("{name} received: cancelling the run");
+                    tracing::warn!("{name} received: {what}");
                     cancel.cancel(name);
                 }
             });
@@ -505,11 +613,19 @@ fn cancel_on_signals(cancel: &engine::Cancel) {
     }
 }
 
-async fn run_one(opts: &RunOptions, json: bool) -> ExitCode {
+/// Runs a pipeline: here, or by the workers of `queue`.
+async fn run_one(
+    opts: &RunOptions,
+    json: bool,
+    queue: Option<&engine::cluster::RedisQueue>,
+) -> ExitCode {
     let progress = Arc::new(RunProgress::default());
     let bar = (!json && std::io::stderr().is_terminal())
         .then(|| output::ProgressBar::start(progress.clone()));
-    let result = engine::run_pipeline(opts, progress).await;
+    let result = match queue {
+        None => engine::run_pipeline(opts, progress).await,
+        Some(queue) => engine::cluster::run_on_queue(opts, progress, queue).await,
+    };
     if let Some(bar) = bar {
         bar.finish();
     }
@@ -736,7 +852,7 @@ async fn demo(rows: u64, dir: &std::path::Path) -> ExitCode {
             ..RunOptions::default()
         };
         println!("\nsynchub run {}", pipeline.display());
-        let code = run_one(&opts, false).await;
+        let code = run_one(&opts, false, None).await;
         if code != ExitCode::SUCCESS {
             return code;
         }

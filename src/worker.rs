@@ -1,6 +1,7 @@
-//! `synchub worker`: the worker's side of a run planned elsewhere (hidden
-//! until distributed runs ship). `run-task` executes one partition task
-//! and prints what became of it as JSON.
+//! `synchub worker`: the worker's side of a run planned elsewhere. `start`
+//! executes tasks from the Redis queue until stopped; `run-task` executes
+//! one partition task and prints what became of it as JSON. And `synchub
+//! queue`: what the Redis queue holds.
 
 use std::io::Read;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use engine::PartitionTask;
 
-use crate::{cancel_on_signals, fail};
+use crate::{cancel_on_signals, fail, OutputFormat, QueueCommand};
 
 /// Reads a task from `file` (`-`: standard input) and executes it here,
 /// datastores resolved from this process's environment. Exit 0 once it is
@@ -40,9 +41,9 @@ pub async fn run_task(file: &Path) -> ExitCode {
         }
     };
     let cancel = engine::Cancel::default();
-    cancel_on_signals(&cancel);
+    cancel_on_signals(&cancel, "cancelling the task");
     let outcome =
-        match engine::worker::run_task(task, &connectors::registry::types(), &cancel).await {
+        match engine::worker::run_task(task, &connectors::registry::types(), &cancel, false).await {
             Ok(outcome) => outcome,
             Err(e) => return fail(&e),
         };
@@ -83,5 +84,105 @@ pub async fn emit_tasks(opts: &engine::RunOptions, dir: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// `synchub worker start`: runs until SIGTERM or SIGINT, then lets the
+/// tasks it holds finish. Exit 0 once drained.
+pub async fn start(
+    queue: engine::cluster::RedisQueue,
+    max_jobs: usize,
+    reclaim_after: f64,
+    name: Option<String>,
+) -> ExitCode {
+    if !(reclaim_after.is_finite() && reclaim_after > 0.0) {
+        eprintln!("error: --reclaim-after must be a number of seconds above 0");
+        return ExitCode::from(2);
+    }
+    if max_jobs == 0 {
+        eprintln!("error: --max-jobs must be at least 1");
+        return ExitCode::from(2);
+    }
+    let opts = engine::cluster::WorkerOptions {
+        name: name.unwrap_or_else(engine::cluster::WorkerOptions::default_name),
+        max_jobs,
+        reclaim_after: std::time::Duration::from_secs_f64(reclaim_after),
+    };
+    tracing::info!(worker = %opts.name, queue = queue.name(), max_jobs, "worker started");
+    let drain = engine::Cancel::default();
+    cancel_on_signals(&drain, "finishing the tasks held, taking no more");
+    let events: engine::cluster::worker::EventSink = std::sync::Arc::new(|event| {
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+    });
+    let finished = engine::cluster::serve(
+        queue,
+        opts,
+        std::sync::Arc::new(connectors::registry::types()),
+        drain,
+        events,
+    )
+    .await;
+    tracing::info!(tasks = finished, "worker stopped");
+    ExitCode::SUCCESS
+}
+
+/// `synchub queue status|clear`.
+pub async fn queue(command: QueueCommand) -> ExitCode {
+    match command {
+        QueueCommand::Status { redis, output } => {
+            let status = match redis.connect().await {
+                Ok(queue) => queue.status().await,
+                Err(e) => Err(e),
+            };
+            match status {
+                Ok(s) if output == OutputFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(s) => {
+                    println!(
+                        "queue {}: {} tasks ({} waiting, {} held by workers), {} runs coordinated",
+                        s.queue, s.tasks, s.waiting, s.in_flight, s.runs
+                    );
+                    for w in &s.workers {
+                        println!(
+                            "  worker {}: holds {}, idle {:.1}s",
+                            w.name,
+                            w.holding,
+                            w.idle_ms as f64 / 1000.0
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        QueueCommand::Clear { redis, yes } => {
+            if !yes {
+                use std::io::{BufRead, IsTerminal, Write};
+                if !std::io::stdin().is_terminal() {
+                    eprintln!("error: queue clear removes every task of queue {}; confirm with --yes", redis.queue_name);
+                    return ExitCode::from(2);
+                }
+                eprint!("Remove every task of queue {}? [y/N] ", redis.queue_name);
+                let _ = std::io::stderr().flush();
+                let mut answer = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut answer);
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    eprintln!("nothing removed");
+                    return ExitCode::from(1);
+                }
+            }
+            match redis.connect().await {
+                Ok(queue) => match queue.clear().await {
+                    Ok(n) => {
+                        println!("queue {}: {n} tasks removed", queue.name());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e),
+                },
+                Err(e) => fail(&e),
+            }
+        }
     }
 }

@@ -33,29 +33,31 @@ use crate::work_queue::{InMemoryWorkQueue, WorkQueue};
 const QUEUED_PER_EXECUTOR: usize = 4;
 
 /// A run picked and planned against its destination, not started yet.
-struct PlannedRun {
-    pipeline: Pipeline,
+pub(crate) struct PlannedRun {
+    pub(crate) pipeline: Pipeline,
     /// As it runs against this destination (`Plan::for_destination`).
-    plan: Plan,
-    fingerprint: SyncFingerprint,
-    state: Arc<dyn StateBackend>,
+    pub(crate) plan: Plan,
+    pub(crate) fingerprint: SyncFingerprint,
+    pub(crate) state: Arc<dyn StateBackend>,
     /// The state directory's lock, held until the run ends.
-    _lock: Box<dyn LockGuard>,
-    run_id: String,
+    pub(crate) _lock: Box<dyn LockGuard>,
+    pub(crate) run_id: String,
     /// Every partition of the run, and those still to do.
-    total: u64,
-    todo: Vec<Partition>,
-    next_watermark: Option<Watermark>,
-    destination_identity: String,
-    started_empty: bool,
+    pub(crate) total: u64,
+    pub(crate) todo: Vec<Partition>,
+    /// Partitions committed by an earlier attempt at the run.
+    pub(crate) skipped: u64,
+    pub(crate) next_watermark: Option<Watermark>,
+    pub(crate) destination_identity: String,
+    pub(crate) started_empty: bool,
 }
 
 impl PlannedRun {
-    fn skipped(&self) -> u64 {
-        self.total - self.todo.len() as u64
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
     }
 
-    fn work(&self) -> RunWork {
+    pub(crate) fn work(&self) -> RunWork {
         RunWork::of(
             &self.pipeline,
             &self.plan,
@@ -71,14 +73,14 @@ impl PlannedRun {
 
 /// The coordinator's connections: the source it read the bounds from, and
 /// the destination it prepared, whose session holds the destination's lock.
-struct Connections {
-    source: Box<dyn Source>,
-    sink: Box<dyn Sink>,
+pub(crate) struct Connections {
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) sink: Box<dyn Sink>,
 }
 
 /// Loads, locks, connects and picks the run and the partitions it has
 /// left, creating nothing in the state store yet.
-async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), EngineError> {
+pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), EngineError> {
     let (pipeline, plan) = load(opts).await?;
     if !opts.force {
         refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
@@ -177,6 +179,7 @@ async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), Engine
         _lock: lock,
         run_id,
         total,
+        skipped: total - todo.len() as u64,
         todo,
         next_watermark,
         destination_identity,
@@ -186,7 +189,7 @@ async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), Engine
 }
 
 /// Marks the run started in the state store and the run log.
-async fn start(
+pub(crate) async fn start(
     run: &PlannedRun,
     state_dir: &Path,
     progress: &RunProgress,
@@ -292,11 +295,33 @@ pub async fn run_pipeline(
             tracing::debug!(partition = %report.partition_id, %error, "partition not committed");
         }
     }
+    conclude(
+        &run,
+        &recorder,
+        &progress,
+        (started, started_us),
+        lane_count as u64,
+        result,
+    )
+    .await
+}
+
+/// Ends a run that started: sums it up from `progress`, moves the
+/// watermark when it completed, records how it ended in the state store
+/// and the run log. `lanes`: executors (or workers) that wrote it.
+pub(crate) async fn conclude(
+    run: &PlannedRun,
+    recorder: &RunRecorder,
+    progress: &RunProgress,
+    (started, started_us): (Instant, u64),
+    lanes: u64,
+    result: Result<Vec<crate::runtime::OperatorStats>, EngineError>,
+) -> Result<RunOutcome, EngineError> {
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
     // The end of the run's time is taken here, with its duration: the
     // process's start and what follows (the state store's last write, the
     // run log, exit) are what its wall time adds.
-    let (setup_seconds, wrapup_seconds) = fixed_cost(&progress, started_us);
+    let (setup_seconds, wrapup_seconds) = fixed_cost(progress, started_us);
     let (status, operators, error) = match result {
         Ok(stats) => (RunStatus::Completed, stats, None),
         Err(e @ EngineError::Cancelled(_)) => (RunStatus::Cancelled, Vec::new(), Some(e)),
@@ -314,15 +339,15 @@ pub async fn run_pipeline(
         rows_unchanged: get(&progress.rows_unchanged),
         partitions_total: run.total,
         partitions_done: get(&progress.partitions_done),
-        partitions_skipped: skipped,
-        lanes: lane_count as u64,
+        partitions_skipped: run.skipped(),
+        lanes,
         duration_seconds: started.elapsed().as_secs_f64(),
         setup_seconds,
         wrapup_seconds,
         dag: run.plan.operators.iter().map(|o| o.to_string()).collect(),
         operators,
     };
-    finish(&run, &summary, error.as_ref()).await?;
+    finish(run, &summary, error.as_ref()).await?;
     recorder.finish(&summary, error.as_ref()); // run log + metrics files
     tracing::info!(run_id = %run.run_id, %status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
@@ -330,7 +355,7 @@ pub async fn run_pipeline(
 
 /// Seconds from `started_us` to the first partition taken, and from the
 /// last commit to now (the whole run and nothing when there was none).
-fn fixed_cost(progress: &RunProgress, started_us: u64) -> (f64, f64) {
+pub(crate) fn fixed_cost(progress: &RunProgress, started_us: u64) -> (f64, f64) {
     let now = operators::progress::epoch_micros();
     let first = RunProgress::get(&progress.first_partition_taken_us);
     let last = RunProgress::get(&progress.last_commit_us);
@@ -344,7 +369,7 @@ fn fixed_cost(progress: &RunProgress, started_us: u64) -> (f64, f64) {
 
 /// Moves the watermark (only once every partition of the window is in)
 /// and records how the run ended.
-async fn finish(
+pub(crate) async fn finish(
     run: &PlannedRun,
     summary: &RunSummary,
     error: Option<&EngineError>,

@@ -37,6 +37,17 @@ pub enum EngineError {
     /// A partition task that cannot be written, read or resolved.
     #[error("partition task: {0}")]
     Task(String),
+    /// The Redis server of the work queue or the locks; `at` is its URL
+    /// with any password masked.
+    #[error("Redis at {at}: {message}")]
+    Redis { at: String, message: String },
+    /// A worker ran a partition task of the run and it failed.
+    #[error("partition {partition} failed on worker {worker}: {message}")]
+    WorkerFailed {
+        worker: String,
+        partition: String,
+        message: String,
+    },
     /// A run status the state store holds but this build does not know.
     #[error(
         "unknown run status \"{0}\" (known: running, completed, failed, cancelled, abandoned)"

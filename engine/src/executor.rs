@@ -58,6 +58,22 @@ impl ExecutorConnections {
         })
     }
 
+    /// Whether the destination holds `partition`'s checkpoint under `run`:
+    /// a task taken over from a worker that stopped may have been committed
+    /// just before it did.
+    pub async fn committed(
+        &mut self,
+        run: &connectors::RunIdentity,
+        partition: &str,
+    ) -> Result<bool, EngineError> {
+        Ok(self
+            .sink
+            .checkpoints(run)
+            .await?
+            .iter()
+            .any(|c| c.partition_id == partition))
+    }
+
     /// The connections of `wanted` lanes: the first with `source` and
     /// `sink` (the coordinator's, holding the destination's lock), the
     /// others with their own; fewer when the destination takes one writer.

@@ -4,11 +4,13 @@
 //! A run coordinator (`coordinator`) plans each run and hands its partitions
 //! as serializable tasks (`task`) through a work queue (`work_queue`) to
 //! partition executors (`executor`), in this process or in workers
-//! (`worker`).
+//! (`worker`). In production mode (`cluster`) the queue is a Redis stream
+//! shared by worker processes on any host.
 //!
 //! The library installs no signal handler: its caller (the CLI, on SIGINT
 //! or SIGTERM) stops a run through `RunOptions::cancel`.
 
+pub mod cluster;
 pub mod commits;
 pub mod coordinator;
 pub mod demo;

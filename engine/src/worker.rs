@@ -27,6 +27,9 @@ pub struct TaskOutcome {
     pub partition: String,
     /// `committed`, `failed` or `cancelled`.
     pub status: &'static str,
+    /// Its checkpoint was in the destination already (a task taken over
+    /// from a worker that stopped after committing it): nothing was done.
+    pub already_committed: bool,
     pub rows_read: u64,
     pub rows_inserted: u64,
     pub rows_updated: u64,
@@ -43,15 +46,41 @@ pub struct TaskOutcome {
 /// Runs `task` here: its datastores resolved by `types` from this process's
 /// environment. `Err` when it cannot start (an unresolvable datastore, an
 /// unreachable database); a task that starts and fails returns its outcome
-/// with `error` set.
+/// with `error` set. `check_committed`: first look for the partition's
+/// checkpoint, and do nothing when it is there (a task another worker may
+/// have committed).
 pub async fn run_task(
     task: PartitionTask,
     types: &ConnectorTypes,
     cancel: &Cancel,
+    check_committed: bool,
 ) -> Result<TaskOutcome, EngineError> {
     let started = Instant::now();
     let work = Arc::new(task.run.resolve(types, |v| std::env::var(v).ok())?);
-    let connections = ExecutorConnections::open(&work).await?;
+    let mut connections = ExecutorConnections::open(&work).await?;
+    if check_committed
+        && connections
+            .committed(&work.identity, &task.partition.id)
+            .await?
+    {
+        return Ok(TaskOutcome {
+            pipeline: work.identity.pipeline.clone(),
+            strategy: work.identity.strategy.clone(),
+            run_id: work.identity.run_id.clone(),
+            partition: task.partition.id.clone(),
+            status: "committed",
+            already_committed: true,
+            rows_read: 0,
+            rows_inserted: 0,
+            rows_updated: 0,
+            rows_deleted: 0,
+            rows_unchanged: 0,
+            reports: Vec::new(),
+            duration_seconds: started.elapsed().as_secs_f64(),
+            operators: Vec::new(),
+            error: None,
+        });
+    }
     let queue = Arc::new(InMemoryWorkQueue::new(1));
     let partition = task.partition.id.clone();
     queue.push(task).await?;
@@ -97,6 +126,7 @@ pub async fn run_task(
         run_id: work.identity.run_id.clone(),
         partition,
         status,
+        already_committed: false,
         rows_read: get(&progress.rows_read),
         rows_inserted: get(&progress.rows_inserted),
         rows_updated: get(&progress.rows_updated),
