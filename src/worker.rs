@@ -42,11 +42,17 @@ pub async fn run_task(file: &Path) -> ExitCode {
     };
     let cancel = engine::Cancel::default();
     cancel_on_signals(&cancel, "cancelling the task");
-    let outcome =
-        match engine::worker::run_task(task, &connectors::registry::types(), &cancel, false).await {
-            Ok(outcome) => outcome,
-            Err(e) => return fail(&e),
-        };
+    let outcome = match engine::worker::run_task(
+        task,
+        &connectors::registry::types(),
+        &cancel,
+        false,
+    )
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(e) => return fail(&e),
+    };
     println!(
         "{}",
         serde_json::to_string_pretty(&outcome).unwrap_or_default()
@@ -161,7 +167,10 @@ pub async fn queue(command: QueueCommand) -> ExitCode {
             if !yes {
                 use std::io::{BufRead, IsTerminal, Write};
                 if !std::io::stdin().is_terminal() {
-                    eprintln!("error: queue clear removes every task of queue {}; confirm with --yes", redis.queue_name);
+                    eprintln!(
+                        "error: queue clear removes every task of queue {}; confirm with --yes",
+                        redis.queue_name
+                    );
                     return ExitCode::from(2);
                 }
                 eprint!("Remove every task of queue {}? [y/N] ", redis.queue_name);

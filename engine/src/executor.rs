@@ -58,20 +58,21 @@ impl ExecutorConnections {
         })
     }
 
-    /// Whether the destination holds `partition`'s checkpoint under `run`:
-    /// a task taken over from a worker that stopped may have been committed
-    /// just before it did.
+    /// The rows of `partition`'s checkpoint under `run`, when the
+    /// destination holds it: a task taken over from a worker that stopped
+    /// may have been committed just before it did.
     pub async fn committed(
         &mut self,
         run: &connectors::RunIdentity,
         partition: &str,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<u64>, EngineError> {
         Ok(self
             .sink
             .checkpoints(run)
             .await?
             .iter()
-            .any(|c| c.partition_id == partition))
+            .find(|c| c.partition_id == partition)
+            .map(|c| c.rows))
     }
 
     /// The connections of `wanted` lanes: the first with `source` and

@@ -29,6 +29,8 @@ pub struct TaskOutcome {
     pub status: &'static str,
     /// Its checkpoint was in the destination already (a task taken over
     /// from a worker that stopped after committing it): nothing was done.
+    /// `rows_read` is then the checkpoint's count; what the write inserted
+    /// or updated went with the worker that did it.
     pub already_committed: bool,
     pub rows_read: u64,
     pub rows_inserted: u64,
@@ -58,11 +60,14 @@ pub async fn run_task(
     let started = Instant::now();
     let work = Arc::new(task.run.resolve(types, |v| std::env::var(v).ok())?);
     let mut connections = ExecutorConnections::open(&work).await?;
-    if check_committed
-        && connections
+    let committed = if check_committed {
+        connections
             .committed(&work.identity, &task.partition.id)
             .await?
-    {
+    } else {
+        None
+    };
+    if let Some(rows) = committed {
         return Ok(TaskOutcome {
             pipeline: work.identity.pipeline.clone(),
             strategy: work.identity.strategy.clone(),
@@ -70,7 +75,7 @@ pub async fn run_task(
             partition: task.partition.id.clone(),
             status: "committed",
             already_committed: true,
-            rows_read: 0,
+            rows_read: rows,
             rows_inserted: 0,
             rows_updated: 0,
             rows_deleted: 0,

@@ -29,6 +29,7 @@ mod pipelines_plan;
 mod plan_is_what_runs;
 mod postgres_full_sync;
 mod quoted_names;
+mod redis_workers;
 mod sparse_partitions;
 mod spec_fixtures;
 mod sqlite_incremental;

@@ -36,6 +36,9 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 const GROUP: &str = "workers";
 
+/// How long task outcomes wait for their coordinator.
+const DONE_KEPT: Duration = Duration::from_secs(24 * 3600);
+
 /// How long one blocking read waits, so that a drain, a cancel or a lost
 /// connection is noticed within it.
 pub const BLOCK: Duration = Duration::from_millis(1000);
@@ -303,9 +306,7 @@ impl RedisQueue {
         for chunk in entries.chunks(500) {
             pipe.cmd("XDEL").arg(self.tasks_key()).arg(chunk).ignore();
         }
-        pipe.query_async::<()>(conn)
-            .await
-            .map_err(|e| self.error(e))
+        self.exec(&pipe, conn).await
     }
 
     // --- the worker's side -------------------------------------------------
@@ -351,7 +352,9 @@ impl RedisQueue {
         // [[stream, [entry, ...]]], or nil once the wait is over.
         let entry = match reply {
             Value::Array(streams) => streams.into_iter().find_map(|s| match s {
-                Value::Array(mut pair) if pair.len() == 2 => entries(&pair.remove(1)).into_iter().next(),
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    entries(&pair.remove(1)).into_iter().next()
+                }
                 _ => None,
             }),
             _ => None,
@@ -409,10 +412,14 @@ impl RedisQueue {
             .arg(self.done_key(&claimed.attempt))
             .arg(text)
             .ignore();
+        // An outcome its coordinator never reads (the run ended meanwhile)
+        // does not stay.
+        pipe.cmd("EXPIRE")
+            .arg(self.done_key(&claimed.attempt))
+            .arg(DONE_KEPT.as_secs())
+            .ignore();
         self.remove_in(&mut pipe, claimed);
-        pipe.query_async::<()>(conn)
-            .await
-            .map_err(|e| self.error(e))
+        self.exec(&pipe, conn).await
     }
 
     /// Takes `claimed` off the queue without an outcome: a task of an
@@ -425,9 +432,7 @@ impl RedisQueue {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.remove_in(&mut pipe, claimed);
-        pipe.query_async::<()>(conn)
-            .await
-            .map_err(|e| self.error(e))
+        self.exec(&pipe, conn).await
     }
 
     /// Takes `consumer` out of the group, unless it still holds a task
@@ -445,6 +450,16 @@ impl RedisQueue {
             .invoke_async::<i64>(conn)
             .await
             .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    async fn exec(
+        &self,
+        pipe: &redis::Pipeline,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), EngineError> {
+        pipe.query_async::<()>(conn)
+            .await
             .map_err(|e| self.error(e))
     }
 
@@ -634,7 +649,10 @@ fn worker_status(v: &Value) -> Option<WorkerStatus> {
             .chunks(2)
             .filter_map(|kv| Some((text(kv.first()?)?, kv.get(1)?)))
             .collect(),
-        Value::Map(map) => map.iter().filter_map(|(k, v)| Some((text(k)?, v))).collect(),
+        Value::Map(map) => map
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, v)))
+            .collect(),
         _ => return None,
     };
     let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| *v);

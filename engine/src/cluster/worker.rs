@@ -63,7 +63,10 @@ pub enum WorkerEvent {
         partition: String,
     },
     /// The queue could not be read or written; the worker tries again.
-    QueueError { worker: String, error: String },
+    QueueError {
+        worker: String,
+        error: String,
+    },
 }
 
 /// Tasks a worker finished (committed or failed), over its job loops.

@@ -240,10 +240,12 @@ async fn a_task_read_back_from_json_commits_its_partition() {
     let store = format!("task_tests_{}", std::process::id());
     let (pipeline, work, task) = memory_task(&store, dir.path()).await;
     let partition_id = task.partition.id.clone();
+    let again = task.clone();
     let outcome = crate::worker::run_task(
         task,
         &connectors::registry::types(),
         &crate::Cancel::default(),
+        false,
     )
     .await
     .unwrap();
@@ -283,6 +285,33 @@ async fn a_task_read_back_from_json_commits_its_partition() {
             .collect::<Vec<_>>(),
         [partition_id.as_str()]
     );
+
+    // Taken over by another worker, the task finds its checkpoint and
+    // writes nothing again.
+    let redo = crate::worker::run_task(
+        again,
+        &connectors::registry::types(),
+        &crate::Cancel::default(),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            redo.status,
+            redo.already_committed,
+            redo.rows_read,
+            redo.rows_inserted
+        ),
+        ("committed", true, 1000, 0)
+    );
+    assert!(redo.reports.is_empty());
+    assert_eq!(
+        connectors::memory::table_rows(&store, "items_copy")
+            .unwrap()
+            .num_rows(),
+        1000
+    );
 }
 
 /// The run context's cancellation stops an executor: nothing is committed.
@@ -293,7 +322,7 @@ async fn a_cancelled_task_commits_nothing() {
     let (_, _, task) = memory_task(&store, dir.path()).await;
     let cancel = crate::Cancel::default();
     cancel.cancel("SIGTERM");
-    let outcome = crate::worker::run_task(task, &connectors::registry::types(), &cancel)
+    let outcome = crate::worker::run_task(task, &connectors::registry::types(), &cancel, false)
         .await
         .unwrap();
     assert_eq!(outcome.status, "cancelled");
