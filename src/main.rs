@@ -4,6 +4,7 @@
 //! cancelled by SIGTERM.
 
 mod output;
+mod scheduler;
 mod worker;
 
 use std::io::IsTerminal;
@@ -76,6 +77,12 @@ enum Command {
     Worker {
         #[command(subcommand)]
         command: WorkerCommand,
+    },
+    /// Run the pipelines' cron schedules, with their runs' partitions
+    /// executed by the workers.
+    Scheduler {
+        #[command(subcommand)]
+        command: SchedulerCommand,
     },
     /// Look at or empty the Redis work queue.
     Queue {
@@ -151,16 +158,60 @@ struct RedisArgs {
 }
 
 impl RedisArgs {
-    fn url(&self) -> String {
+    /// `--redis-url`, else `$REDIS_URL`, else the global config's
+    /// `redis.url`, else the local default.
+    fn url(&self, global: Option<&planner::global::GlobalConfig>) -> String {
         self.redis_url
             .clone()
             .or_else(|| std::env::var("REDIS_URL").ok())
+            .or_else(|| global.and_then(|g| g.redis_url()))
             .unwrap_or_else(|| engine::cluster::DEFAULT_REDIS_URL.to_string())
     }
 
     async fn connect(&self) -> Result<engine::cluster::RedisQueue, EngineError> {
-        engine::cluster::RedisQueue::connect(&self.url(), &self.queue_name).await
+        self.connect_with(None).await
     }
+
+    async fn connect_with(
+        &self,
+        global: Option<&planner::global::GlobalConfig>,
+    ) -> Result<engine::cluster::RedisQueue, EngineError> {
+        engine::cluster::RedisQueue::connect(&self.url(global), &self.queue_name).await
+    }
+}
+
+#[derive(Subcommand)]
+enum SchedulerCommand {
+    /// Runs each enabled strategy that has a `cron` when it is due, until
+    /// SIGTERM or SIGINT. Only one scheduler of a queue leads; others stand
+    /// by to take over. Prints one JSON line per event.
+    Start {
+        /// The folder of pipeline files (and, by default, of
+        /// `datastores.yaml` and `global_config.yaml`).
+        #[arg(long)]
+        config_dir: PathBuf,
+        /// The global config (default: `global_config.yaml` in the config
+        /// folder, when there is one).
+        #[arg(long)]
+        global_config: Option<PathBuf>,
+        #[arg(long)]
+        datastores: Option<PathBuf>,
+        /// Where run state and history live.
+        #[arg(long, default_value = "./data")]
+        state_dir: PathBuf,
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// How often the pipeline folder is read again (default: the global
+        /// config's scheduler.check_interval, else 60).
+        #[arg(long, value_name = "SECONDS")]
+        check_interval: Option<f64>,
+        /// A standby takes the lead this long after the leader stopped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        leader_ttl: f64,
+        /// This scheduler's name in its events (default: host-pid).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -191,9 +242,13 @@ enum WorkerCommand {
     Start {
         #[command(flatten)]
         redis: RedisArgs,
-        /// Tasks executed at once.
-        #[arg(long, default_value_t = 4)]
-        max_jobs: usize,
+        /// Tasks executed at once (default: the global config's
+        /// worker.max_jobs, else 4).
+        #[arg(long)]
+        max_jobs: Option<usize>,
+        /// A global config to read redis.url and worker.max_jobs from.
+        #[arg(long)]
+        global_config: Option<PathBuf>,
         /// A task whose worker has not heartbeated for this long is taken
         /// over by another worker.
         #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
@@ -314,7 +369,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         } => {
             let json = output == OutputFormat::Json;
             output::init_logging(json);
-            let opts = RunOptions {
+            let mut opts = RunOptions {
                 pipeline_file: pipeline,
                 strategy,
                 datastores,
@@ -337,6 +392,13 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     Err(e) => return fail(&e),
                 },
             };
+            // Coordinators on other hosts share the queue, not the state
+            // directory: the pipeline lock is in Redis too. Losing it
+            // cancels the run.
+            opts.cluster_lock = queue.as_ref().map(|q| {
+                engine::lock::RedisLock::new(q, engine::lock::DEFAULT_LOCK_TTL)
+                    .on_lost(opts.cancel.clone())
+            });
             cancel_on_signals(&opts.cancel, "cancelling the run");
             run_one(&opts, json, queue.as_ref()).await
         }
@@ -389,16 +451,57 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 WorkerCommand::Start {
                     redis,
                     max_jobs,
+                    global_config,
                     reclaim_after,
                     name,
                 },
         } => {
             output::init_logging(true);
-            let queue = match redis.connect().await {
+            let global = match global_config
+                .map(|f| planner::global::GlobalConfig::load(&f))
+                .transpose()
+            {
+                Ok(g) => g,
+                Err(e) => return fail(&EngineError::Planner(e)),
+            };
+            let max_jobs = max_jobs
+                .or_else(|| {
+                    global
+                        .as_ref()
+                        .and_then(|g| g.worker.as_ref()?.max_jobs.map(|n| n as usize))
+                })
+                .unwrap_or(4);
+            let queue = match redis.connect_with(global.as_ref()).await {
                 Ok(q) => q,
                 Err(e) => return fail(&e),
             };
             worker::start(queue, max_jobs, reclaim_after, name).await
+        }
+        Command::Scheduler {
+            command:
+                SchedulerCommand::Start {
+                    config_dir,
+                    global_config,
+                    datastores,
+                    state_dir,
+                    redis,
+                    check_interval,
+                    leader_ttl,
+                    name,
+                },
+        } => {
+            output::init_logging(true);
+            scheduler::start(scheduler::StartArgs {
+                config_dir,
+                global_config,
+                datastores,
+                state_dir,
+                redis,
+                check_interval,
+                leader_ttl,
+                name,
+            })
+            .await
         }
         Command::Queue { command } => {
             output::init_logging(false);

@@ -41,6 +41,8 @@ pub(crate) struct PlannedRun {
     pub(crate) state: Arc<dyn StateBackend>,
     /// The state directory's lock, held until the run ends.
     pub(crate) _lock: Box<dyn LockGuard>,
+    /// The lock shared by every host's coordinators, when there is one.
+    pub(crate) _cluster_lock: Option<Box<dyn LockGuard>>,
     pub(crate) run_id: String,
     /// Every partition of the run, and those still to do.
     pub(crate) total: u64,
@@ -89,6 +91,10 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     let state: Arc<dyn StateBackend> = Arc::new(SqliteStateStore::open(&opts.state_dir).await?);
     // Before any database is touched: a second process must neither resume
     // this one's run nor race it creating tables.
+    let mut cluster_lock = match &opts.cluster_lock {
+        Some(locks) => Some(locks.acquire(&pipeline.name, opts.wait).await?),
+        None => None,
+    };
     let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
     let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
 
@@ -139,6 +145,9 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         eprintln!("warning: {why}");
     }
     lock.set_run_id(&run_id).await?;
+    if let Some(cluster_lock) = &mut cluster_lock {
+        cluster_lock.set_run_id(&run_id).await?;
+    }
     let destination_identity = sink.table_identity();
     let started_empty = sink.started_empty();
     let RunPartitions {
@@ -177,6 +186,7 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         fingerprint,
         state,
         _lock: lock,
+        _cluster_lock: cluster_lock,
         run_id,
         total,
         skipped: total - todo.len() as u64,

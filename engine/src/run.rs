@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub cancel: Cancel,
     /// Run even a pipeline or strategy its config disables.
     pub force: bool,
+    /// A pipeline lock shared by coordinators on every host (Redis), taken
+    /// before the state directory's.
+    pub cluster_lock: Option<crate::lock::RedisLock>,
 }
 
 /// A pipeline or strategy switched off in its config is not run: `enabled:

@@ -108,23 +108,56 @@ impl GlobalConfig {
 
     fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        let mut refuse = |section: &str, why: &str| {
+        let refuse = |problems: &mut Vec<Problem>, section: &str, why: &str| {
             problems.push(Problem {
                 path: section.to_string(),
                 message: format!("not supported yet: {section} ({why})"),
             })
         };
-        if self.redis.is_some() {
-            refuse("redis", "the Redis work queue comes with the workers");
+        if let Some(scheduler) = &self.scheduler {
+            if scheduler.http_port.is_some() {
+                refuse(
+                    &mut problems,
+                    "scheduler.http_port",
+                    "the scheduler has no HTTP API yet; see `synchub queue status`",
+                );
+            }
+            if scheduler.check_interval == Some(0) {
+                problems.push(Problem {
+                    path: "scheduler.check_interval".into(),
+                    message: "0 seconds; give how often the pipelines are read again, e.g. 60"
+                        .into(),
+                });
+            }
+            for (slot, capacity) in &scheduler.slot_definitions {
+                if *capacity == 0 {
+                    problems.push(Problem {
+                        path: format!("scheduler.slot_definitions.{slot}"),
+                        message:
+                            "0 runs at once would never run the slot's pipelines; give at least 1"
+                                .into(),
+                    });
+                }
+            }
         }
-        if self.scheduler.is_some() {
-            refuse("scheduler", "runs are started by `synchub run` for now");
-        }
-        if self.worker.is_some() {
-            refuse("worker", "runs are started by `synchub run` for now");
+        if let Some(worker) = &self.worker {
+            if worker.max_jobs == Some(0) {
+                problems.push(Problem {
+                    path: "worker.max_jobs".into(),
+                    message: "0 tasks at once; give at least 1".into(),
+                });
+            }
+            if worker.health_check_interval.is_some() {
+                refuse(
+                    &mut problems,
+                    "worker.health_check_interval",
+                    "a worker heartbeats each task it holds; set how soon a silent worker's task is taken over with `synchub worker start --reclaim-after`",
+                );
+            }
         }
         if self.storage.is_some() {
             refuse(
+                &mut problems,
                 "storage",
                 "state, logs and metrics go under --state-dir, default ./data",
             );
@@ -152,6 +185,32 @@ impl GlobalConfig {
             });
         }
         problems
+    }
+}
+
+impl GlobalConfig {
+    /// `global_config.yaml` as `explicit` names it, else beside the
+    /// pipelines in `config_dir` when there is one there.
+    pub fn find(
+        explicit: Option<&Path>,
+        config_dir: Option<&Path>,
+    ) -> Result<Option<GlobalConfig>> {
+        match explicit {
+            Some(file) => GlobalConfig::load(file).map(Some),
+            None => match config_dir.map(|d| d.join("global_config.yaml")) {
+                Some(file) if file.is_file() => GlobalConfig::load(&file).map(Some),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// `redis.url`, with `redis.db` as its database when given.
+    pub fn redis_url(&self) -> Option<String> {
+        let redis = self.redis.as_ref()?;
+        Some(match redis.db {
+            Some(db) => format!("{}/{db}", redis.url.trim_end_matches('/')),
+            None => redis.url.clone(),
+        })
     }
 }
 

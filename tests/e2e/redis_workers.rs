@@ -123,6 +123,28 @@ impl Drop for Worker {
     }
 }
 
+/// A process killed and reaped if the test ends before it does.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not taken yet")
+    }
+
+    fn take(mut self) -> Child {
+        self.0.take().expect("not taken yet")
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn signal(child: &Child, name: &str) {
     let _ = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -150,11 +172,16 @@ fn clear_queue(queue: &str) {
 /// `synchub run` of the workspace's pipeline on `queue`, started in the
 /// background.
 fn coordinator(ws: &Workspace, queue: &str) -> Result<Child> {
-    coordinator_with(ws, queue, &[])
+    coordinator_with(ws, queue, &ws.state, &[])
 }
 
-/// [`coordinator`] with environment variables.
-fn coordinator_with(ws: &Workspace, queue: &str, vars: &[(&str, &str)]) -> Result<Child> {
+/// [`coordinator`] on state directory `state`, with environment variables.
+fn coordinator_with(
+    ws: &Workspace,
+    queue: &str,
+    state: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> Result<Child> {
     Ok(Command::new(SYNCHUB)
         .args([
             "run",
@@ -162,7 +189,7 @@ fn coordinator_with(ws: &Workspace, queue: &str, vars: &[(&str, &str)]) -> Resul
             "--strategy",
             "full",
             "--state-dir",
-            ws.state.to_str().unwrap(),
+            state.to_str().unwrap(),
             "--output",
             "json",
             "--queue",
@@ -206,6 +233,30 @@ async fn setup(
     let queue = format!("test-{prefix}-{}", std::process::id());
     clear_queue(&queue);
     Ok((client, s, ws, queue))
+}
+
+/// `synchub queue status` as JSON.
+fn queue_status(queue: &str) -> Value {
+    let out = synchub(&["queue", "status", "--queue-name", queue, "--output", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until `queue` holds `tasks` tasks; its status then.
+async fn tasks_queued(queue: &str, tasks: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = queue_status(queue);
+        if st["tasks"] == tasks {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn checkpoints(client: &tokio_postgres::Client, s: &Schemas) -> i64 {
@@ -353,29 +404,9 @@ async fn a_run_on_three_workers_completes_with_one_killed_mid_run() -> Result<()
 #[tokio::test]
 async fn a_run_waits_for_workers_and_a_cancelled_one_leaves_nothing_queued() -> Result<()> {
     let (client, s, ws, queue) = setup("rwait", 10_000, 1_000).await?;
-    let status = || -> Value {
-        let out = synchub(&[
-            "queue",
-            "status",
-            "--queue-name",
-            &queue,
-            "--output",
-            "json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-
+    let status = || queue_status(&queue);
     let run = coordinator(&ws, &queue)?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while status()["tasks"] != 11 {
-        assert!(Instant::now() < deadline, "{}", status());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tasks_queued(&queue, 11).await;
     let st = status();
     assert_eq!(
         (
@@ -455,7 +486,7 @@ async fn a_task_failing_on_a_worker_fails_the_run_with_its_error() -> Result<()>
         ),
     )?;
     let mut worker = Worker::start(&queue, "nopw", "30")?;
-    let run = coordinator_with(&ws, &queue, &[("RFAIL_PW", "trusted-anyway")])?;
+    let run = coordinator_with(&ws, &queue, &ws.state, &[("RFAIL_PW", "trusted-anyway")])?;
     let (code, summary, stderr) = finished(run, Duration::from_secs(120)).await?;
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(summary["status"], "failed", "{summary}");
@@ -471,19 +502,72 @@ async fn a_task_failing_on_a_worker_fails_the_run_with_its_error() -> Result<()>
         0
     );
     assert_eq!(worker.stop(), Some(0));
-    let out = synchub(&[
-        "queue",
-        "status",
-        "--queue-name",
-        &queue,
-        "--output",
-        "json",
-    ]);
-    let st: Value = serde_json::from_slice(&out.stdout)?;
+    let st = queue_status(&queue);
     assert_eq!(
         (st["tasks"].as_i64(), st["runs"].as_i64()),
         (Some(0), Some(0)),
         "{st}"
     );
+    Ok(())
+}
+
+/// Two coordinators of one pipeline started together, as on two hosts
+/// (each its own state directory, one queue): one runs, the other exits 1
+/// naming it, refused by the pipeline lock in Redis (before the
+/// destination's own lock is asked). Cancelled, the first releases it.
+#[tokio::test]
+async fn two_coordinators_of_one_pipeline_never_run_at_once() -> Result<()> {
+    let (client, s, ws, queue) = setup("rlock", 5_000, 1_000).await?;
+    let host2 = ws.dir.path().join("state-host2");
+    let mut runs = vec![
+        Reaped(Some(coordinator(&ws, &queue)?)),
+        Reaped(Some(coordinator_with(&ws, &queue, &host2, &[])?)),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let loser = loop {
+        if let Some(i) = runs
+            .iter_mut()
+            .position(|c| matches!(c.child().try_wait(), Ok(Some(_))))
+        {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "neither run was refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut winner = runs.remove(1 - loser);
+    let (code, _, stderr) = finished(runs.remove(0).take(), Duration::from_secs(10)).await?;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: pipeline rlock is already running (run id ")
+            && stderr.contains(&format!(", pid {}, since ", winner.child().id()))
+            && !stderr.contains("destination's lock"),
+        "{stderr}"
+    );
+    // The winner queues its run's tasks, alone.
+    let st = tasks_queued(&queue, 6).await;
+    assert_eq!(st["runs"], 1, "{st}");
+
+    signal(winner.child(), "TERM");
+    let (code, _, stderr) = finished(winner.take(), Duration::from_secs(60)).await?;
+    assert_eq!(code, Some(143), "{stderr}");
+    // Released: the other host's run now goes, and completes.
+    let mut worker = Worker::start(&queue, "lockw", "30")?;
+    let (code, summary, stderr) = finished(
+        coordinator_with(&ws, &queue, &host2, &[])?,
+        Duration::from_secs(120),
+    )
+    .await?;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(
+        difference(
+            &client,
+            &format!("{}.items", s.src),
+            &format!("{}.items", s.dst)
+        )
+        .await?,
+        0
+    );
+    assert_eq!(worker.stop(), Some(0));
     Ok(())
 }

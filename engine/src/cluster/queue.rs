@@ -186,6 +186,10 @@ impl RedisQueue {
         &self.name
     }
 
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// A connection of its own: a blocking read holds up everything sent
     /// after it on the same connection.
     pub async fn connection(&self) -> Result<MultiplexedConnection, EngineError> {

@@ -1,14 +1,15 @@
 //! The pipeline lock: one run of a pipeline at a time.
 //!
 //! `Lock` takes a pipeline's lock, waiting as `Wait` says, and hands back a
-//! `LockGuard` that releases it when dropped; either says who holds it. The
-//! one implementation so far is `FileLock`, a lock file per pipeline under
-//! `<state-dir>/locks/`; a lock held elsewhere (Redis) implements the same.
+//! `LockGuard` that releases it when dropped; either says who holds it.
+//! `FileLock` is a lock file per pipeline under `<state-dir>/locks/`;
+//! `RedisLock` holds it in Redis for coordinators on every host.
 //!
 //! A destination that can lock across machines (PostgreSQL's advisory locks)
 //! is locked as well, by the run, through `Sink::try_lock`.
 
 mod file;
+mod redis_lock;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 
 pub use file::FileLock;
+pub use redis_lock::{RedisLock, RedisLockGuard, DEFAULT_LOCK_TTL};
 
 /// How long to wait for a pipeline that is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

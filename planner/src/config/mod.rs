@@ -64,6 +64,10 @@ pub struct PipelineFile {
     pub max_concurrent_partitions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_algo: Option<String>,
+    /// The scheduler's slot this pipeline's runs count against (one of the
+    /// global config's `scheduler.slot_definitions`; default `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 
     // Simple form.
     #[serde(default, skip_serializing_if = "Option::is_none")]

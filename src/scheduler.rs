@@ -1,0 +1,89 @@
+//! `synchub scheduler start`: reads the global config, connects to the
+//! queue and runs the scheduler until SIGTERM or SIGINT, printing its
+//! events as JSON lines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::cluster::scheduler::{run_scheduler, SchedulerEvents, SchedulerOptions};
+use engine::EngineError;
+use planner::global::GlobalConfig;
+
+use crate::{cancel_on_signals, fail, RedisArgs};
+
+pub struct StartArgs {
+    pub config_dir: PathBuf,
+    pub global_config: Option<PathBuf>,
+    pub datastores: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub redis: RedisArgs,
+    pub check_interval: Option<f64>,
+    pub leader_ttl: f64,
+    pub name: Option<String>,
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, ExitCode> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        eprintln!("error: {flag} must be a number of seconds above 0");
+        Err(ExitCode::from(2))
+    }
+}
+
+pub async fn start(args: StartArgs) -> ExitCode {
+    let global = match GlobalConfig::find(args.global_config.as_deref(), Some(&args.config_dir)) {
+        Ok(g) => g,
+        Err(e) => return fail(&EngineError::Planner(e)),
+    };
+    let scheduler = global.as_ref().and_then(|g| g.scheduler.clone());
+    if scheduler.as_ref().and_then(|s| s.enabled) == Some(false) {
+        eprintln!("error: the global config says scheduler.enabled: false; not starting");
+        return ExitCode::from(2);
+    }
+    let check_interval = match args.check_interval {
+        Some(s) => seconds("--check-interval", s),
+        None => Ok(Duration::from_secs(
+            scheduler
+                .as_ref()
+                .and_then(|s| s.check_interval)
+                .unwrap_or(60),
+        )),
+    };
+    let (check_interval, leader_ttl) =
+        match (check_interval, seconds("--leader-ttl", args.leader_ttl)) {
+            (Ok(c), Ok(l)) => (c, l),
+            (Err(code), _) | (_, Err(code)) => return code,
+        };
+    let queue = match args.redis.connect_with(global.as_ref()).await {
+        Ok(q) => q,
+        Err(e) => return fail(&e),
+    };
+    let opts = SchedulerOptions {
+        config_dir: args.config_dir,
+        datastores: args.datastores,
+        state_dir: args.state_dir,
+        slots: scheduler
+            .map(|s| {
+                s.slot_definitions
+                    .into_iter()
+                    .map(|(slot, n)| (slot, n as usize))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        check_interval,
+        name: args
+            .name
+            .unwrap_or_else(engine::cluster::WorkerOptions::default_name),
+        leader_ttl,
+    };
+    let stop = engine::Cancel::default();
+    cancel_on_signals(&stop, "stopping the scheduler; its runs are cancelled");
+    let events: SchedulerEvents = Arc::new(|event| {
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+    });
+    run_scheduler(queue, opts, stop, events).await;
+    ExitCode::SUCCESS
+}
