@@ -148,7 +148,8 @@ enum QueueKind {
 /// Where the Redis work queue is.
 #[derive(clap::Args, Clone)]
 struct RedisArgs {
-    /// The Redis server (default: $REDIS_URL, else redis://127.0.0.1:6379).
+    /// The Redis server (default: $REDIS_URL, else the global config's
+    /// redis.url, else redis://127.0.0.1:6379).
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
     /// The queue's name: the prefix of its keys, so several queues (or
@@ -185,33 +186,7 @@ enum SchedulerCommand {
     /// Runs each enabled strategy that has a `cron` when it is due, until
     /// SIGTERM or SIGINT. Only one scheduler of a queue leads; others stand
     /// by to take over. Prints one JSON line per event.
-    Start {
-        /// The folder of pipeline files (and, by default, of
-        /// `datastores.yaml` and `global_config.yaml`).
-        #[arg(long)]
-        config_dir: PathBuf,
-        /// The global config (default: `global_config.yaml` in the config
-        /// folder, when there is one).
-        #[arg(long)]
-        global_config: Option<PathBuf>,
-        #[arg(long)]
-        datastores: Option<PathBuf>,
-        /// Where run state and history live.
-        #[arg(long, default_value = "./data")]
-        state_dir: PathBuf,
-        #[command(flatten)]
-        redis: RedisArgs,
-        /// How often the pipeline folder is read again (default: the global
-        /// config's scheduler.check_interval, else 60).
-        #[arg(long, value_name = "SECONDS")]
-        check_interval: Option<f64>,
-        /// A standby takes the lead this long after the leader stopped.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
-        leader_ttl: f64,
-        /// This scheduler's name in its events (default: host-pid).
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Start(scheduler::StartArgs),
 }
 
 #[derive(Subcommand)]
@@ -478,30 +453,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             worker::start(queue, max_jobs, reclaim_after, name).await
         }
         Command::Scheduler {
-            command:
-                SchedulerCommand::Start {
-                    config_dir,
-                    global_config,
-                    datastores,
-                    state_dir,
-                    redis,
-                    check_interval,
-                    leader_ttl,
-                    name,
-                },
+            command: SchedulerCommand::Start(args),
         } => {
             output::init_logging(true);
-            scheduler::start(scheduler::StartArgs {
-                config_dir,
-                global_config,
-                datastores,
-                state_dir,
-                redis,
-                check_interval,
-                leader_ttl,
-                name,
-            })
-            .await
+            scheduler::start(args).await
         }
         Command::Queue { command } => {
             output::init_logging(false);

@@ -13,14 +13,32 @@ use planner::global::GlobalConfig;
 
 use crate::{cancel_on_signals, fail, RedisArgs};
 
+#[derive(clap::Args)]
 pub struct StartArgs {
+    /// The folder of pipeline files (and, by default, of
+    /// `datastores.yaml` and `global_config.yaml`).
+    #[arg(long)]
     pub config_dir: PathBuf,
+    /// The global config (default: `global_config.yaml` in the config
+    /// folder, when there is one).
+    #[arg(long)]
     pub global_config: Option<PathBuf>,
+    #[arg(long)]
     pub datastores: Option<PathBuf>,
+    /// Where run state and history live.
+    #[arg(long, default_value = "./data")]
     pub state_dir: PathBuf,
+    #[command(flatten)]
     pub redis: RedisArgs,
+    /// How often the pipeline folder is read again (default: the global
+    /// config's scheduler.check_interval, else 60).
+    #[arg(long, value_name = "SECONDS")]
     pub check_interval: Option<f64>,
+    /// A standby takes the lead this long after the leader stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     pub leader_ttl: f64,
+    /// This scheduler's name in its events (default: host-pid).
+    #[arg(long)]
     pub name: Option<String>,
 }
 

@@ -30,6 +30,7 @@ mod plan_is_what_runs;
 mod postgres_full_sync;
 mod quoted_names;
 mod redis_workers;
+mod scheduler;
 mod sparse_partitions;
 mod spec_fixtures;
 mod sqlite_incremental;

@@ -34,7 +34,11 @@ strategies:
     )
 }
 
-async fn source_rows(client: &tokio_postgres::Client, s: &Schemas, rows: i64) -> Result<()> {
+pub(crate) async fn source_rows(
+    client: &tokio_postgres::Client,
+    s: &Schemas,
+    rows: i64,
+) -> Result<()> {
     client
         .batch_execute(&format!(
             "CREATE TABLE {src}.items (id bigint PRIMARY KEY, qty int, title text);
@@ -45,16 +49,18 @@ async fn source_rows(client: &tokio_postgres::Client, s: &Schemas, rows: i64) ->
     Ok(())
 }
 
-/// A `synchub worker start` process and the lines it printed so far.
-struct Worker {
-    child: Child,
+/// A `synchub worker start` (or `scheduler start`) process and the lines
+/// it printed so far.
+pub(crate) struct Worker {
+    pub(crate) child: Child,
     lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Worker {
+    /// One job at a time.
     fn start(queue: &str, name: &str, reclaim_after: &str) -> Result<Worker> {
-        let mut child = Command::new(SYNCHUB)
-            .args([
+        Worker::spawn(
+            &[
                 "worker",
                 "start",
                 "--queue-name",
@@ -65,8 +71,17 @@ impl Worker {
                 reclaim_after,
                 "--name",
                 name,
-            ])
+            ],
+            &[],
+        )
+    }
+
+    /// `synchub ARGS` with `vars` set, its standard output collected.
+    pub(crate) fn spawn(args: &[&str], vars: &[(&str, &str)]) -> Result<Worker> {
+        let mut child = Command::new(SYNCHUB)
+            .args(args)
             .env("SYNCHUB_LOG", "warn")
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
@@ -84,7 +99,7 @@ impl Worker {
         Ok(Worker { child, lines })
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         self.lines
             .lock()
             .unwrap()
@@ -103,7 +118,7 @@ impl Worker {
     }
 
     /// SIGTERM, then waits for it to drain; its exit code.
-    fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         signal(&self.child, "TERM");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -151,7 +166,7 @@ fn signal(child: &Child, name: &str) {
         .status();
 }
 
-fn synchub(args: &[&str]) -> std::process::Output {
+pub(crate) fn synchub(args: &[&str]) -> std::process::Output {
     Command::new(SYNCHUB)
         .args(args)
         .env("SYNCHUB_LOG", "warn")
@@ -160,7 +175,7 @@ fn synchub(args: &[&str]) -> std::process::Output {
         .expect("run synchub")
 }
 
-fn clear_queue(queue: &str) {
+pub(crate) fn clear_queue(queue: &str) {
     let out = synchub(&["queue", "clear", "--queue-name", queue, "--yes"]);
     assert!(
         out.status.success(),
@@ -233,6 +248,13 @@ async fn setup(
     let queue = format!("test-{prefix}-{}", std::process::id());
     clear_queue(&queue);
     Ok((client, s, ws, queue))
+}
+
+/// The destination's `items` equals the source's, row for row.
+async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas) -> Result<()> {
+    let (src, dst) = (format!("{}.items", s.src), format!("{}.items", s.dst));
+    assert_eq!(difference(client, &src, &dst).await?, 0);
+    Ok(())
 }
 
 /// `synchub queue status` as JSON.
@@ -451,15 +473,7 @@ async fn a_run_waits_for_workers_and_a_cancelled_one_leaves_nothing_queued() -> 
     assert_eq!(summary["status"], "completed");
     assert_eq!(summary["partitions_done"], 11);
     assert_eq!(summary["rows_inserted"], 10_000);
-    assert_eq!(
-        difference(
-            &client,
-            &format!("{}.items", s.src),
-            &format!("{}.items", s.dst)
-        )
-        .await?,
-        0
-    );
+    assert_in_sync(&client, &s).await?;
     assert_eq!(worker.stop(), Some(0));
     assert_eq!(worker.partitions("done").len(), 11);
     let out = synchub(&["queue", "clear", "--queue-name", &queue, "--yes"]);
@@ -559,15 +573,7 @@ async fn two_coordinators_of_one_pipeline_never_run_at_once() -> Result<()> {
     .await?;
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(summary["status"], "completed");
-    assert_eq!(
-        difference(
-            &client,
-            &format!("{}.items", s.src),
-            &format!("{}.items", s.dst)
-        )
-        .await?,
-        0
-    );
+    assert_in_sync(&client, &s).await?;
     assert_eq!(worker.stop(), Some(0));
     Ok(())
 }

@@ -1,0 +1,361 @@
+//! `synchub scheduler start`: cron schedules run as runs whose partitions
+//! the workers execute, capped per slot, led by one scheduler at a time,
+//! and a schedule missed while no scheduler ran is run once.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use chrono::{DateTime, Timelike, Utc};
+use serde_json::Value;
+
+use crate::common::{connect, Schemas};
+use crate::redis_workers::{clear_queue, source_rows, synchub, Worker};
+
+/// Pipeline `name` from `src.items` into `dst.<table>`, 2 partitions of
+/// 1,000 ids, its full strategy on `cron`.
+fn pipeline(name: &str, table: &str, cron: &str, slot: Option<&str>) -> String {
+    format!(
+        "name: {name}
+{slot}partition_column: id
+partition_step: 1000
+source_provider:
+  data_backend: {{type: postgres, datastore_name: src, table: items}}
+destination_provider:
+  data_backend: {{type: postgres, datastore_name: dst, table: {table}}}
+column_map:
+  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
+  - {{source: qty, dest: qty, data_type: int}}
+  - {{source: title, dest: title, data_type: text}}
+strategies:
+  - {{name: full, type: full, cron: \"{cron}\"}}
+",
+        slot = slot.map(|s| format!("slot: {s}\n")).unwrap_or_default()
+    )
+}
+
+/// The config folder of a test: its datastores and `global`.
+fn config_dir(s: &Schemas, global: &str) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("datastores.yaml"), s.datastores_yaml())?;
+    std::fs::write(dir.path().join("global_config.yaml"), global)?;
+    Ok(dir)
+}
+
+fn scheduler(dir: &Path, queue: &str, name: &str) -> Result<Worker> {
+    let state = dir.join("state");
+    Worker::spawn(
+        &[
+            "scheduler",
+            "start",
+            "--config-dir",
+            dir.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--queue-name",
+            queue,
+            "--name",
+            name,
+        ],
+        &[],
+    )
+}
+
+/// A worker whose commits each take 300 ms more, so runs overlap.
+fn slow_worker(queue: &str, jobs: &str) -> Result<Worker> {
+    Worker::spawn(
+        &[
+            "worker",
+            "start",
+            "--queue-name",
+            queue,
+            "--max-jobs",
+            jobs,
+            "--name",
+            "w",
+        ],
+        &[("SYNCHUB_TEST_SLOW_COMMIT_MS", "300")],
+    )
+}
+
+fn finished_runs(events: &[Value], pipeline: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| {
+            e["event"] == "finished" && e["pipeline"] == pipeline && e["status"] == "completed"
+        })
+        .count()
+}
+
+/// Waits until `done` says the scheduler's events are enough.
+async fn until(scheduler: &Worker, done: impl Fn(&[Value]) -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !done(&scheduler.events()) {
+        if Instant::now() > deadline {
+            bail!("not reached in 90 s: {:?}", scheduler.events());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The runs of `pipeline` recorded in `dir/state`: `[started, finished]`.
+fn run_times(dir: &Path, pipeline: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let state = dir.join("state");
+    let out = synchub(&[
+        "history",
+        pipeline,
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let time = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().expect("a finished run"))
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (time(&r["started_at"]), time(&r["finished_at"])))
+        .collect()
+}
+
+/// The most runs going at one instant.
+fn most_at_once(runs: &[(DateTime<Utc>, DateTime<Utc>)]) -> usize {
+    let mut edges: Vec<(DateTime<Utc>, i32)> = runs
+        .iter()
+        .flat_map(|(start, end)| [(*start, 1), (*end, -1)])
+        .collect();
+    // An end at the instant another starts: not at once.
+    edges.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in edges {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// Five pipelines due every second in a slot of capacity 2: from the run
+/// records' start and end times, never more than 2 ran at once, 2 did, and
+/// each pipeline ran.
+#[tokio::test]
+async fn a_slot_of_two_never_runs_more_than_two_of_five_due_pipelines() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "rslot").await?;
+    source_rows(&client, &s, 2_000).await?;
+    let dir = config_dir(&s, "scheduler:\n  slot_definitions:\n    batch: 2\n")?;
+    let names: Vec<String> = (1..=5).map(|k| format!("rslot{k}")).collect();
+    for (k, name) in names.iter().enumerate() {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            pipeline(name, &format!("items_{k}"), "* * * * * *", Some("batch")),
+        )?;
+    }
+    let queue = format!("test-rslot-{}", std::process::id());
+    clear_queue(&queue);
+    let mut worker = slow_worker(&queue, "8")?;
+    let mut sched = scheduler(dir.path(), &queue, "s1")?;
+    until(&sched, |events| {
+        names.iter().all(|n| finished_runs(events, n) >= 1)
+    })
+    .await?;
+    assert_eq!(sched.stop(), Some(0));
+    assert_eq!(worker.stop(), Some(0));
+
+    let runs: Vec<_> = names
+        .iter()
+        .flat_map(|n| run_times(dir.path(), n))
+        .collect();
+    assert!(runs.len() >= 5);
+    assert_eq!(most_at_once(&runs), 2, "{runs:?}");
+    // The scheduler's own account agrees: started less finished, at most 2.
+    let mut going = 0i32;
+    for e in sched.events() {
+        match e["event"].as_str() {
+            Some("started") => {
+                assert_eq!(e["slot"], "batch");
+                going += 1;
+            }
+            Some("finished") => going -= 1,
+            _ => {}
+        }
+        assert!(going <= 2, "{:?}", sched.events());
+    }
+    clear_queue(&queue);
+    Ok(())
+}
+
+/// Two schedulers started together on one queue: one leads and starts the
+/// runs, the other stands by and starts none; the pipeline's runs never
+/// overlap.
+#[tokio::test]
+async fn of_two_schedulers_started_together_only_one_starts_runs() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "rlead").await?;
+    source_rows(&client, &s, 2_000).await?;
+    let dir = config_dir(&s, "scheduler:\n  check_interval: 60\n")?;
+    std::fs::write(
+        dir.path().join("rlead.yaml"),
+        pipeline("rlead", "items", "* * * * * *", None),
+    )?;
+    let queue = format!("test-rlead-{}", std::process::id());
+    clear_queue(&queue);
+    let mut worker = slow_worker(&queue, "4")?;
+    let mut schedulers = [
+        scheduler(dir.path(), &queue, "s1")?,
+        scheduler(dir.path(), &queue, "s2")?,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while schedulers
+        .iter()
+        .map(|s| finished_runs(&s.events(), "rlead"))
+        .sum::<usize>()
+        < 3
+    {
+        assert!(Instant::now() < deadline, "fewer than 3 runs in 90 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in &mut schedulers {
+        assert_eq!(s.stop(), Some(0));
+    }
+    assert_eq!(worker.stop(), Some(0));
+    let events: Vec<Vec<Value>> = schedulers.iter().map(|s| s.events()).collect();
+    let count = |events: &[Value], kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    let leaders: Vec<usize> = (0..2)
+        .filter(|&i| count(&events[i], "leader") > 0)
+        .collect();
+    assert_eq!(leaders.len(), 1, "{events:?}");
+    let standby = &events[1 - leaders[0]];
+    assert_eq!(count(standby, "standby"), 1, "{standby:?}");
+    assert_eq!(count(standby, "started"), 0, "{standby:?}");
+    let runs = run_times(dir.path(), "rlead");
+    assert!(runs.len() >= 3);
+    assert_eq!(most_at_once(&runs), 1, "{runs:?}");
+    clear_queue(&queue);
+    Ok(())
+}
+
+/// A schedule due three times while no scheduler ran is run once, at
+/// once, when one starts.
+#[tokio::test]
+async fn a_schedule_missed_three_times_runs_once_when_a_scheduler_starts() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "rmiss").await?;
+    source_rows(&client, &s, 2_000).await?;
+    let dir = config_dir(&s, "scheduler:\n  check_interval: 60\n")?;
+    let file = dir.path().join("rmiss.yaml");
+    // A run before: the history the scheduler reads.
+    std::fs::write(&file, pipeline("rmiss", "items", "0 0 1 1 *", None))?;
+    let state = dir.path().join("state");
+    let out = synchub(&[
+        "run",
+        file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Due the next three seconds, then not for a minute.
+    let now = Utc::now();
+    let seconds: Vec<String> = (1..=3)
+        .map(|i| ((now.second() + i) % 60).to_string())
+        .collect();
+    std::fs::write(
+        &file,
+        pipeline(
+            "rmiss",
+            "items",
+            &format!("{} * * * * *", seconds.join(",")),
+            None,
+        ),
+    )?;
+    tokio::time::sleep(Duration::from_millis(
+        4_000 - u64::from(now.timestamp_subsec_millis()),
+    ))
+    .await;
+
+    let queue = format!("test-rmiss-{}", std::process::id());
+    clear_queue(&queue);
+    let mut worker = slow_worker(&queue, "2")?;
+    let mut sched = scheduler(dir.path(), &queue, "s1")?;
+    until(&sched, |events| finished_runs(events, "rmiss") >= 1).await?;
+    // Nothing more is due for almost a minute: no second run comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sched.stop(), Some(0));
+    assert_eq!(worker.stop(), Some(0));
+    let started: Vec<Value> = sched
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["missed"], true);
+    assert_eq!(run_times(dir.path(), "rmiss").len(), 2);
+    clear_queue(&queue);
+    Ok(())
+}
+
+/// A pipeline naming a slot the global config does not define is refused
+/// by the scheduler, with the slots it does; a slot of 0 is refused when
+/// the global config is validated.
+#[tokio::test]
+async fn an_undefined_slot_is_refused_with_the_defined_ones() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "rbadslot").await?;
+    let dir = config_dir(
+        &s,
+        "scheduler:\n  slot_definitions:\n    batch: 1\n    high: 3\n",
+    )?;
+    let file = dir.path().join("rbadslot.yaml");
+    std::fs::write(
+        &file,
+        pipeline("rbadslot", "items", "0 0 1 1 *", Some("nightly")),
+    )?;
+    let queue = format!("test-rbadslot-{}", std::process::id());
+    let mut sched = scheduler(dir.path(), &queue, "s1")?;
+    until(&sched, |events| {
+        events.iter().any(|e| e["event"] == "refused")
+    })
+    .await?;
+    assert_eq!(sched.stop(), Some(0));
+    let refused: Vec<Value> = sched
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "refused")
+        .collect();
+    assert_eq!(
+        refused[0],
+        serde_json::json!({
+            "event": "refused",
+            "file": file.display().to_string(),
+            "error": "slot: nightly is not in the global config's scheduler.slot_definitions (batch, high)"
+        })
+    );
+
+    let global = dir.path().join("global_config.yaml");
+    std::fs::write(&global, "scheduler:\n  slot_definitions:\n    batch: 0\n")?;
+    let out = synchub(&["config", "validate", global.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "scheduler.slot_definitions.batch: 0 runs at once would never run the slot's pipelines; give at least 1"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    clear_queue(&queue);
+    Ok(())
+}
