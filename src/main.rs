@@ -187,6 +187,18 @@ enum SchedulerCommand {
     /// SIGTERM or SIGINT. Only one scheduler of a queue leads; others stand
     /// by to take over. Prints one JSON line per event.
     Start(scheduler::StartArgs),
+    /// The schedules of the pipelines in a folder: cron, slot, next due
+    /// time (UTC). Exits 2 when a pipeline cannot be scheduled.
+    ListJobs {
+        #[arg(long)]
+        config_dir: PathBuf,
+        /// The global config (default: `global_config.yaml` in the config
+        /// folder, when there is one): the slots pipelines may name.
+        #[arg(long)]
+        global_config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +243,15 @@ enum WorkerCommand {
         /// This worker's name in the queue (default: host-pid).
         #[arg(long)]
         name: Option<String>,
+        /// How many times a task whose error may pass (a lost connection, a
+        /// deadlock, a server restarting) is run again before it fails its
+        /// run; config, schema and value errors fail at once.
+        #[arg(long, default_value_t = 3)]
+        retries: u32,
+        /// The first retry's delay; each next one doubles (at most a
+        /// minute), each with a random ±50%.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+        retry_backoff: f64,
     },
     /// Execute one partition task (JSON, as `run --emit-tasks` writes it)
     /// and print its outcome as JSON. Datastores are resolved from this
@@ -429,6 +450,8 @@ async fn dispatch(cli: Cli) -> ExitCode {
                     global_config,
                     reclaim_after,
                     name,
+                    retries,
+                    retry_backoff,
                 },
         } => {
             output::init_logging(true);
@@ -450,7 +473,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(q) => q,
                 Err(e) => return fail(&e),
             };
-            worker::start(queue, max_jobs, reclaim_after, name).await
+            worker::start(
+                queue,
+                worker::StartOptions {
+                    max_jobs,
+                    reclaim_after,
+                    name,
+                    retries,
+                    retry_backoff,
+                },
+            )
+            .await
         }
         Command::Scheduler {
             command: SchedulerCommand::Start(args),
@@ -458,6 +491,18 @@ async fn dispatch(cli: Cli) -> ExitCode {
             output::init_logging(true);
             scheduler::start(args).await
         }
+        Command::Scheduler {
+            command:
+                SchedulerCommand::ListJobs {
+                    config_dir,
+                    global_config,
+                    output,
+                },
+        } => scheduler::list_jobs(
+            &config_dir,
+            global_config.as_deref(),
+            output == OutputFormat::Json,
+        ),
         Command::Queue { command } => {
             output::init_logging(false);
             worker::queue(command).await

@@ -2,7 +2,7 @@
 //! queue and runs the scheduler until SIGTERM or SIGINT, printing its
 //! events as JSON lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use engine::cluster::scheduler::{run_scheduler, SchedulerEvents, SchedulerOption
 use engine::EngineError;
 use planner::global::GlobalConfig;
 
+use crate::worker::seconds;
 use crate::{cancel_on_signals, fail, RedisArgs};
 
 #[derive(clap::Args)]
@@ -42,12 +43,59 @@ pub struct StartArgs {
     pub name: Option<String>,
 }
 
-fn seconds(flag: &str, value: f64) -> Result<Duration, ExitCode> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
+/// The global config's slot capacities.
+fn slots(global: Option<&GlobalConfig>) -> std::collections::BTreeMap<String, usize> {
+    global
+        .and_then(|g| g.scheduler.as_ref())
+        .map(|s| {
+            s.slot_definitions
+                .iter()
+                .map(|(slot, n)| (slot.clone(), *n as usize))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `synchub scheduler list-jobs`.
+pub fn list_jobs(config_dir: &Path, global_config: Option<&Path>, json: bool) -> ExitCode {
+    let global = match GlobalConfig::find(global_config, Some(config_dir)) {
+        Ok(g) => g,
+        Err(e) => return fail(&EngineError::Planner(e)),
+    };
+    let (jobs, refused) =
+        engine::cluster::scheduler::list_jobs(config_dir, &slots(global.as_ref()));
+    let refused: Vec<serde_json::Value> = refused
+        .iter()
+        .map(|r| serde_json::to_value(r).unwrap_or_default())
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "jobs": jobs, "refused": refused })
+        );
     } else {
-        eprintln!("error: {flag} must be a number of seconds above 0");
-        Err(ExitCode::from(2))
+        for j in &jobs {
+            println!(
+                "{}\t{}\t{}\tslot {}\tnext {}",
+                j.pipeline,
+                j.strategy,
+                j.cron,
+                j.slot,
+                j.next_due.as_deref().unwrap_or("never")
+            );
+        }
+        for r in &refused {
+            eprintln!(
+                "error: {}: {}",
+                r["file"].as_str().unwrap_or_default(),
+                r["error"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    if refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 
@@ -83,14 +131,7 @@ pub async fn start(args: StartArgs) -> ExitCode {
         config_dir: args.config_dir,
         datastores: args.datastores,
         state_dir: args.state_dir,
-        slots: scheduler
-            .map(|s| {
-                s.slot_definitions
-                    .into_iter()
-                    .map(|(slot, n)| (slot, n as usize))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        slots: slots(global.as_ref()),
         check_interval,
         name: args
             .name

@@ -93,26 +93,50 @@ pub async fn emit_tasks(opts: &engine::RunOptions, dir: &Path) -> ExitCode {
     }
 }
 
+/// `synchub worker start`'s settings.
+pub struct StartOptions {
+    pub max_jobs: usize,
+    pub reclaim_after: f64,
+    pub name: Option<String>,
+    pub retries: u32,
+    pub retry_backoff: f64,
+}
+
+/// Seconds given on the command line, above 0.
+pub fn seconds(flag: &str, value: f64) -> Result<std::time::Duration, ExitCode> {
+    if value.is_finite() && value > 0.0 {
+        Ok(std::time::Duration::from_secs_f64(value))
+    } else {
+        eprintln!("error: {flag} must be a number of seconds above 0");
+        Err(ExitCode::from(2))
+    }
+}
+
 /// `synchub worker start`: runs until SIGTERM or SIGINT, then lets the
 /// tasks it holds finish. Exit 0 once drained.
-pub async fn start(
-    queue: engine::cluster::RedisQueue,
-    max_jobs: usize,
-    reclaim_after: f64,
-    name: Option<String>,
-) -> ExitCode {
-    if !(reclaim_after.is_finite() && reclaim_after > 0.0) {
-        eprintln!("error: --reclaim-after must be a number of seconds above 0");
-        return ExitCode::from(2);
-    }
-    if max_jobs == 0 {
+pub async fn start(queue: engine::cluster::RedisQueue, start: StartOptions) -> ExitCode {
+    let (reclaim_after, retry_backoff) = match (
+        seconds("--reclaim-after", start.reclaim_after),
+        seconds("--retry-backoff", start.retry_backoff),
+    ) {
+        (Ok(r), Ok(b)) => (r, b),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    if start.max_jobs == 0 {
         eprintln!("error: --max-jobs must be at least 1");
         return ExitCode::from(2);
     }
+    let max_jobs = start.max_jobs;
     let opts = engine::cluster::WorkerOptions {
-        name: name.unwrap_or_else(engine::cluster::WorkerOptions::default_name),
+        name: start
+            .name
+            .unwrap_or_else(engine::cluster::WorkerOptions::default_name),
         max_jobs,
-        reclaim_after: std::time::Duration::from_secs_f64(reclaim_after),
+        reclaim_after,
+        retries: engine::cluster::worker::Retries {
+            count: start.retries,
+            base: retry_backoff,
+        },
     };
     tracing::info!(worker = %opts.name, queue = queue.name(), max_jobs, "worker started");
     let drain = engine::Cancel::default();

@@ -41,11 +41,13 @@ pub enum EngineError {
     /// with any password masked.
     #[error("Redis at {at}: {message}")]
     Redis { at: String, message: String },
-    /// A worker ran a partition task of the run and it failed.
-    #[error("partition {partition} failed on worker {worker}: {message}")]
+    /// A worker ran a partition task of the run and it failed, at its
+    /// last attempt.
+    #[error("partition {partition} failed on worker {worker} (attempt {attempts}): {message}")]
     WorkerFailed {
         worker: String,
         partition: String,
+        attempts: u32,
         message: String,
     },
     /// A run status the state store holds but this build does not know.
@@ -62,6 +64,21 @@ impl EngineError {
     /// another road (a datastore field quoted back by a server, say).
     pub fn message(&self) -> String {
         planner::datastores::redact_url_password(&self.to_string()).into_owned()
+    }
+
+    /// A retry may succeed: a lost connection, a deadlock or serialization
+    /// failure, a server shutting down or busy, Redis out of reach. Config,
+    /// schema, type and value errors are not retried.
+    pub fn retryable(&self) -> bool {
+        match self {
+            EngineError::Connector(e) => e.retryable(),
+            EngineError::Operator {
+                source: OperatorError::Connector(e),
+                ..
+            } => e.retryable(),
+            EngineError::Redis { .. } => true,
+            _ => false,
+        }
     }
 
     /// True when the input (config, schema) is at fault rather than the run:

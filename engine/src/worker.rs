@@ -43,6 +43,8 @@ pub struct TaskOutcome {
     pub duration_seconds: f64,
     pub operators: Vec<OperatorStats>,
     pub error: Option<String>,
+    /// The error is of a kind a retry may get past (`EngineError::retryable`).
+    pub retryable: bool,
 }
 
 /// Runs `task` here: its datastores resolved by `types` from this process's
@@ -84,6 +86,7 @@ pub async fn run_task(
             duration_seconds: started.elapsed().as_secs_f64(),
             operators: Vec::new(),
             error: None,
+            retryable: false,
         });
     }
     let queue = Arc::new(InMemoryWorkQueue::new(1));
@@ -113,6 +116,7 @@ pub async fn run_task(
         reports.push(report);
     }
     let get = |c: &std::sync::atomic::AtomicU64| RunProgress::get(c);
+    let retryable = result.as_ref().is_err_and(EngineError::retryable);
     let (status, operators, error) = match result {
         Ok(stats) => ("committed", stats, None),
         Err(e @ EngineError::Cancelled(_)) => ("cancelled", Vec::new(), Some(e.message())),
@@ -141,5 +145,6 @@ pub async fn run_task(
         duration_seconds: started.elapsed().as_secs_f64(),
         operators,
         error,
+        retryable,
     })
 }

@@ -505,7 +505,7 @@ async fn a_task_failing_on_a_worker_fails_the_run_with_its_error() -> Result<()>
     assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(summary["status"], "failed", "{summary}");
     assert!(
-        stderr.contains("failed on worker nopw-0: ")
+        stderr.contains("failed on worker nopw-0 (attempt 1): ")
             && stderr.contains(
                 "environment variable RFAIL_PW is not set (the task names it; set it where the task runs)"
             ),
@@ -516,6 +516,12 @@ async fn a_task_failing_on_a_worker_fails_the_run_with_its_error() -> Result<()>
         0
     );
     assert_eq!(worker.stop(), Some(0));
+    // A config error is not retried.
+    assert!(
+        worker.events().iter().all(|e| e["event"] != "retrying"),
+        "{:?}",
+        worker.events()
+    );
     let st = queue_status(&queue);
     assert_eq!(
         (st["tasks"].as_i64(), st["runs"].as_i64()),
@@ -575,5 +581,86 @@ async fn two_coordinators_of_one_pipeline_never_run_at_once() -> Result<()> {
     assert_eq!(summary["status"], "completed");
     assert_in_sync(&client, &s).await?;
     assert_eq!(worker.stop(), Some(0));
+    Ok(())
+}
+
+/// A worker whose first two attempts fail with a transient error (a
+/// connection reset, injected) retries the task after a backoff and the
+/// run completes; with fewer retries than failures, the run fails naming
+/// the last attempt.
+#[tokio::test]
+async fn a_transient_failure_is_retried_and_the_run_completes() -> Result<()> {
+    let (client, s, ws, queue) = setup("rretry", 5_000, 1_000).await?;
+    let worker = |retries: &str| {
+        Worker::spawn(
+            &[
+                "worker",
+                "start",
+                "--queue-name",
+                &queue,
+                "--max-jobs",
+                "1",
+                "--retries",
+                retries,
+                "--retry-backoff",
+                "0.1",
+                "--name",
+                "flaky",
+            ],
+            &[("SYNCHUB_TEST_TRANSIENT_FAILURES", "2")],
+        )
+    };
+    let mut flaky = worker("3")?;
+    let (code, summary, stderr) =
+        finished(coordinator(&ws, &queue)?, Duration::from_secs(120)).await?;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(summary["partitions_done"], 6, "{summary}");
+    assert_in_sync(&client, &s).await?;
+    assert_eq!(flaky.stop(), Some(0));
+    let events = flaky.events();
+    let retrying: Vec<&Value> = events.iter().filter(|e| e["event"] == "retrying").collect();
+    assert_eq!(retrying.len(), 2, "{events:?}");
+    assert_eq!(
+        (
+            retrying[0]["attempt"].as_u64(),
+            retrying[1]["attempt"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert!(retrying[0]["error"]
+        .as_str()
+        .unwrap()
+        .ends_with("connection reset by peer (injected by SYNCHUB_TEST_TRANSIENT_FAILURES)"));
+    // The second delay is the first's doubled, each within ±50%.
+    let delay = |e: &Value| e["delay_seconds"].as_f64().unwrap();
+    assert!((0.05..0.15).contains(&delay(retrying[0])), "{events:?}");
+    assert!((0.1..0.3).contains(&delay(retrying[1])), "{events:?}");
+    let attempts: Vec<u64> = events
+        .iter()
+        .filter(|e| e["event"] == "done")
+        .map(|e| e["attempts"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        attempts.iter().filter(|&&a| a == 3).count(),
+        1,
+        "{attempts:?}"
+    );
+    assert_eq!(attempts.len(), 6);
+
+    // Two failures, one retry: the run fails at the second attempt.
+    client
+        .batch_execute(&format!("DROP SCHEMA {} CASCADE", s.dst))
+        .await?;
+    let ws = Workspace::new(&s, &pipeline_yaml("rretry", 1_000))?;
+    let mut flaky = worker("1")?;
+    let (code, summary, stderr) =
+        finished(coordinator(&ws, &queue)?, Duration::from_secs(120)).await?;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(summary["status"], "failed");
+    assert!(
+        stderr.contains("failed on worker flaky-0 (attempt 2): PostgreSQL error: connection reset by peer (injected by SYNCHUB_TEST_TRANSIENT_FAILURES)"),
+        "{stderr}"
+    );
+    assert_eq!(flaky.stop(), Some(0));
     Ok(())
 }

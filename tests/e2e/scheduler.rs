@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::Value;
 
 use crate::common::{connect, Schemas};
@@ -343,6 +343,32 @@ async fn an_undefined_slot_is_refused_with_the_defined_ones() -> Result<()> {
             "file": file.display().to_string(),
             "error": "slot: nightly is not in the global config's scheduler.slot_definitions (batch, high)"
         })
+    );
+
+    // list-jobs says the same, and lists the pipelines it can schedule.
+    std::fs::write(
+        dir.path().join("rgood.yaml"),
+        pipeline("rgood", "items", "0 0 1 1 *", Some("high")),
+    )?;
+    let out = synchub(&[
+        "scheduler",
+        "list-jobs",
+        "--config-dir",
+        dir.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let listed: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(listed["refused"], serde_json::json!([refused[0]]));
+    let next_new_year = format!("{}-01-01T00:00:00Z", Utc::now().year() + 1);
+    assert_eq!(
+        listed["jobs"],
+        serde_json::json!([{
+            "pipeline": "rgood", "strategy": "full", "cron": "0 0 1 1 *", "slot": "high",
+            "next_due": next_new_year,
+            "file": dir.path().join("rgood.yaml").display().to_string(),
+        }])
     );
 
     let global = dir.path().join("global_config.yaml");

@@ -94,11 +94,43 @@ pub struct TaskDone {
     pub reports: Vec<PartitionReport>,
     pub duration_seconds: f64,
     pub error: Option<String>,
+    /// How many times the worker ran it (retries of transient errors).
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// Its error is of a kind a retry may get past.
+    #[serde(default)]
+    pub retryable: bool,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl TaskDone {
     /// A task that failed before it wrote anything.
-    pub fn failed(worker: &str, run_id: &str, partition: &str, error: String) -> TaskDone {
+    pub fn failed(
+        worker: &str,
+        run_id: &str,
+        partition: &str,
+        error: &crate::EngineError,
+    ) -> TaskDone {
+        TaskDone::failed_with(
+            worker,
+            run_id,
+            partition,
+            error.message(),
+            error.retryable(),
+        )
+    }
+
+    /// [`TaskDone::failed`] with the error as text.
+    pub fn failed_with(
+        worker: &str,
+        run_id: &str,
+        partition: &str,
+        error: String,
+        retryable: bool,
+    ) -> TaskDone {
         TaskDone {
             worker: worker.to_string(),
             run_id: run_id.to_string(),
@@ -113,6 +145,8 @@ impl TaskDone {
             reports: Vec::new(),
             duration_seconds: 0.0,
             error: Some(error),
+            attempts: 1,
+            retryable,
         }
     }
 }

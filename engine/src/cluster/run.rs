@@ -133,6 +133,7 @@ impl Waiting<'_> {
             return Err(EngineError::WorkerFailed {
                 worker: done.worker,
                 partition: done.partition,
+                attempts: done.attempts,
                 message: done.error.unwrap_or_else(|| "no error given".to_string()),
             });
         }

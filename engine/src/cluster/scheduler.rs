@@ -356,6 +356,44 @@ impl Leader<'_> {
     }
 }
 
+/// A schedule as `synchub scheduler list-jobs` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobInfo {
+    pub pipeline: String,
+    pub strategy: String,
+    pub cron: String,
+    pub slot: String,
+    /// UTC, RFC 3339; `None` when the expression never matches again.
+    pub next_due: Option<String>,
+    pub file: String,
+}
+
+/// The schedules of the pipelines in `dir`, with when each is next due,
+/// and the files refused (as `Refused` events).
+pub fn list_jobs(
+    dir: &Path,
+    slots: &BTreeMap<String, usize>,
+) -> (Vec<JobInfo>, Vec<SchedulerEvent>) {
+    let (jobs, refused) = read_jobs(dir, slots);
+    let now = Utc::now();
+    let jobs = jobs
+        .into_iter()
+        .map(|j| JobInfo {
+            next_due: j
+                .cron
+                .find_next_occurrence(&now, false)
+                .ok()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            cron: j.cron.pattern.to_string(),
+            pipeline: j.pipeline,
+            strategy: j.strategy,
+            slot: j.slot,
+            file: j.file.display().to_string(),
+        })
+        .collect();
+    (jobs, refused)
+}
+
 /// The cron schedules of the pipelines in `dir`, and the files refused.
 fn read_jobs(dir: &Path, slots: &BTreeMap<String, usize>) -> (Vec<Job>, Vec<SchedulerEvent>) {
     let mut jobs = Vec::new();

@@ -27,6 +27,28 @@ pub struct WorkerOptions {
     pub max_jobs: usize,
     /// A task held by no heartbeat for this long is taken over.
     pub reclaim_after: Duration,
+    pub retries: Retries,
+}
+
+/// How a task whose error may pass (`EngineError::retryable`) is run
+/// again: up to `count` more times, after `base` × 2^(attempt−1) (at most a
+/// minute), each delay scaled by a random factor in [0.5, 1.5) so workers
+/// that failed together do not retry together.
+#[derive(Debug, Clone, Copy)]
+pub struct Retries {
+    pub count: u32,
+    pub base: Duration,
+}
+
+impl Retries {
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .base
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(Duration::from_secs(60));
+        let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        exponential.mul_f64(jitter)
+    }
 }
 
 impl WorkerOptions {
@@ -55,6 +77,16 @@ pub enum WorkerEvent {
         worker: String,
         run_id: String,
         partition: String,
+    },
+    /// The task failed with an error a retry may get past; it runs again
+    /// after `delay_seconds`, still held by this worker.
+    Retrying {
+        worker: String,
+        run_id: String,
+        partition: String,
+        attempt: u32,
+        delay_seconds: f64,
+        error: String,
     },
     /// Another worker took this one's task over; it was cancelled here.
     Lost {
@@ -87,6 +119,7 @@ pub async fn serve(
             queue: queue.clone(),
             consumer: format!("{}-{job}", opts.name),
             reclaim_after: opts.reclaim_after,
+            retries: opts.retries,
             types: types.clone(),
             events: events.clone(),
         };
@@ -104,6 +137,7 @@ struct JobLoop {
     queue: RedisQueue,
     consumer: String,
     reclaim_after: Duration,
+    retries: Retries,
     types: Arc<ConnectorTypes>,
     events: EventSink,
 }
@@ -167,11 +201,12 @@ impl JobLoop {
             Err(why) => {
                 // Its coordinator hears of it and fails the run, instead of
                 // waiting for a task nobody can run.
-                let done = TaskDone::failed(
+                let done = TaskDone::failed_with(
                     &self.consumer,
                     "",
                     &format!("queue entry {}", claimed.entry),
                     format!("worker {} cannot read the task: {why}", self.consumer),
+                    false,
                 );
                 queue.complete(writer, &claimed, &done).await?;
                 (self.events)(&WorkerEvent::Done(done));
@@ -195,44 +230,83 @@ impl JobLoop {
             partition: partition.clone(),
             reclaimed: claimed.reclaimed,
         });
-        let cancel = Cancel::default();
-        let (outcome, lost) = self.run_held(task, &claimed, writer, &cancel).await;
-        if lost {
-            (self.events)(&WorkerEvent::Lost {
+        let mut attempt = 1;
+        let done = loop {
+            let cancel = Cancel::default();
+            // A later attempt, or a task taken over, may find its partition
+            // committed already.
+            let check_committed = claimed.reclaimed || attempt > 1;
+            let (outcome, lost) = match injected_failure() {
+                Some(e) => (Err(e), false),
+                None => {
+                    let work = run_task(task.clone(), &self.types, &cancel, check_committed);
+                    self.held(work, &claimed, writer, &cancel).await
+                }
+            };
+            if lost {
+                self.lost(run_id, partition);
+                return Ok(false);
+            }
+            let mut done = match outcome {
+                Ok(outcome) => self.done(outcome),
+                // It could not start (a datastore unresolvable here, a
+                // database unreachable): the run hears why.
+                Err(e) => TaskDone::failed(&self.consumer, &run_id, &partition, &e),
+            };
+            done.attempts = attempt;
+            if done.status == "committed" || !done.retryable || attempt > self.retries.count {
+                break done;
+            }
+            let delay = self.retries.delay(attempt);
+            (self.events)(&WorkerEvent::Retrying {
                 worker: self.consumer.clone(),
-                run_id,
-                partition,
+                run_id: run_id.clone(),
+                partition: partition.clone(),
+                attempt,
+                delay_seconds: delay.as_secs_f64(),
+                error: done.error.clone().unwrap_or_default(),
             });
-            return Ok(false);
-        }
-        let done = match outcome {
-            Ok(outcome) => self.done(outcome),
-            // It could not start (a datastore unresolvable here, a database
-            // unreachable): the run hears why.
-            Err(e) => TaskDone::failed(&self.consumer, &run_id, &partition, e.message()),
+            // Still held while it waits: no other worker takes it over.
+            let ((), lost) = self
+                .held(tokio::time::sleep(delay), &claimed, writer, &cancel)
+                .await;
+            if lost {
+                self.lost(run_id, partition);
+                return Ok(false);
+            }
+            attempt += 1;
         };
         queue.complete(writer, &claimed, &done).await?;
         (self.events)(&WorkerEvent::Done(done));
         Ok(true)
     }
 
-    /// Runs `task` while heartbeating it; `true` beside the outcome when
-    /// another worker took it over meanwhile (the run here is cancelled).
-    async fn run_held(
+    /// Another worker took the task over: it is that one's to report.
+    fn lost(&self, run_id: String, partition: String) {
+        (self.events)(&WorkerEvent::Lost {
+            worker: self.consumer.clone(),
+            run_id,
+            partition,
+        });
+    }
+
+    /// Awaits `work` while heartbeating `claimed`; `true` beside its output
+    /// when another worker took the task over meanwhile (then `cancel` is
+    /// cancelled, which stops a task's run before its next commit).
+    async fn held<T>(
         &self,
-        task: crate::task::PartitionTask,
+        work: impl std::future::Future<Output = T>,
         claimed: &Claimed,
         writer: &mut MultiplexedConnection,
         cancel: &Cancel,
-    ) -> (Result<TaskOutcome, EngineError>, bool) {
-        let work = run_task(task, &self.types, cancel, claimed.reclaimed);
+    ) -> (T, bool) {
         tokio::pin!(work);
         let every = (self.reclaim_after / 3).max(Duration::from_millis(100));
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut lost = false;
         loop {
             tokio::select! {
-                outcome = &mut work => return (outcome, lost),
+                output = &mut work => return (output, lost),
                 _ = beat.tick(), if !lost => {
                     match self.queue.heartbeat(writer, &self.consumer, claimed).await {
                         Ok(true) => {}
@@ -268,6 +342,35 @@ impl JobLoop {
             reports: o.reports,
             duration_seconds: o.duration_seconds,
             error: o.error,
+            attempts: 1,
+            retryable: o.retryable,
         }
     }
+}
+
+/// Test builds only: `SYNCHUB_TEST_TRANSIENT_FAILURES=N` makes this
+/// process's first N task attempts fail with a transient database error
+/// (a connection reset), before they touch anything.
+#[cfg(feature = "fault-injection")]
+fn injected_failure() -> Option<EngineError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ATTEMPTS: AtomicU64 = AtomicU64::new(0);
+    let failures: u64 = std::env::var("SYNCHUB_TEST_TRANSIENT_FAILURES")
+        .ok()?
+        .parse()
+        .ok()?;
+    (ATTEMPTS.fetch_add(1, Ordering::Relaxed) < failures).then(|| {
+        EngineError::Connector(connectors::ConnectorError::Database {
+            connector: "PostgreSQL",
+            kind: connectors::ErrorKind::Transient,
+            message: "connection reset by peer (injected by SYNCHUB_TEST_TRANSIENT_FAILURES)"
+                .to_string(),
+            source: None,
+        })
+    })
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_failure() -> Option<EngineError> {
+    None
 }
