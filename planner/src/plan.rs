@@ -98,6 +98,12 @@ impl Plan {
     /// Compiles `pipeline` for `strategy` (by name, or the default).
     pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
         let st = select_strategy(pipeline, strategy)?;
+        if pipeline.aggregate.is_some() {
+            return Err(PlannerError::NotSupported {
+                file: pipeline.file.clone(),
+                path: "running sync_type: aggregate (config validate checks its group-by; re-computing the touched groups is still to come)".to_string(),
+            });
+        }
         if let Some(path) = st.unsupported.first() {
             return Err(PlannerError::NotSupported {
                 file: pipeline.file.clone(),

@@ -77,7 +77,7 @@ fn the_simple_form_checks_sync_type() {
     for (sync_type, message) in [
         (
             "aggregate",
-            "p.yaml: sync_type: not supported yet: sync_type: aggregate",
+            "p.yaml: sync_type: an aggregate sync is written in the stage form: backends, and a data_fetch stage whose source lists the columns (with expr) and group_by",
         ),
         (
             "bogus",

@@ -272,6 +272,7 @@ impl TaskRun {
                 max_concurrent_partitions: 1,
                 batch_rows: p.batch_rows,
                 default_partitioning: Vec::new(),
+                aggregate: None,
             },
             operators,
             channel_rows: self.channel_rows,

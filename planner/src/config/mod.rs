@@ -68,6 +68,9 @@ pub struct PipelineFile {
     /// global config's `scheduler.slot_definitions`; default `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<String>,
+    /// Aggregate syncs: `auto` (default), `source` or `datafusion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate_engine: Option<String>,
 
     // Simple form.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,6 +3,7 @@
 //! each form's tables and columns (`simple_form`, `stage_form`), then the
 //! strategies (`strategy`) and their partitions (`partitioning`).
 
+mod aggregate;
 mod columns;
 mod file;
 mod names;
@@ -28,10 +29,12 @@ use crate::partition::PartitionDimension;
 use crate::sql_expr::SqlExpr;
 use crate::types::{ColumnSpec, ColumnType};
 
+pub use aggregate::{Aggregate, AggregateColumn, AggregateEngine, AGGREGATE_FUNCTIONS};
 pub use file::CatalogRequest;
 pub use names::{column_ref_parts, quote_ident};
 pub use tables::MAX_CONDITION_BYTES;
 
+use aggregate::{sync_type, SyncType};
 use partitioning::simple_partitioning;
 use simple_form::normalize_simple;
 use stage_form::normalize_staged;
@@ -278,6 +281,10 @@ pub struct Pipeline {
     /// declare no `primary_partitions`.
     #[serde(skip)]
     pub default_partitioning: Vec<PartitionDimension>,
+    /// `sync_type: aggregate`: the group-by whose groups the destination
+    /// holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Aggregate>,
 }
 
 impl Pipeline {
@@ -367,17 +374,24 @@ impl Pipeline {
         let staged = !raw.backends.is_empty();
         // Not returning early on a sync_type still to come: every other
         // problem of the file is reported with it.
-        let row_level = row_level(&raw, &mut problems);
+        let sync = sync_type(&raw, &mut problems);
         let normalized = if simple && staged {
             problems.push(
                 "backends",
                 "use either source_provider/destination_provider/column_map or backends/stages, not both",
             );
             None
+        } else if simple && sync == Some(SyncType::Aggregate) {
+            problems.push(
+                "sync_type",
+                "an aggregate sync is written in the stage form: backends, and a data_fetch stage whose source lists the columns (with expr) and group_by",
+            );
+            None
         } else if simple {
             normalize_simple(file, &raw, datastores, &mut problems)
         } else if staged {
-            normalize_staged(file, &raw, datastores, catalog, &mut problems)
+            let sync = sync.unwrap_or(SyncType::RowLevel);
+            normalize_staged(file, &raw, sync, datastores, catalog, &mut problems)
         } else {
             problems.push(
                 "source_provider",
@@ -388,7 +402,7 @@ impl Pipeline {
 
         let mut strategies = Vec::new();
         let mut default_partitioning = Vec::new();
-        if let Some((_, _, columns)) = &normalized {
+        if let Some((_, _, columns, aggregate)) = &normalized {
             default_partitioning = simple_partitioning(&raw, columns, &mut problems);
             let hash_algo = raw.hash_algo.as_deref();
             for (i, s) in raw.strategies.iter().enumerate() {
@@ -403,6 +417,14 @@ impl Pipeline {
                     strategies.push(st);
                 }
             }
+            // An aggregate's delta_partitions are its keys (checked with
+            // the group-by), not a field still to come.
+            if aggregate.is_some() {
+                for st in &mut strategies {
+                    let field = format!("strategies[{}].delta_partitions", st.index);
+                    st.unsupported.retain(|u| *u != field);
+                }
+            }
             let mut names = HashSet::new();
             for (i, s) in raw.strategies.iter().enumerate() {
                 if !names.insert(s.name.as_str()) {
@@ -414,13 +436,14 @@ impl Pipeline {
             }
         }
 
-        if !problems.0.is_empty() || !row_level {
+        if !problems.0.is_empty() || sync.is_none() {
             return Err(PlannerError::Invalid {
                 file: file.to_path_buf(),
                 problems: problems.0,
             });
         }
-        let (source, destination, columns) = normalized.expect("no problems means normalized");
+        let (source, destination, columns, aggregate) =
+            normalized.expect("no problems means normalized");
         let batch_rows = raw
             .stages
             .iter()
@@ -441,27 +464,9 @@ impl Pipeline {
             max_concurrent_partitions: raw.max_concurrent_partitions.unwrap_or(1) as usize,
             batch_rows,
             default_partitioning,
+            aggregate,
         })
     }
 }
 
-type Normalized = (TableRef, TableRef, Vec<MappedColumn>);
-
-/// Whether the pipeline is a row-level sync, the one kind there is today
-/// (in either config form); anything else is a problem.
-fn row_level(raw: &PipelineFile, problems: &mut Problems) -> bool {
-    match raw.sync_type.as_deref() {
-        None | Some("row-level") | Some("row_level") => true,
-        Some("aggregate") => {
-            problems.push("sync_type", "not supported yet: sync_type: aggregate");
-            false
-        }
-        Some(other) => {
-            problems.push(
-                "sync_type",
-                format!("unknown sync_type \"{other}\"; use row-level or aggregate"),
-            );
-            false
-        }
-    }
-}
+type Normalized = (TableRef, TableRef, Vec<MappedColumn>, Option<Aggregate>);

@@ -70,7 +70,7 @@ pub(super) fn normalize_simple(
     }
     let names: Vec<&str> = raw.column_map.iter().map(|c| c.dest.as_str()).collect();
     check_columns(&names, &columns, "column_map", "dest", problems);
-    Some((source?, destination?, columns))
+    Some((source?, destination?, columns, None))
 }
 
 fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Option<MappedColumn> {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::aggregate::{check_dedup_stage, normalize_aggregate, SyncType};
 use super::columns::{check_columns, parse_type};
 use super::tables::table_ref;
 use super::{DataTypeFrom, MappedColumn, Normalized, Problems, SourceCatalog, StoredHash};
@@ -11,6 +12,7 @@ use crate::config::{
     BackendColumn, BackendConfig, DataBackend, PipelineFile, StageColumn, StageConfig,
 };
 use crate::datastores::Datastores;
+use crate::sql_expr::SqlDialect;
 use crate::types::{ColumnSpec, ColumnType};
 use crate::yaml;
 
@@ -36,11 +38,21 @@ pub(super) fn endpoint_stage(raw: &PipelineFile) -> Option<(usize, &StageConfig)
 pub(super) fn normalize_staged(
     file: &Path,
     raw: &PipelineFile,
+    sync: SyncType,
     datastores: &Datastores,
     catalog: Option<&SourceCatalog>,
     problems: &mut Problems,
 ) -> Option<Normalized> {
+    let aggregate = sync == SyncType::Aggregate;
     for (i, s) in raw.stages.iter().enumerate() {
+        if aggregate && s.kind == "dedup" {
+            let group_by = endpoint_stage(raw)
+                .and_then(|(_, e)| e.source.as_ref())
+                .map(|e| e.group_by.clone())
+                .unwrap_or_default();
+            check_dedup_stage(i, s, &group_by, problems);
+            continue;
+        }
         if s.applicable_on.is_some() {
             problems.push(
                 format!("stages[{i}].applicable_on"),
@@ -90,10 +102,10 @@ pub(super) fn normalize_staged(
         Some((i, s)) => {
             let src = s.source.as_ref().map(|e| e.name.clone());
             let dst = s.destination.as_ref().map(|e| e.name.clone());
-            if s.source.as_ref().is_some_and(|e| !e.group_by.is_empty()) {
+            if !aggregate && s.source.as_ref().is_some_and(|e| !e.group_by.is_empty()) {
                 problems.push(
                     format!("stages[{i}].source.group_by"),
-                    "not supported yet: group_by (aggregate syncs)",
+                    "group_by makes an aggregate sync: add sync_type: aggregate, or remove group_by",
                 );
             }
             (
@@ -142,10 +154,51 @@ pub(super) fn normalize_staged(
     let mut columns = Vec::new();
     for (ci, dc) in dst.columns.iter().enumerate() {
         let path = format!("backends[{di}].columns[{ci}]");
-        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, catalog, problems) {
+        // An aggregate destination's virtual column with an expr only says
+        // which group key a source column maps to (`order_date: expr:
+        // date`); it is not stored.
+        if aggregate && dc.is_virtual == Some(true) && dc.hash_key != Some(true) {
+            if dc.expr.is_none() {
+                problems.push(
+                    format!("{path}.expr"),
+                    format!("virtual column \"{}\" of an aggregate destination maps a source column to a group_by column: give expr with that column's name", dc.name),
+                );
+            }
+            continue;
+        }
+        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, aggregate, catalog, problems) {
             columns.push(col);
         }
     }
+    let aggregate = match endpoints {
+        Some((i, stage)) if aggregate => {
+            let group_by = stage
+                .source
+                .as_ref()
+                .map(|e| e.group_by.clone())
+                .unwrap_or_default();
+            let dialect = destination_dialect(source.as_ref());
+            normalize_aggregate(
+                raw,
+                i,
+                &fetch_columns,
+                &group_by,
+                src,
+                dst,
+                di,
+                dialect,
+                problems,
+            )
+        }
+        None if aggregate => {
+            problems.push(
+                "stages",
+                "an aggregate sync needs a data_fetch stage whose source lists the columns (with expr) and group_by",
+            );
+            None
+        }
+        _ => None,
+    };
     // A source `virtual: true` + `hash_key: true` column is the row hash,
     // computed by SyncHub and never read from the source.
     for (ci, sc) in src.columns.iter().enumerate() {
@@ -183,7 +236,15 @@ pub(super) fn normalize_staged(
         "name",
         problems,
     );
-    Some((source?, destination?, columns))
+    Some((source?, destination?, columns, aggregate))
+}
+
+/// The dialect the source's expressions are parsed in (PostgreSQL's when
+/// the source did not resolve: its problem is reported on its own).
+fn destination_dialect(source: Option<&crate::model::TableRef>) -> SqlDialect {
+    source
+        .map(|t| SqlDialect::of(&t.datastore))
+        .unwrap_or(SqlDialect::Postgres)
 }
 
 fn staged_column(
@@ -191,6 +252,7 @@ fn staged_column(
     dc: &BackendColumn,
     src: &BackendConfig,
     fetch_columns: &[StageColumn],
+    aggregate: bool,
     catalog: Option<&SourceCatalog>,
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
@@ -228,6 +290,8 @@ fn staged_column(
     // backend column of that name.
     let (source, source_ref) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
         match &fc.expr {
+            // The group-by computes it; `normalize_aggregate` checks it.
+            Some(expr) if aggregate => (expr.clone(), ColumnRef::bare(&dc.name)),
             Some(expr) => {
                 problems.push(
                     path.to_string(),

@@ -1,0 +1,480 @@
+//! `sync_type: aggregate`: the group-by a `data_fetch` stage declares
+//! (`columns` with `expr`, `group_by`), parsed once into SQL expression
+//! trees, and every check that a pipeline can fail before a run: names the
+//! source does not have, keys the destination cannot upsert on, select-list
+//! columns that are neither grouped nor aggregated, and expressions that
+//! give another answer on every run.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::ControlFlow;
+
+use serde::Serialize;
+use sqlparser::ast::{Expr, Visit, Visitor};
+
+use super::Problems;
+use crate::config::{BackendConfig, PipelineFile, StageColumn, StageConfig, StrategyConfig};
+use crate::sql_expr::{SqlDialect, SqlExpr};
+use crate::yaml;
+
+/// The aggregate functions a value column may call. Every one of them gives
+/// the same result for the same set of rows, in any order, which is what
+/// re-computing only the touched groups relies on.
+pub const AGGREGATE_FUNCTIONS: [&str; 5] = ["count", "sum", "min", "max", "avg"];
+
+/// Functions whose result changes from one call to the next: a group
+/// computed with one would differ on every run, so every run would rewrite
+/// it (and a delta run, seeing no changed rows, would never correct it).
+const NON_DETERMINISTIC: [&str; 14] = [
+    "random",
+    "rand",
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+    "clock_timestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "timeofday",
+    "uuid",
+    "gen_random_uuid",
+];
+
+/// Which engine re-computes the touched groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateEngine {
+    /// The source when it runs SQL, else DataFusion.
+    #[default]
+    Auto,
+    /// The group-by is rendered in the source's SQL dialect and run there.
+    Source,
+    /// The touched groups' source rows are read as Arrow and grouped in
+    /// DataFusion.
+    Datafusion,
+}
+
+impl AggregateEngine {
+    fn parse(text: &str) -> Option<AggregateEngine> {
+        match text {
+            "auto" => Some(AggregateEngine::Auto),
+            "source" => Some(AggregateEngine::Source),
+            "datafusion" => Some(AggregateEngine::Datafusion),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AggregateEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AggregateEngine::Auto => "auto",
+            AggregateEngine::Source => "source",
+            AggregateEngine::Datafusion => "datafusion",
+        })
+    }
+}
+
+/// One column of the group-by's select list: the destination column it
+/// fills and the expression over source columns that computes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AggregateColumn {
+    pub dest: String,
+    pub expr: SqlExpr,
+    /// The source columns the expression reads, in order of first use.
+    pub reads: Vec<String>,
+}
+
+/// An aggregate sync's group-by, validated.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Aggregate {
+    /// The `group_by` columns, in `group_by` order: one destination row per
+    /// distinct combination of their values.
+    pub keys: Vec<AggregateColumn>,
+    /// The aggregated columns, in select-list order.
+    pub values: Vec<AggregateColumn>,
+    pub engine: AggregateEngine,
+    /// Per strategy (by position in `strategies`): the keys its
+    /// `delta_partitions` extract from changed rows, as indexes into `keys`.
+    pub delta_keys: Vec<Vec<usize>>,
+}
+
+impl Aggregate {
+    /// The group-by as one SQL statement over `table` (already quoted), in
+    /// the pipeline's own spelling; a connector renders its dialect's from
+    /// the trees.
+    pub fn select_sql(&self, table: &str) -> String {
+        let item = |c: &AggregateColumn| format!("{} AS {}", c.expr, super::quote_ident(&c.dest));
+        let items: Vec<String> = self.keys.iter().chain(&self.values).map(item).collect();
+        let groups: Vec<String> = self.keys.iter().map(|k| k.expr.to_string()).collect();
+        format!(
+            "SELECT {} FROM {table} GROUP BY {}",
+            items.join(", "),
+            groups.join(", ")
+        )
+    }
+}
+
+/// What kind of sync a pipeline is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SyncType {
+    RowLevel,
+    Aggregate,
+}
+
+/// The names an expression reads, and where it calls what.
+#[derive(Default)]
+struct Reads {
+    columns: Vec<String>,
+    /// Columns read outside any aggregate call.
+    bare_columns: Vec<String>,
+    aggregates: usize,
+    /// An aggregate call inside another.
+    nested_aggregate: Option<String>,
+    non_deterministic: Option<String>,
+    depth_in_aggregate: usize,
+}
+
+fn function_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Function(f) => Some(f.name.to_string().to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+impl Visitor for Reads {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        let column = match expr {
+            Expr::Identifier(i) => Some(i.value.clone()),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+            _ => None,
+        };
+        if let Some(c) = column {
+            if self.depth_in_aggregate == 0 {
+                self.bare_columns.push(c.clone());
+            }
+            if !self.columns.contains(&c) {
+                self.columns.push(c);
+            }
+        }
+        if let Some(name) = function_name(expr) {
+            if NON_DETERMINISTIC.contains(&name.as_str()) {
+                self.non_deterministic.get_or_insert(name.clone());
+            }
+            if AGGREGATE_FUNCTIONS.contains(&name.as_str()) {
+                if self.depth_in_aggregate > 0 {
+                    self.nested_aggregate.get_or_insert(name);
+                }
+                self.aggregates += 1;
+                self.depth_in_aggregate += 1;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if function_name(expr).is_some_and(|n| AGGREGATE_FUNCTIONS.contains(&n.as_str())) {
+            self.depth_in_aggregate -= 1;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Whether the pipeline is a row-level or an aggregate sync; an unknown
+/// `sync_type` is a problem.
+pub(super) fn sync_type(raw: &PipelineFile, problems: &mut Problems) -> Option<SyncType> {
+    match raw.sync_type.as_deref() {
+        None | Some("row-level") | Some("row_level") => Some(SyncType::RowLevel),
+        Some("aggregate") => Some(SyncType::Aggregate),
+        Some(other) => {
+            problems.push(
+                "sync_type",
+                format!("unknown sync_type \"{other}\"; use row-level or aggregate"),
+            );
+            None
+        }
+    }
+}
+
+/// The `dedup` stage of an aggregate sync: it may apply to one strategy
+/// type only, and its keys must be the group-by's (one destination row per
+/// key), the only dedup an aggregate has.
+pub(super) fn check_dedup_stage(
+    i: usize,
+    stage: &StageConfig,
+    group_by: &[String],
+    problems: &mut Problems,
+) {
+    if let Some(on) = &stage.applicable_on {
+        if !["full", "delta", "hash"].contains(&on.as_str()) {
+            problems.push(
+                format!("stages[{i}].applicable_on"),
+                format!("unknown applicable_on \"{on}\"; use a strategy type: full, delta or hash"),
+            );
+        }
+    }
+    let keys = stage
+        .config
+        .as_ref()
+        .map(|c| c.dedup_keys.clone())
+        .unwrap_or_default();
+    let as_set = |v: &[String]| v.iter().cloned().collect::<HashSet<_>>();
+    // No group_by is reported on its own.
+    if !keys.is_empty() && !group_by.is_empty() && as_set(&keys) != as_set(group_by) {
+        problems.push(
+            format!("stages[{i}].config.dedup_keys"),
+            format!(
+                "dedup_keys [{}] must be the group_by columns [{}]: an aggregate writes one destination row per group",
+                keys.join(", "),
+                group_by.join(", ")
+            ),
+        );
+    }
+}
+
+/// Parses and checks the group-by of the data_fetch stage `i`: returns it
+/// with the destination names the select list fills, or `None` after
+/// pushing its problems.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn normalize_aggregate(
+    raw: &PipelineFile,
+    i: usize,
+    fetch_columns: &[StageColumn],
+    group_by: &[String],
+    src: &BackendConfig,
+    dst: &BackendConfig,
+    di: usize,
+    dialect: SqlDialect,
+    problems: &mut Problems,
+) -> Option<Aggregate> {
+    let before = problems.0.len();
+    let stage_path = format!("stages[{i}].source");
+    if group_by.is_empty() {
+        problems.push(
+            format!("{stage_path}.group_by"),
+            "an aggregate sync needs group_by: the columns whose distinct values make one destination row each (e.g. group_by: [user_id, date])",
+        );
+    }
+    let engine = match raw.aggregate_engine.as_deref() {
+        None => AggregateEngine::Auto,
+        Some(text) => AggregateEngine::parse(text).unwrap_or_else(|| {
+            problems.push(
+                "aggregate_engine",
+                format!("unknown aggregate_engine \"{text}\"; use auto, source or datafusion"),
+            );
+            AggregateEngine::Auto
+        }),
+    };
+    // With no column list on the source backend there is nothing to check
+    // names against here; the source itself refuses an unknown one.
+    let source_names: Vec<&str> = src
+        .columns
+        .iter()
+        .filter(|c| c.is_virtual != Some(true))
+        .map(|c| c.name.as_str())
+        .collect();
+    let unique: Vec<&str> = dst
+        .columns
+        .iter()
+        .filter(|c| c.unique_column == Some(true))
+        .map(|c| c.name.as_str())
+        .collect();
+    for (k, g) in group_by.iter().enumerate() {
+        if !unique.contains(&g.as_str()) {
+            problems.push(
+                format!("{stage_path}.group_by[{k}]"),
+                format!(
+                    "group_by column \"{g}\" is not a unique column of the destination (backend \"{}\"; unique: {}): each group is one destination row, upserted on the group_by columns, so mark \"{g}\" unique_column: true there",
+                    dst.name,
+                    if unique.is_empty() { "none".to_string() } else { unique.join(", ") }
+                ),
+            );
+        }
+        if !fetch_columns.iter().any(|c| &c.name == g)
+            && !source_names.contains(&g.as_str())
+        {
+            problems.push(
+                format!("{stage_path}.group_by[{k}]"),
+                format!("group_by column \"{g}\" is neither a column of this stage nor of backend \"{}\"; add it to columns (with an expr if it is computed)", src.name),
+            );
+        }
+    }
+    for u in &unique {
+        if !group_by.iter().any(|g| g == u) {
+            problems.push(
+                format!("backends[{di}].columns"),
+                format!("unique column \"{u}\" of an aggregate destination must be a group_by column: the group_by columns are the key each group is upserted on"),
+            );
+        }
+    }
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    for (j, c) in fetch_columns.iter().enumerate() {
+        let path = format!("{stage_path}.columns[{j}]");
+        let text = c.expr.clone().unwrap_or_else(|| super::quote_ident(&c.name));
+        let expr = match SqlExpr::parse(&text, dialect) {
+            Ok(e) => e,
+            Err(why) => {
+                problems.push(
+                    format!("{path}.expr"),
+                    format!("column \"{}\": \"{text}\" is not one SQL expression: {why}", c.name),
+                );
+                continue;
+            }
+        };
+        let mut reads = Reads::default();
+        let _ = expr.expr().visit(&mut reads);
+        let grouped = group_by.iter().any(|g| g == &c.name);
+        if let Some(f) = &reads.non_deterministic {
+            problems.push(
+                format!("{path}.expr"),
+                format!("column \"{}\": {f}() gives another value on every call, so the group would differ on every run; aggregate a source column instead (e.g. max(updated_at))", c.name),
+            );
+        }
+        if !source_names.is_empty() {
+            for name in &reads.columns {
+                if !source_names.contains(&name.as_str()) {
+                    let hint = yaml::closest(name, &source_names)
+                        .map(|c| format!("; did you mean \"{c}\"?"))
+                        .unwrap_or_else(|| format!("; its columns: {}", source_names.join(", ")));
+                    problems.push(
+                        if c.expr.is_some() { format!("{path}.expr") } else { format!("{path}.name") },
+                        format!("column \"{}\" reads \"{name}\", which backend \"{}\" does not have{hint}", c.name, src.name),
+                    );
+                }
+            }
+        }
+        if let Some(f) = &reads.nested_aggregate {
+            problems.push(
+                format!("{path}.expr"),
+                format!("column \"{}\": {f}() inside another aggregate; aggregate source columns only", c.name),
+            );
+        }
+        let column = AggregateColumn {
+            dest: c.name.clone(),
+            expr,
+            reads: reads.columns.clone(),
+        };
+        if grouped {
+            if reads.aggregates > 0 {
+                problems.push(
+                    format!("{path}.expr"),
+                    format!("group_by column \"{}\" calls an aggregate function; a group key is computed from each source row (e.g. CAST(order_date AS DATE))", c.name),
+                );
+            }
+            keys.push((group_by.iter().position(|g| g == &c.name), column));
+        } else if reads.aggregates == 0 || !reads.bare_columns.is_empty() {
+            let bare = reads.bare_columns.first().cloned().unwrap_or_else(|| c.name.clone());
+            problems.push(
+                format!("{path}"),
+                format!("column \"{}\" is neither in group_by nor an aggregate: \"{bare}\" is read outside {}; add \"{}\" to group_by or aggregate it (e.g. max({bare}))", c.name, AGGREGATE_FUNCTIONS.map(|f| format!("{f}()")).join(", "), c.name),
+            );
+        } else {
+            values.push(column);
+        }
+    }
+    // A group_by name that is a plain source column, not listed in columns.
+    for (k, g) in group_by.iter().enumerate() {
+        if !keys.iter().any(|(_, c)| &c.dest == g) && source_names.contains(&g.as_str()) {
+            if let Ok(expr) = SqlExpr::parse(&super::quote_ident(g), dialect) {
+                keys.push((
+                    Some(k),
+                    AggregateColumn {
+                        dest: g.clone(),
+                        expr,
+                        reads: vec![g.clone()],
+                    },
+                ));
+            }
+        }
+    }
+    keys.sort_by_key(|(k, _)| *k);
+    let keys: Vec<AggregateColumn> = keys.into_iter().map(|(_, c)| c).collect();
+    let computed = |name: &str| keys.iter().chain(&values).any(|c| c.dest == name);
+    for (ci, dc) in dst.columns.iter().enumerate() {
+        if dc.is_virtual == Some(true) || dc.hash_key == Some(true) {
+            continue;
+        }
+        if !computed(&dc.name) && !fetch_columns.iter().any(|c| c.name == dc.name) {
+            problems.push(
+                format!("backends[{di}].columns[{ci}].name"),
+                format!("destination column \"{}\" is not computed by the group-by of stages[{i}]: add it to that stage's columns with an expr (e.g. sum({}))", dc.name, dc.name),
+            );
+        }
+    }
+    for (j, c) in fetch_columns.iter().enumerate() {
+        if !dst.columns.iter().any(|dc| dc.name == c.name) {
+            problems.push(
+                format!("{stage_path}.columns[{j}].name"),
+                format!("column \"{}\" is computed but backend \"{}\" has no column of that name to store it in; add it there or remove it here", c.name, dst.name),
+            );
+        }
+    }
+    let delta_keys = raw
+        .strategies
+        .iter()
+        .enumerate()
+        .map(|(si, s)| delta_keys(si, s, &keys, dst, problems))
+        .collect();
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(Aggregate {
+        keys,
+        values,
+        engine,
+        delta_keys,
+    })
+}
+
+/// The group keys strategy `s`'s `delta_partitions` name: a group_by
+/// column, the one source column a group_by expression reads
+/// (`order_date` for `CAST(order_date AS DATE)`), or a destination virtual
+/// column whose `expr` names a group_by column (`order_date: expr: date`).
+fn delta_keys(
+    si: usize,
+    s: &StrategyConfig,
+    keys: &[AggregateColumn],
+    dst: &BackendConfig,
+    problems: &mut Problems,
+) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (k, d) in s.delta_partitions.iter().enumerate() {
+        let name = d.column.as_str();
+        let by_virtual = dst
+            .columns
+            .iter()
+            .find(|c| c.name == name && c.is_virtual == Some(true))
+            .and_then(|c| c.expr.as_deref());
+        let found = keys.iter().position(|key| {
+            key.dest == name
+                || (key.reads.len() == 1 && key.reads[0] == name)
+                || by_virtual == Some(key.dest.as_str())
+        });
+        match found {
+            Some(key) if !out.contains(&key) => out.push(key),
+            Some(_) => {}
+            None => {
+                let names: Vec<String> = keys
+                    .iter()
+                    .flat_map(|k| {
+                        std::iter::once(k.dest.clone())
+                            .chain((k.reads.len() == 1 && k.reads[0] != k.dest).then(|| k.reads[0].clone()))
+                    })
+                    .collect();
+                problems.push(
+                    format!("strategies[{si}].delta_partitions[{k}].column"),
+                    format!(
+                        "delta partition column \"{name}\" is not a group_by column nor the one column a group_by expression reads: delta partitions name the aggregate keys a changed row touches; use one of: {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    out
+}
