@@ -294,9 +294,7 @@ pub(super) fn normalize_aggregate(
                 ),
             );
         }
-        if !fetch_columns.iter().any(|c| &c.name == g)
-            && !source_names.contains(&g.as_str())
-        {
+        if !fetch_columns.iter().any(|c| &c.name == g) && !source_names.contains(&g.as_str()) {
             problems.push(
                 format!("{stage_path}.group_by[{k}]"),
                 format!("group_by column \"{g}\" is neither a column of this stage nor of backend \"{}\"; add it to columns (with an expr if it is computed)", src.name),
@@ -315,13 +313,19 @@ pub(super) fn normalize_aggregate(
     let mut values = Vec::new();
     for (j, c) in fetch_columns.iter().enumerate() {
         let path = format!("{stage_path}.columns[{j}]");
-        let text = c.expr.clone().unwrap_or_else(|| super::quote_ident(&c.name));
+        let text = c
+            .expr
+            .clone()
+            .unwrap_or_else(|| super::quote_ident(&c.name));
         let expr = match SqlExpr::parse(&text, dialect) {
             Ok(e) => e,
             Err(why) => {
                 problems.push(
                     format!("{path}.expr"),
-                    format!("column \"{}\": \"{text}\" is not one SQL expression: {why}", c.name),
+                    format!(
+                        "column \"{}\": \"{text}\" is not one SQL expression: {why}",
+                        c.name
+                    ),
                 );
                 continue;
             }
@@ -351,7 +355,10 @@ pub(super) fn normalize_aggregate(
         if let Some(f) = &reads.nested_aggregate {
             problems.push(
                 format!("{path}.expr"),
-                format!("column \"{}\": {f}() inside another aggregate; aggregate source columns only", c.name),
+                format!(
+                    "column \"{}\": {f}() inside another aggregate; aggregate source columns only",
+                    c.name
+                ),
             );
         }
         let column = AggregateColumn {
@@ -368,7 +375,11 @@ pub(super) fn normalize_aggregate(
             }
             keys.push((group_by.iter().position(|g| g == &c.name), column));
         } else if reads.aggregates == 0 || !reads.bare_columns.is_empty() {
-            let bare = reads.bare_columns.first().cloned().unwrap_or_else(|| c.name.clone());
+            let bare = reads
+                .bare_columns
+                .first()
+                .cloned()
+                .unwrap_or_else(|| c.name.clone());
             problems.push(
                 format!("{path}"),
                 format!("column \"{}\" is neither in group_by nor an aggregate: \"{bare}\" is read outside {}; add \"{}\" to group_by or aggregate it (e.g. max({bare}))", c.name, AGGREGATE_FUNCTIONS.map(|f| format!("{f}()")).join(", "), c.name),
@@ -462,8 +473,10 @@ fn delta_keys(
                 let names: Vec<String> = keys
                     .iter()
                     .flat_map(|k| {
-                        std::iter::once(k.dest.clone())
-                            .chain((k.reads.len() == 1 && k.reads[0] != k.dest).then(|| k.reads[0].clone()))
+                        std::iter::once(k.dest.clone()).chain(
+                            (k.reads.len() == 1 && k.reads[0] != k.dest)
+                                .then(|| k.reads[0].clone()),
+                        )
                     })
                     .collect();
                 problems.push(

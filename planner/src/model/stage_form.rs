@@ -166,7 +166,9 @@ pub(super) fn normalize_staged(
             }
             continue;
         }
-        if let Some(col) = staged_column(&path, dc, src, &fetch_columns, aggregate, catalog, problems) {
+        if let Some(col) =
+            staged_column(&path, dc, src, &fetch_columns, aggregate, catalog, problems)
+        {
             columns.push(col);
         }
     }
