@@ -13,7 +13,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::ExprWithAlias;
 use planner::model::{Aggregate, AggregateColumn};
 
@@ -43,33 +43,41 @@ pub async fn aggregate_batches(
     let ctx = SessionContext::new();
     let table = MemTable::try_new(schema, vec![rows])?;
     let df = ctx.read_table(Arc::new(table))?;
-    let state = ctx.state();
-    let logical = |c: &AggregateColumn| -> Result<Expr, ComputeError> {
-        let tree = ExprWithAlias {
-            expr: c.expr.expr().clone(),
-            alias: None,
-        };
-        state
-            .create_logical_expr_from_sql_expr(tree, df.schema())
-            .map(|e| e.alias(&c.dest))
-            .map_err(|source| ComputeError::Plan {
-                column: c.dest.clone(),
-                expr: c.expr.to_string(),
-                source,
-            })
-    };
-    let keys = aggregate
-        .keys
-        .iter()
-        .map(logical)
-        .collect::<Result<Vec<_>, _>>()?;
-    let values = aggregate
-        .values
-        .iter()
-        .map(logical)
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = logical_columns(&ctx, &df, &aggregate.keys)?;
+    let values = logical_columns(&ctx, &df, &aggregate.values)?;
     Ok(df.aggregate(keys, values)?.collect().await?)
 }
+
+/// `columns`' parsed trees as DataFusion expressions over `df`'s rows,
+/// each named by its destination column.
+fn logical_columns(
+    ctx: &SessionContext,
+    df: &DataFrame,
+    columns: &[AggregateColumn],
+) -> Result<Vec<Expr>, ComputeError> {
+    let state = ctx.state();
+    columns
+        .iter()
+        .map(|c| {
+            let tree = ExprWithAlias {
+                expr: c.expr.expr().clone(),
+                alias: None,
+            };
+            state
+                .create_logical_expr_from_sql_expr(tree, df.schema())
+                .map(|e| e.alias(&c.dest))
+                .map_err(|source| ComputeError::Plan {
+                    column: c.dest.clone(),
+                    expr: c.expr.to_string(),
+                    source,
+                })
+        })
+        .collect()
+}
+
+mod changes;
+
+pub use changes::{group_changes, touched_keys, GroupChanges};
 
 #[cfg(test)]
 mod tests;

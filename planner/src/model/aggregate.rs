@@ -381,7 +381,7 @@ pub(super) fn normalize_aggregate(
                 .cloned()
                 .unwrap_or_else(|| c.name.clone());
             problems.push(
-                format!("{path}"),
+                path.clone(),
                 format!("column \"{}\" is neither in group_by nor an aggregate: \"{bare}\" is read outside {}; add \"{}\" to group_by or aggregate it (e.g. max({bare}))", c.name, AGGREGATE_FUNCTIONS.map(|f| format!("{f}()")).join(", "), c.name),
             );
         } else {
