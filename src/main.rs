@@ -84,7 +84,8 @@ enum Command {
         #[command(subcommand)]
         command: SchedulerCommand,
     },
-    /// Look at or empty the Redis work queue.
+    /// Look at or empty the Redis work queue (`redis` is the spec's name).
+    #[command(alias = "redis")]
     Queue {
         #[command(subcommand)]
         command: QueueCommand,
@@ -123,20 +124,7 @@ enum Command {
         command: StateCommand,
     },
     /// List a pipeline's runs, newest first.
-    History {
-        /// The pipeline's name (its `name:`), or its YAML file.
-        pipeline: String,
-        /// How many runs to list.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Only runs of this strategy.
-        #[arg(long)]
-        strategy: Option<String>,
-        #[arg(long, default_value = "./data")]
-        state_dir: PathBuf,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        output: OutputFormat,
-    },
+    History(HistoryArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -187,6 +175,15 @@ enum SchedulerCommand {
     /// SIGTERM or SIGINT. Only one scheduler of a queue leads; others stand
     /// by to take over. Prints one JSON line per event.
     Start(scheduler::StartArgs),
+    /// Which scheduler leads, and the queue's tasks and workers.
+    Status {
+        #[command(flatten)]
+        redis: RedisArgs,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// A pipeline's runs, newest first (as `synchub history`).
+    History(HistoryArgs),
     /// The schedules of the pipelines in a folder: cron, slot, next due
     /// time (UTC). Exits 2 when a pipeline cannot be scheduled.
     ListJobs {
@@ -204,6 +201,7 @@ enum SchedulerCommand {
 #[derive(Subcommand)]
 enum QueueCommand {
     /// Tasks waiting and in flight, runs being coordinated, and workers.
+    #[command(alias = "queue-status")]
     Status {
         #[command(flatten)]
         redis: RedisArgs,
@@ -212,6 +210,7 @@ enum QueueCommand {
     },
     /// Remove every task of the queue. Runs waiting on them resume when
     /// started again.
+    #[command(alias = "clear-queue")]
     Clear {
         #[command(flatten)]
         redis: RedisArgs,
@@ -221,8 +220,36 @@ enum QueueCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct HistoryArgs {
+    /// The pipeline's name (its `name:`), or its YAML file.
+    pipeline: String,
+    /// How many runs to list.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Only runs of this strategy.
+    #[arg(long)]
+    strategy: Option<String>,
+    #[arg(long, default_value = "./data")]
+    state_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
 #[derive(Subcommand)]
 enum WorkerCommand {
+    /// The workers of the queue and how long since each was last heard
+    /// from. Exits 1 when none has been heard from within --stale-after.
+    Health {
+        #[command(flatten)]
+        redis: RedisArgs,
+        /// A worker silent this long counts as gone (a live one reads the
+        /// queue every second, or heartbeats its tasks).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+        stale_after: f64,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
     /// Execute tasks from the Redis queue until stopped; SIGTERM or SIGINT
     /// lets the tasks held finish, then exits. Prints one JSON line per
     /// event (task claimed, done, dropped, lost).
@@ -486,6 +513,15 @@ async fn dispatch(cli: Cli) -> ExitCode {
             .await
         }
         Command::Scheduler {
+            command: SchedulerCommand::History(args),
+        } => history(args).await,
+        Command::Scheduler {
+            command: SchedulerCommand::Status { redis, output },
+        } => {
+            output::init_logging(false);
+            scheduler::status(&redis, output == OutputFormat::Json).await
+        }
+        Command::Scheduler {
             command: SchedulerCommand::Start(args),
         } => {
             output::init_logging(true);
@@ -503,6 +539,17 @@ async fn dispatch(cli: Cli) -> ExitCode {
             global_config.as_deref(),
             output == OutputFormat::Json,
         ),
+        Command::Worker {
+            command:
+                WorkerCommand::Health {
+                    redis,
+                    stale_after,
+                    output,
+                },
+        } => {
+            output::init_logging(false);
+            worker::health(&redis, stale_after, output == OutputFormat::Json).await
+        }
         Command::Queue { command } => {
             output::init_logging(false);
             worker::queue(command).await
@@ -513,36 +560,40 @@ async fn dispatch(cli: Cli) -> ExitCode {
             demo(rows, &dir).await
         }
         Command::State { command } => state(command).await,
-        Command::History {
-            pipeline,
-            limit,
-            strategy,
-            state_dir,
-            output,
-        } => {
-            let json = output == OutputFormat::Json;
-            let (pipeline, store) = match state_for(&pipeline, &state_dir, json).await {
-                Ok(found) => found,
-                Err(code) => return code,
-            };
-            let runs = match store {
-                None => Vec::new(),
-                Some(store) => match store.history(&pipeline, strategy.as_deref(), limit).await {
-                    Ok(runs) => runs,
-                    Err(e) => return fail(&e),
-                },
-            };
-            if json {
-                println!("{}", output::history_json(&pipeline, &runs));
-            } else {
-                print!(
-                    "{}",
-                    output::history_text(&pipeline, strategy.as_deref(), &runs)
-                );
-            }
-            ExitCode::SUCCESS
-        }
+        Command::History(args) => history(args).await,
     }
+}
+
+/// `synchub history` (and `scheduler history`).
+async fn history(args: HistoryArgs) -> ExitCode {
+    let HistoryArgs {
+        pipeline,
+        limit,
+        strategy,
+        state_dir,
+        output,
+    } = args;
+    let json = output == OutputFormat::Json;
+    let (pipeline, store) = match state_for(&pipeline, &state_dir, json).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let runs = match store {
+        None => Vec::new(),
+        Some(store) => match store.history(&pipeline, strategy.as_deref(), limit).await {
+            Ok(runs) => runs,
+            Err(e) => return fail(&e),
+        },
+    };
+    if json {
+        println!("{}", output::history_json(&pipeline, &runs));
+    } else {
+        print!(
+            "{}",
+            output::history_text(&pipeline, strategy.as_deref(), &runs)
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// The pipeline a state command is about: a name as given, or the `name:`

@@ -146,3 +146,37 @@ pub async fn start(args: StartArgs) -> ExitCode {
     run_scheduler(queue, opts, stop, events).await;
     ExitCode::SUCCESS
 }
+
+/// `synchub scheduler status`: who leads, and the queue.
+pub async fn status(redis: &RedisArgs, json: bool) -> ExitCode {
+    use engine::lock::Lock;
+    let queue = match redis.connect().await {
+        Ok(q) => q,
+        Err(e) => return fail(&e),
+    };
+    let leader = engine::lock::RedisLock::scheduler(&queue, engine::lock::DEFAULT_LOCK_TTL)
+        .holder("leader")
+        .await;
+    let (leader, queued) = match (leader, queue.status().await) {
+        (Ok(l), Ok(q)) => (l, q),
+        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    };
+    if json {
+        println!("{}", serde_json::json!({"leader": leader, "queue": queued}));
+    } else {
+        match &leader {
+            Some(h) => println!("leader: pid {} on {}, since {} UTC", h.pid, h.host, h.since),
+            None => println!("no scheduler leads queue {}", queued.queue),
+        }
+        println!(
+            "queue {}: {} tasks ({} waiting, {} held by workers), {} runs coordinated, {} workers",
+            queued.queue,
+            queued.tasks,
+            queued.waiting,
+            queued.in_flight,
+            queued.runs,
+            queued.workers.len()
+        );
+    }
+    ExitCode::SUCCESS
+}

@@ -219,3 +219,62 @@ pub async fn queue(command: QueueCommand) -> ExitCode {
         }
     }
 }
+
+/// `synchub worker health`.
+pub async fn health(redis: &crate::RedisArgs, stale_after: f64, json: bool) -> ExitCode {
+    let stale_after = match seconds("--stale-after", stale_after) {
+        Ok(d) => d.as_millis() as u64,
+        Err(code) => return code,
+    };
+    let status = match redis.connect().await {
+        Ok(queue) => queue.status().await,
+        Err(e) => Err(e),
+    };
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let workers: Vec<serde_json::Value> = status
+        .workers
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "name": w.name,
+                "healthy": w.idle_ms < stale_after,
+                "idle_seconds": w.idle_ms as f64 / 1000.0,
+                "holding": w.holding,
+            })
+        })
+        .collect();
+    let healthy = workers.iter().filter(|w| w["healthy"] == true).count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"queue": status.queue, "healthy": healthy, "workers": workers})
+        );
+    } else {
+        for w in &workers {
+            println!(
+                "{}\t{}\tlast heard {:.1}s ago\tholds {}",
+                w["name"].as_str().unwrap_or_default(),
+                if w["healthy"] == true {
+                    "healthy"
+                } else {
+                    "silent"
+                },
+                w["idle_seconds"].as_f64().unwrap_or_default(),
+                w["holding"]
+            );
+        }
+        println!(
+            "{healthy} of {} workers healthy on queue {}",
+            workers.len(),
+            status.queue
+        );
+    }
+    if healthy > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

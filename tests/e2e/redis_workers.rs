@@ -460,8 +460,43 @@ async fn a_run_waits_for_workers_and_a_cancelled_one_leaves_nothing_queued() -> 
         (Some(0), Some(0)),
         "{st}"
     );
+    // The spec's spelling works too.
+    let out = synchub(&[
+        "redis",
+        "queue-status",
+        "--queue-name",
+        &queue,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout)?, st);
 
+    // No worker yet: `worker health` says so and exits 1.
+    let out = synchub(&["worker", "health", "--queue-name", &queue]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("0 of 0 workers healthy on queue {queue}\n")
+    );
     let mut worker = Worker::start(&queue, "solo", "30")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let out = synchub(&[
+            "worker",
+            "health",
+            "--queue-name",
+            &queue,
+            "--output",
+            "json",
+        ]);
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout)?;
+        }
+        assert!(Instant::now() < deadline, "the worker never showed up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(health["healthy"], 1, "{health}");
+    assert_eq!(health["workers"][0]["name"], "solo-0", "{health}");
     let run = coordinator(&ws, &queue)?;
     let (code, summary, stderr) = finished(run, Duration::from_secs(120)).await?;
     assert_eq!(code, Some(0), "{stderr}");
@@ -662,5 +697,81 @@ async fn a_transient_failure_is_retried_and_the_run_completes() -> Result<()> {
         "{stderr}"
     );
     assert_eq!(flaky.stop(), Some(0));
+    Ok(())
+}
+
+/// `worker start --global-config` takes `redis.url`/`db` and
+/// `worker.max_jobs` from the file; a flag overrides the file.
+#[tokio::test]
+async fn a_worker_reads_redis_and_max_jobs_from_the_global_config() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let global = dir.path().join("global_config.yaml");
+    std::fs::write(
+        &global,
+        "redis:\n  url: redis://127.0.0.1:6379\n  db: 0\nworker:\n  max_jobs: 2\n",
+    )?;
+    let queue = format!("test-rglobal-{}", std::process::id());
+    clear_queue(&queue);
+    let names = |extra: &[&str]| -> Result<Vec<String>> {
+        let mut args = vec![
+            "worker",
+            "start",
+            "--queue-name",
+            &queue,
+            "--global-config",
+            global.to_str().unwrap(),
+            "--name",
+            "g",
+        ];
+        args.extend_from_slice(extra);
+        let mut worker = Worker::spawn(&args, &[])?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen: Vec<String>;
+        loop {
+            seen = queue_status(&queue)["workers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| w["name"].as_str().unwrap().to_string())
+                .collect();
+            if !seen.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Every job loop joins within its first read.
+        std::thread::sleep(Duration::from_millis(1500));
+        seen = queue_status(&queue)["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_string())
+            .collect();
+        seen.sort();
+        assert_eq!(worker.stop(), Some(0));
+        Ok(seen)
+    };
+    assert_eq!(names(&[])?, ["g-0", "g-1"]);
+    // Stopped workers leave the group; a flag beats the file.
+    assert_eq!(names(&["--max-jobs", "3"])?, ["g-0", "g-1", "g-2"]);
+    assert!(queue_status(&queue)["workers"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    std::fs::write(&global, "worker:\n  max_jobs: 0\n")?;
+    let out = synchub(&[
+        "worker",
+        "start",
+        "--global-config",
+        global.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("worker.max_jobs: 0 tasks at once; give at least 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }

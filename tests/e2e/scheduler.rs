@@ -225,6 +225,22 @@ async fn of_two_schedulers_started_together_only_one_starts_runs() -> Result<()>
         assert!(Instant::now() < deadline, "fewer than 3 runs in 90 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // `scheduler status` names the leader, by its pid.
+    let out = synchub(&[
+        "scheduler",
+        "status",
+        "--queue-name",
+        &queue,
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    let leader_pid = status["leader"]["pid"].as_u64().expect("a leader");
     for s in &mut schedulers {
         assert_eq!(s.stop(), Some(0));
     }
@@ -235,11 +251,26 @@ async fn of_two_schedulers_started_together_only_one_starts_runs() -> Result<()>
         .filter(|&i| count(&events[i], "leader") > 0)
         .collect();
     assert_eq!(leaders.len(), 1, "{events:?}");
+    assert_eq!(u64::from(schedulers[leaders[0]].child.id()), leader_pid);
     let standby = &events[1 - leaders[0]];
     assert_eq!(count(standby, "standby"), 1, "{standby:?}");
     assert_eq!(count(standby, "started"), 0, "{standby:?}");
     let runs = run_times(dir.path(), "rlead");
     assert!(runs.len() >= 3);
+    // `scheduler history` is `history`.
+    let state = dir.path().join("state");
+    let args = [
+        "rlead",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--output",
+        "json",
+    ];
+    let scheduler_history = synchub(&[&["scheduler", "history"][..], &args].concat());
+    assert_eq!(
+        scheduler_history.stdout,
+        synchub(&[&["history"][..], &args].concat()).stdout
+    );
     assert_eq!(most_at_once(&runs), 1, "{runs:?}");
     clear_queue(&queue);
     Ok(())

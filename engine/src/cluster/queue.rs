@@ -19,6 +19,7 @@
 //! Redis holds nothing the state store and the destination's checkpoints
 //! cannot rebuild: a lost queue is a run to resume.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -35,6 +36,9 @@ pub const DEFAULT_QUEUE: &str = "synchub";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 const GROUP: &str = "workers";
+
+/// How long a worker's sign of life is kept.
+const WORKER_KEPT: Duration = Duration::from_secs(60);
 
 /// How long task outcomes wait for their coordinator.
 const DONE_KEPT: Duration = Duration::from_secs(24 * 3600);
@@ -170,7 +174,8 @@ pub struct QueueStatus {
 pub struct WorkerStatus {
     pub name: String,
     pub holding: u64,
-    /// Milliseconds since it last read or heartbeated.
+    /// Milliseconds since it was last heard from (it reads the queue every
+    /// second while idle, heartbeats its tasks while busy).
     pub idle_ms: u64,
 }
 
@@ -487,8 +492,34 @@ impl RedisQueue {
             .arg(consumer)
             .invoke_async::<i64>(conn)
             .await
-            .map(|_| ())
+            .map_err(|e| self.error(e))?;
+        redis::cmd("DEL")
+            .arg(self.worker_key(consumer))
+            .query_async::<()>(conn)
+            .await
             .map_err(|e| self.error(e))
+    }
+
+    /// Records that `consumer` is alive now (`worker health`): the group
+    /// knows a worker only once it has taken a task, and keeps one that
+    /// died. The key goes a minute after the last sign of life.
+    pub async fn seen(
+        &self,
+        conn: &mut MultiplexedConnection,
+        consumer: &str,
+    ) -> Result<(), EngineError> {
+        redis::cmd("SET")
+            .arg(self.worker_key(consumer))
+            .arg(operators::progress::epoch_micros() / 1000)
+            .arg("PX")
+            .arg(WORKER_KEPT.as_millis() as u64)
+            .query_async::<()>(conn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    fn worker_key(&self, consumer: &str) -> String {
+        self.key(&format!("worker:{consumer}"))
     }
 
     async fn exec(
@@ -530,10 +561,38 @@ impl RedisQueue {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.error(e))?;
-        let workers: Vec<WorkerStatus> = match consumers {
-            Value::Array(list) => list.iter().filter_map(worker_status).collect(),
-            _ => Vec::new(),
+        let mut workers: BTreeMap<String, WorkerStatus> = match consumers {
+            Value::Array(list) => list
+                .iter()
+                .filter_map(worker_status)
+                .map(|w| (w.name.clone(), w))
+                .collect(),
+            _ => BTreeMap::new(),
         };
+        // The ones alive lately, by their own word: also those that have
+        // taken no task yet.
+        let prefix = self.key("worker:");
+        let now_ms = operators::progress::epoch_micros() / 1000;
+        for key in self.keys(&mut conn, "worker:*").await? {
+            let last: Option<u64> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.error(e))?;
+            let (Some(name), Some(last)) = (key.strip_prefix(&prefix), last) else {
+                continue;
+            };
+            let idle_ms = now_ms.saturating_sub(last);
+            workers
+                .entry(name.to_string())
+                .and_modify(|w| w.idle_ms = w.idle_ms.min(idle_ms))
+                .or_insert(WorkerStatus {
+                    name: name.to_string(),
+                    holding: 0,
+                    idle_ms,
+                });
+        }
+        let workers: Vec<WorkerStatus> = workers.into_values().collect();
         let in_flight = workers.iter().map(|w| w.holding).sum::<u64>();
         let runs = self.keys(&mut conn, "attempt:*").await?.len() as u64;
         Ok(QueueStatus {

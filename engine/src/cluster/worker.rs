@@ -150,7 +150,10 @@ impl JobLoop {
         let mut connections: Option<(MultiplexedConnection, MultiplexedConnection)> = None;
         while !drain.is_cancelled() {
             let result = match &mut connections {
-                Some((reader, writer)) => self.one_task(reader, writer).await,
+                Some((reader, writer)) => match self.queue.seen(writer, &self.consumer).await {
+                    Ok(()) => self.one_task(reader, writer).await,
+                    Err(e) => Err(e),
+                },
                 None => match tokio::try_join!(self.queue.connection(), self.queue.connection()) {
                     Ok(pair) => {
                         connections = Some(pair);
@@ -309,7 +312,11 @@ impl JobLoop {
                 output = &mut work => return (output, lost),
                 _ = beat.tick(), if !lost => {
                     match self.queue.heartbeat(writer, &self.consumer, claimed).await {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            if let Err(e) = self.queue.seen(writer, &self.consumer).await {
+                                tracing::warn!(error = %e.message(), "cannot say this worker is alive");
+                            }
+                        }
                         Ok(false) => {
                             lost = true;
                             cancel.cancel("another worker took the task over");
