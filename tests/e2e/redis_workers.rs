@@ -726,27 +726,20 @@ async fn a_worker_reads_redis_and_max_jobs_from_the_global_config() -> Result<()
         args.extend_from_slice(extra);
         let mut worker = Worker::spawn(&args, &[])?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen: Vec<String>;
-        loop {
-            seen = queue_status(&queue)["workers"]
+        let workers = || -> Vec<String> {
+            queue_status(&queue)["workers"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .map(|w| w["name"].as_str().unwrap().to_string())
-                .collect();
-            if !seen.is_empty() || Instant::now() > deadline {
-                break;
-            }
+                .collect()
+        };
+        while workers().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        // Every job loop joins within its first read.
+        // Every job loop says it is alive before its first read.
         std::thread::sleep(Duration::from_millis(1500));
-        seen = queue_status(&queue)["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["name"].as_str().unwrap().to_string())
-            .collect();
+        let mut seen = workers();
         seen.sort();
         assert_eq!(worker.stop(), Some(0));
         Ok(seen)
