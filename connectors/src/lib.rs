@@ -3,6 +3,7 @@
 pub mod bounds;
 pub mod catalog;
 pub mod conform;
+pub mod delta;
 pub mod error;
 pub mod memory;
 pub mod mysql;

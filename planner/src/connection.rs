@@ -73,7 +73,6 @@ const PLANNED_TYPES: &[&str] = &[
     "clickhouse",
     "duckdb",
     "s3",
-    "delta",
     "parquet",
 ];
 

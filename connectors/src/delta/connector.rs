@@ -1,0 +1,114 @@
+//! Delta Lake in the connector registry.
+
+use arrow::datatypes::{DataType, TimeUnit};
+use async_trait::async_trait;
+use planner::model::{MappedColumn, TableRef};
+use planner::types::{ColumnSpec, ColumnType};
+use planner::{ConnectionSpec, ConnectorType, Datastore};
+
+use super::config::DeltaConnectionConfig;
+use super::table::{self, TableLocation};
+use super::{DeltaSink, DeltaSource};
+use crate::catalog::CatalogTable;
+use crate::registry::{Connector, DeclaredColumn};
+use crate::{Result, Sink, Source};
+
+pub struct DeltaConnector;
+
+impl ConnectorType for DeltaConnector {
+    fn name(&self) -> &'static str {
+        "delta"
+    }
+
+    fn parse_connection(
+        &self,
+        d: &mut dyn erased_serde::Deserializer<'_>,
+    ) -> std::result::Result<Box<dyn ConnectionSpec>, erased_serde::Error> {
+        Ok(Box::new(
+            erased_serde::deserialize::<DeltaConnectionConfig>(d)?,
+        ))
+    }
+}
+
+#[async_trait]
+impl Connector for DeltaConnector {
+    async fn open_source(
+        &self,
+        table: &TableRef,
+        columns: &[MappedColumn],
+    ) -> Result<Box<dyn Source>> {
+        Ok(Box::new(DeltaSource::open(table, columns)?))
+    }
+
+    async fn open_sink(&self, table: &TableRef, columns: &[ColumnSpec]) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(DeltaSink::open(table, columns)?))
+    }
+
+    async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
+        let table = TableLocation::of(table)?.open().await?;
+        Ok(table::is_not_a_table(&table)
+            || table
+                .snapshot()
+                .map(|s| s.log_data().num_files() == 0)
+                .unwrap_or(true))
+    }
+
+    async fn declared_columns(
+        &self,
+        datastore: &Datastore,
+        tables: &[CatalogTable],
+    ) -> Result<Vec<DeclaredColumn>> {
+        let mut out = Vec::new();
+        for (i, t) in tables.iter().enumerate() {
+            let table_ref = TableRef {
+                datastore: datastore.clone(),
+                schema: t.schema.clone(),
+                table: t.table.clone(),
+                alias: None,
+                joins: Vec::new(),
+                filters: Vec::new(),
+            };
+            let location = TableLocation::of(&table_ref)?;
+            let table = location.open().await?;
+            if table::is_not_a_table(&table) {
+                continue;
+            }
+            let schema = table
+                .snapshot()
+                .map_err(|e| location.error(e))?
+                .snapshot()
+                .arrow_schema();
+            for f in schema.fields() {
+                out.push(DeclaredColumn {
+                    table: i,
+                    name: f.name().clone(),
+                    declared: f.data_type().to_string(),
+                    data_type: column_type(f.data_type()),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The SyncHub type reading a Delta column's values without loss.
+fn column_type(t: &DataType) -> Option<ColumnType> {
+    Some(match t {
+        DataType::Int8 | DataType::Int16 => ColumnType::Int16,
+        DataType::Int32 => ColumnType::Int32,
+        DataType::Int64 => ColumnType::Int64,
+        DataType::Float32 => ColumnType::Float32,
+        DataType::Float64 => ColumnType::Float64,
+        DataType::Decimal128(p, s) => ColumnType::Decimal {
+            precision: *p,
+            scale: *s,
+        },
+        DataType::Boolean => ColumnType::Bool,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
+        DataType::Date32 => ColumnType::Date,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ColumnType::TimestampTz,
+        DataType::Timestamp(TimeUnit::Microsecond, None) => ColumnType::Timestamp,
+        _ => return None,
+    })
+}

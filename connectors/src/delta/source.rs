@@ -1,0 +1,227 @@
+//! Reading a Delta table through DataFusion's Delta table provider: a
+//! partition's ranges become a filter, so Delta skips the files whose
+//! statistics lie outside them; columns are conformed to the destination's
+//! types as every source's are.
+
+use arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use arrow::datatypes::Schema;
+use async_trait::async_trait;
+use deltalake::datafusion::common::Column;
+use deltalake::datafusion::execution::config::SessionConfig;
+use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext};
+use deltalake::DeltaTable;
+use futures_util::{StreamExt, TryStreamExt};
+use planner::model::{MappedColumn, StoredHash, TableRef};
+use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+use planner::types::{arrow_schema, ColumnType};
+
+use super::table::{self, TableLocation};
+use crate::bounds::{as_bound_values, widen};
+use crate::{BatchStream, ConnectorError, Result, Source};
+
+pub struct DeltaSource {
+    location: TableLocation,
+    columns: Vec<MappedColumn>,
+}
+
+impl DeltaSource {
+    pub fn open(table: &TableRef, columns: &[MappedColumn]) -> Result<DeltaSource> {
+        if !table.joins.is_empty() || !table.filters.is_empty() {
+            return Err(ConnectorError::Unsupported(format!(
+                "{}: joins and filters on a Delta source are not supported yet",
+                table.display_name()
+            )));
+        }
+        Ok(DeltaSource {
+            location: TableLocation::of(table)?,
+            columns: columns.to_vec(),
+        })
+    }
+
+    async fn table(&self) -> Result<DeltaTable> {
+        let table = self.location.open().await?;
+        if table::is_not_a_table(&table) {
+            return Err(ConnectorError::Schema(format!(
+                "{} does not exist: no Delta log at {}",
+                self.location.name, self.location.url
+            )));
+        }
+        Ok(table)
+    }
+
+    /// The table's rows in `partition`, as a DataFrame of the columns
+    /// `names`.
+    async fn frame(
+        &self,
+        partition: &Partition,
+        names: &[String],
+        page_rows: usize,
+    ) -> Result<DataFrame> {
+        let table = self.table().await?;
+        let df_err = |e| self.location.datafusion_error(e);
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_batch_size(page_rows.max(1)));
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.location.error(e))?;
+        let provider = table.table_provider().await.map_err(df_err)?;
+        let mut frame = ctx.read_table(provider).map_err(df_err)?;
+        let schema: Schema = frame.schema().as_arrow().clone();
+        if let Some(filter) =
+            table::range_filter(partition, &schema, None, |d| d.column.column.clone())?
+        {
+            frame = frame.filter(filter).map_err(df_err)?;
+        }
+        let select: Vec<Expr> = names
+            .iter()
+            .map(|n| Expr::Column(Column::new_unqualified(n)))
+            .collect();
+        frame.select(select).map_err(df_err)
+    }
+
+    /// The source columns read, each once, in mapping order.
+    fn read_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for c in &self.columns {
+            if c.stored_hash != StoredHash::Compute && !names.contains(&c.source_ref.column) {
+                names.push(c.source_ref.column.clone());
+            }
+        }
+        names
+    }
+
+    /// A batch of `names` as the destination's columns and types.
+    fn project(
+        columns: &[MappedColumn],
+        names: &[String],
+        batch: &RecordBatch,
+    ) -> Result<RecordBatch> {
+        let specs: Vec<_> = columns.iter().map(|c| c.spec.clone()).collect();
+        let schema = arrow_schema(&specs);
+        let arrays = columns
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, field)| -> Result<ArrayRef> {
+                if c.stored_hash == StoredHash::Compute {
+                    return Ok(new_null_array(field.data_type(), batch.num_rows()));
+                }
+                let at = names
+                    .iter()
+                    .position(|n| n == &c.source_ref.column)
+                    .ok_or_else(|| {
+                        ConnectorError::Other(format!("column {} not read", c.source_ref.column))
+                    })?;
+                let values = batch.column(at);
+                match c.spec.data_type {
+                    ColumnType::Uuid if values.data_type() != field.data_type() => {
+                        table::uuid_values(values, &c.source_column())
+                    }
+                    _ => crate::conform::conform_array(values, &c.spec.data_type),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = RecordBatch::try_new(schema, arrays)?;
+        crate::rowhash::fill_computed_hash(batch, columns)
+    }
+}
+
+#[async_trait]
+impl Source for DeltaSource {
+    fn columns(&self) -> &[MappedColumn] {
+        &self.columns
+    }
+
+    async fn check(&mut self) -> Result<()> {
+        let table = self.table().await?;
+        let schema = table
+            .snapshot()
+            .map_err(|e| self.location.error(e))?
+            .snapshot()
+            .arrow_schema();
+        let mut problems = Vec::new();
+        for c in &self.columns {
+            if c.stored_hash == StoredHash::Compute {
+                continue;
+            }
+            let name = &c.source_ref.column;
+            match schema.field_with_name(name) {
+                Err(_) => problems.push(format!("it has no column \"{name}\"")),
+                Ok(f) => {
+                    let readable = match c.spec.data_type {
+                        ColumnType::Uuid => {
+                            f.data_type().is_string()
+                                || crate::conform::conformable(f.data_type(), &c.spec.data_type)
+                        }
+                        _ => crate::conform::conformable(f.data_type(), &c.spec.data_type),
+                    };
+                    if !readable {
+                        problems.push(format!(
+                            "column \"{name}\" is {}, which cannot be read as {}",
+                            f.data_type(),
+                            c.spec.data_type
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ConnectorError::Schema(format!(
+            "{}: {}",
+            self.location.name,
+            problems.join("; ")
+        )))
+    }
+
+    /// Read from the dimension columns alone, a page at a time.
+    async fn bounds(&mut self, dims: &[PartitionDimension]) -> Result<Vec<ColumnBounds>> {
+        let names: Vec<String> = dims.iter().map(|d| d.column.column.clone()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        let frame = self.frame(&Partition::whole(), &unique, 8192).await?;
+        let mut stream = frame
+            .execute_stream()
+            .await
+            .map_err(|e| self.location.datafusion_error(e))?;
+        let mut acc: Vec<ColumnBounds> = dims
+            .iter()
+            .map(|_| ColumnBounds {
+                min_max: None,
+                has_nulls: false,
+            })
+            .collect();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| self.location.datafusion_error(e))?;
+            for ((d, name), bounds) in dims.iter().zip(&names).zip(acc.iter_mut()) {
+                let at = unique.iter().position(|n| n == name).unwrap_or(0);
+                let values = as_bound_values(batch.column(at), d.kind)?;
+                widen(bounds, &values, d.kind);
+            }
+        }
+        Ok(acc)
+    }
+
+    async fn read<'a>(
+        &'a mut self,
+        partition: &Partition,
+        page_rows: usize,
+    ) -> Result<BatchStream<'a>> {
+        let names = self.read_names();
+        let frame = self.frame(partition, &names, page_rows).await?;
+        let stream = frame
+            .execute_stream()
+            .await
+            .map_err(|e| self.location.datafusion_error(e))?;
+        let location = self.location.clone();
+        let columns = self.columns.clone();
+        Ok(Box::pin(
+            stream
+                .map_err(move |e| location.datafusion_error(e))
+                .and_then(move |batch| {
+                    let out = Self::project(&columns, &names, &batch);
+                    async move { out }
+                }),
+        ))
+    }
+}

@@ -1,0 +1,315 @@
+//! PostgreSQL into a local Delta Lake table and back: full, delta and hash
+//! runs with inserts, updates and deletes between them; the Delta table is
+//! read back here through deltalake and DataFusion and compared value by
+//! value with the source. A run killed between a partition's Delta commit
+//! and its checkpoint resumes, and the replayed partition is skipped by its
+//! `txn` action.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use deltalake::datafusion::prelude::SessionContext;
+
+use crate::common::{connect, difference, run, Schemas, Workspace};
+
+const ROWS: i64 = 5_000;
+const STEP: i64 = 1_000; // 6 partitions: 0..1000 up to 5000..6000
+
+/// The items table's columns, cast to text in both systems the same way:
+/// decimals as written, timestamps as microseconds since the epoch.
+const PG_TEXT: &str = "id::text, qty::text, price::text, title, \
+     (extract(epoch from updated_at) * 1000000)::bigint::text";
+const DF_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), title, \
+     CAST(CAST(updated_at AS BIGINT) AS VARCHAR)";
+
+fn pipeline_yaml(name: &str, from: (&str, &str), to: (&str, &str)) -> String {
+    format!(
+        "name: {name}
+partition_column: id
+partition_step: {STEP}
+source_provider:
+  data_backend: {{type: {}, datastore_name: {}, table: items}}
+destination_provider:
+  data_backend: {{type: {}, datastore_name: {}, table: items}}
+column_map:
+  - {{source: id, dest: id, roles: [unique_column], data_type: bigint}}
+  - {{source: qty, dest: qty, data_type: int}}
+  - {{source: price, dest: price, data_type: decimal, precision: 12, scale: 2}}
+  - {{source: title, dest: title, data_type: text}}
+  - {{source: updated_at, dest: updated_at, data_type: timestamptz}}
+strategies:
+  - {{name: full, type: full, page_size: 500}}
+  - {{name: hash, type: hash, page_size: 500}}
+  - {{name: delta, type: delta, column: updated_at, page_size: 500}}
+",
+        from.0, from.1, to.0, to.1
+    )
+}
+
+/// A PostgreSQL source of `ROWS` items (some titles empty, some NULL) and a
+/// workspace whose `lake` datastore is a folder of Delta tables.
+async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, Workspace)> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, prefix).await?;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {src}.items (id bigint PRIMARY KEY, qty int, price numeric(12,2), title text,
+               updated_at timestamptz NOT NULL);
+             INSERT INTO {src}.items SELECT g, g % 13, g * 0.25,
+               CASE WHEN g % 97 = 0 THEN NULL WHEN g % 89 = 0 THEN '' ELSE 'item ' || g || ' – ünï' END,
+               timestamptz '2024-06-01 00:00:00.123456+00' + g * interval '1 second'
+             FROM generate_series(1, {ROWS}) g;
+             CREATE SCHEMA {dst};",
+            src = s.src,
+            dst = s.dst
+        ))
+        .await?;
+    let ws = Workspace::new(
+        &s,
+        &pipeline_yaml(prefix, ("postgres", "src"), ("delta", "lake")),
+    )?;
+    let datastores = format!(
+        "{}  lake: {{type: delta, connection: {{uri: lake}}}}\n",
+        s.datastores_yaml()
+    );
+    std::fs::write(ws.dir.path().join("datastores.yaml"), datastores)?;
+    Ok((client, s, ws))
+}
+
+fn table_dir(ws: &Workspace) -> PathBuf {
+    ws.dir.path().join("lake").join("items")
+}
+
+/// Every row of the Delta table at `dir` as text, sorted.
+async fn delta_rows(dir: &Path) -> Result<Vec<String>> {
+    let url = url::Url::from_directory_path(dir).map_err(|()| anyhow::anyhow!("bad path"))?;
+    let table = deltalake::open_table(url).await?;
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    ctx.register_table("items", table.table_provider().await?)?;
+    let batches = ctx
+        .sql(&format!("SELECT {DF_TEXT} FROM items"))
+        .await?
+        .collect()
+        .await?;
+    let mut rows = Vec::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            let values: Vec<String> = (0..b.num_columns())
+                .map(|c| {
+                    let col = b.column(c);
+                    if arrow::array::Array::is_null(col.as_ref(), r) {
+                        "\\N".to_string()
+                    } else {
+                        arrow::util::display::array_value_to_string(col, r).unwrap()
+                    }
+                })
+                .collect();
+            rows.push(values.join("|"));
+        }
+    }
+    rows.sort();
+    Ok(rows)
+}
+
+/// Every row of a PostgreSQL `items` table as text, sorted.
+async fn pg_rows(client: &tokio_postgres::Client, table: &str) -> Result<Vec<String>> {
+    let rows = client
+        .query(&format!("SELECT {PG_TEXT} FROM {table}"), &[])
+        .await?;
+    let mut out: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            (0..5)
+                .map(|i| {
+                    r.get::<_, Option<String>>(i)
+                        .unwrap_or_else(|| "\\N".into())
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+async fn assert_lake_equals_source(
+    client: &tokio_postgres::Client,
+    s: &Schemas,
+    ws: &Workspace,
+    context: &str,
+) -> Result<()> {
+    let want = pg_rows(client, &format!("{}.items", s.src)).await?;
+    let have = delta_rows(&table_dir(ws))
+        .await
+        .context("reading the Delta table")?;
+    assert_eq!(have.len(), want.len(), "{context}: row counts differ");
+    let first_difference = have.iter().zip(&want).find(|(h, w)| h != w);
+    assert_eq!(first_difference, None, "{context}: rows differ");
+    Ok(())
+}
+
+/// The `txn` actions in the table's log: (app id, commit version).
+fn txn_actions(ws: &Workspace) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(table_dir(ws).join("_delta_log"))? {
+        let path = entry?.path();
+        let Some(version) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let action: serde_json::Value = serde_json::from_str(line)?;
+            if let Some(app) = action["txn"]["appId"].as_str() {
+                out.push((app.to_string(), version));
+            }
+        }
+    }
+    out.sort_by_key(|(_, v)| *v);
+    Ok(out)
+}
+
+#[tokio::test]
+async fn postgres_into_delta_full_delta_and_hash_keep_the_table_equal() -> Result<()> {
+    let (client, s, ws) = setup("lake_sync").await?;
+    let src = format!("{}.items", s.src);
+
+    let first = ws.run("full");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.n("rows_inserted"), ROWS);
+    assert_lake_equals_source(&client, &s, &ws, "first full load").await?;
+    // One commit, one txn, per partition holding rows.
+    assert_eq!(txn_actions(&ws)?.len() as i64, ROWS / STEP);
+
+    // A second full compares checksums with the Delta table read back, and
+    // finds nothing to write.
+    let again = ws.run("full");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        again.n("rows_inserted") + again.n("rows_updated") + again.n("rows_deleted"),
+        0
+    );
+
+    client
+        .batch_execute(&format!(
+            "UPDATE {src} SET qty = qty + 100, title = NULL, updated_at = updated_at + interval '2 days'
+               WHERE id BETWEEN 10 AND 19;
+             UPDATE {src} SET title = '', updated_at = updated_at + interval '2 days' WHERE id = 4000;
+             INSERT INTO {src} SELECT g, 7, 1.5, 'new ' || g, timestamptz '2024-06-05 00:00:00+00' + g * interval '1 microsecond'
+               FROM generate_series({ROWS} + 1, {ROWS} + 20) g;"
+        ))
+        .await?;
+    let delta = ws.run("delta");
+    assert_eq!(delta.code, 0, "{}", delta.stderr);
+    assert_eq!(delta.n("rows_updated"), 11, "{}", delta.json);
+    assert_eq!(delta.n("rows_inserted"), 20, "{}", delta.json);
+    assert_lake_equals_source(&client, &s, &ws, "after delta").await?;
+
+    // Deletes, and changes the cursor does not show: only hash sees them.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {src} WHERE id BETWEEN 2500 AND 2514 OR id = 5003;
+             UPDATE {src} SET price = price + 0.01 WHERE id IN (1, 1999, 4999);"
+        ))
+        .await?;
+    let hash = ws.run("hash");
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("rows_deleted"), 16, "{}", hash.json);
+    assert_eq!(hash.n("rows_updated"), 3, "{}", hash.json);
+    assert_eq!(hash.n("rows_inserted"), 0, "{}", hash.json);
+    assert_lake_equals_source(&client, &s, &ws, "after hash").await
+}
+
+#[tokio::test]
+async fn delta_into_postgres_full_and_hash() -> Result<()> {
+    let (client, s, ws) = setup("lake_back").await?;
+    let src = format!("{}.items", s.src);
+    let load = ws.run("full");
+    assert_eq!(load.code, 0, "{}", load.stderr);
+
+    let back = ws.dir.path().join("back.yaml");
+    std::fs::write(
+        &back,
+        pipeline_yaml("lake_back_pg", ("delta", "lake"), ("postgres", "dst")),
+    )?;
+    let state = ws.dir.path().join("state_back");
+    let full = run(&back, "full", &state);
+    assert_eq!(full.code, 0, "{}", full.stderr);
+    assert_eq!(full.n("rows_inserted"), ROWS);
+    let dst = format!("{}.items", s.dst);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+
+    client
+        .batch_execute(&format!(
+            "DELETE FROM {src} WHERE id % 500 = 7;
+             UPDATE {src} SET title = 'changed' WHERE id % 700 = 3;
+             INSERT INTO {src} VALUES (9000, 1, 2.5, 'late', '2025-01-01 00:00:00+00');"
+        ))
+        .await?;
+    let into_lake = ws.run("hash");
+    assert_eq!(into_lake.code, 0, "{}", into_lake.stderr);
+    let hash = run(&back, "hash", &state);
+    assert_eq!(hash.code, 0, "{}", hash.stderr);
+    assert_eq!(hash.n("rows_deleted"), 10, "{}", hash.json);
+    assert_eq!(hash.n("rows_updated"), 7, "{}", hash.json);
+    assert_eq!(hash.n("rows_inserted"), 1, "{}", hash.json);
+    assert_eq!(difference(&client, &src, &dst).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
+async fn a_partition_replayed_after_a_crash_is_skipped_by_its_txn() -> Result<()> {
+    let (client, s, ws) = setup("lake_crash").await?;
+    // Killed after the third partition's Delta commit, before its checkpoint.
+    let crash = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .arg("run")
+        .arg(&ws.pipeline)
+        .args(["--strategy", "full", "--state-dir"])
+        .arg(&ws.state)
+        .env("SYNCHUB_LOG", "off")
+        .env("SYNCHUB_TEST_CRASH", "before_checkpoint:3")
+        .output()?;
+    assert!(!crash.status.success(), "the run should have been killed");
+    let before = txn_actions(&ws)?;
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    let resumed = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .arg("run")
+        .arg(&ws.pipeline)
+        .args(["--strategy", "full", "--state-dir"])
+        .arg(&ws.state)
+        .args(["--output", "json"])
+        .env("SYNCHUB_LOG", "info")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&resumed.stdout)?;
+    // Two partitions checkpointed before the kill; the third is replayed,
+    // found in the Delta log by its txn, and writes nothing.
+    assert_eq!(summary["partitions_skipped"], 2, "{summary}");
+    assert_eq!(summary["rows_inserted"], ROWS - 3 * STEP + 1, "{summary}");
+    let replayed = &before[2].0;
+    assert!(
+        stderr.contains("partition already committed in the Delta log under its txn")
+            && stderr.contains(replayed.as_str()),
+        "{stderr}"
+    );
+    let after = txn_actions(&ws)?;
+    assert_eq!(after.len() as i64, ROWS / STEP);
+    assert_eq!(
+        after.iter().filter(|(app, _)| app == replayed).count(),
+        1,
+        "the replayed partition committed twice: {after:?}"
+    );
+    assert_eq!(after[..3], before[..]);
+    assert_lake_equals_source(&client, &s, &ws, "after the crash and resume").await
+}
