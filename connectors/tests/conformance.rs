@@ -47,6 +47,7 @@ struct Postgres;
 struct Sqlite(tempfile::TempDir);
 struct Memory;
 struct MySql;
+struct Delta(tempfile::TempDir);
 
 #[async_trait]
 impl Harness for Postgres {
@@ -102,6 +103,26 @@ impl Harness for MySql {
     }
 
     /// The first slice reads and hashes in Rust (see docs/decisions.md).
+    fn hashes_where_data_lives(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl Harness for Delta {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let text = format!("datastores:\n  lake: {{type: delta, connection: {{uri: {test}}}}}\n");
+        let stores = planner::Datastores::parse(
+            &self.0.path().join("datastores.yaml"),
+            &text,
+            &connectors::registry::types(),
+            |_| None,
+        )
+        .unwrap();
+        (stores.stores["lake"].clone(), Box::new(()))
+    }
+
+    /// Read through DataFusion and hashed in Rust.
     fn hashes_where_data_lives(&self) -> bool {
         false
     }
@@ -218,7 +239,12 @@ async fn write(
     if let Some(d) = deletes {
         sink.delete(d).await.unwrap();
     }
-    sink.commit_partition(&run(), partition).await.unwrap()
+    let stats = sink.commit_partition(&run(), partition).await.unwrap();
+    // As the engine does for a destination that is not transactional.
+    if !sink.capabilities().transactional {
+        sink.record_checkpoint(&run(), partition).await.unwrap();
+    }
+    stats
 }
 
 /// A table `name` holding `batch`, written through the connector's sink.
@@ -1173,6 +1199,7 @@ conformance!(postgres, Postgres);
 conformance!(sqlite, Sqlite(tempfile::tempdir().unwrap()));
 conformance!(memory, Memory);
 conformance!(mysql, MySql);
+conformance!(delta, Delta(tempfile::tempdir().unwrap()));
 
 #[test]
 fn the_memory_connector_is_registered_as_the_others_are() {

@@ -45,7 +45,11 @@ impl Connector for DeltaConnector {
     }
 
     async fn probe_empty(&self, table: &TableRef) -> Result<bool> {
-        let table = TableLocation::of(table)?.open().await?;
+        let location = TableLocation::of(table)?;
+        if location.missing_locally() {
+            return Ok(true);
+        }
+        let table = location.open().await?;
         Ok(table::is_not_a_table(&table)
             || table
                 .snapshot()
@@ -69,6 +73,9 @@ impl Connector for DeltaConnector {
                 filters: Vec::new(),
             };
             let location = TableLocation::of(&table_ref)?;
+            if location.missing_locally() {
+                continue;
+            }
             let table = location.open().await?;
             if table::is_not_a_table(&table) {
                 continue;

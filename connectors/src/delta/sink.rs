@@ -309,6 +309,9 @@ impl DeltaSink {
 #[async_trait]
 impl Sink for DeltaSink {
     async fn prepare(&mut self) -> Result<()> {
+        if self.location.missing_locally() {
+            self.location.create_locally()?;
+        }
         let table = self.location.open().await?;
         let table = if table::is_not_a_table(&table) {
             table

@@ -39,13 +39,17 @@ impl DeltaSource {
     }
 
     async fn table(&self) -> Result<DeltaTable> {
-        let table = self.location.open().await?;
-        if table::is_not_a_table(&table) {
+        let missing = self.location.missing_locally();
+        let table = match missing {
+            true => None,
+            false => Some(self.location.open().await?),
+        };
+        let Some(table) = table.filter(|t| !table::is_not_a_table(t)) else {
             return Err(ConnectorError::Schema(format!(
                 "{} does not exist: no Delta log at {}",
                 self.location.name, self.location.url
             )));
-        }
+        };
         Ok(table)
     }
 

@@ -48,6 +48,26 @@ impl TableLocation {
         })
     }
 
+    /// Whether the table is in a local folder that does not exist (deltalake
+    /// refuses to open one, even to create a table in it).
+    pub fn missing_locally(&self) -> bool {
+        self.url.scheme() == "file" && self.url.to_file_path().is_ok_and(|p| !p.exists())
+    }
+
+    /// Creates the table's local folder, for a first write.
+    pub fn create_locally(&self) -> Result<()> {
+        if let Ok(path) = self.url.to_file_path() {
+            std::fs::create_dir_all(&path).map_err(|e| {
+                ConnectorError::Config(format!(
+                    "{}: cannot create folder {}: {e}",
+                    self.name,
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
     /// The table as its log says now; `version()` is `None` when there is
     /// no table at the location yet.
     pub async fn open(&self) -> Result<DeltaTable> {
