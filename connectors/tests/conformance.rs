@@ -41,6 +41,12 @@ trait Harness: Send + Sync {
     /// Whether the connector's sources hash where the data lives
     /// (`Source::hash_pushdown`).
     fn hashes_where_data_lives(&self) -> bool;
+
+    /// Whether the store has a type for `ty` (the others are refused by
+    /// name, which the connector's own tests check).
+    fn holds(&self, _ty: &ColumnType) -> bool {
+        true
+    }
 }
 
 struct Postgres;
@@ -125,6 +131,11 @@ impl Harness for Delta {
     /// Read through DataFusion and hashed in Rust.
     fn hashes_where_data_lives(&self) -> bool {
         false
+    }
+
+    /// Delta Lake has no time-of-day type.
+    fn holds(&self, ty: &ColumnType) -> bool {
+        *ty != ColumnType::Time
     }
 }
 
@@ -857,7 +868,10 @@ fn every_type_rows_in_other_arrow_types() -> RecordBatch {
 /// other Arrow types conforming to them is stored as its conformed values.
 async fn every_type_round_trips(h: &dyn Harness) {
     let (ds, _guard) = h.datastore("types").await;
-    let columns = every_type();
+    let held: Vec<usize> = (0..every_type().len())
+        .filter(|i| h.holds(&every_type()[*i].spec.data_type))
+        .collect();
+    let columns: Vec<MappedColumn> = held.iter().map(|i| every_type()[*i].clone()).collect();
     let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
     let read_back = |t: TableRef| {
         let columns = columns.clone();
@@ -874,14 +888,16 @@ async fn every_type_round_trips(h: &dyn Harness) {
             sorted(concat_batches(&arrow_schema(&specs_of(&columns)), &batches).unwrap())
         }
     };
-    let written = every_type_rows();
+    let written = every_type_rows().project(&held).unwrap();
     let t = table(&ds, "types");
     let mut sink = open_sink(&t, &specs).await.unwrap();
     sink.prepare().await.unwrap();
     write(sink.as_mut(), &Partition::whole(), Some(&written), None).await;
     assert_eq!(read_back(t.clone()).await, written);
 
-    let other = every_type_rows_in_other_arrow_types();
+    let other = every_type_rows_in_other_arrow_types()
+        .project(&held)
+        .unwrap();
     let conformed = connectors::conform::conform_batch(&other, &specs)
         .unwrap()
         .into_owned();

@@ -280,7 +280,11 @@ async fn a_partition_replayed_after_a_crash_is_skipped_by_its_txn() -> Result<()
         stderr.contains("partition already committed in the Delta log under its txn")
             && stderr.contains(replayed.as_str()),
         "{before:?} {after:?} {}",
-        stderr.lines().filter(|l| l.contains("synchub") || l.contains("run")).collect::<Vec<_>>().join("\n")
+        stderr
+            .lines()
+            .filter(|l| l.contains("synchub") || l.contains("run"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(after.len() as i64, ROWS / STEP + 1, "{after:?}");
     assert_eq!(

@@ -146,14 +146,20 @@ impl DeltaSink {
         )))
     }
 
-    fn checkpoint_dir(run: &RunIdentity) -> StorePath {
-        StorePath::from_iter([
+    /// The folder of `run`'s checkpoints, from the root of the table's
+    /// object store (which for a local table is the file system's root).
+    fn checkpoint_dir(&self, run: &RunIdentity) -> Result<StorePath> {
+        let table = StorePath::from_url_path(self.location.url.path())
+            .map_err(|e| ConnectorError::Config(format!("{}: {e}", self.location.name)))?;
+        Ok([
             "_synchub",
             "checkpoints",
             run.pipeline.as_str(),
             run.strategy.as_str(),
             run.run_id.as_str(),
-        ])
+        ]
+        .into_iter()
+        .fold(table, |dir, part| dir.join(part)))
     }
 
     fn store(&self) -> Result<Arc<dyn ObjectStore>> {
@@ -355,7 +361,7 @@ impl Sink for DeltaSink {
     async fn checkpoints(&mut self, run: &RunIdentity) -> Result<Vec<Checkpoint>> {
         let store = self.store()?;
         let files: Vec<_> = store
-            .list(Some(&Self::checkpoint_dir(run)))
+            .list(Some(&self.checkpoint_dir(run)?))
             .try_collect()
             .await
             .map_err(|e| self.location.error(e.into()))?;
@@ -482,7 +488,7 @@ impl Sink for DeltaSink {
         // The partition id's digest names the file: ids are long and hold
         // any character.
         let name = format!("{}.json", digest(&partition.id));
-        let path = Self::checkpoint_dir(run).join(name.as_str());
+        let path = self.checkpoint_dir(run)?.join(name.as_str());
         self.store()?
             .put(&path, body.into())
             .await

@@ -3,8 +3,12 @@
 //! statistics lie outside them; columns are conformed to the destination's
 //! types as every source's are.
 
-use arrow::array::{new_null_array, ArrayRef, RecordBatch};
+use std::collections::HashSet;
+
+use arrow::array::{new_null_array, ArrayRef, BooleanArray, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::Schema;
+use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::execution::config::SessionConfig;
@@ -12,7 +16,9 @@ use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext};
 use deltalake::DeltaTable;
 use futures_util::{StreamExt, TryStreamExt};
 use planner::model::{MappedColumn, StoredHash, TableRef};
-use planner::partition::{ColumnBounds, Partition, PartitionDimension};
+use planner::partition::{
+    BucketGrid, ColumnBounds, OccupiedBucket, OccupiedBuckets, Partition, PartitionDimension,
+};
 use planner::types::{arrow_schema, ColumnType};
 
 use super::table::{self, TableLocation};
@@ -204,6 +210,98 @@ impl Source for DeltaSource {
             }
         }
         Ok(acc)
+    }
+
+    /// Counted from the dimension columns of `scope`'s rows, a page at a
+    /// time: Delta keeps no statistics finer than a file's.
+    async fn occupied_buckets(
+        &mut self,
+        scope: &Partition,
+        dims: &[PartitionDimension],
+        grids: &[BucketGrid],
+        limit: usize,
+    ) -> Result<Option<OccupiedBuckets>> {
+        let names: Vec<String> = dims.iter().map(|d| d.column.column.clone()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        let frame = self.frame(scope, &unique, 8192).await?;
+        let mut stream = frame
+            .execute_stream()
+            .await
+            .map_err(|e| self.location.datafusion_error(e))?;
+        let mut seen = std::collections::BTreeMap::<Vec<Option<i64>>, u64>::new();
+        'pages: while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| self.location.datafusion_error(e))?;
+            let values = dims
+                .iter()
+                .zip(&names)
+                .map(|(d, name)| {
+                    let at = unique.iter().position(|n| n == name).unwrap_or(0);
+                    as_bound_values(batch.column(at), d.kind)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for row in 0..batch.num_rows() {
+                let key = values
+                    .iter()
+                    .zip(grids)
+                    .map(|(v, grid)| v[row].map(|v| grid.bucket_of(v)))
+                    .collect();
+                *seen.entry(key).or_insert(0) += 1;
+                if seen.len() > limit {
+                    break 'pages;
+                }
+            }
+        }
+        Ok(Some(
+            seen.into_iter()
+                .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
+                .collect(),
+        ))
+    }
+
+    /// The partition's rows whose unique columns are among `keys`, filtered
+    /// here page by page.
+    async fn read_keys<'a>(
+        &'a mut self,
+        partition: &Partition,
+        keys: &RecordBatch,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        let key_at: Vec<usize> = (0..self.columns.len())
+            .filter(|i| self.columns[*i].spec.unique)
+            .collect();
+        if key_at.len() != keys.num_columns() {
+            return Ok(None);
+        }
+        let converter = RowConverter::new(
+            keys.schema()
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        let wanted: HashSet<Vec<u8>> = converter
+            .convert_columns(keys.columns())?
+            .iter()
+            .map(|r| r.data().to_vec())
+            .collect();
+        let rows = self.read(partition, page_rows).await?;
+        Ok(Some(Box::pin(rows.and_then(move |batch| {
+            let kept = (|| {
+                let found = converter.convert_columns(
+                    &key_at
+                        .iter()
+                        .map(|i| batch.column(*i).clone())
+                        .collect::<Vec<_>>(),
+                )?;
+                let keep: BooleanArray = found
+                    .iter()
+                    .map(|r| Some(wanted.contains(r.data())))
+                    .collect();
+                Ok(filter_record_batch(&batch, &keep)?)
+            })();
+            async move { kept }
+        }))))
     }
 
     async fn read<'a>(
