@@ -87,7 +87,7 @@ ensure_redis
 
 # The feature is our crates' own: dependencies build with the same features either way.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --features synchub/fault-injection --no-fail-fast "$@"
+  cargo nextest run --workspace --features synchub/fault-injection,synchub/delta --no-fail-fast "$@"
 else
-  cargo test --workspace --features synchub/fault-injection --no-fail-fast "$@"
+  cargo test --workspace --features synchub/fault-injection,synchub/delta --no-fail-fast "$@"
 fi

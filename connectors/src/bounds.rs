@@ -107,3 +107,43 @@ pub async fn bounds_by_reading<S: Source + ?Sized>(
     }
     Ok(out)
 }
+
+/// Rows counted by the combination of ranges (`grids`' buckets) their
+/// dimension values fall in, as `Source::occupied_buckets` answers.
+#[derive(Default)]
+pub struct OccupiedCount {
+    seen: std::collections::BTreeMap<Vec<Option<i64>>, u64>,
+}
+
+impl OccupiedCount {
+    /// Counts the rows `rows` of `values` (one vector per dimension);
+    /// false once more than `limit` combinations are seen, when the caller
+    /// stops.
+    pub fn add(
+        &mut self,
+        values: &[Vec<Option<i64>>],
+        grids: &[planner::partition::BucketGrid],
+        rows: impl Iterator<Item = usize>,
+        limit: usize,
+    ) -> bool {
+        for row in rows {
+            let key = values
+                .iter()
+                .zip(grids)
+                .map(|(v, grid)| v[row].map(|v| grid.bucket_of(v)))
+                .collect();
+            *self.seen.entry(key).or_insert(0) += 1;
+            if self.seen.len() > limit {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn finish(self) -> planner::partition::OccupiedBuckets {
+        self.seen
+            .into_iter()
+            .map(|(buckets, rows)| planner::partition::OccupiedBucket { buckets, rows })
+            .collect()
+    }
+}

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use arrow::datatypes::{DataType, TimeUnit};
 use planner::model::quote_ident;
 use planner::types::{ColumnType, DEFAULT_DECIMAL_PRECISION, DEFAULT_DECIMAL_SCALE};
 use planner::Datastore;
@@ -126,6 +127,28 @@ pub(crate) fn split_type_args(text: &str) -> (String, Vec<i64>) {
         None => (lower, Vec::new()),
     };
     (base.split_whitespace().collect::<Vec<_>>().join(" "), args)
+}
+
+/// The SyncHub type reading an Arrow type without loss.
+pub fn arrow_column_type(ty: &DataType) -> Option<ColumnType> {
+    Some(match ty {
+        DataType::Int8 | DataType::Int16 => ColumnType::Int16,
+        DataType::Int32 => ColumnType::Int32,
+        DataType::Int64 => ColumnType::Int64,
+        DataType::Float32 => ColumnType::Float32,
+        DataType::Float64 => ColumnType::Float64,
+        DataType::Decimal128(p, s) => ColumnType::Decimal {
+            precision: *p,
+            scale: *s,
+        },
+        DataType::Boolean => ColumnType::Bool,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
+        DataType::Date32 => ColumnType::Date,
+        DataType::Timestamp(TimeUnit::Microsecond, None) => ColumnType::Timestamp,
+        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ColumnType::TimestampTz,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod bounds;
 pub mod catalog;
 pub mod conform;
+#[cfg(feature = "delta")]
 pub mod delta;
 pub mod error;
 pub mod memory;

@@ -53,6 +53,7 @@ struct Postgres;
 struct Sqlite(tempfile::TempDir);
 struct Memory;
 struct MySql;
+#[cfg(feature = "delta")]
 struct Delta(tempfile::TempDir);
 
 #[async_trait]
@@ -114,6 +115,7 @@ impl Harness for MySql {
     }
 }
 
+#[cfg(feature = "delta")]
 #[async_trait]
 impl Harness for Delta {
     async fn datastore(&self, test: &str) -> (Datastore, Guard) {
@@ -1215,6 +1217,7 @@ conformance!(postgres, Postgres);
 conformance!(sqlite, Sqlite(tempfile::tempdir().unwrap()));
 conformance!(memory, Memory);
 conformance!(mysql, MySql);
+#[cfg(feature = "delta")]
 conformance!(delta, Delta(tempfile::tempdir().unwrap()));
 
 #[test]

@@ -73,6 +73,7 @@ const PLANNED_TYPES: &[&str] = &[
     "clickhouse",
     "duckdb",
     "s3",
+    "delta",
     "parquet",
 ];
 

@@ -14,6 +14,7 @@ mod concurrent_partitions;
 mod config_cli;
 mod connection_secrets;
 mod crash_resume;
+#[cfg(feature = "delta")]
 mod delta_lake;
 mod delta_sync;
 mod demo;

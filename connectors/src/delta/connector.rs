@@ -1,9 +1,8 @@
 //! Delta Lake in the connector registry.
 
-use arrow::datatypes::{DataType, TimeUnit};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, TableRef};
-use planner::types::{ColumnSpec, ColumnType};
+use planner::types::ColumnSpec;
 use planner::{ConnectionSpec, ConnectorType, Datastore};
 
 use super::config::DeltaConnectionConfig;
@@ -90,32 +89,10 @@ impl Connector for DeltaConnector {
                     table: i,
                     name: f.name().clone(),
                     declared: f.data_type().to_string(),
-                    data_type: column_type(f.data_type()),
+                    data_type: crate::catalog::arrow_column_type(f.data_type()),
                 });
             }
         }
         Ok(out)
     }
-}
-
-/// The SyncHub type reading a Delta column's values without loss.
-fn column_type(t: &DataType) -> Option<ColumnType> {
-    Some(match t {
-        DataType::Int8 | DataType::Int16 => ColumnType::Int16,
-        DataType::Int32 => ColumnType::Int32,
-        DataType::Int64 => ColumnType::Int64,
-        DataType::Float32 => ColumnType::Float32,
-        DataType::Float64 => ColumnType::Float64,
-        DataType::Decimal128(p, s) => ColumnType::Decimal {
-            precision: *p,
-            scale: *s,
-        },
-        DataType::Boolean => ColumnType::Bool,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::Text,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
-        DataType::Date32 => ColumnType::Date,
-        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ColumnType::TimestampTz,
-        DataType::Timestamp(TimeUnit::Microsecond, None) => ColumnType::Timestamp,
-        _ => return None,
-    })
 }

@@ -17,12 +17,12 @@ use deltalake::DeltaTable;
 use futures_util::{StreamExt, TryStreamExt};
 use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{
-    BucketGrid, ColumnBounds, OccupiedBucket, OccupiedBuckets, Partition, PartitionDimension,
+    BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
 };
 use planner::types::{arrow_schema, ColumnType};
 
 use super::table::{self, TableLocation};
-use crate::bounds::{as_bound_values, widen};
+use crate::bounds::{as_bound_values, widen, OccupiedCount};
 use crate::{BatchStream, ConnectorError, Result, Source};
 
 pub struct DeltaSource {
@@ -229,8 +229,8 @@ impl Source for DeltaSource {
             .execute_stream()
             .await
             .map_err(|e| self.location.datafusion_error(e))?;
-        let mut seen = std::collections::BTreeMap::<Vec<Option<i64>>, u64>::new();
-        'pages: while let Some(batch) = stream.next().await {
+        let mut count = OccupiedCount::default();
+        while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| self.location.datafusion_error(e))?;
             let values = dims
                 .iter()
@@ -240,23 +240,11 @@ impl Source for DeltaSource {
                     as_bound_values(batch.column(at), d.kind)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            for row in 0..batch.num_rows() {
-                let key = values
-                    .iter()
-                    .zip(grids)
-                    .map(|(v, grid)| v[row].map(|v| grid.bucket_of(v)))
-                    .collect();
-                *seen.entry(key).or_insert(0) += 1;
-                if seen.len() > limit {
-                    break 'pages;
-                }
+            if !count.add(&values, grids, 0..batch.num_rows(), limit) {
+                break;
             }
         }
-        Ok(Some(
-            seen.into_iter()
-                .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
-                .collect(),
-        ))
+        Ok(Some(count.finish()))
     }
 
     /// The partition's rows whose unique columns are among `keys`, filtered

@@ -9,14 +9,13 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{
-    BucketGrid, ColumnBounds, DimRange, OccupiedBucket, OccupiedBuckets, Partition,
-    PartitionDimension,
+    BucketGrid, ColumnBounds, DimRange, OccupiedBuckets, Partition, PartitionDimension,
 };
 use planner::types::{arrow_schema, ColumnSpec};
 use planner::ColumnRef;
 
 use super::store::{column, table_key, tables};
-use crate::bounds::{as_bound_values, widen};
+use crate::bounds::{as_bound_values, widen, OccupiedCount};
 use crate::{BatchStream, ConnectorError, Result, Source};
 
 pub struct MemorySource {
@@ -153,23 +152,14 @@ impl Source for MemorySource {
             .iter()
             .map(|d| as_bound_values(self.values(&rows, &d.column)?, d.kind))
             .collect::<Result<Vec<_>>>()?;
-        let mut seen = std::collections::BTreeMap::new();
-        for row in (0..rows.num_rows()).filter(|r| keep[*r]) {
-            let key: Vec<Option<i64>> = values
-                .iter()
-                .zip(grids)
-                .map(|(v, grid)| v[row].map(|v| grid.bucket_of(v)))
-                .collect();
-            *seen.entry(key).or_insert(0u64) += 1;
-            if seen.len() > limit {
-                break;
-            }
-        }
-        Ok(Some(
-            seen.into_iter()
-                .map(|(buckets, rows)| OccupiedBucket { buckets, rows })
-                .collect(),
-        ))
+        let mut count = OccupiedCount::default();
+        count.add(
+            &values,
+            grids,
+            (0..rows.num_rows()).filter(|r| keep[*r]),
+            limit,
+        );
+        Ok(Some(count.finish()))
     }
 
     async fn read<'a>(

@@ -5,9 +5,8 @@ use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::concat_batches;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use planner::model::TableRef;
-use planner::types::ColumnType;
 use planner::Datastore;
 
 use super::config::MemoryConnection;
@@ -141,28 +140,6 @@ pub(super) fn column<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a Array
     batch.schema().index_of(name).ok().map(|i| batch.column(i))
 }
 
-/// The SyncHub type reading an Arrow type without loss.
-fn column_type(ty: &DataType) -> Option<ColumnType> {
-    Some(match ty {
-        DataType::Int16 => ColumnType::Int16,
-        DataType::Int32 => ColumnType::Int32,
-        DataType::Int64 => ColumnType::Int64,
-        DataType::Float32 => ColumnType::Float32,
-        DataType::Float64 => ColumnType::Float64,
-        DataType::Decimal128(p, s) => ColumnType::Decimal {
-            precision: *p,
-            scale: *s,
-        },
-        DataType::Boolean => ColumnType::Bool,
-        DataType::Utf8 | DataType::LargeUtf8 => ColumnType::Text,
-        DataType::Binary | DataType::LargeBinary => ColumnType::Binary,
-        DataType::Date32 => ColumnType::Date,
-        DataType::Timestamp(TimeUnit::Microsecond, None) => ColumnType::Timestamp,
-        DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => ColumnType::TimestampTz,
-        _ => return None,
-    })
-}
-
 pub(super) fn declared_columns(
     datastore: &Datastore,
     tables_asked: &[CatalogTable],
@@ -178,7 +155,7 @@ pub(super) fn declared_columns(
                     table: i,
                     name: field.name().clone(),
                     declared: field.data_type().to_string(),
-                    data_type: column_type(field.data_type()),
+                    data_type: crate::catalog::arrow_column_type(field.data_type()),
                 });
             }
         }
