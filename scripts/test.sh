@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a dev box:
-#   1. makes sure PostgreSQL, MariaDB and Redis answer on loopback, installing
+#   1. makes sure PostgreSQL, MariaDB and Redis answer on loopback (and python3-venv is there), installing
 #      them from Debian packages and starting them when they are absent;
 #   2. runs every test of the workspace (cargo nextest when installed, else cargo test),
 #      the CLI built with the test-only fault-injection feature.
@@ -66,6 +66,14 @@ ensure_mariadb() {
   wait_for "MariaDB (TCP)" mysqladmin -h 127.0.0.1 -P 3306 -u root ping
 }
 
+# The Delta tests read tables back with an independent reader (Python deltalake + DuckDB,
+# pinned in tests/e2e/delta_reader-requirements.txt) in a virtualenv the test makes.
+ensure_python_venv() {
+  if python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then return 0; fi
+  echo "installing python3-venv from Debian packages"
+  apt_install python3 python3-venv
+}
+
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then return 0; fi
   if ! command -v redis-server >/dev/null; then
@@ -82,6 +90,7 @@ command -v pg_isready >/dev/null || apt_install postgresql-client
 command -v mysqladmin >/dev/null || apt_install mariadb-client
 command -v redis-cli >/dev/null || apt_install redis-tools
 ensure_postgres
+ensure_python_venv
 ensure_mariadb
 ensure_redis
 

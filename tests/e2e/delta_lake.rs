@@ -22,6 +22,9 @@ const PG_TEXT: &str = "id::text, qty::text, price::text, title, \
      (extract(epoch from updated_at) * 1000000)::bigint::text";
 const DF_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), title, \
      CAST(CAST(updated_at AS BIGINT) AS VARCHAR)";
+/// The same in DuckDB, for the independent reader.
+const DUCKDB_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), \
+     title, CAST(epoch_us(updated_at) AS VARCHAR)";
 
 fn pipeline_yaml(name: &str, from: (&str, &str), to: (&str, &str)) -> String {
     format!(
@@ -122,7 +125,83 @@ async fn assert_lake_equals_source(
     assert_eq!(have.len(), want.len(), "{context}: row counts differ");
     let first_difference = have.iter().zip(&want).find(|(h, w)| h != w);
     assert_eq!(first_difference, None, "{context}: rows differ");
+    assert_eq!(
+        independent_checksum(ws)?,
+        pg_checksum(client, &format!("{}.items", s.src)).await?,
+        "{context}: the independent reader disagrees"
+    );
     Ok(())
+}
+
+/// Python with the independent reader's packages (`delta_reader-requirements.txt`,
+/// pinned): a virtualenv under the target folder, made again when the
+/// requirements change.
+fn reader_python() -> Result<PathBuf> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    let requirements = std::fs::read(here.join("delta_reader-requirements.txt"))?;
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("delta-reader-venv");
+    let stamp = venv.join("synchub-requirements.txt");
+    let python = venv.join("bin").join("python");
+    // Tests run in processes of their own: one makes the venv, the others
+    // wait for it.
+    let lock = std::fs::File::create(venv.with_extension("lock"))?;
+    lock.lock()?;
+    if std::fs::read(&stamp).ok().as_deref() != Some(requirements.as_slice()) {
+        let made = Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv)
+            .status()
+            .context("python3 -m venv (Debian: apt-get install python3-venv)")?;
+        anyhow::ensure!(made.success(), "python3 -m venv failed");
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "-r"])
+            .arg(here.join("delta_reader-requirements.txt"))
+            .status()?;
+        anyhow::ensure!(
+            installed.success(),
+            "pip install of the reader's packages failed"
+        );
+        std::fs::write(&stamp, &requirements)?;
+    }
+    Ok(python)
+}
+
+/// Row count and checksum of the Delta table as Python's `deltalake` (which
+/// files are live) and DuckDB (their values) read it: see delta_reader.py.
+fn independent_checksum(ws: &Workspace) -> Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/delta_reader.py");
+    let out = Command::new(reader_python()?)
+        .arg(script)
+        .arg(table_dir(ws))
+        .arg(DUCKDB_TEXT)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "delta_reader.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// The same count and checksum computed by PostgreSQL over `table`.
+async fn pg_checksum(client: &tokio_postgres::Client, table: &str) -> Result<String> {
+    let text = PG_TEXT
+        .split(", ")
+        .map(|c| format!("coalesce({c}, '\\N')"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*)::text || ' ' || (coalesce(sum(
+                   ('x' || substr(encode(sha256(convert_to(concat_ws('|', {text}), 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint::numeric
+                   + 18446744073709551616), 0) % 18446744073709551616)::text
+                 FROM {table}"
+            ),
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// The `txn` actions in the table's log: (app id, commit version).

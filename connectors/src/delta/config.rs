@@ -71,7 +71,10 @@ fn root_url(uri: &str, base: &Path) -> Result<url::Url, String> {
         }
         // No scheme (or a Windows drive letter): a path.
         _ => {
-            let path = planner::datastores::relative_to(base, uri);
+            // A datastores file named by a relative path has a relative
+            // folder; a URL needs an absolute one.
+            let path = std::path::absolute(planner::datastores::relative_to(base, uri))
+                .map_err(|e| format!("uri \"{uri}\" is not a usable path: {e}"))?;
             url::Url::from_directory_path(&path)
                 .map_err(|()| format!("uri \"{uri}\" is not a usable path"))?
         }
@@ -169,6 +172,9 @@ mod tests {
             connection("lake").table_url(None, "t").unwrap().as_str(),
             "file:///base/lake/t/"
         );
+        let relative = root_url("lake", Path::new("conf")).unwrap();
+        let here = std::env::current_dir().unwrap().join("conf/lake/");
+        assert_eq!(relative.to_file_path().unwrap(), here);
     }
 
     #[test]

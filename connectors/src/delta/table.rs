@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use deltalake::datafusion::common::{Column, ScalarValue};
 use deltalake::datafusion::prelude::{lit, Expr};
 use deltalake::kernel::{DataType as DeltaType, PrimitiveType, StructField};
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use planner::model::TableRef;
 use planner::partition::{DimRange, Partition, PartitionDimensionRef, PartitionValue};
 use planner::types::{ColumnSpec, ColumnType};
@@ -71,9 +71,23 @@ impl TableLocation {
     /// The table as its log says now; `version()` is `None` when there is
     /// no table at the location yet.
     pub async fn open(&self) -> Result<DeltaTable> {
-        DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone())
-            .await
-            .map_err(|e| self.error(e))
+        let mut table = DeltaTableBuilder::from_url(self.url.clone())
+            .and_then(|b| b.with_storage_options(self.options.clone()).build())
+            .map_err(|e| self.error(e))?;
+        // A local folder without a log is no table yet: loading it would
+        // have the kernel log an error for what is a first load.
+        if self.url.scheme() == "file"
+            && self
+                .url
+                .to_file_path()
+                .is_ok_and(|p| !p.join("_delta_log").exists())
+        {
+            return Ok(table);
+        }
+        match table.load().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     /// A deltalake error, naming the table (the storage options, which may
