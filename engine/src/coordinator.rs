@@ -88,21 +88,27 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         refuse_disabled(&pipeline, &plan, opts.strategy.is_some())?;
     }
     let fingerprint = SyncFingerprint::of(&pipeline, &plan);
-    let state: Arc<dyn StateBackend> = Arc::new(SqliteStateStore::open(&opts.state_dir).await?);
-    // Before any database is touched: a second process must neither resume
-    // this one's run nor race it creating tables.
-    let mut cluster_lock = match &opts.cluster_lock {
-        Some(locks) => Some(locks.acquire(&pipeline.name, opts.wait).await?),
-        None => None,
-    };
-    let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
-    let mut lock = locks.acquire(&pipeline.name, opts.wait).await?;
-
-    // Both at once: a connection's start-up (a server process forked per
-    // session, TLS) is a fixed cost every run pays. The source's error is
-    // reported first when both fail, as when they were opened in turn.
+    // The connections are opened while the state store is: a connection's
+    // start-up (a server process forked per session, TLS) is a fixed cost
+    // every run pays, and so is the state store's (its first opener reads
+    // the write-ahead log back). Opening writes nothing (but an absent
+    // SQLite destination's empty file); the locks are taken before anything
+    // is planned, resumed or created. The state store's error is reported
+    // first, then the source's, as when they were opened in turn.
     let dest_columns = pipeline.dest_columns();
-    let (source, sink) = tokio::join!(
+    let (state_and_lock, source, sink) = tokio::join!(
+        async {
+            let state = SqliteStateStore::open(&opts.state_dir).await?;
+            // A second process must neither resume this one's run nor race
+            // it creating tables.
+            let cluster_lock = match &opts.cluster_lock {
+                Some(locks) => Some(locks.acquire(&pipeline.name, opts.wait).await?),
+                None => None,
+            };
+            let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
+            let lock = locks.acquire(&pipeline.name, opts.wait).await?;
+            Ok::<_, EngineError>((state, cluster_lock, lock))
+        },
         async {
             let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
             source.check().await?;
@@ -110,12 +116,24 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         },
         open_sink(&pipeline.destination, &dest_columns)
     );
+    let (state, mut cluster_lock, mut lock) = state_and_lock?;
+    let state: Arc<dyn StateBackend> = Arc::new(state);
     let (mut source, mut sink) = (source?, sink?);
     refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
     lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
-    sink.prepare().await?;
-
     let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
+    // The source's partitions need nothing of the destination unless the
+    // run deletes what the source lacks: then they are found while the
+    // destination is prepared, each connection's round trips overlapping
+    // the other's.
+    let (prepared, planned_early) = tokio::join!(sink.prepare(), async {
+        match plan.deletes_missing() {
+            true => None,
+            false => Some(run_partitions(&plan, source.as_mut(), watermark, None).await),
+        }
+    });
+    prepared?;
+    let planned_early = planned_early.transpose()?;
     if watermark.is_some() {
         let binding = state
             .watermark_binding(&pipeline.name, &plan.strategy)
@@ -155,13 +173,18 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         next_watermark,
         warning,
         ..
-    } = run_partitions(
-        &plan,
-        source.as_mut(),
-        watermark,
-        (plan.deletes_missing() && !started_empty).then_some(&pipeline),
-    )
-    .await?;
+    } = match planned_early {
+        Some(planned) => planned,
+        None => {
+            run_partitions(
+                &plan,
+                source.as_mut(),
+                watermark,
+                (!started_empty).then_some(&pipeline),
+            )
+            .await?
+        }
+    };
     if let Some(w) = &warning {
         tracing::warn!("{w}");
         eprintln!("warning: {w}");

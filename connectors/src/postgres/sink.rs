@@ -242,6 +242,56 @@ impl PostgresSink {
         Ok(rows.iter().any(|r| r.get::<_, Vec<String>>(0) == want))
     }
 
+    /// How many of the two columns added in SyncHub 0.2 the checkpoint
+    /// table has; `None` when there is no checkpoint table yet.
+    async fn checkpoint_columns(&self) -> Result<Option<i64>> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL, (SELECT count(*) FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attname IN ('fingerprint', 'table_identity') \
+                 AND NOT attisdropped)",
+                &[&self.checkpoint_table()],
+            )
+            .await?;
+        Ok(row.get::<_, bool>(0).then(|| row.get(1)))
+    }
+
+    /// Whether the destination's schema exists (true when none is named).
+    async fn schema_exists(&self) -> Result<bool> {
+        let Some(schema) = &self.table.schema else {
+            return Ok(true);
+        };
+        Ok(self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[schema],
+            )
+            .await?
+            .get(0))
+    }
+
+    /// The table's identity for `Sink::table_identity`. The OID changes
+    /// when the table is dropped and created again, the file node when it
+    /// is truncated (or rewritten by VACUUM FULL, CLUSTER or a type change:
+    /// then a resume starts over, which is safe).
+    async fn read_identity(&self) -> Result<String> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT c.oid::bigint, pg_relation_filenode(c.oid)::bigint FROM pg_class c \
+                 WHERE c.oid = to_regclass($1)",
+                &[&self.qualified()],
+            )
+            .await?;
+        Ok(format!(
+            "postgres:{}:{}",
+            row.get::<_, i64>(0),
+            row.get::<_, Option<i64>>(1).unwrap_or(0)
+        ))
+    }
+
     /// Opens the partition's COPY: into the table itself when writing
     /// straight, else into a fresh staging table dropped at commit.
     async fn open_copy(&mut self) -> Result<()> {
@@ -374,7 +424,16 @@ impl Sink for PostgresSink {
     }
 
     async fn prepare(&mut self) -> Result<()> {
-        if let Some(schema) = &self.table.schema {
+        // The catalog reads do not depend on each other: sent together they
+        // wait for one round trip, not one each (a short delta run's fixed
+        // cost is mostly such waits).
+        let (mut existing, has_unique_index, checkpoint_columns, schema_exists) = tokio::try_join!(
+            self.existing_columns(),
+            self.has_unique_index_on_keys(),
+            self.checkpoint_columns(),
+            self.schema_exists(),
+        )?;
+        if let (Some(schema), false) = (&self.table.schema, schema_exists) {
             create_if_missing(
                 &self.client,
                 &format!(
@@ -384,7 +443,6 @@ impl Sink for PostgresSink {
             )
             .await?;
         }
-        let mut existing = self.existing_columns().await?;
         if existing.is_empty() {
             self.create_table().await?;
             existing = self.existing_columns().await?;
@@ -413,7 +471,7 @@ impl Sink for PostgresSink {
                     problems.join("; ")
                 )));
             }
-            if !self.has_unique_index_on_keys().await? {
+            if !has_unique_index {
                 return Err(ConnectorError::Schema(format!(
                     "destination table {} has no unique index on ({}); upserts need one: CREATE UNIQUE INDEX ON {} ({})",
                     self.qualified(),
@@ -437,62 +495,52 @@ impl Sink for PostgresSink {
         self.encoder = Some(self.new_encoder()?);
         self.merge_sql = self.build_merge_sql(true);
         self.merge_changes_sql = self.build_merge_sql(false);
-        self.direct = !self
-            .client
-            .query_one(
-                &format!("SELECT EXISTS (SELECT 1 FROM {})", self.qualified()),
-                &[],
-            )
-            .await?
-            .get::<_, bool>(0);
-        create_if_missing(
-            &self.client,
-            &format!(
-                "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, strategy text NOT NULL, \
-                 run_id text NOT NULL, partition_id text NOT NULL, rows bigint NOT NULL, \
-                 committed_at timestamptz NOT NULL DEFAULT now(), \
-                 fingerprint text, table_identity text, \
-                 PRIMARY KEY (pipeline, strategy, run_id, partition_id))",
-                self.checkpoint_table()
-            ),
-        )
-        .await?;
-        // Checkpoint tables of SyncHub before 0.2 lack the two columns; their
-        // rows then match no run, which starts over.
-        let columns: i64 = self
-            .client
-            .query_one(
-                "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) \
-                 AND attname IN ('fingerprint', 'table_identity') AND NOT attisdropped",
-                &[&self.checkpoint_table()],
-            )
-            .await?
-            .get(0);
-        if columns < 2 {
-            self.client
-                .batch_execute(&format!(
-                    "ALTER TABLE {} ADD COLUMN IF NOT EXISTS fingerprint text, \
-                     ADD COLUMN IF NOT EXISTS table_identity text",
-                    self.checkpoint_table()
-                ))
-                .await?;
-        }
-        // The OID changes when the table is dropped and created again, the
-        // file node when it is truncated (or rewritten by VACUUM FULL,
-        // CLUSTER or a type change: then a resume starts over, which is safe).
-        let row = self
-            .client
-            .query_one(
-                "SELECT c.oid::bigint, pg_relation_filenode(c.oid)::bigint FROM pg_class c \
-                 WHERE c.oid = to_regclass($1)",
-                &[&self.qualified()],
-            )
-            .await?;
-        self.identity = format!(
-            "postgres:{}:{}",
-            row.get::<_, i64>(0),
-            row.get::<_, Option<i64>>(1).unwrap_or(0)
-        );
+        let checkpoint_table = async {
+            match checkpoint_columns {
+                None => {
+                    create_if_missing(
+                        &self.client,
+                        &format!(
+                            "CREATE TABLE IF NOT EXISTS {} (pipeline text NOT NULL, strategy text NOT NULL, \
+                             run_id text NOT NULL, partition_id text NOT NULL, rows bigint NOT NULL, \
+                             committed_at timestamptz NOT NULL DEFAULT now(), \
+                             fingerprint text, table_identity text, \
+                             PRIMARY KEY (pipeline, strategy, run_id, partition_id))",
+                            self.checkpoint_table()
+                        ),
+                    )
+                    .await
+                }
+                // Checkpoint tables of SyncHub before 0.2 lack the two
+                // columns; their rows then match no run, which starts over.
+                Some(columns) if columns < 2 => Ok(self
+                    .client
+                    .batch_execute(&format!(
+                        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS fingerprint text, \
+                         ADD COLUMN IF NOT EXISTS table_identity text",
+                        self.checkpoint_table()
+                    ))
+                    .await?),
+                Some(_) => Ok(()),
+            }
+        };
+        let (has_rows, identity, ()) = tokio::try_join!(
+            async {
+                Ok::<bool, ConnectorError>(
+                    self.client
+                        .query_one(
+                            &format!("SELECT EXISTS (SELECT 1 FROM {})", self.qualified()),
+                            &[],
+                        )
+                        .await?
+                        .get(0),
+                )
+            },
+            self.read_identity(),
+            checkpoint_table,
+        )?;
+        self.direct = !has_rows;
+        self.identity = identity;
         Ok(())
     }
 
@@ -531,21 +579,18 @@ impl Sink for PostgresSink {
         // A session-level advisory lock: held while this connection lives,
         // released by the server when the process dies, whatever machine
         // it ran on.
+        // The holder's name goes with the lock, in the same statement, for
+        // whoever finds it taken (CASE runs set_config only when taken).
         let taken: bool = self
             .client
             .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&key],
+                "SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1, 0)) \
+                 THEN set_config('application_name', $2, false) IS NOT NULL ELSE false END",
+                &[&key, &holder],
             )
             .await?
             .get(0);
         if taken {
-            self.client
-                .execute(
-                    "SELECT set_config('application_name', $1, false)",
-                    &[&holder],
-                )
-                .await?;
             return Ok(LockAttempt::Acquired);
         }
         let row = self
