@@ -8,6 +8,7 @@ pub mod codec;
 mod config;
 mod connect;
 mod connector;
+mod log_folder;
 pub(crate) mod params;
 mod sink;
 mod source;

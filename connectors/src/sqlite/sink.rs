@@ -1,6 +1,8 @@
 //! The SQLite sink: rows inserted into a staging table (or straight into a
 //! table that started empty), merged and checkpointed in one transaction.
 
+use std::path::PathBuf;
+
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use planner::model::TableRef;
@@ -11,6 +13,7 @@ use rusqlite::Connection;
 
 use super::codec::{self, ColumnEncoder};
 use super::connect::datastore_path;
+use super::log_folder::LogFolder;
 use super::params::bound_params;
 use super::thread::ConnectionThread;
 use crate::conform::value_error;
@@ -36,6 +39,9 @@ pub struct SqliteSink {
     written: u64,
     /// `Sink::table_identity`, read by `prepare`.
     identity: String,
+    path: PathBuf,
+    /// Checkpoints beside the writer, once `prepare` found a write-ahead log.
+    log_folder: Option<LogFolder>,
 }
 
 impl SqliteSink {
@@ -51,6 +57,8 @@ impl SqliteSink {
             empty_at_start: false,
             written: 0,
             identity: String::new(),
+            path,
+            log_folder: None,
         })
     }
 }
@@ -243,7 +251,8 @@ impl Sink for SqliteSink {
     async fn prepare(&mut self) -> Result<()> {
         let table = self.table.clone();
         let specs = self.specs.clone();
-        (self.empty_at_start, self.identity) = self
+        let write_ahead;
+        (self.empty_at_start, self.identity, write_ahead) = self
             .conn
             .run(move |conn| {
                 prepare_table(conn, &table, &specs)?;
@@ -255,9 +264,18 @@ impl Sink for SqliteSink {
                     [],
                     |r| r.get(0),
                 )?;
-                Ok((!any, table_identity(conn, &table)?))
+                let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+                let write_ahead = mode.eq_ignore_ascii_case("wal");
+                if write_ahead {
+                    // The log folder checkpoints instead (see log_folder.rs).
+                    conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+                }
+                Ok((!any, table_identity(conn, &table)?, write_ahead))
             })
             .await?;
+        if write_ahead {
+            self.log_folder = Some(LogFolder::open(&self.path).await?);
+        }
         Ok(())
     }
 
@@ -303,6 +321,9 @@ impl Sink for SqliteSink {
 
     /// Equal rows are found by the merge itself either way.
     async fn begin_partition(&mut self, partition: &Partition, _mode: WriteMode) -> Result<()> {
+        if let Some(folder) = self.log_folder.as_mut() {
+            folder.before_begin().await?;
+        }
         self.open_partition = Some(partition.clone());
         self.written = 0;
         if self.empty_at_start {
@@ -334,6 +355,9 @@ impl Sink for SqliteSink {
 
     async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let specs = self.specs.clone();
+        if let Some(folder) = self.log_folder.as_mut() {
+            folder.wrote(batch.get_array_memory_size());
+        }
         let batch = batch.clone();
         self.written += batch.num_rows() as u64;
         let target = if self.empty_at_start {
@@ -527,6 +551,17 @@ impl Sink for SqliteSink {
         })
         .await?;
         stats.deleted = deleted;
+        if let Some(folder) = self.log_folder.as_mut() {
+            folder.after_commit()?;
+        }
         Ok(stats)
+    }
+
+    /// The last pages of the load folded into the file before the run ends.
+    async fn finish(&mut self) -> Result<()> {
+        match self.log_folder.as_mut() {
+            Some(folder) => folder.fold_all().await,
+            None => Ok(()),
+        }
     }
 }

@@ -133,11 +133,23 @@ impl<E: From<ThreadFailure> + Send + 'static> ConnectionThread<E> {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E> {
+        self.submit(f)?.outcome().await
+    }
+
+    /// Queues `f`, in order with the other calls, and hands back what will
+    /// tell its outcome: the caller goes on with other work meanwhile.
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<Submitted<T, E>, E> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.spawn(move |conn| {
             let _ = tx.send(f(conn));
         })?;
-        rx.await.map_err(|_| self.ended())?
+        Ok(Submitted {
+            outcome: rx,
+            owner: self.thread.owner,
+        })
     }
 
     /// Queues `f` without waiting for it (it reports through channels of
@@ -159,6 +171,34 @@ impl<E: From<ThreadFailure> + Send + 'static> ConnectionThread<E> {
             owner: self.thread.owner,
         }
         .into()
+    }
+}
+
+/// A call queued by [`ConnectionThread::submit`].
+pub struct Submitted<T, E> {
+    outcome: tokio::sync::oneshot::Receiver<Result<T, E>>,
+    owner: &'static str,
+}
+
+impl<T, E: From<ThreadFailure>> Submitted<T, E> {
+    /// The call's outcome if it has run, without waiting.
+    pub fn try_outcome(&mut self) -> Option<Result<T, E>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        match self.outcome.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Closed) => {
+                Some(Err(E::from(ThreadFailure::Ended { owner: self.owner })))
+            }
+        }
+    }
+
+    /// Waits for the call to have run; its result, or why it could not run.
+    pub async fn outcome(self) -> Result<T, E> {
+        let owner = self.owner;
+        self.outcome
+            .await
+            .map_err(|_| E::from(ThreadFailure::Ended { owner }))?
     }
 }
 
