@@ -74,13 +74,30 @@ impl LogFolder {
         Ok(())
     }
 
-    /// Every committed page folded in, waited for: at the end of a load, so
-    /// that the run leaves the file whole, as an automatic checkpoint would.
+    /// Every committed page folded in, waited for, so that the run leaves
+    /// the file whole; at the end of a load the log is also emptied, or the
+    /// next run's first opener would read all of it back to rebuild its
+    /// index (a load leaves up to 64 MB there).
     pub(super) async fn fold_all(&mut self) -> Result<()> {
         if let Some(running) = self.running.take() {
             warn_failed(running.outcome().await);
         }
         self.conn.run(checkpoint).await
+    }
+
+    /// [`fold_all`](Self::fold_all), then the log file truncated to nothing
+    /// if no reader holds an older snapshot (it never waits for one).
+    pub(super) async fn fold_all_and_empty(&mut self) -> Result<()> {
+        self.fold_all().await?;
+        self.conn
+            .run(|conn| {
+                // TRUNCATE waits out readers through the busy handler: none.
+                conn.busy_timeout(std::time::Duration::ZERO)?;
+                let emptied = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                conn.busy_timeout(std::time::Duration::from_secs(30))?;
+                Ok(emptied?)
+            })
+            .await
     }
 }
 

@@ -560,7 +560,7 @@ impl Sink for SqliteSink {
     /// The last pages of the load folded into the file before the run ends.
     async fn finish(&mut self) -> Result<()> {
         match self.log_folder.as_mut() {
-            Some(folder) => folder.fold_all().await,
+            Some(folder) => folder.fold_all_and_empty().await,
             None => Ok(()),
         }
     }
