@@ -126,7 +126,7 @@ pub fn summary_text(s: &RunSummary) -> String {
     operators
         + &format!(
         "{} [{}] {}: {} rows read ({:.0} rows/s), {} inserted, {} updated, {} deleted, {} unchanged; \
-         partitions {}/{} done{}, {} skipped (already committed); {:.2}s, run {}\n",
+         {}partitions {}/{} done{}, {} skipped (already committed); {:.2}s, run {}\n",
         s.pipeline,
         s.strategy,
         s.status,
@@ -136,6 +136,10 @@ pub fn summary_text(s: &RunSummary) -> String {
         s.rows_updated,
         s.rows_deleted,
         s.rows_unchanged,
+        match (s.groups_recomputed, s.groups_deleted) {
+            (Some(r), Some(d)) => format!("groups {r} re-computed, {d} deleted; "),
+            _ => String::new(),
+        },
         s.partitions_done,
         s.partitions_total,
         if s.lanes > 1 {
@@ -170,6 +174,10 @@ pub fn summary_json(s: &RunSummary, error: Option<&EngineError>) -> serde_json::
         "dag": s.dag,
         "operators": s.operators,
     });
+    if let (Some(recomputed), Some(deleted)) = (s.groups_recomputed, s.groups_deleted) {
+        v["groups_recomputed"] = json!(recomputed);
+        v["groups_deleted"] = json!(deleted);
+    }
     if let Some(e) = error {
         v["error"] = json!(e.message());
     }

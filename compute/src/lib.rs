@@ -76,8 +76,10 @@ fn logical_columns(
 }
 
 mod changes;
+mod grouping;
 
 pub use changes::{group_changes, touched_keys, GroupChanges};
+pub use grouping::Grouping;
 
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ fn spec_aggregate() -> Aggregate {
         ],
         engine: AggregateEngine::Datafusion,
         delta_keys: Vec::new(),
+        row_columns: None,
     }
 }
 
@@ -266,6 +267,7 @@ async fn avg_and_count_distinct_group_by_an_expression_alone() {
         ],
         engine: AggregateEngine::Datafusion,
         delta_keys: Vec::new(),
+        row_columns: None,
     };
     let day = [
         (1, 101, 5000, "2024-01-15 09:30", "2024-01-15 10:00"),

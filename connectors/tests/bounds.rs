@@ -45,6 +45,7 @@ fn table(datastore: Datastore, schema: Option<&str>, filters: &[&str]) -> TableR
             .iter()
             .map(|f| SqlExpr::parse(f, dialect).unwrap())
             .collect(),
+        grouped: None,
     }
 }
 

@@ -206,6 +206,7 @@ fn table(ds: &Datastore, name: &str) -> TableRef {
         alias: None,
         joins: Vec::new(),
         filters: Vec::new(),
+        grouped: None,
     }
 }
 

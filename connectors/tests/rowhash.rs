@@ -38,6 +38,7 @@ fn table_ref(datastore: Datastore, schema: Option<&str>, table: &str) -> TableRe
         alias: None,
         joins: Vec::new(),
         filters: Vec::new(),
+        grouped: None,
     }
 }
 

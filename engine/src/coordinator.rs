@@ -110,7 +110,7 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
             Ok::<_, EngineError>((state, cluster_lock, lock))
         },
         async {
-            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
             source.check().await?;
             Ok::<_, EngineError>(source)
         },
@@ -370,6 +370,16 @@ pub(crate) async fn conclude(
         rows_updated: get(&progress.rows_updated),
         rows_deleted: get(&progress.rows_deleted),
         rows_unchanged: get(&progress.rows_unchanged),
+        groups_recomputed: run.plan.aggregate.is_some().then(|| {
+            get(&progress.rows_inserted)
+                + get(&progress.rows_updated)
+                + get(&progress.rows_unchanged)
+        }),
+        groups_deleted: run
+            .plan
+            .aggregate
+            .is_some()
+            .then(|| get(&progress.rows_deleted)),
         partitions_total: run.total,
         partitions_done: get(&progress.partitions_done),
         partitions_skipped: run.skipped(),
@@ -454,6 +464,7 @@ pub struct EmittedTasks {
 pub async fn emit_tasks(opts: &RunOptions, dir: &Path) -> Result<EmittedTasks, EngineError> {
     // The destination's lock is held until the run is marked started.
     let (run, _connections) = plan_run(opts).await?;
+    refuse_aggregate_tasks(&run.pipeline)?;
     let task_run = Arc::new(run.work().to_task_run());
     // Every task is written before the run is marked started: a secret in
     // clear or an unwritable folder leaves no run behind.
@@ -485,6 +496,18 @@ pub async fn emit_tasks(opts: &RunOptions, dir: &Path) -> Result<EmittedTasks, E
         partitions_skipped: run.skipped(),
         files,
     })
+}
+
+/// A task carries a pipeline's tables and columns, not yet an aggregate's
+/// group-by: a worker elsewhere would read rows where groups are meant.
+pub(crate) fn refuse_aggregate_tasks(pipeline: &Pipeline) -> Result<(), EngineError> {
+    if pipeline.aggregate.is_some() {
+        return Err(EngineError::Unsupported(format!(
+            "pipeline {} is an aggregate sync, which runs in one process for now (its tasks do not carry the group-by yet); run it with `synchub run` without --queue",
+            pipeline.name
+        )));
+    }
+    Ok(())
 }
 
 /// A strategy that needs what the destination cannot do is refused before

@@ -17,6 +17,7 @@ use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
 use operators::partition_source::{LaneSlots, PartitionFeed, PartitionSource};
 use operators::populate::Populate;
+use operators::regroup::Regroup;
 use operators::{Operator, OperatorError, RunProgress};
 use planner::partition::Partition;
 use planner::{OperatorSpec, Pipeline};
@@ -43,7 +44,7 @@ impl ExecutorConnections {
     /// elsewhere.
     pub async fn open(work: &RunWork) -> Result<ExecutorConnections, EngineError> {
         let pipeline = &work.pipeline;
-        let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+        let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
         source.check().await?;
         let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
         sink.prepare().await?;
@@ -109,7 +110,7 @@ impl ExecutorConnections {
         // fixed cost of the run. The first lane reads with the coordinator's
         // source.
         let extra_sources = (1..sinks.len()).map(|_| async {
-            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
             source.check().await?;
             Ok::<_, EngineError>(source)
         });
@@ -165,7 +166,7 @@ async fn comparison_sources(
     // start-up is a fixed cost of every run).
     let (source, destination) = tokio::join!(
         async {
-            let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+            let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
             source.check().await?;
             Ok::<_, EngineError>(source)
         },
@@ -412,6 +413,22 @@ fn chain(
                     FetchMode::Partitions
                 },
             )),
+            OperatorSpec::Regroup => {
+                let aggregate = pipeline
+                    .aggregate
+                    .clone()
+                    .expect("regroup is planned for aggregate syncs only");
+                let rows: Vec<_> = pipeline
+                    .read_columns()
+                    .iter()
+                    .map(|c| c.spec.clone())
+                    .collect();
+                Box::new(Regroup::new(
+                    aggregate,
+                    planner::types::arrow_schema(&rows),
+                    pipeline.columns.clone(),
+                ))
+            }
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
             OperatorSpec::Populate { .. } => {
                 let sink = sink.take().expect("one populate per plan");

@@ -131,6 +131,17 @@ pub async fn run_partitions(
             (w, None) => w,
         };
     }
+    // An aggregate's first delta re-computes every group once, as one
+    // partition, rather than once for each window its rows fall in.
+    if plan.aggregate.is_some() && plan.delta.is_some() && lower.is_none() {
+        return Ok(RunPartitions {
+            partitions: vec![Partition::whole()],
+            next_watermark,
+            warning,
+            ranges_total: 1,
+            ranges_holding_rows: 1,
+        });
+    }
     let span = Span::of(&dims, span_bounds.clone());
     let threshold = if plan.delta.is_some() {
         DELTA_SPARSE_CHECK_RANGES

@@ -86,6 +86,12 @@ pub struct RunSummary {
     pub rows_updated: u64,
     pub rows_deleted: u64,
     pub rows_unchanged: u64,
+    /// An aggregate sync: the groups this run re-computed and wrote
+    /// (inserted, updated or found unchanged), and those it deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_recomputed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_deleted: Option<u64>,
     pub partitions_total: u64,
     pub partitions_done: u64,
     pub partitions_skipped: u64,
@@ -126,7 +132,7 @@ pub async fn load(opts: &RunOptions) -> Result<(Pipeline, Plan), EngineError> {
 /// The plan and, from the source's current bounds, the partitions it would run.
 pub async fn plan_pipeline(opts: &RunOptions) -> Result<(Plan, RunPartitions), EngineError> {
     let (pipeline, plan) = load(opts).await?;
-    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
     source.check().await?;
     let watermark = match SqliteStateStore::open_existing(&opts.state_dir).await? {
         Some(state) => stored_watermark(&state, &pipeline.name, &plan).await?,

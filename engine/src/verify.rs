@@ -50,7 +50,13 @@ async fn fingerprint(source: &mut dyn Source) -> Result<TableFingerprint, Engine
 
 /// Compares the pipeline's source (as mapped) with its destination table.
 pub async fn compare(pipeline: &Pipeline) -> Result<Comparison, EngineError> {
-    let mut source = open_source(&pipeline.source, &pipeline.columns).await?;
+    // An aggregate's source is compared as the groups it makes, computed
+    // by its own SQL, whichever engine runs the sync.
+    let mut table = pipeline.source.clone();
+    if let Some(g) = &mut table.grouped {
+        g.form = planner::model::GroupedForm::Groups;
+    }
+    let mut source = open_source(&table, &pipeline.columns).await?;
     source.check().await?;
     let src = fingerprint(source.as_mut()).await?;
 

@@ -11,6 +11,7 @@ pub mod operator;
 pub mod partition_source;
 pub mod populate;
 pub mod progress;
+pub mod regroup;
 
 pub use channel::{row_channel, ChannelStats, RowReceiver, RowSender};
 pub use message::{ChangeSet, Message};

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{PlannerError, Result};
-use crate::model::{Pipeline, Strategy, StrategyKind};
+use crate::model::{AggregateEngine, Pipeline, Strategy, StrategyKind};
 use crate::partition::{Partition, PartitionDimension, Step};
 
 /// What each operator of the DAG is told to do.
@@ -32,6 +32,10 @@ pub enum OperatorSpec {
         page_rows: usize,
         only_changes: bool,
     },
+    /// An aggregate sync's `datafusion` engine: groups the rows of each
+    /// partition's touched groups in DataFusion, emitting the groups in the
+    /// destination's columns once the partition's rows are in.
+    Regroup,
     /// Re-cuts batches to `target_rows` so the sink writes in efficient sizes.
     Batcher { target_rows: usize },
     /// Upserts into the destination and commits each partition with its
@@ -57,6 +61,7 @@ impl OperatorSpec {
             OperatorSpec::PartitionSource => "partition_source",
             OperatorSpec::ChangeDetection { .. } => "change_detection",
             OperatorSpec::Fetch { .. } => "fetch",
+            OperatorSpec::Regroup => "regroup",
             OperatorSpec::Batcher { .. } => "batcher",
             OperatorSpec::Populate { .. } => "populate",
         }
@@ -92,16 +97,33 @@ pub struct Plan {
     /// (hash, and full with `delete_missing: true`): [`Plan::deletes_missing`].
     #[serde(skip)]
     delete_missing: bool,
+    /// An aggregate sync: how its groups are re-computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregatePlan>,
+}
+
+/// How an aggregate run re-computes the groups a partition's rows touch.
+#[derive(Debug, Clone, Serialize)]
+pub struct AggregatePlan {
+    pub engine: AggregateEngine,
+    /// Why that engine (`auto`'s choice, or the config's word).
+    pub why: &'static str,
+    /// The group-by, in the pipeline's spelling (the source renders its
+    /// own dialect's from the same trees).
+    pub sql: String,
 }
 
 impl Plan {
     /// Compiles `pipeline` for `strategy` (by name, or the default).
     pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
         let st = select_strategy(pipeline, strategy)?;
-        if pipeline.aggregate.is_some() {
+        if pipeline.aggregate.is_some() && st.kind == StrategyKind::Hash {
             return Err(PlannerError::NotSupported {
                 file: pipeline.file.clone(),
-                path: "running sync_type: aggregate (config validate checks its group-by; re-computing the touched groups is still to come)".to_string(),
+                path: format!(
+                    "strategies[{}].type: hash for sync_type: aggregate (comparing the groups' checksums is still to come; run a delta, or full to re-compute every group)",
+                    st.index
+                ),
             });
         }
         if let Some(path) = st.unsupported.first() {
@@ -113,6 +135,41 @@ impl Plan {
         let page_rows = st.page_size;
         // A strategy's own batch size wins over the pipeline's batcher.
         let target_rows = st.batch_rows.unwrap_or(pipeline.batch_rows);
+        if let Some(a) = &pipeline.aggregate {
+            let (engine, why) = a.resolved_engine(pipeline.source.datastore.connection.kind());
+            let mut operators = vec![
+                OperatorSpec::PartitionSource,
+                OperatorSpec::Fetch {
+                    page_rows,
+                    only_changes: false,
+                },
+            ];
+            if engine == AggregateEngine::Datafusion {
+                operators.push(OperatorSpec::Regroup);
+            }
+            operators.extend([
+                OperatorSpec::Batcher { target_rows },
+                OperatorSpec::Populate {
+                    rows_are_changes: false,
+                },
+            ]);
+            return Ok(Plan {
+                pipeline: pipeline.name.clone(),
+                strategy: st.name.clone(),
+                kind: st.kind,
+                operators,
+                dimensions: st.primary.clone(),
+                delta: st.delta.clone(),
+                channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
+                lanes: pipeline.max_concurrent_partitions.max(1),
+                delete_missing: false,
+                aggregate: Some(AggregatePlan {
+                    engine,
+                    why,
+                    sql: a.select_sql(&pipeline.source.display_name()),
+                }),
+            });
+        }
         Ok(Plan {
             pipeline: pipeline.name.clone(),
             strategy: st.name.clone(),
@@ -153,6 +210,7 @@ impl Plan {
             channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
             lanes: pipeline.max_concurrent_partitions.max(1),
             delete_missing: st.delete_missing,
+            aggregate: None,
         })
     }
 
@@ -171,6 +229,11 @@ impl Plan {
     /// the watermark), and a hash run fetches only differing rows: their
     /// writer need not test rows for equality first.
     pub fn for_destination(mut self, pipeline: &Pipeline, probe: DestinationProbe) -> Plan {
+        // An aggregate re-computes groups: they are merged (equal groups
+        // left as they are), never compared row by row first.
+        if self.aggregate.is_some() {
+            return self;
+        }
         let compare_first = self.kind == StrategyKind::Full
             && !probe.empty
             && (self.delete_missing
@@ -252,6 +315,17 @@ impl Plan {
                 } else {
                     "skipped"
                 }
+            ));
+        }
+        if let Some(a) = &self.aggregate {
+            s.push_str(&format!(
+                "aggregate: re-computed by {} ({}), only the groups each partition's rows touch\ngroup-by: {}\n",
+                match a.engine {
+                    AggregateEngine::Datafusion => "DataFusion over the rows of those groups",
+                    _ => "the source's SQL",
+                },
+                a.why,
+                a.sql
             ));
         }
         if self.dimensions.is_empty() && self.delta.is_none() {

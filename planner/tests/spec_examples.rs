@@ -64,13 +64,8 @@ fn spec_examples_plan_or_name_what_is_missing() {
     assert_eq!(plan_outcome(1), "ok: hourly_delta");
     assert_eq!(plan_outcome(2), "enrichment: not supported yet: enrichment");
     assert_eq!(plan_outcome(3), "ok: delta_sync");
-    // Every problem at once, not only the first.
-    assert_eq!(
-        plan_outcome(4).lines().collect::<Vec<_>>(),
-        [
-            "not supported yet: running sync_type: aggregate (config validate checks its group-by; re-computing the touched groups is still to come)",
-        ]
-    );
+    // The spec's aggregate: its delta re-computes the touched groups.
+    assert_eq!(plan_outcome(4), "ok: delta");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod aggregate_sync;
 mod bad_input;
 mod catalog_types;
 mod composite_keys;

@@ -130,12 +130,7 @@ async fn spec_pipelines_validate_plan_and_run_alike() -> Result<()> {
         ("example_01.yaml", &["ok"]),
         ("example_02.yaml", &["enrichment: not supported yet: enrichment"]),
         ("example_03.yaml", &["ok"]),
-        (
-            "example_04.yaml",
-            &[
-                "not supported yet: running sync_type: aggregate (config validate checks its group-by; re-computing the touched groups is still to come)",
-            ],
-        ),
+        ("example_04.yaml", &["ok"]),
         ("example_05_nested_hash.yaml", &["ok"]),
         ("example_06_column_level.yaml", &["ok"]),
         ("example_07_hash_algo.yaml", &["ok"]),

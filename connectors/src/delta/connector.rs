@@ -70,6 +70,7 @@ impl Connector for DeltaConnector {
                 alias: None,
                 joins: Vec::new(),
                 filters: Vec::new(),
+                grouped: None,
             };
             let location = TableLocation::of(&table_ref)?;
             if location.missing_locally() {

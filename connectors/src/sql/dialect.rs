@@ -133,4 +133,17 @@ pub trait Dialect: Sync {
     fn expr(&self, e: &SqlExpr) -> String {
         super::expr::requoted(e, self.identifier_quote())
     }
+
+    /// A re-computed group's column `e` as a destination column of `ty`
+    /// reads it: cast to the type it is created with, so the database
+    /// rounds a decimal to its scale and refuses a count past its range.
+    fn group_value(&self, e: &str, ty: &ColumnType) -> String {
+        format!("CAST({e} AS {})", self.type_ddl(ty))
+    }
+
+    /// An aggregate's key or value expression, as [`Dialect::expr`] writes
+    /// it, with what this database spells otherwise rewritten.
+    fn aggregate_expr(&self, e: &SqlExpr) -> String {
+        self.expr(e)
+    }
 }

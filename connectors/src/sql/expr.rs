@@ -16,8 +16,9 @@ use std::ops::ControlFlow;
 
 use planner::SqlExpr;
 use sqlparser::ast::{
-    DataType, Expr, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, TableAlias, TableFactor, VisitMut, VisitorMut,
+    DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Query, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    TableAlias, TableFactor, VisitMut, VisitorMut,
 };
 
 /// `e` printed with every quoted identifier in `quote`.
@@ -25,6 +26,50 @@ pub(super) fn requoted(e: &SqlExpr, quote: char) -> String {
     let mut tree = e.expr().clone();
     let _ = tree.visit(&mut Requote(quote));
     tree.to_string()
+}
+
+/// `e` as [`requoted`], each `CAST(x AS DATE)` written `date(x)`: SQLite
+/// gives the type name DATE numeric affinity, so its CAST turns the text
+/// `2024-01-15 10:00:00` into 2024, while `date()` reads the text SyncHub
+/// stores date/times as.
+pub(super) fn requoted_sqlite_dates(e: &SqlExpr, quote: char) -> String {
+    let mut tree = e.expr().clone();
+    let _ = tree.visit(&mut Requote(quote));
+    let _ = tree.visit(&mut SqliteDates);
+    tree.to_string()
+}
+
+struct SqliteDates;
+
+impl VisitorMut for SqliteDates {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Cast {
+            expr: inner,
+            data_type: DataType::Date,
+            format: None,
+            ..
+        } = expr
+        {
+            let arg = std::mem::replace(inner.as_mut(), Expr::value(sqlparser::ast::Value::Null));
+            *expr = Expr::Function(sqlparser::ast::Function {
+                name: ObjectName::from(vec![Ident::new("date")]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
+                    clauses: Vec::new(),
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: Vec::new(),
+            });
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct Requote(char);

@@ -85,6 +85,12 @@ impl Dialect for MySqlDialect {
         format!("(YEAR({e}) * 12 + MONTH({e}) - 23641)")
     }
 
+    /// As computed: MySQL's CAST takes a few type names only (SIGNED,
+    /// DECIMAL, CHAR...), not the ones its columns are created with.
+    fn group_value(&self, e: &str, _ty: &ColumnType) -> String {
+        e.to_string()
+    }
+
     fn type_ddl(&self, t: &ColumnType) -> String {
         match t {
             ColumnType::Int16 => "SMALLINT".into(),

@@ -202,6 +202,9 @@ pub fn select_partition_sql(
     columns: &[MappedColumn],
     partition: &Partition,
 ) -> (String, Vec<PartitionValue>) {
+    if let Some(grouped) = &source.grouped {
+        return grouped_select_sql(d, source, grouped, columns, Some(partition));
+    }
     let mut params = Vec::new();
     let sql = format!(
         "SELECT {} {}{}",
@@ -209,6 +212,112 @@ pub fn select_partition_sql(
         from_sql(d, source),
         where_sql(d, source, Some(partition), &mut params)
     );
+    (sql, params)
+}
+
+/// An aggregate source's select: the groups the rows of `partition` touch
+/// (every group without a partition, or one without ranges), re-computed
+/// over every row of each, in `columns` (the destination's); or, for
+/// DataFusion to group, those groups' rows in `columns` (the rows' own).
+///
+/// A group is touched when a row of the partition has its keys: `(keys) IN
+/// (SELECT keys ... WHERE <ranges>)`, which a database runs as a semi-join.
+/// A NULL key equals nothing there, so the partition's rows with one are
+/// selected on their own: their group (NULL-keyed, which no destination
+/// key column takes) then stops the run with the column named, rather than
+/// being passed over.
+fn grouped_select_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    grouped: &planner::model::GroupedRead,
+    columns: &[MappedColumn],
+    partition: Option<&Partition>,
+) -> (String, Vec<PartitionValue>) {
+    let aggregate = &grouped.aggregate;
+    let mut params = Vec::new();
+    let keys: Vec<String> = aggregate
+        .keys
+        .iter()
+        .map(|k| d.aggregate_expr(&k.expr))
+        .collect();
+    let keys = keys.join(", ");
+    let from = from_sql(d, source);
+    let filters: Vec<String> = source
+        .filters
+        .iter()
+        .map(|f| format!("({})", d.expr(f)))
+        .collect();
+    let mut conds = filters.clone();
+    let ranged = partition.filter(|p| p.ranges.iter().any(|(_, r)| *r != DimRange::All));
+    if let Some(p) = ranged {
+        let mut window = filters.clone();
+        window.extend(range_conditions(
+            d,
+            p,
+            |dim| d.column(&dim.column),
+            0,
+            &mut params,
+        ));
+        let null_key: Vec<String> = aggregate
+            .keys
+            .iter()
+            .map(|k| format!("({}) IS NULL", d.aggregate_expr(&k.expr)))
+            .collect();
+        let mut null_window = filters;
+        null_window.push(format!("({})", null_key.join(" OR ")));
+        null_window.extend(range_conditions(
+            d,
+            p,
+            |dim| d.column(&dim.column),
+            0,
+            &mut params,
+        ));
+        conds.push(format!(
+            "(({keys}) IN (SELECT {keys} {from} WHERE {}) OR ({}))",
+            window.join(" AND "),
+            null_window.join(" AND ")
+        ));
+    }
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    let sql = match grouped.form {
+        planner::model::GroupedForm::Rows => {
+            format!("SELECT {} {from}{where_sql}", select_list(d, columns))
+        }
+        planner::model::GroupedForm::Groups => {
+            let items: Vec<String> = aggregate
+                .keys
+                .iter()
+                .chain(&aggregate.values)
+                .map(|c| {
+                    format!(
+                        "{} AS {}",
+                        d.aggregate_expr(&c.expr),
+                        d.quote_ident(&c.dest)
+                    )
+                })
+                .collect();
+            let outer: Vec<String> = columns
+                .iter()
+                .map(|c| {
+                    if c.stored_hash.is_compute() {
+                        d.computed_hash(&c.spec.data_type)
+                    } else {
+                        d.group_value(&d.quote_ident(&c.dest), &c.spec.data_type)
+                    }
+                })
+                .collect();
+            format!(
+                "SELECT {} FROM (SELECT {} {from}{where_sql} GROUP BY {keys}) AS {}",
+                outer.join(", "),
+                items.join(", "),
+                d.quote_ident("synchub_groups")
+            )
+        }
+    };
     (sql, params)
 }
 
@@ -356,6 +465,10 @@ pub fn bounds_sql(
 
 /// `SELECT <mapped columns> ... LIMIT 0`: checks every column resolves.
 pub fn probe_sql(d: &dyn Dialect, source: &TableRef, columns: &[MappedColumn]) -> String {
+    if let Some(grouped) = &source.grouped {
+        let (sql, _) = grouped_select_sql(d, source, grouped, columns, None);
+        return format!("{sql} LIMIT 0");
+    }
     format!(
         "SELECT {} {} LIMIT 0",
         select_list(d, columns),

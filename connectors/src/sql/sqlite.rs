@@ -78,6 +78,16 @@ impl Dialect for SqliteDialect {
         .into()
     }
 
+    /// As computed: a cast to a storage class would turn a date into text
+    /// and back no better, and the codec reads each value by what it is.
+    fn group_value(&self, e: &str, _ty: &ColumnType) -> String {
+        e.to_string()
+    }
+
+    fn aggregate_expr(&self, e: &planner::SqlExpr) -> String {
+        super::expr::requoted_sqlite_dates(e, self.identifier_quote())
+    }
+
     /// The hash is a bigint, or 16 hex digits in a text column.
     fn computed_hash(&self, ty: &ColumnType) -> String {
         if *ty == ColumnType::Int64 {

@@ -23,13 +23,13 @@ fn bound_value(v: PartitionValue, date_only: bool) -> Value {
                 let up = m.div_euclid(day) * day + if m.rem_euclid(day) != 0 { day } else { 0 };
                 Value::Text(format_micros(up)[..10].to_string())
             } else {
-                // format_micros gives 2024-01-15T12:00:00[.ffffff]; stored form uses a space and 6 digits.
+                // format_micros gives 2024-01-15T12:00:00[.ffffff]; the stored
+                // form has a space. A whole second is bound without a fraction:
+                // text order then places both `12:00:00.000000` (as SyncHub
+                // writes) and `12:00:00` (as most writers do) on the bound, where
+                // `12:00:00.000000` would put the shorter text before it and a
+                // row on a window's start in no window at all.
                 let (date, time) = text.split_once('T').unwrap_or((&text, "00:00:00"));
-                let time = if time.len() == 8 {
-                    format!("{time}.000000")
-                } else {
-                    time.to_string()
-                };
                 Value::Text(format!("{date} {time}"))
             }
         }
@@ -37,19 +37,23 @@ fn bound_value(v: PartitionValue, date_only: bool) -> Value {
 }
 
 pub(crate) fn bound_params(partition: &Partition, params: &[PartitionValue]) -> Vec<Value> {
-    // where_sql pushes two values per Range dimension, in dimension order.
-    let mut out = Vec::with_capacity(params.len());
-    let mut it = params.iter();
-    for (dim, range) in &partition.ranges {
-        if matches!(range, planner::partition::DimRange::Range { .. }) {
-            for _ in 0..2 {
-                if let Some(v) = it.next() {
-                    out.push(bound_value(*v, dim.date_only));
-                }
-            }
-        }
+    // where_sql pushes two values per Range dimension, in dimension order;
+    // an aggregate's select binds the ranges twice (its semi-join and its
+    // NULL keys), so the dimensions are gone through again.
+    let dims: Vec<_> = partition
+        .ranges
+        .iter()
+        .filter(|(_, range)| matches!(range, planner::partition::DimRange::Range { .. }))
+        .map(|(dim, _)| dim.date_only)
+        .collect();
+    if dims.is_empty() {
+        return Vec::new();
     }
-    out
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, v)| bound_value(*v, dims[(i / 2) % dims.len()]))
+        .collect()
 }
 
 pub(crate) fn bound_from_sqlite(

@@ -36,6 +36,7 @@ pub async fn run_on_queue(
     let started_us = operators::progress::epoch_micros();
     // The destination's session, holding its lock, lives until the run ends.
     let (mut run, _connections) = plan_run(opts).await?;
+    crate::coordinator::refuse_aggregate_tasks(&run.pipeline)?;
     let task_run = Arc::new(run.work().to_task_run());
     // Every task is serialized before the run is marked started: a secret
     // written in clear leaves no run behind.

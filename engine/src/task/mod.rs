@@ -332,6 +332,7 @@ impl TaskTable {
                 .map(|f| parse(f))
                 .collect::<Result<_, _>>()?,
             datastore,
+            grouped: None,
         })
     }
 }

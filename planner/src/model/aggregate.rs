@@ -12,7 +12,8 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 use sqlparser::ast::{Expr, Visit, Visitor};
 
-use super::Problems;
+use super::{MappedColumn, Problems, StoredHash};
+use crate::column_ref::ColumnRef;
 use crate::config::{BackendConfig, PipelineFile, StageColumn, StageConfig, StrategyConfig};
 use crate::sql_expr::{SqlDialect, SqlExpr};
 use crate::yaml;
@@ -88,7 +89,7 @@ pub struct AggregateColumn {
 }
 
 /// An aggregate sync's group-by, validated.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Aggregate {
     /// The `group_by` columns, in `group_by` order: one destination row per
     /// distinct combination of their values.
@@ -99,9 +100,74 @@ pub struct Aggregate {
     /// Per strategy (by position in `strategies`): the keys its
     /// `delta_partitions` extract from changed rows, as indexes into `keys`.
     pub delta_keys: Vec<Vec<usize>>,
+    /// The source columns the expressions read, typed by the source
+    /// backend's `data_type`: what the `datafusion` engine reads of each
+    /// row. `None` when one of them has no `data_type` there.
+    #[serde(skip)]
+    pub row_columns: Option<Vec<MappedColumn>>,
+}
+
+/// How an aggregate sync's source is read: as the groups its rows make,
+/// re-computed where the data lives, or as the rows of those groups, for
+/// DataFusion to group. Either way only the groups the partition's rows
+/// touch, every row of each (a group is never merged with an earlier
+/// result, which keeps `min`/`max` right); a partition without ranges
+/// touches every group.
+#[derive(Debug, Clone)]
+pub struct GroupedRead {
+    pub aggregate: Aggregate,
+    pub form: GroupedForm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupedForm {
+    /// Keys then values, computed by the source's SQL.
+    Groups,
+    /// The `row_columns` of every row of the touched groups.
+    Rows,
 }
 
 impl Aggregate {
+    /// The engine that re-computes the groups from a source of connector
+    /// type `source_kind` (`postgres`), and why that one.
+    pub fn resolved_engine(&self, source_kind: &str) -> (AggregateEngine, &'static str) {
+        let runs_sql = ["postgres", "sqlite", "mysql"].contains(&source_kind);
+        match self.engine {
+            AggregateEngine::Source => (AggregateEngine::Source, "aggregate_engine: source"),
+            AggregateEngine::Datafusion => {
+                (AggregateEngine::Datafusion, "aggregate_engine: datafusion")
+            }
+            AggregateEngine::Auto if !runs_sql => {
+                (AggregateEngine::Datafusion, "auto: the source runs no SQL")
+            }
+            AggregateEngine::Auto if source_kind == "sqlite" && self.sums_decimals() => (
+                AggregateEngine::Datafusion,
+                "auto: SQLite adds decimals as floating point; DataFusion adds them exactly",
+            ),
+            AggregateEngine::Auto => (
+                AggregateEngine::Source,
+                "auto: the source sends the groups, fewer bytes than their rows",
+            ),
+        }
+    }
+
+    /// Whether a `sum` or `avg` reads a decimal source column.
+    fn sums_decimals(&self) -> bool {
+        let Some(rows) = &self.row_columns else {
+            return false;
+        };
+        self.values.iter().any(|v| {
+            let text = v.expr.to_string().to_ascii_lowercase();
+            (text.contains("sum(") || text.contains("avg("))
+                && v.reads.iter().any(|r| {
+                    rows.iter().any(|c| {
+                        &c.dest == r
+                            && matches!(c.spec.data_type, crate::types::ColumnType::Decimal { .. })
+                    })
+                })
+        })
+    }
+
     /// The group-by as one SQL statement over `table` (already quoted), in
     /// the pipeline's own spelling; a connector renders its dialect's from
     /// the trees.
@@ -431,6 +497,13 @@ pub(super) fn normalize_aggregate(
         .enumerate()
         .map(|(si, s)| delta_keys(si, s, &keys, dst, problems))
         .collect();
+    let row_columns = row_columns(src, &keys, &values);
+    if engine == AggregateEngine::Datafusion && row_columns.is_none() {
+        problems.push(
+            "aggregate_engine",
+            format!("aggregate_engine: datafusion reads the source rows as typed columns: give every column the expressions read a data_type in backend \"{}\"", src.name),
+        );
+    }
     if problems.0.len() > before {
         return None;
     }
@@ -439,7 +512,51 @@ pub(super) fn normalize_aggregate(
         values,
         engine,
         delta_keys,
+        row_columns,
     })
+}
+
+/// The source columns the key and value expressions read, typed by their
+/// `data_type` in the source backend; `None` when one has none.
+fn row_columns(
+    src: &BackendConfig,
+    keys: &[AggregateColumn],
+    values: &[AggregateColumn],
+) -> Option<Vec<MappedColumn>> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in keys.iter().chain(values).flat_map(|c| &c.reads) {
+        if !names.contains(&r.as_str()) {
+            names.push(r);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let c = src.columns.iter().find(|c| c.name == name)?;
+            let ty = crate::types::ColumnType::parse(
+                c.data_type.as_deref()?,
+                c.precision,
+                c.scale,
+                c.length,
+            )?;
+            Some(MappedColumn {
+                spec: crate::types::ColumnSpec {
+                    name: name.to_string(),
+                    data_type: ty,
+                    unique: false,
+                    nullable: true,
+                },
+                dest: name.to_string(),
+                source: name.to_string(),
+                source_ref: ColumnRef::bare(name),
+                data_type: ty.to_string(),
+                unique: false,
+                hash_column: false,
+                stored_hash: StoredHash::No,
+                data_type_from: None,
+            })
+        })
+        .collect()
 }
 
 /// The group keys strategy `s`'s `delta_partitions` name: a group_by

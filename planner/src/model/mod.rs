@@ -29,7 +29,9 @@ use crate::partition::PartitionDimension;
 use crate::sql_expr::SqlExpr;
 use crate::types::{ColumnSpec, ColumnType};
 
-pub use aggregate::{Aggregate, AggregateColumn, AggregateEngine, AGGREGATE_FUNCTIONS};
+pub use aggregate::{
+    Aggregate, AggregateColumn, AggregateEngine, GroupedForm, GroupedRead, AGGREGATE_FUNCTIONS,
+};
 pub use file::CatalogRequest;
 pub use names::{column_ref_parts, quote_ident};
 pub use tables::MAX_CONDITION_BYTES;
@@ -52,6 +54,10 @@ pub struct TableRef {
     /// Conditions, ANDed; each parsed as one expression, so none can reach
     /// outside the parentheses it is rendered in.
     pub filters: Vec<SqlExpr>,
+    /// An aggregate sync's source: read as the groups of its rows (or the
+    /// rows of those groups), not row by row.
+    #[serde(skip)]
+    pub grouped: Option<GroupedRead>,
 }
 
 impl TableRef {
@@ -291,6 +297,17 @@ impl Pipeline {
     pub fn dest_columns(&self) -> Vec<ColumnSpec> {
         self.columns.iter().map(|c| c.spec.clone()).collect()
     }
+    /// The columns a source is opened with: the destination's, or for an
+    /// aggregate whose groups DataFusion computes, the source rows' own.
+    pub fn read_columns(&self) -> &[MappedColumn] {
+        match (&self.source.grouped, &self.aggregate) {
+            (Some(g), Some(a)) if g.form == GroupedForm::Rows => {
+                a.row_columns.as_deref().unwrap_or(&self.columns)
+            }
+            _ => &self.columns,
+        }
+    }
+
     pub fn unique_columns(&self) -> Vec<&str> {
         self.columns
             .iter()
@@ -442,8 +459,18 @@ impl Pipeline {
                 problems: problems.0,
             });
         }
-        let (source, destination, columns, aggregate) =
+        let (mut source, destination, columns, aggregate) =
             normalized.expect("no problems means normalized");
+        if let Some(a) = &aggregate {
+            let (engine, _) = a.resolved_engine(source.datastore.connection.kind());
+            source.grouped = Some(GroupedRead {
+                aggregate: a.clone(),
+                form: match engine {
+                    AggregateEngine::Datafusion => GroupedForm::Rows,
+                    _ => GroupedForm::Groups,
+                },
+            });
+        }
         let batch_rows = raw
             .stages
             .iter()

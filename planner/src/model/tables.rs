@@ -69,6 +69,7 @@ pub(super) fn table_ref(
         alias: backend.alias.clone(),
         joins,
         filters,
+        grouped: None,
     })
 }
 

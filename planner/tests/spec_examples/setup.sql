@@ -3,8 +3,10 @@
 CREATE TABLE users (id int PRIMARY KEY, name text, email text, updated_at timestamp NOT NULL);
 INSERT INTO users SELECT g, 'user ' || g, 'u' || g || '@example.com',
   timestamp '2024-01-01' + g * interval '17 minutes' FROM generate_series(1, 300) g;
-CREATE TABLE orders (id bigint PRIMARY KEY, user_id int, order_date timestamp, amount numeric(12,2));
-INSERT INTO orders SELECT g, g % 120, timestamp '2024-01-01' + g * interval '5 hours', g * 1.5
+CREATE TABLE orders (id bigint PRIMARY KEY, user_id int, order_date timestamp, amount numeric(12,2),
+  discount numeric(12,2), updated_at timestamp);
+INSERT INTO orders SELECT g, g % 120, timestamp '2024-01-01' + g * interval '5 hours', g * 1.5,
+  g % 7, timestamp '2024-01-01' + g * interval '5 hours' + interval '10 minutes'
   FROM generate_series(1, 400) g;
 CREATE TABLE app_users (user_id int PRIMARY KEY, name text, email text, last_login timestamp);
 INSERT INTO app_users SELECT g, 'user ' || g, 'u' || g || '@example.com',
