@@ -22,6 +22,10 @@ pub const DEMO_PIPELINES: &[(&str, &str)] = &[
         "orders_stage_form.yaml",
         include_str!("../../pipelines/demo/orders_stage_form.yaml"),
     ),
+    (
+        "user_daily_orders_aggregate.yaml",
+        include_str!("../../pipelines/demo/user_daily_orders_aggregate.yaml"),
+    ),
 ];
 
 const DEMO_DATASTORES: &str = "\

@@ -18,6 +18,9 @@ pub enum OperatorError {
     /// The downstream operator stopped; its own error is the one to report.
     #[error("downstream operator stopped")]
     DownstreamClosed,
+    /// An aggregate's groups could not be re-computed.
+    #[error(transparent)]
+    Compute(#[from] compute::ComputeError),
     #[error("{0}")]
     Other(String),
 }

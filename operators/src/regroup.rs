@@ -37,48 +37,43 @@ impl Regroup {
             grouping: None,
         }
     }
-
-    /// A batch of groups (keys then values, by destination name) as the
-    /// destination's columns: each value cast to its column's type, where a
-    /// value that does not fit is an error naming the column, and the row
-    /// hash computed as a source computes it.
-    fn to_destination(&self, groups: &RecordBatch) -> Result<RecordBatch> {
-        let strict = CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        let arrays = self
-            .columns
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(c, field)| {
-                if c.stored_hash.is_compute() {
-                    return Ok(new_null_array(field.data_type(), groups.num_rows()));
-                }
-                let values = groups.column_by_name(&c.dest).ok_or_else(|| {
-                    OperatorError::Other(format!(
-                        "the group-by computed no column \"{}\" (an operator's bug)",
-                        c.dest
-                    ))
-                })?;
-                cast_with_options(values, field.data_type(), &strict).map_err(|e| {
-                    OperatorError::Other(format!(
-                        "aggregate column \"{}\": a re-computed value does not fit its data_type {}: {e}",
-                        c.dest, c.data_type
-                    ))
-                })
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let batch = RecordBatch::try_new(self.schema.clone(), arrays)?;
-        Ok(connectors::rowhash::fill_computed_hash(
-            batch,
-            &self.columns,
-        )?)
-    }
 }
-
-fn compute_error(e: compute::ComputeError) -> OperatorError {
-    OperatorError::Other(e.to_string())
+/// A batch of groups (keys then values, by destination name) as the
+/// destination's `columns` (of Arrow `schema`): each value cast to its
+/// column's type, where a value that does not fit is an error naming the
+/// column, and the row hash computed as a source computes it.
+pub fn groups_as_destination(
+    groups: &RecordBatch,
+    columns: &[MappedColumn],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let arrays = columns
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, field)| {
+            if c.stored_hash.is_compute() {
+                return Ok(new_null_array(field.data_type(), groups.num_rows()));
+            }
+            let values = groups.column_by_name(&c.dest).ok_or_else(|| {
+                OperatorError::Other(format!(
+                    "the group-by computed no column \"{}\" (an operator's bug)",
+                    c.dest
+                ))
+            })?;
+            cast_with_options(values, field.data_type(), &strict).map_err(|e| {
+                OperatorError::Other(format!(
+                    "aggregate column \"{}\": a re-computed value does not fit its data_type {}: {e}",
+                    c.dest, c.data_type
+                ))
+            })
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+    Ok(connectors::rowhash::fill_computed_hash(batch, columns)?)
 }
 
 #[async_trait]
@@ -97,7 +92,7 @@ impl Operator for Regroup {
 
     async fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
         match &mut self.grouping {
-            Some(g) => g.push(batch).await.map_err(compute_error),
+            Some(g) => g.push(batch).await.map_err(OperatorError::from),
             None => Err(OperatorError::Other(
                 "rows outside a partition (an operator's bug)".into(),
             )),
@@ -106,9 +101,10 @@ impl Operator for Regroup {
 
     async fn on_partition_end(&mut self, p: Arc<Partition>, out: &mut Output) -> Result<()> {
         if let Some(grouping) = self.grouping.take() {
-            for groups in grouping.finish().await.map_err(compute_error)? {
+            for groups in grouping.finish().await.map_err(OperatorError::from)? {
                 if groups.num_rows() > 0 {
-                    out.batch(self.to_destination(&groups)?).await?;
+                    out.batch(groups_as_destination(&groups, &self.columns, &self.schema)?)
+                        .await?;
                 }
             }
         }
