@@ -253,6 +253,12 @@ pub enum WriteMode {
     /// testing which are equal first. An equal row is still never counted
     /// as updated.
     Changes,
+    /// As `Merge`, and the rows are every row the table is to hold: the
+    /// table's rows whose key is not among them are deleted in the same
+    /// commit (a full aggregate run: a group whose source rows are all gone
+    /// goes too). Only for a partition without ranges, and only asked of a
+    /// writer whose [`Sink::can_replace`] says so.
+    Replace,
 }
 
 /// What a destination can do, asked instead of assumed.
@@ -314,6 +320,11 @@ pub trait Sink: Send {
     /// the only one.
     async fn try_lock(&mut self, _key: &str, _holder: &str) -> Result<LockAttempt> {
         Ok(LockAttempt::Acquired)
+    }
+
+    /// Whether this writer takes [`WriteMode::Replace`].
+    fn can_replace(&self) -> bool {
+        false
     }
 
     /// Opens the partition's transaction; its rows are written as `mode`

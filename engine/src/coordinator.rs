@@ -525,6 +525,14 @@ fn refuse_missing_capability(
             pipeline.destination.datastore.name()
         )));
     }
+    if plan.replaces_destination() && !sink.can_replace() {
+        return Err(EngineError::Unsupported(format!(
+            "strategy \"{}\" is a full aggregate run, which replaces the destination's groups (deleting those with no source row left), \
+             and destination datastore \"{}\" cannot replace a table's rows; run the delta strategy",
+            plan.strategy,
+            pipeline.destination.datastore.name()
+        )));
+    }
     if plan.deletes_missing() && !sink.capabilities().delete {
         return Err(EngineError::Unsupported(format!(
             "strategy \"{}\" has delete_missing: true, and destination datastore \"{}\" cannot \

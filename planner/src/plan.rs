@@ -271,6 +271,14 @@ impl Plan {
         self
     }
 
+    /// Whether a run's rows are every row the destination is to hold, so
+    /// the others are deleted as it commits: a full aggregate run without
+    /// partitions writes every group, and a group whose source rows are all
+    /// gone is no group any more.
+    pub fn replaces_destination(&self) -> bool {
+        self.aggregate.is_some() && self.kind == StrategyKind::Full && self.dimensions.is_empty()
+    }
+
     /// Whether a run deletes destination rows missing from the source.
     pub fn deletes_missing(&self) -> bool {
         // Not read from the chain: a full run gets its comparison only from
@@ -327,6 +335,9 @@ impl Plan {
                 a.why,
                 a.sql
             ));
+            if self.replaces_destination() {
+                s.push_str("full: every group re-computed and merged; groups with no source row left are deleted\n");
+            }
         }
         if self.dimensions.is_empty() && self.delta.is_none() {
             s.push_str("partitioning: none (one partition)\n");

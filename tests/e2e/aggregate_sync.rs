@@ -160,6 +160,22 @@ fn spec_example_on_sqlite(engine: &str) {
     let full = run(&p, "full", &state);
     assert_eq!(counts(&full), (2, 0, 0, 0), "{}", full.json);
     assert_eq!(full.n("rows_unchanged"), 2);
+
+    // A delete leaves no changed row for a delta to see; a full run
+    // replaces the groups, so 102's day, whose only order is gone, goes.
+    Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch("DELETE FROM orders WHERE user_id = 102")
+        .unwrap();
+    let delta = run(&p, "delta", &state);
+    assert_eq!(counts(&delta), (1, 0, 0, 0), "{}", delta.json);
+    assert_eq!(sqlite_rows(dir.path()).len(), 2);
+    let full = run(&p, "full", &state);
+    assert_eq!(counts(&full), (1, 0, 0, 1), "{}", full.json);
+    assert_eq!(
+        sqlite_rows(dir.path()),
+        ["101|2024-01-15|2|90.00|0.00|2024-01-15 14:00:00.000000"]
+    );
 }
 
 #[test]
@@ -238,6 +254,21 @@ async fn spec_example_on_postgres(prefix: &str, engine: &str) -> Result<()> {
     let full = ws.run("full");
     assert_eq!(counts(&full), (2, 0, 0, 0), "{}", full.json);
     assert_eq!(version_102().await, before, "an equal group was rewritten");
+
+    // An order deleted: a full run replaces the groups, so the day that
+    // lost it is re-computed and the one that lost its only order goes.
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {}; DELETE FROM orders WHERE order_id IN (1, 3)",
+            schemas.src
+        ))
+        .await?;
+    let full = ws.run("full");
+    assert_eq!(counts(&full), (1, 0, 1, 1), "{}", full.json);
+    assert_eq!(
+        rows().await,
+        ["101|2024-01-15|1|40.00|0.00|2024-01-15 14:00:00"]
+    );
     Ok(())
 }
 

@@ -101,6 +101,8 @@ pub struct PostgresSink {
     /// changes.
     merge_changes_sql: String,
     rows_are_changes: bool,
+    /// The open partition replaces the table's rows (`WriteMode::Replace`).
+    replace: bool,
     /// The table was empty when the run began: partitions COPY straight into
     /// it instead of staging and merging (half the writes for a first load).
     /// Partitions hold disjoint rows, so this stays safe for the whole run;
@@ -138,6 +140,7 @@ impl PostgresSink {
             merge_sql: String::new(),
             merge_changes_sql: String::new(),
             rows_are_changes: false,
+            replace: false,
             direct: false,
             pending_deletes: Vec::new(),
             loaded: 0,
@@ -618,8 +621,13 @@ impl Sink for PostgresSink {
         })
     }
 
+    fn can_replace(&self) -> bool {
+        true
+    }
+
     async fn begin_partition(&mut self, _partition: &Partition, mode: WriteMode) -> Result<()> {
         self.rows_are_changes = mode == WriteMode::Changes;
+        self.replace = mode == WriteMode::Replace;
         // The stage and its COPY wait for the first row: a partition with
         // nothing to write (most of a hash run) commits its checkpoint alone,
         // without creating and dropping a temporary table.
@@ -721,7 +729,20 @@ impl Sink for PostgresSink {
                 )
             }
         };
-        let deleted = self.apply_deletes(partition).await?;
+        let mut deleted = self.apply_deletes(partition).await?;
+        if std::mem::take(&mut self.replace) && !self.direct {
+            // Replacing: the rows the stage lacks (all of them, when nothing
+            // was staged) are no longer the table's.
+            let delete = match staged {
+                0 => format!("DELETE FROM {}", self.qualified()),
+                _ => format!(
+                    "DELETE FROM {} t WHERE NOT EXISTS (SELECT 1 FROM {STAGE_TABLE} s WHERE {})",
+                    self.qualified(),
+                    PostgresDialect.keys_equal("t", "s", &self.specs)
+                ),
+            };
+            deleted += self.client.execute(&delete, &[]).await?;
+        }
         self.client
             .execute(
                 &format!(

@@ -30,6 +30,8 @@ pub struct SqliteSink {
     specs: Vec<ColumnSpec>,
     /// Rows deleted in the open partition.
     deleted: u64,
+    /// The open partition replaces the table's rows (`WriteMode::Replace`).
+    replace: bool,
     /// The open partition: deletes take only rows still inside it.
     open_partition: Option<Partition>,
     /// The table held no rows when `prepare` ran, so partitions are written
@@ -53,6 +55,7 @@ impl SqliteSink {
             table: table.table.clone(),
             specs: columns.to_vec(),
             deleted: 0,
+            replace: false,
             open_partition: None,
             empty_at_start: false,
             written: 0,
@@ -320,7 +323,12 @@ impl Sink for SqliteSink {
     }
 
     /// Equal rows are found by the merge itself either way.
-    async fn begin_partition(&mut self, partition: &Partition, _mode: WriteMode) -> Result<()> {
+    fn can_replace(&self) -> bool {
+        true
+    }
+
+    async fn begin_partition(&mut self, partition: &Partition, mode: WriteMode) -> Result<()> {
+        self.replace = mode == WriteMode::Replace;
         if let Some(folder) = self.log_folder.as_mut() {
             folder.before_begin().await?;
         }
@@ -489,6 +497,7 @@ impl Sink for SqliteSink {
         let identity = self.identity.clone();
         let partition_id = partition.id.clone();
         let deleted = std::mem::take(&mut self.deleted);
+        let replace = std::mem::take(&mut self.replace);
         let direct = self
             .empty_at_start
             .then_some(std::mem::take(&mut self.written) as i64);
@@ -539,6 +548,15 @@ impl Sink for SqliteSink {
                 ),
                 [],
             )? as i64;
+            // Replacing: the rows the stage lacks are no longer the table's.
+            let replaced = if replace {
+                conn.execute(
+                    &format!("DELETE FROM {table} AS t WHERE NOT EXISTS (SELECT 1 FROM temp.{STAGE_TABLE} s WHERE {key_match})"),
+                    [],
+                )? as u64
+            } else {
+                0
+            };
             record_checkpoint(conn, staged)?;
             conn.execute_batch(&format!("DELETE FROM temp.{STAGE_TABLE}; COMMIT"))?;
             let updated = (changed - inserted).max(0);
@@ -546,11 +564,11 @@ impl Sink for SqliteSink {
                 inserted: inserted as u64,
                 updated: updated as u64,
                 unchanged: (staged - inserted - updated).max(0) as u64,
-                deleted: 0,
+                deleted: replaced,
             })
         })
         .await?;
-        stats.deleted = deleted;
+        stats.deleted += deleted;
         if let Some(folder) = self.log_folder.as_mut() {
             folder.after_commit()?;
         }

@@ -167,7 +167,11 @@ impl RunWork {
                 } => Some(WriteMode::Changes),
                 _ => None,
             })
-            .unwrap_or(WriteMode::Merge);
+            .unwrap_or(if plan.replaces_destination() {
+                WriteMode::Replace
+            } else {
+                WriteMode::Merge
+            });
         RunWork {
             identity,
             pipeline: pipeline.clone(),
