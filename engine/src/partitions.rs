@@ -194,6 +194,15 @@ pub async fn run_partitions(
             }
         }
     };
+    // An aggregate re-computes every group a partition's rows touch: its
+    // first window starts at the watermark, so the rows before it in that
+    // window's step (read before, unchanged) touch none.
+    let partitions = match lower {
+        Some(l) if plan.aggregate.is_some() => {
+            partitions.into_iter().map(|p| p.starting_at(l)).collect()
+        }
+        _ => partitions,
+    };
     Ok(RunPartitions {
         ranges_holding_rows: ranges_holding_rows.unwrap_or(partitions.len() as u128),
         partitions,

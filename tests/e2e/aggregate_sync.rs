@@ -281,3 +281,298 @@ async fn spec_worked_example_on_postgres_with_the_source_engine() -> Result<()> 
 async fn spec_worked_example_on_postgres_with_datafusion() -> Result<()> {
     spec_example_on_postgres("agg_df_engine", "datafusion").await
 }
+
+/// Orders for the randomized tests: `users` users over 90 days, every
+/// order last updated before 2024-06-01.
+const RANDOM_USERS: u64 = 5_000;
+const RANDOM_DAYS: u64 = 90;
+
+/// One round of random changes at hour `round` after 2024-06-01: new
+/// orders, and orders whose amount changed, all stamped with that time.
+/// With `moves`, orders also move to another user or day and some are
+/// deleted: changes a delta cannot see whole (the group a row left keeps
+/// counting it), which a full run replaces.
+struct Round {
+    stamp: String,
+    inserts: Vec<(u64, u64, u64, i64)>,
+    updates: Vec<u64>,
+    moved_users: Vec<(u64, u64)>,
+    moved_days: Vec<(u64, u64)>,
+    deletes: Vec<u64>,
+}
+
+impl Round {
+    fn random(
+        rng: &mut crate::common::Lcg,
+        round: u64,
+        orders: u64,
+        next_id: &mut u64,
+        moves: bool,
+    ) -> Round {
+        let pick = |rng: &mut crate::common::Lcg, n: u64| -> Vec<u64> {
+            (0..n).map(|_| 1 + rng.below(orders)).collect()
+        };
+        let inserts = (0..orders / 1000)
+            .map(|_| {
+                *next_id += 1;
+                (
+                    *next_id,
+                    rng.below(RANDOM_USERS),
+                    rng.below(RANDOM_DAYS),
+                    100 + rng.below(100_000) as i64,
+                )
+            })
+            .collect();
+        let updates = pick(rng, orders / 200);
+        let (moved_users, moved_days, deletes) = if moves {
+            let users = pick(rng, orders / 1000)
+                .into_iter()
+                .map(|id| (id, rng.below(RANDOM_USERS)))
+                .collect();
+            let days = pick(rng, orders / 1000)
+                .into_iter()
+                .map(|id| (id, rng.below(RANDOM_DAYS)))
+                .collect();
+            (users, days, pick(rng, orders / 1000))
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
+        Round {
+            stamp: format!("2024-06-01 {:02}:{:02}:00", round / 60, round % 60),
+            inserts,
+            updates,
+            moved_users,
+            moved_days,
+            deletes,
+        }
+    }
+
+    /// The round as SQL statements, `day(n)` writing the timestamp of day
+    /// `n` (plus `n` hours, so days differ in time too).
+    fn statements(&self, day: impl Fn(u64) -> String) -> Vec<String> {
+        let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        for chunk in self.inserts.chunks(1000) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|(id, user, d, cents)| {
+                    format!(
+                        "({id}, {user}, {}.{:02}, {}, {}, '{}')",
+                        cents / 100,
+                        cents % 100,
+                        cents % 7,
+                        day(*d),
+                        self.stamp
+                    )
+                })
+                .collect();
+            out.push(format!("INSERT INTO orders VALUES {}", values.join(", ")));
+        }
+        if !self.updates.is_empty() {
+            out.push(format!(
+                "UPDATE orders SET amount = amount + 1.25, updated_at = '{}' WHERE order_id IN ({})",
+                self.stamp,
+                ids(&self.updates)
+            ));
+        }
+        for (id, user) in &self.moved_users {
+            out.push(format!(
+                "UPDATE orders SET user_id = {user}, updated_at = '{}' WHERE order_id = {id}",
+                self.stamp
+            ));
+        }
+        for (id, d) in &self.moved_days {
+            out.push(format!(
+                "UPDATE orders SET order_date = {}, updated_at = '{}' WHERE order_id = {id}",
+                day(*d),
+                self.stamp
+            ));
+        }
+        if !self.deletes.is_empty() {
+            out.push(format!(
+                "DELETE FROM orders WHERE order_id IN ({})",
+                ids(&self.deletes)
+            ));
+        }
+        out
+    }
+}
+
+/// Delta runs after random inserts and updates, then a full run after
+/// random moves and deletes: after each, the destination is exactly a
+/// fresh GROUP BY over the source (`differing` counts the rows that are
+/// not).
+async fn random_rounds(
+    test: &str,
+    orders: u64,
+    mut apply: impl AsyncFnMut(Vec<String>),
+    day: impl Fn(u64) -> String + Copy,
+    mut differing: impl AsyncFnMut() -> i64,
+    ws_run: impl Fn(&str) -> RunResult,
+) {
+    let mut rng = crate::common::Lcg::seeded(test);
+    let mut next_id = orders;
+    let first = ws_run("delta");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(differing().await, 0, "after the first run");
+    for round in 1..=3 {
+        let changes = Round::random(&mut rng, round, orders, &mut next_id, false);
+        apply(changes.statements(day)).await;
+        let r = ws_run("delta");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        // Only touched groups are re-computed: far fewer than the table's.
+        assert!(
+            r.n("groups_recomputed") <= (orders / 1000 + orders / 200 + 1) as i64 * 2,
+            "{}",
+            r.json
+        );
+        assert_eq!(
+            differing().await,
+            0,
+            "after delta round {round}: {}",
+            r.json
+        );
+    }
+    let changes = Round::random(&mut rng, 4, orders, &mut next_id, true);
+    apply(changes.statements(day)).await;
+    let r = ws_run("full");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(differing().await, 0, "after the full run: {}", r.json);
+}
+
+async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<()> {
+    let client = connect().await?;
+    let schemas = Schemas::create(&client, prefix).await?;
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {src};
+             CREATE TABLE orders (order_id bigint PRIMARY KEY, user_id integer NOT NULL,
+               amount numeric(12,2), discount numeric(12,2), order_date timestamp, updated_at timestamp);
+             INSERT INTO orders SELECT g, (g::bigint * 7919) % {RANDOM_USERS}, (g % 100000) / 100.0 + 1, g % 7,
+               timestamp '2024-01-01' + ((g * 31) % {RANDOM_DAYS}) * interval '1 day' + (g % 24) * interval '1 hour',
+               timestamp '2024-01-01' + g * interval '1 second'
+             FROM generate_series(1, {orders}) g;
+             ANALYZE orders;",
+            src = schemas.src
+        ))
+        .await?;
+    let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", engine))?;
+    let expected = format!(
+        "(SELECT user_id, CAST(order_date AS DATE) AS date, count(1)::int AS n, sum(amount) AS amount,
+                 sum(discount) AS discount, max(updated_at) AS last
+          FROM {}.orders GROUP BY 1, 2) AS expected",
+        schemas.src
+    );
+    let got = format!(
+        "(SELECT user_id, date, num_orders, amount, discount, last_updated_at FROM {}.user_daily_orders_aggregate) AS got",
+        schemas.dst
+    );
+    let src = schemas.src.clone();
+    random_rounds(
+        &format!("aggregate random on postgres ({engine})"),
+        orders,
+        async |statements: Vec<String>| {
+            let sql = format!("SET search_path TO {src}; {}", statements.join("; "));
+            client.batch_execute(&sql).await.unwrap();
+        },
+        |d| {
+            format!(
+                "timestamp '2024-01-01' + interval '{d} days' + interval '{} hours'",
+                d % 24
+            )
+        },
+        async || {
+            crate::common::difference(&client, &expected, &got)
+                .await
+                .unwrap()
+        },
+        |strategy| ws.run(strategy),
+    )
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn random_changes_on_postgres_with_the_source_engine() -> Result<()> {
+    random_on_postgres("agg_rand_src", "source", 1_000_000).await
+}
+
+#[tokio::test]
+async fn random_changes_on_postgres_with_datafusion() -> Result<()> {
+    random_on_postgres("agg_rand_df", "datafusion", 1_000_000).await
+}
+
+async fn random_on_sqlite(engine: &str, orders: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    write_sqlite_datastores(dir.path());
+    let source = dir.path().join("source.db");
+    Connection::open(&source)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE orders (order_id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL,
+               amount TEXT, discount TEXT, order_date TEXT, updated_at TEXT);
+             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < {orders})
+             INSERT INTO orders SELECT i, (i * 7919) % {RANDOM_USERS}, printf('%.2f', (i % 100000) / 100.0 + 1), i % 7,
+               strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || ((i * 31) % {RANDOM_DAYS}) || ' days', '+' || (i % 24) || ' hours'),
+               strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || i || ' seconds')
+             FROM g;"
+        ))
+        .unwrap();
+    let p = dir.path().join("orders.yaml");
+    std::fs::write(&p, pipeline_yaml("sqlite", engine)).unwrap();
+    let state = dir.path().join("state");
+    let warehouse = dir.path().join("warehouse.db");
+    // Exact sums in integer cents: SQLite's own sum of decimal text is
+    // floating point.
+    let differing = || {
+        let c = Connection::open(&source).unwrap();
+        c.execute_batch(&format!("ATTACH '{}' AS w", warehouse.display()))
+            .unwrap();
+        let cents = |e: &str| format!("CAST(round({e} * 100) AS INTEGER)");
+        let expected = format!(
+            "SELECT user_id, date(order_date), count(*), sum({}), sum({}), max(updated_at) FROM main.orders GROUP BY 1, 2",
+            cents("amount"),
+            cents("discount")
+        );
+        let got = format!(
+            "SELECT user_id, date, num_orders, {}, {}, substr(last_updated_at, 1, 19) FROM w.user_daily_orders_aggregate",
+            cents("amount"),
+            cents("discount")
+        );
+        c.query_row(
+            &format!("SELECT (SELECT count(*) FROM ({expected} EXCEPT {got})) + (SELECT count(*) FROM ({got} EXCEPT {expected}))"),
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    random_rounds(
+        &format!("aggregate random on sqlite ({engine})"),
+        orders,
+        async |statements: Vec<String>| {
+            Connection::open(&source)
+                .unwrap()
+                .execute_batch(&statements.join("; "))
+                .unwrap();
+        },
+        |d| {
+            format!(
+                "strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+{d} days', '+{} hours')",
+                d % 24
+            )
+        },
+        async || differing(),
+        |strategy| run(&p, strategy, &state),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn random_changes_on_sqlite_with_the_source_engine() {
+    random_on_sqlite("source", 200_000).await
+}
+
+#[tokio::test]
+async fn random_changes_on_sqlite_with_datafusion() {
+    random_on_sqlite("datafusion", 200_000).await
+}

@@ -78,10 +78,18 @@ impl Dialect for SqliteDialect {
         .into()
     }
 
-    /// As computed: a cast to a storage class would turn a date into text
-    /// and back no better, and the codec reads each value by what it is.
-    fn group_value(&self, e: &str, _ty: &ColumnType) -> String {
-        e.to_string()
+    /// As computed (the codec reads each value by what it is), but for a
+    /// decimal: SQLite adds decimal text as floating point (a sum of
+    /// 2011.16 comes out as 2011.1599999999999), so it is written as text
+    /// rounded to the column's scale, exact while the error stays under
+    /// half its last digit.
+    fn group_value(&self, e: &str, ty: &ColumnType) -> String {
+        match ty {
+            ColumnType::Decimal { scale, .. } if *scale >= 0 => {
+                format!("CASE WHEN {e} IS NULL THEN NULL ELSE printf('%.{scale}f', {e}) END")
+            }
+            _ => e.to_string(),
+        }
     }
 
     fn aggregate_expr(&self, e: &planner::SqlExpr) -> String {

@@ -116,6 +116,24 @@ pub struct PartitionDimensionRef {
 }
 
 impl Partition {
+    /// This partition with its first range starting at `lower` when that
+    /// falls inside it, its id made anew: a delta's first window then
+    /// starts at the watermark, not where its step aligns it.
+    pub fn starting_at(mut self, lower: PartitionValue) -> Partition {
+        if let Some((_, DimRange::Range { start, end })) = self.ranges.first_mut() {
+            if *start < lower && lower < *end {
+                *start = lower;
+            }
+        }
+        self.id = self
+            .ranges
+            .iter()
+            .map(|(d, r)| range_id(&d.name, r))
+            .collect::<Vec<_>>()
+            .join("__");
+        self
+    }
+
     /// The partition that holds every row.
     pub fn whole() -> Partition {
         Partition {
