@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a dev box:
-#   1. makes sure PostgreSQL, MariaDB and Redis answer on loopback (and python3-venv is there), installing
+#   1. makes sure PostgreSQL, MariaDB, Redis and ClickHouse answer on loopback (and python3-venv is there), installing
 #      them from Debian packages and starting them when they are absent;
 #   2. runs every test of the workspace (cargo nextest when installed, else cargo test),
 #      the CLI built with the test-only fault-injection feature.
@@ -86,13 +86,61 @@ ensure_redis() {
   wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
 }
 
+# ClickHouse (Debian's 18.16) with a config of its own: loopback only, HTTP on 8123 (the
+# connector's port), native protocol on 9000, data under /var/lib/synchub-clickhouse.
+ensure_clickhouse() {
+  if curl -fsS http://127.0.0.1:8123/ping 2>/dev/null | grep -q Ok; then return 0; fi
+  if [ ! -x /usr/sbin/clickhouse-server ]; then
+    echo "installing ClickHouse from Debian packages"
+    apt_install clickhouse-server clickhouse-client
+  fi
+  local dir=/var/lib/synchub-clickhouse
+  $SUDO mkdir -p "$dir/data" "$dir/tmp" "$dir/user_files" "$dir/log"
+  $SUDO tee "$dir/config.xml" >/dev/null <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$dir/log/server.log</log><errorlog>$dir/log/error.log</errorlog></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>8123</http_port>
+  <tcp_port>9000</tcp_port>
+  <path>$dir/data/</path>
+  <tmp_path>$dir/tmp/</tmp_path>
+  <user_files_path>$dir/user_files/</user_files_path>
+  <users_config>$dir/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+XML
+  $SUDO tee "$dir/users.xml" >/dev/null <<XML
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default></default></profiles>
+  <users>
+    <default>
+      <password></password>
+      <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+      <profile>default</profile>
+      <quota>default</quota>
+    </default>
+  </users>
+  <quotas><default></default></quotas>
+</yandex>
+XML
+  $SUDO start-stop-daemon --start --oknodo --background --chdir "$dir" \
+    --exec /usr/sbin/clickhouse-server -- --config-file="$dir/config.xml"
+  wait_for ClickHouse curl -fsS http://127.0.0.1:8123/ping
+}
+
 command -v pg_isready >/dev/null || apt_install postgresql-client
 command -v mysqladmin >/dev/null || apt_install mariadb-client
 command -v redis-cli >/dev/null || apt_install redis-tools
+command -v curl >/dev/null || apt_install curl
 ensure_postgres
 ensure_python_venv
 ensure_mariadb
 ensure_redis
+ensure_clickhouse
 
 # The feature is our crates' own: dependencies build with the same features either way.
 if cargo nextest --version >/dev/null 2>&1; then

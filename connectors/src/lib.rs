@@ -2,6 +2,7 @@
 
 pub mod bounds;
 pub mod catalog;
+pub mod clickhouse;
 pub mod conform;
 #[cfg(feature = "delta")]
 pub mod delta;

@@ -58,6 +58,7 @@ static CONNECTORS: LazyLock<Vec<Arc<dyn Connector>>> = LazyLock::new(|| {
         Arc::new(crate::sqlite::SqliteConnector),
         Arc::new(crate::memory::MemoryConnector),
         Arc::new(crate::mysql::MySqlConnector),
+        Arc::new(crate::clickhouse::ClickHouseConnector),
         #[cfg(feature = "delta")]
         Arc::new(crate::delta::DeltaConnector),
     ]

@@ -53,6 +53,7 @@ struct Postgres;
 struct Sqlite(tempfile::TempDir);
 struct Memory;
 struct MySql;
+struct ClickHouse;
 #[cfg(feature = "delta")]
 struct Delta(tempfile::TempDir);
 
@@ -110,6 +111,19 @@ impl Harness for MySql {
     }
 
     /// The first slice reads and hashes in Rust (see docs/decisions.md).
+    fn hashes_where_data_lives(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl Harness for ClickHouse {
+    async fn datastore(&self, test: &str) -> (Datastore, Guard) {
+        let db = common::ClickHouseDatabase::create(&format!("conf_{test}")).await;
+        (common::clickhouse_datastore(&db.0), Box::new(db))
+    }
+
+    /// Read and hashed in Rust.
     fn hashes_where_data_lives(&self) -> bool {
         false
     }
@@ -1218,13 +1232,14 @@ conformance!(postgres, Postgres);
 conformance!(sqlite, Sqlite(tempfile::tempdir().unwrap()));
 conformance!(memory, Memory);
 conformance!(mysql, MySql);
+conformance!(clickhouse, ClickHouse);
 #[cfg(feature = "delta")]
 conformance!(delta, Delta(tempfile::tempdir().unwrap()));
 
 #[test]
 fn the_memory_connector_is_registered_as_the_others_are() {
     let types = connectors::registry::types();
-    let mut want = vec!["postgres", "sqlite", "memory", "mysql"];
+    let mut want = vec!["postgres", "sqlite", "memory", "mysql", "clickhouse"];
     if cfg!(feature = "delta") {
         want.push("delta");
         assert!(!types.is_planned("delta"));
@@ -1233,4 +1248,5 @@ fn the_memory_connector_is_registered_as_the_others_are() {
     // MariaDB is the same connector under another name.
     assert_eq!(types.get("MariaDB").map(|t| t.name()), Some("mysql"));
     assert!(!types.is_planned("mysql"));
+    assert!(!types.is_planned("clickhouse"));
 }

@@ -140,3 +140,58 @@ impl Drop for MySqlDatabase {
         .join();
     }
 }
+
+pub fn clickhouse_datastore(database: &str) -> Datastore {
+    Datastore::new(
+        "ch",
+        std::sync::Arc::new(connectors::clickhouse::ClickHouseConnection {
+            host: "127.0.0.1".into(),
+            port: 8123,
+            user: "default".into(),
+            password: None,
+            database: database.into(),
+        }),
+    )
+}
+
+/// A ClickHouse database of its own, dropped when this goes out of scope
+/// (also on panic).
+pub struct ClickHouseDatabase(pub String);
+
+impl ClickHouseDatabase {
+    /// `<label>_<pid>`, created empty.
+    pub async fn create(label: &str) -> ClickHouseDatabase {
+        let name = format!("{label}_{}", std::process::id());
+        let client = connectors::clickhouse::Client::new(&clickhouse_datastore("default")).unwrap();
+        client
+            .query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+            .await
+            .expect("local ClickHouse at 127.0.0.1:8123 (user default, no password)");
+        client
+            .query(&format!("CREATE DATABASE `{name}`"))
+            .await
+            .unwrap();
+        ClickHouseDatabase(name)
+    }
+}
+
+impl Drop for ClickHouseDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.0);
+        // Drop may run inside the test's runtime, which must not block.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Ok(client) =
+                        connectors::clickhouse::Client::new(&clickhouse_datastore("default"))
+                    {
+                        let _ = client.query(&sql).await;
+                    }
+                })
+        })
+        .join();
+    }
+}
