@@ -9,6 +9,7 @@ mod common;
 mod aggregate_sync;
 mod bad_input;
 mod catalog_types;
+mod clickhouse_sync;
 mod composite_keys;
 mod concurrency;
 mod concurrent_partitions;
