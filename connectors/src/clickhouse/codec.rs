@@ -288,7 +288,7 @@ impl BatchBuilder {
                     ColumnType::Float64 => Box::new(Float64Builder::new()),
                     ColumnType::Decimal { precision, scale } => Box::new(
                         Decimal128Builder::new()
-                            .with_precision_and_scale(*precision, *scale as i8)
+                            .with_precision_and_scale(*precision, *scale)
                             .unwrap_or_default(),
                     ),
                     ColumnType::Bool => Box::new(BooleanBuilder::new()),

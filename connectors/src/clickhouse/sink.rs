@@ -250,7 +250,7 @@ impl ClickHouseSink {
                         dim.name, self.name
                     ))
                 })?;
-            Ok((ident(&c.name), c.data_type.clone()))
+            Ok((ident(&c.name), c.data_type))
         })?;
         let mut deleted = 0;
         for keys in deletes {

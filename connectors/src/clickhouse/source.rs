@@ -144,7 +144,7 @@ impl ClickHouseSource {
             .and_then(|e| e.strip_suffix(')'))
             .unwrap_or(&e)
             .to_string();
-        Ok((e, c.spec.data_type.clone()))
+        Ok((e, c.spec.data_type))
     }
 
     fn select(&self, conds: &[String]) -> Result<String> {
@@ -213,7 +213,7 @@ impl Source for ClickHouseSource {
         let mut out = Vec::with_capacity(dims.len());
         for dim in dims {
             let c = self.column_of(&dim.name, &dim.column)?;
-            let ty = c.spec.data_type.clone();
+            let ty = c.spec.data_type;
             let (e, _) = self.dim_expr(&PartitionDimensionRef {
                 name: dim.name.clone(),
                 column: dim.column.clone(),
