@@ -4,6 +4,7 @@
 //! cancelled by SIGTERM.
 
 mod config_commands;
+mod http_api;
 mod output;
 mod scheduler;
 mod state_commands;
@@ -85,6 +86,11 @@ enum Command {
     Scheduler {
         #[command(subcommand)]
         command: SchedulerCommand,
+    },
+    /// The HTTP API alone (`scheduler start --http-port` serves it too).
+    Api {
+        #[command(subcommand)]
+        command: ApiCommand,
     },
     /// Look at or empty the Redis work queue (`redis` is the spec's name).
     #[command(alias = "redis")]
@@ -169,6 +175,13 @@ impl RedisArgs {
     ) -> Result<engine::cluster::RedisQueue, EngineError> {
         engine::cluster::RedisQueue::connect(&self.url(global), &self.queue_name).await
     }
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// Serves run state, history, logs, locks and Prometheus metrics over
+    /// HTTP (default port 8001) until SIGTERM or SIGINT.
+    Serve(http_api::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -517,6 +530,12 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Command::Scheduler {
             command: SchedulerCommand::History(args),
         } => history(args).await,
+        Command::Api {
+            command: ApiCommand::Serve(args),
+        } => {
+            output::init_logging(true);
+            http_api::serve(args).await
+        }
         Command::Scheduler {
             command: SchedulerCommand::Status { redis, output },
         } => {

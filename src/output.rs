@@ -253,55 +253,12 @@ pub struct StateView<'a> {
 }
 
 fn store_path(state_dir: &Path) -> String {
-    state_dir.join("state.db").display().to_string()
-}
-
-fn progress_json(r: &RunInfo) -> serde_json::Value {
-    json!({
-        "partitions_done": r.partitions_done,
-        "partitions_total": r.partitions_total,
-    })
-}
-
-fn run_json(r: &RunInfo) -> serde_json::Value {
-    json!({
-        "run_id": r.run.run_id,
-        "strategy": r.run.strategy,
-        "status": r.run.status,
-        "started_at": r.run.started_at,
-        "finished_at": r.run.finished_at,
-        "duration_seconds": r.duration_seconds,
-        "rows": r.rows,
-        "rows_inserted": r.rows_inserted,
-        "rows_updated": r.rows_updated,
-        "rows_unchanged": r.rows_unchanged,
-        "rows_deleted": r.rows_deleted,
-        "partitions_done": r.partitions_done,
-        "partitions_total": r.partitions_total,
-        "error": r.run.error,
-    })
+    engine::state::json::store_path(state_dir)
 }
 
 /// `synchub state show --output json`: one object, a member per strategy.
 pub fn state_show_json(v: &StateView) -> serde_json::Value {
-    let strategies: Vec<serde_json::Value> = v
-        .strategies
-        .iter()
-        .map(|s| {
-            json!({
-                "strategy": s.strategy,
-                "last_run": s.last_run.as_ref().map(run_json),
-                "progress": s.last_run.as_ref().map(progress_json),
-                "watermark": s.watermark,
-                "runs": s.runs,
-            })
-        })
-        .collect();
-    json!({
-        "pipeline": v.pipeline,
-        "state_store": store_path(v.state_dir),
-        "strategies": strategies,
-    })
+    engine::state::json::pipeline_state_json(v.pipeline, v.state_dir, v.strategies)
 }
 
 fn partitions_text(r: &RunInfo) -> String {
@@ -380,10 +337,7 @@ pub fn state_show_text(v: &StateView) -> String {
 
 /// `synchub history --output json`.
 pub fn history_json(pipeline: &str, runs: &[RunInfo]) -> serde_json::Value {
-    json!({
-        "pipeline": pipeline,
-        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
-    })
+    engine::state::json::history_json(pipeline, runs)
 }
 
 /// `synchub history`: a table, newest run first.

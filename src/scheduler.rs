@@ -41,6 +41,8 @@ pub struct StartArgs {
     /// This scheduler's name in its events (default: host-pid).
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub http: crate::http_api::HttpArgs,
 }
 
 /// The global config's slot capacities.
@@ -127,44 +129,64 @@ pub async fn start(args: StartArgs) -> ExitCode {
         Ok(q) => q,
         Err(e) => return fail(&e),
     };
+    let name = args
+        .name
+        .unwrap_or_else(engine::cluster::WorkerOptions::default_name);
+    let http = match crate::http_api::api_config(
+        &args.http,
+        global.as_ref(),
+        args.state_dir.clone(),
+        Some(args.config_dir.clone()),
+        Some(queue.clone()),
+        name.clone(),
+    ) {
+        Ok(http) => http,
+        Err(code) => return code,
+    };
+    // Counted from the first run on, whether or not /metrics is served yet.
+    if http.is_some() {
+        api::install_recorder();
+    }
     let opts = SchedulerOptions {
         config_dir: args.config_dir,
         datastores: args.datastores,
         state_dir: args.state_dir,
         slots: slots(global.as_ref()),
         check_interval,
-        name: args
-            .name
-            .unwrap_or_else(engine::cluster::WorkerOptions::default_name),
+        name,
         leader_ttl,
     };
     let stop = engine::Cancel::default();
     cancel_on_signals(&stop, "stopping the scheduler; its runs are cancelled");
+    let api = http.map(|(addr, config)| crate::http_api::spawn(addr, config, stop.clone()));
     let events: SchedulerEvents = Arc::new(|event| {
         println!("{}", serde_json::to_string(event).unwrap_or_default());
     });
     run_scheduler(queue, opts, stop, events).await;
-    ExitCode::SUCCESS
+    match api {
+        Some(api) => match api.await {
+            Ok(true) => ExitCode::SUCCESS,
+            _ => ExitCode::FAILURE,
+        },
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// `synchub scheduler status`: who leads, and the queue.
 pub async fn status(redis: &RedisArgs, json: bool) -> ExitCode {
-    use engine::lock::Lock;
     let queue = match redis.connect().await {
         Ok(q) => q,
         Err(e) => return fail(&e),
     };
-    let leader = engine::lock::RedisLock::scheduler(&queue, engine::lock::DEFAULT_LOCK_TTL)
-        .holder("leader")
-        .await;
-    let (leader, queued) = match (leader, queue.status().await) {
-        (Ok(l), Ok(q)) => (l, q),
-        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    let status = match engine::cluster::scheduler::status(&queue).await {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
     };
     if json {
-        println!("{}", serde_json::json!({"leader": leader, "queue": queued}));
+        println!("{}", serde_json::to_value(&status).unwrap_or_default());
     } else {
-        match &leader {
+        let queued = &status.queue;
+        match &status.leader {
             Some(h) => println!("leader: pid {} on {}, since {} UTC", h.pid, h.host, h.since),
             None => println!("no scheduler leads queue {}", queued.queue),
         }

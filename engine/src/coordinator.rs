@@ -392,6 +392,7 @@ pub(crate) async fn conclude(
     };
     finish(run, &summary, error.as_ref()).await?;
     recorder.finish(&summary, error.as_ref()); // run log + metrics files
+    crate::telemetry::run_finished(&summary);
     tracing::info!(run_id = %run.run_id, %status, rows = summary.rows_read, "run finished");
     Ok(RunOutcome { summary, error })
 }

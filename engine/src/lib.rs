@@ -28,6 +28,7 @@ pub mod run_context;
 pub mod runtime;
 pub mod state;
 pub mod task;
+pub mod telemetry;
 pub mod verify;
 pub mod work_queue;
 pub mod worker;

@@ -278,6 +278,23 @@ impl RunRecorder {
         );
     }
 
+    /// Logs a partition that failed for good (`failed_partition` names it:
+    /// the API's failed partitions are these lines).
+    pub fn partition_failed(&self, partition_id: &str, worker: &str, attempts: u32, error: &str) {
+        self.log(
+            "ERROR",
+            &format!(
+                "partition {partition_id} failed on {worker} after {attempts} attempts: {error}"
+            ),
+            serde_json::json!({
+                "failed_partition": partition_id,
+                "worker": worker,
+                "attempts": attempts,
+                "error": error,
+            }),
+        );
+    }
+
     /// Logs the end of the run and writes its metrics file.
     pub fn finish(&self, summary: &RunSummary, error: Option<&EngineError>) {
         let Some(inner) = &self.inner else {

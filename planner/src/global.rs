@@ -42,8 +42,13 @@ pub struct RedisConfig {
 pub struct SchedulerConfig {
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The HTTP API's port (`scheduler start --http-port` wins).
     #[serde(default)]
     pub http_port: Option<u16>,
+    /// The API's bearer token, as `${VAR}`: the variable holding it
+    /// (`SYNCHUB_API_TOKEN` in the environment wins).
+    #[serde(default)]
+    pub api_token: Option<String>,
     #[serde(default)]
     pub check_interval: Option<u64>,
     #[serde(default)]
@@ -115,12 +120,19 @@ impl GlobalConfig {
             })
         };
         if let Some(scheduler) = &self.scheduler {
-            if scheduler.http_port.is_some() {
-                refuse(
-                    &mut problems,
-                    "scheduler.http_port",
-                    "the scheduler has no HTTP API yet; see `synchub queue status`",
-                );
+            if scheduler.http_port == Some(0) {
+                problems.push(Problem {
+                    path: "scheduler.http_port".into(),
+                    message: "0 is no port; give the API's port, e.g. 8001".into(),
+                });
+            }
+            if let Some(token) = &scheduler.api_token {
+                if token_variable(token).is_none() {
+                    problems.push(Problem {
+                        path: "scheduler.api_token".into(),
+                        message: "a token written in the file; name the environment variable that holds it instead, e.g. api_token: ${SYNCHUB_API_TOKEN}".into(),
+                    });
+                }
             }
             if scheduler.check_interval == Some(0) {
                 problems.push(Problem {
@@ -185,6 +197,22 @@ impl GlobalConfig {
             });
         }
         problems
+    }
+}
+
+/// `VAR` of a `${VAR}`: the only way a global config names the API token.
+pub fn token_variable(value: &str) -> Option<&str> {
+    let name = value.strip_prefix("${")?.strip_suffix('}')?;
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some(name)
+}
+
+impl SchedulerConfig {
+    /// The API token the config names: the value of its `${VAR}`, when set
+    /// and not empty.
+    pub fn api_token(&self) -> Option<String> {
+        let var = token_variable(self.api_token.as_deref()?)?;
+        std::env::var(var).ok().filter(|t| !t.is_empty())
     }
 }
 

@@ -28,6 +28,7 @@ mod hash_sync;
 mod hostile_cases;
 mod hostile_input;
 mod hostile_run;
+mod http_api;
 mod mysql_sync;
 mod pipelines_plan;
 mod plan_is_what_runs;

@@ -169,7 +169,6 @@ fn spec_datastores_and_global_config_validate_alike() {
     assert_eq!(
         verdict(&out, &global),
         [
-            "scheduler.http_port: not supported yet: scheduler.http_port (the scheduler has no HTTP API yet; see `synchub queue status`)",
             "worker.health_check_interval: not supported yet: worker.health_check_interval (a worker heartbeats each task it holds; set how soon a silent worker's task is taken over with `synchub worker start --reclaim-after`)",
             "storage: not supported yet: storage (state, logs and metrics go under --state-dir, default ./data)",
             "build_system: not supported yet: build_system (the config build comes later; pipelines are read as written)",

@@ -167,6 +167,9 @@ pub struct QueueStatus {
     pub waiting: u64,
     /// Runs being coordinated.
     pub runs: u64,
+    /// How long the oldest task in the stream has been there (its entry id
+    /// is the time it was queued); `None` when there is none.
+    pub oldest_task_age_seconds: Option<f64>,
     pub workers: Vec<WorkerStatus>,
 }
 
@@ -595,12 +598,26 @@ impl RedisQueue {
         let workers: Vec<WorkerStatus> = workers.into_values().collect();
         let in_flight = workers.iter().map(|w| w.holding).sum::<u64>();
         let runs = self.keys(&mut conn, "attempt:*").await?.len() as u64;
+        let oldest: Vec<(String, Value)> = redis::cmd("XRANGE")
+            .arg(self.tasks_key())
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        let oldest_task_age_seconds = oldest.first().and_then(|(id, _)| {
+            let queued_ms: u64 = id.split('-').next()?.parse().ok()?;
+            Some(now_ms.saturating_sub(queued_ms) as f64 / 1000.0)
+        });
         Ok(QueueStatus {
             queue: self.name.clone(),
             tasks,
             in_flight,
             waiting: tasks.saturating_sub(in_flight),
             runs,
+            oldest_task_age_seconds,
             workers,
         })
     }
@@ -626,7 +643,7 @@ impl RedisQueue {
         Ok(tasks)
     }
 
-    async fn keys(
+    pub(crate) async fn keys(
         &self,
         conn: &mut MultiplexedConnection,
         pattern: &str,

@@ -130,7 +130,20 @@ impl Waiting<'_> {
     }
 
     async fn record(&mut self, done: TaskDone) -> Result<(), EngineError> {
+        let (pipeline, strategy) = (&self.run.pipeline.name, &self.run.plan.strategy);
+        crate::telemetry::partition_retried(
+            pipeline,
+            strategy,
+            u64::from(done.attempts.saturating_sub(1)),
+        );
         if done.status != "committed" {
+            crate::telemetry::partition_failed(pipeline, strategy);
+            self.recorder.partition_failed(
+                &done.partition,
+                &done.worker,
+                done.attempts,
+                done.error.as_deref().unwrap_or("no error given"),
+            );
             return Err(EngineError::WorkerFailed {
                 worker: done.worker,
                 partition: done.partition,

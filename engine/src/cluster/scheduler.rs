@@ -356,6 +356,21 @@ impl Leader<'_> {
     }
 }
 
+/// Which scheduler leads a queue, and the queue: `synchub scheduler
+/// status` and the API's `/api/scheduler/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulerStatus {
+    pub leader: Option<crate::lock::LockHolder>,
+    pub queue: super::queue::QueueStatus,
+}
+
+/// Who leads `queue`'s schedulers, and its tasks and workers.
+pub async fn status(queue: &RedisQueue) -> Result<SchedulerStatus, crate::EngineError> {
+    let lock = RedisLock::scheduler(queue, DEFAULT_LOCK_TTL);
+    let (leader, queue) = tokio::try_join!(lock.holder("leader"), queue.status())?;
+    Ok(SchedulerStatus { leader, queue })
+}
+
 /// A schedule as `synchub scheduler list-jobs` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobInfo {
@@ -394,9 +409,10 @@ pub fn list_jobs(
     (jobs, refused)
 }
 
-/// The cron schedules of the pipelines in `dir`, and the files refused.
-fn read_jobs(dir: &Path, slots: &BTreeMap<String, usize>) -> (Vec<Job>, Vec<SchedulerEvent>) {
-    let mut jobs = Vec::new();
+/// The pipeline files in `dir` that parse, sorted by file name, and the
+/// files refused (as `Refused` events).
+pub fn pipeline_files(dir: &Path) -> (Vec<(PathBuf, PipelineFile)>, Vec<SchedulerEvent>) {
+    let mut found = Vec::new();
     let mut refused = Vec::new();
     let mut refuse = |file: &Path, error: String| {
         refused.push(SchedulerEvent::Refused {
@@ -415,18 +431,30 @@ fn read_jobs(dir: &Path, slots: &BTreeMap<String, usize>) -> (Vec<Job>, Vec<Sche
             .collect(),
         Err(e) => {
             refuse(dir, format!("cannot read the folder: {e}"));
-            return (jobs, refused);
+            return (found, refused);
         }
     };
     files.sort();
     for file in files {
-        let p = match PipelineFile::read(&file) {
-            Ok(p) => p,
-            Err(e) => {
-                refuse(&file, e.to_string());
-                continue;
-            }
-        };
+        match PipelineFile::read(&file) {
+            Ok(p) => found.push((file, p)),
+            Err(e) => refuse(&file, e.to_string()),
+        }
+    }
+    (found, refused)
+}
+
+/// The cron schedules of the pipelines in `dir`, and the files refused.
+fn read_jobs(dir: &Path, slots: &BTreeMap<String, usize>) -> (Vec<Job>, Vec<SchedulerEvent>) {
+    let mut jobs = Vec::new();
+    let (files, mut refused) = pipeline_files(dir);
+    let mut refuse = |file: &Path, error: String| {
+        refused.push(SchedulerEvent::Refused {
+            file: file.display().to_string(),
+            error,
+        })
+    };
+    for (file, p) in files {
         if !p.enabled {
             continue;
         }

@@ -127,10 +127,14 @@ pub trait Lock: Send + Sync {
     /// stays locked is `EngineError::AlreadyRunning`, naming the holder.
     async fn acquire(&self, pipeline: &str, wait: Wait) -> Result<Box<dyn LockGuard>, EngineError> {
         let deadline = wait.start();
+        let mut waited = false;
         loop {
             match self.try_acquire(pipeline).await? {
                 TryLock::Acquired(guard) => return Ok(guard),
                 TryLock::Held(holder) => {
+                    if !std::mem::replace(&mut waited, true) {
+                        crate::telemetry::lock_waited(pipeline);
+                    }
                     if !deadline.keep_waiting() {
                         return Err(EngineError::AlreadyRunning {
                             pipeline: pipeline.to_string(),

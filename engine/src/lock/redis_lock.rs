@@ -81,6 +81,28 @@ impl RedisLock {
         self.queue.key(&format!("lock:{}:{pipeline}", self.kind))
     }
 
+    /// Every lock of this kind held now, by name (pipeline), sorted.
+    pub async fn held(&self) -> Result<Vec<(String, LockHolder)>, EngineError> {
+        let mut conn = self.queue.connection().await?;
+        let prefix = self.key("");
+        let mut held = Vec::new();
+        for key in self
+            .queue
+            .keys(&mut conn, &format!("lock:{}:*", self.kind))
+            .await?
+        {
+            let Some(name) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            // Released or expired since the scan: not held.
+            if let Some(holder) = self.stored(&key).await? {
+                held.push((name.to_string(), holder));
+            }
+        }
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(held)
+    }
+
     fn ttl_ms(&self) -> u64 {
         (self.ttl.as_millis() as u64).max(1)
     }

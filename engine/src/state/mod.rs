@@ -12,6 +12,7 @@
 //! SQLite file under the state directory worked on a thread of its own.
 
 mod backend;
+pub mod json;
 mod reports;
 mod runs;
 mod sqlite;
