@@ -42,12 +42,20 @@ struct ChDatabase {
 
 impl ChDatabase {
     async fn create(prefix: &str) -> Result<ChDatabase> {
+        let db = ChDatabase::absent(prefix).await?;
+        clickhouse("default")?
+            .query(&format!("CREATE DATABASE `{}`", db.name))
+            .await?;
+        Ok(db)
+    }
+
+    /// The name only: the sink creates the database.
+    async fn absent(prefix: &str) -> Result<ChDatabase> {
         let name = format!("{prefix}_{}", std::process::id());
-        let ch = clickhouse("default")?;
-        ch.query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+        clickhouse("default")?
+            .query(&format!("DROP DATABASE IF EXISTS `{name}`"))
             .await
             .context("local ClickHouse at 127.0.0.1:8123 (user default, no password)")?;
-        ch.query(&format!("CREATE DATABASE `{name}`")).await?;
         Ok(ChDatabase { name })
     }
 }
@@ -358,7 +366,8 @@ async fn a_crash_between_rows_and_checkpoint_doubles_nothing() -> Result<()> {
     const CRASH_ROWS: i64 = 5_000;
     let client = connect().await?;
     let s = Schemas::create(&client, "ch_crash").await?;
-    let db = ChDatabase::create("ch_crash").await?;
+    // A database that is not there yet: the run creates it.
+    let db = ChDatabase::absent("ch_crash").await?;
     let ch = clickhouse(&db.name)?;
     let src = format!("{}.items", s.src);
     let mid = format!("`{}`.`items`", db.name);

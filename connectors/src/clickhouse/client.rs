@@ -92,7 +92,8 @@ impl Client {
         let mut request = self
             .http
             .post(&self.url)
-            .query(&[("database", self.database.as_str())])
+            // No `database=`: every query names its tables in full, and the
+            // datastore's database may not exist before the sink creates it.
             .query(SETTINGS)
             .basic_auth(&self.user, self.password.as_deref())
             .body(body);
