@@ -163,6 +163,49 @@ fn the_engine_is_chosen_by_aggregate_engine() {
 }
 
 #[test]
+fn auto_groups_in_datafusion_where_sqlite_would_sum_decimals_as_floats() {
+    let plan = |text: &str| {
+        let p = load(text).unwrap();
+        let plan = planner::Plan::compile(&p, None).unwrap();
+        let a = plan.aggregate.unwrap();
+        (a.engine, a.why)
+    };
+    // The spec sums decimal amounts: SQLite's sum would be floating point.
+    assert_eq!(
+        plan(SPEC),
+        (
+            AggregateEngine::Datafusion,
+            "auto: SQLite adds decimals as floating point; DataFusion adds them exactly"
+        )
+    );
+    // Integer sums only: the source's SQL, which sends groups, not rows.
+    // (The first of each is the source backend's.)
+    let integers = SPEC
+        .replacen(
+            "{name: amount, data_type: decimal}",
+            "{name: amount, data_type: bigint}",
+            1,
+        )
+        .replacen(
+            "{name: discount, data_type: decimal}",
+            "{name: discount, data_type: bigint}",
+            1,
+        );
+    assert_eq!(
+        plan(&integers),
+        (
+            AggregateEngine::Source,
+            "auto: the source sends the groups, fewer bytes than their rows"
+        )
+    );
+    // The config's word wins.
+    assert_eq!(
+        plan(&format!("aggregate_engine: source\n{SPEC}")),
+        (AggregateEngine::Source, "aggregate_engine: source")
+    );
+}
+
+#[test]
 fn an_expression_naming_an_unknown_column_is_refused_with_a_hint() {
     assert_eq!(
         problems(&edited("sum(amount)", "sum(amout)")),

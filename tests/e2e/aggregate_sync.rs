@@ -122,6 +122,25 @@ fn spec_example_on_sqlite(engine: &str) {
     std::fs::write(&p, pipeline_yaml("sqlite", engine)).unwrap();
     let state = dir.path().join("state");
 
+    // The plan names the engine, why, and the group-by it runs.
+    let plan = crate::common::synchub(&[
+        "plan",
+        p.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    let how = if engine == "source" {
+        "aggregate: re-computed by the source's SQL (aggregate_engine: source)"
+    } else {
+        "aggregate: re-computed by DataFusion over the rows of those groups (aggregate_engine: datafusion)"
+    };
+    assert!(plan.contains(how), "{plan}");
+    assert!(
+        plan.contains(r#"group-by: SELECT "user_id" AS "user_id", CAST(order_date AS DATE) AS "date", count(1) AS "num_orders", sum(amount) AS "amount", sum(discount) AS "discount", max(updated_at) AS "last_updated_at" FROM "orders" GROUP BY "user_id", CAST(order_date AS DATE)"#),
+        "{plan}"
+    );
+
     let first = run(&p, "delta", &state);
     assert_eq!(counts(&first), (2, 2, 0, 0), "{}", first.json);
     assert_eq!(
@@ -575,4 +594,52 @@ async fn random_changes_on_sqlite_with_the_source_engine() {
 #[tokio::test]
 async fn random_changes_on_sqlite_with_datafusion() {
     random_on_sqlite("datafusion", 200_000).await
+}
+
+/// A column the group-by reads that the source table lacks is named with
+/// the expressions that read it, on either database.
+#[tokio::test]
+async fn a_missing_source_column_is_named_with_the_expression_reading_it() -> Result<()> {
+    let without_discount = ORDERS.replace(
+        "amount decimal(12,2), discount decimal(12,2)",
+        "amount decimal(12,2)",
+    );
+    let without_discount = without_discount
+        .replace(", 0, '2024", ", '2024")
+        .replace(", 5, '2024", ", '2024");
+    let want = |table: &str| {
+        format!(
+            "source column \"discount\" does not exist in {table}; the group-by reads it in \"discount\" (sum(discount)): fix the name in the data_fetch stage's columns or add the column to the source"
+        )
+    };
+
+    let dir = tempfile::tempdir()?;
+    write_sqlite_datastores(dir.path());
+    Connection::open(dir.path().join("source.db"))?.execute_batch(&without_discount)?;
+    let p = dir.path().join("orders.yaml");
+    std::fs::write(&p, pipeline_yaml("sqlite", "source"))?;
+    let r = run(&p, "delta", &dir.path().join("state"));
+    // A config the source cannot serve exits 2, as invalid input does.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains(&want("\"orders\"")), "{}", r.stderr);
+
+    let client = connect().await?;
+    let schemas = Schemas::create(&client, "agg_missing").await?;
+    client
+        .batch_execute(&format!(
+            "SET search_path TO {}; {without_discount}",
+            schemas.src
+        ))
+        .await?;
+    let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", "source"))?;
+    let r = ws.run("delta");
+    // A config the source cannot serve exits 2, as invalid input does.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&want(&format!("\"{}\".\"orders\"", schemas.src))),
+        "{}",
+        r.stderr
+    );
+    Ok(())
 }

@@ -50,6 +50,12 @@ impl PostgresSource {
             .nth(1)
             .and_then(|r| r.split(" does not exist").next())
             .map(|s| s.trim_matches('"').to_string());
+        if let Some(e) = missing
+            .as_deref()
+            .and_then(|m| sql::aggregate_missing_column(&self.table, m))
+        {
+            return e;
+        }
         let mapped = missing
             .as_ref()
             .and_then(|m| self.columns.iter().position(|c| c.is_source_reported_as(m)));

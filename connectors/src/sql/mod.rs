@@ -19,8 +19,8 @@ pub use mysql::{MySqlDialect, MYSQL_COLLATION};
 pub use postgres::PostgresDialect;
 pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
-    bounds_sql, bucket_column, bucket_expr, buckets_sql, destination_range_conditions, from_sql,
-    keys_json, not_bucketed, probe_sql, select_by_keys, select_partition_sql, where_sql, KeyKind,
-    KeyValues,
+    aggregate_missing_column, bounds_sql, bucket_column, bucket_expr, buckets_sql,
+    destination_range_conditions, from_sql, keys_json, not_bucketed, probe_sql, select_by_keys,
+    select_partition_sql, where_sql, KeyKind, KeyValues,
 };
 pub use sqlite::SqliteDialect;

@@ -321,6 +321,29 @@ fn grouped_select_sql(
     (sql, params)
 }
 
+/// What to say when the database finds no column `missing` in an
+/// aggregate's source: which of the group-by's expressions read it.
+/// `None` for a source that is not an aggregate's, or a name none reads.
+pub fn aggregate_missing_column(source: &TableRef, missing: &str) -> Option<crate::ConnectorError> {
+    let aggregate = &source.grouped.as_ref()?.aggregate;
+    let bare = missing.rsplit('.').next().unwrap_or(missing);
+    let readers: Vec<String> = aggregate
+        .keys
+        .iter()
+        .chain(&aggregate.values)
+        .filter(|c| c.reads.iter().any(|r| r == bare))
+        .map(|c| format!("\"{}\" ({})", c.dest, c.expr))
+        .collect();
+    if readers.is_empty() {
+        return None;
+    }
+    Some(crate::ConnectorError::Schema(format!(
+        "source column \"{bare}\" does not exist in {}; the group-by reads it in {}: fix the name in the data_fetch stage's columns or add the column to the source",
+        source.display_name(),
+        readers.join(", ")
+    )))
+}
+
 /// The values of one key column, bound for a select by key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyValues {

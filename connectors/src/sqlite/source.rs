@@ -71,6 +71,7 @@ impl sql::SqlSource for SqliteSource {
     async fn check_readable(&mut self) -> Result<()> {
         let probe = sql::probe_sql(&SqliteDialect, &self.table, &self.columns);
         let table = self.table.display_name();
+        let grouped_table = self.table.clone();
         let columns = self.columns.clone();
         self.conn.run(move |conn| match conn.prepare(&probe) {
             Ok(_) => Ok(()),
@@ -81,6 +82,9 @@ impl sql::SqlSource for SqliteSource {
                     let missing = missing.split(" in ").next().unwrap_or(missing);
                     // With double-quoted strings off, SQLite quotes the name and adds a hint.
                     let missing = missing.split(" - ").next().unwrap_or(missing).trim_matches('"');
+                    if let Some(e) = sql::aggregate_missing_column(&grouped_table, missing) {
+                        return Err(e);
+                    }
                     if let Some(c) = columns.iter().find(|c| c.is_source_reported_as(missing)) {
                         return Err(ConnectorError::Schema(format!(
                             "source column {} (mapped to dest \"{}\") does not exist in {table}: fix the column name in the pipeline or add the column to the source",
