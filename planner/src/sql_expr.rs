@@ -104,6 +104,22 @@ impl SqlExpr {
         &self.0
     }
 
+    /// The column `c` when this is `CAST(c AS DATE)` (or `c::date`): its
+    /// rows of one day are a range of `c`, which an index on `c` finds.
+    pub fn date_of_column(&self) -> Option<SqlExpr> {
+        match &self.0 {
+            Expr::Cast {
+                expr,
+                data_type: sqlparser::ast::DataType::Date,
+                format: None,
+                ..
+            } if matches!(**expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => {
+                Some(SqlExpr((**expr).clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// The expression that prints as `text` (what it serializes as): parsed
     /// by the first dialect whose parse prints `text` back unchanged, so a
     /// pipeline shipped as text to another process renders the same SQL.

@@ -134,6 +134,11 @@ pub trait Dialect: Sync {
         super::expr::requoted(e, self.identifier_quote())
     }
 
+    /// The day after the date expression `e`.
+    fn next_day(&self, e: &str) -> String {
+        format!("({e} + 1)")
+    }
+
     /// A re-computed group's column `e` as a destination column of `ty`
     /// reads it: cast to the type it is created with, so the database
     /// rounds a decimal to its scale and refuses a count past its range.

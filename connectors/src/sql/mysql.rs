@@ -91,6 +91,10 @@ impl Dialect for MySqlDialect {
         e.to_string()
     }
 
+    fn next_day(&self, e: &str) -> String {
+        format!("({e} + INTERVAL 1 DAY)")
+    }
+
     fn type_ddl(&self, t: &ColumnType) -> String {
         match t {
             ColumnType::Int16 => "SMALLINT".into(),

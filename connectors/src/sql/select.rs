@@ -220,12 +220,15 @@ pub fn select_partition_sql(
 /// over every row of each, in `columns` (the destination's); or, for
 /// DataFusion to group, those groups' rows in `columns` (the rows' own).
 ///
-/// A group is touched when a row of the partition has its keys: `(keys) IN
-/// (SELECT keys ... WHERE <ranges>)`, which a database runs as a semi-join.
-/// A NULL key equals nothing there, so the partition's rows with one are
-/// selected on their own: their group (NULL-keyed, which no destination
-/// key column takes) then stops the run with the column named, rather than
-/// being passed over.
+/// A group is touched when a row of the partition has its keys: `EXISTS
+/// (SELECT 1 FROM (SELECT DISTINCT <keys> ... WHERE <ranges>) t WHERE <row's
+/// keys match t's>)`, a semi-join from the (few) touched keys into the
+/// table. A key `CAST(c AS DATE)` matches as `c >= day AND c < day + 1`, so
+/// an index on `c` (or on `(user_id, c)`) finds a group's rows instead of
+/// the whole table being scanned for them. A NULL key equals nothing there,
+/// so the partition's rows with one are selected on their own (`UNION
+/// ALL`): their group (NULL-keyed, which no destination key column takes)
+/// then stops the run with the column named, rather than being passed over.
 fn grouped_select_sql(
     d: &dyn Dialect,
     source: &TableRef,
@@ -235,58 +238,101 @@ fn grouped_select_sql(
 ) -> (String, Vec<PartitionValue>) {
     let aggregate = &grouped.aggregate;
     let mut params = Vec::new();
-    let keys: Vec<String> = aggregate
+    let key_exprs: Vec<String> = aggregate
         .keys
         .iter()
         .map(|k| d.aggregate_expr(&k.expr))
         .collect();
-    let keys = keys.join(", ");
+    let keys = key_exprs.join(", ");
     let from = from_sql(d, source);
     let filters: Vec<String> = source
         .filters
         .iter()
         .map(|f| format!("({})", d.expr(f)))
         .collect();
-    let mut conds = filters.clone();
-    let ranged = partition.filter(|p| p.ranges.iter().any(|(_, r)| *r != DimRange::All));
-    if let Some(p) = ranged {
-        let mut window = filters.clone();
-        window.extend(range_conditions(
-            d,
-            p,
-            |dim| d.column(&dim.column),
-            0,
-            &mut params,
-        ));
-        let null_key: Vec<String> = aggregate
-            .keys
-            .iter()
-            .map(|k| format!("({}) IS NULL", d.aggregate_expr(&k.expr)))
-            .collect();
-        let mut null_window = filters;
-        null_window.push(format!("({})", null_key.join(" OR ")));
-        null_window.extend(range_conditions(
-            d,
-            p,
-            |dim| d.column(&dim.column),
-            0,
-            &mut params,
-        ));
-        conds.push(format!(
-            "(({keys}) IN (SELECT {keys} {from} WHERE {}) OR ({}))",
-            window.join(" AND "),
-            null_window.join(" AND ")
-        ));
-    }
-    let where_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
-    let sql = match grouped.form {
-        planner::model::GroupedForm::Rows => {
-            format!("SELECT {} {from}{where_sql}", select_list(d, columns))
+    let where_of = |conds: &[String]| {
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
         }
+    };
+    let ranged = partition.filter(|p| p.ranges.iter().any(|(_, r)| *r != DimRange::All));
+    // Each part: the rows it selects, as WHERE conditions.
+    let mut parts: Vec<Vec<String>> = Vec::new();
+    match ranged {
+        None => parts.push(filters.clone()),
+        Some(p) => {
+            let touched = d.quote_ident("synchub_touched");
+            let name = |i: usize| d.quote_ident(&format!("synchub_k{i}"));
+            let mut window = filters.clone();
+            window.extend(range_conditions(
+                d,
+                p,
+                |dim| d.column(&dim.column),
+                0,
+                &mut params,
+            ));
+            let distinct: Vec<String> = key_exprs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{k} AS {}", name(i)))
+                .collect();
+            let not_null: Vec<String> = key_exprs
+                .iter()
+                .map(|k| format!("({k}) IS NOT NULL"))
+                .collect();
+            let mut touched_where = window.clone();
+            touched_where.extend(not_null);
+            // Each key matched as an index can find it: a day's rows as a
+            // range of the column it is cast from, others by equality.
+            let matches: Vec<String> = aggregate
+                .keys
+                .iter()
+                .zip(&key_exprs)
+                .enumerate()
+                .map(|(i, (k, e))| {
+                    let t = format!("{touched}.{}", name(i));
+                    match k.expr.date_of_column() {
+                        Some(c) => {
+                            let c = d.expr(&c);
+                            format!("{c} >= {t} AND {c} < {}", d.next_day(&t))
+                        }
+                        None => format!("{e} = {t}"),
+                    }
+                })
+                .collect();
+            let mut semi = filters.clone();
+            semi.push(format!(
+                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}) AS {touched} WHERE {})",
+                distinct.join(", "),
+                where_of(&touched_where),
+                matches.join(" AND ")
+            ));
+            parts.push(semi);
+            // A NULL key equals nothing: the window's rows with one are
+            // selected on their own, so their NULL-keyed group reaches the
+            // writer and fails there with the key column named.
+            let null_key: Vec<String> =
+                key_exprs.iter().map(|k| format!("({k}) IS NULL")).collect();
+            let mut nulls = filters;
+            nulls.push(format!("({})", null_key.join(" OR ")));
+            nulls.extend(range_conditions(
+                d,
+                p,
+                |dim| d.column(&dim.column),
+                0,
+                &mut params,
+            ));
+            parts.push(nulls);
+        }
+    }
+    let sql = match grouped.form {
+        planner::model::GroupedForm::Rows => parts
+            .iter()
+            .map(|w| format!("SELECT {} {from}{}", select_list(d, columns), where_of(w)))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL "),
         planner::model::GroupedForm::Groups => {
             let items: Vec<String> = aggregate
                 .keys
@@ -310,10 +356,20 @@ fn grouped_select_sql(
                     }
                 })
                 .collect();
+            let groups = parts
+                .iter()
+                .map(|w| {
+                    format!(
+                        "SELECT {} {from}{} GROUP BY {keys}",
+                        items.join(", "),
+                        where_of(w)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
             format!(
-                "SELECT {} FROM (SELECT {} {from}{where_sql} GROUP BY {keys}) AS {}",
+                "SELECT {} FROM ({groups}) AS {}",
                 outer.join(", "),
-                items.join(", "),
                 d.quote_ident("synchub_groups")
             )
         }

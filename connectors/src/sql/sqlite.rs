@@ -92,6 +92,10 @@ impl Dialect for SqliteDialect {
         }
     }
 
+    fn next_day(&self, e: &str) -> String {
+        format!("date({e}, '+1 day')")
+    }
+
     fn aggregate_expr(&self, e: &planner::SqlExpr) -> String {
         super::expr::requoted_sqlite_dates(e, self.identifier_quote())
     }
