@@ -161,7 +161,10 @@ impl Plan {
                 dimensions: st.primary.clone(),
                 delta: st.delta.clone(),
                 channel_rows: DEFAULT_CHANNEL_ROWS.max(target_rows).max(page_rows),
-                lanes: pipeline.max_concurrent_partitions.max(1),
+                // One lane: two windows may touch the same groups, and two
+                // transactions upserting them in different orders would
+                // deadlock each other.
+                lanes: 1,
                 delete_missing: false,
                 aggregate: Some(AggregatePlan {
                     engine,
