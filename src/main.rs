@@ -649,9 +649,12 @@ async fn run_one(
                 None => ExitCode::SUCCESS,
                 Some(e @ EngineError::Cancelled(_)) => {
                     eprintln!("error: {e}");
+                    // Cancelled for another reason than a signal (its lock
+                    // in Redis lost): the run failed.
                     ExitCode::from(match opts.cancel.reason().as_deref() {
                         Some("SIGTERM") => 143,
-                        _ => 130,
+                        Some("SIGINT") => 130,
+                        _ => 1,
                     })
                 }
                 Some(e) => {

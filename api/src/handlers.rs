@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
-use engine::lock::{FileLock, Lock, LockHolder, RedisLock, DEFAULT_LOCK_TTL};
+use engine::lock::{
+    FileLock, Lock, LockHolder, RedisLock, RedisTableLock, TableLockMode, DEFAULT_LOCK_TTL,
+};
 use engine::state::json::{history_json, pipeline_state_json, run_json};
 use engine::{EngineError, SqliteStateStore, StateReports};
 use planner::config::PipelineFile;
@@ -555,13 +557,42 @@ async fn locks_pipelines(config: Config) -> HttpResponse {
     )
 }
 
-/// Table (DDL) locks: not built yet.
+/// Table locks held now in Redis: per destination table, who holds its
+/// DDL lock and which runs write it. Without a queue, none.
 #[utoipa::path(get, path = "/api/locks/tables", responses(
-    (status = 401, description = "No or wrong bearer token"),
-    (status = 501, description = "not supported yet: table locks", body = Object)))]
+    (status = 200, description = "The table locks held", body = Object),
+    (status = 401, description = "No or wrong bearer token")))]
 #[get("/api/locks/tables")]
-async fn locks_tables() -> HttpResponse {
-    not_supported("table locks (runs hold pipeline locks only; see /api/locks/pipelines)")
+async fn locks_tables(config: Config) -> HttpResponse {
+    respond(
+        async {
+            let mut tables = Vec::new();
+            if let Some(queue) = &config.queue {
+                let locks = RedisLock::new(queue, DEFAULT_LOCK_TTL);
+                let held = RedisTableLock::new(&locks, TableLockMode::Write)
+                    .held()
+                    .await
+                    .map_err(|e| failure(&e))?;
+                for t in held {
+                    let holder = |h: &LockHolder| {
+                        json!({
+                            "run_id": h.run_id,
+                            "host": h.host,
+                            "pid": h.pid,
+                            "since": h.since,
+                        })
+                    };
+                    tables.push(json!({
+                        "table": t.table,
+                        "ddl": t.ddl.as_ref().map(holder),
+                        "writers": t.writers.iter().map(holder).collect::<Vec<_>>(),
+                    }));
+                }
+            }
+            Ok(json!({ "tables": tables }))
+        }
+        .await,
+    )
 }
 
 /// Deployment status: no deploy workflow yet.

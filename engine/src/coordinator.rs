@@ -19,7 +19,9 @@ use crate::commits::CommitRecords;
 use crate::destination_lock::lock_destination;
 use crate::error::EngineError;
 use crate::executor::{run_executors, ExecutorConnections, ExecutorShared, PartitionExecutor};
-use crate::lock::{FileLock, Lock, LockGuard};
+use crate::lock::{
+    table_name, FileLock, Lock, LockGuard, RedisLockGuard, RedisTableLock, TableLockMode,
+};
 use crate::partitions::{run_partitions, RunPartitions, Watermark};
 use crate::records::RunRecorder;
 use crate::resume::{check_watermark, choose_run, Resume};
@@ -43,6 +45,9 @@ pub(crate) struct PlannedRun {
     pub(crate) _lock: Box<dyn LockGuard>,
     /// The lock shared by every host's coordinators, when there is one.
     pub(crate) _cluster_lock: Option<Box<dyn LockGuard>>,
+    /// The destination table's write lock in Redis, beside the cluster
+    /// lock.
+    pub(crate) _table_lock: Option<RedisLockGuard>,
     pub(crate) run_id: String,
     /// Every partition of the run, and those still to do.
     pub(crate) total: u64,
@@ -105,9 +110,21 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
                 Some(locks) => Some(locks.acquire(&pipeline.name, opts.wait).await?),
                 None => None,
             };
+            // The destination is written by this run till it ends: no DDL
+            // on it from another run meanwhile.
+            let table_lock = match &opts.cluster_lock {
+                Some(locks) => {
+                    let table = table_name(&pipeline.destination);
+                    let writes = RedisTableLock::new(locks, TableLockMode::Write)
+                        .lock(&table, opts.wait)
+                        .await?;
+                    Some((locks, table, writes))
+                }
+                None => None,
+            };
             let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
             let lock = locks.acquire(&pipeline.name, opts.wait).await?;
-            Ok::<_, EngineError>((state, cluster_lock, lock))
+            Ok::<_, EngineError>((state, cluster_lock, table_lock, lock))
         },
         async {
             let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
@@ -116,7 +133,7 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         },
         open_sink(&pipeline.destination, &dest_columns)
     );
-    let (state, mut cluster_lock, mut lock) = state_and_lock?;
+    let (state, mut cluster_lock, table_lock, mut lock) = state_and_lock?;
     let state: Arc<dyn StateBackend> = Arc::new(state);
     let (mut source, mut sink) = (source?, sink?);
     refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
@@ -126,12 +143,23 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     // run deletes what the source lacks: then they are found while the
     // destination is prepared, each connection's round trips overlapping
     // the other's.
+    // Preparing creates or changes the table: alone, beside no other
+    // run's writes (this run's own write lock stays).
+    let ddl = match &table_lock {
+        Some((locks, table, writes)) => Some(
+            RedisTableLock::ddl_beside(locks, writes)
+                .lock(table, opts.wait)
+                .await?,
+        ),
+        None => None,
+    };
     let (prepared, planned_early) = tokio::join!(sink.prepare(), async {
         match plan.deletes_missing() {
             true => None,
             false => Some(run_partitions(&plan, source.as_mut(), watermark, None).await),
         }
     });
+    drop(ddl);
     prepared?;
     let planned_early = planned_early.transpose()?;
     if watermark.is_some() {
@@ -166,6 +194,13 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     if let Some(cluster_lock) = &mut cluster_lock {
         cluster_lock.set_run_id(&run_id).await?;
     }
+    let table_lock = match table_lock {
+        Some((_, _, mut writes)) => {
+            writes.set_run_id(&run_id).await?;
+            Some(writes)
+        }
+        None => None,
+    };
     let destination_identity = sink.table_identity();
     let started_empty = sink.started_empty();
     let RunPartitions {
@@ -210,6 +245,7 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         state,
         _lock: lock,
         _cluster_lock: cluster_lock,
+        _table_lock: table_lock,
         run_id,
         total,
         skipped: total - todo.len() as u64,

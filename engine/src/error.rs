@@ -23,6 +23,16 @@ pub enum EngineError {
     /// Another process runs the pipeline.
     #[error("pipeline {pipeline} is already running ({holder})")]
     AlreadyRunning { pipeline: String, holder: String },
+    /// A table locked against what the run needs to do to it.
+    #[error("table {table} is locked: {}, held by {holder}; try again when it is free (or run with --wait)", match wanted {
+        crate::lock::TableLockMode::Ddl => "its DDL waits for the runs writing it to end",
+        crate::lock::TableLockMode::Write => "its DDL is running, and writes wait for it",
+    })]
+    TableLocked {
+        table: String,
+        wanted: crate::lock::TableLockMode,
+        holder: String,
+    },
     /// A delta watermark that no longer describes the destination.
     #[error("{0}")]
     StaleWatermark(String),

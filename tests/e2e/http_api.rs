@@ -431,12 +431,14 @@ async fn every_route_answers_with_the_token_and_refuses_without() -> Result<()> 
     );
     assert_eq!(api.get("/api/pipelines/a.b/state", Some(&token))?.0, 400);
 
-    // Deploy and table locks: not supported yet.
-    for path in [
-        "/api/deploy/status",
-        "/api/deploy/pending",
-        "/api/locks/tables",
-    ] {
+    // No run on the queue: no table locked.
+    assert_eq!(
+        api.json("/api/locks/tables", &token)?,
+        serde_json::json!({"tables": []})
+    );
+
+    // Deploy: not supported yet.
+    for path in ["/api/deploy/status", "/api/deploy/pending"] {
         assert_eq!(api.get(path, None)?.0, 401);
         let (status, body) = api.get(path, Some(&token))?;
         assert_eq!(status, 501, "{path}");
@@ -548,6 +550,22 @@ async fn every_route_answers_with_the_token_and_refuses_without() -> Result<()> 
     assert_eq!(redis_locks[0]["pipeline"], "rapi3");
     assert_eq!(redis_locks[0]["pid"], waiting.child.id());
     assert!(redis_locks[0]["run_id"].is_string(), "{locks}");
+    // The run writes its destination table: its write lock, no DDL.
+    let tables = api.json("/api/locks/tables", &token)?;
+    assert_eq!(
+        tables["tables"],
+        serde_json::json!([{
+            "table": format!("dst/{}.rapi3", s.dst),
+            "ddl": null,
+            "writers": [{
+                "run_id": redis_locks[0]["run_id"],
+                "host": redis_locks[0]["host"],
+                "pid": waiting.child.id(),
+                "since": tables["tables"][0]["writers"][0]["since"],
+            }],
+        }]),
+        "{tables}"
+    );
     let m = scrape(&api.get("/metrics", None)?.1);
     assert_eq!(sample(&m, "synchub_queue_tasks", &[("queue", &queue)]), 6.0);
     assert_eq!(

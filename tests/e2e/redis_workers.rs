@@ -18,7 +18,7 @@ use crate::common::{connect, difference, scalar, Lcg, Schemas, Workspace};
 
 const SYNCHUB: &str = env!("CARGO_BIN_EXE_synchub");
 
-fn pipeline_yaml(name: &str, step: i64) -> String {
+pub(crate) fn pipeline_yaml(name: &str, step: i64) -> String {
     format!(
         "name: {name}
 partition_column: id
@@ -191,7 +191,7 @@ fn coordinator(ws: &Workspace, queue: &str) -> Result<Child> {
 }
 
 /// [`coordinator`] on state directory `state`, with environment variables.
-fn coordinator_with(
+pub(crate) fn coordinator_with(
     ws: &Workspace,
     queue: &str,
     state: &std::path::Path,
@@ -221,7 +221,7 @@ fn coordinator_with(
 
 /// Waits for `child` at most `limit`; its exit code, JSON summary and
 /// standard error.
-async fn finished(child: Child, limit: Duration) -> Result<(Option<i32>, Value, String)> {
+pub(crate) async fn finished(child: Child, limit: Duration) -> Result<(Option<i32>, Value, String)> {
     let out = tokio::time::timeout(
         limit,
         tokio::task::spawn_blocking(move || child.wait_with_output()),
@@ -236,7 +236,7 @@ async fn finished(child: Child, limit: Duration) -> Result<(Option<i32>, Value, 
 
 /// A test's tables (`rows` source rows), its workspace with the pipeline
 /// in partitions of `step` ids, and its queue, empty.
-async fn setup(
+pub(crate) async fn setup(
     prefix: &str,
     rows: i64,
     step: i64,
@@ -251,7 +251,7 @@ async fn setup(
 }
 
 /// The destination's `items` equals the source's, row for row.
-async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas) -> Result<()> {
+pub(crate) async fn assert_in_sync(client: &tokio_postgres::Client, s: &Schemas) -> Result<()> {
     let (src, dst) = (format!("{}.items", s.src), format!("{}.items", s.dst));
     assert_eq!(difference(client, &src, &dst).await?, 0);
     Ok(())
@@ -281,7 +281,7 @@ async fn tasks_queued(queue: &str, tasks: u64) -> Value {
     }
 }
 
-async fn checkpoints(client: &tokio_postgres::Client, s: &Schemas) -> i64 {
+pub(crate) async fn checkpoints(client: &tokio_postgres::Client, s: &Schemas) -> i64 {
     scalar(
         client,
         &format!("SELECT count(*) FROM {}._synchub_checkpoints", s.dst),

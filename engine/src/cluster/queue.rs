@@ -209,18 +209,25 @@ impl RedisQueue {
             name: name.to_string(),
         };
         let mut conn = queue.connection().await?;
+        queue.ensure_group(&mut conn).await?;
+        Ok(queue)
+    }
+
+    /// Creates the stream and its group where they do not exist (a new
+    /// queue, or a Redis server that restarted without its data).
+    async fn ensure_group(&self, conn: &mut MultiplexedConnection) -> Result<(), EngineError> {
         let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
             .arg("CREATE")
-            .arg(queue.tasks_key())
+            .arg(self.tasks_key())
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM")
-            .query_async(&mut conn)
+            .query_async(conn)
             .await;
         match created {
-            Ok(_) => Ok(queue),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(queue),
-            Err(e) => Err(queue.error(e)),
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(self.error(e)),
         }
     }
 
@@ -365,7 +372,7 @@ impl RedisQueue {
         consumer: &str,
         reclaim_after: Duration,
     ) -> Result<Option<Claimed>, EngineError> {
-        let reply: Value = redis::cmd("XAUTOCLAIM")
+        let reply: Value = match redis::cmd("XAUTOCLAIM")
             .arg(self.tasks_key())
             .arg(GROUP)
             .arg(consumer)
@@ -375,7 +382,17 @@ impl RedisQueue {
             .arg(1)
             .query_async(conn)
             .await
-            .map_err(|e| self.error(e))?;
+        {
+            Ok(reply) => reply,
+            // The server restarted without its data (or the queue was
+            // cleared): the group comes back empty, and the runs whose
+            // tasks were lost fail and are resumed by their next run.
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_group(conn).await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(self.error(e)),
+        };
         if let Value::Array(parts) = reply {
             if let Some(entry) = parts.get(1).and_then(|v| entries(v).into_iter().next()) {
                 return Ok(Some(claimed(entry, true)));

@@ -5,6 +5,11 @@
 //! - Only one scheduler of a queue schedules: the one holding the leader
 //!   lock in Redis (renewed; a standby takes over once it expires). A
 //!   leader that loses it stops starting runs and cancels those it started.
+//!   It starts a run only while its lease (last renewal + TTL, see
+//!   `RedisLockGuard::lease_left`) has more than a third of the TTL to go,
+//!   and stops leading once the lease ran out, even if it was starved of
+//!   CPU and its renewal has not noticed yet: a standby cannot lead before
+//!   then, so two schedulers never start runs at once.
 //! - Slots: a pipeline's `slot:` names one of `scheduler.slot_definitions`
 //!   (a pipeline without one is in slot `default`); at most that many runs
 //!   of the slot's pipelines go at once, the others wait, oldest due first.
@@ -27,7 +32,7 @@ use serde::Serialize;
 
 use super::queue::RedisQueue;
 use super::run::run_on_queue;
-use crate::lock::{Lock, RedisLock, TryLock, Wait, DEFAULT_LOCK_TTL};
+use crate::lock::{Lock, RedisLock, RedisLockGuard, Wait, DEFAULT_LOCK_TTL};
 use crate::run::RunOptions;
 use crate::run_context::Cancel;
 use crate::state::{SqliteStateStore, StateReports};
@@ -60,8 +65,15 @@ pub struct SchedulerOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SchedulerEvent {
-    /// It holds the leader lock and schedules.
-    Leader { scheduler: String },
+    /// It holds the leader lock and schedules, since `at` (UTC, RFC 3339).
+    Leader { scheduler: String, at: String },
+    /// It stopped leading (stopped, or lost the leader lock): another may
+    /// lead from `at` on.
+    StoppedLeading {
+        scheduler: String,
+        at: String,
+        why: String,
+    },
     /// Another scheduler leads; this one waits to take over.
     Standby { scheduler: String, leader: String },
     /// A pipeline file it cannot schedule, and why.
@@ -72,6 +84,7 @@ pub enum SchedulerEvent {
         slot: String,
         /// Due while no scheduler ran: run once on taking the lead.
         missed: bool,
+        at: String,
     },
     Finished {
         pipeline: String,
@@ -117,11 +130,12 @@ pub async fn run_scheduler(
     while !stop.is_cancelled() {
         let lost = Cancel::default();
         let leader = RedisLock::scheduler(&queue, opts.leader_ttl).on_lost(lost.clone());
-        match leader.try_acquire("leader").await {
-            Ok(TryLock::Acquired(_guard)) => {
+        match leader.try_lock("leader").await {
+            Ok(Ok(guard)) => {
                 standing_by = false;
                 events(&SchedulerEvent::Leader {
                     scheduler: opts.name.clone(),
+                    at: timestamp(Utc::now()),
                 });
                 Leader {
                     queue: &queue,
@@ -129,11 +143,25 @@ pub async fn run_scheduler(
                     events: &events,
                     jobs: BTreeMap::new(),
                     slots_used: HashMap::new(),
+                    lease: &guard,
                 }
                 .lead(&stop, &lost)
                 .await;
+                let now = Utc::now();
+                let (at, why) = match lost.reason() {
+                    // Another may have led from the lease's end on.
+                    Some(why) => (now.min(DateTime::<Utc>::from(guard.lease_end())), why),
+                    None => (now, "stopped".to_string()),
+                };
+                events(&SchedulerEvent::StoppedLeading {
+                    scheduler: opts.name.clone(),
+                    at: timestamp(at),
+                    why,
+                });
+                // Released here, after the event: no one leads before `at`.
+                drop(guard);
             }
-            Ok(TryLock::Held(holder)) => {
+            Ok(Err(holder)) => {
                 if !standing_by {
                     events(&SchedulerEvent::Standby {
                         scheduler: opts.name.clone(),
@@ -151,6 +179,11 @@ pub async fn run_scheduler(
     }
 }
 
+/// UTC, RFC 3339 to the millisecond.
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 async fn wait(stop: &Cancel, d: Duration) {
     tokio::select! {
         _ = stop.cancelled() => {}
@@ -164,6 +197,7 @@ struct Leader<'a> {
     events: &'a SchedulerEvents,
     jobs: BTreeMap<JobKey, Scheduled>,
     slots_used: HashMap<String, usize>,
+    lease: &'a RedisLockGuard,
 }
 
 /// How a run the scheduler started ended.
@@ -183,6 +217,10 @@ impl Leader<'_> {
                     continue;
                 }
                 _ = tokio::time::sleep(TICK) => {}
+            }
+            if self.lease.lease_left().is_zero() {
+                lost.cancel("its lease ran out before a renewal reached Redis");
+                break;
             }
             if last_read.elapsed() >= self.opts.check_interval {
                 self.read_jobs(false).await;
@@ -280,6 +318,9 @@ impl Leader<'_> {
     }
 
     fn start_due(&mut self, runs: &mut tokio::task::JoinSet<Ended>) {
+        // Too close to the lease's end: the renewal is late (a starved
+        // process); start nothing until it is renewed.
+        let starts = self.lease.lease_left() > self.opts.leader_ttl / 3;
         let now = Utc::now();
         for s in self.jobs.values_mut() {
             while let Some(next) = s.next.filter(|n| *n <= now) {
@@ -295,6 +336,9 @@ impl Leader<'_> {
             .filter_map(|(k, s)| s.due.map(|d| (d, k.clone())))
             .collect();
         due.sort();
+        if !starts {
+            due.clear();
+        }
         for (_, key) in due {
             let Some(s) = self.jobs.get_mut(&key) else {
                 continue;
@@ -317,6 +361,7 @@ impl Leader<'_> {
                 strategy: s.job.strategy.clone(),
                 slot: s.job.slot.clone(),
                 missed: std::mem::take(&mut s.missed),
+                at: timestamp(Utc::now()),
             });
             let run = RunOptions {
                 pipeline_file: s.job.file.clone(),

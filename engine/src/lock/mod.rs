@@ -5,11 +5,14 @@
 //! `FileLock` is a lock file per pipeline under `<state-dir>/locks/`;
 //! `RedisLock` holds it in Redis for coordinators on every host.
 //!
+//! `RedisTableLock` keeps a table's DDL from running beside its writes.
+//!
 //! A destination that can lock across machines (PostgreSQL's advisory locks)
 //! is locked as well, by the run, through `Sink::try_lock`.
 
 mod file;
 mod redis_lock;
+mod table;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,6 +24,7 @@ use crate::error::EngineError;
 
 pub use file::FileLock;
 pub use redis_lock::{RedisLock, RedisLockGuard, DEFAULT_LOCK_TTL};
+pub use table::{table_name, RedisTableLock, TableLockMode, TableLocks};
 
 /// How long to wait for a pipeline that is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

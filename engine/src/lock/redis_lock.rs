@@ -7,8 +7,15 @@
 //! (`RedisLock::on_lost`): the open partitions roll back.
 //!
 //! A holder that dies stops renewing: its lock expires after the TTL.
+//!
+//! The holder also keeps its lease locally: until the send time of its last
+//! renewal Redis answered, plus the TTL. Redis cannot expire the key before
+//! then, so no one else can hold it; a holder starved of CPU past that time
+//! may already have been replaced, whatever its renewal task has yet to
+//! notice, and asks [`RedisLockGuard::lease_left`] before acting as holder.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -27,10 +34,25 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct RedisLock {
     queue: RedisQueue,
-    /// What is locked: `pipeline` (one key per pipeline) or `scheduler`.
+    /// What is locked: `pipeline` (one key per pipeline), `scheduler`, or
+    /// a table's `table-ddl` (see [`super::table`]).
     kind: &'static str,
     ttl: Duration,
     on_lost: Option<Cancel>,
+    flavor: Flavor,
+}
+
+/// How a lock is held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// By one holder: a key set where absent.
+    Exclusive,
+    /// A table's writes: by any number of writers at once, each an entry of
+    /// the table's writers hash, none while its DDL key is held.
+    TableWrite,
+    /// A table's DDL: by one holder, while no one writes the table, but the
+    /// writer holding the token given (the run doing the DDL itself).
+    TableDdl { beside: Option<String> },
 }
 
 impl std::fmt::Debug for RedisLock {
@@ -39,6 +61,18 @@ impl std::fmt::Debug for RedisLock {
             .field("queue", &self.queue.name())
             .field("ttl", &self.ttl)
             .finish()
+    }
+}
+
+/// Who holds a lock, from what its key holds.
+pub(crate) fn holder_in(key: &str, value: &str) -> LockHolder {
+    match serde_json::from_str::<Stored>(value) {
+        Ok(stored) => stored.holder,
+        // Not ours to read: say so rather than fail the caller.
+        Err(_) => LockHolder {
+            host: format!("unknown (the lock key {key} holds {value:?})"),
+            ..LockHolder::default()
+        },
     }
 }
 
@@ -59,7 +93,22 @@ impl RedisLock {
             kind: "pipeline",
             ttl,
             on_lost: None,
+            flavor: Flavor::Exclusive,
         }
+    }
+
+    /// The same server, queue, TTL and loss handling, locking another
+    /// kind of thing.
+    pub(crate) fn with(&self, kind: &'static str, flavor: Flavor) -> RedisLock {
+        RedisLock {
+            kind,
+            flavor,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn queue(&self) -> &RedisQueue {
+        &self.queue
     }
 
     /// The lock only the leading scheduler holds (acquired under any name,
@@ -77,8 +126,13 @@ impl RedisLock {
         self
     }
 
-    fn key(&self, pipeline: &str) -> String {
+    pub(crate) fn key(&self, pipeline: &str) -> String {
         self.queue.key(&format!("lock:{}:{pipeline}", self.kind))
+    }
+
+    /// A table's writers hash, beside its DDL key.
+    pub(crate) fn writers_key(&self, table: &str) -> String {
+        self.queue.key(&format!("lock:table-writes:{table}"))
     }
 
     /// Every lock of this kind held now, by name (pipeline), sorted.
@@ -103,31 +157,48 @@ impl RedisLock {
         Ok(held)
     }
 
+    fn scripts(&self) -> &'static Scripts {
+        match self.flavor {
+            Flavor::TableWrite => &WRITER,
+            _ => &HOLDER,
+        }
+    }
+
     fn ttl_ms(&self) -> u64 {
         (self.ttl.as_millis() as u64).max(1)
     }
 
-    async fn stored(&self, key: &str) -> Result<Option<LockHolder>, EngineError> {
+    pub(crate) async fn stored(&self, key: &str) -> Result<Option<LockHolder>, EngineError> {
         let mut conn = self.queue.connection().await?;
         let value: Option<String> = redis::cmd("GET")
             .arg(key)
             .query_async(&mut conn)
             .await
             .map_err(|e| self.queue.error(e))?;
-        Ok(value.map(|v| match serde_json::from_str::<Stored>(&v) {
-            Ok(stored) => stored.holder,
-            // Not ours to read: say so rather than fail the caller.
-            Err(_) => LockHolder {
-                host: format!("unknown (the lock key {key} holds {v:?})"),
-                ..LockHolder::default()
-            },
-        }))
+        Ok(value.map(|v| holder_in(key, &v)))
     }
 }
 
 #[async_trait]
 impl Lock for RedisLock {
     async fn try_acquire(&self, pipeline: &str) -> Result<TryLock, EngineError> {
+        Ok(match self.try_lock(pipeline).await? {
+            Ok(guard) => TryLock::Acquired(Box::new(guard)),
+            Err(holder) => TryLock::Held(holder),
+        })
+    }
+
+    async fn holder(&self, pipeline: &str) -> Result<Option<LockHolder>, EngineError> {
+        self.stored(&self.key(pipeline)).await
+    }
+}
+
+impl RedisLock {
+    /// One attempt at `name`'s lock: the guard, or who holds it.
+    pub async fn try_lock(
+        &self,
+        pipeline: &str,
+    ) -> Result<Result<RedisLockGuard, LockHolder>, EngineError> {
         let key = self.key(pipeline);
         let holder = LockHolder::me();
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -137,30 +208,67 @@ impl Lock for RedisLock {
         })
         .map_err(|e| EngineError::Task(e.to_string()))?;
         let mut conn = self.queue.connection().await?;
-        let set: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&value)
-            .arg("NX")
-            .arg("PX")
-            .arg(self.ttl_ms())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.queue.error(e))?;
-        if set.is_none() {
-            let holder = self.stored(&key).await?.unwrap_or_else(|| LockHolder {
+        let sent = Instant::now();
+        let taken = match &self.flavor {
+            Flavor::Exclusive => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(self.ttl_ms())
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.queue.error(e))?;
+                match set {
+                    Some(_) => None,
+                    None => Some(self.stored(&key).await?),
+                }
+            }
+            flavor => {
+                let script = match flavor {
+                    Flavor::TableWrite => ACQUIRE_WRITE,
+                    _ => ACQUIRE_DDL,
+                };
+                let beside = match flavor {
+                    Flavor::TableDdl { beside: Some(t) } => t.as_str(),
+                    _ => "",
+                };
+                let (ok, held): (i64, String) = redis::Script::new(script)
+                    .key(self.key(pipeline))
+                    .key(self.writers_key(pipeline))
+                    .arg(&token)
+                    .arg(self.ttl_ms())
+                    .arg(&value)
+                    .arg(beside)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| self.queue.error(e))?;
+                (ok != 1).then(|| Some(holder_in(&key, &held)))
+            }
+        };
+        if let Some(holder) = taken {
+            let holder = holder.unwrap_or_else(|| LockHolder {
                 host: "a holder that has just let go".to_string(),
                 ..LockHolder::default()
             });
-            return Ok(TryLock::Held(holder));
+            return Ok(Err(holder));
         }
+        // A writer renews and releases its entry of the writers hash.
+        let key = match self.flavor {
+            Flavor::TableWrite => self.writers_key(pipeline),
+            _ => key,
+        };
+        let lease = Arc::new(Mutex::new(sent + self.ttl));
         let renewal = tokio::spawn(renew(
             self.clone(),
             conn.clone(),
             key.clone(),
             token.clone(),
             pipeline.to_string(),
+            lease.clone(),
         ));
-        Ok(TryLock::Acquired(Box::new(RedisLockGuard {
+        Ok(Ok(RedisLockGuard {
             lock: self.clone(),
             conn,
             key,
@@ -168,11 +276,8 @@ impl Lock for RedisLock {
             pipeline: pipeline.to_string(),
             holder,
             renewal,
-        })))
-    }
-
-    async fn holder(&self, pipeline: &str) -> Result<Option<LockHolder>, EngineError> {
-        self.stored(&self.key(pipeline)).await
+            lease,
+        }))
     }
 }
 
@@ -184,12 +289,14 @@ async fn renew(
     key: String,
     token: String,
     pipeline: String,
+    lease: Arc<Mutex<Instant>>,
 ) {
     let every = lock.ttl / 3;
     let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        let renewed: Result<i64, _> = redis::Script::new(RENEW)
+        let sent = Instant::now();
+        let renewed: Result<i64, _> = redis::Script::new(lock.scripts().renew)
             .key(&key)
             .arg(&token)
             .arg(lock.ttl_ms())
@@ -198,6 +305,9 @@ async fn renew(
         let why = match renewed {
             Ok(1) => {
                 last_renewed = tokio::time::Instant::now();
+                if let Ok(mut until) = lease.lock() {
+                    *until = sent + lock.ttl;
+                }
                 continue;
             }
             Ok(_) => "it expired or another process took it".to_string(),
@@ -227,6 +337,37 @@ pub struct RedisLockGuard {
     pipeline: String,
     holder: LockHolder,
     renewal: tokio::task::JoinHandle<()>,
+    /// Until when no one else can hold the lock (see the module's doc).
+    lease: Arc<Mutex<Instant>>,
+}
+
+impl RedisLockGuard {
+    /// The holder's token: a table's writer may take the table's DDL lock
+    /// beside its own write ([`super::RedisTableLock::ddl_beside`]).
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// How long this holder is sure to hold the lock still; zero once it
+    /// may have been taken by another.
+    pub fn lease_left(&self) -> Duration {
+        self.lease
+            .lock()
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    }
+
+    /// When the lease ends (or ended), by the wall clock.
+    pub fn lease_end(&self) -> SystemTime {
+        let now = Instant::now();
+        let until = self.lease.lock().map(|u| *u).unwrap_or(now);
+        match until.checked_duration_since(now) {
+            Some(ahead) => SystemTime::now() + ahead,
+            None => SystemTime::now()
+                .checked_sub(now.duration_since(until))
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisLockGuard {
@@ -256,7 +397,7 @@ impl LockGuard for RedisLockGuard {
             holder: holder.clone(),
         })
         .map_err(|e| EngineError::Task(e.to_string()))?;
-        let replaced: i64 = redis::Script::new(REPLACE)
+        let replaced: i64 = redis::Script::new(self.lock.scripts().replace)
             .key(&self.key)
             .arg(&self.token)
             .arg(value)
@@ -287,7 +428,7 @@ impl Drop for RedisLockGuard {
             .client()
             .get_connection_with_timeout(Duration::from_secs(2))
             .and_then(|mut conn| {
-                redis::Script::new(RELEASE)
+                redis::Script::new(self.lock.scripts().release)
                     .key(&self.key)
                     .arg(&self.token)
                     .invoke::<i64>(&mut conn)
@@ -318,6 +459,120 @@ const RENEW: &str = owned_by_token!("    return redis.call('PEXPIRE', KEYS[1], A
 const REPLACE: &str =
     owned_by_token!("    redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')\n    return 1");
 const RELEASE: &str = owned_by_token!("    return redis.call('DEL', KEYS[1])");
+
+/// A holder's renewal (KEYS[1], ARGV[1] its token, ARGV[2] the TTL in
+/// ms), its holder's rewrite (ARGV[2] the new value) and its release; each
+/// answers 1 when the holder still held it.
+pub(crate) struct Scripts {
+    renew: &'static str,
+    replace: &'static str,
+    release: &'static str,
+}
+
+const HOLDER: Scripts = Scripts {
+    renew: RENEW,
+    replace: REPLACE,
+    release: RELEASE,
+};
+
+/// The Lua helpers of a table's writers hash: each entry is
+/// `<expiry, ms on the server's clock>|<holder JSON>`, so each writer
+/// expires on its own; expired entries are dropped when looked at.
+macro_rules! with_writers {
+    ($body:literal) => {
+        concat!(
+            "local function now_ms()\n",
+            "  local t = redis.call('TIME')\n",
+            "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n",
+            "end\n",
+            "local function live_writers(key, now)\n",
+            "  local all = redis.call('HGETALL', key)\n",
+            "  local live = {}\n",
+            "  for i = 1, #all, 2 do\n",
+            "    local exp, value = string.match(all[i + 1], '^(%d+)|(.*)$')\n",
+            "    if exp and tonumber(exp) > now then\n",
+            "      live[#live + 1] = {all[i], value}\n",
+            "    else\n",
+            "      redis.call('HDEL', key, all[i])\n",
+            "    end\n",
+            "  end\n",
+            "  return live\n",
+            "end\n",
+            "local function keep(key, ttl)\n",
+            "  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end\n",
+            "end\n",
+            $body
+        )
+    };
+}
+
+/// KEYS: the DDL key, the writers hash; ARGV: token, TTL, holder JSON. A
+/// writer joins unless the DDL key is held; `{1, ''}`, or `{0, holder}`.
+pub(crate) const ACQUIRE_WRITE: &str = with_writers!(
+    "local ddl = redis.call('GET', KEYS[1])
+if ddl then return {0, ddl} end
+local now = now_ms()
+live_writers(KEYS[2], now)
+redis.call('HSET', KEYS[2], ARGV[1], (now + tonumber(ARGV[2])) .. '|' .. ARGV[3])
+keep(KEYS[2], tonumber(ARGV[2]))
+return {1, ''}
+"
+);
+
+/// KEYS as above; ARGV: token, TTL, holder JSON, the token of a writer
+/// that may stay (or ''). The DDL key is taken unless held or another
+/// writer is live.
+pub(crate) const ACQUIRE_DDL: &str = with_writers!(
+    "local ddl = redis.call('GET', KEYS[1])
+if ddl then return {0, ddl} end
+for _, w in ipairs(live_writers(KEYS[2], now_ms())) do
+  if w[1] ~= ARGV[4] then return {0, w[2]} end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2])
+return {1, ''}
+"
+);
+
+/// A writer's entry, renewed: gone or expired (the DDL may have run since)
+/// is lost.
+const RENEW_WRITE: &str = with_writers!(
+    "local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local exp, value = string.match(v, '^(%d+)|(.*)$')
+local now = now_ms()
+if not exp or tonumber(exp) <= now then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], (now + tonumber(ARGV[2])) .. '|' .. value)
+keep(KEYS[1], tonumber(ARGV[2]))
+return 1
+"
+);
+
+const REPLACE_WRITE: &str = "local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local exp = string.match(v, '^(%d+)|')
+if not exp then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], exp .. '|' .. ARGV[2])
+return 1
+";
+
+const RELEASE_WRITE: &str = "return redis.call('HDEL', KEYS[1], ARGV[1])";
+
+/// KEYS[1]: a writers hash; its live writers' holder JSON.
+pub(crate) const LIVE_WRITERS: &str = with_writers!(
+    "local out = {}
+for _, w in ipairs(live_writers(KEYS[1], now_ms())) do out[#out + 1] = w[2] end
+return out
+"
+);
+
+const WRITER: Scripts = Scripts {
+    renew: RENEW_WRITE,
+    replace: REPLACE_WRITE,
+    release: RELEASE_WRITE,
+};
 
 #[cfg(test)]
 mod tests;

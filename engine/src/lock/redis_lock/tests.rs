@@ -123,3 +123,109 @@ async fn only_the_owner_releases_and_a_lost_lock_cancels_its_run() {
         .await
         .unwrap();
 }
+
+/// While a holder's lease has time left, no one else gets the lock, even
+/// when the holder stopped renewing (a starved process); once the lease
+/// ran out, another soon does.
+#[tokio::test]
+async fn no_one_else_holds_the_lock_while_the_holders_lease_lasts() {
+    let lock = locks("lease", Duration::from_millis(900)).await;
+    let guard = lock.try_lock("p").await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Renewed every 300 ms: well inside its TTL still.
+    assert!(guard.lease_left() > Duration::from_millis(300));
+    guard.renewal.abort();
+    let started = std::time::Instant::now();
+    while !guard.lease_left().is_zero() {
+        assert!(
+            lock.try_lock("p").await.unwrap().is_err(),
+            "taken while the holder's lease had {:?} left",
+            guard.lease_left()
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ended = guard.lease_end();
+    assert!(ended <= SystemTime::now());
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let other = loop {
+        if let Ok(other) = lock.try_lock("p").await.unwrap() {
+            break other;
+        }
+        assert!(std::time::Instant::now() < deadline, "never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(other.lease_left() > Duration::from_millis(600));
+}
+
+/// Writers share a table; its DDL waits for every other writer, keeps new
+/// writers out while it runs, and may run beside its own run's write.
+#[tokio::test]
+async fn a_tables_ddl_never_runs_beside_another_runs_write() {
+    use crate::lock::{RedisTableLock, TableLockMode};
+    let locks = locks("table", DEFAULT_LOCK_TTL).await;
+    let writes = RedisTableLock::new(&locks, TableLockMode::Write);
+    let ddl = RedisTableLock::new(&locks, TableLockMode::Ddl);
+
+    let mut first = writes.lock("dst/t", Wait::No).await.unwrap();
+    first.set_run_id("run-1").await.unwrap();
+    let second = writes.lock("dst/t", Wait::No).await.unwrap();
+    let err = ddl.lock("dst/t", Wait::No).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "table dst/t is locked: its DDL waits for the runs writing it to end, held by run id "
+        ),
+        "{err}"
+    );
+    // Another table is another lock.
+    drop(ddl.lock("dst/u", Wait::No).await.unwrap());
+    // Beside its own write only: the second writer still keeps it out.
+    assert!(RedisTableLock::ddl_beside(&locks, &first)
+        .lock("dst/t", Wait::No)
+        .await
+        .is_err());
+    drop(second);
+    let own = RedisTableLock::ddl_beside(&locks, &first)
+        .lock("dst/t", Wait::No)
+        .await
+        .unwrap();
+    let held = writes.held().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].table, "dst/t");
+    assert_eq!(held[0].ddl.as_ref().unwrap().pid, std::process::id());
+    assert_eq!(held[0].writers.len(), 1);
+    assert_eq!(held[0].writers[0].run_id.as_deref(), Some("run-1"));
+    let err = writes.lock("dst/t", Wait::No).await.unwrap_err().to_string();
+    assert!(
+        err.contains("its DDL is running, and writes wait for it"),
+        "{err}"
+    );
+    drop(own);
+    drop(first);
+    assert!(writes.held().await.unwrap().is_empty());
+    let _again = writes.lock("dst/t", Wait::No).await.unwrap();
+}
+
+/// A writer that died (stopped renewing) stops keeping the DDL out once
+/// its TTL has passed; a live one renews past its TTL.
+#[tokio::test]
+async fn a_dead_writer_frees_the_table_after_its_ttl() {
+    use crate::lock::{RedisTableLock, TableLockMode};
+    let locks = locks("table-ttl", Duration::from_millis(600)).await;
+    let writes = RedisTableLock::new(&locks, TableLockMode::Write);
+    let ddl = RedisTableLock::new(&locks, TableLockMode::Ddl);
+    let live = writes.lock("t", Wait::No).await.unwrap();
+    let dead = writes.lock("t", Wait::No).await.unwrap();
+    dead.renewal.abort();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let held = writes.held().await.unwrap();
+    assert_eq!(held[0].writers.len(), 1, "the live writer renewed");
+    drop(live);
+    let started = std::time::Instant::now();
+    let _ddl = ddl
+        .lock("t", Wait::Up(Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    drop(dead);
+}
