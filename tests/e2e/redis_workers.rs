@@ -139,14 +139,14 @@ impl Drop for Worker {
 }
 
 /// A process killed and reaped if the test ends before it does.
-struct Reaped(Option<Child>);
+pub(crate) struct Reaped(pub(crate) Option<Child>);
 
 impl Reaped {
     fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("not taken yet")
     }
 
-    fn take(mut self) -> Child {
+    pub(crate) fn take(mut self) -> Child {
         self.0.take().expect("not taken yet")
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::common::{connect, difference, scalar, Schemas, Workspace};
 use crate::redis_workers::{
-    checkpoints, coordinator_with, finished, pipeline_yaml, source_rows, Worker,
+    checkpoints, coordinator_with, finished, pipeline_yaml, source_rows, Reaped, Worker,
 };
 
 /// A redis-server of the test's own on a free loopback port, without
@@ -159,7 +159,7 @@ async fn redis_restarted_mid_run_the_next_run_finishes_it() -> Result<()> {
         worker(&url, queue, "w0", "300")?,
         worker(&url, queue, "w1", "300")?,
     ];
-    let run = coordinator_with(&ws, queue, &ws.state, &vars)?;
+    let run = Reaped(Some(coordinator_with(&ws, queue, &ws.state, &vars)?));
 
     let deadline = Instant::now() + Duration::from_secs(120);
     while checkpoints(&client, &s).await < 3 {
@@ -171,7 +171,7 @@ async fn redis_restarted_mid_run_the_next_run_finishes_it() -> Result<()> {
     redis.restart()?;
     let committed_at_restart = checkpoints(&client, &s).await;
 
-    let (code, first, stderr) = finished(run, Duration::from_secs(120)).await?;
+    let (code, first, stderr) = finished(run.take(), Duration::from_secs(120)).await?;
     match code {
         Some(0) => assert_eq!(first["status"], "completed", "{first}"),
         Some(1) => {
@@ -232,7 +232,7 @@ async fn postgres_sessions_cut_mid_run_the_task_is_retried_and_the_run_succeeds(
     let queue = format!("test-rpgcut-{}", std::process::id());
     crate::redis_workers::clear_queue(&queue);
     let mut w = worker("redis://127.0.0.1:6379", &queue, "w0", "50")?;
-    let run = coordinator_with(&ws, &queue, &ws.state, &[])?;
+    let run = Reaped(Some(coordinator_with(&ws, &queue, &ws.state, &[])?));
 
     // Once the worker holds a task: the coordinator's own sessions, which
     // plan the run, are idle from then on and never cut.
@@ -266,7 +266,7 @@ async fn postgres_sessions_cut_mid_run_the_task_is_retried_and_the_run_succeeds(
         .await?;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (code, summary, stderr) = finished(run, Duration::from_secs(300)).await?;
+    let (code, summary, stderr) = finished(run.take(), Duration::from_secs(300)).await?;
     assert_eq!(code, Some(0), "{stderr}\n{summary}");
     assert_eq!(summary["status"], "completed", "{summary}");
     // Ids 1..=300,000 in ranges of 50,000 from 0: the last holds 300,000 alone.

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use crate::common::{connect, Schemas, Workspace};
 use crate::redis_workers::{
     assert_in_sync, clear_queue, coordinator_with, finished, pipeline_yaml, source_rows, synchub,
-    Worker,
+    Reaped, Worker,
 };
 
 /// Pipeline A runs on the queue with no worker yet, so it holds its
@@ -27,7 +27,8 @@ async fn a_second_pipeline_into_a_written_table_does_not_prepare_it() -> Result<
     let queue = format!("test-rtlock-{}", std::process::id());
     clear_queue(&queue);
 
-    let run_a = coordinator_with(&a, &queue, &a.state, &[])?;
+    // Killed if the test fails before it ends.
+    let run_a = Reaped(Some(coordinator_with(&a, &queue, &a.state, &[])?));
     // A's run id, once its lock names it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let run_id = loop {
@@ -80,7 +81,7 @@ async fn a_second_pipeline_into_a_written_table_does_not_prepare_it() -> Result<
         &["worker", "start", "--queue-name", &queue, "--max-jobs", "2"],
         &[],
     )?;
-    let (code, summary, stderr) = finished(run_a, Duration::from_secs(120)).await?;
+    let (code, summary, stderr) = finished(run_a.take(), Duration::from_secs(120)).await?;
     assert_eq!(code, Some(0), "{stderr}\n{summary}");
     assert_in_sync(&client, &s).await?;
     // The table is free: B prepares it and runs (writing nothing new).
