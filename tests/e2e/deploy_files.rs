@@ -103,9 +103,7 @@ fn the_dockerfile_builds_in_two_stages_and_runs_the_scheduler_as_a_non_root_user
     let from = instr("FROM");
     assert_eq!(from.len(), 2, "{from:?}");
     assert!(from[0].ends_with(" AS build"), "{from:?}");
-    assert!(instr("COPY")
-        .iter()
-        .any(|c| c.starts_with("--from=build ")));
+    assert!(instr("COPY").iter().any(|c| c.starts_with("--from=build ")));
     let user = instr("USER");
     assert_eq!(user.len(), 1);
     let uid = user[0].split(':').next().unwrap();
@@ -194,9 +192,7 @@ fn docker_compose_has_a_scheduler_and_scalable_workers() -> Result<()> {
     );
 
     // Rendered by Compose itself where it is installed.
-    let compose = Command::new("docker")
-        .args(["compose", "version"])
-        .output();
+    let compose = Command::new("docker").args(["compose", "version"]).output();
     if compose.is_ok_and(|o| o.status.success()) {
         let out = Command::new("docker")
             .args(["compose", "-f"])
@@ -297,7 +293,10 @@ fn the_kubernetes_manifests_are_consistent() -> Result<()> {
             .iter()
             .map(|v| v["name"].as_str().unwrap())
             .collect();
-        assert_eq!(mounts, volumes, "{name}: every volume mounted, none missing");
+        assert_eq!(
+            mounts, volumes,
+            "{name}: every volume mounted, none missing"
+        );
         for env in container["env"].as_array().unwrap() {
             if env["name"] == "REDIS_URL" {
                 assert_eq!(env["value"], "redis://redis-service:6379", "{name}");
@@ -331,7 +330,11 @@ fn the_kubernetes_manifests_are_consistent() -> Result<()> {
 
     // Rendered by kubectl's kustomize where it is installed (no cluster
     // needed).
-    match Command::new("kubectl").args(["kustomize"]).arg(&dir).output() {
+    match Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(&dir)
+        .output()
+    {
         Ok(out) => {
             assert!(
                 out.status.success(),
@@ -339,7 +342,10 @@ fn the_kubernetes_manifests_are_consistent() -> Result<()> {
                 String::from_utf8_lossy(&out.stderr)
             );
             let rendered = String::from_utf8_lossy(&out.stdout);
-            assert_eq!(rendered.matches("\nkind: ").count() + usize::from(rendered.starts_with("kind: ")), docs.len());
+            assert_eq!(
+                rendered.matches("\nkind: ").count() + usize::from(rendered.starts_with("kind: ")),
+                docs.len()
+            );
         }
         Err(_) => eprintln!("kubectl is not installed: the manifests were checked as YAML only"),
     }

@@ -221,7 +221,10 @@ pub(crate) fn coordinator_with(
 
 /// Waits for `child` at most `limit`; its exit code, JSON summary and
 /// standard error.
-pub(crate) async fn finished(child: Child, limit: Duration) -> Result<(Option<i32>, Value, String)> {
+pub(crate) async fn finished(
+    child: Child,
+    limit: Duration,
+) -> Result<(Option<i32>, Value, String)> {
     let out = tokio::time::timeout(
         limit,
         tokio::task::spawn_blocking(move || child.wait_with_output()),

@@ -193,7 +193,8 @@ async fn redis_restarted_mid_run_the_next_run_finishes_it() -> Result<()> {
     // Ids 1..=200,000 in ranges of 10,000 from 0: the last holds 200,000 alone.
     assert_eq!(total, 21, "{second}");
     assert_eq!(
-        second["partitions_done"].as_i64().unwrap() + second["partitions_skipped"].as_i64().unwrap(),
+        second["partitions_done"].as_i64().unwrap()
+            + second["partitions_skipped"].as_i64().unwrap(),
         total,
         "{second}"
     );
@@ -246,7 +247,10 @@ async fn postgres_sessions_cut_mid_run_the_task_is_retried_and_the_run_succeeds(
     let mut cut = 0;
     while !w.events().iter().any(|e| e["event"] == "retrying") {
         if Instant::now() > deadline {
-            bail!("no task retried in 120 s ({cut} sessions cut): {:?}", w.events());
+            bail!(
+                "no task retried in 120 s ({cut} sessions cut): {:?}",
+                w.events()
+            );
         }
         if w.events().iter().filter(|e| e["event"] == "done").count() >= 7 {
             bail!("the run ended before a session could be cut ({cut} cut)");
@@ -273,10 +277,7 @@ async fn postgres_sessions_cut_mid_run_the_task_is_retried_and_the_run_succeeds(
     assert_eq!(summary["partitions_done"], 7, "{summary}");
     assert_eq!(summary["rows_read"], ROWS, "{summary}");
     let events = w.events();
-    let retried: Vec<_> = events
-        .iter()
-        .filter(|e| e["event"] == "retrying")
-        .collect();
+    let retried: Vec<_> = events.iter().filter(|e| e["event"] == "retrying").collect();
     assert!(
         retried.iter().all(|e| {
             let error = e["error"].as_str().unwrap_or_default();

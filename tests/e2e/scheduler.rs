@@ -311,10 +311,7 @@ async fn of_two_schedulers_started_together_only_one_starts_runs() -> Result<()>
             );
         }
         if spans[i].is_empty() {
-            assert!(
-                events.iter().any(|e| e["event"] == "standby"),
-                "{events:?}"
-            );
+            assert!(events.iter().any(|e| e["event"] == "standby"), "{events:?}");
         }
     }
     // The leader `scheduler status` named is one of the two, and it led.

@@ -32,7 +32,14 @@ async fn a_second_pipeline_into_a_written_table_does_not_prepare_it() -> Result<
     // A's run id, once its lock names it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let run_id = loop {
-        let out = synchub(&["queue", "status", "--queue-name", &queue, "--output", "json"]);
+        let out = synchub(&[
+            "queue",
+            "status",
+            "--queue-name",
+            &queue,
+            "--output",
+            "json",
+        ]);
         let status: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         // Ids 1..=4,000 in ranges of 1,000 from 0: 5 tasks.
         if status["tasks"] == 5 {

@@ -195,7 +195,11 @@ async fn a_tables_ddl_never_runs_beside_another_runs_write() {
     assert_eq!(held[0].ddl.as_ref().unwrap().pid, std::process::id());
     assert_eq!(held[0].writers.len(), 1);
     assert_eq!(held[0].writers[0].run_id.as_deref(), Some("run-1"));
-    let err = writes.lock("dst/t", Wait::No).await.unwrap_err().to_string();
+    let err = writes
+        .lock("dst/t", Wait::No)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("its DDL is running, and writes wait for it"),
         "{err}"
