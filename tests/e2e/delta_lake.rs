@@ -13,8 +13,8 @@ use deltalake::datafusion::prelude::SessionContext;
 
 use crate::common::{connect, difference, run, Schemas, Workspace};
 
-const ROWS: i64 = 5_000;
-const STEP: i64 = 1_000; // 6 partitions: 0..1000 up to 5000..6000
+pub(crate) const ROWS: i64 = 5_000;
+pub(crate) const STEP: i64 = 1_000; // 6 partitions: 0..1000 up to 5000..6000
 
 /// The items table's columns, cast to text in both systems the same way:
 /// decimals as written, timestamps as microseconds since the epoch.
@@ -23,10 +23,10 @@ const PG_TEXT: &str = "id::text, qty::text, price::text, title, \
 const DF_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), title, \
      CAST(CAST(updated_at AS BIGINT) AS VARCHAR)";
 /// The same in DuckDB, for the independent reader.
-const DUCKDB_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), \
+pub(crate) const DUCKDB_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), \
      title, CAST(epoch_us(updated_at) AS VARCHAR)";
 
-fn pipeline_yaml(name: &str, from: (&str, &str), to: (&str, &str)) -> String {
+pub(crate) fn pipeline_yaml(name: &str, from: (&str, &str), to: (&str, &str)) -> String {
     format!(
         "name: {name}
 partition_column: id
@@ -53,6 +53,14 @@ strategies:
 /// A PostgreSQL source of `ROWS` items (some titles empty, some NULL) and a
 /// workspace whose `lake` datastore is a folder of Delta tables.
 async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, Workspace)> {
+    setup_with(prefix, "{type: delta, connection: {uri: lake}}").await
+}
+
+/// The same, with the `lake` datastore written as `lake` (a YAML mapping).
+pub(crate) async fn setup_with(
+    prefix: &str,
+    lake: &str,
+) -> Result<(tokio_postgres::Client, Schemas, Workspace)> {
     let client = connect().await?;
     let s = Schemas::create(&client, prefix).await?;
     client
@@ -72,10 +80,7 @@ async fn setup(prefix: &str) -> Result<(tokio_postgres::Client, Schemas, Workspa
         &s,
         &pipeline_yaml(prefix, ("postgres", "src"), ("delta", "lake")),
     )?;
-    let datastores = format!(
-        "{}  lake: {{type: delta, connection: {{uri: lake}}}}\n",
-        s.datastores_yaml()
-    );
+    let datastores = format!("{}  lake: {lake}\n", s.datastores_yaml());
     std::fs::write(ws.dir.path().join("datastores.yaml"), datastores)?;
     Ok((client, s, ws))
 }
@@ -136,7 +141,7 @@ async fn assert_lake_equals_source(
 /// Python with the independent reader's packages (`delta_reader-requirements.txt`,
 /// pinned): a virtualenv under the target folder, made again when the
 /// requirements change.
-fn reader_python() -> Result<PathBuf> {
+pub(crate) fn reader_python() -> Result<PathBuf> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
     let requirements = std::fs::read(here.join("delta_reader-requirements.txt"))?;
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("delta-reader-venv");
@@ -169,12 +174,22 @@ fn reader_python() -> Result<PathBuf> {
 /// Row count and checksum of the Delta table as Python's `deltalake` (which
 /// files are live) and DuckDB (their values) read it: see delta_reader.py.
 fn independent_checksum(ws: &Workspace) -> Result<String> {
+    reader_checksum(table_dir(ws).as_os_str(), None)
+}
+
+/// The reader's count and checksum of the table at `table` (a folder or an
+/// `s3://` URI, opened with `storage_options`).
+pub(crate) fn reader_checksum(
+    table: &std::ffi::OsStr,
+    storage_options: Option<&serde_json::Value>,
+) -> Result<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/delta_reader.py");
-    let out = Command::new(reader_python()?)
-        .arg(script)
-        .arg(table_dir(ws))
-        .arg(DUCKDB_TEXT)
-        .output()?;
+    let mut reader = Command::new(reader_python()?);
+    reader.arg(script).arg(table).arg(DUCKDB_TEXT);
+    if let Some(options) = storage_options {
+        reader.env("DELTA_READER_STORAGE_OPTIONS", options.to_string());
+    }
+    let out = reader.output()?;
     anyhow::ensure!(
         out.status.success(),
         "delta_reader.py: {}",
@@ -184,7 +199,7 @@ fn independent_checksum(ws: &Workspace) -> Result<String> {
 }
 
 /// The same count and checksum computed by PostgreSQL over `table`.
-async fn pg_checksum(client: &tokio_postgres::Client, table: &str) -> Result<String> {
+pub(crate) async fn pg_checksum(client: &tokio_postgres::Client, table: &str) -> Result<String> {
     let text = PG_TEXT
         .split(", ")
         .map(|c| format!("coalesce({c}, '\\N')"))

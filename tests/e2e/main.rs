@@ -18,6 +18,8 @@ mod connection_secrets;
 mod crash_resume;
 #[cfg(feature = "delta")]
 mod delta_lake;
+#[cfg(feature = "delta")]
+mod lake_s3;
 mod delta_sync;
 mod demo;
 mod dense_estimate;

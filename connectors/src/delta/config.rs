@@ -50,6 +50,10 @@ impl ConnectionSpec for DeltaConnectionConfig {
             Ok(root) => root,
             Err(message) => return Err(problem(message)),
         };
+        let problems = option_problems(&root, self.storage_options.keys(), datastore);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(Arc::new(DeltaConnection {
             root,
             storage_options: self.storage_options.clone(),
@@ -57,15 +61,52 @@ impl ConnectionSpec for DeltaConnectionConfig {
     }
 }
 
-/// `uri` as the URL of a folder: a `file://` URL as it is, a path made
-/// absolute against `base`. Object stores come later (issue 15's S3 item):
-/// their schemes are refused by name rather than failing at the first read.
+/// A storage option the store would not understand is named here, when the
+/// config is read: object_store drops keys it does not know, so a misspelt
+/// `secret_access_key` would otherwise surface as an anonymous request.
+fn option_problems<'a>(
+    root: &url::Url,
+    keys: impl Iterator<Item = &'a String>,
+    datastore: &str,
+) -> Vec<Problem> {
+    let s3 = super::s3::SCHEMES.contains(&root.scheme());
+    keys.filter(|key| if s3 { !super::s3::is_option(key) } else { true })
+        .map(|key| Problem {
+            path: format!("datastores.{datastore}.connection.storage_options.{key}"),
+            message: if s3 {
+                format!(
+                    "\"{key}\" is not an S3 storage option; use endpoint, region, \
+                     access_key_id, secret_access_key, session_token, allow_http or another \
+                     of object_store's S3 keys"
+                )
+            } else {
+                format!(
+                    "\"{key}\": a {} uri takes no storage options",
+                    root.scheme()
+                )
+            },
+        })
+        .collect()
+}
+
+/// `uri` as the URL of a folder: a `file://` or `s3://` URL as it is, a path
+/// made absolute against `base`; other schemes are refused by name rather
+/// than failing at the first read.
 fn root_url(uri: &str, base: &Path) -> Result<url::Url, String> {
     let url = match url::Url::parse(uri) {
         Ok(url) if url.scheme() == "file" => url,
+        Ok(url) if super::s3::SCHEMES.contains(&url.scheme()) => {
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(format!(
+                    "uri \"{uri}\" names no bucket; write s3://bucket/prefix"
+                ));
+            }
+            url
+        }
         Ok(url) if url.scheme().len() > 1 => {
             return Err(format!(
-                "uri \"{uri}\": scheme \"{}\" is not supported yet; use a file:// uri or a path",
+                "uri \"{uri}\": scheme \"{}\" is not supported; use s3://bucket/prefix, a \
+                 file:// uri or a path",
                 url.scheme()
             ))
         }
@@ -188,11 +229,34 @@ mod tests {
     }
 
     #[test]
-    fn object_stores_are_refused_by_name() {
-        let e = root_url("s3://bucket/prefix", Path::new("/")).unwrap_err();
+    fn s3_uris_are_folders_in_a_bucket() {
+        let c = connection("s3://bucket/lake");
+        assert_eq!(
+            c.table_url(Some("sales"), "items").unwrap().as_str(),
+            "s3://bucket/lake/sales/items/"
+        );
+        assert_eq!(
+            root_url("s3:///lake", Path::new("/")).unwrap_err(),
+            "uri \"s3:///lake\" names no bucket; write s3://bucket/prefix"
+        );
+        let e = root_url("gs://bucket/prefix", Path::new("/")).unwrap_err();
         assert_eq!(
             e,
-            "uri \"s3://bucket/prefix\": scheme \"s3\" is not supported yet; use a file:// uri or a path"
+            "uri \"gs://bucket/prefix\": scheme \"gs\" is not supported; use s3://bucket/prefix, a file:// uri or a path"
         );
+    }
+
+    #[test]
+    fn unknown_storage_options_are_named() {
+        let keys = ["endpoint".to_string(), "secret_acess_key".to_string()];
+        let s3 = root_url("s3://b/p", Path::new("/")).unwrap();
+        let problems = option_problems(&s3, keys.iter(), "lake");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].path,
+            "datastores.lake.connection.storage_options.secret_acess_key"
+        );
+        let local = root_url("file:///data", Path::new("/")).unwrap();
+        assert_eq!(option_problems(&local, keys.iter(), "lake").len(), 2);
     }
 }

@@ -4,6 +4,7 @@
 
 mod config;
 mod connector;
+pub mod s3;
 mod sink;
 mod source;
 mod table;

@@ -31,6 +31,7 @@ pub struct TableLocation {
 
 impl TableLocation {
     pub fn of(table: &TableRef) -> Result<TableLocation> {
+        super::s3::register();
         let connection = connection_of(&table.datastore)?;
         let url = connection
             .table_url(table.schema.as_deref(), &table.table)
@@ -102,6 +103,14 @@ impl TableLocation {
             }
             _ => ErrorKind::System,
         };
+        if let Some(refused) = refused_credentials(&e) {
+            return ConnectorError::Database {
+                connector: "Delta Lake",
+                kind: ErrorKind::User,
+                message: format!("{} ({}): {refused}", self.name, self.url),
+                source: Some(Box::new(e)),
+            };
+        }
         ConnectorError::Database {
             connector: "Delta Lake",
             kind,
@@ -121,6 +130,40 @@ impl TableLocation {
             source: Some(Box::new(e)),
         }
     }
+}
+
+/// What to tell a user whose store refused the request's credentials (401
+/// or 403 from the endpoint), with the store's own error code when its
+/// answer names one: the raw error is a page of XML about signatures.
+/// The Delta kernel hands object_store's errors on as text, so besides the
+/// typed error its two messages are recognised.
+fn refused_credentials(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use deltalake::ObjectStoreError;
+    const REFUSED: [&str; 2] = [
+        "The operation lacked the necessary privileges",
+        "The operation lacked valid authentication credentials",
+    ];
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let typed = matches!(
+            err.downcast_ref::<ObjectStoreError>(),
+            Some(ObjectStoreError::PermissionDenied { .. } | ObjectStoreError::Unauthenticated { .. })
+        );
+        let text = err.to_string();
+        if typed || REFUSED.iter().any(|r| text.contains(r)) {
+            let code = text
+                .split_once("<Code>")
+                .and_then(|(_, rest)| rest.split_once("</Code>"))
+                .map(|(code, _)| format!(" ({code})"))
+                .unwrap_or_default();
+            return Some(format!(
+                "the S3 endpoint refused the credentials{code}: check storage_options \
+                 access_key_id and secret_access_key"
+            ));
+        }
+        next = err.source();
+    }
+    None
 }
 
 fn connection_of(datastore: &planner::Datastore) -> Result<&DeltaConnection> {
@@ -370,6 +413,24 @@ mod tests {
             bound(PartitionValue::Int(40_000), &DataType::Int16),
             ScalarValue::Int64(Some(40_000))
         );
+    }
+
+    #[test]
+    fn refused_credentials_are_said_plainly() {
+        let refused = deltalake::ObjectStoreError::PermissionDenied {
+            path: "lake/items/_delta_log".into(),
+            source: "403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>".into(),
+        };
+        let e = DeltaTableError::ObjectStore { source: refused };
+        assert_eq!(
+            refused_credentials(&e).as_deref(),
+            Some(
+                "the S3 endpoint refused the credentials (InvalidAccessKeyId): check \
+                 storage_options access_key_id and secret_access_key"
+            )
+        );
+        let missing = DeltaTableError::NotATable("no log".into());
+        assert_eq!(refused_credentials(&missing), None);
     }
 
     #[test]
