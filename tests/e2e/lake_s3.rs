@@ -195,7 +195,8 @@ async fn a_wrong_s3_secret_is_refused_naming_the_datastore_and_never_printed() -
     let (_client, _s, ws) = setup_with("lake_s3_auth", &s3.datastore("delta", "lake")).await?;
     let wrong = "wrong-secret-Zq8vX2";
     let out = run_with_secret(&ws, "full", wrong);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    // A credential the store refuses is the config's fault: exit 2, as for bad input.
+    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(!out.stderr.contains(wrong), "{}", out.stderr);
     assert!(
         out.stderr.contains(&format!(
