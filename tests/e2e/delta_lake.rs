@@ -23,7 +23,8 @@ const PG_TEXT: &str = "id::text, qty::text, price::text, title, \
 const DF_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), title, \
      CAST(CAST(updated_at AS BIGINT) AS VARCHAR)";
 /// The same in DuckDB, for the independent reader.
-pub(crate) const DUCKDB_TEXT: &str = "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), \
+pub(crate) const DUCKDB_TEXT: &str =
+    "CAST(id AS VARCHAR), CAST(qty AS VARCHAR), CAST(price AS VARCHAR), \
      title, CAST(epoch_us(updated_at) AS VARCHAR)";
 
 pub(crate) fn pipeline_yaml(name: &str, from: (&str, &str), to: (&str, &str)) -> String {

@@ -18,8 +18,6 @@ mod connection_secrets;
 mod crash_resume;
 #[cfg(feature = "delta")]
 mod delta_lake;
-#[cfg(feature = "delta")]
-mod lake_s3;
 mod delta_sync;
 mod demo;
 mod dense_estimate;
@@ -32,6 +30,8 @@ mod hostile_cases;
 mod hostile_input;
 mod hostile_run;
 mod http_api;
+#[cfg(feature = "delta")]
+mod lake_s3;
 mod mysql_sync;
 mod pipelines_plan;
 mod plan_is_what_runs;

@@ -25,7 +25,9 @@ pub const SCHEMES: [&str; 2] = ["s3", "s3a"];
 /// Whether `key` is a storage option of an S3 datastore: object_store's S3
 /// keys, in either case, with or without their `aws_` prefix.
 pub fn is_option(key: &str) -> bool {
-    key.to_ascii_lowercase().parse::<AmazonS3ConfigKey>().is_ok()
+    key.to_ascii_lowercase()
+        .parse::<AmazonS3ConfigKey>()
+        .is_ok()
 }
 
 /// An S3 store at `url`'s bucket, configured by `options` only: nothing is

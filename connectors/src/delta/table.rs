@@ -147,7 +147,10 @@ fn refused_credentials(e: &(dyn std::error::Error + 'static)) -> Option<String> 
     while let Some(err) = next {
         let typed = matches!(
             err.downcast_ref::<ObjectStoreError>(),
-            Some(ObjectStoreError::PermissionDenied { .. } | ObjectStoreError::Unauthenticated { .. })
+            Some(
+                ObjectStoreError::PermissionDenied { .. }
+                    | ObjectStoreError::Unauthenticated { .. }
+            )
         );
         let text = err.to_string();
         if typed || REFUSED.iter().any(|r| text.contains(r)) {
