@@ -31,6 +31,8 @@ fn spec_aggregate() -> Aggregate {
         engine: AggregateEngine::Datafusion,
         delta_keys: Vec::new(),
         row_columns: None,
+        key_ranges: Vec::new(),
+        group_sum: None,
     }
 }
 
@@ -268,6 +270,8 @@ async fn avg_and_count_distinct_group_by_an_expression_alone() {
         engine: AggregateEngine::Datafusion,
         delta_keys: Vec::new(),
         row_columns: None,
+        key_ranges: Vec::new(),
+        group_sum: None,
     };
     let day = [
         (1, 101, 5000, "2024-01-15 09:30", "2024-01-15 10:00"),

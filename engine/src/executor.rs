@@ -15,6 +15,8 @@ use connectors::{open_sink, open_source, Sink, Source, WriteMode};
 use operators::batcher::Batcher;
 use operators::change_detection::ChangeDetection;
 use operators::fetch::{Fetch, FetchMode};
+use operators::group_checksums::GroupChecksums;
+use operators::group_deletes::GroupDeletes;
 use operators::partition_source::{LaneSlots, PartitionFeed, PartitionSource};
 use operators::populate::Populate;
 use operators::regroup::Regroup;
@@ -154,7 +156,9 @@ fn compared_pipeline(pipeline: &Pipeline, operators: &[OperatorSpec]) -> Option<
             }
             Some(whole_rows)
         }
-        OperatorSpec::ChangeDetection { .. } => Some(pipeline.clone()),
+        OperatorSpec::ChangeDetection { .. } | OperatorSpec::GroupChecksums { .. } => {
+            Some(pipeline.clone())
+        }
         _ => None,
     })
 }
@@ -164,9 +168,19 @@ async fn comparison_sources(
 ) -> Result<(Box<dyn Source>, Box<dyn Source>), EngineError> {
     // Both at once, as the coordinator opens its own (a connection's
     // start-up is a fixed cost of every run).
+    // An aggregate's groups are compared with the source's rows: those the
+    // group-by reads, hashed.
+    let (table, columns) = match &pipeline.aggregate {
+        Some(a) => {
+            let mut rows = pipeline.source.clone();
+            rows.grouped = None;
+            (rows, a.row_hash_columns().unwrap_or_default())
+        }
+        None => (pipeline.source.clone(), pipeline.read_columns().to_vec()),
+    };
     let (source, destination) = tokio::join!(
         async {
-            let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
+            let mut source = open_source(&table, &columns).await?;
             source.check().await?;
             Ok::<_, EngineError>(source)
         },
@@ -235,7 +249,7 @@ impl PartitionExecutor {
             partition_source,
             commits,
             &shared.run.progress,
-        );
+        )?;
         // Cancelling drops the chain: its tasks are aborted and an open
         // partition's transaction rolls back as its connection closes.
         let result = tokio::select! {
@@ -349,7 +363,7 @@ fn chain(
     partition_source: PartitionSource,
     commits: LaneCommits,
     progress: &Arc<RunProgress>,
-) -> Vec<Box<dyn Operator>> {
+) -> Result<Vec<Box<dyn Operator>>, EngineError> {
     let pipeline = &work.pipeline;
     let ExecutorConnections {
         source,
@@ -392,6 +406,31 @@ fn chain(
                     detection
                 })
             }
+            OperatorSpec::GroupChecksums {
+                leaf_rows,
+                secondary,
+            } => {
+                let (rows, destination) = comparison
+                    .take()
+                    .expect("plans with group checksums open their comparison sources");
+                let date_keys = pipeline
+                    .columns
+                    .iter()
+                    .filter(|c| c.unique && c.spec.data_type == planner::types::ColumnType::Date)
+                    .map(|c| c.dest.clone())
+                    .collect();
+                Box::new(
+                    GroupChecksums::new(
+                        rows,
+                        destination,
+                        key_schema(pipeline),
+                        date_keys,
+                        page_rows(&work.operators),
+                    )
+                    .with_secondary(secondary.clone(), *leaf_rows),
+                )
+            }
+            OperatorSpec::GroupDeletes => Box::new(GroupDeletes::new(key_columns(pipeline))),
             OperatorSpec::Fetch {
                 page_rows,
                 only_changes,
@@ -401,13 +440,7 @@ fn chain(
                 progress.clone(),
                 if *only_changes {
                     FetchMode::Changes {
-                        key_columns: pipeline
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, c)| c.unique)
-                            .map(|(i, _)| i)
-                            .collect(),
+                        key_columns: key_columns(pipeline),
                     }
                 } else {
                     FetchMode::Partitions
@@ -423,11 +456,17 @@ fn chain(
                     .iter()
                     .map(|c| c.spec.clone())
                     .collect();
-                Box::new(Regroup::new(
-                    aggregate,
-                    planner::types::arrow_schema(&rows),
-                    pipeline.columns.clone(),
-                ))
+                Box::new(
+                    Regroup::new(
+                        aggregate,
+                        planner::types::arrow_schema(&rows),
+                        pipeline.columns.clone(),
+                    )
+                    .map_err(|source| EngineError::Operator {
+                        operator: "regroup".into(),
+                        source,
+                    })?,
+                )
             }
             OperatorSpec::Batcher { target_rows } => Box::new(Batcher::new(*target_rows)),
             OperatorSpec::Populate { .. } => {
@@ -450,7 +489,18 @@ fn chain(
             }
         });
     }
-    ops
+    Ok(ops)
+}
+
+/// Positions of the unique key columns among the destination's.
+fn key_columns(pipeline: &Pipeline) -> Vec<usize> {
+    pipeline
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.unique)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Arrow schema of the unique key columns, in mapping order.

@@ -493,6 +493,7 @@ impl ChangeDetection {
             unchanged,
             upserts: batch(upserts)?,
             deletes: batch(deletes)?,
+            destination_groups: None,
         })
     }
 }
@@ -525,6 +526,7 @@ impl ChangeDetection {
             unchanged: equal_rows,
             upserts: empty.clone(),
             deletes: empty.clone(),
+            destination_groups: None,
         };
         for (leaf, changes) in leaves {
             let changes = if rewrite {
@@ -534,6 +536,7 @@ impl ChangeDetection {
                     unchanged: 0,
                     upserts: empty.clone(),
                     deletes: changes.deletes,
+                    destination_groups: None,
                 }
             } else {
                 changes
@@ -650,6 +653,7 @@ impl Operator for ChangeDetection {
                 unchanged: if equal { s.rows } else { 0 },
                 upserts: empty.clone(),
                 deletes: empty,
+                destination_groups: None,
             }))
             .await?;
             return Ok(());

@@ -135,6 +135,7 @@ mod tests {
                     unchanged: 0,
                     upserts: keys(40),
                     deletes: keys(20),
+                    destination_groups: None,
                 }),
             )
         };

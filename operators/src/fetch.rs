@@ -102,6 +102,10 @@ impl Operator for Fetch {
         if changes.unchanged > 0 {
             out.unchanged(changes.unchanged).await?;
         }
+        if changes.destination_groups.is_some() {
+            // For `GroupDeletes`, ahead of the groups re-computed here.
+            out.changes(changes.clone()).await?;
+        }
         if changes.all_rows {
             self.read(&p, None, out).await?;
         } else if changes.upserts.num_rows() > 0 {

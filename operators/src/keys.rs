@@ -35,6 +35,13 @@ impl KeySet {
         })
     }
 
+    /// Adds the keys in `columns` (of the set's key types).
+    pub fn insert(&mut self, columns: &[ArrayRef]) -> Result<(), ArrowError> {
+        let rows = self.converter.convert_columns(columns)?;
+        self.keys.extend(rows.iter().map(|r| r.as_ref().into()));
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }

@@ -5,6 +5,8 @@ pub mod batcher;
 pub mod change_detection;
 pub mod channel;
 pub mod fetch;
+pub mod group_checksums;
+pub mod group_deletes;
 pub mod keys;
 pub mod message;
 pub mod operator;

@@ -37,6 +37,11 @@ pub struct ChangeSet {
     pub upserts: RecordBatch,
     /// Keys present only in the destination.
     pub deletes: RecordBatch,
+    /// An aggregate's range re-computed whole: the keys of the groups the
+    /// destination holds in it. Those no re-computed group is written
+    /// under are groups whose source rows are all gone, deleted with the
+    /// range (`GroupDeletes`).
+    pub destination_groups: Option<RecordBatch>,
 }
 
 impl Message {

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use connectors::{RunIdentity, Sink, WriteMode, WriteStats};
 use planner::partition::Partition;
 
+use crate::message::ChangeSet;
 use crate::operator::{Operator, OperatorError, Output, Result};
 use crate::progress::RunProgress;
 
@@ -199,6 +200,12 @@ impl Operator for Populate {
 
     async fn on_unchanged(&mut self, rows: u64, _out: &mut Output) -> Result<()> {
         self.unchanged_upstream += rows;
+        Ok(())
+    }
+
+    /// A change set reaching the writer was for the operators before it
+    /// (`GroupDeletes`); what it asked for arrives as rows and deletes.
+    async fn on_changes(&mut self, _changes: Arc<ChangeSet>, _out: &mut Output) -> Result<()> {
         Ok(())
     }
 

@@ -7,19 +7,25 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef, RecordBatch};
 use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use compute::Grouping;
-use planner::model::{Aggregate, MappedColumn};
+use connectors::rowhash::ROW_HASH_COLUMN;
+use planner::model::{Aggregate, AggregateColumn, MappedColumn};
 use planner::partition::Partition;
+use planner::sql_expr::{SqlDialect, SqlExpr};
 
 use crate::message::Message;
 use crate::operator::{Operator, OperatorError, Output, Result};
 
 pub struct Regroup {
     aggregate: Aggregate,
-    /// The rows' columns, as the source reads them.
+    /// The rows' columns, as the source reads them (and their hash, when
+    /// the groups carry a checksum).
     row_schema: SchemaRef,
+    /// With a `StoredHash::GroupSum` column: the columns each row's hash
+    /// covers, appended to the row before grouping and summed per group.
+    row_hash_columns: Option<Vec<MappedColumn>>,
     /// The destination's columns, in its order.
     columns: Vec<MappedColumn>,
     schema: SchemaRef,
@@ -27,15 +33,55 @@ pub struct Regroup {
 }
 
 impl Regroup {
-    pub fn new(aggregate: Aggregate, row_schema: SchemaRef, columns: Vec<MappedColumn>) -> Self {
+    pub fn new(
+        mut aggregate: Aggregate,
+        row_schema: SchemaRef,
+        columns: Vec<MappedColumn>,
+    ) -> Result<Self> {
         let specs: Vec<_> = columns.iter().map(|c| c.spec.clone()).collect();
-        Regroup {
+        let mut row_schema = row_schema;
+        let mut row_hash_columns = None;
+        if let Some(sum) = aggregate.group_sum.clone() {
+            let hashed = aggregate.row_hash_columns().ok_or_else(|| {
+                OperatorError::Other(format!(
+                    "hash_key column \"{sum}\" sums row hashes over typed source columns, and the group-by reads an untyped one (the planner's bug)"
+                ))
+            })?;
+            let mut fields: Vec<Field> = row_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(Field::new(ROW_HASH_COLUMN, DataType::Int64, false));
+            row_schema = Arc::new(Schema::new(fields));
+            let expr = SqlExpr::parse(&format!("sum(\"{ROW_HASH_COLUMN}\")"), SqlDialect::Postgres)
+                .map_err(OperatorError::Other)?;
+            aggregate.values.push(AggregateColumn {
+                dest: sum,
+                expr,
+                reads: vec![ROW_HASH_COLUMN.to_string()],
+            });
+            row_hash_columns = Some(hashed);
+        }
+        Ok(Regroup {
             aggregate,
             row_schema,
+            row_hash_columns,
             schema: planner::types::arrow_schema(&specs),
             columns,
             grouping: None,
-        }
+        })
+    }
+
+    /// `batch` with its rows' hashes appended, when the groups sum them.
+    fn with_row_hashes(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(hashed) = &self.row_hash_columns else {
+            return Ok(batch);
+        };
+        let hashes = connectors::rowhash::try_hash_rows(&batch, hashed)?;
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(hashes));
+        Ok(RecordBatch::try_new(self.row_schema.clone(), columns)?)
     }
 }
 /// A batch of groups (keys then values, by destination name) as the
@@ -91,6 +137,7 @@ impl Operator for Regroup {
     }
 
     async fn process_batch(&mut self, batch: RecordBatch, _out: &mut Output) -> Result<()> {
+        let batch = self.with_row_hashes(batch)?;
         match &mut self.grouping {
             Some(g) => g.push(batch).await.map_err(OperatorError::from),
             None => Err(OperatorError::Other(

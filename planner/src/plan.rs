@@ -26,6 +26,22 @@ pub enum OperatorSpec {
         /// populated destination.
         whole_partitions: bool,
     },
+    /// An aggregate's hash strategy: compares each partition's source rows
+    /// (the sum of their row hashes) with its groups' stored checksums, and
+    /// sends on to be re-computed only the partitions (or, with
+    /// `secondary`, the finer ranges) that differ, each with the keys of
+    /// its destination groups, so the groups no source row makes any more
+    /// are deleted.
+    GroupChecksums {
+        /// A differing partition holding more source rows than this is cut
+        /// by `secondary` first.
+        leaf_rows: u64,
+        #[serde(skip)]
+        secondary: Vec<PartitionDimension>,
+    },
+    /// Deletes the destination groups of a re-computed range that no
+    /// group re-computed from the source replaced.
+    GroupDeletes,
     /// Reads each partition from the source as Arrow batches of `page_rows`;
     /// with `only_changes`, only the rows change detection named.
     Fetch {
@@ -62,6 +78,8 @@ impl OperatorSpec {
             OperatorSpec::ChangeDetection { .. } => "change_detection",
             OperatorSpec::Fetch { .. } => "fetch",
             OperatorSpec::Regroup => "regroup",
+            OperatorSpec::GroupChecksums { .. } => "group_checksums",
+            OperatorSpec::GroupDeletes => "group_deletes",
             OperatorSpec::Batcher { .. } => "batcher",
             OperatorSpec::Populate { .. } => "populate",
         }
@@ -117,15 +135,6 @@ impl Plan {
     /// Compiles `pipeline` for `strategy` (by name, or the default).
     pub fn compile(pipeline: &Pipeline, strategy: Option<&str>) -> Result<Plan> {
         let st = select_strategy(pipeline, strategy)?;
-        if pipeline.aggregate.is_some() && st.kind == StrategyKind::Hash {
-            return Err(PlannerError::NotSupported {
-                file: pipeline.file.clone(),
-                path: format!(
-                    "strategies[{}].type: hash for sync_type: aggregate (comparing the groups' checksums is still to come; run a delta, or full to re-compute every group)",
-                    st.index
-                ),
-            });
-        }
         if let Some(path) = st.unsupported.first() {
             return Err(PlannerError::NotSupported {
                 file: pipeline.file.clone(),
@@ -137,15 +146,23 @@ impl Plan {
         let target_rows = st.batch_rows.unwrap_or(pipeline.batch_rows);
         if let Some(a) = &pipeline.aggregate {
             let (engine, why) = a.resolved_engine(pipeline.source.datastore.connection.kind());
-            let mut operators = vec![
-                OperatorSpec::PartitionSource,
-                OperatorSpec::Fetch {
-                    page_rows,
-                    only_changes: false,
-                },
-            ];
+            let hash = st.kind == StrategyKind::Hash;
+            let mut operators = vec![OperatorSpec::PartitionSource];
+            if hash {
+                operators.push(OperatorSpec::GroupChecksums {
+                    leaf_rows: HASH_LEAF_ROWS,
+                    secondary: st.secondary.clone(),
+                });
+            }
+            operators.push(OperatorSpec::Fetch {
+                page_rows,
+                only_changes: hash,
+            });
             if engine == AggregateEngine::Datafusion {
                 operators.push(OperatorSpec::Regroup);
+            }
+            if hash {
+                operators.push(OperatorSpec::GroupDeletes);
             }
             operators.extend([
                 OperatorSpec::Batcher { target_rows },
@@ -165,7 +182,9 @@ impl Plan {
                 // transactions upserting them in different orders would
                 // deadlock each other.
                 lanes: 1,
-                delete_missing: false,
+                // A hash run plans the ranges only the destination has
+                // groups in too: their groups are deleted.
+                delete_missing: hash,
                 aggregate: Some(AggregatePlan {
                     engine,
                     why,

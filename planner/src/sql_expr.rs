@@ -104,6 +104,11 @@ impl SqlExpr {
         &self.0
     }
 
+    /// Whether this is a column and nothing else.
+    pub fn is_column(&self) -> bool {
+        matches!(self.0, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+    }
+
     /// The column `c` when this is `CAST(c AS DATE)` (or `c::date`): its
     /// rows of one day are a range of `c`, which an index on `c` finds.
     pub fn date_of_column(&self) -> Option<SqlExpr> {

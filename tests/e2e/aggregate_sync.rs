@@ -27,6 +27,14 @@ strategies:
       - {{column: order_date, step: 1, step_unit: day, data_type: datetime}}
   - name: full
     type: full
+  - name: hash
+    type: hash
+    primary_partitions:
+      - {{column: order_date, step: 1, step_unit: month, data_type: datetime}}
+      - {{column: user_id, step: 10000, data_type: integer}}
+    secondary_partitions:
+      - {{column: order_date, step: 1, step_unit: day, data_type: datetime}}
+      - {{column: user_id, step: 1000, data_type: integer}}
 backends:
   - name: source_backend
     type: {backend}
@@ -301,6 +309,136 @@ async fn spec_worked_example_on_postgres_with_datafusion() -> Result<()> {
     spec_example_on_postgres("agg_df_engine", "datafusion").await
 }
 
+/// Changes no delta sees (no `updated_at` moves): order 1 moves to user
+/// 103, order 2's amount changes, order 3 (102's only order) goes.
+const QUIET_CHANGES: &str = "UPDATE orders SET user_id = 103 WHERE order_id = 1;
+     UPDATE orders SET amount = 45.00 WHERE order_id = 2;
+     DELETE FROM orders WHERE order_id = 3;";
+
+/// A hash run over the spec's example: nothing re-computed while nothing
+/// changed; after [`QUIET_CHANGES`], exactly the touched month re-computed:
+/// 101's day updated, 103's inserted, 102's deleted. `apply` runs SQL on
+/// the source, `rows` reads the destination as `sqlite_rows` does, and
+/// `run` runs a strategy.
+async fn hash_example(
+    mut apply: impl AsyncFnMut(&str),
+    mut rows: impl AsyncFnMut() -> Vec<String>,
+    run: impl Fn(&str) -> RunResult,
+    timestamp_suffix: &str,
+) {
+    let first = run("delta");
+    assert_eq!(counts(&first), (2, 2, 0, 0), "{}", first.json);
+    // The groups' checksums were written with them: equal sums, nothing
+    // re-computed.
+    let same = run("hash");
+    assert_eq!(counts(&same), (0, 0, 0, 0), "{}", same.json);
+    assert_eq!(same.n("partitions_done"), 1, "{}", same.json);
+
+    apply(QUIET_CHANGES).await;
+    let delta = run("delta");
+    assert_eq!(
+        counts(&delta).1 + counts(&delta).2,
+        0,
+        "a delta saw {}",
+        delta.json
+    );
+    let hash = run("hash");
+    assert_eq!(counts(&hash), (2, 1, 1, 1), "{}", hash.json);
+    let t = |hm: &str| format!("2024-01-15 {hm}:00{timestamp_suffix}");
+    assert_eq!(
+        rows().await,
+        [
+            format!("101|2024-01-15|1|45.00|0.00|{}", t("11:00")),
+            format!("103|2024-01-15|1|50.00|0.00|{}", t("10:00")),
+        ]
+    );
+    let again = run("hash");
+    assert_eq!(counts(&again), (0, 0, 0, 0), "{}", again.json);
+}
+
+#[tokio::test]
+async fn hash_catches_moves_and_deletes_on_sqlite_with_the_source_engine() {
+    hash_example_on_sqlite("source").await;
+}
+
+#[tokio::test]
+async fn hash_catches_moves_and_deletes_on_sqlite_with_datafusion() {
+    hash_example_on_sqlite("datafusion").await;
+}
+
+async fn hash_example_on_sqlite(engine: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    write_sqlite_datastores(dir.path());
+    let source = dir.path().join("source.db");
+    Connection::open(&source)
+        .unwrap()
+        .execute_batch(ORDERS)
+        .unwrap();
+    let p = dir.path().join("orders.yaml");
+    std::fs::write(&p, pipeline_yaml("sqlite", engine)).unwrap();
+    let state = dir.path().join("state");
+    hash_example(
+        async |sql: &str| {
+            Connection::open(&source)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap()
+        },
+        async || sqlite_rows(dir.path()),
+        |strategy| run(&p, strategy, &state),
+        ".000000",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hash_catches_moves_and_deletes_on_postgres_with_the_source_engine() -> Result<()> {
+    hash_example_on_postgres("agg_hash_src", "source").await
+}
+
+#[tokio::test]
+async fn hash_catches_moves_and_deletes_on_postgres_with_datafusion() -> Result<()> {
+    hash_example_on_postgres("agg_hash_df", "datafusion").await
+}
+
+async fn hash_example_on_postgres(prefix: &str, engine: &str) -> Result<()> {
+    let client = connect().await?;
+    let schemas = Schemas::create(&client, prefix).await?;
+    client
+        .batch_execute(&format!("SET search_path TO {}; {ORDERS}", schemas.src))
+        .await?;
+    let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", engine))?;
+    let table = format!("{}.user_daily_orders_aggregate", schemas.dst);
+    let src = schemas.src.clone();
+    hash_example(
+        async |sql: &str| {
+            client
+                .batch_execute(&format!("SET search_path TO {src}; {sql}"))
+                .await
+                .unwrap()
+        },
+        async || {
+            client
+                .query(
+                    &format!(
+                        "SELECT format('%s|%s|%s|%s|%s|%s', user_id, date, num_orders, amount, discount, last_updated_at)
+                         FROM {table} ORDER BY user_id, date"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect()
+        },
+        |strategy| ws.run(strategy),
+        "",
+    )
+    .await;
+    Ok(())
+}
+
 /// Orders for the randomized tests: `users` users over 90 days, every
 /// order last updated before 2024-06-01.
 const RANDOM_USERS: u64 = 5_000;
@@ -452,7 +590,19 @@ async fn random_rounds(
             r.json
         );
     }
+    // Moves and deletes, which a delta cannot see whole: a hash run finds
+    // the ranges whose groups' checksums no longer sum to their rows'.
     let changes = Round::random(&mut rng, 4, orders, &mut next_id, true);
+    apply(changes.statements(day)).await;
+    let r = ws_run("hash");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(differing().await, 0, "after the hash run: {}", r.json);
+    assert!(r.n("groups_deleted") > 0, "{}", r.json);
+    let again = ws_run("hash");
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.n("groups_recomputed"), 0, "{}", again.json);
+    // A full run replaces every group.
+    let changes = Round::random(&mut rng, 5, orders, &mut next_id, true);
     apply(changes.statements(day)).await;
     let r = ws_run("full");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -471,6 +621,7 @@ async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<(
                timestamp '2024-01-01' + ((g * 31) % {RANDOM_DAYS}) * interval '1 day' + (g % 24) * interval '1 hour',
                timestamp '2024-01-01' + g * interval '1 second'
              FROM generate_series(1, {orders}) g;
+             CREATE INDEX ON orders (order_date);
              ANALYZE orders;",
             src = schemas.src
         ))
@@ -534,7 +685,8 @@ async fn random_on_sqlite(engine: &str, orders: u64) {
              INSERT INTO orders SELECT i, (i * 7919) % {RANDOM_USERS}, printf('%.2f', (i % 100000) / 100.0 + 1), i % 7,
                strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || ((i * 31) % {RANDOM_DAYS}) || ' days', '+' || (i % 24) || ' hours'),
                strftime('%Y-%m-%d %H:%M:%S', '2024-01-01', '+' || i || ' seconds')
-             FROM g;"
+             FROM g;
+             CREATE INDEX orders_by_day ON orders (order_date);"
         ))
         .unwrap();
     let p = dir.path().join("orders.yaml");

@@ -103,6 +103,27 @@ impl PostgresSource {
 }
 
 impl PostgresSource {
+    /// An aggregate's groups carry the sum of their rows' hashes: the hash
+    /// in SQL follows the row columns' own PostgreSQL types, probed here.
+    async fn learn_row_hash(&mut self) -> Result<()> {
+        let Some(grouped) = &self.table.grouped else {
+            return Ok(());
+        };
+        let Some(rows) = grouped.aggregate.row_hash_columns() else {
+            return Ok(());
+        };
+        let mut plain = self.table.clone();
+        plain.grouped = None;
+        let probe = sql::probe_sql(&PostgresDialect, &plain, &rows);
+        let stmt = self.client.prepare(&probe).await?;
+        let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+        let hash = crate::rowhash::PgHashQuery::new(&rows, &types);
+        if let Some(grouped) = self.table.grouped.as_mut() {
+            grouped.row_hash_sql = Some(hash.hash_sql().to_string());
+        }
+        Ok(())
+    }
+
     /// Probes the source's column types unless `check` already did.
     async fn ensure_checked(&mut self) -> Result<()> {
         if self.source_types.is_empty() {
@@ -167,7 +188,7 @@ impl sql::SqlSource for PostgresSource {
         for (c, ty) in self.columns.iter().zip(&self.source_types) {
             ColumnDecoder::new(&c.dest, ty, &c.spec.data_type)?;
         }
-        Ok(())
+        self.learn_row_hash().await
     }
 
     async fn column_bounds(

@@ -153,6 +153,11 @@ impl PgHashQuery {
         }
     }
 
+    /// The row hash as a bigint expression.
+    pub(crate) fn hash_sql(&self) -> &str {
+        &self.hash
+    }
+
     /// `SELECT <keys>, <hash> <from_where>`.
     pub(crate) fn rows_sql(&self, from_where: &str) -> String {
         let mut cols = self.keys.clone();

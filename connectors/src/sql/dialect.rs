@@ -146,6 +146,13 @@ pub trait Dialect: Sync {
         format!("CAST({e} AS {})", self.type_ddl(ty))
     }
 
+    /// The sum of the 64-bit integers `e` over a group, wrapping at 2^64 as
+    /// [`crate::Checksum`] adds row hashes; `None` where this database has
+    /// no SQL for SyncHub's row hash to sum.
+    fn wrapping_sum(&self, _e: &str) -> Option<String> {
+        None
+    }
+
     /// An aggregate's key or value expression, as [`Dialect::expr`] writes
     /// it, with what this database spells otherwise rewritten.
     fn aggregate_expr(&self, e: &SqlExpr) -> String {

@@ -89,6 +89,15 @@ impl Dialect for PostgresDialect {
         }
     }
 
+    /// `sum` of bigints is an exact numeric: brought back into 64 bits as
+    /// two's complement wraps it (m = s mod 2^64 keeps the sign of s, so
+    /// 2^64 + 2^63 is added before the second mod, and 2^63 taken off).
+    fn wrapping_sum(&self, e: &str) -> Option<String> {
+        Some(format!(
+            "CAST(mod(mod(sum({e}), 18446744073709551616) + 27670116110564327424, 18446744073709551616) - 9223372036854775808 AS bigint)"
+        ))
+    }
+
     /// The hash is a bigint, or 16 hex digits in a text column.
     fn computed_hash(&self, ty: &ColumnType) -> String {
         if *ty == ColumnType::Int64 {

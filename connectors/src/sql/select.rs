@@ -2,7 +2,7 @@
 //! of the columns, a select by key) and the conditions a sink scopes its
 //! deletes with, built through a [`Dialect`].
 
-use planner::model::{MappedColumn, TableRef};
+use planner::model::{MappedColumn, StoredHash, TableRef};
 use planner::partition::{
     BucketGrid, BucketKey, DimRange, Partition, PartitionDimension, PartitionValue,
 };
@@ -334,7 +334,7 @@ fn grouped_select_sql(
             .collect::<Vec<_>>()
             .join(" UNION ALL "),
         planner::model::GroupedForm::Groups => {
-            let items: Vec<String> = aggregate
+            let mut items: Vec<String> = aggregate
                 .keys
                 .iter()
                 .chain(&aggregate.values)
@@ -346,14 +346,26 @@ fn grouped_select_sql(
                     )
                 })
                 .collect();
+            // The group's checksum, summed from its rows' hashes (the
+            // planner leaves this form to sources that can).
+            let group_sum = columns
+                .iter()
+                .find(|c| c.stored_hash == StoredHash::GroupSum)
+                .and_then(|c| {
+                    let row_hash = grouped.row_hash_sql.as_deref()?;
+                    let sum = d.wrapping_sum(row_hash)?;
+                    Some((c, sum))
+                });
+            if let Some((c, sum)) = &group_sum {
+                items.push(format!("{sum} AS {}", d.quote_ident(&c.dest)));
+            }
             let outer: Vec<String> = columns
                 .iter()
-                .map(|c| {
-                    if c.stored_hash.is_compute() {
-                        d.computed_hash(&c.spec.data_type)
-                    } else {
-                        d.group_value(&d.quote_ident(&c.dest), &c.spec.data_type)
-                    }
+                .map(|c| match c.stored_hash {
+                    StoredHash::Compute => d.computed_hash(&c.spec.data_type),
+                    StoredHash::GroupSum if group_sum.is_some() => d.quote_ident(&c.dest),
+                    StoredHash::GroupSum => d.computed_hash(&c.spec.data_type),
+                    _ => d.group_value(&d.quote_ident(&c.dest), &c.spec.data_type),
                 })
                 .collect();
             let groups = parts

@@ -100,6 +100,10 @@ impl Dialect for SqliteDialect {
         super::expr::requoted_sqlite_dates(e, self.identifier_quote())
     }
 
+    fn wrapping_sum(&self, e: &str) -> Option<String> {
+        Some(format!("{}({e})", crate::rowhash::SQLITE_HASH_SUM_FN))
+    }
+
     /// The hash is a bigint, or 16 hex digits in a text column.
     fn computed_hash(&self, ty: &ColumnType) -> String {
         if *ty == ColumnType::Int64 {

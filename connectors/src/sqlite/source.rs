@@ -33,9 +33,23 @@ impl SqliteSource {
         let path = datastore_path(&table.datastore)?;
         let conn = super::connect::open_on_thread(&path, false).await?;
         let specs: Vec<ColumnSpec> = columns.iter().map(|c| c.spec.clone()).collect();
+        let mut table = table.clone();
+        if let Some(grouped) = table.grouped.as_mut() {
+            // The registered row hash function takes the configured types.
+            grouped.row_hash_sql = grouped
+                .aggregate
+                .row_hash_columns()
+                .map(|rows| crate::rowhash::sqlite_row_hash_sql(&rows));
+            if grouped.row_hash_sql.is_some() {
+                conn.run(|conn| {
+                    crate::rowhash::register_sqlite_functions(conn).map_err(ConnectorError::from)
+                })
+                .await?;
+            }
+        }
         Ok(SqliteSource {
             conn,
-            table: table.clone(),
+            table,
             columns: columns.to_vec(),
             specs,
         })

@@ -15,6 +15,7 @@ use sqlparser::ast::{Expr, Visit, Visitor};
 use super::{MappedColumn, Problems, StoredHash};
 use crate::column_ref::ColumnRef;
 use crate::config::{BackendConfig, PipelineFile, StageColumn, StageConfig, StrategyConfig};
+use crate::partition::Step;
 use crate::sql_expr::{SqlDialect, SqlExpr};
 use crate::yaml;
 
@@ -42,6 +43,10 @@ const NON_DETERMINISTIC: [&str; 14] = [
     "uuid",
     "gen_random_uuid",
 ];
+
+/// The sources that compute a row's hash in their own SQL, and so a
+/// group's checksum in the group-by (`StoredHash::GroupSum`).
+pub const HASHES_IN_SQL: [&str; 2] = ["postgres", "sqlite"];
 
 /// Which engine re-computes the touched groups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -105,6 +110,30 @@ pub struct Aggregate {
     /// row. `None` when one of them has no `data_type` there.
     #[serde(skip)]
     pub row_columns: Option<Vec<MappedColumn>>,
+    /// Per key (in `keys` order): the source column whose ranges hold its
+    /// groups whole, when it has one (see [`KeyRange`]).
+    pub key_ranges: Vec<Option<KeyRange>>,
+    /// The destination column holding each group's checksum
+    /// (`StoredHash::GroupSum`), if the destination has one.
+    pub group_sum: Option<String>,
+}
+
+/// A group key that a range of one source column selects whole groups of:
+/// the key is the column itself, or its day (`CAST(c AS DATE)`). A hash
+/// run's partitions must be such ranges, so the same range over the
+/// destination's key column holds exactly the groups of the source rows in
+/// it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRange {
+    /// The source column.
+    pub column: String,
+    /// The key is the day of `column`: only ranges that start and end on a
+    /// day hold whole groups.
+    pub day_of: bool,
+    /// The names a partition may give it: the source column, the key's
+    /// destination name, and a destination virtual column mapping to the
+    /// key (`order_date: expr: date`).
+    pub names: Vec<String>,
 }
 
 /// How an aggregate sync's source is read: as the groups its rows make,
@@ -117,6 +146,11 @@ pub struct Aggregate {
 pub struct GroupedRead {
     pub aggregate: Aggregate,
     pub form: GroupedForm,
+    /// A source row's hash over the aggregate's row hash columns, as the
+    /// source's SQL computes it: set by the source connector (it depends on
+    /// the source's own column types), summed per group into the
+    /// `StoredHash::GroupSum` column by the `Groups` form.
+    pub row_hash_sql: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +174,14 @@ impl Aggregate {
             AggregateEngine::Auto if !runs_sql => {
                 (AggregateEngine::Datafusion, "auto: the source runs no SQL")
             }
+            AggregateEngine::Auto
+                if self.group_sum.is_some() && !HASHES_IN_SQL.contains(&source_kind) =>
+            {
+                (
+                    AggregateEngine::Datafusion,
+                    "auto: the groups' checksums (hash_key) are sums of row hashes, which this source cannot compute in SQL",
+                )
+            }
             AggregateEngine::Auto if source_kind == "sqlite" && self.sums_decimals() => (
                 AggregateEngine::Datafusion,
                 "auto: SQLite adds decimals as floating point; DataFusion adds them exactly",
@@ -149,6 +191,20 @@ impl Aggregate {
                 "auto: the source sends the groups, fewer bytes than their rows",
             ),
         }
+    }
+
+    /// The source columns a row's hash covers, for the groups' checksums:
+    /// every column the group-by reads, typed as the source backend types
+    /// them. `None` when one has no `data_type` there.
+    pub fn row_hash_columns(&self) -> Option<Vec<MappedColumn>> {
+        self.row_columns.as_ref().map(|rows| {
+            rows.iter()
+                .map(|c| MappedColumn {
+                    hash_column: true,
+                    ..c.clone()
+                })
+                .collect()
+        })
     }
 
     /// Whether a `sum` or `avg` reads a decimal source column.
@@ -498,6 +554,20 @@ pub(super) fn normalize_aggregate(
         .map(|(si, s)| delta_keys(si, s, &keys, dst, problems))
         .collect();
     let row_columns = row_columns(src, &keys, &values);
+    let key_ranges = keys.iter().map(|k| key_range(k, dst)).collect();
+    let group_sum = dst
+        .columns
+        .iter()
+        .find(|c| c.hash_key == Some(true))
+        .map(|c| c.name.clone());
+    if let Some(sum) = &group_sum {
+        if row_columns.is_none() {
+            problems.push(
+                format!("backends[{di}].columns"),
+                format!("hash_key column \"{sum}\" holds the sum of its group's row hashes, over the source columns the group-by reads: give each of them a data_type in backend \"{}\"", src.name),
+            );
+        }
+    }
     if engine == AggregateEngine::Datafusion && row_columns.is_none() {
         problems.push(
             "aggregate_engine",
@@ -513,8 +583,109 @@ pub(super) fn normalize_aggregate(
         engine,
         delta_keys,
         row_columns,
+        key_ranges,
+        group_sum,
     })
 }
+
+/// The source column whose ranges hold `key`'s groups whole, if any.
+fn key_range(key: &AggregateColumn, dst: &BackendConfig) -> Option<KeyRange> {
+    let day_of = key.expr.date_of_column().is_some();
+    if key.reads.len() != 1 || !(day_of || key.expr.is_column()) {
+        return None;
+    }
+    let column = key.reads[0].clone();
+    let mut names = vec![column.clone()];
+    if !names.contains(&key.dest) {
+        names.push(key.dest.clone());
+    }
+    for c in &dst.columns {
+        if c.is_virtual == Some(true) && c.expr.as_deref() == Some(key.dest.as_str()) {
+            names.push(c.name.clone());
+        }
+    }
+    Some(KeyRange {
+        column,
+        day_of,
+        names,
+    })
+}
+
+/// A hash strategy's partitions of an aggregate, made ranges of the group
+/// keys: each must name a key that a source column's ranges hold whole
+/// ([`KeyRange`]); it is then read from that column on the source and
+/// named (and so read on the destination) as the key's destination column.
+/// A key that is a day is cut on whole days only.
+pub(super) fn key_dimensions(
+    strategy: &mut super::Strategy,
+    aggregate: &Aggregate,
+    problems: &mut Problems,
+) {
+    let si = strategy.index;
+    if aggregate.group_sum.is_none() {
+        problems.push(
+            format!("strategies[{si}].type"),
+            "hash for sync_type: aggregate compares each partition's source rows with the checksums of its groups stored in the destination: add a destination column with hash_key: true and data_type: bigint",
+        );
+        return;
+    }
+    let row_types = aggregate.row_columns.clone().unwrap_or_default();
+    for (field, dims) in [
+        ("primary_partitions", &mut strategy.primary),
+        ("secondary_partitions", &mut strategy.secondary),
+    ] {
+        for (j, dim) in dims.iter_mut().enumerate() {
+            let path = format!("strategies[{si}].{field}[{j}]");
+            let found = aggregate
+                .keys
+                .iter()
+                .zip(&aggregate.key_ranges)
+                .find(|(_, r)| r.as_ref().is_some_and(|r| r.names.contains(&dim.name)));
+            let Some((key, Some(range))) = found else {
+                let names: Vec<String> = aggregate
+                    .key_ranges
+                    .iter()
+                    .flatten()
+                    .flat_map(|r| r.names.clone())
+                    .collect();
+                problems.push(
+                    format!("{path}.column"),
+                    format!(
+                        "partition column \"{}\" is not a group key of the aggregate nor the column one is read from: a hash run compares whole groups, so each partition must be a range of a group_by column or of the column it is the day of; use one of: {}",
+                        dim.name,
+                        names.join(", ")
+                    ),
+                );
+                continue;
+            };
+            if range.day_of {
+                let whole_days = match dim.step {
+                    Step::Micros(m) => m % MICROS_PER_DAY == 0,
+                    Step::Months(_) | Step::Single => true,
+                    Step::Int(_) => false,
+                };
+                if !whole_days {
+                    problems.push(
+                        format!("{path}.step"),
+                        format!(
+                            "group key \"{}\" is the day of \"{}\", so a partition holds its groups whole only if it cuts on whole days: use step_unit day, week, month or year",
+                            key.dest, range.column
+                        ),
+                    );
+                    continue;
+                }
+            }
+            dim.name = key.dest.clone();
+            dim.column = ColumnRef::bare(&range.column);
+            dim.date_only = row_types
+                .iter()
+                .find(|c| c.dest == range.column)
+                .is_some_and(|c| c.spec.data_type == crate::types::ColumnType::Date);
+        }
+    }
+}
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The source columns the key and value expressions read, typed by their
 /// `data_type` in the source backend; `None` when one has none.

@@ -30,7 +30,8 @@ use crate::sql_expr::SqlExpr;
 use crate::types::{ColumnSpec, ColumnType};
 
 pub use aggregate::{
-    Aggregate, AggregateColumn, AggregateEngine, GroupedForm, GroupedRead, AGGREGATE_FUNCTIONS,
+    Aggregate, AggregateColumn, AggregateEngine, GroupedForm, GroupedRead, KeyRange,
+    AGGREGATE_FUNCTIONS, HASHES_IN_SQL,
 };
 pub use file::CatalogRequest;
 pub use names::{column_ref_parts, quote_ident};
@@ -134,6 +135,12 @@ pub enum StoredHash {
     /// Read back from the destination, where it is stored: checksums and row
     /// hashes use the stored value instead of hashing the row.
     Read,
+    /// An aggregate's group checksum: the wrapping sum of the row hashes of
+    /// the group's source rows (over the columns the group-by reads),
+    /// computed with the group. A partition's groups then sum to the
+    /// checksum of its source rows, which is what a hash run compares.
+    #[serde(rename = "group_sum")]
+    GroupSum,
 }
 
 impl StoredHash {
@@ -429,6 +436,7 @@ impl Pipeline {
                     s,
                     columns,
                     hash_algo,
+                    aggregate.is_some(),
                     &mut problems,
                 ) {
                     strategies.push(st);
@@ -436,10 +444,13 @@ impl Pipeline {
             }
             // An aggregate's delta_partitions are its keys (checked with
             // the group-by), not a field still to come.
-            if aggregate.is_some() {
+            if let Some(a) = aggregate {
                 for st in &mut strategies {
                     let field = format!("strategies[{}].delta_partitions", st.index);
                     st.unsupported.retain(|u| *u != field);
+                    if st.kind == StrategyKind::Hash {
+                        aggregate::key_dimensions(st, a, &mut problems);
+                    }
                 }
             }
             let mut names = HashSet::new();
@@ -453,6 +464,18 @@ impl Pipeline {
             }
         }
 
+        if let Some((source, _, _, Some(a))) = &normalized {
+            let kind = source.datastore.connection.kind();
+            if a.engine == AggregateEngine::Source
+                && a.group_sum.is_some()
+                && !HASHES_IN_SQL.contains(&kind)
+            {
+                problems.push(
+                    "aggregate_engine",
+                    format!("aggregate_engine: source cannot fill hash_key column \"{}\" from a {kind} source, which has no SQL for SyncHub's row hash: use aggregate_engine: datafusion (or auto)", a.group_sum.as_deref().unwrap_or_default()),
+                );
+            }
+        }
         if !problems.0.is_empty() || sync.is_none() {
             return Err(PlannerError::Invalid {
                 file: file.to_path_buf(),
@@ -469,6 +492,7 @@ impl Pipeline {
                     AggregateEngine::Datafusion => GroupedForm::Rows,
                     _ => GroupedForm::Groups,
                 },
+                row_hash_sql: None,
             });
         }
         let batch_rows = raw

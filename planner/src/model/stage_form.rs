@@ -259,7 +259,7 @@ fn staged_column(
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
     if dc.hash_key == Some(true) {
-        return stored_hash_column(path, dc, problems);
+        return stored_hash_column(path, dc, aggregate, problems);
     }
     if dc.is_virtual == Some(true) {
         problems.push(
@@ -366,6 +366,7 @@ fn staged_column(
 fn stored_hash_column(
     path: &str,
     dc: &BackendColumn,
+    aggregate: bool,
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
     let before = problems.0.len();
@@ -382,6 +383,15 @@ fn stored_hash_column(
         ColumnType::String { max_len } => max_len.is_none_or(|n| n >= 16),
         _ => false,
     };
+    if aggregate && ty != ColumnType::Int64 && problems.0.len() == before {
+        problems.push(
+            format!("{path}.data_type"),
+            format!(
+                "hash_key column \"{}\" of an aggregate holds the wrapping sum of its group's row hashes: its data_type must be bigint, not {data_type}",
+                dc.name
+            ),
+        );
+    }
     if !hash_type_ok && problems.0.len() == before {
         problems.push(
             format!("{path}.data_type"),
@@ -434,7 +444,11 @@ fn stored_hash_column(
         data_type: ty.to_string(),
         unique: false,
         hash_column: false,
-        stored_hash: StoredHash::Compute,
+        stored_hash: if aggregate {
+            StoredHash::GroupSum
+        } else {
+            StoredHash::Compute
+        },
         data_type_from: None,
     })
 }

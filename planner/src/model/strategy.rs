@@ -14,6 +14,7 @@ pub(super) fn normalize_strategy(
     s: &StrategyConfig,
     columns: &[MappedColumn],
     hash_algo: Option<&str>,
+    aggregate: bool,
     problems: &mut Problems,
 ) -> Option<Strategy> {
     let path = format!("strategies[{i}]");
@@ -59,7 +60,9 @@ pub(super) fn normalize_strategy(
         StrategyType::Full(f) => f.delete_missing.unwrap_or(false),
         _ => false,
     };
-    if kind == StrategyKind::Hash || delete_missing {
+    // An aggregate's partitions are ranges of its group keys, checked with
+    // the group-by (`aggregate::key_dimensions`).
+    if (kind == StrategyKind::Hash || delete_missing) && !aggregate {
         // Both sides are cut by the same ranges (and deletes take only the
         // destination rows inside the range written), so the column must
         // exist in the destination too.
