@@ -284,3 +284,90 @@ fn an_aggregate_needs_a_group_by_and_a_group_by_needs_an_aggregate() {
         "{row_level:?}"
     );
 }
+
+/// The spec's nested hash partitions (month × 50 users → day × 5 users)
+/// added to `text` as a second strategy.
+fn with_hash(text: &str, primary: &str, secondary: &str) -> String {
+    text.replacen(
+        "backends:",
+        &format!("  - name: hash\n    type: hash\n    primary_partitions:\n{primary}    secondary_partitions:\n{secondary}backends:"),
+        1,
+    )
+}
+
+const MONTHS_BY_50_USERS: &str = "      - {column: order_date, step: 1, step_unit: month, data_type: datetime}\n      - {column: user_id, step: 50, data_type: integer}\n";
+const DAYS_BY_5_USERS: &str = "      - {column: order_date, step: 1, step_unit: day, data_type: datetime}\n      - {column: user_id, step: 5, data_type: integer}\n";
+
+#[test]
+fn hash_partitions_become_ranges_of_the_group_keys() {
+    let p = load(&with_hash(SPEC, MONTHS_BY_50_USERS, DAYS_BY_5_USERS)).unwrap();
+    let hash = &p.strategies[1];
+    // Named as the destination's keys (the destination is cut on them),
+    // read from the source columns the keys are (the day of).
+    let dims = |ds: &[planner::partition::PartitionDimension]| {
+        ds.iter()
+            .map(|d| format!("{} <- {}", d.name, d.column))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        dims(&hash.primary),
+        ["date <- \"order_date\"", "user_id <- \"user_id\""]
+    );
+    assert_eq!(
+        dims(&hash.secondary),
+        ["date <- \"order_date\"", "user_id <- \"user_id\""]
+    );
+    let agg = p.aggregate.as_ref().unwrap();
+    assert_eq!(agg.group_sum.as_deref(), Some("checksum_int"));
+    let plan = planner::Plan::compile(&p, Some("hash")).unwrap();
+    let ops: Vec<&str> = plan.operators.iter().map(|o| o.name()).collect();
+    assert_eq!(
+        ops,
+        ["partition_source", "group_checksums", "fetch", "regroup", "group_deletes", "batcher", "populate"]
+    );
+    assert!(plan.deletes_missing());
+}
+
+#[test]
+fn a_hash_partition_must_be_a_group_key_or_the_column_one_is_the_day_of() {
+    let primary = "      - {column: updated_at, step: 1, step_unit: month, data_type: datetime}\n";
+    let secondary = "      - {column: updated_at, step: 1, step_unit: day, data_type: datetime}\n";
+    assert_eq!(
+        problems(&with_hash(SPEC, primary, secondary)),
+        [
+            "strategies[1].primary_partitions[0].column: partition column \"updated_at\" is not a group key of the aggregate nor the column one is read from: a hash run compares whole groups, so each partition must be a range of a group_by column or of the column it is the day of; use one of: user_id, order_date, date",
+            "strategies[1].secondary_partitions[0].column: partition column \"updated_at\" is not a group key of the aggregate nor the column one is read from: a hash run compares whole groups, so each partition must be a range of a group_by column or of the column it is the day of; use one of: user_id, order_date, date",
+        ]
+    );
+}
+
+#[test]
+fn a_day_key_is_cut_on_whole_days_only() {
+    let hours = "      - {column: order_date, step: 6, step_unit: hour, data_type: datetime}\n      - {column: user_id, step: 5, data_type: integer}\n";
+    assert_eq!(
+        problems(&with_hash(SPEC, MONTHS_BY_50_USERS, hours)),
+        ["strategies[1].secondary_partitions[0].step: group key \"date\" is the day of \"order_date\", so a partition holds its groups whole only if it cuts on whole days: use step_unit day, week, month or year"]
+    );
+}
+
+#[test]
+fn a_hash_aggregate_needs_a_hash_key_column_in_the_destination() {
+    let text = with_hash(SPEC, MONTHS_BY_50_USERS, DAYS_BY_5_USERS).replacen(
+        "      - {name: checksum_int, data_type: bigint, hash_key: true}\n",
+        "",
+        1,
+    );
+    assert_eq!(
+        problems(&text),
+        ["strategies[1].type: hash for sync_type: aggregate compares each partition's source rows with the checksums of its groups stored in the destination: add a destination column with hash_key: true and data_type: bigint"]
+    );
+    let text = with_hash(SPEC, MONTHS_BY_50_USERS, DAYS_BY_5_USERS).replacen(
+        "{name: checksum_int, data_type: bigint, hash_key: true}",
+        "{name: checksum_int, data_type: varchar, length: 16, hash_key: true}",
+        1,
+    );
+    assert_eq!(
+        problems(&text),
+        ["backends[1].columns[6].data_type: hash_key column \"checksum_int\" of an aggregate holds the wrapping sum of its group's row hashes: its data_type must be bigint, not varchar"]
+    );
+}

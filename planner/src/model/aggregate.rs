@@ -561,7 +561,8 @@ pub(super) fn normalize_aggregate(
         .find(|c| c.hash_key == Some(true))
         .map(|c| c.name.clone());
     if let Some(sum) = &group_sum {
-        if row_columns.is_none() {
+        // Not after another problem: an unknown name is untyped too.
+        if row_columns.is_none() && problems.0.len() == before {
             problems.push(
                 format!("backends[{di}].columns"),
                 format!("hash_key column \"{sum}\" holds the sum of its group's row hashes, over the source columns the group-by reads: give each of them a data_type in backend \"{}\"", src.name),
@@ -600,7 +601,10 @@ fn key_range(key: &AggregateColumn, dst: &BackendConfig) -> Option<KeyRange> {
         names.push(key.dest.clone());
     }
     for c in &dst.columns {
-        if c.is_virtual == Some(true) && c.expr.as_deref() == Some(key.dest.as_str()) {
+        if c.is_virtual == Some(true)
+            && c.expr.as_deref() == Some(key.dest.as_str())
+            && !names.contains(&c.name)
+        {
             names.push(c.name.clone());
         }
     }
