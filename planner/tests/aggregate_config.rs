@@ -323,7 +323,15 @@ fn hash_partitions_become_ranges_of_the_group_keys() {
     let ops: Vec<&str> = plan.operators.iter().map(|o| o.name()).collect();
     assert_eq!(
         ops,
-        ["partition_source", "group_checksums", "fetch", "regroup", "group_deletes", "batcher", "populate"]
+        [
+            "partition_source",
+            "group_checksums",
+            "fetch",
+            "regroup",
+            "group_deletes",
+            "batcher",
+            "populate"
+        ]
     );
     assert!(plan.deletes_missing());
 }
