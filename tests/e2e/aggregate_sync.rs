@@ -713,6 +713,34 @@ async fn random_on_sqlite(engine: &str, orders: u64) {
             cents("amount"),
             cents("discount")
         );
+        // The rows that differ, each side's, for the failure's message.
+        for (side, sql) in [
+            (
+                "expected, not in the destination",
+                format!("{expected} EXCEPT {got}"),
+            ),
+            (
+                "in the destination, not expected",
+                format!("{got} EXCEPT {expected}"),
+            ),
+        ] {
+            let mut st = c
+                .prepare(&format!("SELECT * FROM ({sql}) LIMIT 5"))
+                .unwrap();
+            let rows: Vec<String> = st
+                .query_map([], |r| {
+                    Ok((0..6)
+                        .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                        .collect::<Vec<_>>()
+                        .join("|"))
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            if !rows.is_empty() {
+                eprintln!("{side}: {rows:?}");
+            }
+        }
         c.query_row(
             &format!("SELECT (SELECT count(*) FROM ({expected} EXCEPT {got})) + (SELECT count(*) FROM ({got} EXCEPT {expected}))"),
             [],

@@ -421,6 +421,18 @@ impl Sink for SqliteSink {
         let mut bounds = Vec::new();
         let scope = match &self.open_partition {
             Some(p) => {
+                // The ranges are on the destination's own columns, so their
+                // own types say how a bound compares: a `date` column holds
+                // '2024-03-01', which text order puts before the bound
+                // '2024-03-01 00:00:00' that a timestamp source column's range
+                // starts with (an aggregate's day key).
+                let mut p = p.clone();
+                for (dim, _) in &mut p.ranges {
+                    dim.date_only = self.specs.iter().any(|c| {
+                        c.name == dim.name && c.data_type == planner::types::ColumnType::Date
+                    });
+                }
+                let p = &p;
                 let nkeys = key_specs.len();
                 let conds = sql::destination_range_conditions(
                     &SqliteDialect,
