@@ -48,6 +48,19 @@ pub async fn aggregate_batches(
     Ok(df.aggregate(keys, values)?.collect().await?)
 }
 
+/// Every row of `batch` as `columns` compute it (a projection: one row out
+/// per row in), each column named by its destination name.
+pub async fn project(
+    columns: &[AggregateColumn],
+    batch: RecordBatch,
+) -> Result<Vec<RecordBatch>, ComputeError> {
+    let ctx = SessionContext::new();
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+    let df = ctx.read_table(Arc::new(table))?;
+    let exprs = logical_columns(&ctx, &df, columns)?;
+    Ok(df.select(exprs)?.collect().await?)
+}
+
 /// `columns`' parsed trees as DataFusion expressions over `df`'s rows,
 /// each named by its destination column.
 fn logical_columns(

@@ -33,6 +33,7 @@ fn spec_aggregate() -> Aggregate {
         row_columns: None,
         key_ranges: Vec::new(),
         group_sum: None,
+        row_key: None,
     }
 }
 
@@ -272,6 +273,7 @@ async fn avg_and_count_distinct_group_by_an_expression_alone() {
         row_columns: None,
         key_ranges: Vec::new(),
         group_sum: None,
+        row_key: None,
     };
     let day = [
         (1, 101, 5000, "2024-01-15 09:30", "2024-01-15 10:00"),

@@ -87,6 +87,19 @@ pub trait Source: Send {
         Ok(None)
     }
 
+    /// An aggregate source's groups that `partition`'s rows touch together
+    /// with the `listed` ones, every one re-computed whole (a delta with
+    /// `track_moves`: the groups rows moved out of). `None` when this
+    /// source cannot.
+    async fn read_groups<'a>(
+        &'a mut self,
+        _partition: &Partition,
+        _listed: &crate::sql::ListedGroups,
+        _page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        Ok(None)
+    }
+
     /// This source's own hashing where its data lives, if it has one. The
     /// hash strategy works without: [`crate::rowhash::checksum`] and its
     /// siblings read the rows and hash them here when this is `None`, with

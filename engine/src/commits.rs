@@ -38,6 +38,8 @@ pub struct CommitRecords {
     pub state: Option<Arc<dyn StateBackend>>,
     pub recorder: RunRecorder,
     pub queue: Arc<dyn WorkQueue>,
+    /// `track_moves`: the memory of rows' groups, told of each commit.
+    pub moves: Option<Arc<dyn operators::track_moves::MovesMemory>>,
 }
 
 /// What a lane does after each commit: the hook its `Populate` calls, and
@@ -60,6 +62,7 @@ impl LaneCommits {
             state,
             recorder,
             queue,
+            moves,
         } = records;
         let (recordings, received) = mpsc::unbounded_channel();
         let hook = Box::new(move |p: &Partition, s: connectors::WriteStats| {
@@ -71,11 +74,21 @@ impl LaneCommits {
             if let Ok(mut c) = committed.lock() {
                 c.insert(p.id.clone());
             }
-            let (state, queue) = (state.clone(), queue.clone());
+            let (state, queue, moves) = (state.clone(), queue.clone(), moves.clone());
             let (run_id, partition_id) = (run_id.clone(), p.id.clone());
             let recording = tokio::spawn(async move {
                 if let Some(state) = state {
                     state.record_partition(&run_id, &partition_id, &s).await?;
+                }
+                // The groups the partition's rows left are re-computed now.
+                if let Some(moves) = moves {
+                    moves
+                        .committed(&partition_id)
+                        .await
+                        .map_err(|e| EngineError::Operator {
+                            operator: "track_moves".into(),
+                            source: e,
+                        })?;
                 }
                 queue
                     .report(PartitionReport {

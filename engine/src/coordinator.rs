@@ -57,6 +57,9 @@ pub(crate) struct PlannedRun {
     pub(crate) next_watermark: Option<Watermark>,
     pub(crate) destination_identity: String,
     pub(crate) started_empty: bool,
+    /// A delta with `track_moves` from no watermark: its windows cover
+    /// every row, so once it completes every row's group is known.
+    pub(crate) learns_row_groups: bool,
 }
 
 impl PlannedRun {
@@ -139,6 +142,13 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
     lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
     let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
+    let track_moves = plan.operators.contains(&planner::OperatorSpec::TrackMoves);
+    if track_moves && watermark.is_some() && !state.row_groups_learned(&pipeline.name).await? {
+        return Err(EngineError::StaleWatermark(format!(
+            "strategy {}: track_moves needs the group of every source row of pipeline {} remembered, and the state store has not learned them (track_moves was turned on after earlier runs, or the state was reset): run the pipeline's full or hash strategy once, which learns them",
+            plan.strategy, pipeline.name
+        )));
+    }
     // The source's partitions need nothing of the destination unless the
     // run deletes what the source lacks: then they are found while the
     // destination is prepared, each connection's round trips overlapping
@@ -253,6 +263,7 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
         next_watermark,
         destination_identity,
         started_empty,
+        learns_row_groups: track_moves && watermark.is_none(),
     };
     Ok((run, Connections { source, sink }))
 }
@@ -329,6 +340,16 @@ pub async fn run_pipeline(
             state: Some(run.state.clone()),
             recorder: recorder.clone(),
             queue: queue.clone(),
+            moves: run
+                .plan
+                .operators
+                .contains(&planner::OperatorSpec::TrackMoves)
+                .then(|| {
+                    Arc::new(crate::moves::StateMovesMemory::new(
+                        run.state.clone(),
+                        &run.pipeline.name,
+                    )) as Arc<dyn operators::track_moves::MovesMemory>
+                }),
         },
     });
     let executors: Vec<PartitionExecutor> = lanes
@@ -470,6 +491,10 @@ pub(crate) async fn finish(
         if run.plan.kind == planner::StrategyKind::Full {
             state.rebind_watermarks(pipeline, &binding).await?;
         }
+        if run.learns_row_groups {
+            state.set_row_groups_learned(pipeline).await?;
+        }
+        crate::moves::learn_after_run(&run.pipeline, run.plan.kind, state).await?;
     }
     state
         .finish_run(

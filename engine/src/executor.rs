@@ -20,6 +20,7 @@ use operators::group_deletes::GroupDeletes;
 use operators::partition_source::{LaneSlots, PartitionFeed, PartitionSource};
 use operators::populate::Populate;
 use operators::regroup::Regroup;
+use operators::track_moves::{MovesMemory, RowGroupReader, TrackMoves};
 use operators::{Operator, OperatorError, RunProgress};
 use planner::partition::Partition;
 use planner::{OperatorSpec, Pipeline};
@@ -38,6 +39,20 @@ pub struct ExecutorConnections {
     /// Source and destination read for checksums (hash, full over a
     /// populated table).
     comparison: Option<(Box<dyn Source>, Box<dyn Source>)>,
+    /// `track_moves`: the source's rows as their keys and groups are read.
+    moves_rows: Option<(Box<dyn Source>, RowGroupReader)>,
+}
+
+/// The source as `track_moves` reads it, when the plan has it.
+async fn moves_rows(
+    work: &RunWork,
+) -> Result<Option<(Box<dyn Source>, RowGroupReader)>, EngineError> {
+    if !work.operators.contains(&OperatorSpec::TrackMoves) {
+        return Ok(None);
+    }
+    crate::moves::open_row_group_source(&work.pipeline)
+        .await
+        .map(Some)
 }
 
 impl ExecutorConnections {
@@ -58,6 +73,7 @@ impl ExecutorConnections {
             source,
             sink,
             comparison,
+            moves_rows: moves_rows(work).await?,
         })
     }
 
@@ -122,20 +138,26 @@ impl ExecutorConnections {
                 None => Ok(None),
             }
         });
-        let (extra_sources, comparisons) = futures_util::future::try_join(
+        let all_moves_rows = (0..sinks.len()).map(|_| moves_rows(work));
+        let (extra_sources, comparisons, all_moves_rows) = futures_util::future::try_join3(
             futures_util::future::try_join_all(extra_sources),
             futures_util::future::try_join_all(comparisons),
+            futures_util::future::try_join_all(all_moves_rows),
         )
         .await?;
         let lanes = std::iter::once(source)
             .chain(extra_sources)
             .zip(sinks)
             .zip(comparisons)
-            .map(|((source, sink), comparison)| ExecutorConnections {
-                source,
-                sink,
-                comparison,
-            })
+            .zip(all_moves_rows)
+            .map(
+                |(((source, sink), comparison), moves_rows)| ExecutorConnections {
+                    source,
+                    sink,
+                    comparison,
+                    moves_rows,
+                },
+            )
             .collect();
         Ok(lanes)
     }
@@ -249,6 +271,7 @@ impl PartitionExecutor {
             partition_source,
             commits,
             &shared.run.progress,
+            shared.records.moves.clone(),
         )?;
         // Cancelling drops the chain: its tasks are aborted and an open
         // partition's transaction rolls back as its connection closes.
@@ -363,13 +386,16 @@ fn chain(
     partition_source: PartitionSource,
     commits: LaneCommits,
     progress: &Arc<RunProgress>,
+    moves: Option<Arc<dyn MovesMemory>>,
 ) -> Result<Vec<Box<dyn Operator>>, EngineError> {
     let pipeline = &work.pipeline;
     let ExecutorConnections {
         source,
         sink,
         mut comparison,
+        mut moves_rows,
     } = connections;
+    let tracks_moves = work.operators.contains(&OperatorSpec::TrackMoves);
     let mut ops: Vec<Box<dyn Operator>> = Vec::new();
     let mut source = Some(source);
     let mut sink = Some(sink);
@@ -431,6 +457,22 @@ fn chain(
                 )
             }
             OperatorSpec::GroupDeletes => Box::new(GroupDeletes::new(key_columns(pipeline))),
+            OperatorSpec::TrackMoves => {
+                let (rows, reader) = moves_rows
+                    .take()
+                    .expect("plans with track_moves open its row source");
+                let memory = moves.clone().ok_or_else(|| {
+                    EngineError::Unsupported(
+                        "track_moves remembers rows' groups in the coordinator's state store: run the pipeline with synchub run".to_string(),
+                    )
+                })?;
+                Box::new(TrackMoves::new(
+                    rows,
+                    reader,
+                    memory,
+                    page_rows(&work.operators),
+                ))
+            }
             OperatorSpec::Fetch {
                 page_rows,
                 only_changes,
@@ -441,6 +483,10 @@ fn chain(
                 if *only_changes {
                     FetchMode::Changes {
                         key_columns: key_columns(pipeline),
+                    }
+                } else if tracks_moves {
+                    FetchMode::WithListedGroups {
+                        keys: group_key_columns(pipeline)?,
                     }
                 } else {
                     FetchMode::Partitions
@@ -490,6 +536,33 @@ fn chain(
         });
     }
     Ok(ops)
+}
+
+/// The destination's columns of an aggregate's group keys, in the
+/// group-by's order.
+fn group_key_columns(
+    pipeline: &Pipeline,
+) -> Result<Vec<planner::model::MappedColumn>, EngineError> {
+    let keys = pipeline
+        .aggregate
+        .as_ref()
+        .map(|a| a.keys.as_slice())
+        .unwrap_or_default();
+    keys.iter()
+        .map(|k| {
+            pipeline
+                .columns
+                .iter()
+                .find(|c| c.dest == k.dest)
+                .cloned()
+                .ok_or_else(|| {
+                    EngineError::Unsupported(format!(
+                        "group key \"{}\" has no destination column (the planner's bug)",
+                        k.dest
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Positions of the unique key columns among the destination's.

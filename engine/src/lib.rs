@@ -20,6 +20,7 @@ pub mod executor;
 pub mod files;
 pub mod load;
 pub mod lock;
+pub mod moves;
 pub mod partitions;
 pub mod records;
 pub mod resume;

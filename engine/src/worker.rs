@@ -107,6 +107,7 @@ pub async fn run_task(
             state: None,
             recorder: RunRecorder::disabled(),
             queue: queue.clone(),
+            moves: None,
         },
     };
     let executor = PartitionExecutor::new(0, connections, false);

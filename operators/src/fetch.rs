@@ -4,11 +4,12 @@ use arrow::compute::filter_record_batch;
 use async_trait::async_trait;
 use connectors::Source;
 use futures_util::StreamExt;
+use planner::model::MappedColumn;
 use planner::partition::Partition;
 
 use crate::keys::KeySet;
 use crate::message::{ChangeSet, Message};
-use crate::operator::{name_null_key, Operator, Output, Result};
+use crate::operator::{name_null_key, Operator, OperatorError, Output, Result};
 use crate::progress::RunProgress;
 
 /// What starts a read.
@@ -18,6 +19,11 @@ pub enum FetchMode {
     /// Only the rows a hash comparison found changed, read when the
     /// partition's `Changes` arrive; `key_columns` index the unique columns.
     Changes { key_columns: Vec<usize> },
+    /// An aggregate's groups each partition's rows touch, and those its
+    /// `Changes` list (groups rows moved out of, `track_moves`), in one
+    /// read once the `Changes` arrive. `keys`: the group-by's keys (the
+    /// destination's columns), in the order the source lists them.
+    WithListedGroups { keys: Vec<MappedColumn> },
 }
 
 /// Reads from the source, already in the destination's schema with every
@@ -74,6 +80,61 @@ impl Fetch {
     }
 }
 
+impl Fetch {
+    /// The partition's touched groups and the listed ones, in one read.
+    async fn read_with_listed(
+        &mut self,
+        keys: &[MappedColumn],
+        changes: Arc<ChangeSet>,
+        out: &mut Output,
+    ) -> Result<()> {
+        let Some(p) = self.current.clone() else {
+            return Ok(());
+        };
+        let Some(groups) = changes.destination_groups.clone() else {
+            return self.read(&p, None, out).await;
+        };
+        // For `GroupDeletes`: those no group read replaces are deleted.
+        out.changes(changes).await?;
+        let columns = keys
+            .iter()
+            .map(|k| {
+                groups.column_by_name(&k.dest).cloned().ok_or_else(|| {
+                    OperatorError::Other(format!(
+                        "listed groups lack key \"{}\" (an operator's bug)",
+                        k.dest
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fields: Vec<_> = keys
+            .iter()
+            .zip(&columns)
+            .map(|(k, c)| arrow::datatypes::Field::new(&k.dest, c.data_type().clone(), true))
+            .collect();
+        let ordered = arrow::array::RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(fields)),
+            columns,
+        )?;
+        let types: Vec<_> = keys.iter().map(|k| k.spec.data_type.clone()).collect();
+        let listed = connectors::sql::ListedGroups::of(&ordered, &types)?;
+        let mut batches = match self.source.read_groups(&p, &listed, self.page_rows).await? {
+            Some(batches) => batches,
+            None => {
+                return Err(OperatorError::Other(
+                    "this source cannot re-compute listed groups, which track_moves needs".into(),
+                ))
+            }
+        };
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| name_null_key(e.into(), &p.id, None))?;
+            RunProgress::add(&self.progress.rows_read, batch.num_rows() as u64);
+            out.batch(batch).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Operator for Fetch {
     fn name(&self) -> &'static str {
@@ -84,7 +145,7 @@ impl Operator for Fetch {
         out.send(Message::PartitionStart(p.clone())).await?;
         match self.mode {
             FetchMode::Partitions => self.read(&p, None, out).await,
-            FetchMode::Changes { .. } => {
+            FetchMode::Changes { .. } | FetchMode::WithListedGroups { .. } => {
                 self.current = Some(p);
                 Ok(())
             }
@@ -92,6 +153,10 @@ impl Operator for Fetch {
     }
 
     async fn on_changes(&mut self, changes: Arc<ChangeSet>, out: &mut Output) -> Result<()> {
+        if let FetchMode::WithListedGroups { keys } = &self.mode {
+            let keys = keys.clone();
+            return self.read_with_listed(&keys, changes, out).await;
+        }
         let FetchMode::Changes { key_columns } = &self.mode else {
             return Ok(());
         };

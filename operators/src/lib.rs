@@ -14,6 +14,7 @@ pub mod partition_source;
 pub mod populate;
 pub mod progress;
 pub mod regroup;
+pub mod track_moves;
 
 pub use channel::{row_channel, ChannelStats, RowReceiver, RowSender};
 pub use message::{ChangeSet, Message};

@@ -111,11 +111,18 @@ fn dimensions_text(dims: &[PartitionDimension]) -> String {
 fn delta_text(delta: Option<&DeltaSpec>) -> String {
     match delta {
         None => "None".to_string(),
+        // `track_moves` only when set: fingerprints of deltas without it
+        // stay what earlier versions wrote.
         Some(d) => format!(
-            "Some(DeltaSpec {{ cursor: {}, lookback: {:?}, include_nulls: {:?} }})",
+            "Some(DeltaSpec {{ cursor: {}, lookback: {:?}, include_nulls: {:?}{} }})",
             dimension_text(&d.cursor),
             d.lookback,
-            d.include_nulls
+            d.include_nulls,
+            if d.track_moves {
+                ", track_moves: true"
+            } else {
+                ""
+            }
         ),
     }
 }

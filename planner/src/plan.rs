@@ -42,6 +42,10 @@ pub enum OperatorSpec {
     /// Deletes the destination groups of a re-computed range that no
     /// group re-computed from the source replaced.
     GroupDeletes,
+    /// A delta aggregate with `track_moves`: reads each window's rows'
+    /// keys and groups, remembers them, and sends on the groups rows left
+    /// (re-computed with the window's, or deleted when no row makes them).
+    TrackMoves,
     /// Reads each partition from the source as Arrow batches of `page_rows`;
     /// with `only_changes`, only the rows change detection named.
     Fetch {
@@ -80,6 +84,7 @@ impl OperatorSpec {
             OperatorSpec::Regroup => "regroup",
             OperatorSpec::GroupChecksums { .. } => "group_checksums",
             OperatorSpec::GroupDeletes => "group_deletes",
+            OperatorSpec::TrackMoves => "track_moves",
             OperatorSpec::Batcher { .. } => "batcher",
             OperatorSpec::Populate { .. } => "populate",
         }
@@ -147,7 +152,11 @@ impl Plan {
         if let Some(a) = &pipeline.aggregate {
             let (engine, why) = a.resolved_engine(pipeline.source.datastore.connection.kind());
             let hash = st.kind == StrategyKind::Hash;
+            let track_moves = st.delta.as_ref().is_some_and(|d| d.track_moves);
             let mut operators = vec![OperatorSpec::PartitionSource];
+            if track_moves {
+                operators.push(OperatorSpec::TrackMoves);
+            }
             if hash {
                 operators.push(OperatorSpec::GroupChecksums {
                     leaf_rows: HASH_LEAF_ROWS,
@@ -161,7 +170,7 @@ impl Plan {
             if engine == AggregateEngine::Datafusion {
                 operators.push(OperatorSpec::Regroup);
             }
-            if hash {
+            if hash || track_moves {
                 operators.push(OperatorSpec::GroupDeletes);
             }
             operators.extend([
@@ -359,6 +368,9 @@ impl Plan {
             ));
             if self.replaces_destination() {
                 s.push_str("full: every group re-computed and merged; groups with no source row left are deleted\n");
+            }
+            if self.operators.contains(&OperatorSpec::TrackMoves) {
+                s.push_str("track_moves: each source row's group is remembered in the state store; the groups a window's rows moved out of are re-computed with the window's, and deleted when no row is left in them\n");
             }
         }
         if self.dimensions.is_empty() && self.delta.is_none() {

@@ -379,3 +379,86 @@ fn a_hash_aggregate_needs_a_hash_key_column_in_the_destination() {
         ["backends[1].columns[6].data_type: hash_key column \"checksum_int\" of an aggregate holds the wrapping sum of its group's row hashes: its data_type must be bigint, not varchar"]
     );
 }
+
+#[test]
+fn track_moves_plans_the_groups_rows_left_and_reads_the_row_key() {
+    let text = edited("    type: delta\n", "    type: delta\n    track_moves: true\n").replacen(
+        "      - {name: user_id, data_type: integer}\n",
+        "      - {name: order_id, data_type: bigint, unique_column: true}\n      - {name: user_id, data_type: integer}\n",
+        1,
+    );
+    let pipeline = load(&text).unwrap();
+    let plan = planner::Plan::compile(&pipeline, Some("delta")).unwrap();
+    let dag: Vec<&str> = plan.operators.iter().map(|o| o.name()).collect();
+    assert_eq!(
+        dag,
+        [
+            "partition_source",
+            "track_moves",
+            "fetch",
+            "regroup",
+            "group_deletes",
+            "batcher",
+            "populate"
+        ]
+    );
+    assert!(
+        plan.describe(None)
+            .contains("track_moves: each source row's group is remembered"),
+        "{}",
+        plan.describe(None)
+    );
+    let read: Vec<String> = pipeline
+        .aggregate
+        .as_ref()
+        .unwrap()
+        .moves_columns()
+        .unwrap()
+        .iter()
+        .map(|c| c.dest.clone())
+        .collect();
+    assert_eq!(read, ["order_id", "user_id", "order_date"]);
+}
+
+#[test]
+fn track_moves_without_a_source_row_key_is_refused() {
+    assert_eq!(
+        problems(&edited(
+            "    type: delta\n",
+            "    type: delta\n    track_moves: true\n"
+        )),
+        ["strategies[0].track_moves: track_moves remembers each source row's group by the row's key: mark the key column(s) of backend \"source_backend\" unique_column: true with a data_type (e.g. {name: order_id, data_type: integer, unique_column: true})"]
+    );
+}
+
+#[test]
+fn track_moves_in_a_row_level_sync_is_refused() {
+    let row_level = r#"name: orders
+backends:
+  - name: source_backend
+    type: sqlite
+    datastore_name: src
+    table: orders
+    columns:
+      - {name: id, data_type: bigint}
+      - {name: updated_at, data_type: datetime}
+  - name: destination_backend
+    type: sqlite
+    datastore_name: dst
+    table: orders
+    columns:
+      - {name: id, data_type: bigint, unique_column: true}
+      - {name: updated_at, data_type: datetime}
+strategies:
+  - name: delta
+    type: delta
+    track_moves: true
+    primary_partitions: [{column: updated_at, step: 2, step_unit: hour, data_type: datetime}]
+stages:
+  - {name: fetch, type: data_fetch, source: {name: source_backend}, destination: {name: destination_backend}}
+"#;
+    assert_eq!(
+        problems(row_level),
+        ["strategies[0].track_moves: track_moves is for sync_type: aggregate; a row-level delta writes each changed row under its own key, so no row is left behind where it was"]
+    );
+}

@@ -199,6 +199,7 @@ const KEYS: &[&str] = &[
     "lookback_unit",
     "delete_missing",
     "null_cursor",
+    "track_moves",
     "primary_partitions",
     "secondary_partitions",
     "delta_partitions",

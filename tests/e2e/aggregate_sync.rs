@@ -83,6 +83,30 @@ stages:
     )
 }
 
+/// [`pipeline_yaml`] with `track_moves: true` on its delta strategy, and
+/// the source's row key (`order_id`) declared.
+fn tracking_yaml(backend: &str, engine: &str) -> String {
+    let yaml = pipeline_yaml(backend, engine);
+    let tracking = yaml
+        .replacen(
+            "    type: delta\n",
+            "    type: delta\n    track_moves: true\n",
+            1,
+        )
+        .replacen(
+            "      - {name: user_id, data_type: integer}\n",
+            "      - {name: order_id, data_type: bigint, unique_column: true}\n      - {name: user_id, data_type: integer}\n",
+            1,
+        );
+    assert_eq!(
+        tracking.matches("track_moves: true").count(),
+        1,
+        "{tracking}"
+    );
+    assert_eq!(tracking.matches("order_id").count(), 1, "{tracking}");
+    tracking
+}
+
 /// The spec's three orders.
 const ORDERS: &str = "CREATE TABLE orders (order_id integer PRIMARY KEY, user_id integer,
        amount decimal(12,2), discount decimal(12,2), order_date timestamp, updated_at timestamp);
@@ -366,7 +390,18 @@ async fn hash_catches_moves_and_deletes_on_sqlite_with_datafusion() {
     hash_example_on_sqlite("datafusion").await;
 }
 
+/// Which example `example_on_sqlite` and `example_on_postgres` run.
+#[derive(Clone, Copy)]
+enum Example {
+    Hash,
+    Moves,
+}
+
 async fn hash_example_on_sqlite(engine: &str) {
+    example_on_sqlite(&pipeline_yaml("sqlite", engine), Example::Hash).await;
+}
+
+async fn example_on_sqlite(yaml: &str, example: Example) {
     let dir = tempfile::tempdir().unwrap();
     write_sqlite_datastores(dir.path());
     let source = dir.path().join("source.db");
@@ -375,20 +410,20 @@ async fn hash_example_on_sqlite(engine: &str) {
         .execute_batch(ORDERS)
         .unwrap();
     let p = dir.path().join("orders.yaml");
-    std::fs::write(&p, pipeline_yaml("sqlite", engine)).unwrap();
+    std::fs::write(&p, yaml).unwrap();
     let state = dir.path().join("state");
-    hash_example(
-        async |sql: &str| {
-            Connection::open(&source)
-                .unwrap()
-                .execute_batch(sql)
-                .unwrap()
-        },
-        async || sqlite_rows(dir.path()),
-        |strategy| run(&p, strategy, &state),
-        ".000000",
-    )
-    .await;
+    let apply = async |sql: &str| {
+        Connection::open(&source)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let rows = async || sqlite_rows(dir.path());
+    let run = |strategy: &str| run(&p, strategy, &state);
+    match example {
+        Example::Hash => hash_example(apply, rows, run, ".000000").await,
+        Example::Moves => moves_example(apply, rows, run, ".000000").await,
+    }
 }
 
 #[tokio::test]
@@ -402,23 +437,26 @@ async fn hash_catches_moves_and_deletes_on_postgres_with_datafusion() -> Result<
 }
 
 async fn hash_example_on_postgres(prefix: &str, engine: &str) -> Result<()> {
+    example_on_postgres(prefix, &pipeline_yaml("postgres", engine), Example::Hash).await
+}
+
+async fn example_on_postgres(prefix: &str, yaml: &str, example: Example) -> Result<()> {
     let client = connect().await?;
     let schemas = Schemas::create(&client, prefix).await?;
     client
         .batch_execute(&format!("SET search_path TO {}; {ORDERS}", schemas.src))
         .await?;
-    let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", engine))?;
+    let ws = Workspace::new(&schemas, yaml)?;
     let table = format!("{}.user_daily_orders_aggregate", schemas.dst);
     let src = schemas.src.clone();
-    hash_example(
-        async |sql: &str| {
-            client
-                .batch_execute(&format!("SET search_path TO {src}; {sql}"))
-                .await
-                .unwrap()
-        },
-        async || {
-            client
+    let apply = async |sql: &str| {
+        client
+            .batch_execute(&format!("SET search_path TO {src}; {sql}"))
+            .await
+            .unwrap()
+    };
+    let rows = async || {
+        client
                 .query(
                     &format!(
                         "SELECT format('%s|%s|%s|%s|%s|%s', user_id, date, num_orders, amount, discount, last_updated_at)
@@ -431,12 +469,134 @@ async fn hash_example_on_postgres(prefix: &str, engine: &str) -> Result<()> {
                 .iter()
                 .map(|r| r.get::<_, String>(0))
                 .collect()
-        },
-        |strategy| ws.run(strategy),
-        "",
-    )
-    .await;
+    };
+    let run = |strategy: &str| ws.run(strategy);
+    match example {
+        Example::Hash => hash_example(apply, rows, run, "").await,
+        Example::Moves => moves_example(apply, rows, run, "").await,
+    }
     Ok(())
+}
+
+/// A delta with `track_moves` over the spec's example: an order moved to
+/// another user re-computes the group it left too; a group whose only order
+/// moved away is deleted; and after a full run (which learns every row's
+/// group again), a row moved quietly before it is tracked from where the
+/// full run counted it.
+async fn moves_example(
+    mut apply: impl AsyncFnMut(&str),
+    mut rows: impl AsyncFnMut() -> Vec<String>,
+    run: impl Fn(&str) -> RunResult,
+    timestamp_suffix: &str,
+) {
+    let t = |hm: &str| format!("2024-01-15 {hm}:00{timestamp_suffix}");
+    let first = run("delta");
+    assert_eq!(counts(&first), (2, 2, 0, 0), "{}", first.json);
+
+    // Order 1 moves from 101 to 103: 103's day is new, 101's (which only
+    // the memory names) re-computed, 102's re-read on the watermark, equal.
+    apply("UPDATE orders SET user_id = 103, updated_at = '2024-01-15 15:00:00' WHERE order_id = 1")
+        .await;
+    let moved = run("delta");
+    assert_eq!(counts(&moved), (3, 1, 1, 0), "{}", moved.json);
+    assert_eq!(
+        rows().await,
+        [
+            format!("101|2024-01-15|1|30.00|0.00|{}", t("11:00")),
+            format!("102|2024-01-15|1|75.00|5.00|{}", t("12:00")),
+            format!("103|2024-01-15|1|50.00|0.00|{}", t("15:00")),
+        ]
+    );
+
+    // Order 3, 102's only one, moves to 101: 102's day is deleted.
+    apply("UPDATE orders SET user_id = 101, updated_at = '2024-01-15 16:00:00' WHERE order_id = 3")
+        .await;
+    let emptied = run("delta");
+    assert_eq!(counts(&emptied), (2, 0, 1, 1), "{}", emptied.json);
+    assert_eq!(
+        rows().await,
+        [
+            format!("101|2024-01-15|2|105.00|5.00|{}", t("16:00")),
+            format!("103|2024-01-15|1|50.00|0.00|{}", t("15:00")),
+        ]
+    );
+
+    // Order 2 moves to 105 without updated_at: no delta sees it, a full
+    // run does, and learns where every order is.
+    apply("UPDATE orders SET user_id = 105 WHERE order_id = 2").await;
+    let full = run("full");
+    assert_eq!(counts(&full), (3, 1, 1, 0), "{}", full.json);
+    // Then it moves on to 106: the group the full run counted it in goes.
+    apply("UPDATE orders SET user_id = 106, updated_at = '2024-01-15 17:00:00' WHERE order_id = 2")
+        .await;
+    let tracked = run("delta");
+    assert_eq!(counts(&tracked), (2, 1, 0, 1), "{}", tracked.json);
+    assert_eq!(
+        rows().await,
+        [
+            format!("101|2024-01-15|1|75.00|5.00|{}", t("16:00")),
+            format!("103|2024-01-15|1|50.00|0.00|{}", t("15:00")),
+            format!("106|2024-01-15|1|30.00|0.00|{}", t("17:00")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn track_moves_recomputes_the_group_a_row_left_on_sqlite_with_the_source_engine() {
+    example_on_sqlite(&tracking_yaml("sqlite", "source"), Example::Moves).await;
+}
+
+#[tokio::test]
+async fn track_moves_recomputes_the_group_a_row_left_on_sqlite_with_datafusion() {
+    example_on_sqlite(&tracking_yaml("sqlite", "datafusion"), Example::Moves).await;
+}
+
+#[tokio::test]
+async fn track_moves_recomputes_the_group_a_row_left_on_postgres_with_the_source_engine(
+) -> Result<()> {
+    example_on_postgres(
+        "agg_moves_src",
+        &tracking_yaml("postgres", "source"),
+        Example::Moves,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn track_moves_recomputes_the_group_a_row_left_on_postgres_with_datafusion() -> Result<()> {
+    example_on_postgres(
+        "agg_moves_df",
+        &tracking_yaml("postgres", "datafusion"),
+        Example::Moves,
+    )
+    .await
+}
+
+/// `track_moves` turned on after a delta ran: the rows' groups are not
+/// known, and a delta says which run learns them; after it, deltas go on.
+#[test]
+fn track_moves_turned_on_later_asks_for_a_full_run_first() {
+    let dir = tempfile::tempdir().unwrap();
+    write_sqlite_datastores(dir.path());
+    Connection::open(dir.path().join("source.db"))
+        .unwrap()
+        .execute_batch(ORDERS)
+        .unwrap();
+    let p = dir.path().join("orders.yaml");
+    std::fs::write(&p, pipeline_yaml("sqlite", "source")).unwrap();
+    let state = dir.path().join("state");
+    assert_eq!(run(&p, "delta", &state).code, 0);
+    std::fs::write(&p, tracking_yaml("sqlite", "source")).unwrap();
+    let refused = run(&p, "delta", &state);
+    assert_ne!(refused.code, 0, "{}", refused.json);
+    assert!(
+        refused.stderr.contains("strategy delta: track_moves needs the group of every source row of pipeline user_daily_orders_aggregate remembered, and the state store has not learned them (track_moves was turned on after earlier runs, or the state was reset): run the pipeline's full or hash strategy once, which learns them"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(run(&p, "full", &state).code, 0);
+    let delta = run(&p, "delta", &state);
+    assert_eq!(delta.code, 0, "{}", delta.stderr);
 }
 
 /// Orders for the randomized tests: `users` users over 90 days, every
@@ -465,6 +625,7 @@ impl Round {
         orders: u64,
         next_id: &mut u64,
         moves: bool,
+        deletes: bool,
     ) -> Round {
         let pick = |rng: &mut crate::common::Lcg, n: u64| -> Vec<u64> {
             (0..n).map(|_| 1 + rng.below(orders)).collect()
@@ -490,7 +651,12 @@ impl Round {
                 .into_iter()
                 .map(|id| (id, rng.below(RANDOM_DAYS)))
                 .collect();
-            (users, days, pick(rng, orders / 1000))
+            let deleted = if deletes {
+                pick(rng, orders / 1000)
+            } else {
+                Vec::new()
+            };
+            (users, days, deleted)
         } else {
             (Vec::new(), Vec::new(), Vec::new())
         };
@@ -555,10 +721,11 @@ impl Round {
     }
 }
 
-/// Delta runs after random inserts and updates, then a full run after
-/// random moves and deletes: after each, the destination is exactly a
-/// fresh GROUP BY over the source (`differing` counts the rows that are
-/// not).
+/// Delta runs (with `track_moves`) after random inserts and updates, then
+/// after moves too; a hash run after moves and deletes, a delta after moves
+/// again, and a full run after moves and deletes: after each, the
+/// destination is exactly a fresh GROUP BY over the source (`differing`
+/// counts the rows that are not).
 async fn random_rounds(
     test: &str,
     orders: u64,
@@ -573,7 +740,7 @@ async fn random_rounds(
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(differing().await, 0, "after the first run");
     for round in 1..=3 {
-        let changes = Round::random(&mut rng, round, orders, &mut next_id, false);
+        let changes = Round::random(&mut rng, round, orders, &mut next_id, false, false);
         apply(changes.statements(day)).await;
         let r = ws_run("delta");
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -590,9 +757,21 @@ async fn random_rounds(
             r.json
         );
     }
+    // Moves between users and days: a delta with track_moves re-computes
+    // the groups the moved rows left too.
+    let moves_delta = |rng: &mut crate::common::Lcg, round: u64, next_id: &mut u64| {
+        let changes = Round::random(rng, round, orders, next_id, true, false);
+        assert!(!changes.moved_users.is_empty() && !changes.moved_days.is_empty());
+        changes
+    };
+    let changes = moves_delta(&mut rng, 4, &mut next_id);
+    apply(changes.statements(day)).await;
+    let r = ws_run("delta");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(differing().await, 0, "after a delta over moves: {}", r.json);
     // Moves and deletes, which a delta cannot see whole: a hash run finds
     // the ranges whose groups' checksums no longer sum to their rows'.
-    let changes = Round::random(&mut rng, 4, orders, &mut next_id, true);
+    let changes = Round::random(&mut rng, 5, orders, &mut next_id, true, true);
     apply(changes.statements(day)).await;
     // And every group of one user emptied (the random changes leave the
     // original groups, a score of orders each, far from empty).
@@ -604,8 +783,19 @@ async fn random_rounds(
     let again = ws_run("hash");
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.n("groups_recomputed"), 0, "{}", again.json);
+    // The hash run learnt every row's group again: deltas track moves on.
+    let changes = moves_delta(&mut rng, 6, &mut next_id);
+    apply(changes.statements(day)).await;
+    let r = ws_run("delta");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        differing().await,
+        0,
+        "after the hash run, a delta over moves: {}",
+        r.json
+    );
     // A full run replaces every group.
-    let changes = Round::random(&mut rng, 5, orders, &mut next_id, true);
+    let changes = Round::random(&mut rng, 7, orders, &mut next_id, true, true);
     apply(changes.statements(day)).await;
     let r = ws_run("full");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -629,7 +819,7 @@ async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<(
             src = schemas.src
         ))
         .await?;
-    let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", engine))?;
+    let ws = Workspace::new(&schemas, &tracking_yaml("postgres", engine))?;
     let expected = format!(
         "(SELECT user_id, CAST(order_date AS DATE) AS date, count(1)::int AS n, sum(amount) AS amount,
                  sum(discount) AS discount, max(updated_at) AS last
@@ -693,7 +883,7 @@ async fn random_on_sqlite(engine: &str, orders: u64) {
         ))
         .unwrap();
     let p = dir.path().join("orders.yaml");
-    std::fs::write(&p, pipeline_yaml("sqlite", engine)).unwrap();
+    std::fs::write(&p, tracking_yaml("sqlite", engine)).unwrap();
     let state = dir.path().join("state");
     let warehouse = dir.path().join("warehouse.db");
     // Exact sums in integer cents: SQLite's own sum of decimal text is

@@ -342,6 +342,7 @@ impl Sink for MySqlSink {
         let mut bounds = Vec::new();
         let (scope, bound_values) = match &self.open_partition {
             Some(p) => {
+                let p = &sql::destination_scope(p, &self.specs);
                 let conds = sql::destination_range_conditions(
                     &MySqlDialect,
                     p,

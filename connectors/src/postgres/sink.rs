@@ -375,7 +375,7 @@ impl PostgresSink {
         let mut bounds = Vec::new();
         conds.extend(sql::destination_range_conditions(
             &PostgresDialect,
-            partition,
+            &sql::destination_scope(partition, &self.specs),
             "t",
             0,
             &mut bounds,

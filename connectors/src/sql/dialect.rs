@@ -26,6 +26,16 @@ pub trait Dialect: Sync {
     /// dialect's sources bind a `Select`'s keys.
     fn keys_in(&self, keys: &[(String, super::KeyKind)], n: usize) -> String;
 
+    /// `SELECT ...` of listed keys bound from the `n`-th parameter as
+    /// `keys_in` binds them, one column per key named `names[i]`, each cast
+    /// to the type a column of `keys[i].1` is created with.
+    fn listed_keys(
+        &self,
+        keys: &[(super::KeyKind, ColumnType)],
+        names: &[String],
+        n: usize,
+    ) -> String;
+
     /// Whole seconds since the Unix epoch of the date/time expression `e`,
     /// as a 64-bit integer: UTC for a time zone aware value, the wall clock
     /// as if UTC otherwise (a date at its midnight). Rounded down.

@@ -32,6 +32,38 @@ impl Dialect for MySqlDialect {
 
     /// The keys bound as one JSON array (of values, or of one array per
     /// key) and read back as rows by `JSON_TABLE`.
+    fn listed_keys(&self, keys: &[(KeyKind, ColumnType)], names: &[String], n: usize) -> String {
+        let paths: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, ty))| {
+                let path = if keys.len() == 1 {
+                    "$".to_string()
+                } else {
+                    format!("$[{i}]")
+                };
+                let ty = match (kind, ty) {
+                    (KeyKind::Text, ColumnType::String { .. } | ColumnType::Text) => {
+                        format!("VARCHAR(16000) CHARACTER SET utf8mb4 COLLATE {MYSQL_COLLATION}")
+                    }
+                    _ => self.type_ddl(ty),
+                };
+                format!("k{i} {ty} PATH '{path}'")
+            })
+            .collect();
+        let items: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| format!("j.k{i} AS {}", self.quote_ident(name)))
+            .collect();
+        format!(
+            "SELECT {} FROM JSON_TABLE({}, '$[*]' COLUMNS ({})) AS j",
+            items.join(", "),
+            self.placeholder(n),
+            paths.join(", ")
+        )
+    }
+
     fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
         let column_type = |kind: &KeyKind| match kind {
             KeyKind::Int => "BIGINT".to_string(),

@@ -26,6 +26,36 @@ impl Dialect for PostgresDialect {
     /// Each key column's values bound as one array: one key column is
     /// matched with `= ANY`, which the key index answers probe by probe;
     /// several are the rows of the arrays unnested side by side.
+    fn listed_keys(&self, keys: &[(KeyKind, ColumnType)], names: &[String], n: usize) -> String {
+        let arrays: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, _))| match kind {
+                KeyKind::Int => format!("${}::bigint[]", n + i),
+                KeyKind::Text => format!("${}::text[]", n + i),
+            })
+            .collect();
+        let columns: Vec<String> = (0..keys.len()).map(|i| format!("k{i}")).collect();
+        let items: Vec<String> = keys
+            .iter()
+            .zip(names)
+            .enumerate()
+            .map(|(i, ((_, ty), name))| {
+                format!(
+                    "CAST(k{i} AS {}) AS {}",
+                    self.type_ddl(ty),
+                    self.quote_ident(name)
+                )
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM unnest({}) AS synchub_listed({})",
+            items.join(", "),
+            arrays.join(", "),
+            columns.join(", ")
+        )
+    }
+
     fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
         let array = |i: usize, kind: KeyKind| {
             let ty = match kind {

@@ -127,6 +127,26 @@ impl<S: SqlSource> Source for S {
         read_by_keys(self, partition, keys, page_rows).await
     }
 
+    async fn read_groups<'a>(
+        &'a mut self,
+        partition: &Partition,
+        listed: &super::ListedGroups,
+        page_rows: usize,
+    ) -> Result<Option<BatchStream<'a>>> {
+        let from = self.select_from();
+        let select = super::select::select_groups_sql(
+            from.dialect,
+            from.table,
+            from.columns,
+            partition,
+            listed,
+        );
+        match select {
+            Some(select) => Ok(Some(self.run_select(partition, select, page_rows).await?)),
+            None => Ok(None),
+        }
+    }
+
     fn hash_pushdown(&mut self) -> Option<&mut dyn HashPushdown> {
         self.pushdown()
     }

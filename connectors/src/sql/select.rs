@@ -63,6 +63,25 @@ pub fn where_sql(
     }
 }
 
+/// `partition` with only its ranges on columns the destination has: a
+/// delta aggregate's window is a range of a source column (`updated_at`)
+/// that scopes nothing at the destination, where the groups its rows left
+/// (`track_moves`) may be anywhere.
+pub fn destination_scope(
+    partition: &Partition,
+    columns: &[planner::types::ColumnSpec],
+) -> Partition {
+    Partition {
+        id: partition.id.clone(),
+        ranges: partition
+            .ranges
+            .iter()
+            .filter(|(dim, _)| columns.iter().any(|c| c.name == dim.name))
+            .cloned()
+            .collect(),
+    }
+}
+
 /// The ranges of `partition` as conditions on the destination table's own
 /// columns (`<alias>."<name>"`: a hash partition's dimensions are mapped
 /// columns, named as in the destination). Bounds are pushed onto `params`
@@ -203,7 +222,7 @@ pub fn select_partition_sql(
     partition: &Partition,
 ) -> (String, Vec<PartitionValue>) {
     if let Some(grouped) = &source.grouped {
-        return grouped_select_sql(d, source, grouped, columns, Some(partition));
+        return grouped_select_sql(d, source, grouped, columns, Some(partition), None);
     }
     let mut params = Vec::new();
     let sql = format!(
@@ -235,6 +254,7 @@ fn grouped_select_sql(
     grouped: &planner::model::GroupedRead,
     columns: &[MappedColumn],
     partition: Option<&Partition>,
+    listed: Option<&ListedGroups>,
 ) -> (String, Vec<PartitionValue>) {
     let aggregate = &grouped.aggregate;
     let mut params = Vec::new();
@@ -303,8 +323,17 @@ fn grouped_select_sql(
                 })
                 .collect();
             let mut semi = filters.clone();
+            // Listed groups join the window's (`UNION` drops the keys both
+            // name); their values are bound after every range value.
+            let listed_table = match listed {
+                Some(l) if !l.is_empty() => {
+                    let names: Vec<String> = (0..key_exprs.len()).map(name).collect();
+                    format!(" UNION {}", d.listed_keys(&l.bound(), &names, LISTED_MARK))
+                }
+                _ => String::new(),
+            };
             semi.push(format!(
-                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}) AS {touched} WHERE {})",
+                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}{listed_table}) AS {touched} WHERE {})",
                 distinct.join(", "),
                 where_of(&touched_where),
                 matches.join(" AND ")
@@ -386,7 +415,105 @@ fn grouped_select_sql(
             )
         }
     };
+    // The listed keys' parameters (one, or one per key), now that every
+    // range value is in.
+    let mut sql = sql;
+    for i in (0..aggregate.keys.len()).rev() {
+        sql = sql.replace(
+            &d.placeholder(LISTED_MARK + i),
+            &d.placeholder(params.len() + 1 + i),
+        );
+    }
     (sql, params)
+}
+
+/// The parameter number the listed keys are written with until the range
+/// values are counted: no select binds that many.
+const LISTED_MARK: usize = 999_999;
+
+/// Group keys an aggregate's read re-computes besides those its partition's
+/// rows touch (groups a delta with `track_moves` found rows moved out of):
+/// one list per key column, each with the SQL type its values are cast to.
+#[derive(Debug, Clone)]
+pub struct ListedGroups {
+    pub values: Vec<KeyValues>,
+    pub types: Vec<planner::types::ColumnType>,
+}
+
+impl ListedGroups {
+    /// `keys` (one column per group key, in key order, destination types
+    /// `types`): integers bound as integers, everything else as its text.
+    pub fn of(
+        keys: &arrow::record_batch::RecordBatch,
+        types: &[planner::types::ColumnType],
+    ) -> crate::Result<ListedGroups> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::DataType;
+        use planner::types::PartitionKind;
+        let mut values = Vec::with_capacity(types.len());
+        for (column, ty) in keys.columns().iter().zip(types) {
+            if column.null_count() > 0 {
+                return Err(crate::ConnectorError::Other(
+                    "a listed group key is NULL (an operator's bug)".into(),
+                ));
+            }
+            values.push(if ty.partitionable() == Some(PartitionKind::Integer) {
+                let ints = arrow::compute::cast(column, &DataType::Int64)?;
+                KeyValues::Ints(
+                    ints.as_primitive::<arrow::datatypes::Int64Type>()
+                        .values()
+                        .to_vec(),
+                )
+            } else {
+                let texts = arrow::compute::cast(column, &DataType::Utf8)?;
+                KeyValues::Texts(
+                    texts
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|t| t.unwrap_or_default().to_string())
+                        .collect(),
+                )
+            });
+        }
+        Ok(ListedGroups {
+            values,
+            types: types.to_vec(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.first().is_none_or(KeyValues::is_empty)
+    }
+
+    /// Each key's bind kind and type, as `Dialect::listed_keys` takes them.
+    fn bound(&self) -> Vec<(KeyKind, planner::types::ColumnType)> {
+        self.values
+            .iter()
+            .zip(&self.types)
+            .map(|(v, t)| (v.kind(), t.clone()))
+            .collect()
+    }
+}
+
+/// An aggregate source's groups touched by `partition`'s rows and the
+/// `listed` groups, re-computed whole (see `grouped_select_sql`).
+pub fn select_groups_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    columns: &[MappedColumn],
+    partition: &Partition,
+    listed: &ListedGroups,
+) -> Option<Select> {
+    let grouped = source.grouped.as_ref()?;
+    let (sql, params) =
+        grouped_select_sql(d, source, grouped, columns, Some(partition), Some(listed));
+    let ranged = partition.ranges.iter().any(|(_, r)| *r != DimRange::All);
+    let keys = if ranged && !listed.is_empty() {
+        listed.values.clone()
+    } else {
+        Vec::new()
+    };
+    Some(Select { sql, params, keys })
 }
 
 /// What to say when the database finds no column `missing` in an
@@ -557,7 +684,7 @@ pub fn bounds_sql(
 /// `SELECT <mapped columns> ... LIMIT 0`: checks every column resolves.
 pub fn probe_sql(d: &dyn Dialect, source: &TableRef, columns: &[MappedColumn]) -> String {
     if let Some(grouped) = &source.grouped {
-        let (sql, _) = grouped_select_sql(d, source, grouped, columns, None);
+        let (sql, _) = grouped_select_sql(d, source, grouped, columns, None, None);
         return format!("{sql} LIMIT 0");
     }
     format!(

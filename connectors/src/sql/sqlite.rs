@@ -27,6 +27,24 @@ impl Dialect for SqliteDialect {
 
     /// The keys bound as one JSON array: of values for one key column, of
     /// arrays (one element per key column) for several.
+    /// Values keep the affinity JSON gives them: integers, and text the
+    /// way SyncHub stores dates and the rest.
+    fn listed_keys(&self, keys: &[(KeyKind, ColumnType)], names: &[String], n: usize) -> String {
+        let items: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let value = if keys.len() == 1 {
+                    "value".to_string()
+                } else {
+                    format!("json_extract(value, '$[{i}]')")
+                };
+                format!("{value} AS {}", self.quote_ident(name))
+            })
+            .collect();
+        format!("SELECT {} FROM json_each(?{n})", items.join(", "))
+    }
+
     fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
         match keys {
             [(key, _)] => format!("{key} IN (SELECT value FROM json_each(?{n}))"),

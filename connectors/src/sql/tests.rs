@@ -31,6 +31,10 @@ impl Dialect for BacktickDialect {
         format!("CAST({e} AS SIGNED)")
     }
 
+    fn listed_keys(&self, _keys: &[(KeyKind, ColumnType)], names: &[String], _n: usize) -> String {
+        format!("SELECT {} FROM JSON_TABLE(?)", names.join(", "))
+    }
+
     fn keys_in(&self, keys: &[(String, KeyKind)], _n: usize) -> String {
         let columns: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
         format!("JSON_CONTAINS(?, JSON_ARRAY({}))", columns.join(", "))

@@ -426,7 +426,7 @@ impl Sink for SqliteSink {
                 // '2024-03-01', which text order puts before the bound
                 // '2024-03-01 00:00:00' that a timestamp source column's range
                 // starts with (an aggregate's day key).
-                let mut p = p.clone();
+                let mut p = sql::destination_scope(p, &self.specs);
                 for (dim, _) in &mut p.ranges {
                     dim.date_only = self.specs.iter().any(|c| {
                         c.name == dim.name && c.data_type == planner::types::ColumnType::Date

@@ -100,4 +100,35 @@ pub trait StateBackend: Send + Sync {
         pipeline: &str,
         binding: &WatermarkBinding,
     ) -> Result<(), EngineError>;
+
+    /// The groups remembered for each of `rows` (source row keys) of
+    /// `pipeline`, an aggregate with `track_moves`: (row key, group key).
+    async fn row_groups_of(
+        &self,
+        pipeline: &str,
+        rows: Vec<String>,
+    ) -> Result<Vec<(String, String)>, EngineError>;
+
+    /// Remembers these (row key, group key) pairs too.
+    async fn remember_row_groups(
+        &self,
+        pipeline: &str,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), EngineError>;
+
+    /// Forgets these pairs.
+    async fn forget_row_groups(
+        &self,
+        pipeline: &str,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), EngineError>;
+
+    /// Forgets every pair of `pipeline`, which is then not learned.
+    async fn clear_row_groups(&self, pipeline: &str) -> Result<(), EngineError>;
+
+    /// Records that every source row of `pipeline` has its group remembered.
+    async fn set_row_groups_learned(&self, pipeline: &str) -> Result<(), EngineError>;
+
+    /// Whether every source row of `pipeline` has its group remembered.
+    async fn row_groups_learned(&self, pipeline: &str) -> Result<bool, EngineError>;
 }

@@ -91,6 +91,10 @@ pub struct DeltaConfig {
     /// `include` (default) or `skip` rows whose cursor is NULL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub null_cursor: Option<String>,
+    /// An aggregate sync: remember each source row's group, so a row that
+    /// moved re-computes the group it left too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track_moves: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -110,7 +114,7 @@ pub struct HashConfig {
 
 /// Every field a strategy may have, in the order messages list them, and
 /// the types that alone take it (none: every type).
-const STRATEGY_FIELDS: [(&str, Owners); 19] = [
+const STRATEGY_FIELDS: [(&str, Owners); 20] = [
     ("name", &[]),
     ("type", &[]),
     ("column", &["delta"]),
@@ -125,6 +129,7 @@ const STRATEGY_FIELDS: [(&str, Owners); 19] = [
     ("lookback_unit", &["delta"]),
     ("delete_missing", &["full", "hash"]),
     ("null_cursor", &["delta"]),
+    ("track_moves", &["delta"]),
     ("primary_partitions", &[]),
     ("secondary_partitions", &[]),
     ("delta_partitions", &[]),
@@ -263,7 +268,7 @@ impl<'de> de::Visitor<'de> for StrategyVisitor {
         let (mut prevent_update_unless_changed, mut use_pagination) = (None, None);
         let (mut column, mut lookback, mut lookback_unit, mut null_cursor) =
             (None, None, None, None);
-        let mut delete_missing = None;
+        let (mut delete_missing, mut track_moves) = (None, None);
         // Fields of one type only, written before `type`, with that type.
         let mut before_type = Vec::new();
         while let Some((key, owners)) = map.next_key_seed(StrategyKey {
@@ -295,6 +300,7 @@ impl<'de> de::Visitor<'de> for StrategyVisitor {
                 "lookback_unit" => read_once(m, &mut lookback_unit, key)?,
                 "null_cursor" => read_once(m, &mut null_cursor, key)?,
                 "delete_missing" => read_once(m, &mut delete_missing, key)?,
+                "track_moves" => read_once(m, &mut track_moves, key)?,
                 other => return Err(unknown_strategy_field(other, None)),
             }
         }
@@ -315,6 +321,7 @@ impl<'de> de::Visitor<'de> for StrategyVisitor {
                 lookback: lookback.flatten(),
                 lookback_unit: lookback_unit.flatten(),
                 null_cursor: null_cursor.flatten(),
+                track_moves: track_moves.flatten(),
             }),
             "hash" => StrategyType::Hash(HashConfig {
                 delete_missing: delete_missing.flatten(),
@@ -461,7 +468,7 @@ mod tests {
             // Before `type`, the fields of every type.
             (
                 "  - {name: f, zzz: 1, type: full}\n",
-                "p.yaml:3:15: unknown field \"zzz\" in strategies[0]; valid fields: name, type, column, enabled, cron, page_size, use_sub_partition, sub_partition_step, prevent_update_unless_changed, use_pagination, lookback, lookback_unit, delete_missing, null_cursor, primary_partitions, secondary_partitions, delta_partitions, pipeline_config, data_fetch",
+                "p.yaml:3:15: unknown field \"zzz\" in strategies[0]; valid fields: name, type, column, enabled, cron, page_size, use_sub_partition, sub_partition_step, prevent_update_unless_changed, use_pagination, lookback, lookback_unit, delete_missing, null_cursor, track_moves, primary_partitions, secondary_partitions, delta_partitions, pipeline_config, data_fetch",
             ),
             (
                 "  - {name: f, type: full, type: hash}\n",

@@ -14,7 +14,9 @@ use sqlparser::ast::{Expr, Visit, Visitor};
 
 use super::{MappedColumn, Problems, StoredHash};
 use crate::column_ref::ColumnRef;
-use crate::config::{BackendConfig, PipelineFile, StageColumn, StageConfig, StrategyConfig};
+use crate::config::{
+    BackendConfig, PipelineFile, StageColumn, StageConfig, StrategyConfig, StrategyType,
+};
 use crate::partition::Step;
 use crate::sql_expr::{SqlDialect, SqlExpr};
 use crate::yaml;
@@ -116,6 +118,10 @@ pub struct Aggregate {
     /// The destination column holding each group's checksum
     /// (`StoredHash::GroupSum`), if the destination has one.
     pub group_sum: Option<String>,
+    /// The source's row key (its `unique_column: true` columns, typed):
+    /// what a delta with `track_moves` remembers each row's group by.
+    #[serde(skip)]
+    pub row_key: Option<Vec<MappedColumn>>,
 }
 
 /// A group key that a range of one source column selects whole groups of:
@@ -205,6 +211,21 @@ impl Aggregate {
                 })
                 .collect()
         })
+    }
+
+    /// What a delta with `track_moves` reads of each source row: its key,
+    /// then the other columns the group keys read. `None` without a typed
+    /// row key or typed key columns.
+    pub fn moves_columns(&self) -> Option<Vec<MappedColumn>> {
+        let mut columns = self.row_key.clone()?;
+        let rows = self.row_columns.as_ref()?;
+        for read in self.keys.iter().flat_map(|k| &k.reads) {
+            if columns.iter().any(|c| &c.dest == read) {
+                continue;
+            }
+            columns.push(rows.iter().find(|c| &c.dest == read)?.clone());
+        }
+        Some(columns)
     }
 
     /// Whether a `sum` or `avg` reads a decimal source column.
@@ -575,6 +596,26 @@ pub(super) fn normalize_aggregate(
             format!("aggregate_engine: datafusion reads the source rows as typed columns: give every column the expressions read a data_type in backend \"{}\"", src.name),
         );
     }
+    let row_key = row_key(src);
+    for (si, s) in raw.strategies.iter().enumerate() {
+        let StrategyType::Delta(d) = &s.kind else {
+            continue;
+        };
+        if d.track_moves != Some(true) {
+            continue;
+        }
+        if row_key.is_none() {
+            problems.push(
+                format!("strategies[{si}].track_moves"),
+                format!("track_moves remembers each source row's group by the row's key: mark the key column(s) of backend \"{}\" unique_column: true with a data_type (e.g. {{name: order_id, data_type: integer, unique_column: true}})", src.name),
+            );
+        } else if row_columns.is_none() && problems.0.len() == before {
+            problems.push(
+                format!("strategies[{si}].track_moves"),
+                format!("track_moves computes each source row's group keys from its columns: give every column the group_by reads a data_type in backend \"{}\"", src.name),
+            );
+        }
+    }
     if problems.0.len() > before {
         return None;
     }
@@ -586,6 +627,7 @@ pub(super) fn normalize_aggregate(
         row_columns,
         key_ranges,
         group_sum,
+        row_key,
     })
 }
 
@@ -691,6 +733,35 @@ pub(super) fn key_dimensions(
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The source backend's `unique_column: true` columns, typed; `None` when
+/// it marks none, or one has no `data_type`.
+fn row_key(src: &BackendConfig) -> Option<Vec<MappedColumn>> {
+    let unique: Vec<&str> = src
+        .columns
+        .iter()
+        .filter(|c| c.unique_column == Some(true))
+        .map(|c| c.name.as_str())
+        .collect();
+    if unique.is_empty() {
+        return None;
+    }
+    let typed = typed_source_columns(src, unique)?;
+    Some(
+        typed
+            .into_iter()
+            .map(|c| MappedColumn {
+                unique: true,
+                spec: crate::types::ColumnSpec {
+                    unique: true,
+                    nullable: false,
+                    ..c.spec
+                },
+                ..c
+            })
+            .collect(),
+    )
+}
+
 /// The source columns the key and value expressions read, typed by their
 /// `data_type` in the source backend; `None` when one has none.
 fn row_columns(
@@ -704,6 +775,12 @@ fn row_columns(
             names.push(r);
         }
     }
+    typed_source_columns(src, names)
+}
+
+/// The source columns `names`, typed by their `data_type` in the source
+/// backend; `None` when one has none.
+fn typed_source_columns(src: &BackendConfig, names: Vec<&str>) -> Option<Vec<MappedColumn>> {
     names
         .into_iter()
         .map(|name| {

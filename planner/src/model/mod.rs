@@ -274,6 +274,9 @@ pub struct DeltaSpec {
     /// Read rows whose cursor is NULL on every run (they can never pass a
     /// watermark), rather than skipping them.
     pub include_nulls: bool,
+    /// An aggregate sync: each source row's group is remembered, so a row
+    /// that moved to another group re-computes the one it left.
+    pub track_moves: bool,
 }
 
 /// A pipeline, normalised and validated.
@@ -439,6 +442,14 @@ impl Pipeline {
                     aggregate.is_some(),
                     &mut problems,
                 ) {
+                    if st.delta.as_ref().is_some_and(|d| d.track_moves)
+                        && sync != Some(SyncType::Aggregate)
+                    {
+                        problems.push(
+                            format!("strategies[{i}].track_moves"),
+                            "track_moves is for sync_type: aggregate; a row-level delta writes each changed row under its own key, so no row is left behind where it was",
+                        );
+                    }
                     strategies.push(st);
                 }
             }

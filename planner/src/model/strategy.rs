@@ -389,6 +389,7 @@ fn delta_spec(
         cursor,
         lookback,
         include_nulls,
+        track_moves: delta.track_moves.unwrap_or(false),
     })
 }
 

@@ -67,10 +67,16 @@ async fn main() -> Result<()> {
     generate(&client, args.rows).await?;
     let work = tempfile::tempdir()?;
     let mut lines = Vec::new();
-    for engine in ["source", "datafusion"] {
-        let pipeline = write_pipeline(work.path(), engine)?;
+    // Each engine, and the source engine with `track_moves` (its cost).
+    for (engine, track_moves) in [("source", false), ("datafusion", false), ("source", true)] {
+        let name = if track_moves {
+            format!("{engine}_track_moves")
+        } else {
+            engine.to_string()
+        };
+        let pipeline = write_pipeline(work.path(), &name, engine, track_moves)?;
         for round in 1..=args.rounds {
-            lines.extend(round_of(&client, &args, &pipeline, engine, round).await?);
+            lines.extend(round_of(&client, &args, &pipeline, &name, round).await?);
         }
     }
     let report = render(&args, &lines);
@@ -109,24 +115,33 @@ async fn generate(client: &Client, rows: i64) -> Result<()> {
     Ok(())
 }
 
-fn write_pipeline(dir: &Path, engine: &str) -> Result<PathBuf> {
+/// The pipeline `agg_<name>` into table `agg_<name>`.
+fn write_pipeline(dir: &Path, name: &str, engine: &str, track_moves: bool) -> Result<PathBuf> {
+    let (tracking, row_key) = if track_moves {
+        (
+            "    track_moves: true\n",
+            "      - {name: order_id, data_type: bigint, unique_column: true}\n",
+        )
+    } else {
+        ("", "")
+    };
     std::fs::write(
         dir.join("datastores.yaml"),
         format!(
             "datastores:\n  src: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {SRC}, sslmode: disable}}}}\n  dst: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {DST}, sslmode: disable}}}}\n"
         ),
     )?;
-    let path = dir.join(format!("agg_{engine}.yaml"));
+    let path = dir.join(format!("agg_{name}.yaml"));
     std::fs::write(
         &path,
         format!(
-            "name: agg_{engine}
+            "name: agg_{name}
 sync_type: aggregate
 aggregate_engine: {engine}
 strategies:
   - name: delta
     type: delta
-    primary_partitions:
+{tracking}    primary_partitions:
       - {{column: updated_at, step: 30, step_unit: day, data_type: datetime}}
     delta_partitions:
       - {{column: user_id, type: value, step: -1, data_type: integer}}
@@ -137,7 +152,7 @@ backends:
     datastore_name: src
     table: orders
     columns:
-      - {{name: user_id, data_type: integer}}
+{row_key}      - {{name: user_id, data_type: integer}}
       - {{name: amount, data_type: decimal, precision: 12, scale: 2}}
       - {{name: discount, data_type: decimal, precision: 12, scale: 2}}
       - {{name: order_date, data_type: datetime}}
@@ -145,7 +160,7 @@ backends:
   - name: daily
     type: postgres
     datastore_name: dst
-    table: agg_{engine}
+    table: agg_{name}
     columns:
       - {{name: user_id, data_type: integer, unique_column: true}}
       - {{name: date, data_type: date, unique_column: true}}
@@ -176,6 +191,7 @@ stages:
 
 /// One timed measurement.
 struct Line {
+    /// The engine, and `_track_moves` when the delta tracks moves.
     engine: String,
     round: u32,
     case: String,

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::Failure;
 
 /// Bumped when the layout changes; a newer file is refused, not rewritten.
-pub const STATE_VERSION: i64 = 3;
+pub const STATE_VERSION: i64 = 4;
 
 /// `MIGRATIONS[v]` takes a store from version `v` to `v + 1`; they run in one
 /// transaction, so a store is always at exactly one version.
@@ -49,11 +49,29 @@ const MIGRATIONS: [&str; STATE_VERSION as usize] = [
      ALTER TABLE watermarks ADD COLUMN dest_identity TEXT;
      ALTER TABLE watermarks ADD COLUMN dest_nonempty INTEGER;
      ALTER TABLE watermarks ADD COLUMN run_id TEXT;",
+    // 3 → 4: the groups of an aggregate's source rows (`track_moves`), and
+    // when each pipeline's were last learned whole.
+    "CREATE TABLE IF NOT EXISTS row_groups (
+        pipeline TEXT NOT NULL,
+        row_key TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        PRIMARY KEY (pipeline, row_key, group_key)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS row_groups_learned (
+        pipeline TEXT PRIMARY KEY,
+        learned_at TEXT NOT NULL
+     );",
 ];
 
 /// Tables a store of any version may hold; a version-0 file with any other
 /// table is somebody else's database.
-const OWN_TABLES: [&str; 3] = ["runs", "partitions", "watermarks"];
+const OWN_TABLES: [&str; 5] = [
+    "runs",
+    "partitions",
+    "watermarks",
+    "row_groups",
+    "row_groups_learned",
+];
 
 fn version(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -141,7 +159,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "state store {}: written by a newer SyncHub (state version 99, this build reads 3); upgrade synchub or use another --state-dir",
+                "state store {}: written by a newer SyncHub (state version 99, this build reads 4); upgrade synchub or use another --state-dir",
                 dir.path().join("state.db").display()
             )
         );

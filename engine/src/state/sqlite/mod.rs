@@ -4,6 +4,7 @@
 
 mod migrations;
 mod reports;
+mod row_groups;
 mod runs;
 mod watermarks;
 
@@ -342,6 +343,52 @@ impl StateBackend for SqliteStateStore {
         let (pipeline, binding) = (pipeline.to_string(), binding.clone());
         self.call(move |c| watermarks::rebind_watermarks(c, &pipeline, &binding))
             .await
+    }
+
+    async fn row_groups_of(
+        &self,
+        pipeline: &str,
+        rows: Vec<String>,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::groups_of(c, &pipeline, &rows))
+            .await
+    }
+
+    async fn remember_row_groups(
+        &self,
+        pipeline: &str,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::remember(c, &pipeline, &pairs))
+            .await
+    }
+
+    async fn forget_row_groups(
+        &self,
+        pipeline: &str,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::forget(c, &pipeline, &pairs))
+            .await
+    }
+
+    async fn clear_row_groups(&self, pipeline: &str) -> Result<(), EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::clear(c, &pipeline)).await
+    }
+
+    async fn set_row_groups_learned(&self, pipeline: &str) -> Result<(), EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::set_learned(c, &pipeline))
+            .await
+    }
+
+    async fn row_groups_learned(&self, pipeline: &str) -> Result<bool, EngineError> {
+        let pipeline = pipeline.to_string();
+        self.call(move |c| row_groups::learned(c, &pipeline)).await
     }
 }
 

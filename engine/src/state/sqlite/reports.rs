@@ -213,6 +213,18 @@ fn reset(c: &Connection, pipeline: &str, strategy: Option<&str>) -> Result<Reset
             "DELETE FROM watermarks WHERE pipeline = ?1 AND (?2 IS NULL OR strategy = ?2)",
             params![pipeline, strategy],
         )?;
+        // The groups of its rows (`track_moves`) are the pipeline's, not
+        // one strategy's: they go with the whole pipeline's state.
+        if strategy.is_none() {
+            c.execute(
+                "DELETE FROM row_groups WHERE pipeline = ?1",
+                params![pipeline],
+            )?;
+            c.execute(
+                "DELETE FROM row_groups_learned WHERE pipeline = ?1",
+                params![pipeline],
+            )?;
+        }
         Ok(ResetReport {
             pipeline: pipeline.to_string(),
             strategy: strategy.map(str::to_string),
