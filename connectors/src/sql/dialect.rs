@@ -36,6 +36,13 @@ pub trait Dialect: Sync {
         n: usize,
     ) -> String;
 
+    /// Whether a read re-computing listed groups matches rows to them with
+    /// `(keys) IN (listed)` beside the window's `EXISTS`, rather than
+    /// `UNION`ing them into the window's keys.
+    fn listed_keys_by_in(&self) -> bool {
+        false
+    }
+
     /// Whole seconds since the Unix epoch of the date/time expression `e`,
     /// as a 64-bit integer: UTC for a time zone aware value, the wall clock
     /// as if UTC otherwise (a date at its midnight). Rounded down.

@@ -323,21 +323,36 @@ fn grouped_select_sql(
                 })
                 .collect();
             let mut semi = filters.clone();
-            // Listed groups join the window's (`UNION` drops the keys both
-            // name); their values are bound after every range value.
-            let listed_table = match listed {
+            // Listed groups join the window's; their values are bound after
+            // every range value.
+            let listed_select = match listed {
                 Some(l) if !l.is_empty() => {
-                    let names: Vec<String> = (0..key_exprs.len()).map(name).collect();
-                    format!(" UNION {}", d.listed_keys(&l.bound(), &names, LISTED_MARK))
+                    let names: Vec<String> = (0..key_exprs.len())
+                        .map(|i| format!("synchub_k{i}"))
+                        .collect();
+                    Some(d.listed_keys(&l.bound(), &names, LISTED_MARK))
                 }
+                _ => None,
+            };
+            // `UNION`ed with the window's keys (a group named by both is
+            // read once), unless the dialect matches them by `IN` (SQLite
+            // builds no automatic index on a compound sub-query, and would
+            // re-run it for every row).
+            let by_in = d.listed_keys_by_in();
+            let union = match &listed_select {
+                Some(listed) if !by_in => format!(" UNION {listed}"),
                 _ => String::new(),
             };
-            semi.push(format!(
-                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}{listed_table}) AS {touched} WHERE {})",
+            let exists = format!(
+                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}{union}) AS {touched} WHERE {})",
                 distinct.join(", "),
                 where_of(&touched_where),
                 matches.join(" AND ")
-            ));
+            );
+            semi.push(match &listed_select {
+                Some(listed) if by_in => format!("({exists} OR ({keys}) IN ({listed}))"),
+                _ => exists,
+            });
             parts.push(semi);
             // A NULL key equals nothing: the window's rows with one are
             // selected on their own, so their NULL-keyed group reaches the

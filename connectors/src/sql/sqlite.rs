@@ -45,6 +45,12 @@ impl Dialect for SqliteDialect {
         format!("SELECT {} FROM json_each(?{n})", items.join(", "))
     }
 
+    /// SQLite indexes the window's distinct keys automatically, but not a
+    /// `UNION` of them with the listed ones: each row would run it again.
+    fn listed_keys_by_in(&self) -> bool {
+        true
+    }
+
     fn keys_in(&self, keys: &[(String, KeyKind)], n: usize) -> String {
         match keys {
             [(key, _)] => format!("{key} IN (SELECT value FROM json_each(?{n}))"),

@@ -351,6 +351,33 @@ fn key_lists_and_key_matches_render_in_each_dialect() {
     );
 }
 
+/// Listed group keys (`track_moves`) as a derived table: bound as the
+/// dialect binds key lists, cast to the key columns' types.
+#[test]
+fn listed_group_keys_render_in_each_dialect() {
+    let keys = [
+        (KeyKind::Int, ColumnType::Int32),
+        (KeyKind::Text, ColumnType::Date),
+    ];
+    let names = ["k0".to_string(), "k1".to_string()];
+    assert_eq!(
+        PostgresDialect.listed_keys(&keys, &names, 5),
+        r#"SELECT CAST(k0 AS integer) AS "k0", CAST(k1 AS date) AS "k1" FROM unnest($5::bigint[], $6::text[]) AS synchub_listed(k0, k1)"#
+    );
+    assert_eq!(
+        SqliteDialect.listed_keys(&keys, &names, 5),
+        r#"SELECT json_extract(value, '$[0]') AS "k0", json_extract(value, '$[1]') AS "k1" FROM json_each(?5)"#
+    );
+    assert_eq!(
+        SqliteDialect.listed_keys(&keys[..1], &names[..1], 2),
+        r#"SELECT value AS "k0" FROM json_each(?2)"#
+    );
+    assert_eq!(
+        MySqlDialect.listed_keys(&keys, &names, 5),
+        "SELECT j.k0 AS `k0`, j.k1 AS `k1` FROM JSON_TABLE(:p5, '$[*]' COLUMNS (k0 INT PATH '$[0]', k1 DATE PATH '$[1]')) AS j"
+    );
+}
+
 #[test]
 fn type_ddl_and_computed_hashes_are_the_dialects() {
     let decimal = ColumnType::Decimal {
