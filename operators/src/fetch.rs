@@ -116,7 +116,7 @@ impl Fetch {
             Arc::new(arrow::datatypes::Schema::new(fields)),
             columns,
         )?;
-        let types: Vec<_> = keys.iter().map(|k| k.spec.data_type.clone()).collect();
+        let types: Vec<_> = keys.iter().map(|k| k.spec.data_type).collect();
         let listed = connectors::sql::ListedGroups::of(&ordered, &types)?;
         let mut batches = match self.source.read_groups(&p, &listed, self.page_rows).await? {
             Some(batches) => batches,

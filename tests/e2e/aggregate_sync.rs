@@ -422,7 +422,7 @@ async fn example_on_sqlite(yaml: &str, example: Example) {
     let run = |strategy: &str| run(&p, strategy, &state);
     match example {
         Example::Hash => hash_example(apply, rows, run, ".000000").await,
-        Example::Moves => moves_example(apply, rows, run, ".000000").await,
+        Example::Moves => moves_example(apply, rows, run, ".000000", "full").await,
     }
 }
 
@@ -473,21 +473,22 @@ async fn example_on_postgres(prefix: &str, yaml: &str, example: Example) -> Resu
     let run = |strategy: &str| ws.run(strategy);
     match example {
         Example::Hash => hash_example(apply, rows, run, "").await,
-        Example::Moves => moves_example(apply, rows, run, "").await,
+        Example::Moves => moves_example(apply, rows, run, "", "full").await,
     }
     Ok(())
 }
 
 /// A delta with `track_moves` over the spec's example: an order moved to
 /// another user re-computes the group it left too; a group whose only order
-/// moved away is deleted; and after a full run (which learns every row's
-/// group again), a row moved quietly before it is tracked from where the
-/// full run counted it.
+/// moved away is deleted; and after a `learner` run, full or hash (which
+/// learns every row's group again), a row moved quietly before it is
+/// tracked from where that run counted it.
 async fn moves_example(
     mut apply: impl AsyncFnMut(&str),
     mut rows: impl AsyncFnMut() -> Vec<String>,
     run: impl Fn(&str) -> RunResult,
     timestamp_suffix: &str,
+    learner: &str,
 ) {
     let t = |hm: &str| format!("2024-01-15 {hm}:00{timestamp_suffix}");
     let first = run("delta");
@@ -522,10 +523,11 @@ async fn moves_example(
     );
 
     // Order 2 moves to 105 without updated_at: no delta sees it, a full
-    // run does, and learns where every order is.
+    // run (or a hash run: one range holds every group) does, and learns
+    // where every order is.
     apply("UPDATE orders SET user_id = 105 WHERE order_id = 2").await;
-    let full = run("full");
-    assert_eq!(counts(&full), (3, 1, 1, 0), "{}", full.json);
+    let learnt = run(learner);
+    assert_eq!(counts(&learnt), (3, 1, 1, 0), "{}", learnt.json);
     // Then it moves on to 106: the group the full run counted it in goes.
     apply("UPDATE orders SET user_id = 106, updated_at = '2024-01-15 17:00:00' WHERE order_id = 2")
         .await;
@@ -570,6 +572,60 @@ async fn track_moves_recomputes_the_group_a_row_left_on_postgres_with_datafusion
         Example::Moves,
     )
     .await
+}
+
+/// The same on MariaDB, source and destination (the group checksums are
+/// DataFusion's there): its listed groups go through `JSON_TABLE`.
+#[tokio::test]
+async fn track_moves_recomputes_the_group_a_row_left_on_mariadb_with_datafusion() -> Result<()> {
+    use mysql_async::prelude::Queryable;
+    let db = crate::mysql_sync::MariaDb::create("agg_moves").await?;
+    let mut conn = crate::mysql_sync::mariadb().await?;
+    conn.query_drop(format!("USE `{}`", db.name)).await?;
+    conn.query_drop(
+        "CREATE TABLE orders (order_id integer PRIMARY KEY, user_id integer,
+           amount decimal(12,2), discount decimal(12,2), order_date datetime, updated_at datetime)",
+    )
+    .await?;
+    conn.query_drop(
+        ORDERS
+            .split_once(';')
+            .map(|(_, insert)| insert)
+            .unwrap_or_default(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("datastores.yaml"),
+        format!(
+            "datastores:\n  src: {{type: mariadb, connection: {{host: 127.0.0.1, port: 3306, user: root, dbname: {0}}}}}\n  dst: {{type: mariadb, connection: {{host: 127.0.0.1, port: 3306, user: root, dbname: {0}}}}}\n",
+            db.name
+        ),
+    )?;
+    let p = dir.path().join("orders.yaml");
+    std::fs::write(&p, tracking_yaml("mysql", "datafusion"))?;
+    let state = dir.path().join("state");
+    let conn = tokio::sync::Mutex::new(conn);
+    moves_example(
+        async |sql: &str| conn.lock().await.query_drop(sql).await.unwrap(),
+        async || {
+            conn.lock()
+                .await
+                .query::<String, _>(
+                    "SELECT CONCAT_WS('|', user_id, date, num_orders, amount, discount, last_updated_at)
+                     FROM user_daily_orders_aggregate ORDER BY user_id, date",
+                )
+                .await
+                .unwrap()
+        },
+        |strategy| run(&p, strategy, &state),
+        ".000000",
+        // A full aggregate run replaces the table, which the MariaDB
+        // writer does not do.
+        "hash",
+    )
+    .await;
+    Ok(())
 }
 
 /// `track_moves` turned on after a delta ran: the rows' groups are not

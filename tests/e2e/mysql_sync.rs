@@ -30,11 +30,11 @@ type MariaDbRow = (
 
 /// A MariaDB database of its own (`<prefix>_<pid>`), dropped when this goes
 /// out of scope.
-struct MariaDb {
-    name: String,
+pub(crate) struct MariaDb {
+    pub(crate) name: String,
 }
 
-async fn mariadb() -> Result<mysql_async::Conn> {
+pub(crate) async fn mariadb() -> Result<mysql_async::Conn> {
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")
         .tcp_port(3306)
@@ -50,7 +50,7 @@ async fn mariadb() -> Result<mysql_async::Conn> {
 }
 
 impl MariaDb {
-    async fn create(prefix: &str) -> Result<MariaDb> {
+    pub(crate) async fn create(prefix: &str) -> Result<MariaDb> {
         let name = format!("{prefix}_{}", std::process::id());
         let mut conn = mariadb().await?;
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))

@@ -505,7 +505,7 @@ impl ListedGroups {
         self.values
             .iter()
             .zip(&self.types)
-            .map(|(v, t)| (v.kind(), t.clone()))
+            .map(|(v, t)| (v.kind(), *t))
             .collect()
     }
 }
