@@ -690,7 +690,7 @@ fn a_newer_state_store_is_refused() {
     assert_eq!(
         out.stderr,
         format!(
-            "error: state store {}: written by a newer SyncHub (state version 7, this build reads 3); upgrade synchub or use another --state-dir\n",
+            "error: state store {}: written by a newer SyncHub (state version 7, this build reads 4); upgrade synchub or use another --state-dir\n",
             db.display()
         )
     );
