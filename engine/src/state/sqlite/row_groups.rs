@@ -32,16 +32,13 @@ pub(super) fn remember(
     pipeline: &str,
     pairs: &[(String, String)],
 ) -> Result<(), Failure> {
-    write(c, |c| {
-        let mut st = c.prepare_cached(
-            "INSERT INTO row_groups (pipeline, row_key, group_key) VALUES (?1, ?2, ?3) \
-             ON CONFLICT DO NOTHING",
-        )?;
-        for (row, group) in pairs {
-            st.execute(params![pipeline, row, group])?;
-        }
-        Ok(())
-    })
+    each_pair(
+        c,
+        "INSERT INTO row_groups (pipeline, row_key, group_key) VALUES (?1, ?2, ?3) \
+         ON CONFLICT DO NOTHING",
+        pipeline,
+        pairs,
+    )
 }
 
 pub(super) fn forget(
@@ -49,10 +46,23 @@ pub(super) fn forget(
     pipeline: &str,
     pairs: &[(String, String)],
 ) -> Result<(), Failure> {
+    each_pair(
+        c,
+        "DELETE FROM row_groups WHERE pipeline = ?1 AND row_key = ?2 AND group_key = ?3",
+        pipeline,
+        pairs,
+    )
+}
+
+/// `sql` run for every (row key, group key) pair, in one transaction.
+fn each_pair(
+    c: &Connection,
+    sql: &str,
+    pipeline: &str,
+    pairs: &[(String, String)],
+) -> Result<(), Failure> {
     write(c, |c| {
-        let mut st = c.prepare_cached(
-            "DELETE FROM row_groups WHERE pipeline = ?1 AND row_key = ?2 AND group_key = ?3",
-        )?;
+        let mut st = c.prepare_cached(sql)?;
         for (row, group) in pairs {
             st.execute(params![pipeline, row, group])?;
         }
