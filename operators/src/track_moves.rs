@@ -24,7 +24,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use connectors::Source;
 use futures_util::StreamExt;
-use planner::model::{AggregateColumn, MappedColumn};
+use planner::model::{quote_ident, AggregateColumn, MappedColumn};
 use planner::partition::Partition;
 use planner::sql_expr::{SqlDialect, SqlExpr};
 
@@ -72,10 +72,9 @@ impl RowGroupReader {
     ) -> Result<RowGroupReader> {
         let mut projection = Vec::with_capacity(row_key.len() + group_keys.len());
         for (i, c) in row_key.iter().enumerate() {
-            let quoted = format!("\"{}\"", c.dest.replace('"', "\"\""));
             projection.push(AggregateColumn {
                 dest: format!("synchub_row_{i}"),
-                expr: SqlExpr::parse(&quoted, SqlDialect::Postgres)
+                expr: SqlExpr::parse(&quote_ident(&c.dest), SqlDialect::Postgres)
                     .map_err(OperatorError::Other)?,
                 reads: vec![c.dest.clone()],
             });
