@@ -647,16 +647,7 @@ async fn run_one(
             }
             match outcome.error {
                 None => ExitCode::SUCCESS,
-                Some(e @ EngineError::Cancelled(_)) => {
-                    eprintln!("error: {e}");
-                    // Cancelled for another reason than a signal (its lock
-                    // in Redis lost): the run failed.
-                    ExitCode::from(match opts.cancel.reason().as_deref() {
-                        Some("SIGTERM") => 143,
-                        Some("SIGINT") => 130,
-                        _ => 1,
-                    })
-                }
+                Some(e @ EngineError::Cancelled(_)) => cancelled(opts, &e),
                 Some(e) => {
                     eprintln!("error: {}", e.message());
                     ExitCode::from(1)
@@ -667,9 +658,25 @@ async fn run_one(
             if json {
                 println!("{}", output::error_json(opts, &e));
             }
-            fail(&e)
+            match e {
+                // Cancelled before it started (waiting for a lock).
+                EngineError::Cancelled(_) => cancelled(opts, &e),
+                e => fail(&e),
+            }
         }
     }
+}
+
+/// A cancelled run's exit: as a shell reports a process the signal killed.
+fn cancelled(opts: &RunOptions, e: &EngineError) -> ExitCode {
+    eprintln!("error: {e}");
+    // Cancelled for another reason than a signal (its lock in Redis lost):
+    // the run failed.
+    ExitCode::from(match opts.cancel.reason().as_deref() {
+        Some("SIGTERM") => 143,
+        Some("SIGINT") => 130,
+        _ => 1,
+    })
 }
 
 async fn demo(rows: u64, dir: &std::path::Path) -> ExitCode {

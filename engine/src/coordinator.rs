@@ -88,6 +88,18 @@ pub(crate) struct Connections {
     pub(crate) sink: Box<dyn Sink>,
 }
 
+/// A lock waited for (`--wait`), unless the run is cancelled (a signal)
+/// meanwhile: a waiting run has nothing to roll back.
+async fn until_cancelled<T>(
+    opts: &RunOptions,
+    wait: impl std::future::Future<Output = Result<T, EngineError>>,
+) -> Result<T, EngineError> {
+    tokio::select! {
+        reason = opts.cancel.cancelled() => Err(EngineError::Cancelled(reason)),
+        locked = wait => locked,
+    }
+}
+
 /// Loads, locks, connects and picks the run and the partitions it has
 /// left, creating nothing in the state store yet.
 pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connections), EngineError> {
@@ -110,7 +122,9 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
             // A second process must neither resume this one's run nor race
             // it creating tables.
             let cluster_lock = match &opts.cluster_lock {
-                Some(locks) => Some(locks.acquire(&pipeline.name, opts.wait).await?),
+                Some(locks) => {
+                    Some(until_cancelled(opts, locks.acquire(&pipeline.name, opts.wait)).await?)
+                }
                 None => None,
             };
             // The destination is written by this run till it ends: no DDL
@@ -118,15 +132,17 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
             let table_lock = match &opts.cluster_lock {
                 Some(locks) => {
                     let table = table_name(&pipeline.destination);
-                    let writes = RedisTableLock::new(locks, TableLockMode::Write)
-                        .lock(&table, opts.wait)
-                        .await?;
+                    let writes = until_cancelled(
+                        opts,
+                        RedisTableLock::new(locks, TableLockMode::Write).lock(&table, opts.wait),
+                    )
+                    .await?;
                     Some((locks, table, writes))
                 }
                 None => None,
             };
             let locks: Box<dyn Lock> = Box::new(FileLock::new(&opts.state_dir));
-            let lock = locks.acquire(&pipeline.name, opts.wait).await?;
+            let lock = until_cancelled(opts, locks.acquire(&pipeline.name, opts.wait)).await?;
             Ok::<_, EngineError>((state, cluster_lock, table_lock, lock))
         },
         async {
@@ -140,7 +156,11 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     let state: Arc<dyn StateBackend> = Arc::new(state);
     let (mut source, mut sink) = (source?, sink?);
     refuse_missing_capability(&pipeline, &plan, sink.as_ref())?;
-    lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait).await?;
+    until_cancelled(
+        opts,
+        lock_destination(sink.as_mut(), &pipeline, lock.as_ref(), opts.wait),
+    )
+    .await?;
     let watermark = stored_watermark(state.as_ref(), &pipeline.name, &plan).await?;
     let track_moves = plan.operators.contains(&planner::OperatorSpec::TrackMoves);
     if track_moves && watermark.is_some() && !state.row_groups_learned(&pipeline.name).await? {
@@ -157,9 +177,11 @@ pub(crate) async fn plan_run(opts: &RunOptions) -> Result<(PlannedRun, Connectio
     // run's writes (this run's own write lock stays).
     let ddl = match &table_lock {
         Some((locks, table, writes)) => Some(
-            RedisTableLock::ddl_beside(locks, writes)
-                .lock(table, opts.wait)
-                .await?,
+            until_cancelled(
+                opts,
+                RedisTableLock::ddl_beside(locks, writes).lock(table, opts.wait),
+            )
+            .await?,
         ),
         None => None,
     };

@@ -141,7 +141,7 @@ pub async fn learn_after_run(
     }
     let (mut source, reader) = open_row_group_source(pipeline).await?;
     state.clear_row_groups(&pipeline.name).await?;
-    let memory = StateMovesMemory::new(state.clone(), &pipeline.name);
+    let memory = ClearedMemory(StateMovesMemory::new(state.clone(), &pipeline.name));
     let page_rows = planner::model::DEFAULT_PAGE_SIZE;
     remember_window(
         source.as_mut(),
@@ -156,4 +156,26 @@ pub async fn learn_after_run(
         source,
     })?;
     state.set_row_groups_learned(&pipeline.name).await
+}
+
+/// The memory just cleared: nothing to look up, every pair is new.
+struct ClearedMemory(StateMovesMemory);
+
+#[async_trait]
+impl MovesMemory for ClearedMemory {
+    async fn groups_of(&self, _rows: Vec<String>) -> operators::operator::Result<Vec<RowGroup>> {
+        Ok(Vec::new())
+    }
+
+    async fn remember(&self, pairs: Vec<RowGroup>) -> operators::operator::Result<()> {
+        self.0.remember(pairs).await
+    }
+
+    fn forget_after_commit(&self, partition: &str, pairs: Vec<RowGroup>) {
+        self.0.forget_after_commit(partition, pairs)
+    }
+
+    async fn committed(&self, partition: &str) -> operators::operator::Result<()> {
+        self.0.committed(partition).await
+    }
 }

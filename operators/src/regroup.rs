@@ -93,10 +93,6 @@ pub fn groups_as_destination(
     columns: &[MappedColumn],
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
     let arrays = columns
         .iter()
         .zip(schema.fields())
@@ -110,16 +106,32 @@ pub fn groups_as_destination(
                     c.dest
                 ))
             })?;
-            cast_with_options(values, field.data_type(), &strict).map_err(|e| {
-                OperatorError::Other(format!(
-                    "aggregate column \"{}\": a re-computed value does not fit its data_type {}: {e}",
-                    c.dest, c.data_type
-                ))
-            })
+            cast_to_column(values, field.data_type(), c, "aggregate column")
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
     let batch = RecordBatch::try_new(schema.clone(), arrays)?;
     Ok(connectors::rowhash::fill_computed_hash(batch, columns)?)
+}
+
+/// `values` as `data_type`, the Arrow type of `column` (`what` it is, for
+/// the error): a value that does not fit stops the run with the column
+/// named, never turns NULL.
+pub(crate) fn cast_to_column(
+    values: &ArrayRef,
+    data_type: &DataType,
+    column: &MappedColumn,
+    what: &str,
+) -> Result<ArrayRef> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(values, data_type, &strict).map_err(|e| {
+        OperatorError::Other(format!(
+            "{what} \"{}\": a value does not fit its data_type {}: {e}",
+            column.dest, column.data_type
+        ))
+    })
 }
 
 #[async_trait]

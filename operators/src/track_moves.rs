@@ -19,7 +19,6 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
 use connectors::Source;
@@ -30,6 +29,7 @@ use planner::sql_expr::{SqlDialect, SqlExpr};
 
 use crate::message::{ChangeSet, Message};
 use crate::operator::{Operator, OperatorError, Output, Result};
+use crate::regroup::cast_to_column;
 
 /// A source row's key and a group it is counted in, each as one text (a
 /// JSON array of the values as text).
@@ -123,7 +123,12 @@ impl RowGroupReader {
                 .keys
                 .iter()
                 .map(|(c, at)| {
-                    let typed = to_destination_type(projected.column(self.row_key_len + at), c)?;
+                    let typed = cast_to_column(
+                        projected.column(self.row_key_len + at),
+                        &c.spec.data_type.arrow_type(),
+                        c,
+                        "group key",
+                    )?;
                     text_of(&typed)
                 })
                 .collect::<Result<_>>()?;
@@ -161,7 +166,12 @@ impl RowGroupReader {
                     .iter()
                     .map(|g| g.get(i).map(String::as_str))
                     .collect();
-                to_destination_type(&(Arc::new(texts) as ArrayRef), c)
+                cast_to_column(
+                    &(Arc::new(texts) as ArrayRef),
+                    &c.spec.data_type.arrow_type(),
+                    c,
+                    "group key",
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.key_schema.clone(), columns)?)
@@ -170,19 +180,6 @@ impl RowGroupReader {
 
 /// `values` as the destination's column `c` holds them; a value that does
 /// not fit is an error naming the column.
-fn to_destination_type(values: &ArrayRef, c: &MappedColumn) -> Result<ArrayRef> {
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    cast_with_options(values, &c.spec.data_type.arrow_type(), &strict).map_err(|e| {
-        OperatorError::Other(format!(
-            "group key \"{}\": a value does not fit its data_type {}: {e}",
-            c.dest, c.data_type
-        ))
-    })
-}
-
 fn text_of(values: &ArrayRef) -> Result<ArrayRef> {
     Ok(arrow::compute::cast(values, &DataType::Utf8)?)
 }

@@ -436,3 +436,56 @@ async fn sigterm_and_sigint_cancel_a_run_that_the_next_resumes() -> Result<()> {
     }
     Ok(())
 }
+
+/// A run waiting for the pipeline's lock (`--wait`) stops on SIGTERM at
+/// once, exits 143 and leaves the running one alone.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs the fault-injection feature: scripts/test.sh"
+)]
+async fn a_run_waiting_for_the_lock_stops_on_sigterm() -> Result<()> {
+    let name = "conc_wait_term";
+    let pg = Pg::new(name).await?;
+    let state = pg.ws.dir.path().join("state");
+    // Ten partitions of a second each: it holds the lock throughout.
+    let running = Command::new(env!("CARGO_BIN_EXE_synchub"))
+        .arg("run")
+        .arg(&pg.ws.pipeline)
+        .args(["--strategy", "full", "--state-dir"])
+        .arg(&state)
+        .env("SYNCHUB_LOG", "off")
+        .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let lock_file = state.join("locks").join(format!("{name}.lock"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&lock_file).is_ok_and(|s| s.contains("run_id")) {
+        assert!(Instant::now() < deadline, "the run never took its lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiting = start(&pg.ws.pipeline, "full", &state, &["--wait"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &waiting.id().to_string()])
+        .status();
+    let out = waiting.wait_with_output()?;
+    assert!(killed?.success());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "error: cancelled (SIGTERM); committed partitions are kept and the next run resumes\n"
+    );
+    // The running one goes on to the end.
+    let out = running.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    pg.assert_exact("after the waiting run was stopped").await?;
+    Ok(())
+}

@@ -279,8 +279,11 @@ impl JobLoop {
             }
             attempt += 1;
         };
+        // Said before the queue hears it: a worker killed between the two
+        // has its task taken over (and found committed) rather than leaving
+        // a task done that its log never named.
+        (self.events)(&WorkerEvent::Done(done.clone()));
         queue.complete(writer, &claimed, &done).await?;
-        (self.events)(&WorkerEvent::Done(done));
         Ok(true)
     }
 

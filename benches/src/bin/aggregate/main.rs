@@ -10,19 +10,25 @@
 //! alternately: the floor of a full rebuild (`INSERT INTO … SELECT … GROUP
 //! BY` into an empty table), `REFRESH MATERIALIZED VIEW` of the same query,
 //! `synchub run` of the spec's daily-orders aggregate into an empty table
-//! (every group), then after 0.1%, 1% and 10% of the orders changed, the
-//! delta that re-computes only the groups they touch; with each engine
-//! (`aggregate_engine: source` and `datafusion`). Every synchub result is
-//! checked against the floor's table. Writes `aggregate-report.md` to
-//! `--out-dir` and prints it.
+//! (every group), then after 0.1%, 1% and 10% of the orders changed
+//! (picked by a hash of their id: spread over every group) and after the
+//! newest 1% changed (the latest days' orders), the delta that
+//! re-computes only the groups they touch, beside the bare SQL delta of
+//! the same changes; with each engine (`aggregate_engine: source` and
+//! `datafusion`), and the source engine with `track_moves`. Every synchub
+//! result is checked against the floor's table. Writes
+//! `aggregate-report.md` to `--out-dir` and prints it.
+
+#[path = "../pg_runner/mod.rs"]
+mod pg_runner;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use clap::Parser;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const SRC: &str = "bench_agg_src";
 const DST: &str = "bench_agg_dst";
@@ -60,14 +66,14 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let (client, conn) = tokio_postgres::connect(&args.pg, NoTls)
-        .await
-        .context("local PostgreSQL")?;
-    tokio::spawn(conn);
+    let client = pg_runner::connect(&args.pg).await?;
     generate(&client, args.rows).await?;
     let work = tempfile::tempdir()?;
     let mut lines = Vec::new();
     // Each engine, and the source engine with `track_moves` (its cost).
+    // Each change is stamped past every earlier one, whichever engine made
+    // it: a delta sees only rows stamped past its watermark.
+    let mut stamps = 0u32;
     for (engine, track_moves) in [("source", false), ("datafusion", false), ("source", true)] {
         let name = if track_moves {
             format!("{engine}_track_moves")
@@ -76,19 +82,18 @@ async fn main() -> Result<()> {
         };
         let pipeline = write_pipeline(work.path(), &name, engine, track_moves)?;
         for round in 1..=args.rounds {
-            lines.extend(round_of(&client, &args, &pipeline, &name, round).await?);
+            lines.extend(round_of(&client, &args, &pipeline, &name, round, &mut stamps).await?);
         }
     }
     let report = render(&args, &lines);
-    println!("{report}");
-    std::fs::create_dir_all(&args.out_dir)?;
-    std::fs::write(args.out_dir.join("aggregate-report.md"), report)?;
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA {SRC} CASCADE; DROP SCHEMA {DST} CASCADE"
-        ))
-        .await?;
-    Ok(())
+    pg_runner::finish(
+        &client,
+        &args.out_dir,
+        "aggregate-report.md",
+        &report,
+        &[SRC, DST],
+    )
+    .await
 }
 
 async fn generate(client: &Client, rows: i64) -> Result<()> {
@@ -106,13 +111,12 @@ async fn generate(client: &Client, rows: i64) -> Result<()> {
              FROM generate_series(1::bigint, {rows}) g;
              CREATE INDEX ON {SRC}.orders (updated_at);
              CREATE INDEX ON {SRC}.orders (user_id, order_date);
-             VACUUM ANALYZE {SRC}.orders;
              CREATE MATERIALIZED VIEW {DST}.mv AS {GROUP_BY};
              CREATE TABLE {DST}.floor (user_id int, date date, num_orders int, amount numeric(14,2),
                discount numeric(14,2), last_updated_at timestamp, PRIMARY KEY (user_id, date));"
         ))
         .await?;
-    Ok(())
+    pg_runner::vacuum_analyze(client, &format!("{SRC}.orders")).await
 }
 
 /// The pipeline `agg_<name>` into table `agg_<name>`.
@@ -125,12 +129,7 @@ fn write_pipeline(dir: &Path, name: &str, engine: &str, track_moves: bool) -> Re
     } else {
         ("", "")
     };
-    std::fs::write(
-        dir.join("datastores.yaml"),
-        format!(
-            "datastores:\n  src: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {SRC}, sslmode: disable}}}}\n  dst: {{type: postgres, connection: {{host: 127.0.0.1, port: 5432, user: postgres, dbname: test, schema: {DST}, sslmode: disable}}}}\n"
-        ),
-    )?;
+    pg_runner::write_datastores(dir, SRC, DST)?;
     let path = dir.join(format!("agg_{name}.yaml"));
     std::fs::write(
         &path,
@@ -199,6 +198,8 @@ struct Line {
     /// The floor measured just before, in the same round.
     floor: f64,
     groups: Option<i64>,
+    /// The bare SQL delta of the same changes, timed just before.
+    bare: Option<f64>,
 }
 
 async fn timed_sql(client: &Client, sql: &str) -> Result<f64> {
@@ -265,31 +266,36 @@ async fn round_of(
     pipeline: &Path,
     engine: &str,
     round: u32,
+    stamps: &mut u32,
 ) -> Result<Vec<Line>> {
     let state = tempfile::tempdir()?;
     client
         .batch_execute(&format!("DROP TABLE IF EXISTS {DST}.agg_{engine}"))
         .await?;
     let mut lines = Vec::new();
-    let mut line = |case: &str, seconds: f64, floor: f64, groups: Option<i64>| {
-        lines.push(Line {
-            engine: engine.into(),
-            round,
-            case: case.into(),
-            seconds,
-            floor,
-            groups,
-        })
-    };
+    let mut line =
+        |case: &str, seconds: f64, floor: f64, groups: Option<i64>, bare: Option<f64>| {
+            eprintln!("{engine} round {round}: {case}: {seconds:.3} s (floor {floor:.3} s)");
+            lines.push(Line {
+                engine: engine.into(),
+                round,
+                case: case.into(),
+                seconds,
+                floor,
+                groups,
+                bare,
+            })
+        };
     let f = floor(client).await?;
     line(
         "floor: INSERT … SELECT … GROUP BY into an empty table",
         f,
         f,
         None,
+        None,
     );
     let mv = timed_sql(client, &format!("REFRESH MATERIALIZED VIEW {DST}.mv")).await?;
-    line("REFRESH MATERIALIZED VIEW", mv, f, None);
+    line("REFRESH MATERIALIZED VIEW", mv, f, None, None);
     let f = floor(client).await?;
     let (s, groups) = synchub_run(args, pipeline, state.path())?;
     line(
@@ -297,52 +303,141 @@ async fn round_of(
         s,
         f,
         Some(groups),
+        None,
     );
     same_as_floor(client, engine).await?;
-    // Changes stamped past every updated_at so far, a second apart per round.
-    for (i, pct) in [0.1f64, 1.0, 10.0].into_iter().enumerate() {
-        let every = (100.0 / pct).round() as i64;
-        let stamp = format!(
-            "2025-06-01 00:00:00'::timestamp + interval '{} seconds",
-            round * 10 + i as u32
-        );
-        client
-            .batch_execute(&format!(
-                "UPDATE {SRC}.orders SET amount = amount + 0.01, updated_at = '{stamp}'
-                 WHERE order_id % {every} = {}",
-                (round as i64 * 7 + i as i64) % every
-            ))
-            .await?;
+    // The bare SQL delta keeps a table of its own, equal to synchub's now.
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {DST}.bare;
+             CREATE TABLE {DST}.bare (LIKE {DST}.floor INCLUDING ALL);
+             INSERT INTO {DST}.bare SELECT * FROM {DST}.floor;"
+        ))
+        .await?;
+    let changes = [
+        (Change::Spread, 0.1f64),
+        (Change::Spread, 1.0),
+        (Change::Spread, 10.0),
+        (Change::Newest, 1.0),
+    ];
+    for (change, pct) in changes {
+        *stamps += 1;
+        let from = change.apply(client, pct, *stamps).await?;
+        let what = format!("{pct}% of orders changed, {}", change.name());
         let f = floor(client).await?;
+        let bare = bare_delta(client, &from).await?;
+        line(&format!("bare SQL delta after {what}"), bare, f, None, None);
         let (s, groups) = synchub_run(args, pipeline, state.path())?;
         line(
-            &format!("synchub delta after {pct}% of orders changed"),
+            &format!("synchub delta after {what}"),
             s,
             f,
             Some(groups),
+            Some(bare),
         );
         same_as_floor(client, engine).await?;
     }
     Ok(lines)
 }
 
+/// Which orders a round changes.
+#[derive(Clone, Copy)]
+enum Change {
+    /// Picked by a hash of the order id: spread over every group.
+    Spread,
+    /// The orders of the latest days: few days, every user.
+    Newest,
+}
+
+impl Change {
+    fn name(self) -> &'static str {
+        match self {
+            Change::Spread => "spread over every group",
+            Change::Newest => "the newest orders",
+        }
+    }
+
+    /// Changes `pct`% of the orders, each stamped with an `updated_at` of
+    /// its own past every earlier one (a delta reads from its watermark
+    /// inclusive: one shared stamp would be read again by the next run);
+    /// the first stamp it gave.
+    async fn apply(self, client: &Client, pct: f64, stamp: u32) -> Result<String> {
+        let from = format!("timestamp '2025-06-01' + interval '1 hour' * {stamp}");
+        let which = match self {
+            Change::Spread => format!(
+                "abs(hashint8(order_id + {stamp})) % {} = 0",
+                (100.0 / pct).round() as i64
+            ),
+            Change::Newest => format!(
+                "order_date >= (SELECT percentile_disc({}) WITHIN GROUP (ORDER BY order_date) FROM {SRC}.orders)",
+                1.0 - pct / 100.0
+            ),
+        };
+        client
+            .batch_execute(&format!(
+                "UPDATE {SRC}.orders SET amount = amount + 0.01,
+                   updated_at = {from} + order_id * interval '1 microsecond' WHERE {which}"
+            ))
+            .await?;
+        let (first,): (String,) = {
+            let row = client
+                .query_one(&format!("SELECT CAST({from} AS text)"), &[])
+                .await?;
+            (row.get(0),)
+        };
+        Ok(first)
+    }
+}
+
+/// The same re-computation by hand, knowing which rows changed: their
+/// groups re-aggregated and upserted into `bare` where they differ.
+async fn bare_delta(client: &Client, from: &str) -> Result<f64> {
+    let cols = ["num_orders", "amount", "discount", "last_updated_at"];
+    let set: Vec<String> = cols.iter().map(|c| format!("{c} = EXCLUDED.{c}")).collect();
+    let mine: Vec<String> = cols.iter().map(|c| format!("bare.{c}")).collect();
+    let theirs: Vec<String> = cols.iter().map(|c| format!("EXCLUDED.{c}")).collect();
+    timed_sql(
+        client,
+        &format!(
+            "INSERT INTO {DST}.bare AS bare
+             SELECT o.user_id, CAST(o.order_date AS DATE), count(1)::int, sum(o.amount),
+               sum(o.discount), max(o.updated_at)
+             FROM (SELECT DISTINCT user_id AS k0, CAST(order_date AS DATE) AS k1 FROM {SRC}.orders
+                   WHERE updated_at >= timestamp '{from}') t
+             JOIN {SRC}.orders o ON o.user_id = t.k0 AND o.order_date >= t.k1 AND o.order_date < t.k1 + 1
+             GROUP BY o.user_id, CAST(o.order_date AS DATE)
+             ON CONFLICT (user_id, date) DO UPDATE SET {}
+             WHERE ({}) IS DISTINCT FROM ({})",
+            set.join(", "),
+            mine.join(", "),
+            theirs.join(", ")
+        ),
+    )
+    .await
+}
+
 fn render(args: &Args, lines: &[Line]) -> String {
     let mut s = format!(
         "# Aggregate sync: delta vs full re-aggregation\n\n{} orders, {USERS} users over {DAYS} days; \
-         each synchub time with the floor (INSERT … SELECT … GROUP BY into an empty table) timed \
-         just before it; every synchub result checked equal to the floor's table.\n\n\
-         | engine | round | case | seconds | ratio to the floor | groups re-computed |\n|---|---|---|---|---|---|\n",
+         each time with the floor (INSERT … SELECT … GROUP BY into an empty table) timed just \
+         before it; each synchub delta with the bare SQL delta of the same changes (their groups \
+         re-aggregated and upserted by hand, knowing which rows changed) timed just before it; \
+         every synchub result checked equal to the floor's table.\n\n\
+         | engine | round | case | seconds | ratio to the floor | ratio to the bare SQL delta | groups re-computed |\n\
+         |---|---|---|---|---|---|---|\n",
         args.rows
     );
     for l in lines {
         s.push_str(&format!(
-            "| {} | {} | {} | {:.3} | {:.3} | {} |\n",
+            "| {} | {} | {} | {:.3} | {:.3} | {} | {} |\n",
             l.engine,
             l.round,
             l.case,
             l.seconds,
             l.seconds / l.floor,
-            l.groups.map_or("".to_string(), |g| g.to_string())
+            l.bare
+                .map_or(String::new(), |b| format!("{:.2}×", l.seconds / b)),
+            l.groups.map_or(String::new(), |g| g.to_string())
         ));
     }
     s
