@@ -303,6 +303,14 @@ pub trait Sink: Send {
         false
     }
 
+    /// The table was empty when the run this writer belongs to started,
+    /// as its coordinator found it (after `prepare`, which looked again):
+    /// a writer of one of the run's partitions, in another process, writes
+    /// as the coordinator's own lanes do, whatever partitions committed
+    /// since (they hold other keys). A run resumed over committed rows
+    /// started non-empty.
+    fn set_started_empty(&mut self, _empty: bool) {}
+
     /// What this destination can do.
     fn capabilities(&self) -> SinkCapabilities;
 

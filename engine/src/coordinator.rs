@@ -68,7 +68,7 @@ impl PlannedRun {
     }
 
     pub(crate) fn work(&self) -> RunWork {
-        RunWork::of(
+        let mut work = RunWork::of(
             &self.pipeline,
             &self.plan,
             RunIdentity {
@@ -77,7 +77,9 @@ impl PlannedRun {
                 run_id: self.run_id.clone(),
                 fingerprint: self.fingerprint.run.clone(),
             },
-        )
+        );
+        work.destination_started_empty = self.started_empty;
+        work
     }
 }
 

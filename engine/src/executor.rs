@@ -65,6 +65,7 @@ impl ExecutorConnections {
         source.check().await?;
         let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
         sink.prepare().await?;
+        sink.set_started_empty(work.destination_started_empty);
         let comparison = match compared_pipeline(pipeline, &work.operators) {
             Some(p) => Some(comparison_sources(&p).await?),
             None => None,

@@ -143,6 +143,9 @@ async fn a_task_run_by_a_second_process_is_committed_and_the_run_resumes_past_it
     assert!(!text.contains(&secret), "the secret was serialized");
     assert!(text.contains(&format!("${{{PASSWORD_VAR}}}")), "{text}");
     let task: Value = serde_json::from_str(&text)?;
+    // Planned into an empty table: every task writes as into one (a
+    // PostgreSQL `COPY` straight in), whichever commits first.
+    assert_eq!(task["run"]["destination_started_empty"], true, "{text}");
     let partition_id = task["partition"]["id"].as_str().unwrap().to_string();
     let (start, end) = id_range(&task);
 

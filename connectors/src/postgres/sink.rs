@@ -551,6 +551,10 @@ impl Sink for PostgresSink {
         self.direct
     }
 
+    fn set_started_empty(&mut self, empty: bool) {
+        self.direct = empty;
+    }
+
     fn table_identity(&self) -> String {
         self.identity.clone()
     }

@@ -70,6 +70,11 @@ pub struct TaskRun {
     pub secondary: Vec<PartitionDimension>,
     pub channel_rows: usize,
     pub write_mode: WriteMode,
+    /// The destination was empty when the run started: every task writes
+    /// as into an empty table (PostgreSQL: `COPY` straight in), as the
+    /// coordinator's own lanes would.
+    #[serde(default)]
+    pub destination_started_empty: bool,
 }
 
 /// A pipeline after loading: what a worker would otherwise read from the
@@ -152,6 +157,8 @@ pub struct RunWork {
     pub operators: Vec<OperatorSpec>,
     pub channel_rows: usize,
     pub write_mode: WriteMode,
+    /// See [`TaskRun::destination_started_empty`]; set by the coordinator.
+    pub destination_started_empty: bool,
 }
 
 impl RunWork {
@@ -178,6 +185,7 @@ impl RunWork {
             operators: plan.operators.clone(),
             channel_rows: plan.channel_rows,
             write_mode,
+            destination_started_empty: false,
         }
     }
 
@@ -221,6 +229,7 @@ impl RunWork {
                 .unwrap_or_default(),
             channel_rows: self.channel_rows,
             write_mode: self.write_mode,
+            destination_started_empty: self.destination_started_empty,
         }
     }
 }
@@ -281,6 +290,7 @@ impl TaskRun {
             operators,
             channel_rows: self.channel_rows,
             write_mode: self.write_mode,
+            destination_started_empty: self.destination_started_empty,
         })
     }
 }

@@ -46,8 +46,9 @@ struct Args {
     step: i64,
     #[arg(long, default_value_t = 2)]
     rounds: u32,
-    /// Partition tasks of 20 rows in the overhead case.
-    #[arg(long, default_value_t = 1_000)]
+    /// Partition tasks of 20 rows in the overhead case: at most 100, as
+    /// more neighbours holding few rows are merged into one partition.
+    #[arg(long, default_value_t = 100)]
     overhead_tasks: i64,
     /// The synchub binary (a release build).
     #[arg(long)]
@@ -86,7 +87,13 @@ async fn main() -> Result<()> {
             });
         }
     }
-    let overhead_rows = args.overhead_tasks * OVERHEAD_STEP;
+    ensure!(
+        (1..=100).contains(&args.overhead_tasks),
+        "--overhead-tasks: 1 to 100 (more ranges holding few rows merge into one partition)"
+    );
+    // Ids 1 to tasks × 20 − 1: exactly `tasks` ranges of 20 (the first
+    // range starts at 0).
+    let overhead_rows = args.overhead_tasks * OVERHEAD_STEP - 1;
     generate(&client, overhead_rows).await?;
     let mut overheads = Vec::new();
     for _ in 1..=args.rounds {
