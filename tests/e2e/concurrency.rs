@@ -37,6 +37,17 @@ strategies:
 
 /// `synchub run` started in the background, slowed down so that runs meet.
 fn start(pipeline: &Path, strategy: &str, state: &Path, extra: &[&str]) -> Child {
+    start_slowed(pipeline, strategy, state, extra, 40)
+}
+
+/// [`start`] with each commit slowed by `commit_ms`.
+fn start_slowed(
+    pipeline: &Path,
+    strategy: &str,
+    state: &Path,
+    extra: &[&str],
+    commit_ms: u64,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_synchub"))
         .arg("run")
         .arg(pipeline)
@@ -44,11 +55,29 @@ fn start(pipeline: &Path, strategy: &str, state: &Path, extra: &[&str]) -> Child
         .arg(state)
         .args(extra)
         .env("SYNCHUB_LOG", "off")
-        .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "40")
+        .env("SYNCHUB_TEST_SLOW_COMMIT_MS", commit_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start synchub")
+}
+
+/// The run id of the run holding pipeline `name`'s lock in `state`, once
+/// one does.
+fn lock_holder(state: &Path, name: &str) -> String {
+    let lock_file = state.join("locks").join(format!("{name}.lock"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let holder = std::fs::read_to_string(&lock_file).unwrap_or_default();
+        if let Some(id) = serde_json::from_str::<serde_json::Value>(&holder)
+            .ok()
+            .and_then(|v| v["run_id"].as_str().map(str::to_string))
+        {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "the run never took its lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn synchub(args: &[&str]) -> Output {
@@ -132,19 +161,7 @@ fn wait_in_turn(pipeline: &Path, name: &str, strategy: &str, state: &Path) {
 /// then completes.
 fn reset_refused_while_running(pipeline: &Path, name: &str, state: &Path) {
     let running = start(pipeline, "full", state, &[]);
-    let lock_file = state.join("locks").join(format!("{name}.lock"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run_id = loop {
-        let holder = std::fs::read_to_string(&lock_file).unwrap_or_default();
-        if let Some(id) = serde_json::from_str::<serde_json::Value>(&holder)
-            .ok()
-            .and_then(|v| v["run_id"].as_str().map(str::to_string))
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the run never took its lock");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let run_id = lock_holder(state, name);
     let state_arg = state.to_str().unwrap();
     let reset = synchub(&["state", "reset", name, "--state-dir", state_arg]);
     assert_eq!(reset.status.code(), Some(1), "{}", text(&reset.stderr));
@@ -449,30 +466,16 @@ async fn a_run_waiting_for_the_lock_stops_on_sigterm() -> Result<()> {
     let pg = Pg::new(name).await?;
     let state = pg.ws.dir.path().join("state");
     // Ten partitions of a second each: it holds the lock throughout.
-    let running = Command::new(env!("CARGO_BIN_EXE_synchub"))
-        .arg("run")
-        .arg(&pg.ws.pipeline)
-        .args(["--strategy", "full", "--state-dir"])
-        .arg(&state)
-        .env("SYNCHUB_LOG", "off")
-        .env("SYNCHUB_TEST_SLOW_COMMIT_MS", "1000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let lock_file = state.join("locks").join(format!("{name}.lock"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&lock_file).is_ok_and(|s| s.contains("run_id")) {
-        assert!(Instant::now() < deadline, "the run never took its lock");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let running = start_slowed(&pg.ws.pipeline, "full", &state, &[], 1000);
+    lock_holder(&state, name);
     let waiting = start(&pg.ws.pipeline, "full", &state, &["--wait"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = Instant::now();
     let killed = Command::new("kill")
         .args(["-TERM", &waiting.id().to_string()])
         .status();
-    let out = waiting.wait_with_output()?;
-    assert!(killed?.success());
+    let out = waiting.wait_with_output().unwrap();
+    assert!(killed.unwrap().success());
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "took {:?}",
