@@ -858,7 +858,22 @@ async fn random_rounds(
     assert_eq!(differing().await, 0, "after the full run: {}", r.json);
 }
 
-async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<()> {
+/// Which index the randomized PostgreSQL source has: on `order_date`
+/// alone, where a delta's groups are matched by hashing every row's keys,
+/// or on `(user_id, order_date)` as well, where a delta's few groups are
+/// looked up in it (its log says which).
+#[derive(Clone, Copy, PartialEq)]
+enum Indexed {
+    OrderDate,
+    UserAndDay,
+}
+
+async fn random_on_postgres(
+    prefix: &str,
+    engine: &str,
+    orders: u64,
+    indexed: Indexed,
+) -> Result<()> {
     let client = connect().await?;
     let schemas = Schemas::create(&client, prefix).await?;
     client
@@ -871,11 +886,17 @@ async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<(
                timestamp '2024-01-01' + g * interval '1 second'
              FROM generate_series(1, {orders}) g;
              CREATE INDEX ON orders (order_date);
+             {user_and_day}
              ANALYZE orders;",
-            src = schemas.src
+            src = schemas.src,
+            user_and_day = match indexed {
+                Indexed::OrderDate => "",
+                Indexed::UserAndDay => "CREATE INDEX ON orders (user_id, order_date);",
+            }
         ))
         .await?;
     let ws = Workspace::new(&schemas, &tracking_yaml("postgres", engine))?;
+    let logs = std::cell::RefCell::new(String::new());
     let expected = format!(
         "(SELECT user_id, CAST(order_date AS DATE) AS date, count(1)::int AS n, sum(amount) AS amount,
                  sum(discount) AS discount, max(updated_at) AS last
@@ -905,20 +926,27 @@ async fn random_on_postgres(prefix: &str, engine: &str, orders: u64) -> Result<(
                 .await
                 .unwrap()
         },
-        |strategy| ws.run(strategy),
+        |strategy| {
+            let r = ws.run_logging(strategy, "warn,connectors=debug");
+            logs.borrow_mut().push_str(&r.stderr);
+            r
+        },
     )
     .await;
+    let logs = logs.into_inner();
+    let looked_up = logs.contains("found by index lookups");
+    assert_eq!(looked_up, indexed == Indexed::UserAndDay, "{logs}");
     Ok(())
 }
 
 #[tokio::test]
 async fn random_changes_on_postgres_with_the_source_engine() -> Result<()> {
-    random_on_postgres("agg_rand_src", "source", 1_000_000).await
+    random_on_postgres("agg_rand_src", "source", 1_000_000, Indexed::OrderDate).await
 }
 
 #[tokio::test]
 async fn random_changes_on_postgres_with_datafusion() -> Result<()> {
-    random_on_postgres("agg_rand_df", "datafusion", 1_000_000).await
+    random_on_postgres("agg_rand_df", "datafusion", 1_000_000, Indexed::UserAndDay).await
 }
 
 /// Orders in the SQLite randomized tests: 200,000 in the suite (the

@@ -154,18 +154,74 @@ impl sql::SqlSource for PostgresSource {
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         self.ensure_checked().await?;
-        let mut params: OwnedParams = select
-            .params
-            .into_iter()
-            .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
+        let sql = select.sql.clone();
+        self.read_query(&sql, bound_params(select), page_rows).await
+    }
+
+    async fn select_keys(
+        &mut self,
+        select: sql::Select,
+        kinds: &[sql::KeyKind],
+    ) -> Result<Option<Vec<sql::KeyValues>>> {
+        let sql = select.sql.clone();
+        let params = bound_params(select);
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        for keys in select.keys {
-            params.push(match keys {
-                sql::KeyValues::Ints(ints) => Box::new(ints),
-                sql::KeyValues::Texts(texts) => Box::new(texts),
-            });
+        let rows = self.client.query(&sql, &refs).await?;
+        let mut columns: Vec<sql::KeyValues> = kinds
+            .iter()
+            .map(|k| match k {
+                sql::KeyKind::Int => sql::KeyValues::Ints(Vec::with_capacity(rows.len())),
+                sql::KeyKind::Text => sql::KeyValues::Texts(Vec::with_capacity(rows.len())),
+            })
+            .collect();
+        for row in &rows {
+            for (i, column) in columns.iter_mut().enumerate() {
+                match column {
+                    sql::KeyValues::Ints(v) => v.push(row.try_get(i)?),
+                    sql::KeyValues::Texts(v) => v.push(row.try_get(i)?),
+                }
+            }
         }
-        self.read_query(&select.sql, params, page_rows).await
+        Ok(Some(columns))
+    }
+
+    async fn indexed_rows(&mut self, columns: &[String]) -> Result<Option<u64>> {
+        if !self.table.joins.is_empty() {
+            return Ok(None);
+        }
+        let name = PostgresDialect.table(self.table.schema.as_deref(), &self.table.table);
+        // Each valid index's columns in order (NULL for an expression).
+        let rows = self
+            .client
+            .query(
+                "SELECT c.reltuples::float8, ARRAY(SELECT a.attname::text \
+                   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) \
+                   LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                   ORDER BY k.o) \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+                 WHERE i.indrelid = to_regclass($1) AND i.indisvalid",
+                &[&name],
+            )
+            .await?;
+        for row in rows {
+            let table_rows: f64 = row.try_get(0)?;
+            let indexed: Vec<Option<String>> = row.try_get(1)?;
+            let leading = indexed.iter().take(columns.len());
+            let covers = indexed.len() >= columns.len()
+                && leading
+                    .clone()
+                    .all(|c| c.as_ref().is_some_and(|c| columns.contains(c)))
+                && columns
+                    .iter()
+                    .all(|c| indexed[..columns.len()].contains(&Some(c.clone())));
+            if covers {
+                return Ok(Some(table_rows.max(0.0) as u64));
+            }
+        }
+        Ok(None)
     }
 
     async fn check_readable(&mut self) -> Result<()> {
@@ -297,6 +353,22 @@ impl sql::SqlSource for PostgresSource {
         let estimate: Option<f64> = row.map(|r| r.get(0));
         Ok(estimate.filter(|n| *n > 0.0).map(|n| n as u64))
     }
+}
+
+/// `select`'s range values, then its keys (one array per key column).
+fn bound_params(select: sql::Select) -> OwnedParams {
+    let mut params: OwnedParams = select
+        .params
+        .into_iter()
+        .map(|value| Box::new(BoundParam { value }) as Box<dyn ToSql + Sync + Send>)
+        .collect();
+    for keys in select.keys {
+        params.push(match keys {
+            sql::KeyValues::Ints(ints) => Box::new(ints),
+            sql::KeyValues::Texts(texts) => Box::new(texts),
+        });
+    }
+    params
 }
 
 #[async_trait]

@@ -9,7 +9,8 @@ use planner::partition::{
     BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension, PartitionValue,
 };
 
-use super::{select_by_keys, select_partition_sql, Dialect, KeyValues};
+use super::select::{lookup_rows_select, select_bound_groups_sql, window_keys_select};
+use super::{select_by_keys, select_partition_sql, Dialect, KeyKind, KeyValues, ListedGroups};
 use crate::traits::{BatchStream, HashPushdown, Source};
 use crate::Result;
 
@@ -73,6 +74,24 @@ pub trait SqlSource: Send {
     async fn row_estimate(&mut self) -> Result<Option<u64>> {
         Ok(None)
     }
+    /// The rows of `select` (bound as `run_select` binds), one list per
+    /// column as `kinds` says, when this source reads an aggregate window's
+    /// group keys before re-computing their groups, so that they are bound
+    /// and the database plans for their real number (`GroupMatch::Bound`).
+    /// `None`: it matches the window's rows by a semi-join instead.
+    async fn select_keys(
+        &mut self,
+        _select: Select,
+        _kinds: &[KeyKind],
+    ) -> Result<Option<Vec<KeyValues>>> {
+        Ok(None)
+    }
+    /// The rows the table is estimated to hold when an index on it starts
+    /// with `columns` (in any order), so that a group's rows are found by
+    /// a lookup; `None` otherwise (or for a join).
+    async fn indexed_rows(&mut self, _columns: &[String]) -> Result<Option<u64>> {
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -133,6 +152,9 @@ impl<S: SqlSource> Source for S {
         listed: &super::ListedGroups,
         page_rows: usize,
     ) -> Result<Option<BatchStream<'a>>> {
+        if let Some(select) = bound_groups_select(self, partition, Some(listed)).await? {
+            return Ok(Some(self.run_select(partition, select, page_rows).await?));
+        }
         let from = self.select_from();
         let select = super::select::select_groups_sql(
             from.dialect,
@@ -162,6 +184,9 @@ async fn read_partition<'a, R: SqlSource + ?Sized>(
     partition: &Partition,
     page_rows: usize,
 ) -> Result<BatchStream<'a>> {
+    if let Some(select) = bound_groups_select(source, partition, None).await? {
+        return source.run_select(partition, select, page_rows).await;
+    }
     let from = source.select_from();
     let (sql, params) = select_partition_sql(from.dialect, from.table, from.columns, partition);
     let select = Select {
@@ -187,4 +212,136 @@ async fn read_by_keys<'a, R: SqlSource + ?Sized>(
         Some(select) => Ok(Some(source.run_select(partition, select, page_rows).await?)),
         None => Ok(None),
     }
+}
+
+/// How many of a window's keys are looked up to learn how many rows a
+/// group has.
+const SAMPLED_KEYS: usize = 16;
+
+/// The share of the table (1 in this many rows) up to which the touched
+/// groups' rows are found by index lookups rather than by hashing every
+/// row's keys: a lookup costs some 30 times a scanned row (PostgreSQL,
+/// docs/decisions.md "How the window's groups are matched").
+const LOOKUP_SHARE: u64 = 40;
+
+/// An aggregate's read of `partition`'s window with its keys bound: the
+/// window's distinct keys are read first (plus `listed` ones), then their
+/// groups re-computed, found by index lookups when they are few enough
+/// (`SAMPLED_KEYS` of them tell how many rows a group has) and by a hash of
+/// the table's keys otherwise. `None` where the source does not read keys
+/// first (`SqlSource::select_keys`), the partition is not a window, or a
+/// key's type is unknown: the caller then matches by a semi-join.
+async fn bound_groups_select<R: SqlSource + ?Sized>(
+    source: &mut R,
+    partition: &Partition,
+    listed: Option<&ListedGroups>,
+) -> Result<Option<Select>> {
+    let from = source.select_from();
+    let d = from.dialect;
+    let Some(grouped) = from.table.grouped.as_ref() else {
+        return Ok(None);
+    };
+    let Some(types) = group_key_types(grouped, from.columns) else {
+        return Ok(None);
+    };
+    let kinds: Vec<KeyKind> = types.iter().map(|t| KeyKind::of(t)).collect();
+    if listed.is_some_and(|l| {
+        l.values
+            .iter()
+            .map(KeyValues::kind)
+            .ne(kinds.iter().copied())
+    }) {
+        return Ok(None);
+    }
+    let Some(window) = window_keys_select(d, from.table, partition, &kinds) else {
+        return Ok(None);
+    };
+    let key_columns: Option<Vec<String>> = grouped
+        .aggregate
+        .key_ranges
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|r| r.column.rsplit('.').next().unwrap_or(&r.column).to_string())
+        })
+        .collect();
+    let single_table = from.table.joins.is_empty();
+    let Some(mut values) = source.select_keys(window, &kinds).await? else {
+        return Ok(None);
+    };
+    if let Some(listed) = listed {
+        for (all, more) in values.iter_mut().zip(&listed.values) {
+            all.extend(more);
+        }
+    }
+    let keys = ListedGroups { values, types };
+    let count = keys.len();
+    let mut lookup = false;
+    let indexed = match &key_columns {
+        Some(columns) if count > 0 && single_table => source.indexed_rows(columns).await?,
+        _ => None,
+    };
+    if let Some(table_rows) = indexed {
+        let sample = keys.sample(SAMPLED_KEYS);
+        let from = source.select_from();
+        if let Some(select) = lookup_rows_select(from.dialect, from.table, &sample) {
+            let counted = source.select_keys(select, &[KeyKind::Int]).await?;
+            if let Some(KeyValues::Ints(n)) = counted.as_ref().and_then(|c| c.first()) {
+                let sampled_rows = n.first().copied().unwrap_or(0).max(0) as u64;
+                let touched_rows = sampled_rows * count as u64 / sample.len().max(1) as u64;
+                lookup = touched_rows <= table_rows / LOOKUP_SHARE;
+            }
+        }
+    }
+    tracing::debug!(
+        groups = count,
+        lookup,
+        "an aggregate window touches {count} groups, found by {}",
+        if lookup {
+            "index lookups"
+        } else {
+            "a hash of the table's keys"
+        }
+    );
+    let from = source.select_from();
+    Ok(select_bound_groups_sql(
+        from.dialect,
+        from.table,
+        from.columns,
+        partition,
+        &keys,
+        lookup,
+    ))
+}
+
+/// The types an aggregate's group keys are bound as: the destination's key
+/// columns where `columns` are the groups' (the source computes them), else
+/// for the rows' columns a key that is one of them or its day. `None` when
+/// a key is neither.
+fn group_key_types(
+    grouped: &planner::model::GroupedRead,
+    columns: &[planner::model::MappedColumn],
+) -> Option<Vec<planner::types::ColumnType>> {
+    use planner::model::GroupedForm;
+    use planner::types::ColumnType;
+    let aggregate = &grouped.aggregate;
+    aggregate
+        .keys
+        .iter()
+        .zip(&aggregate.key_ranges)
+        .map(|(key, range)| match grouped.form {
+            GroupedForm::Groups => columns
+                .iter()
+                .find(|c| c.dest == key.dest)
+                .map(|c| c.spec.data_type),
+            GroupedForm::Rows => match range {
+                Some(r) if r.day_of => Some(ColumnType::Date),
+                Some(r) => columns
+                    .iter()
+                    .find(|c| c.source == r.column)
+                    .map(|c| c.spec.data_type),
+                None => None,
+            },
+        })
+        .collect()
 }

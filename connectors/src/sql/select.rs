@@ -222,7 +222,14 @@ pub fn select_partition_sql(
     partition: &Partition,
 ) -> (String, Vec<PartitionValue>) {
     if let Some(grouped) = &source.grouped {
-        return grouped_select_sql(d, source, grouped, columns, Some(partition), None);
+        return grouped_select_sql(
+            d,
+            source,
+            grouped,
+            columns,
+            Some(partition),
+            GroupMatch::Window(None),
+        );
     }
     let mut params = Vec::new();
     let sql = format!(
@@ -234,27 +241,51 @@ pub fn select_partition_sql(
     (sql, params)
 }
 
+/// How an aggregate's read finds the groups a window's rows touch.
+#[derive(Clone, Copy)]
+pub enum GroupMatch<'a> {
+    /// By a semi-join from the window's distinct keys (`EXISTS`), plus the
+    /// `listed` groups.
+    Window(Option<&'a ListedGroups>),
+    /// The keys are bound (the window's, read first, and any listed ones;
+    /// a key may come twice): matched by a hash of the whole table's keys
+    /// (`IN`), or, with `lookup`, each key's rows found by an index
+    /// (`LATERAL`), which reads only the touched groups' rows.
+    Bound {
+        keys: &'a ListedGroups,
+        lookup: bool,
+    },
+}
+
+/// One `SELECT` of an aggregate's read: the rows it takes, as WHERE
+/// conditions, and for a lookup the keys that drive it (see `lookup_sql`).
+struct GroupedPart {
+    conds: Vec<String>,
+    driver: Option<String>,
+}
+
 /// An aggregate source's select: the groups the rows of `partition` touch
 /// (every group without a partition, or one without ranges), re-computed
 /// over every row of each, in `columns` (the destination's); or, for
 /// DataFusion to group, those groups' rows in `columns` (the rows' own).
 ///
-/// A group is touched when a row of the partition has its keys: `EXISTS
-/// (SELECT 1 FROM (SELECT DISTINCT <keys> ... WHERE <ranges>) t WHERE <row's
-/// keys match t's>)`, a semi-join from the (few) touched keys into the
-/// table. A key `CAST(c AS DATE)` matches as `c >= day AND c < day + 1`, so
-/// an index on `c` (or on `(user_id, c)`) finds a group's rows instead of
-/// the whole table being scanned for them. A NULL key equals nothing there,
-/// so the partition's rows with one are selected on their own (`UNION
-/// ALL`): their group (NULL-keyed, which no destination key column takes)
-/// then stops the run with the column named, rather than being passed over.
+/// With `GroupMatch::Window`, a group is touched when a row of the
+/// partition has its keys: `EXISTS (SELECT 1 FROM (SELECT DISTINCT <keys>
+/// ... WHERE <ranges>) t WHERE <row's keys match t's>)`, a semi-join from
+/// the touched keys into the table. A key `CAST(c AS DATE)` matches as `c >=
+/// day AND c < day + 1`, so an index on `c` (or on `(user_id, c)`) finds a
+/// group's rows instead of the whole table being scanned for them. A NULL
+/// key equals nothing there, so the partition's rows with one are selected
+/// on their own (`UNION ALL`): their group (NULL-keyed, which no
+/// destination key column takes) then stops the run with the column named,
+/// rather than being passed over.
 fn grouped_select_sql(
     d: &dyn Dialect,
     source: &TableRef,
     grouped: &planner::model::GroupedRead,
     columns: &[MappedColumn],
     partition: Option<&Partition>,
-    listed: Option<&ListedGroups>,
+    matching: GroupMatch<'_>,
 ) -> (String, Vec<PartitionValue>) {
     let aggregate = &grouped.aggregate;
     let mut params = Vec::new();
@@ -277,83 +308,101 @@ fn grouped_select_sql(
             format!(" WHERE {}", conds.join(" AND "))
         }
     };
+    let touched = d.quote_ident("synchub_touched");
+    let names: Vec<String> = (0..key_exprs.len())
+        .map(|i| format!("synchub_k{i}"))
+        .collect();
     let ranged = partition.filter(|p| p.ranges.iter().any(|(_, r)| *r != DimRange::All));
-    // Each part: the rows it selects, as WHERE conditions.
-    let mut parts: Vec<Vec<String>> = Vec::new();
+    let mut parts: Vec<GroupedPart> = Vec::new();
     match ranged {
-        None => parts.push(filters.clone()),
-        Some(p) => {
-            let touched = d.quote_ident("synchub_touched");
-            let name = |i: usize| d.quote_ident(&format!("synchub_k{i}"));
-            let mut window = filters.clone();
-            window.extend(range_conditions(
+        None => parts.push(GroupedPart {
+            conds: filters.clone(),
+            driver: None,
+        }),
+        // Ranges of the keys themselves hold their groups whole: the rows
+        // in them are every row of the groups they touch.
+        Some(p) if holds_whole_groups(grouped, p) => {
+            let mut conds = filters.clone();
+            conds.extend(range_conditions(
                 d,
                 p,
                 |dim| d.column(&dim.column),
                 0,
                 &mut params,
             ));
-            let distinct: Vec<String> = key_exprs
-                .iter()
-                .enumerate()
-                .map(|(i, k)| format!("{k} AS {}", name(i)))
-                .collect();
-            let not_null: Vec<String> = key_exprs
-                .iter()
-                .map(|k| format!("({k}) IS NOT NULL"))
-                .collect();
-            let mut touched_where = window.clone();
-            touched_where.extend(not_null);
-            // Each key matched as an index can find it: a day's rows as a
-            // range of the column it is cast from, others by equality.
-            let matches: Vec<String> = aggregate
-                .keys
-                .iter()
-                .zip(&key_exprs)
-                .enumerate()
-                .map(|(i, (k, e))| {
-                    let t = format!("{touched}.{}", name(i));
-                    match k.expr.date_of_column() {
-                        Some(c) => {
-                            let c = d.expr(&c);
-                            format!("{c} >= {t} AND {c} < {}", d.next_day(&t))
-                        }
-                        None => format!("{e} = {t}"),
-                    }
-                })
-                .collect();
-            let mut semi = filters.clone();
-            // Listed groups join the window's; their values are bound after
-            // every range value.
-            let listed_select = match listed {
-                Some(l) if !l.is_empty() => {
-                    let names: Vec<String> = (0..key_exprs.len())
-                        .map(|i| format!("synchub_k{i}"))
-                        .collect();
-                    Some(d.listed_keys(&l.bound(), &names, LISTED_MARK))
-                }
-                _ => None,
-            };
-            // `UNION`ed with the window's keys (a group named by both is
-            // read once), unless the dialect matches them by `IN` (SQLite
-            // builds no automatic index on a compound sub-query, and would
-            // re-run it for every row).
-            let by_in = d.listed_keys_by_in();
-            let union = match &listed_select {
-                Some(listed) if !by_in => format!(" UNION {listed}"),
-                _ => String::new(),
-            };
-            let exists = format!(
-                "EXISTS (SELECT 1 FROM (SELECT DISTINCT {} {from}{}{union}) AS {touched} WHERE {})",
-                distinct.join(", "),
-                where_of(&touched_where),
-                matches.join(" AND ")
-            );
-            semi.push(match &listed_select {
-                Some(listed) if by_in => format!("({exists} OR ({keys}) IN ({listed}))"),
-                _ => exists,
+            parts.push(GroupedPart {
+                conds,
+                driver: None,
             });
-            parts.push(semi);
+            if let GroupMatch::Window(Some(listed)) = matching {
+                if !listed.is_empty() {
+                    let listed = d.listed_keys(&listed.bound(), &names, LISTED_MARK);
+                    // Not the range's own groups again: each group once.
+                    let range = range_conditions(d, p, |dim| d.column(&dim.column), 0, &mut params);
+                    let mut semi = filters.clone();
+                    semi.push(format!("({keys}) IN ({listed})"));
+                    semi.push(format!("NOT ({})", range.join(" AND ")));
+                    parts.push(GroupedPart {
+                        conds: semi,
+                        driver: None,
+                    });
+                }
+            }
+        }
+        Some(p) => {
+            let mut semi = filters.clone();
+            match matching {
+                GroupMatch::Window(listed) => {
+                    let window_keys =
+                        window_keys_sql(d, source, grouped, p, &names, None, &mut params);
+                    // Listed groups join the window's; their values are
+                    // bound after every range value.
+                    let listed_select = listed
+                        .filter(|l| !l.is_empty())
+                        .map(|l| d.listed_keys(&l.bound(), &names, LISTED_MARK));
+                    // `UNION`ed with the window's keys (a group named by
+                    // both is read once), unless the dialect matches them
+                    // by `IN` (SQLite builds no automatic index on a
+                    // compound sub-query, and would re-run it for every
+                    // row).
+                    let by_in = d.listed_keys_by_in();
+                    let union = match &listed_select {
+                        Some(listed) if !by_in => format!(" UNION {listed}"),
+                        _ => String::new(),
+                    };
+                    let exists = format!(
+                        "EXISTS (SELECT 1 FROM ({window_keys}{union}) AS {touched} WHERE {})",
+                        key_matches(d, grouped, &key_exprs, &touched).join(" AND ")
+                    );
+                    semi.push(match &listed_select {
+                        Some(listed) if by_in => format!("({exists} OR ({keys}) IN ({listed}))"),
+                        _ => exists,
+                    });
+                    parts.push(GroupedPart {
+                        conds: semi,
+                        driver: None,
+                    });
+                }
+                GroupMatch::Bound {
+                    keys: bound,
+                    lookup,
+                } => {
+                    let listed = d.listed_keys(&bound.bound(), &names, LISTED_MARK);
+                    if lookup {
+                        semi.extend(key_matches(d, grouped, &key_exprs, &touched));
+                        parts.push(GroupedPart {
+                            conds: semi,
+                            driver: Some(listed),
+                        });
+                    } else {
+                        semi.push(format!("({keys}) IN ({listed})"));
+                        parts.push(GroupedPart {
+                            conds: semi,
+                            driver: None,
+                        });
+                    }
+                }
+            }
             // A NULL key equals nothing: the window's rows with one are
             // selected on their own, so their NULL-keyed group reaches the
             // writer and fails there with the key column named.
@@ -368,13 +417,28 @@ fn grouped_select_sql(
                 0,
                 &mut params,
             ));
-            parts.push(nulls);
+            parts.push(GroupedPart {
+                conds: nulls,
+                driver: None,
+            });
         }
     }
+    // A lookup part runs its select once per distinct bound key.
+    let render = |part: &GroupedPart, body: String| match &part.driver {
+        None => body,
+        Some(driver) => lookup_sql(d, driver, &body),
+    };
     let sql = match grouped.form {
         planner::model::GroupedForm::Rows => parts
             .iter()
-            .map(|w| format!("SELECT {} {from}{}", select_list(d, columns), where_of(w)))
+            .map(|part| {
+                let body = format!(
+                    "SELECT {} {from}{}",
+                    select_list(d, columns),
+                    where_of(&part.conds)
+                );
+                render(part, body)
+            })
             .collect::<Vec<_>>()
             .join(" UNION ALL "),
         planner::model::GroupedForm::Groups => {
@@ -414,12 +478,13 @@ fn grouped_select_sql(
                 .collect();
             let groups = parts
                 .iter()
-                .map(|w| {
-                    format!(
+                .map(|part| {
+                    let body = format!(
                         "SELECT {} {from}{} GROUP BY {keys}",
                         items.join(", "),
-                        where_of(w)
-                    )
+                        where_of(&part.conds)
+                    );
+                    render(part, body)
                 })
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
@@ -440,6 +505,198 @@ fn grouped_select_sql(
         );
     }
     (sql, params)
+}
+
+/// Whether every range of `p` is of a group key's own column (or of the
+/// column a key is the day of, from midnight to midnight): then the rows
+/// in it are all the rows of the groups they touch. A hash run's
+/// partitions are such ranges.
+fn holds_whole_groups(grouped: &planner::model::GroupedRead, p: &Partition) -> bool {
+    const DAY_MICROS: i64 = 86_400_000_000;
+    p.ranges.iter().all(|(dim, range)| {
+        let key = grouped
+            .aggregate
+            .key_ranges
+            .iter()
+            .flatten()
+            .find(|k| k.column.rsplit('.').next() == Some(dim.column.column.as_str()));
+        match (key, range) {
+            (_, DimRange::All) => true,
+            (None, _) => false,
+            (Some(k), DimRange::Range { start, end }) if k.day_of => [start, end]
+                .iter()
+                .all(|v| matches!(v, PartitionValue::Micros(m) if m % DAY_MICROS == 0)),
+            (Some(_), _) => true,
+        }
+    })
+}
+
+/// `SELECT DISTINCT <keys> ... WHERE <filters and p's ranges>` of the
+/// window's rows whose keys are not NULL, each key named `names[i]`; with
+/// `bind`, each cast to what it is bound back as (`KeyKind`).
+fn window_keys_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    grouped: &planner::model::GroupedRead,
+    p: &Partition,
+    names: &[String],
+    bind: Option<&[KeyKind]>,
+    params: &mut Vec<PartitionValue>,
+) -> String {
+    let mut conds: Vec<String> = source
+        .filters
+        .iter()
+        .map(|f| format!("({})", d.expr(f)))
+        .collect();
+    conds.extend(range_conditions(
+        d,
+        p,
+        |dim| d.column(&dim.column),
+        0,
+        params,
+    ));
+    let mut items = Vec::new();
+    for (i, k) in grouped.aggregate.keys.iter().enumerate() {
+        let e = d.aggregate_expr(&k.expr);
+        conds.push(format!("({e}) IS NOT NULL"));
+        let item = match bind.map(|b| b[i]) {
+            None => e,
+            Some(KeyKind::Int) => d.bigint(&e),
+            Some(KeyKind::Text) => format!("CAST({e} AS TEXT)"),
+        };
+        items.push(format!("{item} AS {}", d.quote_ident(&names[i])));
+    }
+    format!(
+        "SELECT DISTINCT {} {}{}",
+        items.join(", "),
+        from_sql(d, source),
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    )
+}
+
+/// A row's keys equal to `touched`'s (`synchub_k<i>`), each as an index can
+/// find it: a day's rows as a range of the column it is cast from, others
+/// by equality.
+fn key_matches(
+    d: &dyn Dialect,
+    grouped: &planner::model::GroupedRead,
+    key_exprs: &[String],
+    touched: &str,
+) -> Vec<String> {
+    grouped
+        .aggregate
+        .keys
+        .iter()
+        .zip(key_exprs)
+        .enumerate()
+        .map(|(i, (k, e))| {
+            let t = format!("{touched}.{}", d.quote_ident(&format!("synchub_k{i}")));
+            match k.expr.date_of_column() {
+                Some(c) => {
+                    let c = d.expr(&c);
+                    format!("{c} >= {t} AND {c} < {}", d.next_day(&t))
+                }
+                None => format!("{e} = {t}"),
+            }
+        })
+        .collect()
+}
+
+/// `body` run once per distinct key of `driver` (a lateral join, which
+/// the database can only answer key by key: the index lookups a few keys
+/// want, whatever its estimates say).
+fn lookup_sql(d: &dyn Dialect, driver: &str, body: &str) -> String {
+    let rows = d.quote_ident("synchub_rows");
+    format!(
+        "SELECT {rows}.* FROM (SELECT DISTINCT * FROM ({driver}) AS {}) AS {} CROSS JOIN LATERAL ({body}) AS {rows}",
+        d.quote_ident("synchub_listed_keys"),
+        d.quote_ident("synchub_touched"),
+    )
+}
+
+/// The distinct keys of the rows in `partition`'s window (not NULL), one
+/// column per group key, cast as `kinds` bind them: what an aggregate's
+/// read binds (`GroupMatch::Bound`) after reading them. `None` for a
+/// partition without ranges, or a source that is not an aggregate's.
+pub fn window_keys_select(
+    d: &dyn Dialect,
+    source: &TableRef,
+    partition: &Partition,
+    kinds: &[KeyKind],
+) -> Option<Select> {
+    let grouped = source.grouped.as_ref()?;
+    if !partition.ranges.iter().any(|(_, r)| *r != DimRange::All)
+        || holds_whole_groups(grouped, partition)
+    {
+        return None;
+    }
+    let names: Vec<String> = (0..kinds.len()).map(|i| format!("synchub_k{i}")).collect();
+    let mut params = Vec::new();
+    let sql = window_keys_sql(
+        d,
+        source,
+        grouped,
+        partition,
+        &names,
+        Some(kinds),
+        &mut params,
+    );
+    Some(Select {
+        sql,
+        params,
+        keys: Vec::new(),
+    })
+}
+
+/// How many rows the groups of `sample` (bound keys) have, counted by the
+/// same lookups `GroupMatch::Bound { lookup: true }` makes.
+pub fn lookup_rows_select(
+    d: &dyn Dialect,
+    source: &TableRef,
+    sample: &ListedGroups,
+) -> Option<Select> {
+    let grouped = source.grouped.as_ref()?;
+    let key_exprs: Vec<String> = grouped
+        .aggregate
+        .keys
+        .iter()
+        .map(|k| d.aggregate_expr(&k.expr))
+        .collect();
+    let names: Vec<String> = (0..key_exprs.len())
+        .map(|i| format!("synchub_k{i}"))
+        .collect();
+    let mut conds: Vec<String> = source
+        .filters
+        .iter()
+        .map(|f| format!("({})", d.expr(f)))
+        .collect();
+    conds.extend(key_matches(
+        d,
+        grouped,
+        &key_exprs,
+        &d.quote_ident("synchub_touched"),
+    ));
+    let body = format!(
+        "SELECT 1 AS {} {} WHERE {}",
+        d.quote_ident("one"),
+        from_sql(d, source),
+        conds.join(" AND ")
+    );
+    let driver = d.listed_keys(&sample.bound(), &names, 1);
+    Some(Select {
+        sql: format!(
+            "SELECT {} FROM ({}) AS {}",
+            d.bigint("count(*)"),
+            lookup_sql(d, &driver, &body),
+            d.quote_ident("synchub_sample")
+        ),
+        params: Vec::new(),
+        keys: sample.values.clone(),
+    })
 }
 
 /// The parameter number the listed keys are written with until the range
@@ -464,7 +721,6 @@ impl ListedGroups {
     ) -> crate::Result<ListedGroups> {
         use arrow::array::AsArray;
         use arrow::datatypes::DataType;
-        use planner::types::PartitionKind;
         let mut values = Vec::with_capacity(types.len());
         for (column, ty) in keys.columns().iter().zip(types) {
             if column.null_count() > 0 {
@@ -472,7 +728,7 @@ impl ListedGroups {
                     "a listed group key is NULL (an operator's bug)".into(),
                 ));
             }
-            values.push(if ty.partitionable() == Some(PartitionKind::Integer) {
+            values.push(if KeyKind::of(ty) == KeyKind::Int {
                 let ints = arrow::compute::cast(column, &DataType::Int64)?;
                 KeyValues::Ints(
                     ints.as_primitive::<arrow::datatypes::Int64Type>()
@@ -500,6 +756,25 @@ impl ListedGroups {
         self.values.first().is_none_or(KeyValues::is_empty)
     }
 
+    /// How many groups are listed (a group may be listed twice).
+    pub fn len(&self) -> usize {
+        self.values.first().map_or(0, KeyValues::len)
+    }
+
+    /// At most `n` of the groups, spread evenly over the list.
+    pub fn sample(&self, n: usize) -> ListedGroups {
+        let len = self.len();
+        let positions: Vec<usize> = if len <= n {
+            (0..len).collect()
+        } else {
+            (0..n).map(|i| i * len / n).collect()
+        };
+        ListedGroups {
+            values: self.values.iter().map(|v| v.at(&positions)).collect(),
+            types: self.types.clone(),
+        }
+    }
+
     /// Each key's bind kind and type, as `Dialect::listed_keys` takes them.
     fn bound(&self) -> Vec<(KeyKind, planner::types::ColumnType)> {
         self.values
@@ -520,8 +795,14 @@ pub fn select_groups_sql(
     listed: &ListedGroups,
 ) -> Option<Select> {
     let grouped = source.grouped.as_ref()?;
-    let (sql, params) =
-        grouped_select_sql(d, source, grouped, columns, Some(partition), Some(listed));
+    let (sql, params) = grouped_select_sql(
+        d,
+        source,
+        grouped,
+        columns,
+        Some(partition),
+        GroupMatch::Window(Some(listed)),
+    );
     let ranged = partition.ranges.iter().any(|(_, r)| *r != DimRange::All);
     let keys = if ranged && !listed.is_empty() {
         listed.values.clone()
@@ -529,6 +810,33 @@ pub fn select_groups_sql(
         Vec::new()
     };
     Some(Select { sql, params, keys })
+}
+
+/// An aggregate source's groups touched by `partition`'s rows, with the
+/// keys of those groups bound (`GroupMatch::Bound`): `keys` holds the
+/// window's (read by `window_keys_select`) and any listed ones.
+pub fn select_bound_groups_sql(
+    d: &dyn Dialect,
+    source: &TableRef,
+    columns: &[MappedColumn],
+    partition: &Partition,
+    keys: &ListedGroups,
+    lookup: bool,
+) -> Option<Select> {
+    let grouped = source.grouped.as_ref()?;
+    let (sql, params) = grouped_select_sql(
+        d,
+        source,
+        grouped,
+        columns,
+        Some(partition),
+        GroupMatch::Bound { keys, lookup },
+    );
+    Some(Select {
+        sql,
+        params,
+        keys: keys.values.clone(),
+    })
 }
 
 /// What to say when the database finds no column `missing` in an
@@ -608,6 +916,26 @@ impl KeyValues {
             KeyValues::Texts(_) => KeyKind::Text,
         }
     }
+
+    /// `more`'s values after these (of the same kind; another kind adds
+    /// nothing).
+    pub fn extend(&mut self, more: &KeyValues) {
+        match (self, more) {
+            (KeyValues::Ints(a), KeyValues::Ints(b)) => a.extend_from_slice(b),
+            (KeyValues::Texts(a), KeyValues::Texts(b)) => a.extend_from_slice(b),
+            _ => {}
+        }
+    }
+
+    /// The values at `positions`.
+    fn at(&self, positions: &[usize]) -> KeyValues {
+        match self {
+            KeyValues::Ints(v) => KeyValues::Ints(positions.iter().map(|&i| v[i]).collect()),
+            KeyValues::Texts(v) => {
+                KeyValues::Texts(positions.iter().map(|&i| v[i].clone()).collect())
+            }
+        }
+    }
 }
 
 /// How a key column's values are bound: as 64-bit integers or as text.
@@ -615,6 +943,18 @@ impl KeyValues {
 pub enum KeyKind {
     Int,
     Text,
+}
+
+impl KeyKind {
+    /// How a key of type `ty` is bound: integers as integers, everything
+    /// else as its text.
+    pub fn of(ty: &planner::types::ColumnType) -> KeyKind {
+        if ty.partitionable() == Some(planner::types::PartitionKind::Integer) {
+            KeyKind::Int
+        } else {
+            KeyKind::Text
+        }
+    }
 }
 
 /// A source's `read_keys`: the partition's select narrowed to the keys of
@@ -699,7 +1039,8 @@ pub fn bounds_sql(
 /// `SELECT <mapped columns> ... LIMIT 0`: checks every column resolves.
 pub fn probe_sql(d: &dyn Dialect, source: &TableRef, columns: &[MappedColumn]) -> String {
     if let Some(grouped) = &source.grouped {
-        let (sql, _) = grouped_select_sql(d, source, grouped, columns, None, None);
+        let (sql, _) =
+            grouped_select_sql(d, source, grouped, columns, None, GroupMatch::Window(None));
         return format!("{sql} LIMIT 0");
     }
     format!(

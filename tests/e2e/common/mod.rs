@@ -114,9 +114,14 @@ impl RunResult {
 }
 
 pub fn synchub(args: &[&str]) -> Output {
+    synchub_logging(args, "warn")
+}
+
+/// `synchub` with its log filtered by `log` (`SYNCHUB_LOG`).
+pub fn synchub_logging(args: &[&str], log: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_synchub"))
         .args(args)
-        .env("SYNCHUB_LOG", "warn")
+        .env("SYNCHUB_LOG", log)
         .output()
         .expect("run synchub")
 }
@@ -150,20 +155,33 @@ impl Workspace {
     pub fn run(&self, strategy: &str) -> RunResult {
         run(&self.pipeline, strategy, &self.state)
     }
+
+    /// `run`, its log filtered by `log` (in `RunResult::stderr`).
+    pub fn run_logging(&self, strategy: &str, log: &str) -> RunResult {
+        run_logging(&self.pipeline, strategy, &self.state, log)
+    }
 }
 
 /// `synchub run <pipeline> --strategy S --state-dir <dir> --output json`.
 pub fn run(pipeline: &Path, strategy: &str, state_dir: &Path) -> RunResult {
-    let out = synchub(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--strategy",
-        strategy,
-        "--state-dir",
-        state_dir.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+    run_logging(pipeline, strategy, state_dir, "warn")
+}
+
+/// `run`, its log filtered by `log`.
+pub fn run_logging(pipeline: &Path, strategy: &str, state_dir: &Path, log: &str) -> RunResult {
+    let out = synchub_logging(
+        &[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--strategy",
+            strategy,
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--output",
+            "json",
+        ],
+        log,
+    );
     RunResult {
         code: out.status.code().unwrap_or(-1),
         json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
