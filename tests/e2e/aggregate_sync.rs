@@ -11,7 +11,7 @@ use rusqlite::Connection;
 /// The spec's `user_daily_orders_aggregate`, its backends on datastores
 /// `src` and `dst` (tables in each datastore's default schema), with
 /// `aggregate_engine: <engine>`.
-fn pipeline_yaml(backend: &str, engine: &str) -> String {
+pub(crate) fn pipeline_yaml(backend: &str, engine: &str) -> String {
     format!(
         r#"name: user_daily_orders_aggregate
 sync_type: aggregate

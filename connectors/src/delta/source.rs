@@ -12,10 +12,12 @@ use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::execution::config::SessionConfig;
+use deltalake::datafusion::logical_expr::JoinType;
 use deltalake::datafusion::prelude::{DataFrame, Expr, SessionContext};
+use deltalake::datafusion::sql::sqlparser::ast::ExprWithAlias;
 use deltalake::DeltaTable;
 use futures_util::{StreamExt, TryStreamExt};
-use planner::model::{MappedColumn, StoredHash, TableRef};
+use planner::model::{GroupedRead, MappedColumn, StoredHash, TableRef};
 use planner::partition::{
     BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension,
 };
@@ -28,6 +30,8 @@ use crate::{BatchStream, ConnectorError, Result, Source};
 pub struct DeltaSource {
     location: TableLocation,
     columns: Vec<MappedColumn>,
+    /// An aggregate's read: its rows, for DataFusion to group.
+    grouped: Option<GroupedRead>,
 }
 
 impl DeltaSource {
@@ -41,6 +45,7 @@ impl DeltaSource {
         Ok(DeltaSource {
             location: TableLocation::of(table)?,
             columns: columns.to_vec(),
+            grouped: table.grouped.clone(),
         })
     }
 
@@ -59,6 +64,17 @@ impl DeltaSource {
         Ok(table)
     }
 
+    /// A session reading the table in batches of `page_rows`.
+    async fn session(&self, page_rows: usize) -> Result<(SessionContext, DeltaTable)> {
+        let table = self.table().await?;
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_batch_size(page_rows.max(1)));
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| self.location.error(e))?;
+        Ok((ctx, table))
+    }
+
     /// The table's rows in `partition`, as a DataFrame of the columns
     /// `names`.
     async fn frame(
@@ -67,13 +83,18 @@ impl DeltaSource {
         names: &[String],
         page_rows: usize,
     ) -> Result<DataFrame> {
-        let table = self.table().await?;
+        let (ctx, table) = self.session(page_rows).await?;
+        self.scan(&ctx, &table, partition, names).await
+    }
+
+    async fn scan(
+        &self,
+        ctx: &SessionContext,
+        table: &DeltaTable,
+        partition: &Partition,
+        names: &[String],
+    ) -> Result<DataFrame> {
         let df_err = |e| self.location.datafusion_error(e);
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_batch_size(page_rows.max(1)));
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| self.location.error(e))?;
         let provider = table.table_provider().await.map_err(df_err)?;
         let mut frame = ctx.read_table(provider).map_err(df_err)?;
         let schema: Schema = frame.schema().as_arrow().clone();
@@ -87,6 +108,80 @@ impl DeltaSource {
             .map(|n| Expr::Column(Column::new_unqualified(n)))
             .collect();
         frame.select(select).map_err(df_err)
+    }
+
+    /// An aggregate's rows for `partition`'s window: every row of each
+    /// group a row in the window touches (a semi-join of the table to the
+    /// window's distinct keys, the group-by's key expressions evaluated by
+    /// DataFusion), plus the window's rows with a NULL key, whose group
+    /// then stops the run with the key column named, as a SQL source's does.
+    async fn touched_groups(
+        &self,
+        grouped: &GroupedRead,
+        partition: &Partition,
+        names: &[String],
+        page_rows: usize,
+    ) -> Result<DataFrame> {
+        let df_err = |e| self.location.datafusion_error(e);
+        let (ctx, table) = self.session(page_rows).await?;
+        let state = ctx.state();
+        let keys_of = |frame: &DataFrame| -> Result<Vec<Expr>> {
+            grouped
+                .aggregate
+                .keys
+                .iter()
+                .map(|k| {
+                    let tree = ExprWithAlias {
+                        expr: k.expr.expr().clone(),
+                        alias: None,
+                    };
+                    state
+                        .create_logical_expr_from_sql_expr(tree, frame.schema())
+                        .map_err(df_err)
+                })
+                .collect()
+        };
+        let window = self.scan(&ctx, &table, partition, names).await?;
+        let window_keys = keys_of(&window)?;
+        let any_null = window_keys
+            .iter()
+            .map(|k| k.clone().is_null())
+            .reduce(Expr::or)
+            .expect("an aggregate has keys");
+        let touched_names: Vec<String> = (0..window_keys.len())
+            .map(|i| format!("synchub_touched_k{i}"))
+            .collect();
+        let touched = window
+            .clone()
+            .filter(!any_null.clone())
+            .and_then(|f| {
+                f.select(
+                    window_keys
+                        .iter()
+                        .zip(&touched_names)
+                        .map(|(k, n)| k.clone().alias(n))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .and_then(DataFrame::distinct)
+            .map_err(df_err)?;
+        let mut rows = self.scan(&ctx, &table, &Partition::whole(), names).await?;
+        let row_names: Vec<String> = (0..window_keys.len())
+            .map(|i| format!("synchub_row_k{i}"))
+            .collect();
+        for (key, name) in keys_of(&rows)?.into_iter().zip(&row_names) {
+            rows = rows.with_column(name, key).map_err(df_err)?;
+        }
+        let left: Vec<&str> = row_names.iter().map(String::as_str).collect();
+        let right: Vec<&str> = touched_names.iter().map(String::as_str).collect();
+        let columns: Vec<Expr> = names
+            .iter()
+            .map(|n| Expr::Column(Column::new_unqualified(n)))
+            .collect();
+        rows.join(touched, JoinType::LeftSemi, &left, &right, None)
+            .and_then(|joined| joined.select(columns))
+            .and_then(|joined| joined.union(window.filter(any_null)?))
+            .map_err(df_err)
     }
 
     /// The source columns read, each once, in mapping order.
@@ -298,7 +393,13 @@ impl Source for DeltaSource {
         page_rows: usize,
     ) -> Result<BatchStream<'a>> {
         let names = self.read_names();
-        let frame = self.frame(partition, &names, page_rows).await?;
+        let frame = match &self.grouped {
+            Some(grouped) if crate::sql::reads_touched_groups(grouped, partition) => {
+                self.touched_groups(grouped, partition, &names, page_rows)
+                    .await?
+            }
+            _ => self.frame(partition, &names, page_rows).await?,
+        };
         let stream = frame
             .execute_stream()
             .await

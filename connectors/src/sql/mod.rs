@@ -21,6 +21,7 @@ pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
     aggregate_missing_column, bounds_sql, bucket_column, bucket_expr, buckets_sql,
     destination_range_conditions, destination_scope, from_sql, keys_json, not_bucketed, probe_sql,
-    select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues, ListedGroups,
+    reads_touched_groups, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
+    ListedGroups,
 };
 pub use sqlite::SqliteDialect;

@@ -507,11 +507,18 @@ fn grouped_select_sql(
     (sql, params)
 }
 
+/// Whether an aggregate's read of `p` is of the groups its rows touch
+/// rather than of its rows: `p` has ranges that do not hold whole groups
+/// (a delta's window).
+pub fn reads_touched_groups(grouped: &planner::model::GroupedRead, p: &Partition) -> bool {
+    p.ranges.iter().any(|(_, r)| *r != DimRange::All) && !holds_whole_groups(grouped, p)
+}
+
 /// Whether every range of `p` is of a group key's own column (or of the
 /// column a key is the day of, from midnight to midnight): then the rows
 /// in it are all the rows of the groups they touch. A hash run's
 /// partitions are such ranges.
-fn holds_whole_groups(grouped: &planner::model::GroupedRead, p: &Partition) -> bool {
+pub(crate) fn holds_whole_groups(grouped: &planner::model::GroupedRead, p: &Partition) -> bool {
     const DAY_MICROS: i64 = 86_400_000_000;
     p.ranges.iter().all(|(dim, range)| {
         let key = grouped
@@ -629,9 +636,7 @@ pub fn window_keys_select(
     kinds: &[KeyKind],
 ) -> Option<Select> {
     let grouped = source.grouped.as_ref()?;
-    if !partition.ranges.iter().any(|(_, r)| *r != DimRange::All)
-        || holds_whole_groups(grouped, partition)
-    {
+    if !reads_touched_groups(grouped, partition) {
         return None;
     }
     let names: Vec<String> = (0..kinds.len()).map(|i| format!("synchub_k{i}")).collect();
