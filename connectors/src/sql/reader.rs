@@ -244,7 +244,7 @@ async fn bound_groups_select<R: SqlSource + ?Sized>(
     let Some(types) = group_key_types(grouped, from.columns) else {
         return Ok(None);
     };
-    let kinds: Vec<KeyKind> = types.iter().map(|t| KeyKind::of(t)).collect();
+    let kinds: Vec<KeyKind> = types.iter().map(KeyKind::of).collect();
     if listed.is_some_and(|l| {
         l.values
             .iter()
