@@ -193,6 +193,8 @@ pub async fn destination_as_source(
         .map(|c| planner::model::MappedColumn {
             source: c.dest.clone(),
             source_ref: planner::ColumnRef::bare(&c.dest),
+            // The destination holds the transform's values.
+            expr: None,
             stored_hash: match c.stored_hash {
                 planner::model::StoredHash::No => planner::model::StoredHash::No,
                 _ => planner::model::StoredHash::Read,

@@ -46,4 +46,5 @@ mod sqlite_incremental;
 mod state_cli;
 mod table_locks;
 mod tamper;
+mod transforms;
 mod worker_task;

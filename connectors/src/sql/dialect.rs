@@ -112,6 +112,8 @@ pub trait Dialect: Sync {
     fn mapped_column(&self, c: &MappedColumn) -> String {
         if c.stored_hash.is_compute() {
             self.computed_hash(&c.spec.data_type)
+        } else if let Some(e) = &c.expr {
+            format!("({})", self.aggregate_expr(e))
         } else {
             self.column(&c.source_ref)
         }

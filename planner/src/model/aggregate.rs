@@ -50,6 +50,66 @@ const NON_DETERMINISTIC: [&str; 14] = [
 /// group's checksum in the group-by (`StoredHash::GroupSum`).
 pub const HASHES_IN_SQL: [&str; 2] = ["postgres", "sqlite"];
 
+/// A row-level column's `expr` (a transform), at `path`, parsed in the
+/// source's `dialect`: one SQL expression over the source row's columns
+/// (`source_names`, when known), giving the same value for the same row on
+/// every run, with no aggregate function.
+pub(crate) fn transform_expr(
+    path: &str,
+    column: &str,
+    text: &str,
+    dialect: SqlDialect,
+    source_names: &[&str],
+    problems: &mut Problems,
+) -> Option<SqlExpr> {
+    if text.trim_start().starts_with("lambda") {
+        problems.push(
+            path,
+            format!("column \"{column}\": Python lambdas are not evaluated; write the value as a SQL expression over the source's columns, e.g. round(total_amount * 1.1, 2)"),
+        );
+        return None;
+    }
+    let expr = match SqlExpr::parse(text, dialect) {
+        Ok(e) => e,
+        Err(why) => {
+            problems.push(
+                path,
+                format!("column \"{column}\": \"{text}\" is not one SQL expression: {why}"),
+            );
+            return None;
+        }
+    };
+    let before = problems.0.len();
+    let mut reads = Reads::default();
+    let _ = expr.expr().visit(&mut reads);
+    if let Some(f) = &reads.non_deterministic {
+        problems.push(
+            path,
+            format!("column \"{column}\": {f}() gives another value on every call, so the row would differ on every run; compute it from the row's columns"),
+        );
+    }
+    if reads.aggregates > 0 {
+        problems.push(
+            path,
+            format!("column \"{column}\" calls an aggregate function in a row-level sync; sync_type: aggregate with group_by computes groups"),
+        );
+    }
+    if !source_names.is_empty() {
+        for name in &reads.columns {
+            if !source_names.contains(&name.as_str()) {
+                let hint = yaml::closest(name, source_names)
+                    .map(|c| format!("; did you mean \"{c}\"?"))
+                    .unwrap_or_else(|| format!("; its columns: {}", source_names.join(", ")));
+                problems.push(
+                    path,
+                    format!("column \"{column}\" reads \"{name}\", which the source backend does not have{hint}"),
+                );
+            }
+        }
+    }
+    (problems.0.len() == before).then_some(expr)
+}
+
 /// Which engine re-computes the touched groups.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -806,6 +866,7 @@ fn typed_source_columns(src: &BackendConfig, names: Vec<&str>) -> Option<Vec<Map
                 hash_column: false,
                 stored_hash: StoredHash::No,
                 data_type_from: None,
+                expr: None,
             })
         })
         .collect()

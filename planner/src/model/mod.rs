@@ -102,6 +102,10 @@ pub struct MappedColumn {
     /// Where `data_type` came from when the pipeline does not give it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_type_from: Option<DataTypeFrom>,
+    /// A transform: the SQL expression (over the source's columns) the
+    /// source computes the value with, instead of reading `source_ref`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<crate::SqlExpr>,
 }
 
 /// Where a column's type came from, when not from its `data_type`.
@@ -173,6 +177,7 @@ impl MappedColumn {
             hash_column,
             stored_hash: StoredHash::No,
             data_type_from: None,
+            expr: None,
         }
     }
 
@@ -328,6 +333,9 @@ impl Pipeline {
 }
 
 pub const DEFAULT_PAGE_SIZE: usize = 50_000;
+
+/// The sources whose SQL computes a column's transform (`expr`).
+const TRANSFORMS_IN_SQL: [&str; 3] = ["postgres", "sqlite", "mysql"];
 pub const DEFAULT_BATCH_ROWS: usize = 50_000;
 
 /// Collects problems so validation can report them all at once.
@@ -475,6 +483,17 @@ impl Pipeline {
             }
         }
 
+        if let Some((source, _, columns, _)) = &normalized {
+            let kind = source.datastore.connection.kind();
+            if !TRANSFORMS_IN_SQL.contains(&kind) {
+                for c in columns.iter().filter(|c| c.expr.is_some()) {
+                    problems.push(
+                        "columns",
+                        format!("not supported yet: column \"{}\" computed by an expression from a {kind} source (PostgreSQL, MySQL and SQLite sources compute it in their SQL); compute it before the data lands there", c.dest),
+                    );
+                }
+            }
+        }
         if let Some((source, _, _, Some(a))) = &normalized {
             let kind = source.datastore.connection.kind();
             if a.engine == AggregateEngine::Source

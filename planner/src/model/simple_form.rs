@@ -59,7 +59,11 @@ pub(super) fn normalize_simple(
     }
     let mut columns = Vec::new();
     for (i, c) in raw.column_map.iter().enumerate() {
-        if let Some(col) = simple_column(i, c, problems) {
+        let dialect = source
+            .as_ref()
+            .map(|t| crate::SqlDialect::of(&t.datastore))
+            .unwrap_or(crate::SqlDialect::Postgres);
+        if let Some(col) = simple_column(i, c, dialect, problems) {
             columns.push(col);
         }
     }
@@ -73,7 +77,12 @@ pub(super) fn normalize_simple(
     Some((source?, destination?, columns, None))
 }
 
-fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Option<MappedColumn> {
+fn simple_column(
+    i: usize,
+    c: &ColumnMapEntry,
+    dialect: crate::SqlDialect,
+    problems: &mut Problems,
+) -> Option<MappedColumn> {
     let path = format!("column_map[{i}]");
     let ty = parse_type(
         problems,
@@ -99,8 +108,23 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
             }
         }
     }
-    if let Some(t) = &c.transform {
-        problems.push(format!("{path}.transform"), transform_message(t));
+    // The transform computes the value (from `source` and any other
+    // column of the source row); the source's SQL evaluates it.
+    let computed = c.transform.as_ref().and_then(|t| {
+        super::aggregate::transform_expr(
+            &format!("{path}.transform"),
+            &c.dest,
+            t,
+            dialect,
+            &[],
+            problems,
+        )
+    });
+    if unique && computed.is_some() {
+        problems.push(
+            format!("{path}.transform"),
+            format!("not supported yet: unique column \"{}\" computed by a transform (a key is read as the source holds it); key the destination on source columns", c.dest),
+        );
     }
     let Some(source_ref) = ColumnRef::parse(&c.source) else {
         problems.push(format!("{path}.source"), not_a_column_name(&c.source));
@@ -121,13 +145,6 @@ fn simple_column(i: usize, c: &ColumnMapEntry, problems: &mut Problems) -> Optio
         hash_column: c.hash_column.unwrap_or(true),
         stored_hash: StoredHash::No,
         data_type_from: None,
+        expr: computed,
     })
-}
-
-fn transform_message(t: &str) -> String {
-    if t.trim_start().starts_with("lambda") {
-        "not supported yet: transform (Python lambdas never will be; SQL transforms such as \"round(total_amount * 1.1, 2)\" are planned): remove it and compute the value in a view over the source table".to_string()
-    } else {
-        "not supported yet: transform: remove it and compute the value in a view over the source table".to_string()
-    }
 }

@@ -166,9 +166,13 @@ pub(super) fn normalize_staged(
             }
             continue;
         }
-        if let Some(col) =
-            staged_column(&path, dc, src, &fetch_columns, aggregate, catalog, problems)
-        {
+        let dialect = destination_dialect(source.as_ref());
+        let fetch = StagedSources {
+            src,
+            fetch_columns: &fetch_columns,
+            dialect,
+        };
+        if let Some(col) = staged_column(&path, dc, &fetch, aggregate, catalog, problems) {
             columns.push(col);
         }
     }
@@ -249,15 +253,23 @@ fn destination_dialect(source: Option<&crate::model::TableRef>) -> SqlDialect {
         .unwrap_or(SqlDialect::Postgres)
 }
 
+/// Where a destination column's value may come from: the source backend's
+/// columns and the data_fetch stage's, whose `expr`s parse in `dialect`.
+struct StagedSources<'a> {
+    src: &'a BackendConfig,
+    fetch_columns: &'a [StageColumn],
+    dialect: SqlDialect,
+}
+
 fn staged_column(
     path: &str,
     dc: &BackendColumn,
-    src: &BackendConfig,
-    fetch_columns: &[StageColumn],
+    from: &StagedSources<'_>,
     aggregate: bool,
     catalog: Option<&SourceCatalog>,
     problems: &mut Problems,
 ) -> Option<MappedColumn> {
+    let (src, fetch_columns) = (from.src, from.fetch_columns);
     if dc.hash_key == Some(true) {
         return stored_hash_column(path, dc, aggregate, problems);
     }
@@ -290,15 +302,25 @@ fn staged_column(
     };
     // Source of the value: a data_fetch column of that name, else the source
     // backend column of that name.
+    let source_names: Vec<&str> = src.columns.iter().map(|c| c.name.as_str()).collect();
+    // A row-level column's expr is a transform the source computes.
+    let transform = |expr: &str, expr_path: String, problems: &mut Problems| {
+        super::aggregate::transform_expr(
+            &expr_path,
+            &dc.name,
+            expr,
+            from.dialect,
+            &source_names,
+            problems,
+        )
+    };
+    let mut computed = None;
     let (source, source_ref) = if let Some(fc) = fetch_columns.iter().find(|c| c.name == dc.name) {
         match &fc.expr {
             // The group-by computes it; `normalize_aggregate` checks it.
             Some(expr) if aggregate => (expr.clone(), ColumnRef::bare(&dc.name)),
             Some(expr) => {
-                problems.push(
-                    path.to_string(),
-                    format!("not supported yet: expr for column \"{}\"", dc.name),
-                );
+                computed = transform(expr, format!("{path}.expr"), problems);
                 (expr.clone(), ColumnRef::bare(&dc.name))
             }
             None => (dc.name.clone(), ColumnRef::bare(&dc.name)),
@@ -312,10 +334,7 @@ fn staged_column(
             return None;
         }
         if let Some(expr) = &sc.expr {
-            problems.push(
-                path.to_string(),
-                format!("not supported yet: expr for column \"{}\"", sc.name),
-            );
+            computed = transform(expr, path.to_string(), problems);
             (expr.clone(), ColumnRef::bare(&sc.name))
         } else {
             (sc.name.clone(), ColumnRef::bare(&sc.name))
@@ -332,6 +351,12 @@ fn staged_column(
         return None;
     };
     let unique = dc.unique_column.unwrap_or(false);
+    if unique && computed.is_some() {
+        problems.push(
+            path.to_string(),
+            format!("not supported yet: unique column \"{}\" computed by expr (a key is read as the source holds it); key the destination on source columns", dc.name),
+        );
+    }
     // `hash_column` may be said on either side (the spec's column-level
     // example puts it on the source column); the destination's word wins.
     let hash_column = dc
@@ -358,6 +383,7 @@ fn staged_column(
         hash_column,
         stored_hash: StoredHash::No,
         data_type_from,
+        expr: computed,
     })
 }
 
@@ -450,5 +476,6 @@ fn stored_hash_column(
             StoredHash::Compute
         },
         data_type_from: None,
+        expr: None,
     })
 }

@@ -167,6 +167,7 @@ fn a_column_is_named_by_dest_source_or_its_own_name() {
         hash_column: true,
         stored_hash: StoredHash::No,
         data_type_from: None,
+        expr: None,
     };
     assert_eq!(c.source_column(), "Order Id");
     for name in ["order_id", r#"o."Order Id""#, "Order Id", r#""Order Id""#] {
