@@ -61,20 +61,41 @@ impl ExecutorConnections {
     /// elsewhere.
     pub async fn open(work: &RunWork) -> Result<ExecutorConnections, EngineError> {
         let pipeline = &work.pipeline;
+        // Each step's time, for a worker task's start-up cost (debug log).
+        let mut lap = std::time::Instant::now();
+        let mut laps = [0.0f64; 5];
+        let mut mark = |i: usize| {
+            laps[i] = lap.elapsed().as_secs_f64() * 1000.0;
+            lap = std::time::Instant::now();
+        };
         let mut source = open_source(&pipeline.source, pipeline.read_columns()).await?;
+        mark(0);
         source.check().await?;
+        mark(1);
         let mut sink = open_sink(&pipeline.destination, &pipeline.dest_columns()).await?;
+        mark(2);
         sink.prepare().await?;
         sink.set_started_empty(work.destination_started_empty);
+        mark(3);
         let comparison = match compared_pipeline(pipeline, &work.operators) {
             Some(p) => Some(comparison_sources(&p).await?),
             None => None,
         };
+        let moves_rows = moves_rows(work).await?;
+        mark(4);
+        tracing::debug!(
+            source_open_ms = laps[0],
+            source_check_ms = laps[1],
+            sink_open_ms = laps[2],
+            sink_prepare_ms = laps[3],
+            comparison_ms = laps[4],
+            "executor connections opened"
+        );
         Ok(ExecutorConnections {
             source,
             sink,
             comparison,
-            moves_rows: moves_rows(work).await?,
+            moves_rows,
         })
     }
 

@@ -62,6 +62,7 @@ pub async fn run_task(
     let started = Instant::now();
     let work = Arc::new(task.run.resolve(types, |v| std::env::var(v).ok())?);
     let mut connections = ExecutorConnections::open(&work).await?;
+    let opened = started.elapsed();
     let committed = if check_committed {
         connections
             .committed(&work.identity, &task.partition.id)
@@ -112,6 +113,12 @@ pub async fn run_task(
     };
     let executor = PartitionExecutor::new(0, connections, false);
     let result = executor.run(&shared).await;
+    tracing::debug!(
+        partition = %partition,
+        open_ms = opened.as_secs_f64() * 1000.0,
+        run_ms = (started.elapsed() - opened).as_secs_f64() * 1000.0,
+        "task's partition run"
+    );
     let mut reports = Vec::new();
     while let Some(report) = queue.next_report().await? {
         reports.push(report);

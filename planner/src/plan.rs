@@ -134,6 +134,25 @@ pub struct AggregatePlan {
     /// The group-by, in the pipeline's spelling (the source renders its
     /// own dialect's from the same trees).
     pub sql: String,
+    /// How the rows of the groups a partition touches are found.
+    pub groups_found: &'static str,
+}
+
+/// How an aggregate run of `kind` over a source of connector type `source`
+/// finds the rows of the groups a partition touches (the connectors do as
+/// this says: `connectors::sql::reader`, the Delta source).
+fn groups_found(kind: StrategyKind, source: &str) -> &'static str {
+    match (kind, source) {
+        (StrategyKind::Full, _) => "every group, from every row",
+        (StrategyKind::Hash, _) => {
+            "a differing range's rows: its ranges are of the group keys, so they hold whole groups"
+        }
+        (_, "postgres") => {
+            "each window's distinct keys are read first and bound; their groups are looked up in an index that starts with the key columns when a sample says their rows are at most 1/40 of the table, else matched by hashing the table's keys"
+        }
+        (_, "sqlite" | "mysql") => "a semi-join from each window's distinct keys to the table",
+        _ => "DataFusion semi-joins the table to each window's distinct keys",
+    }
 }
 
 impl Plan {
@@ -198,6 +217,10 @@ impl Plan {
                     engine,
                     why,
                     sql: a.select_sql(&pipeline.source.display_name()),
+                    groups_found: groups_found(
+                        st.kind,
+                        pipeline.source.datastore.connection.kind(),
+                    ),
                 }),
             });
         }
@@ -358,13 +381,14 @@ impl Plan {
         }
         if let Some(a) = &self.aggregate {
             s.push_str(&format!(
-                "aggregate: re-computed by {} ({}), only the groups each partition's rows touch\ngroup-by: {}\n",
+                "aggregate: re-computed by {} ({}), only the groups each partition's rows touch\ngroup-by: {}\ngroups found: {}\n",
                 match a.engine {
                     AggregateEngine::Datafusion => "DataFusion over the rows of those groups",
                     _ => "the source's SQL",
                 },
                 a.why,
-                a.sql
+                a.sql,
+                a.groups_found
             ));
             if self.replaces_destination() {
                 s.push_str("full: every group re-computed and merged; groups with no source row left are deleted\n");

@@ -169,6 +169,10 @@ fn spec_example_on_sqlite(engine: &str) {
     };
     assert!(plan.contains(how), "{plan}");
     assert!(
+        plan.contains("groups found: a semi-join from each window's distinct keys to the table"),
+        "{plan}"
+    );
+    assert!(
         plan.contains(r#"group-by: SELECT "user_id" AS "user_id", CAST(order_date AS DATE) AS "date", count(1) AS "num_orders", sum(amount) AS "amount", sum(discount) AS "discount", max(updated_at) AS "last_updated_at" FROM "orders" GROUP BY "user_id", CAST(order_date AS DATE)"#),
         "{plan}"
     );
@@ -246,6 +250,17 @@ async fn spec_example_on_postgres(prefix: &str, engine: &str) -> Result<()> {
         .batch_execute(&format!("SET search_path TO {}; {ORDERS}", schemas.src))
         .await?;
     let ws = Workspace::new(&schemas, &pipeline_yaml("postgres", engine))?;
+    let plan = crate::common::synchub(&[
+        "plan",
+        ws.pipeline.to_str().unwrap(),
+        "--state-dir",
+        ws.state.to_str().unwrap(),
+    ]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("groups found: each window's distinct keys are read first and bound; their groups are looked up in an index that starts with the key columns when a sample says their rows are at most 1/40 of the table, else matched by hashing the table's keys"),
+        "{plan}"
+    );
     let table = format!("{}.user_daily_orders_aggregate", schemas.dst);
     let rows = || async {
         let rows = client
