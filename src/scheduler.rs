@@ -77,8 +77,13 @@ pub fn list_jobs(config_dir: &Path, global_config: Option<&Path>, json: bool) ->
         );
     } else {
         for j in &jobs {
+            let covers = if j.covers.is_empty() {
+                String::new()
+            } else {
+                format!("\tcovers {}", j.covers.join(", "))
+            };
             println!(
-                "{}\t{}\t{}\tslot {}\tnext {}",
+                "{}\t{}\t{}\tslot {}\tnext {}{covers}",
                 j.pipeline,
                 j.strategy,
                 j.cron,

@@ -464,6 +464,7 @@ async fn an_undefined_slot_is_refused_with_the_defined_ones() -> Result<()> {
             "pipeline": "rgood", "strategy": "full", "cron": "0 0 1 1 *", "slot": "high",
             "next_due": next_new_year,
             "file": dir.path().join("rgood.yaml").display().to_string(),
+            "covers": [],
         }])
     );
 
@@ -478,6 +479,130 @@ async fn an_undefined_slot_is_refused_with_the_defined_ones() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    clear_queue(&queue);
+    Ok(())
+}
+
+/// Strategies of one pipeline due together: the one whose run covers the
+/// others runs alone (a full run with `delete_missing: true` covers a hash
+/// and a delta), each covered one said so; where none covers the rest (a
+/// hash run leaves out a column a delta writes) they run one after the
+/// other, never at once.
+#[tokio::test]
+async fn strategies_due_together_run_the_one_covering_the_others() -> Result<()> {
+    let client = connect().await?;
+    let s = Schemas::create(&client, "rcover").await?;
+    source_rows(&client, &s, 2_000).await?;
+    let dir = config_dir(&s, "scheduler: {}\n")?;
+    let every_second = "* * * * * *";
+    let covering = pipeline("rcover_all", "items_all", every_second, None).replace(
+        "  - {name: full, type: full, cron: \"* * * * * *\"}\n",
+        "  - {name: full, type: full, delete_missing: true, cron: \"* * * * * *\"}\n  - {name: hash, type: hash, cron: \"* * * * * *\"}\n  - {name: delta, type: delta, column: id, cron: \"* * * * * *\"}\n",
+    );
+    assert!(covering.contains("name: delta"), "{covering}");
+    let apart = pipeline("rcover_apart", "items_apart", every_second, None)
+        .replace(
+            "  - {source: qty, dest: qty, data_type: int}\n",
+            "  - {source: qty, dest: qty, data_type: int, hash_column: false}\n",
+        )
+        .replace(
+            "  - {name: full, type: full, cron: \"* * * * * *\"}\n",
+            "  - {name: hash, type: hash, cron: \"* * * * * *\"}\n  - {name: delta, type: delta, column: id, cron: \"* * * * * *\"}\n",
+        );
+    assert!(apart.contains("hash_column: false") && apart.contains("name: delta"));
+    std::fs::write(dir.path().join("rcover_all.yaml"), covering)?;
+    std::fs::write(dir.path().join("rcover_apart.yaml"), apart)?;
+    // list-jobs says which strategy covers which.
+    let out = synchub(&[
+        "scheduler",
+        "list-jobs",
+        "--config-dir",
+        dir.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let listed: Value = serde_json::from_slice(&out.stdout)?;
+    let covers: Vec<(String, String, Value)> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["pipeline"].as_str().unwrap().to_string(),
+                j["strategy"].as_str().unwrap().to_string(),
+                j["covers"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        covers,
+        [
+            (
+                "rcover_all".into(),
+                "full".into(),
+                serde_json::json!(["hash", "delta"])
+            ),
+            (
+                "rcover_all".into(),
+                "hash".into(),
+                serde_json::json!(["delta"])
+            ),
+            ("rcover_all".into(), "delta".into(), serde_json::json!([])),
+            ("rcover_apart".into(), "hash".into(), serde_json::json!([])),
+            ("rcover_apart".into(), "delta".into(), serde_json::json!([])),
+        ]
+    );
+    let queue = format!("test-rcover-{}", std::process::id());
+    clear_queue(&queue);
+    let mut worker = slow_worker(&queue, "4")?;
+    let mut sched = scheduler(dir.path(), &queue, "s1")?;
+    let started = |events: &[Value], pipeline: &str, strategy: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["event"] == "started" && e["pipeline"] == pipeline && e["strategy"] == strategy
+            })
+            .count()
+    };
+    until(&sched, |events| {
+        finished_runs(events, "rcover_all") >= 2
+            && started(events, "rcover_apart", "hash") >= 1
+            && started(events, "rcover_apart", "delta") >= 1
+            && finished_runs(events, "rcover_apart") >= 2
+    })
+    .await?;
+    assert_eq!(sched.stop(), Some(0));
+    assert_eq!(worker.stop(), Some(0));
+    let events = sched.events();
+    assert_eq!(started(&events, "rcover_all", "hash"), 0, "{events:?}");
+    assert_eq!(started(&events, "rcover_all", "delta"), 0, "{events:?}");
+    let covered = |strategy: &str| {
+        events.iter().any(|e| {
+            e["event"] == "covered"
+                && e["pipeline"] == "rcover_all"
+                && e["strategy"] == strategy
+                && e["by"] == "full"
+        })
+    };
+    assert!(covered("hash") && covered("delta"), "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["event"] == "covered" && e["pipeline"] == "rcover_apart"),
+        "{events:?}"
+    );
+    // No run refused for the pipeline's lock or failed (one still going
+    // when the scheduler stopped is cancelled), one at a time for each
+    // pipeline.
+    assert!(
+        !events.iter().any(|e| e["event"] == "finished"
+            && !["completed", "cancelled"].contains(&e["status"].as_str().unwrap_or(""))),
+        "{events:?}"
+    );
+    for pipeline in ["rcover_all", "rcover_apart"] {
+        let runs = run_times(dir.path(), pipeline);
+        assert_eq!(most_at_once(&runs), 1, "{pipeline}: {runs:?}");
+    }
     clear_queue(&queue);
     Ok(())
 }

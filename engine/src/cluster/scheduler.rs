@@ -86,6 +86,15 @@ pub enum SchedulerEvent {
         missed: bool,
         at: String,
     },
+    /// Due together with `by`, a strategy of the same pipeline whose run
+    /// leaves the destination as this one's would (a full or hash run
+    /// covers a delta): only `by` runs.
+    Covered {
+        pipeline: String,
+        strategy: String,
+        by: String,
+        at: String,
+    },
     Finished {
         pipeline: String,
         strategy: String,
@@ -106,6 +115,8 @@ struct Job {
     strategy: String,
     cron: Cron,
     slot: String,
+    /// The pipeline's other strategies a run of this one covers.
+    covers: Vec<String>,
 }
 
 type JobKey = (String, String);
@@ -117,6 +128,42 @@ struct Scheduled {
     missed: bool,
     next: Option<DateTime<Utc>>,
     running: Option<Cancel>,
+}
+
+/// The strategies of `p` (other than `by`) that a run of `by` covers: after
+/// it, the destination is what a run of theirs would leave. A delta writes
+/// the rows changed since its watermark: any full run covers it, and a hash
+/// run too when every column is hashed (a change in a column left out of
+/// the hash is one the hash run cannot see); a hash run deletes what the
+/// source lost (unless `delete_missing: false`), which a full run does only
+/// with `delete_missing: true`. An aggregate's full run replaces every
+/// group, so it covers the others; its hash run, nothing (a delta may
+/// re-compute groups whose checksum columns did not change). The delta's
+/// watermark stays where it was: its next run re-reads the rows changed
+/// since, and finds them equal.
+fn covered_strategies(p: &PipelineFile, by: &planner::config::StrategyConfig) -> Vec<String> {
+    use planner::config::StrategyType;
+    let aggregate = p.sync_type.as_deref() == Some("aggregate");
+    // The stage form's columns are not all in `column_map`: only the
+    // simple form tells here that every column is hashed.
+    let every_column_hashed = p.backends.is_empty()
+        && !p.column_map.is_empty()
+        && p.column_map.iter().all(|c| c.hash_column != Some(false));
+    let hash_deletes = |h: &planner::config::HashConfig| h.delete_missing != Some(false);
+    p.strategies
+        .iter()
+        .filter(|other| other.enabled && other.name != by.name)
+        .filter(|other| match (&by.kind, &other.kind) {
+            (StrategyType::Full(_), _) if aggregate => true,
+            (StrategyType::Full(_), StrategyType::Delta(_)) => true,
+            (StrategyType::Full(f), StrategyType::Hash(h)) => {
+                f.delete_missing == Some(true) || !hash_deletes(h)
+            }
+            (StrategyType::Hash(_), StrategyType::Delta(_)) => !aggregate && every_column_hashed,
+            _ => false,
+        })
+        .map(|other| other.name.clone())
+        .collect()
 }
 
 /// Schedules until `stop` is cancelled: leads when it can, else stands by.
@@ -317,6 +364,57 @@ impl Leader<'_> {
         last.is_some_and(|last| last < latest_due)
     }
 
+    /// Of the due strategies (oldest due first), one per pipeline: one that
+    /// covers all of the pipeline's others due (they are then done, each
+    /// with a `Covered` event), else the oldest due (the others wait).
+    fn one_per_pipeline(
+        &mut self,
+        due: Vec<(DateTime<Utc>, JobKey)>,
+        now: DateTime<Utc>,
+    ) -> Vec<JobKey> {
+        let mut pipelines: Vec<(String, Vec<String>)> = Vec::new();
+        for (_, (pipeline, strategy)) in due {
+            match pipelines.iter_mut().find(|(p, _)| *p == pipeline) {
+                Some((_, strategies)) => strategies.push(strategy),
+                None => pipelines.push((pipeline, vec![strategy])),
+            }
+        }
+        let mut chosen = Vec::new();
+        for (pipeline, strategies) in pipelines {
+            let covers = |s: &String| {
+                self.jobs
+                    .get(&(pipeline.clone(), s.clone()))
+                    .map(|j| j.job.covers.clone())
+                    .unwrap_or_default()
+            };
+            let covering = strategies.iter().find(|s| {
+                let covered = covers(s);
+                strategies
+                    .iter()
+                    .all(|other| other == *s || covered.contains(other))
+            });
+            let Some(run) = covering.or(strategies.first()).cloned() else {
+                continue;
+            };
+            if covering.is_some() {
+                for other in strategies.iter().filter(|o| **o != run) {
+                    if let Some(s) = self.jobs.get_mut(&(pipeline.clone(), other.clone())) {
+                        s.due = None;
+                        s.missed = false;
+                    }
+                    (self.events)(&SchedulerEvent::Covered {
+                        pipeline: pipeline.clone(),
+                        strategy: other.clone(),
+                        by: run.clone(),
+                        at: timestamp(now),
+                    });
+                }
+            }
+            chosen.push((pipeline, run));
+        }
+        chosen
+    }
+
     fn start_due(&mut self, runs: &mut tokio::task::JoinSet<Ended>) {
         // Too close to the lease's end: the renewal is late (a starved
         // process); start nothing until it is renewed.
@@ -329,17 +427,26 @@ impl Leader<'_> {
                 s.next = s.job.cron.find_next_occurrence(&now, false).ok();
             }
         }
+        // One run of a pipeline at a time: its strategies due while one of
+        // them runs wait for it.
+        let busy: Vec<String> = self
+            .jobs
+            .values()
+            .filter(|s| s.running.is_some())
+            .map(|s| s.job.pipeline.clone())
+            .collect();
         let mut due: Vec<(DateTime<Utc>, JobKey)> = self
             .jobs
             .iter()
-            .filter(|(_, s)| s.running.is_none())
+            .filter(|(k, _)| !busy.contains(&k.0))
             .filter_map(|(k, s)| s.due.map(|d| (d, k.clone())))
             .collect();
         due.sort();
         if !starts {
             due.clear();
         }
-        for (_, key) in due {
+        let due = self.one_per_pipeline(due, now);
+        for key in due {
             let Some(s) = self.jobs.get_mut(&key) else {
                 continue;
             };
@@ -426,6 +533,9 @@ pub struct JobInfo {
     /// UTC, RFC 3339; `None` when the expression never matches again.
     pub next_due: Option<String>,
     pub file: String,
+    /// The pipeline's strategies this one runs instead of when they are
+    /// due together (see `covered_strategies`).
+    pub covers: Vec<String>,
 }
 
 /// The schedules of the pipelines in `dir`, with when each is next due,
@@ -449,6 +559,7 @@ pub fn list_jobs(
             strategy: j.strategy,
             slot: j.slot,
             file: j.file.display().to_string(),
+            covers: j.covers,
         })
         .collect();
     (jobs, refused)
@@ -530,6 +641,7 @@ fn read_jobs(dir: &Path, slots: &BTreeMap<String, usize>) -> (Vec<Job>, Vec<Sche
                     strategy: s.name.clone(),
                     cron,
                     slot: slot.clone(),
+                    covers: covered_strategies(&p, s),
                 }),
                 Err(e) => refuse(&file, format!("strategies.{}.cron: {e}", s.name)),
             }
