@@ -615,11 +615,13 @@ fn key_matches(
 
 /// `body` run once per distinct key of `driver` (a lateral join, which
 /// the database can only answer key by key: the index lookups a few keys
-/// want, whatever its estimates say).
+/// want, whatever its estimates say). `OFFSET 0` keeps PostgreSQL from
+/// flattening a body without a GROUP BY into a plain join, which it would
+/// be free to answer with a scan of the whole table.
 fn lookup_sql(d: &dyn Dialect, driver: &str, body: &str) -> String {
     let rows = d.quote_ident("synchub_rows");
     format!(
-        "SELECT {rows}.* FROM (SELECT DISTINCT * FROM ({driver}) AS {}) AS {} CROSS JOIN LATERAL ({body}) AS {rows}",
+        "SELECT {rows}.* FROM (SELECT DISTINCT * FROM ({driver}) AS {}) AS {} CROSS JOIN LATERAL ({body} OFFSET 0) AS {rows}",
         d.quote_ident("synchub_listed_keys"),
         d.quote_ident("synchub_touched"),
     )
