@@ -123,3 +123,39 @@ async fn postgres_bounds_apply_filters_to_the_null_test() {
     )
     .await;
 }
+
+/// A PostgreSQL source whose session is cut before it checks its columns
+/// (a server restart, an administrator's `pg_terminate_backend`) says so as
+/// a retryable error, not as a schema problem that fails the task for good.
+#[tokio::test]
+async fn a_session_cut_before_the_check_is_retryable() {
+    let client = connect().await;
+    let schema = Schema::create(&client, "cutcheck").await;
+    client
+        .batch_execute(&format!(
+            "SET search_path = {}; CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}",
+            schema.0
+        ))
+        .await
+        .unwrap();
+    let table = table(pg_datastore(&schema.0), Some(&schema.0), &[]);
+    let mut source = PostgresSource::open(&table, &[column("id", true), column("score", false)])
+        .await
+        .unwrap();
+    // Its session's last statement names the test's own schema: that
+    // session, and no other test's, is cut.
+    source.bounds(&[dim("id")]).await.unwrap();
+    let cut: i64 = client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'synchub' AND pid <> pg_backend_pid()
+               AND position($1 in query) > 0",
+            &[&schema.0],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 1);
+    let e = source.check().await.expect_err("its session is gone");
+    assert!(e.retryable(), "{e}");
+}

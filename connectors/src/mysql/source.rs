@@ -142,9 +142,13 @@ impl sql::SqlSource for MySqlSource {
                         )));
                     }
                 }
+                let e = mysql_error(e);
+                // A dropped connection or a server going away: retried.
+                if e.retryable() {
+                    return Err(e);
+                }
                 Err(ConnectorError::Schema(format!(
-                    "cannot read source {table}: {}",
-                    mysql_error(e)
+                    "cannot read source {table}: {e}"
                 )))
             }
         }

@@ -229,7 +229,13 @@ impl sql::SqlSource for PostgresSource {
         let stmt = match self.client.prepare(&probe).await {
             Ok(s) => s,
             Err(e) => {
-                let msg = ConnectorError::from(e).to_string();
+                let e = ConnectorError::from(e);
+                // A session cut or a server restarting: the task is retried,
+                // not failed as a schema problem.
+                if e.retryable() {
+                    return Err(e);
+                }
+                let msg = e.to_string();
                 let msg = msg.trim_start_matches("PostgreSQL error: ").to_string();
                 if msg.contains("does not exist") && msg.starts_with("column") {
                     return Err(self.missing_column_error(&msg));
