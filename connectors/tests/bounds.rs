@@ -100,10 +100,10 @@ async fn sqlite_bounds_apply_filters_to_the_null_test() {
     .await;
 }
 
-#[tokio::test]
-async fn postgres_bounds_apply_filters_to_the_null_test() {
+/// A schema of its own holding table `t` with `ROWS_SQL`'s rows.
+async fn pg_table_t(label: &str) -> (tokio_postgres::Client, Schema) {
     let client = connect().await;
-    let schema = Schema::create(&client, "bounds").await;
+    let schema = Schema::create(&client, label).await;
     client
         .batch_execute(&format!(
             "SET search_path = {}; CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}",
@@ -111,6 +111,12 @@ async fn postgres_bounds_apply_filters_to_the_null_test() {
         ))
         .await
         .unwrap();
+    (client, schema)
+}
+
+#[tokio::test]
+async fn postgres_bounds_apply_filters_to_the_null_test() {
+    let (_client, schema) = pg_table_t("bounds").await;
     let ds = pg_datastore(&schema.0);
     let s = schema.0.clone();
     check(
@@ -129,15 +135,7 @@ async fn postgres_bounds_apply_filters_to_the_null_test() {
 /// a retryable error, not as a schema problem that fails the task for good.
 #[tokio::test]
 async fn a_session_cut_before_the_check_is_retryable() {
-    let client = connect().await;
-    let schema = Schema::create(&client, "cutcheck").await;
-    client
-        .batch_execute(&format!(
-            "SET search_path = {}; CREATE TABLE t (id bigint PRIMARY KEY, score bigint); {ROWS_SQL}",
-            schema.0
-        ))
-        .await
-        .unwrap();
+    let (client, schema) = pg_table_t("cutcheck").await;
     let table = table(pg_datastore(&schema.0), Some(&schema.0), &[]);
     let mut source = PostgresSource::open(&table, &[column("id", true), column("score", false)])
         .await

@@ -6,6 +6,7 @@
 
 mod dialect;
 mod expr;
+mod grouped;
 mod mysql;
 mod postgres;
 mod reader;
@@ -15,13 +16,13 @@ mod sqlite;
 mod tests;
 
 pub use dialect::Dialect;
+pub use grouped::{aggregate_missing_column, reads_touched_groups, ListedGroups};
 pub use mysql::{MySqlDialect, MYSQL_COLLATION};
 pub use postgres::PostgresDialect;
 pub use reader::{Select, SelectFrom, SqlSource};
 pub use select::{
-    aggregate_missing_column, bounds_sql, bucket_column, bucket_expr, buckets_sql,
-    destination_range_conditions, destination_scope, from_sql, keys_json, not_bucketed, probe_sql,
-    reads_touched_groups, select_by_keys, select_partition_sql, where_sql, KeyKind, KeyValues,
-    ListedGroups,
+    bounds_sql, bucket_column, bucket_expr, buckets_sql, destination_range_conditions,
+    destination_scope, from_sql, keys_json, not_bucketed, probe_sql, select_by_keys,
+    select_partition_sql, where_sql, KeyKind, KeyValues,
 };
 pub use sqlite::SqliteDialect;

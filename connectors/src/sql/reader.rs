@@ -9,7 +9,7 @@ use planner::partition::{
     BucketGrid, ColumnBounds, OccupiedBuckets, Partition, PartitionDimension, PartitionValue,
 };
 
-use super::select::{lookup_rows_select, select_bound_groups_sql, window_keys_select};
+use super::grouped::{lookup_rows_select, select_bound_groups_sql, window_keys_select};
 use super::{select_by_keys, select_partition_sql, Dialect, KeyKind, KeyValues, ListedGroups};
 use crate::traits::{BatchStream, HashPushdown, Source};
 use crate::Result;
@@ -156,7 +156,7 @@ impl<S: SqlSource> Source for S {
             return Ok(Some(self.run_select(partition, select, page_rows).await?));
         }
         let from = self.select_from();
-        let select = super::select::select_groups_sql(
+        let select = super::grouped::select_groups_sql(
             from.dialect,
             from.table,
             from.columns,
